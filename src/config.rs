@@ -1,0 +1,314 @@
+//! Every setting in one place: flags and `NOTES_*` environment variables (clap
+//! derive), secrets also from `NOTES_..._FILE` (the Kubernetes secret-volume
+//! convention).
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum, builder::BoolishValueParser};
+use serde::{Serialize, Serializer};
+
+/// Minimum master-key length in production: 32 bytes is 256 bits of key
+/// material when the key is random, the floor for a long-lived credential.
+pub const MIN_MASTER_KEY_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// A value that must never reach a log line, a `Debug` print or `notes-api config`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "NOTES_ENV=production needs a master key: set NOTES_MASTER_KEY or NOTES_MASTER_KEY_FILE \
+         (at least {MIN_MASTER_KEY_BYTES} bytes, e.g. `openssl rand -base64 48`)"
+    )]
+    MissingMasterKey,
+    #[error("the master key is {0} bytes long; at least {MIN_MASTER_KEY_BYTES} bytes are required")]
+    ShortMasterKey(usize),
+    #[error("both {0} and {0}_FILE are set; set only one")]
+    Ambiguous(&'static str),
+    #[error("cannot read {var} from {path}: {source}")]
+    SecretFile {
+        var: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid value for {0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// The service configuration, shared by every subcommand that needs it.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct Config {
+    /// `development` needs no API key (and says so at start-up); `production`
+    /// requires a master key and scoped API keys on every /api route.
+    #[arg(
+        long = "env",
+        env = "NOTES_ENV",
+        value_enum,
+        default_value = "development"
+    )]
+    pub env: Environment,
+
+    /// Address to listen on. Loopback by default so that an unauthenticated
+    /// development server never faces the network by accident.
+    #[arg(long, env = "NOTES_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+
+    /// Directory for the embedded SQLite database (and, later, local blobs).
+    #[arg(long, env = "NOTES_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL; default `sqlite://<data_dir>/notes.db`.
+    #[arg(long, env = "NOTES_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+    #[arg(long, env = "NOTES_DATABASE_URL_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url_file: Option<PathBuf>,
+
+    /// Maximum database connections (for SQLite: readers; writes go through one connection).
+    #[arg(long, env = "NOTES_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    pub db_max_connections: u32,
+
+    /// Master key: manages API keys; required in production (≥ 32 bytes).
+    #[arg(long, env = "NOTES_MASTER_KEY", hide_env_values = true)]
+    #[serde(serialize_with = "redact_opt")]
+    pub master_key: Option<Secret>,
+    #[arg(long, env = "NOTES_MASTER_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key_file: Option<PathBuf>,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `notes_api=debug,info`.
+    #[arg(long, env = "NOTES_LOG", default_value = "info")]
+    pub log: String,
+    #[arg(long, env = "NOTES_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// Origins allowed by CORS, comma-separated; none by default.
+    #[arg(long, env = "NOTES_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Largest accepted ingest body in bytes.
+    #[arg(long, env = "NOTES_MAX_INGEST_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_ingest_bytes: u64,
+
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, env = "NOTES_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Seconds an ingest request may take (large uploads from slow clients).
+    #[arg(long, env = "NOTES_INGEST_TIMEOUT", default_value_t = 300)]
+    pub ingest_timeout: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, env = "NOTES_SHUTDOWN_TIMEOUT", default_value_t = 25)]
+    pub shutdown_timeout: u64,
+
+    /// Answer every write with 405; reads and search keep working.
+    #[arg(long, env = "NOTES_READ_ONLY", default_value_t = false, value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub read_only: bool,
+
+    /// Apply database migrations when `serve` starts (turn off when they run
+    /// as a separate step, e.g. an Argo CD PreSync Job).
+    #[arg(long, env = "NOTES_MIGRATE_ON_START", default_value_t = true, value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+}
+
+fn redact_opt<S: Serializer>(v: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+impl Config {
+    /// Defaults with no flags and no environment: what tests and `serve` start from.
+    pub fn defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Wrapper as clap::Parser>::parse_from(["notes-api"]).config
+    }
+
+    /// Reads `*_FILE` secrets and checks the rules that span several settings.
+    /// Call once at start-up; the result is what the process runs with.
+    pub fn resolve(mut self) -> Result<Self, ConfigError> {
+        self.master_key = resolve_secret(
+            "NOTES_MASTER_KEY",
+            self.master_key.take(),
+            self.master_key_file.as_deref(),
+        )?;
+        self.database_url = resolve_secret(
+            "NOTES_DATABASE_URL",
+            self.database_url.take(),
+            self.database_url_file.as_deref(),
+        )?;
+        if self.database_url.is_none() {
+            let path = self.data_dir.join("notes.db");
+            self.database_url = Some(Secret::new(format!("sqlite://{}", path.display())));
+        }
+        if let Some(key) = &self.master_key {
+            let len = key.expose().len();
+            if len < MIN_MASTER_KEY_BYTES {
+                return Err(ConfigError::ShortMasterKey(len));
+            }
+        } else if self.env == Environment::Production {
+            return Err(ConfigError::MissingMasterKey);
+        }
+        if self.request_timeout == 0 || self.ingest_timeout == 0 {
+            return Err(ConfigError::Invalid(
+                "NOTES_REQUEST_TIMEOUT / NOTES_INGEST_TIMEOUT",
+                "must be at least 1 second".into(),
+            ));
+        }
+        for origin in &self.cors_origins {
+            if origin.parse::<axum::http::HeaderValue>().is_err() || !origin.contains("://") {
+                return Err(ConfigError::Invalid("NOTES_CORS_ORIGINS", origin.clone()));
+            }
+        }
+        Ok(self)
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url.as_ref().map(Secret::expose).unwrap_or("")
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == Environment::Production
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout)
+    }
+    pub fn ingest_timeout(&self) -> Duration {
+        Duration::from_secs(self.ingest_timeout)
+    }
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout)
+    }
+}
+
+fn resolve_secret(
+    var: &'static str,
+    direct: Option<Secret>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (direct, file) {
+        (Some(_), Some(_)) => Err(ConfigError::Ambiguous(var)),
+        (Some(v), None) => Ok(Some(v).filter(|v| !v.expose().is_empty())),
+        (None, Some(path)) => {
+            let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+                var,
+                path: path.to_owned(),
+                source,
+            })?;
+            // Secret files usually end with a newline that is not part of the value.
+            let value = raw.trim_end_matches(['\n', '\r']);
+            Ok(Some(Secret::new(value)).filter(|v| !v.expose().is_empty()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_without_key_is_refused() {
+        let mut c = Config::defaults();
+        c.env = Environment::Production;
+        let err = c.resolve().unwrap_err();
+        assert!(matches!(err, ConfigError::MissingMasterKey));
+        assert!(err.to_string().contains("NOTES_MASTER_KEY"));
+    }
+
+    #[test]
+    fn short_key_is_refused() {
+        let mut c = Config::defaults();
+        c.env = Environment::Production;
+        c.master_key = Some(Secret::new("short"));
+        assert!(matches!(c.resolve(), Err(ConfigError::ShortMasterKey(5))));
+    }
+
+    #[test]
+    fn key_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, format!("{}\n", "k".repeat(40))).unwrap();
+        let mut c = Config::defaults();
+        c.env = Environment::Production;
+        c.master_key_file = Some(path);
+        let c = c.resolve().unwrap();
+        assert_eq!(c.master_key.unwrap().expose(), "k".repeat(40));
+    }
+
+    #[test]
+    fn both_key_and_file_is_ambiguous() {
+        let mut c = Config::defaults();
+        c.master_key = Some(Secret::new("k".repeat(40)));
+        c.master_key_file = Some("/nonexistent".into());
+        assert!(matches!(c.resolve(), Err(ConfigError::Ambiguous(_))));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_json() {
+        let mut c = Config::defaults();
+        c.master_key = Some(Secret::new("super-secret-value-that-is-long-enough"));
+        c.database_url = Some(Secret::new("postgres://u:hunter2@db/x"));
+        let json = serde_json::to_string(&c).unwrap();
+        let debug = format!("{c:?}");
+        for out in [json, debug] {
+            assert!(!out.contains("super-secret"), "{out}");
+            assert!(!out.contains("hunter2"), "{out}");
+        }
+    }
+
+    #[test]
+    fn default_database_is_sqlite_under_data_dir() {
+        let c = Config::defaults().resolve().unwrap();
+        assert_eq!(c.database_url(), "sqlite://./data/notes.db");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
+    }
+}

@@ -1,0 +1,295 @@
+//! Bulk ingest: reads a batch (NDJSON or a JSON array) from a blocking reader,
+//! validating every note as it streams past. The batch is all-or-nothing, so
+//! this returns either every note or every problem, never a part.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    io::{BufRead, Read},
+};
+
+use serde::{
+    Deserialize, Serialize,
+    de::{self, DeserializeSeed, SeqAccess, Visitor},
+};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{
+    note::{NoteDraft, NoteInput},
+    validation::{FieldError, json_error, json_field_error},
+};
+
+/// A client sending a million broken lines gets the first thousand problems,
+/// which is enough to fix them, and the count of the rest.
+pub const MAX_REPORTED_ERRORS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Ndjson,
+    JsonArray,
+}
+
+#[derive(Debug)]
+pub struct Batch {
+    pub notes: Vec<NoteInput>,
+}
+
+#[derive(Debug)]
+pub enum BatchError {
+    /// Lines that failed; `total` counts all of them, `errors` lists at most
+    /// [`MAX_REPORTED_ERRORS`].
+    Invalid {
+        errors: Vec<FieldError>,
+        total: usize,
+    },
+    /// The reader failed (the body stream broke or went over its limit).
+    Io(std::io::Error),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct IngestCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestReport {
+    pub received: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub took_ms: u64,
+}
+
+/// Collects notes and problems line by line.
+#[derive(Default)]
+struct Collector {
+    notes: Vec<NoteInput>,
+    errors: Vec<FieldError>,
+    total_errors: usize,
+    seen_external_ids: HashMap<String, usize>,
+}
+
+impl Collector {
+    fn error(&mut self, err: FieldError) {
+        self.total_errors += 1;
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(err);
+        }
+    }
+
+    fn draft(&mut self, line: usize, draft: NoteDraft) {
+        match draft.validate() {
+            Ok(note) => {
+                if let Some(ext) = &note.external_id {
+                    // Two lines upserting one external id would make the
+                    // outcome depend on order; ask the client to choose.
+                    if let Some(first) = self.seen_external_ids.get(ext) {
+                        let msg = format!("repeats the external_id of line {first}");
+                        self.error(FieldError::new("external_id", msg).at_line(line));
+                        return;
+                    }
+                    self.seen_external_ids.insert(ext.clone(), line);
+                }
+                if self.total_errors == 0 {
+                    self.notes.push(note);
+                }
+            }
+            Err(errors) => {
+                for e in errors {
+                    self.error(e.at_line(line));
+                }
+            }
+        }
+    }
+
+    fn value(&mut self, line: usize, value: Value) {
+        match serde_path_to_error::deserialize::<_, NoteDraft>(value) {
+            Ok(draft) => self.draft(line, draft),
+            Err(e) => self.error(json_field_error(&e).at_line(line)),
+        }
+    }
+
+    fn finish(self) -> Result<Batch, BatchError> {
+        if self.total_errors == 0 {
+            Ok(Batch { notes: self.notes })
+        } else {
+            Err(BatchError::Invalid {
+                errors: self.errors,
+                total: self.total_errors,
+            })
+        }
+    }
+}
+
+pub fn read_batch<R: BufRead>(reader: R, format: Format) -> Result<Batch, BatchError> {
+    match format {
+        Format::Ndjson => read_ndjson(reader),
+        Format::JsonArray => read_array(reader),
+    }
+}
+
+fn read_ndjson<R: BufRead>(mut reader: R) -> Result<Batch, BatchError> {
+    let mut c = Collector::default();
+    let mut buf = Vec::new();
+    let mut line = 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(BatchError::Io)? == 0 {
+            break;
+        }
+        line += 1;
+        let bytes = buf.trim_ascii();
+        if bytes.is_empty() {
+            continue;
+        }
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize::<_, NoteDraft>(&mut de) {
+            Ok(draft) => match de.end() {
+                Ok(()) => c.draft(line, draft),
+                Err(e) => c.error(json_error(&e).at_line(line)),
+            },
+            Err(e) => c.error(json_field_error(&e).at_line(line)),
+        }
+    }
+    c.finish()
+}
+
+fn read_array<R: Read>(reader: R) -> Result<Batch, BatchError> {
+    let mut c = Collector::default();
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let outcome =
+        de::Deserializer::deserialize_seq(&mut de, Elements(&mut c)).and_then(|()| de.end());
+    if let Err(e) = outcome {
+        if e.is_io() {
+            return Err(BatchError::Io(std::io::Error::other(e)));
+        }
+        // A syntax error stops the parser; say where, counting elements.
+        let element = c.notes.len() + c.total_errors + 1;
+        let mut err = json_error(&e);
+        if e.classify() == serde_json::error::Category::Data && element == 1 {
+            err.message = "the body must be a JSON array of notes".to_owned();
+        }
+        c.error(err.at_line(element));
+    }
+    c.finish()
+}
+
+/// Visits the top-level array one element at a time, so memory holds the
+/// validated notes and one raw element, never the whole document tree.
+struct Elements<'a>(&'a mut Collector);
+
+impl<'de> Visitor<'de> for Elements<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON array of notes")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut line = 0;
+        while let Some(value) = seq.next_element_seed(ElementSeed)? {
+            line += 1;
+            self.0.value(line, value);
+        }
+        Ok(())
+    }
+}
+
+struct ElementSeed;
+
+impl<'de> DeserializeSeed<'de> for ElementSeed {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ndjson(s: &str) -> Result<Batch, BatchError> {
+        read_batch(s.as_bytes(), Format::Ndjson)
+    }
+    fn array(s: &str) -> Result<Batch, BatchError> {
+        read_batch(s.as_bytes(), Format::JsonArray)
+    }
+    fn invalid(r: Result<Batch, BatchError>) -> (Vec<FieldError>, usize) {
+        match r {
+            Err(BatchError::Invalid { errors, total }) => (errors, total),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ndjson_reads_lines_and_skips_blank_ones() {
+        let b = ndjson("{\"title\":\"a\"}\n\n{\"title\":\"b\"}\r\n{\"title\":\"c\"}").unwrap();
+        let titles: Vec<_> = b.notes.iter().map(|n| n.title.as_str()).collect();
+        assert_eq!(titles, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn ndjson_names_each_bad_line() {
+        let (errors, total) = invalid(ndjson(
+            "{\"title\":\"a\"}\n{\"title\":\"\"}\nnot json\n{\"title\":5}\n",
+        ));
+        assert_eq!(total, 3);
+        let lines: Vec<_> = errors.iter().map(|e| e.line.unwrap()).collect();
+        assert_eq!(lines, [2, 3, 4]);
+        assert_eq!(errors[0].field, "title");
+        assert_eq!(errors[2].field, "title");
+    }
+
+    #[test]
+    fn ndjson_rejects_bad_utf8_and_trailing_garbage() {
+        let mut body = b"{\"title\":\"ok\"}\n{\"title\":\"".to_vec();
+        body.extend_from_slice(&[0xff, 0xfe]);
+        body.extend_from_slice(b"\"}\n{\"title\":\"x\"} trailing\n");
+        let (errors, _) = invalid(read_batch(&body[..], Format::Ndjson));
+        let lines: Vec<_> = errors.iter().map(|e| e.line.unwrap()).collect();
+        assert_eq!(lines, [2, 3]);
+    }
+
+    #[test]
+    fn duplicate_external_id_is_refused() {
+        let (errors, _) = invalid(ndjson(
+            "{\"title\":\"a\",\"external_id\":\"x\"}\n{\"title\":\"b\",\"external_id\":\"x\"}",
+        ));
+        assert_eq!(errors[0].line, Some(2));
+        assert!(errors[0].message.contains("line 1"));
+    }
+
+    #[test]
+    fn array_reads_elements_and_reports_by_index() {
+        assert_eq!(
+            array("[{\"title\":\"a\"},{\"title\":\"b\"}]")
+                .unwrap()
+                .notes
+                .len(),
+            2
+        );
+        assert_eq!(array("[]").unwrap().notes.len(), 0);
+        let (errors, _) = invalid(array("[{\"title\":\"a\"},{\"tags\":[]},{\"title\":\"c\"}]"));
+        assert_eq!(errors[0].line, Some(2));
+        assert_eq!(errors[0].field, "title");
+    }
+
+    #[test]
+    fn array_syntax_errors_and_wrong_top_level() {
+        let (errors, _) = invalid(array("[{\"title\":\"a\"}, {\"title\": }]"));
+        assert_eq!(errors[0].line, Some(2));
+        let (errors, _) = invalid(array("{\"title\":\"a\"}"));
+        assert!(errors[0].message.contains("JSON array"), "{:?}", errors);
+        let (errors, _) = invalid(array("[{\"title\":\"a\"}] x"));
+        assert_eq!(errors.len(), 1);
+    }
+
+    #[test]
+    fn errors_are_capped_but_counted() {
+        let body = "{}\n".repeat(MAX_REPORTED_ERRORS + 10);
+        let (errors, total) = invalid(ndjson(&body));
+        assert_eq!(errors.len(), MAX_REPORTED_ERRORS);
+        assert_eq!(total, MAX_REPORTED_ERRORS + 10);
+    }
+}

@@ -1,0 +1,196 @@
+//! Extractors that turn every kind of bad input into the problem the API
+//! contract names: malformed → 400, wrong shape → 422, too large → 413,
+//! wrong media type → 415, missing key → 401, missing scope → 403.
+
+use std::marker::PhantomData;
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request, rejection::BytesRejection},
+    http::{StatusCode, header, request::Parts},
+};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::state::AppState;
+use crate::{
+    domain::{
+        keys::{Principal, Scope, hash_key, matches_master},
+        validation::{FieldError, is_syntax_error, json_error, json_field_error},
+    },
+    error::ApiError,
+};
+
+/// JSON body parsed with the path of the first bad field.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        if is_syntax_error(e.inner()) {
+            ApiError::bad_request(format!(
+                "the body is not valid JSON: {}",
+                json_field_error(&e).message
+            ))
+        } else {
+            ApiError::validation(vec![json_field_error(&e)])
+        }
+    })?;
+    de.end().map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body is not valid JSON: {}",
+            json_error(&e).message
+        ))
+    })?;
+    Ok(value)
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "the request body is too large",
+        )
+    } else {
+        ApiError::bad_request("the request body could not be read")
+    }
+}
+
+/// `application/json`, `application/merge-patch+json` and any other `+json`.
+pub fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
+    media_type(content_type).is_some_and(|m| m == "application/json" || m.ends_with("+json"))
+}
+
+/// The media type without parameters, lower-cased.
+pub fn media_type(content_type: Option<&header::HeaderValue>) -> Option<String> {
+    let value = content_type?.to_str().ok()?;
+    Some(value.split(';').next()?.trim().to_ascii_lowercase())
+}
+
+/// Query string parsed like a body: wrong types are 422 naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                ApiError::validation(vec![FieldError::new(field, e.inner().to_string())])
+            })
+    }
+}
+
+/// A path id: anything that is not a UUID cannot name a resource, so 404.
+pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no {what} with id {raw:?}")))
+}
+
+/// What a handler requires of the caller. Checked before the body is read.
+pub trait Requirement {
+    fn check(principal: &Principal) -> Result<(), ApiError>;
+}
+
+macro_rules! scope_requirement {
+    ($name:ident, $scope:expr) => {
+        pub struct $name;
+        impl Requirement for $name {
+            fn check(p: &Principal) -> Result<(), ApiError> {
+                if p.has($scope) {
+                    Ok(())
+                } else {
+                    Err(ApiError::forbidden(format!(
+                        "this key lacks the '{}' scope",
+                        $scope.as_str()
+                    )))
+                }
+            }
+        }
+    };
+}
+scope_requirement!(Read, Scope::Read);
+scope_requirement!(Write, Scope::Write);
+scope_requirement!(Admin, Scope::Admin);
+
+/// Key management: the master key only.
+pub struct Master;
+impl Requirement for Master {
+    fn check(p: &Principal) -> Result<(), ApiError> {
+        if p.is_master() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("only the master key manages API keys"))
+        }
+    }
+}
+
+/// The caller, checked against `R`.
+pub struct Auth<R>(pub Principal, PhantomData<R>);
+
+impl<R: Requirement> FromRequestParts<AppState> for Auth<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = authenticate(parts, state).await?;
+        R::check(&principal)?;
+        Ok(Auth(principal, PhantomData))
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let Some(master) = state
+        .config
+        .master_key
+        .as_ref()
+        .filter(|_| state.config.is_production())
+    else {
+        return Ok(Principal::Development);
+    };
+    let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    })?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <key>'"))?;
+    if matches_master(token, master.expose()) {
+        return Ok(Principal::Master);
+    }
+    // Looked up on every request, so a revoked key stops working at once on
+    // every replica.
+    match state.store.find_key(&hash_key(token)).await? {
+        Some((id, scopes)) => Ok(Principal::Key { id, scopes }),
+        None => Err(ApiError::unauthorized(
+            "the API key is invalid or has been revoked",
+        )),
+    }
+}

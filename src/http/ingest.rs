@@ -1,0 +1,151 @@
+//! POST /api/v1/ingest: the body is streamed through a validating reader on a
+//! blocking thread; nothing touches the database until every line is valid.
+
+use std::{
+    io::BufReader,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use axum::{
+    Json,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+};
+use futures::TryStreamExt;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::{
+    extract::{Auth, Write, media_type},
+    state::AppState,
+};
+use crate::{
+    domain::ingest::{BatchError, Format, IngestReport, read_batch},
+    error::{ApiError, ApiResult, Problem},
+    search::elapsed_ms,
+};
+
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Ingest a batch of notes (NDJSON or a JSON array), all or nothing.
+#[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest",
+    request_body(content = Vec<crate::domain::note::NoteDraft>, content_type = "application/x-ndjson",
+        description = "NDJSON (one note per line) or a JSON array of notes. Notes with an `external_id` are upserted."),
+    responses((status = 200, body = IngestReport),
+              (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, body = Problem, description = "Every bad line, as `errors[].line`; nothing was written")),
+    security(("bearer" = ["write"])))]
+pub async fn ingest(
+    State(state): State<AppState>,
+    _: Auth<Write>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<IngestReport>> {
+    let started = Instant::now();
+    let format = match media_type(headers.get(header::CONTENT_TYPE)).as_deref() {
+        Some(
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines",
+        ) => Format::Ndjson,
+        Some("application/json") => Format::JsonArray,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send application/x-ndjson (one note per line) or application/json (an array of notes)",
+            ));
+        }
+    };
+    let limit = state.config.max_ingest_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+
+    let too_large = Arc::new(AtomicBool::new(false));
+    let reader = limited_reader(body, limit, too_large.clone());
+    let batch = tokio::task::spawn_blocking(move || {
+        read_batch(
+            BufReader::with_capacity(READ_BUFFER, SyncIoBridge::new(reader)),
+            format,
+        )
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+
+    let batch = match batch {
+        Ok(batch) => batch,
+        Err(_) if too_large.load(Ordering::SeqCst) => {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        Err(BatchError::Io(e)) => {
+            tracing::info!(error = %e, "ingest body could not be read");
+            return Err(ApiError::bad_request(
+                "the request body could not be read to its end",
+            ));
+        }
+        Err(BatchError::Invalid { errors, total }) => {
+            let detail = format!(
+                "{total} problem(s) in the batch{}; nothing was written",
+                if total > errors.len() {
+                    format!(", the first {} listed", errors.len())
+                } else {
+                    String::new()
+                }
+            );
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-error",
+                detail,
+            )
+            .with_errors(errors));
+        }
+    };
+    let received = batch.notes.len() as u64;
+    let counts = state.store.ingest(batch.notes).await?;
+    metrics::counter!("notes_ingested_total").increment(received);
+    Ok(Json(IngestReport {
+        received,
+        created: counts.created,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+        took_ms: elapsed_ms(started),
+    }))
+}
+
+/// The body as an async reader that fails once more than `limit` bytes have
+/// arrived, whatever Content-Length claimed (chunked bodies have none).
+fn limited_reader(
+    body: Body,
+    limit: u64,
+    too_large: Arc<AtomicBool>,
+) -> impl tokio::io::AsyncRead + Send + Unpin {
+    let mut seen: u64 = 0;
+    let stream = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .and_then(move |chunk| {
+            seen += chunk.len() as u64;
+            let over = seen > limit;
+            if over {
+                too_large.store(true, Ordering::SeqCst);
+            }
+            async move {
+                if over {
+                    Err(std::io::Error::other("request body over the ingest limit"))
+                } else {
+                    Ok(chunk)
+                }
+            }
+        });
+    StreamReader::new(Box::pin(stream))
+}

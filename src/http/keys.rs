@@ -1,0 +1,84 @@
+//! /api/v1/keys: managed with the master key.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use uuid::Uuid;
+
+use super::{
+    extract::{ApiJson, Auth, Master, parse_id},
+    state::AppState,
+};
+use crate::{
+    domain::{
+        keys::{ApiKey, CreatedKey, KeyRequest, generate_key},
+        note::timestamp,
+    },
+    error::{ApiError, ApiResult, Problem},
+    store::NewKey,
+};
+
+/// Create an API key. The secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = KeyRequest,
+    responses((status = 201, body = CreatedKey), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 422, body = Problem)),
+    security(("bearer" = ["master"])))]
+pub async fn create(
+    State(state): State<AppState>,
+    _: Auth<Master>,
+    ApiJson(req): ApiJson<KeyRequest>,
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    let (name, scopes) = req.validate().map_err(ApiError::validation)?;
+    let generated = generate_key();
+    let key = ApiKey {
+        id: Uuid::now_v7(),
+        name,
+        scopes,
+        prefix: generated.prefix,
+        created_at: timestamp::now(),
+    };
+    state
+        .store
+        .create_key(NewKey {
+            key: key.clone(),
+            hash: generated.hash,
+        })
+        .await?;
+    tracing::info!(key_id = %key.id, name = %key.name, "API key created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            api_key: key,
+            key: generated.secret,
+        }),
+    ))
+}
+
+/// List API keys (never their secrets).
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
+    responses((status = 200, body = Vec<ApiKey>), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = ["master"])))]
+pub async fn list(State(state): State<AppState>, _: Auth<Master>) -> ApiResult<Json<Vec<ApiKey>>> {
+    Ok(Json(state.store.list_keys().await?))
+}
+
+/// Revoke an API key, at once, on every replica.
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 204), (status = 404, body = Problem)),
+    security(("bearer" = ["master"])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    _: Auth<Master>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id, "key")?;
+    if state.store.delete_key(id).await? {
+        tracing::info!(key_id = %id, "API key revoked");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no key with id {id}")))
+    }
+}

@@ -1,0 +1,167 @@
+//! Cross-cutting layers: request ids, access logs and metrics in one pass;
+//! problem+json for every error, whoever produced it; read-only mode.
+
+use std::time::Instant;
+
+use axum::{
+    body::Body,
+    extract::{MatchedPath, Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::state::AppState;
+use crate::error::{ApiError, PROBLEM_JSON};
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Operational endpoints are polled constantly; their access log lines would
+/// drown everything else, so they log at debug.
+fn is_operational(route: &str) -> bool {
+    matches!(
+        route,
+        "/healthz" | "/health" | "/readyz" | "/ready" | "/metrics"
+    )
+}
+
+/// A client's request id is kept when it is short and plain (it ends up in
+/// logs and headers); anything else is replaced by a fresh one.
+fn request_id(req: &Request) -> HeaderValue {
+    req.headers()
+        .get(REQUEST_ID)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= 128
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&Uuid::new_v4().to_string()).expect("a UUID is a valid header")
+        })
+}
+
+pub async fn observe(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(&req);
+    req.headers_mut().insert(REQUEST_ID, id.clone());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        method = %method,
+        route = %route,
+    );
+    let mut res = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = res.status().as_u16();
+    res.headers_mut().insert(REQUEST_ID, id);
+
+    metrics::counter!(
+        "http_requests_total",
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+
+    let _enter = span.enter();
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::error!(status, took_ms = ms, "request failed");
+    } else if is_operational(&route) {
+        tracing::debug!(status, took_ms = ms, "request completed");
+    } else {
+        tracing::info!(status, took_ms = ms, "request completed");
+    }
+    res
+}
+
+/// Every 4xx/5xx leaves as problem+json: axum's own rejections, the router's
+/// 404/405, the body limit's 413 and the timeout's 503 arrive here as plain
+/// text or empty bodies.
+pub async fn problem_json(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if status.as_u16() < 400 || is_problem(&res) {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let detail = if status.is_server_error() {
+        None // never echo internals
+    } else {
+        axum::body::to_bytes(body, 4096)
+            .await
+            .ok()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .filter(|s| !s.trim().is_empty())
+    };
+    let detail = detail.unwrap_or_else(|| default_detail(status).to_owned());
+    let (slug, status) = match status {
+        StatusCode::NOT_FOUND => ("not-found", status),
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", status),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", status),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", status),
+        StatusCode::SERVICE_UNAVAILABLE => ("unavailable", status),
+        s if s.is_client_error() => ("bad-request", s),
+        s => ("internal-error", s),
+    };
+    let mut out = ApiError::new(status, slug, detail).into_response();
+    // Keep headers such as Allow (405) or Retry-After.
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+fn is_problem(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+}
+
+fn default_detail(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "no route matches this path",
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this path",
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large",
+        StatusCode::SERVICE_UNAVAILABLE => {
+            "the request took too long or the service is overloaded; retry shortly"
+        }
+        s if s.is_server_error() => "an unexpected error occurred",
+        _ => "the request could not be processed",
+    }
+}
+
+/// NOTES_READ_ONLY: every write under /api answers 405.
+pub async fn read_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if state.config.read_only && write && req.uri().path().starts_with("/api/") {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "read-only",
+            "this instance is read-only (NOTES_READ_ONLY); writes are disabled",
+        )
+        .with_header(header::ALLOW, HeaderValue::from_static("GET, HEAD"))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// An empty 304 (If-None-Match) or similar needs no body type.
+pub fn empty(status: StatusCode) -> Response {
+    (status, Body::empty()).into_response()
+}

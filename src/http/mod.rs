@@ -1,0 +1,104 @@
+//! The HTTP application: routes, and the layers every request goes through.
+
+pub mod extract;
+pub mod ingest;
+pub mod keys;
+pub mod middleware;
+pub mod notes;
+pub mod openapi;
+pub mod ops;
+pub mod search;
+pub mod state;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{from_fn, from_fn_with_state},
+    routing::{get, post},
+};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use state::AppState;
+
+/// JSON bodies of single notes: a 1 MiB body may grow when JSON-escaped.
+pub const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let config = &state.config;
+    let timeout = |d| TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, d);
+
+    let api = Router::new()
+        .route("/api/v1/notes", get(notes::list).post(notes::create))
+        .route(
+            "/api/v1/notes/{id}",
+            get(notes::get).patch(notes::update).delete(notes::delete),
+        )
+        .route("/api/v1/search", get(search::search))
+        .route("/api/v1/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/keys/{id}", axum::routing::delete(keys::delete))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(timeout(config.request_timeout()));
+
+    // Ingest streams and counts its own bytes against NOTES_MAX_INGEST_BYTES.
+    let ingest = Router::new()
+        .route("/api/v1/ingest", post(ingest::ingest))
+        .layer(DefaultBodyLimit::disable())
+        .layer(timeout(config.ingest_timeout()));
+
+    let ops = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/health", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/ready", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/version", get(ops::version));
+
+    let mut app = Router::new()
+        .merge(api)
+        .merge(ingest)
+        .merge(ops)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .layer(from_fn_with_state(state.clone(), middleware::read_only));
+    if let Some(cors) = cors(&config.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(from_fn(middleware::problem_json))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(from_fn(middleware::observe))
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                HeaderName::from_static(middleware::REQUEST_ID),
+            ])
+            .expose_headers([
+                header::ETAG,
+                header::LOCATION,
+                header::RETRY_AFTER,
+                HeaderName::from_static(middleware::REQUEST_ID),
+            ]),
+    )
+}

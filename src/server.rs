@@ -1,0 +1,133 @@
+//! Running the HTTP server with a graceful shutdown: readiness flips to 503
+//! at once, the listener closes, in-flight requests get the shutdown timeout.
+
+use std::{future::Future, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Config,
+    http::{self, AppState},
+    store, telemetry,
+};
+
+/// Opens the store (migrating it when configured) and builds the app state.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let store = store::connect(config.database_url(), config.db_max_connections).await?;
+    if config.migrate_on_start && !config.read_only {
+        store.migrate().await?;
+    }
+    Ok(AppState::new(store, config, telemetry::metrics()))
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let state = build_state(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    announce(&state, &listener);
+    run(listener, state, shutdown_signal()).await
+}
+
+fn announce(state: &AppState, listener: &TcpListener) {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        %addr,
+        backend = state.store.backend(),
+        env = ?state.config.env,
+        read_only = state.config.read_only,
+        version = crate::VERSION,
+        "notes-api listening"
+    );
+    if !state.config.is_production() {
+        tracing::warn!(
+            "DEVELOPMENT MODE: no API key is required on any route. Set NOTES_ENV=production \
+             and NOTES_MASTER_KEY before exposing this server."
+        );
+    }
+}
+
+/// Serves until `signal` resolves, then drains. Tests pass their own signal.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let upkeep = spawn_metrics_upkeep(state.clone(), stop.clone());
+    let server = axum::serve(listener, http::router(state.clone()))
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let mut server = tokio::spawn(server.into_future());
+
+    tokio::select! {
+        res = &mut server => {
+            // The server stopped on its own: an accept error, not a signal.
+            stop.cancel();
+            state.store.close().await;
+            return res?.map_err(Into::into);
+        }
+        () = signal => {}
+    }
+
+    let timeout = state.config.shutdown_timeout();
+    tracing::info!(
+        timeout_s = timeout.as_secs(),
+        "shutdown requested: not ready, draining in-flight requests"
+    );
+    state.begin_shutdown();
+    stop.cancel();
+    match tokio::time::timeout(timeout, &mut server).await {
+        Ok(res) => {
+            res??;
+            tracing::info!("all requests finished");
+        }
+        Err(_) => {
+            server.abort();
+            tracing::warn!("shutdown timeout reached; aborting the requests still running");
+        }
+    }
+    upkeep.abort();
+    state.store.close().await;
+    Ok(())
+}
+
+/// Histograms are drained into buckets on upkeep; without it a process that
+/// is rarely scraped keeps every sample in memory.
+fn spawn_metrics_upkeep(state: AppState, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => state.metrics.run_upkeep(),
+                () = stop.cancelled() => break,
+            }
+        }
+    })
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

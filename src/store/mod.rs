@@ -1,0 +1,131 @@
+//! Persistence behind one trait. Callers hold an `Arc<dyn Store>` and never
+//! branch on the backend; each backend lives in its own module.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        ingest::IngestCounts,
+        keys::{ApiKey, Scope},
+        note::{Note, NoteInput},
+    },
+    search::query::Query,
+};
+
+pub mod sqlite;
+
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("version mismatch: current version is {current}")]
+    VersionMismatch { current: i64 },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or is overloaded: worth a retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Source),
+    #[error("database error: {0}")]
+    Internal(#[source] Source),
+}
+
+/// A page of notes, newest first. `next` is the position to continue after.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Note>,
+    pub next: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub tag: Option<String>,
+    pub limit: u32,
+    /// Continue strictly after this position (from a previous page's `next`).
+    pub after: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    /// Parsed and non-empty (`include` has at least one clause).
+    pub query: Query,
+    pub tag: Option<String>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// A search hit with the text the snippet is cut from.
+#[derive(Debug, Clone)]
+pub struct SearchRow {
+    pub id: Uuid,
+    pub title: String,
+    pub body: String,
+    pub tags: Vec<String>,
+    /// Higher is better.
+    pub score: f64,
+}
+
+#[derive(Debug)]
+pub struct SearchResults {
+    pub rows: Vec<SearchRow>,
+    pub total: u64,
+}
+
+/// A key as stored: its metadata and the hash of its secret.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub key: ApiKey,
+    pub hash: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`: for logs and `/readyz`, never for branching.
+    fn backend(&self) -> &'static str;
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Cheap round trip for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn close(&self);
+
+    async fn create_note(&self, note: NoteInput) -> Result<Note, StoreError>;
+    async fn get_note(&self, id: Uuid) -> Result<Option<Note>, StoreError>;
+    async fn list_notes(&self, query: &ListQuery) -> Result<Page, StoreError>;
+    /// Replaces the note's content if it is still at `expected_version`.
+    async fn update_note(
+        &self,
+        id: Uuid,
+        note: NoteInput,
+        expected_version: i64,
+    ) -> Result<Note, StoreError>;
+    async fn delete_note(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Writes a whole batch in one transaction: notes with a known
+    /// `external_id` are updated (or left alone when nothing changed).
+    async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError>;
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError>;
+    async fn count_notes(&self) -> Result<u64, StoreError>;
+
+    async fn create_key(&self, key: NewKey) -> Result<(), StoreError>;
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    async fn delete_key(&self, id: Uuid) -> Result<bool, StoreError>;
+    async fn find_key(&self, hash: &str) -> Result<Option<(Uuid, Vec<Scope>)>, StoreError>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store a database URL names.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DynStore, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect(url, max_connections).await?,
+        ))
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(StoreError::Internal(
+            format!("unsupported database URL scheme {scheme:?}: use sqlite://PATH").into(),
+        ))
+    }
+}

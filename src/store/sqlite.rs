@@ -1,0 +1,523 @@
+//! SQLite backend: the embedded default. WAL mode, one writer connection (so
+//! writers queue in-process instead of failing with "database is locked") and
+//! a pool of readers that never wait for the writer.
+
+use std::{collections::HashMap, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    AssertSqlSafe, QueryBuilder, Sqlite, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use uuid::Uuid;
+
+use super::{ListQuery, NewKey, Page, SearchQuery, SearchResults, SearchRow, Store, StoreError};
+use crate::{
+    domain::{
+        ingest::IngestCounts,
+        keys::{ApiKey, Scope},
+        note::{Note, NoteInput, timestamp},
+    },
+    search::query::to_fts5,
+};
+
+const NOTE_COLUMNS: &str =
+    "seq, id, title, body, tags, external_id, metadata, created_at, updated_at, version";
+
+/// bm25 column weights for (title, body, extra): a title hit outranks a body hit.
+const BM25: &str = "bm25(notes_fts, 10.0, 1.0, 0.5)";
+
+/// Rows per multi-row INSERT: 500 × 8 parameters stays far below SQLite's
+/// 32,766-parameter limit while cutting per-statement overhead.
+const INSERT_CHUNK: usize = 500;
+const LOOKUP_CHUNK: usize = 500;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max_readers: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(e.into()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable across application crashes in WAL mode; only
+            // an OS crash can lose the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000");
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.into()))?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .map_err(map_err)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(max_readers.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(map_err)?;
+        Ok(Self { writer, reader })
+    }
+
+    async fn fetch_note(&self, id: Uuid) -> Result<Option<Note>, StoreError> {
+        let sql = format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?");
+        sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?
+            .map(NoteRow::into_note)
+            .transpose()
+    }
+}
+
+fn map_err(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(err.into())
+        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict("a note with this external_id already exists".into())
+        }
+        // SQLITE_BUSY / SQLITE_LOCKED: another process held the lock past busy_timeout.
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517")) => {
+            StoreError::Unavailable(err.into())
+        }
+        _ => StoreError::Internal(err.into()),
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("stored {what} is invalid: {e}").into())
+}
+
+#[derive(sqlx::FromRow)]
+struct NoteRow {
+    seq: i64,
+    id: String,
+    title: String,
+    body: String,
+    tags: String,
+    external_id: Option<String>,
+    metadata: String,
+    created_at: String,
+    updated_at: String,
+    version: i64,
+}
+
+impl NoteRow {
+    fn into_note(self) -> Result<Note, StoreError> {
+        Ok(Note {
+            id: Uuid::parse_str(&self.id).map_err(|e| corrupt("id", e))?,
+            title: self.title,
+            body: self.body,
+            tags: serde_json::from_str(&self.tags).map_err(|e| corrupt("tags", e))?,
+            external_id: self.external_id,
+            metadata: serde_json::from_str(&self.metadata).map_err(|e| corrupt("metadata", e))?,
+            created_at: timestamp::parse(&self.created_at).map_err(|e| corrupt("created_at", e))?,
+            updated_at: timestamp::parse(&self.updated_at).map_err(|e| corrupt("updated_at", e))?,
+            version: self.version,
+        })
+    }
+}
+
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("tags and metadata always serialize")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Internal(e.into()))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Readers, not the writer: a long ingest must not make the pod unready.
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Unavailable(e.into()))
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    async fn create_note(&self, note: NoteInput) -> Result<Note, StoreError> {
+        let now = timestamp::now();
+        let id = Uuid::now_v7();
+        let stamp = timestamp::format(&now);
+        sqlx::query(
+            "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(&note.title)
+        .bind(&note.body)
+        .bind(json(&note.tags))
+        .bind(&note.external_id)
+        .bind(json(&note.metadata))
+        .bind(&stamp)
+        .bind(&stamp)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(Note {
+            id,
+            title: note.title,
+            body: note.body,
+            tags: note.tags,
+            external_id: note.external_id,
+            metadata: note.metadata,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        })
+    }
+
+    async fn get_note(&self, id: Uuid) -> Result<Option<Note>, StoreError> {
+        self.fetch_note(id).await
+    }
+
+    async fn list_notes(&self, q: &ListQuery) -> Result<Page, StoreError> {
+        let after = q.after.unwrap_or(i64::MAX);
+        let fetch = i64::from(q.limit) + 1;
+        let rows = match &q.tag {
+            None => {
+                let sql = format!(
+                    "SELECT {NOTE_COLUMNS} FROM notes WHERE seq < ? ORDER BY seq DESC LIMIT ?"
+                );
+                sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
+                    .bind(after)
+                    .bind(fetch)
+                    .fetch_all(&self.reader)
+                    .await
+            }
+            Some(tag) => {
+                let sql = format!(
+                    "SELECT {} FROM note_tags t JOIN notes n ON n.seq = t.note_seq
+                     WHERE t.tag = ? AND t.note_seq < ? ORDER BY t.note_seq DESC LIMIT ?",
+                    prefixed_columns("n")
+                );
+                sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
+                    .bind(tag)
+                    .bind(after)
+                    .bind(fetch)
+                    .fetch_all(&self.reader)
+                    .await
+            }
+        }
+        .map_err(map_err)?;
+        page(rows, q.limit as usize)
+    }
+
+    async fn update_note(
+        &self,
+        id: Uuid,
+        note: NoteInput,
+        expected_version: i64,
+    ) -> Result<Note, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let sql = format!(
+            "UPDATE notes SET title = ?, body = ?, tags = ?, external_id = ?, metadata = ?,
+                    updated_at = ?, version = version + 1
+             WHERE id = ? AND version = ? RETURNING {NOTE_COLUMNS}"
+        );
+        let updated = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
+            .bind(&note.title)
+            .bind(&note.body)
+            .bind(json(&note.tags))
+            .bind(&note.external_id)
+            .bind(json(&note.metadata))
+            .bind(timestamp::format(&timestamp::now()))
+            .bind(id.to_string())
+            .bind(expected_version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        match updated {
+            Some(row) => {
+                tx.commit().await.map_err(map_err)?;
+                row.into_note()
+            }
+            None => {
+                let current: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM notes WHERE id = ?")
+                        .bind(id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                Err(match current {
+                    Some(current) => StoreError::VersionMismatch { current },
+                    None => StoreError::NotFound,
+                })
+            }
+        }
+    }
+
+    async fn delete_note(&self, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM notes WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError> {
+        let mut counts = IngestCounts::default();
+        let stamp = timestamp::format(&timestamp::now());
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+
+        // Existing notes for the batch's external ids, fetched in chunks.
+        let ext_ids: Vec<&str> = notes
+            .iter()
+            .filter_map(|n| n.external_id.as_deref())
+            .collect();
+        let mut existing: HashMap<String, Note> = HashMap::new();
+        for chunk in ext_ids.chunks(LOOKUP_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {NOTE_COLUMNS} FROM notes WHERE external_id IN ("
+            ));
+            let mut sep = qb.separated(", ");
+            for ext in chunk {
+                sep.push_bind(ext.to_string());
+            }
+            qb.push(")");
+            for row in qb
+                .build_query_as::<NoteRow>()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+            {
+                let note = row.into_note()?;
+                if let Some(ext) = note.external_id.clone() {
+                    existing.insert(ext, note);
+                }
+            }
+        }
+
+        let mut inserts = Vec::with_capacity(notes.len());
+        for note in notes {
+            let current = note.external_id.as_ref().and_then(|ext| existing.get(ext));
+            match current {
+                Some(cur) if note.same_content(cur) => counts.unchanged += 1,
+                Some(cur) => {
+                    sqlx::query(
+                        "UPDATE notes SET title = ?, body = ?, tags = ?, metadata = ?,
+                                updated_at = ?, version = version + 1
+                         WHERE id = ?",
+                    )
+                    .bind(&note.title)
+                    .bind(&note.body)
+                    .bind(json(&note.tags))
+                    .bind(json(&note.metadata))
+                    .bind(&stamp)
+                    .bind(cur.id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    counts.updated += 1;
+                }
+                None => inserts.push(note),
+            }
+        }
+
+        for chunk in inserts.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut row, note| {
+                row.push_bind(Uuid::now_v7().to_string())
+                    .push_bind(note.title.clone())
+                    .push_bind(note.body.clone())
+                    .push_bind(json(&note.tags))
+                    .push_bind(note.external_id.clone())
+                    .push_bind(json(&note.metadata))
+                    .push_bind(stamp.clone())
+                    .push_bind(stamp.clone());
+            });
+            qb.build().execute(&mut *tx).await.map_err(map_err)?;
+            counts.created += chunk.len() as u64;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(counts)
+    }
+
+    async fn search(&self, q: &SearchQuery) -> Result<SearchResults, StoreError> {
+        let matcher = to_fts5(&q.query);
+        let tag_filter = if q.tag.is_some() {
+            "AND f.rowid IN (SELECT note_seq FROM note_tags WHERE tag = ?)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT n.id, n.title, n.body, n.tags, -{BM25} AS score
+             FROM notes_fts f JOIN notes n ON n.seq = f.rowid
+             WHERE notes_fts MATCH ? {tag_filter}
+             ORDER BY {BM25}, n.seq DESC LIMIT ? OFFSET ?"
+        );
+        let mut query =
+            sqlx::query_as::<_, (String, String, String, String, f64)>(AssertSqlSafe(sql))
+                .bind(&matcher);
+        if let Some(tag) = &q.tag {
+            query = query.bind(tag);
+        }
+        let rows = query
+            .bind(i64::from(q.limit))
+            .bind(i64::from(q.offset))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+
+        let count_sql =
+            format!("SELECT count(*) FROM notes_fts f WHERE notes_fts MATCH ? {tag_filter}");
+        let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql)).bind(&matcher);
+        if let Some(tag) = &q.tag {
+            count = count.bind(tag);
+        }
+        let total = count.fetch_one(&self.reader).await.map_err(map_err)?;
+
+        let rows = rows
+            .into_iter()
+            .map(|(id, title, body, tags, score)| {
+                Ok(SearchRow {
+                    id: Uuid::parse_str(&id).map_err(|e| corrupt("id", e))?,
+                    title,
+                    body,
+                    tags: serde_json::from_str(&tags).map_err(|e| corrupt("tags", e))?,
+                    score,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(SearchResults {
+            rows,
+            total: total as u64,
+        })
+    }
+
+    async fn count_notes(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
+    async fn create_key(&self, new: NewKey) -> Result<(), StoreError> {
+        let scopes: Vec<&str> = new.key.scopes.iter().map(|s| s.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new.key.id.to_string())
+        .bind(&new.key.name)
+        .bind(json(&scopes))
+        .bind(&new.key.prefix)
+        .bind(&new.hash)
+        .bind(timestamp::format(&new.key.created_at))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT id, name, scopes, prefix, created_at FROM api_keys ORDER BY created_at, id",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.into_iter()
+            .map(|(id, name, scopes, prefix, created_at)| {
+                Ok(ApiKey {
+                    id: Uuid::parse_str(&id).map_err(|e| corrupt("key id", e))?,
+                    name,
+                    scopes: serde_json::from_str(&scopes).map_err(|e| corrupt("scopes", e))?,
+                    prefix,
+                    created_at: timestamp::parse(&created_at)
+                        .map_err(|e| corrupt("created_at", e))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_key(&self, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<(Uuid, Vec<Scope>)>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT id, scopes FROM api_keys WHERE key_hash = ?")
+                .bind(hash)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(map_err)?;
+        row.map(|(id, scopes)| {
+            Ok((
+                Uuid::parse_str(&id).map_err(|e| corrupt("key id", e))?,
+                serde_json::from_str(&scopes).map_err(|e| corrupt("scopes", e))?,
+            ))
+        })
+        .transpose()
+    }
+}
+
+fn prefixed_columns(alias: &str) -> String {
+    NOTE_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn page(mut rows: Vec<NoteRow>, limit: usize) -> Result<Page, StoreError> {
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows
+            .into_iter()
+            .map(NoteRow::into_note)
+            .collect::<Result<_, _>>()?,
+        next,
+    })
+}
