@@ -27,8 +27,13 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+/// Boxed: errors travel through every `Result` of the HTTP layer, and a
+/// pointer keeps the happy path small.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     slug: &'static str,
     detail: Option<String>,
@@ -38,13 +43,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             slug,
             detail: Some(detail.into()),
             errors: Vec::new(),
             headers: HeaderMap::new(),
-        }
+        }))
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -58,10 +63,7 @@ impl ApiError {
             1 => errors[0].to_string(),
             n => format!("{n} fields are invalid"),
         };
-        Self {
-            errors,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation-error", detail)
-        }
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation-error", detail).with_errors(errors)
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
@@ -90,24 +92,25 @@ impl ApiError {
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.errors = errors;
+        self.0.errors = errors;
         self
     }
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.0.headers.insert(name, value);
         self
     }
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     pub fn problem(&self) -> Problem {
+        let e = &self.0;
         Problem {
-            kind: problem_type(self.slug),
-            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            errors: self.errors.clone(),
+            kind: problem_type(e.slug),
+            title: e.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: e.status.as_u16(),
+            detail: e.detail.clone(),
+            errors: e.errors.clone(),
         }
     }
 }
@@ -119,10 +122,10 @@ pub fn problem_type(slug: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
-        let mut res = (self.status, body).into_response();
+        let mut res = (self.0.status, body).into_response();
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        res.headers_mut().extend(self.headers);
+        res.headers_mut().extend(self.0.headers);
         res
     }
 }

@@ -292,4 +292,35 @@ mod tests {
         assert_eq!(errors.len(), MAX_REPORTED_ERRORS);
         assert_eq!(total, MAX_REPORTED_ERRORS + 10);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever arrives, the reader answers; it never panics.
+        #[test]
+        fn reader_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let _ = read_batch(&bytes[..], Format::Ndjson);
+            let _ = read_batch(&bytes[..], Format::JsonArray);
+        }
+
+        /// JSON-ish noise, more likely to reach the validators than random bytes.
+        #[test]
+        fn reader_never_panics_on_json_like_input(s in r#"[\[\]{}",:0-9a-z\\ \n-]{0,400}"#) {
+            let _ = read_batch(s.as_bytes(), Format::Ndjson);
+            let _ = read_batch(s.as_bytes(), Format::JsonArray);
+        }
+
+        /// Valid notes always come back, in order, whatever their text.
+        #[test]
+        fn valid_lines_round_trip(titles in proptest::collection::vec("[^\u{0}]{1,40}", 1..20)) {
+            let titles: Vec<String> = titles.into_iter().filter(|t| !t.trim().is_empty()).collect();
+            let body: String = titles
+                .iter()
+                .map(|t| format!("{}\n", serde_json::json!({"title": t})))
+                .collect();
+            let batch = read_batch(body.as_bytes(), Format::Ndjson).unwrap();
+            let got: Vec<&str> = batch.notes.iter().map(|n| n.title.as_str()).collect();
+            proptest::prop_assert_eq!(got, titles.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+    }
 }

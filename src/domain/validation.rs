@@ -46,8 +46,20 @@ impl fmt::Display for FieldError {
 /// messages say what was expected; they never echo the input value.
 pub fn json_field_error(err: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {
     let path = err.path().to_string();
-    let field = if path == "." { String::new() } else { path };
-    FieldError::new(field, strip_position(&err.inner().to_string()))
+    let mut field = if path == "." { String::new() } else { path };
+    let message = strip_position(&err.inner().to_string());
+    // serde names a missing field in its message, at the parent's path.
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.strip_suffix('`'))
+    {
+        field = if field.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{field}.{name}")
+        };
+    }
+    FieldError::new(field, message)
 }
 
 /// A JSON error that names no field (syntax, trailing characters).
@@ -61,10 +73,4 @@ fn strip_position(msg: &str) -> String {
         Some(i) => msg[..i].to_owned(),
         None => msg.to_owned(),
     }
-}
-
-/// Is this a JSON syntax problem (→ 400) rather than a well-formed value of
-/// the wrong shape (→ 422)?
-pub fn is_syntax_error(err: &serde_json::Error) -> bool {
-    !matches!(err.classify(), serde_json::error::Category::Data)
 }

@@ -16,7 +16,7 @@ use super::state::AppState;
 use crate::{
     domain::{
         keys::{Principal, Scope, hash_key, matches_master},
-        validation::{FieldError, is_syntax_error, json_error, json_field_error},
+        validation::{FieldError, json_error, json_field_error},
     },
     error::ApiError,
 };
@@ -43,24 +43,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        if is_syntax_error(e.inner()) {
-            ApiError::bad_request(format!(
-                "the body is not valid JSON: {}",
-                json_field_error(&e).message
-            ))
-        } else {
-            ApiError::validation(vec![json_field_error(&e)])
-        }
-    })?;
-    de.end().map_err(|e| {
+    // Syntax first, then shape: a truncated document is malformed (400) even
+    // when its first element already has the wrong type.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request(format!(
             "the body is not valid JSON: {}",
             json_error(&e).message
         ))
     })?;
-    Ok(value)
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| ApiError::validation(vec![json_field_error(&e)]))
 }
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {

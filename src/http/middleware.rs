@@ -94,7 +94,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
 pub async fn problem_json(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let status = res.status();
-    if status.as_u16() < 400 || is_problem(&res) {
+    if status.as_u16() < 400 || is_json(&res) {
         return res;
     }
     let (parts, body) = res.into_parts();
@@ -127,10 +127,13 @@ pub async fn problem_json(req: Request, next: Next) -> Response {
     out
 }
 
-fn is_problem(res: &Response) -> bool {
-    res.headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+/// Problem documents, and JSON error bodies written on purpose (the 503 of
+/// /readyz), pass through untouched.
+fn is_json(res: &Response) -> bool {
+    res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(PROBLEM_JSON.as_bytes()) || v.starts_with(b"application/json")
+    })
 }
 
 fn default_detail(status: StatusCode) -> &'static str {

@@ -27,6 +27,9 @@ use crate::{
 
 pub const DEFAULT_PAGE: u32 = 20;
 pub const MAX_PAGE: u32 = 100;
+/// Optimistic retries of a PATCH without If-Match; each loss means another
+/// writer made progress, so this only runs out under extreme contention.
+const MAX_PATCH_ATTEMPTS: usize = 64;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -172,7 +175,7 @@ pub async fn update(
     let if_match = headers.get(header::IF_MATCH);
     // Without If-Match the client asked for "apply my change", so a
     // concurrent writer means re-read and re-apply, not fail.
-    for _ in 0..5 {
+    for _ in 0..MAX_PATCH_ATTEMPTS {
         let current = state
             .store
             .get_note(id)

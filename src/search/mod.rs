@@ -120,7 +120,12 @@ pub async fn search(
         .rows
         .into_iter()
         .map(|row| SearchHit {
-            snippet: snippet::snippet(&row.body, &parsed, SNIPPET_TOKENS),
+            // A title-only note still gets a snippet showing why it matched.
+            snippet: if row.body.trim().is_empty() {
+                snippet::highlight(&row.title, &parsed)
+            } else {
+                snippet::snippet(&row.body, &parsed, SNIPPET_TOKENS)
+            },
             id: row.id,
             title: row.title,
             score: row.score,

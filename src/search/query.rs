@@ -51,9 +51,18 @@ pub const MAX_TOKEN_BYTES: usize = 256;
 
 /// Parses the user's search string.
 ///
-/// Blank input is [`QueryError::Empty`]; input that holds no searchable token
-/// at all (e.g. `"!!!"`, `"😀"`) is `Ok(Query::default())`, which the caller
-/// answers with "no hits".
+/// Words must all match; `"exact phrase"`; `prefix*`; `-excluded` (also
+/// `-"phrase"`, `-prefix*`). A word with inner punctuation such as `e-mail` is
+/// the phrase `"e mail"`, as FTS5 indexes it. Input that holds no searchable
+/// token at all (e.g. `"!!!"`, `"😀"`) is `Ok(Query::default())`, which the
+/// caller answers with "no hits" without asking the database.
+///
+/// # Errors
+///
+/// [`QueryError::TooLong`] over [`MAX_QUERY_BYTES`] (checked first, before
+/// any work); [`QueryError::Empty`] for blank input;
+/// [`QueryError::TooManyTerms`] over [`MAX_TERMS`] words after dropping
+/// duplicates; [`QueryError::OnlyExclusions`] when every clause is excluded.
 pub fn parse(q: &str) -> Result<Query, QueryError> {
     if q.len() > MAX_QUERY_BYTES {
         return Err(QueryError::TooLong {
@@ -181,19 +190,24 @@ fn ends_with_star(text: &str) -> bool {
     text.trim_end().ends_with('*')
 }
 
-/// Tokenize like FTS5 unicode61 + remove_diacritics: maximal runs of
-/// alphanumeric chars (char::is_alphanumeric), case-folded to lower case,
-/// diacritics removed (e.g. "Café" -> "cafe").
-/// Yields (byte_start, byte_end, normalized_token) relative to `text`.
+/// Tokenize like FTS5 `unicode61 remove_diacritics 2`: maximal runs of
+/// alphanumeric chars, case-folded to lower case, with the accents of Latin
+/// letters removed (e.g. "Café" -> "cafe").
+/// Yields `(byte_start, byte_end, normalized_token)` relative to `text`; every
+/// token is non-empty.
 ///
-/// The details follow what SQLite's unicode61 does (checked against it), since
-/// a token we derive differently from FTS5 simply never matches:
-/// - combining marks split words, except the few accents FTS5 treats as part
-///   of a word and drops (`U+0301` in a decomposed "e\u{301}");
+/// The details copy what SQLite's tokenizer does (checked against it code
+/// point by code point), because FTS5 re-tokenizes the query and a token we
+/// derive differently can never match:
+/// - combining marks split words, as in FTS5, except the few accents FTS5
+///   treats as part of a word and drops (`U+0301` in a decomposed "e\u{301}");
 /// - private-use chars are word chars, as in FTS5;
-/// - only Latin letters lose their accents ("é" -> "e"); FTS5 keeps "й", "ё"
-///   and Greek tonos, so folding those would make Russian or Greek words
-///   unfindable.
+/// - only Latin letters lose their accents; FTS5 keeps "й", "ё" and Greek
+///   tonos, and folding those too (plain NFD) would make Russian or Greek
+///   words with them unfindable;
+/// - case folding, not lower-casing: "ς" is "σ".
+///
+/// Letters newer than SQLite's Unicode tables may still tokenize differently.
 pub fn tokens(text: &str) -> impl Iterator<Item = (usize, usize, String)> + '_ {
     token_spans(text).map(move |(start, end)| (start, end, normalize(&text[start..end])))
 }
@@ -258,15 +272,38 @@ fn normalize(token: &str) -> String {
     // Per char, not str::to_lowercase: FTS5 has no final-sigma rule.
     for c in token.chars().flat_map(char::to_lowercase) {
         if !is_fts5_diacritic(c) {
-            out.push(strip_latin_accents(c));
+            out.push(strip_latin_accents(fold_variant(c)));
         }
     }
     out
 }
 
+/// FTS5 case-folds rather than lower-cases; these are the letters where the
+/// two differ, so "ΛΟΓΟΣ" (σ) and "λόγος" (ς) are the same word, as in FTS5.
+fn fold_variant(c: char) -> char {
+    match c {
+        'ς' => 'σ',
+        'ϐ' => 'β',
+        'ϑ' => 'θ',
+        'ϕ' => 'φ',
+        'ϖ' => 'π',
+        'ϰ' => 'κ',
+        'ϱ' => 'ρ',
+        'ϵ' => 'ε',
+        'µ' => 'μ',
+        'ſ' | 'ẛ' => 's',
+        '\u{1FBE}' => 'ι',
+        _ => c,
+    }
+}
+
 /// "é" -> "e", "ǖ" -> "u", "Å" (U+212B) -> "a": a char whose canonical
 /// decomposition is an ASCII letter plus combining marks becomes that letter.
 fn strip_latin_accents(c: char) -> char {
+    // Missing from FTS5's table, which keeps them as they are.
+    if c == 'ǡ' {
+        return c;
+    }
     let mut base = None;
     let mut marks_only = true;
     decompose_canonical(c, |d| match base {
@@ -318,5 +355,453 @@ fn push_fts5_clause(out: &mut String, clause: &Clause) {
     out.push('"');
     if clause.prefix {
         out.push_str(" *");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn clause(tokens: &[&str], prefix: bool) -> Clause {
+        Clause {
+            tokens: tokens.iter().map(|t| t.to_string()).collect(),
+            prefix,
+        }
+    }
+
+    fn word(token: &str) -> Clause {
+        clause(&[token], false)
+    }
+
+    fn query(include: Vec<Clause>, exclude: Vec<Clause>) -> Query {
+        Query { include, exclude }
+    }
+
+    fn token_strings(text: &str) -> Vec<String> {
+        tokens(text).map(|(_, _, t)| t).collect()
+    }
+
+    #[test]
+    fn words_must_all_match() {
+        assert_eq!(
+            parse("hello  World").unwrap(),
+            query(vec![word("hello"), word("world")], vec![])
+        );
+    }
+
+    #[test]
+    fn quoted_phrase() {
+        assert_eq!(
+            parse(r#"say "New York" now"#).unwrap(),
+            query(
+                vec![word("say"), clause(&["new", "york"], false), word("now")],
+                vec![]
+            )
+        );
+    }
+
+    #[test]
+    fn unterminated_quote_runs_to_the_end() {
+        assert_eq!(
+            parse(r#"a1 "new york -city"#).unwrap(),
+            query(
+                vec![word("a1"), clause(&["new", "york", "city"], false)],
+                vec![]
+            )
+        );
+    }
+
+    #[test]
+    fn quote_inside_a_word_starts_a_phrase() {
+        assert_eq!(
+            parse(r#"foo"bar baz"qux"#).unwrap(),
+            query(
+                vec![word("foo"), clause(&["bar", "baz"], false), word("qux")],
+                vec![]
+            )
+        );
+    }
+
+    #[test]
+    fn empty_phrases_are_dropped() {
+        assert_eq!(
+            parse(r#"x1 "" " " "!?""#).unwrap(),
+            query(vec![word("x1")], vec![])
+        );
+    }
+
+    #[test]
+    fn prefix_word() {
+        assert_eq!(
+            parse("hel* wor**").unwrap(),
+            query(vec![clause(&["hel"], true), clause(&["wor"], true)], vec![])
+        );
+    }
+
+    #[test]
+    fn star_inside_a_word_is_punctuation() {
+        assert_eq!(
+            parse("*foo f*oo").unwrap(),
+            query(vec![word("foo"), clause(&["f", "oo"], false)], vec![])
+        );
+    }
+
+    #[test]
+    fn prefix_phrase_after_closing_quote() {
+        assert_eq!(
+            parse(r#""new yo"* next"#).unwrap(),
+            query(vec![clause(&["new", "yo"], true), word("next")], vec![])
+        );
+    }
+
+    #[test]
+    fn prefix_phrase_with_star_inside_quotes() {
+        let expected = query(vec![clause(&["new", "yo"], true)], vec![]);
+        assert_eq!(parse(r#""new yo*""#).unwrap(), expected);
+        assert_eq!(parse(r#""new yo*"#).unwrap(), expected);
+    }
+
+    #[test]
+    fn short_prefix_is_a_whole_word() {
+        assert_eq!(
+            parse("a* é* ab*").unwrap(),
+            query(vec![word("a"), word("e"), clause(&["ab"], true)], vec![])
+        );
+        // Counted in chars, not bytes.
+        assert_eq!(parse("日*").unwrap(), query(vec![word("日")], vec![]));
+    }
+
+    #[test]
+    fn exclusions() {
+        assert_eq!(
+            parse(r#"cats -dogs -"hot dog" -mou*"#).unwrap(),
+            query(
+                vec![word("cats")],
+                vec![
+                    word("dogs"),
+                    clause(&["hot", "dog"], false),
+                    clause(&["mou"], true)
+                ]
+            )
+        );
+    }
+
+    #[test]
+    fn lone_dashes_are_ignored() {
+        assert_eq!(
+            parse("cats - -- --- dogs").unwrap(),
+            query(vec![word("cats"), word("dogs")], vec![])
+        );
+    }
+
+    #[test]
+    fn double_dash_still_excludes() {
+        assert_eq!(
+            parse("cats --dogs").unwrap(),
+            query(vec![word("cats")], vec![word("dogs")])
+        );
+    }
+
+    #[test]
+    fn hyphenated_word_is_a_phrase() {
+        assert_eq!(
+            parse("foo-bar e-mail*").unwrap(),
+            query(
+                vec![clause(&["foo", "bar"], false), clause(&["e", "mail"], true)],
+                vec![]
+            )
+        );
+    }
+
+    #[test]
+    fn diacritics_and_case_are_folded() {
+        assert_eq!(
+            parse("Café NAÏVE").unwrap(),
+            query(vec![word("cafe"), word("naive")], vec![])
+        );
+    }
+
+    #[test]
+    fn operators_are_ordinary_words() {
+        let q = parse("cats AND dogs OR NOT mice NEAR").unwrap();
+        let words: Vec<_> = ["cats", "and", "dogs", "or", "not", "mice", "near"]
+            .into_iter()
+            .map(word)
+            .collect();
+        assert_eq!(q, query(words, vec![]));
+        assert_eq!(
+            to_fts5(&q),
+            r#"("cats" AND "and" AND "dogs" AND "or" AND "not" AND "mice" AND "near")"#
+        );
+    }
+
+    #[test]
+    fn duplicates_are_removed() {
+        assert_eq!(
+            parse(r#"Foo foo FOO "foo" bar* bar* bar -x -X"#).unwrap(),
+            query(
+                vec![word("foo"), clause(&["bar"], true), word("bar")],
+                vec![word("x")]
+            )
+        );
+    }
+
+    #[test]
+    fn blank_is_empty() {
+        for q in ["", " ", "\t\n ", "\u{3000}"] {
+            assert_eq!(parse(q), Err(QueryError::Empty), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn too_long() {
+        let q = "a".repeat(MAX_QUERY_BYTES + 1);
+        assert_eq!(
+            parse(&q),
+            Err(QueryError::TooLong {
+                max: MAX_QUERY_BYTES
+            })
+        );
+        assert!(parse(&"a".repeat(MAX_QUERY_BYTES)).is_ok());
+        // Whitespace counts too: the check comes before any parsing.
+        assert!(matches!(
+            parse(&" ".repeat(MAX_QUERY_BYTES + 1)),
+            Err(QueryError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn too_many_terms() {
+        let words = |n: usize| (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>();
+        assert!(parse(&words(MAX_TERMS).join(" ")).is_ok());
+        let too_many = Err(QueryError::TooManyTerms { max: MAX_TERMS });
+        assert_eq!(parse(&words(MAX_TERMS + 1).join(" ")), too_many);
+        // Exclusions count, and so does every word of a phrase.
+        let mixed = format!("a1 -{}", words(MAX_TERMS).join(" -"));
+        assert_eq!(parse(&mixed), too_many);
+        let phrase = format!("\"{}\"", words(MAX_TERMS + 1).join(" "));
+        assert_eq!(parse(&phrase), too_many);
+        assert_eq!(parse(&"a-".repeat(MAX_TERMS + 1)), too_many);
+        // Duplicates and dropped clauses do not.
+        assert!(parse(&"same ".repeat(100)).is_ok());
+        assert!(parse(&format!("{} !! 😀", words(MAX_TERMS).join(" "))).is_ok());
+    }
+
+    #[test]
+    fn only_exclusions() {
+        assert_eq!(parse("-foo -\"a b\""), Err(QueryError::OnlyExclusions));
+        assert_eq!(parse("-foo !!"), Err(QueryError::OnlyExclusions));
+    }
+
+    #[test]
+    fn nothing_searchable_is_an_empty_query() {
+        for q in ["!!!", "😀", "***", "\0", "- --", r#""""#, "-!!", "\u{301}"] {
+            assert_eq!(parse(q), Ok(Query::default()), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn long_tokens_are_truncated_at_a_char_boundary() {
+        let q = "é".repeat(200) + &"ü".repeat(200);
+        let token = &parse(&q).unwrap().include[0].tokens[0];
+        assert_eq!(token.len(), MAX_TOKEN_BYTES);
+        assert!(token.chars().all(|c| c == 'e' || c == 'u'));
+
+        let q = "日".repeat(100);
+        let token = &parse(&q).unwrap().include[0].tokens[0];
+        assert_eq!(token.len(), 255);
+    }
+
+    #[test]
+    fn tokens_yield_byte_offsets_of_the_original() {
+        let text = "¿Qué tal, señor? e-mail_42";
+        let got: Vec<_> = tokens(text).collect();
+        let expected = [
+            ("Qué", "que"),
+            ("tal", "tal"),
+            ("señor", "senor"),
+            ("e", "e"),
+            ("mail", "mail"),
+            ("42", "42"),
+        ];
+        assert_eq!(got.len(), expected.len());
+        for ((start, end, token), (original, normalized)) in got.iter().zip(expected) {
+            assert_eq!(&text[*start..*end], original);
+            assert_eq!(token, normalized);
+        }
+    }
+
+    #[test]
+    fn tokens_follow_fts5_unicode61() {
+        // Expected values are what SQLite's unicode61 remove_diacritics 2 indexes.
+        let cases: &[(&str, &[&str])] = &[
+            ("Café", &["cafe"]),
+            ("nai\u{308}ve x\u{301}y", &["naive", "xy"]),
+            ("ǖ ệ Å İstanbul", &["u", "e", "a", "istanbul"]),
+            ("ø Łódź straße ﬁne", &["ø", "łodz", "straße", "ﬁne"]),
+            ("йод ЁЖ άλφα", &["йод", "ёж", "άλφα"]),
+            ("ΛΟΓΟΣ λόγος", &["λογοσ", "λόγοσ"]),
+            ("한국어 日本語", &["한국어", "日本語"]),
+            ("x² ½ ① Ⅻ", &["x²", "½", "①", "ⅻ"]),
+            ("emoji😀z snake_case", &["emoji", "z", "snake", "case"]),
+            ("q\u{E000}r", &["q\u{E000}r"]),
+            ("हिंदी", &["ह", "द"]),
+            ("a\u{5B0}b", &["a", "b"]),
+            ("\u{301}lone \u{301}", &["lone"]),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(token_strings(text), *expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn fts5_rendering() {
+        let cases = [
+            ("hello", r#"("hello")"#),
+            ("hello world", r#"("hello" AND "world")"#),
+            (r#""new york""#, r#"("new york")"#),
+            ("new yo*", r#"("new" AND "yo" *)"#),
+            (r#""new yo"*"#, r#"("new yo" *)"#),
+            ("cats -dogs", r#"("cats") NOT "dogs""#),
+            (
+                r#"cats -"hot dog" -mou*"#,
+                r#"("cats") NOT "hot dog" NOT "mou" *"#,
+            ),
+            (
+                r#"NEAR(a b) title:x ^y OR"#,
+                r#"("near a" AND "b" AND "title x" AND "y" AND "or")"#,
+            ),
+            ("Crème brûlée", r#"("creme" AND "brulee")"#),
+        ];
+        for (q, expected) in cases {
+            assert_eq!(to_fts5(&parse(q).unwrap()), expected, "{q:?}");
+        }
+    }
+
+    #[test]
+    fn fts5_escapes_quotes_defensively() {
+        let q = query(vec![clause(&["a\"b", "c"], true)], vec![word("\"")]);
+        assert_eq!(to_fts5(&q), r#"("a""b c" *) NOT """""#);
+    }
+
+    #[test]
+    fn fts5_without_includes_matches_nothing() {
+        assert_eq!(to_fts5(&Query::default()), r#""""#);
+        assert_eq!(to_fts5(&query(vec![], vec![word("x")])), r#""""#);
+    }
+
+    /// Parses `to_fts5` output back, which proves the output has exactly the
+    /// shape `(c AND c ...) NOT c ...` with every clause one quoted string.
+    fn parse_fts5(s: &str) -> Option<Query> {
+        fn clause(s: &str) -> Option<(Clause, &str)> {
+            let mut body = String::new();
+            let mut rest = s.strip_prefix('"')?;
+            loop {
+                let close = rest.find('"')?;
+                body.push_str(&rest[..close]);
+                rest = &rest[close + 1..];
+                match rest.strip_prefix('"') {
+                    Some(r) => {
+                        body.push('"');
+                        rest = r;
+                    }
+                    None => break,
+                }
+            }
+            let (prefix, rest) = match rest.strip_prefix(" *") {
+                Some(r) => (true, r),
+                None => (false, rest),
+            };
+            let tokens = body.split(' ').map(str::to_owned).collect();
+            Some((Clause { tokens, prefix }, rest))
+        }
+        let mut q = Query::default();
+        let mut rest = s.strip_prefix('(')?;
+        loop {
+            let (c, r) = clause(rest)?;
+            q.include.push(c);
+            match r.strip_prefix(" AND ") {
+                Some(r) => rest = r,
+                None => {
+                    rest = r.strip_prefix(')')?;
+                    break;
+                }
+            }
+        }
+        while !rest.is_empty() {
+            let (c, r) = clause(rest.strip_prefix(" NOT ")?)?;
+            q.exclude.push(c);
+            rest = r;
+        }
+        Some(q)
+    }
+
+    fn nasty_string() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("\"".to_owned()),
+            Just("*".to_owned()),
+            Just("-".to_owned()),
+            Just(" ".to_owned()),
+            Just("\0".to_owned()),
+            Just("\u{301}".to_owned()),
+            "[a-zA-Zé0-9]{1,6}",
+            any::<char>().prop_map(String::from),
+        ];
+        prop::collection::vec(piece, 0..60).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn parse_never_panics_on_any_string(q in any::<String>()) {
+            let _ = parse(&q);
+        }
+
+        #[test]
+        fn parse_never_panics_on_syntax_soup(q in nasty_string()) {
+            let _ = parse(&q);
+        }
+
+        #[test]
+        fn parse_handles_long_input(q in nasty_string(), n in 1usize..200) {
+            let long = q.repeat(n);
+            match parse(&long) {
+                Err(QueryError::TooLong { .. }) => prop_assert!(long.len() > MAX_QUERY_BYTES),
+                _ => prop_assert!(long.len() <= MAX_QUERY_BYTES),
+            }
+        }
+
+        #[test]
+        fn fts5_output_is_well_formed_and_from_the_input(q in nasty_string()) {
+            let Ok(query) = parse(&q) else { return Ok(()) };
+            if query.include.is_empty() {
+                return Ok(());
+            }
+            let fts = to_fts5(&query);
+            prop_assert_eq!(fts.matches('"').count() % 2, 0);
+            prop_assert_eq!(parse_fts5(&fts), Some(query.clone()));
+            let input_tokens = token_strings(&q);
+            for clause in query.include.iter().chain(&query.exclude) {
+                prop_assert!(clause.tokens.len() <= MAX_TERMS);
+                for t in &clause.tokens {
+                    prop_assert!(!t.is_empty());
+                    prop_assert!(input_tokens.iter().any(|i| i.starts_with(t.as_str())));
+                    prop_assert!(t.chars().all(continues_token));
+                }
+            }
+        }
+
+        #[test]
+        fn tokens_are_within_bounds_and_non_empty(text in any::<String>()) {
+            let mut last_end = 0;
+            for (start, end, token) in tokens(&text) {
+                prop_assert!(last_end <= start && start < end && end <= text.len());
+                prop_assert!(text.is_char_boundary(start) && text.is_char_boundary(end));
+                prop_assert!(!token.is_empty());
+                last_end = end;
+            }
+        }
     }
 }

@@ -193,3 +193,281 @@ fn push_escaped(out: &mut String, text: &str) {
     }
     out.push_str(&text[done..]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::query::{Clause, parse};
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::{Duration, Instant};
+
+    fn q(s: &str) -> Query {
+        parse(s).unwrap()
+    }
+
+    fn numbered_words(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn unescape(html: &str) -> String {
+        html.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&")
+    }
+
+    fn strip_marks(html: &str) -> String {
+        html.replace("<mark>", "").replace("</mark>", "")
+    }
+
+    #[test]
+    fn highlight_marks_matching_tokens() {
+        assert_eq!(
+            highlight("Café in New York", &q("cafe york")),
+            "<mark>Café</mark> in New <mark>York</mark>"
+        );
+    }
+
+    #[test]
+    fn highlight_escapes_html() {
+        assert_eq!(
+            highlight(r#"<b>"Tom & Jerry's"</b>"#, &q("tom")),
+            "&lt;b&gt;&quot;<mark>Tom</mark> &amp; Jerry&#39;s&quot;&lt;/b&gt;"
+        );
+    }
+
+    #[test]
+    fn prefix_marks_words_starting_with_it() {
+        assert_eq!(
+            highlight("newspaper, news, new", &q("news*")),
+            "<mark>newspaper</mark>, <mark>news</mark>, new"
+        );
+        // Too short to be a prefix: whole word only.
+        assert_eq!(highlight("n no", &q("n*")), "<mark>n</mark> no");
+    }
+
+    #[test]
+    fn phrase_tokens_are_marked_individually() {
+        assert_eq!(
+            highlight("New York, new! york?", &q(r#""new york""#)),
+            "<mark>New</mark> <mark>York</mark>, <mark>new</mark>! <mark>york</mark>?"
+        );
+        // Only the last token of a prefix phrase is a prefix.
+        assert_eq!(
+            highlight("news yolk", &q(r#""new yo"*"#)),
+            "news <mark>yolk</mark>"
+        );
+    }
+
+    #[test]
+    fn exclusions_are_never_marked() {
+        assert_eq!(
+            highlight("cats and dogs", &q("cats -dogs")),
+            "<mark>cats</mark> and dogs"
+        );
+    }
+
+    #[test]
+    fn matching_ignores_case_and_accents() {
+        assert_eq!(
+            highlight("CAFÉ cafe Cafe\u{301}", &q("Café")),
+            "<mark>CAFÉ</mark> <mark>cafe</mark> <mark>Cafe\u{301}</mark>"
+        );
+    }
+
+    #[test]
+    fn empty_query_marks_nothing() {
+        assert_eq!(highlight("a <b>", &Query::default()), "a &lt;b&gt;");
+    }
+
+    #[test]
+    fn snippet_centres_the_match() {
+        let text = numbered_words(100);
+        assert_eq!(
+            snippet(&text, &q("w50"), 10),
+            "…w46 w47 w48 w49 <mark>w50</mark> w51 w52 w53 w54 w55…"
+        );
+    }
+
+    #[test]
+    fn snippet_prefers_the_most_matches() {
+        let text = "x a b c d e f g h i j k x l x m x n";
+        assert_eq!(
+            snippet(text, &q("x"), 5),
+            "…<mark>x</mark> l <mark>x</mark> m <mark>x</mark>…"
+        );
+    }
+
+    #[test]
+    fn snippet_prefers_the_earliest_on_ties() {
+        let text = format!(
+            "{} x {} x {}",
+            numbered_words(20),
+            numbered_words(20),
+            numbered_words(20)
+        );
+        assert_eq!(snippet(&text, &q("x"), 3), "…w19 <mark>x</mark> w0…");
+    }
+
+    #[test]
+    fn snippet_without_match_shows_the_start() {
+        let text = numbered_words(10);
+        assert_eq!(snippet(&text, &q("nope"), 3), "w0 w1 w2…");
+        assert_eq!(snippet(&text, &Query::default(), 3), "w0 w1 w2…");
+    }
+
+    #[test]
+    fn snippet_keeps_the_text_between_and_around_tokens() {
+        assert_eq!(
+            snippet("  (Hello, <world>!)\n", &q("world"), 10),
+            "(Hello, &lt;<mark>world</mark>&gt;!)"
+        );
+        // Cut at the window's edge tokens when it does not reach the ends.
+        assert_eq!(
+            snippet("«one», two; three! four?", &q("two"), 2),
+            "…<mark>two</mark>; three…"
+        );
+    }
+
+    #[test]
+    fn snippet_at_the_end_keeps_trailing_text() {
+        let text = format!("{} end.", numbered_words(20));
+        assert_eq!(snippet(&text, &q("end"), 3), "…w18 w19 <mark>end</mark>.");
+    }
+
+    #[test]
+    fn snippet_handles_multibyte_text() {
+        let text = "日本語 テキスト 😀 Ærø ñandú 한국어 über";
+        assert_eq!(
+            snippet(text, &q("nandu"), 3),
+            "…Ærø <mark>ñandú</mark> 한국어…"
+        );
+    }
+
+    #[test]
+    fn snippet_edge_cases() {
+        assert_eq!(snippet("a b c", &q("b"), 0), "");
+        assert_eq!(snippet("", &q("b"), 5), "");
+        assert_eq!(snippet(" !!! <> ", &q("b"), 5), "!!! &lt;&gt;");
+        assert_eq!(snippet("b", &q("b"), usize::MAX), "<mark>b</mark>");
+        assert_eq!(
+            snippet("a b c", &q("a c"), usize::MAX),
+            "<mark>a</mark> b <mark>c</mark>"
+        );
+    }
+
+    #[test]
+    fn snippet_is_fast_on_a_mebibyte() {
+        let big = "lorem ipsum, dolor sit amet! ".repeat(1 << 15);
+        let all_match = "ab ".repeat(350_000);
+        let one_token = "x".repeat(1 << 20);
+        let punctuation = "!?".repeat(1 << 19);
+        let cases = [
+            (format!("{big} needle"), q("needle lor*")),
+            (all_match, q("ab")),
+            (one_token, q("xx*")),
+            (punctuation, q("x")),
+        ];
+        for (text, query) in &cases {
+            let started = Instant::now();
+            let out = snippet(text, query, 30);
+            // Generous: unoptimized test builds on a slow CI machine.
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+            assert!(!out.is_empty());
+        }
+    }
+
+    fn arbitrary_query() -> impl Strategy<Value = Query> {
+        let token = prop_oneof![
+            "[a-z]{0,3}",
+            any::<String>(),
+            Just("<".to_owned()),
+            Just("\"".to_owned()),
+        ];
+        let clause = (prop::collection::vec(token, 0..3), any::<bool>())
+            .prop_map(|(tokens, prefix)| Clause { tokens, prefix });
+        (
+            prop::collection::vec(clause.clone(), 0..4),
+            prop::collection::vec(clause, 0..2),
+        )
+            .prop_map(|(include, exclude)| Query { include, exclude })
+    }
+
+    fn any_query() -> impl Strategy<Value = Query> {
+        prop_oneof![
+            "[a-z\"*\\- ]{0,20}".prop_map(|s| parse(&s).unwrap_or_default()),
+            any::<String>().prop_map(|s| parse(&s).unwrap_or_default()),
+            arbitrary_query(),
+        ]
+    }
+
+    fn any_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            "[a-e ]{1,8}",
+            Just("<".to_owned()),
+            Just(">".to_owned()),
+            Just("&".to_owned()),
+            Just("\"".to_owned()),
+            Just("'".to_owned()),
+            Just("…".to_owned()),
+            Just("e\u{301}".to_owned()),
+            any::<char>().prop_map(String::from),
+        ];
+        prop_oneof![
+            prop::collection::vec(piece, 0..40).prop_map(|v| v.concat()),
+            any::<String>(),
+        ]
+    }
+
+    fn assert_safe_html(html: &str) -> Result<(), TestCaseError> {
+        let plain = strip_marks(html);
+        prop_assert!(!plain.contains(['<', '>', '"', '\'']), "{html:?}");
+        prop_assert!(!html.contains("<mark><mark>") && !html.contains("</mark></mark>"));
+        let mut open = false;
+        for piece in html.split("mark>") {
+            if piece.ends_with("</") {
+                prop_assert!(open);
+                open = false;
+            } else if piece.ends_with('<') {
+                prop_assert!(!open);
+                open = true;
+            }
+        }
+        prop_assert!(!open);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn highlight_is_safe_and_lossless(text in any_text(), query in any_query()) {
+            let html = highlight(&text, &query);
+            assert_safe_html(&html)?;
+            prop_assert_eq!(unescape(&strip_marks(&html)), text);
+        }
+
+        #[test]
+        fn snippet_is_safe_and_a_piece_of_the_text(
+            text in any_text(),
+            query in any_query(),
+            max_tokens in 0usize..12,
+        ) {
+            let html = snippet(&text, &query, max_tokens);
+            assert_safe_html(&html)?;
+            let plain = unescape(&strip_marks(&html));
+            let plain = plain.strip_prefix(ELLIPSIS).unwrap_or(&plain);
+            let plain = plain.strip_suffix(ELLIPSIS).unwrap_or(plain);
+            prop_assert!(text.contains(plain), "{:?} not in {:?}", plain, text);
+            prop_assert!(tokens(plain).count() <= max_tokens);
+        }
+    }
+}

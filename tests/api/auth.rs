@@ -1,0 +1,216 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{MASTER, TestApp, assert_problem};
+
+#[tokio::test]
+async fn development_mode_needs_no_key() {
+    let app = TestApp::spawn().await;
+    app.create_note(json!({"title": "open"})).await;
+    let res = app.get("/api/v1/keys").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn production_requires_a_key_on_api_routes_only() {
+    let mut app = TestApp::production().await;
+    app.token = None;
+    for (method, path) in [
+        (Method::GET, "/api/v1/notes"),
+        (Method::POST, "/api/v1/notes"),
+        (Method::GET, "/api/v1/search?q=a"),
+        (Method::POST, "/api/v1/ingest"),
+        (Method::GET, "/api/v1/keys"),
+        (
+            Method::DELETE,
+            "/api/v1/keys/0190a000-0000-7000-8000-000000000000",
+        ),
+    ] {
+        let res = app.request(method.clone(), path).send().await.unwrap();
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "Bearer",
+            "{method} {path}"
+        );
+        assert_problem(res, StatusCode::UNAUTHORIZED).await;
+    }
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/version",
+        "/openapi.json",
+    ] {
+        assert_eq!(
+            app.get(path).send().await.unwrap().status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    // Garbage credentials.
+    for header in [
+        "Bearer",
+        "Bearer ",
+        "Basic abc",
+        "Bearer nk_0000",
+        "bearer wrong",
+        &format!("Bearer {MASTER}x"),
+    ] {
+        let res = app
+            .get("/api/v1/notes")
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, StatusCode::UNAUTHORIZED).await;
+    }
+}
+
+#[tokio::test]
+async fn scopes_are_enforced() {
+    let app = TestApp::production().await;
+    let (_, read) = app.key(&["read"]).await;
+    let (_, write) = app.key(&["write"]).await;
+    let (_, admin) = app.key(&["admin"]).await;
+    let note = app.create_note(json!({"title": "seed"})).await;
+    let note_path = format!("/api/v1/notes/{}", note["id"].as_str().unwrap());
+
+    let call = |key: &str, method: Method, path: &str, body: Option<Value>| {
+        let mut req = app
+            .client
+            .request(method, format!("{}{}", app.base, path))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+    // read: may read and search, may not write.
+    assert_eq!(
+        call(&read, Method::GET, "/api/v1/notes", None)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&read, Method::GET, &note_path, None)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&read, Method::GET, "/api/v1/search?q=seed", None)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let res = call(
+        &read,
+        Method::POST,
+        "/api/v1/notes",
+        Some(json!({"title": "x"})),
+    )
+    .await
+    .unwrap();
+    assert_problem(res, StatusCode::FORBIDDEN).await;
+    let res = call(&read, Method::DELETE, &note_path, None).await.unwrap();
+    assert_problem(res, StatusCode::FORBIDDEN).await;
+    // write: includes read.
+    let res = call(
+        &write,
+        Method::POST,
+        "/api/v1/notes",
+        Some(json!({"title": "by write"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(
+        call(&write, Method::GET, "/api/v1/notes", None)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    // admin: includes write, but keys are the master key's alone.
+    let res = call(
+        &admin,
+        Method::PATCH,
+        &note_path,
+        Some(json!({"body": "x"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    for key in [&read, &write, &admin] {
+        let res = call(key, Method::GET, "/api/v1/keys", None).await.unwrap();
+        assert_problem(res, StatusCode::FORBIDDEN).await;
+        let res = call(
+            key,
+            Method::POST,
+            "/api/v1/keys",
+            Some(json!({"name": "x", "scopes": ["admin"]})),
+        )
+        .await
+        .unwrap();
+        assert_problem(res, StatusCode::FORBIDDEN).await;
+    }
+    // Nothing the read key tried was written.
+    assert_eq!(app.count_notes().await, 2);
+}
+
+#[tokio::test]
+async fn keys_are_listed_without_secrets_and_revoked_at_once() {
+    let app = TestApp::production().await;
+    let (id, secret) = app.key(&["read", "write"]).await;
+    assert!(secret.starts_with("nk_"));
+    let res = app.get("/api/v1/keys").send().await.unwrap();
+    let text = res.text().await.unwrap();
+    assert!(!text.contains(&secret), "a listed key leaked its secret");
+    let keys: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(keys[0]["id"], id);
+    assert_eq!(keys[0]["scopes"], json!(["read", "write"]));
+    assert!(keys[0].get("key").is_none());
+
+    let use_key = || {
+        app.client
+            .get(format!("{}/api/v1/notes", app.base))
+            .bearer_auth(&secret)
+            .send()
+    };
+    assert_eq!(use_key().await.unwrap().status(), StatusCode::OK);
+    let res = app
+        .request(Method::DELETE, &format!("/api/v1/keys/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_problem(use_key().await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    let res = app
+        .request(Method::DELETE, &format!("/api/v1/keys/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn key_requests_are_validated() {
+    let app = TestApp::production().await;
+    for body in [
+        json!({"name": "", "scopes": ["read"]}),
+        json!({"name": "x", "scopes": []}),
+        json!({"name": "x", "scopes": ["root"]}),
+        json!({"name": "x"}),
+        json!({"name": "x\u{7}", "scopes": ["read"]}),
+        json!({"name": "x".repeat(101), "scopes": ["read"]}),
+    ] {
+        let res = app.post_json("/api/v1/keys", &body).await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let res = app.get("/api/v1/keys").send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap(), json!([]));
+}

@@ -1,0 +1,210 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, assert_problem};
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = TestApp::spawn().await;
+    for path in ["/healthz", "/health"] {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    }
+    for path in ["/readyz", "/ready"] {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["ready"], true);
+        assert_eq!(body["checks"]["database"], "ok");
+    }
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_is_gone_but_liveness_does_not() {
+    let app = TestApp::spawn().await;
+    app.state.store.close().await;
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["ready"], false);
+    assert!(
+        body["checks"]["database"]
+            .as_str()
+            .unwrap()
+            .starts_with("error")
+    );
+    assert_eq!(
+        app.get("/healthz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // Requests needing the database say 503, without internals.
+    let res = app.post_json("/api/v1/notes", &json!({"title": "t"})).await;
+    let p = assert_problem(res, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(!p["detail"].as_str().unwrap().contains("sqlx"));
+}
+
+#[tokio::test]
+async fn metrics_use_route_templates() {
+    let app = TestApp::spawn().await;
+    let note = app.create_note(json!({"title": "m"})).await;
+    let id = note["id"].as_str().unwrap();
+    app.get(&format!("/api/v1/notes/{id}"))
+        .send()
+        .await
+        .unwrap();
+    app.get("/no/such/path").send().await.unwrap();
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"http_requests_total{method="GET",route="/api/v1/notes/{id}",status="200"}"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"http_requests_total{method="POST",route="/api/v1/notes",status="201"}"#)
+    );
+    assert!(text.contains(r#"route="unmatched""#));
+    assert!(!text.contains(id), "a raw path leaked into a label");
+    assert!(text.contains("http_request_duration_seconds_bucket{"));
+    assert!(text.contains("notes_build_info{"));
+}
+
+#[tokio::test]
+async fn version_openapi_and_docs() {
+    let app = TestApp::spawn().await;
+    let (_, v) = app.get_json("/version").await;
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["git_sha"].is_string());
+
+    let (status, doc) = app.get_json("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/api/v1/notes",
+        "/api/v1/notes/{id}",
+        "/api/v1/ingest",
+        "/api/v1/search",
+        "/api/v1/keys",
+        "/readyz",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    let res = app.get("/docs/").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().to_lowercase().contains("swagger"));
+    // The UI's assets are served by the binary, not a CDN.
+    let res = app.get("/docs/swagger-ui-bundle.js").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated_and_sanitized() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .get("/healthz")
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+    let res = app.get("/healthz").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"].len(), 36);
+    let res = app
+        .get("/healthz")
+        .header("x-request-id", "bad id\twith\"stuff")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.headers()["x-request-id"], "bad id\twith\"stuff");
+    let res = app
+        .get("/healthz")
+        .header("x-request-id", "a".repeat(500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"].len(), 36);
+}
+
+#[tokio::test]
+async fn read_only_mode_refuses_writes_and_serves_reads() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(|c| c.data_dir = data.path().to_path_buf()).await;
+    app.create_note(json!({"title": "kept", "body": "readable"}))
+        .await;
+    app.shutdown().await;
+    let ro = TestApp::spawn_with(|c| {
+        c.data_dir = data.path().to_path_buf();
+        c.read_only = true;
+    })
+    .await;
+    let res = ro.post_json("/api/v1/notes", &json!({"title": "t"})).await;
+    let p = assert_problem(res, StatusCode::METHOD_NOT_ALLOWED).await;
+    assert!(p["detail"].as_str().unwrap().contains("read-only"));
+    let res = ro
+        .request(Method::POST, "/api/v1/ingest")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::METHOD_NOT_ALLOWED).await;
+    let (status, hits) = ro.get_json("/api/v1/search?q=readable").await;
+    assert_eq!(status, StatusCode::OK, "{hits}");
+    assert_eq!(hits["total"], 1);
+    assert_eq!(ro.count_notes().await, 1);
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_allow_listed_when_configured() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .get("/api/v1/notes")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+
+    let app = TestApp::spawn_with(|c| c.cors_origins = vec!["https://app.example".into()]).await;
+    let res = app
+        .request(Method::OPTIONS, "/api/v1/notes")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let res = app
+        .get("/api/v1/notes")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn every_error_is_problem_json() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .request(Method::DELETE, "/healthz")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("allow").is_some());
+    assert_problem(res, StatusCode::METHOD_NOT_ALLOWED).await;
+    let res = app.get("/api/v2/notes").send().await.unwrap();
+    assert_problem(res, StatusCode::NOT_FOUND).await;
+    let v: Value = app.get_json("/api/v1/notes/zzz").await.1;
+    assert_eq!(v["status"], 404);
+}
