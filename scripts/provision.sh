@@ -31,3 +31,26 @@ ensure_rust() {
     rustup component add rustfmt clippy
   fi
 }
+
+# A PostgreSQL server on 127.0.0.1:5432 that accepts postgres/postgres.
+# Prints the admin URL the tests use.
+PG_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+pg_ok() { PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; }
+
+ensure_postgres() {
+  if ! command -v psql >/dev/null || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql postgresql-client
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    echo "provision: starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+  fi
+  if ! pg_ok; then
+    # A fresh install asks for a password on TCP: give postgres a test one.
+    as_root runuser -u postgres -- psql -q -c "ALTER USER postgres PASSWORD 'postgres'"
+  fi
+  pg_ok || { echo "provision: PostgreSQL does not accept $PG_URL" >&2; return 1; }
+}

@@ -10,6 +10,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "provision"
 ensure_rust
+ensure_postgres
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -17,8 +18,12 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
-step "cargo test"
+step "cargo test (SQLite)"
 cargo test --locked --no-fail-fast
+
+# The same API suite again, every test on a fresh PostgreSQL database.
+step "cargo test --test api (PostgreSQL)"
+TEST_DATABASE_URL="$PG_URL" cargo test --locked --no-fail-fast --test api
 
 echo
 echo "all checks passed"

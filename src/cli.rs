@@ -101,7 +101,7 @@ fn fail(err: &dyn std::fmt::Display) -> ExitCode {
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {
-    let store = store::connect(config.database_url(), 1).await?;
+    let store = store::connect(config.database_url(), &config.pool_settings()).await?;
     store.migrate().await?;
     store.close().await;
     tracing::info!(backend = store.backend(), "migrations applied");

@@ -111,6 +111,15 @@ pub struct Config {
     #[arg(long, env = "NOTES_DB_MAX_CONNECTIONS", default_value_t = 8)]
     pub db_max_connections: u32,
 
+    /// Seconds to wait for a database connection.
+    #[arg(long, env = "NOTES_DB_CONNECT_TIMEOUT", default_value_t = 5)]
+    pub db_connect_timeout: u64,
+
+    /// Seconds a single database statement may run (PostgreSQL
+    /// statement_timeout; SQLite: how long to wait for a lock, capped at 10).
+    #[arg(long, env = "NOTES_DB_STATEMENT_TIMEOUT", default_value_t = 30)]
+    pub db_statement_timeout: u64,
+
     /// Master key: manages API keys; required in production (≥ 32 bytes).
     #[arg(long, env = "NOTES_MASTER_KEY", hide_env_values = true)]
     #[serde(serialize_with = "redact_opt")]
@@ -216,6 +225,14 @@ impl Config {
 
     pub fn is_production(&self) -> bool {
         self.env == Environment::Production
+    }
+
+    pub fn pool_settings(&self) -> crate::store::PoolSettings {
+        crate::store::PoolSettings {
+            max_connections: self.db_max_connections,
+            connect_timeout: Duration::from_secs(self.db_connect_timeout),
+            statement_timeout: Duration::from_secs(self.db_statement_timeout),
+        }
     }
 
     pub fn request_timeout(&self) -> Duration {

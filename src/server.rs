@@ -14,7 +14,7 @@ use crate::{
 
 /// Opens the store (migrating it when configured) and builds the app state.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let store = store::connect(config.database_url(), config.db_max_connections).await?;
+    let store = store::connect(config.database_url(), &config.pool_settings()).await?;
     if config.migrate_on_start && !config.read_only {
         store.migrate().await?;
     }

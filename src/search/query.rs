@@ -316,6 +316,45 @@ fn strip_latin_accents(c: char) -> char {
     }
 }
 
+/// Render for PostgreSQL `to_tsquery('simple', …)` over a tsvector built from
+/// [`search_text`]. Same shape as [`to_fts5`]: includes joined with `&`, each
+/// exclusion as `& !(…)`, phrases with `<->`, a prefix as `:*`.
+/// Precondition: `query.include` is non-empty.
+pub fn to_tsquery(query: &Query) -> String {
+    let clause = |c: &Clause| {
+        let mut parts: Vec<String> = c
+            .tokens
+            .iter()
+            // Tokens are letters and digits only; quote anyway so the
+            // tsquery grammar can never see an operator.
+            .map(|t| format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")))
+            .collect();
+        if c.prefix
+            && let Some(last) = parts.last_mut()
+        {
+            last.push_str(":*");
+        }
+        format!("({})", parts.join(" <-> "))
+    };
+    let mut out: Vec<String> = query.include.iter().map(clause).collect();
+    out.extend(query.exclude.iter().map(|c| format!("!{}", clause(c))));
+    out.join(" & ")
+}
+
+/// The text as the search index sees it: normalized tokens joined by spaces.
+/// Backends whose own tokenizer differs from FTS5's (PostgreSQL) index this,
+/// so that every backend matches the same words.
+pub fn search_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (_, _, token) in tokens(text) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&token);
+    }
+    out
+}
+
 /// Render for SQLite FTS5 MATCH, e.g. `("new york" AND "caf" *) NOT "bar"`.
 ///
 /// Every clause is one double-quoted FTS5 string (any `"` doubled), so FTS5

@@ -1,7 +1,7 @@
 //! Persistence behind one trait. Callers hold an `Arc<dyn Store>` and never
 //! branch on the backend; each backend lives in its own module.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -15,6 +15,7 @@ use crate::{
     search::query::Query,
 };
 
+pub mod postgres;
 pub mod sqlite;
 
 type Source = Box<dyn std::error::Error + Send + Sync>;
@@ -116,16 +117,98 @@ pub trait Store: Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
+/// Connection settings every backend understands.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Opens the store a database URL names.
-pub async fn connect(url: &str, max_connections: u32) -> Result<DynStore, StoreError> {
+pub async fn connect(url: &str, settings: &PoolSettings) -> Result<DynStore, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            sqlite::SqliteStore::connect(url, max_connections).await?,
-        ))
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PgStore::connect(url, settings).await?))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(StoreError::Internal(
-            format!("unsupported database URL scheme {scheme:?}: use sqlite://PATH").into(),
+            format!(
+                "unsupported database URL scheme {scheme:?}: use sqlite://PATH or postgres://…"
+            )
+            .into(),
         ))
     }
 }
+
+/// What an ingest batch does to the database, decided before any write so
+/// that every backend applies the same upsert rules.
+pub struct IngestPlan {
+    pub inserts: Vec<NoteInput>,
+    /// Existing notes (by id) whose content changes.
+    pub updates: Vec<(Uuid, NoteInput)>,
+    pub unchanged: u64,
+}
+
+impl IngestPlan {
+    /// `existing` holds the stored notes whose external ids the batch names.
+    pub fn new(notes: Vec<NoteInput>, existing: &HashMap<String, Note>) -> Self {
+        let mut plan = Self {
+            inserts: Vec::new(),
+            updates: Vec::new(),
+            unchanged: 0,
+        };
+        for note in notes {
+            match note.external_id.as_ref().and_then(|ext| existing.get(ext)) {
+                Some(current) if note.same_content(current) => plan.unchanged += 1,
+                Some(current) => plan.updates.push((current.id, note)),
+                None => plan.inserts.push(note),
+            }
+        }
+        plan
+    }
+
+    pub fn counts(&self) -> IngestCounts {
+        IngestCounts {
+            created: self.inserts.len() as u64,
+            updated: self.updates.len() as u64,
+            unchanged: self.unchanged,
+        }
+    }
+}
+
+/// External ids a batch names, for the look-up that feeds [`IngestPlan::new`].
+pub fn external_ids(notes: &[NoteInput]) -> Vec<String> {
+    notes.iter().filter_map(|n| n.external_id.clone()).collect()
+}
+
+impl Page {
+    /// `rows` were fetched with `limit + 1` to learn whether a next page exists.
+    pub fn from_rows(mut rows: Vec<(i64, Note)>, limit: usize) -> Self {
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|(seq, _)| *seq)
+        } else {
+            None
+        };
+        Page {
+            items: rows.into_iter().map(|(_, n)| n).collect(),
+            next,
+        }
+    }
+}
+
+/// Rows per multi-row statement and per look-up: large enough to amortize
+/// statement overhead, far below every backend's bound-parameter limit.
+pub const BATCH_ROWS: usize = 500;

@@ -11,7 +11,10 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use super::{ListQuery, NewKey, Page, SearchQuery, SearchResults, SearchRow, Store, StoreError};
+use super::{
+    BATCH_ROWS, IngestPlan, ListQuery, NewKey, Page, PoolSettings, SearchQuery, SearchResults,
+    SearchRow, Store, StoreError, external_ids,
+};
 use crate::{
     domain::{
         ingest::IngestCounts,
@@ -27,18 +30,13 @@ const NOTE_COLUMNS: &str =
 /// bm25 column weights for (title, body, extra): a title hit outranks a body hit.
 const BM25: &str = "bm25(notes_fts, 10.0, 1.0, 0.5)";
 
-/// Rows per multi-row INSERT: 500 × 8 parameters stays far below SQLite's
-/// 32,766-parameter limit while cutting per-statement overhead.
-const INSERT_CHUNK: usize = 500;
-const LOOKUP_CHUNK: usize = 500;
-
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, max_readers: u32) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Internal(e.into()))?
             .create_if_missing(true)
@@ -46,7 +44,7 @@ impl SqliteStore {
             // NORMAL is durable across application crashes in WAL mode; only
             // an OS crash can lose the last transactions.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(settings.statement_timeout.min(Duration::from_secs(10)))
             .foreign_keys(true)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16000");
@@ -63,7 +61,7 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         let reader = SqlitePoolOptions::new()
-            .max_connections(max_readers.max(1))
+            .max_connections(settings.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.read_only(true))
             .await
@@ -120,17 +118,27 @@ struct NoteRow {
 
 impl NoteRow {
     fn into_note(self) -> Result<Note, StoreError> {
-        Ok(Note {
-            id: Uuid::parse_str(&self.id).map_err(|e| corrupt("id", e))?,
-            title: self.title,
-            body: self.body,
-            tags: serde_json::from_str(&self.tags).map_err(|e| corrupt("tags", e))?,
-            external_id: self.external_id,
-            metadata: serde_json::from_str(&self.metadata).map_err(|e| corrupt("metadata", e))?,
-            created_at: timestamp::parse(&self.created_at).map_err(|e| corrupt("created_at", e))?,
-            updated_at: timestamp::parse(&self.updated_at).map_err(|e| corrupt("updated_at", e))?,
-            version: self.version,
-        })
+        self.into_positioned().map(|(_, note)| note)
+    }
+
+    fn into_positioned(self) -> Result<(i64, Note), StoreError> {
+        Ok((
+            self.seq,
+            Note {
+                id: Uuid::parse_str(&self.id).map_err(|e| corrupt("id", e))?,
+                title: self.title,
+                body: self.body,
+                tags: serde_json::from_str(&self.tags).map_err(|e| corrupt("tags", e))?,
+                external_id: self.external_id,
+                metadata: serde_json::from_str(&self.metadata)
+                    .map_err(|e| corrupt("metadata", e))?,
+                created_at: timestamp::parse(&self.created_at)
+                    .map_err(|e| corrupt("created_at", e))?,
+                updated_at: timestamp::parse(&self.updated_at)
+                    .map_err(|e| corrupt("updated_at", e))?,
+                version: self.version,
+            },
+        ))
     }
 }
 
@@ -230,7 +238,11 @@ impl Store for SqliteStore {
             }
         }
         .map_err(map_err)?;
-        page(rows, q.limit as usize)
+        let rows = rows
+            .into_iter()
+            .map(NoteRow::into_positioned)
+            .collect::<Result<_, _>>()?;
+        Ok(Page::from_rows(rows, q.limit as usize))
     }
 
     async fn update_note(
@@ -291,7 +303,6 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError> {
-        let mut counts = IngestCounts::default();
         let stamp = timestamp::format(&timestamp::now());
         let mut tx = self
             .writer
@@ -299,19 +310,14 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
 
-        // Existing notes for the batch's external ids, fetched in chunks.
-        let ext_ids: Vec<&str> = notes
-            .iter()
-            .filter_map(|n| n.external_id.as_deref())
-            .collect();
-        let mut existing: HashMap<String, Note> = HashMap::new();
-        for chunk in ext_ids.chunks(LOOKUP_CHUNK) {
+        let mut existing = HashMap::new();
+        for chunk in external_ids(&notes).chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<Sqlite>::new(format!(
                 "SELECT {NOTE_COLUMNS} FROM notes WHERE external_id IN ("
             ));
             let mut sep = qb.separated(", ");
             for ext in chunk {
-                sep.push_bind(ext.to_string());
+                sep.push_bind(ext.clone());
             }
             qb.push(")");
             for row in qb
@@ -327,33 +333,24 @@ impl Store for SqliteStore {
             }
         }
 
-        let mut inserts = Vec::with_capacity(notes.len());
-        for note in notes {
-            let current = note.external_id.as_ref().and_then(|ext| existing.get(ext));
-            match current {
-                Some(cur) if note.same_content(cur) => counts.unchanged += 1,
-                Some(cur) => {
-                    sqlx::query(
-                        "UPDATE notes SET title = ?, body = ?, tags = ?, metadata = ?,
-                                updated_at = ?, version = version + 1
-                         WHERE id = ?",
-                    )
-                    .bind(&note.title)
-                    .bind(&note.body)
-                    .bind(json(&note.tags))
-                    .bind(json(&note.metadata))
-                    .bind(&stamp)
-                    .bind(cur.id.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    counts.updated += 1;
-                }
-                None => inserts.push(note),
-            }
+        let plan = IngestPlan::new(notes, &existing);
+        for (id, note) in &plan.updates {
+            sqlx::query(
+                "UPDATE notes SET title = ?, body = ?, tags = ?, metadata = ?,
+                        updated_at = ?, version = version + 1
+                 WHERE id = ?",
+            )
+            .bind(&note.title)
+            .bind(&note.body)
+            .bind(json(&note.tags))
+            .bind(json(&note.metadata))
+            .bind(&stamp)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         }
-
-        for chunk in inserts.chunks(INSERT_CHUNK) {
+        for chunk in plan.inserts.chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at) ",
             );
@@ -368,10 +365,9 @@ impl Store for SqliteStore {
                     .push_bind(stamp.clone());
             });
             qb.build().execute(&mut *tx).await.map_err(map_err)?;
-            counts.created += chunk.len() as u64;
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(counts)
+        Ok(plan.counts())
     }
 
     async fn search(&self, q: &SearchQuery) -> Result<SearchResults, StoreError> {
@@ -504,20 +500,4 @@ fn prefixed_columns(alias: &str) -> String {
         .map(|c| format!("{alias}.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn page(mut rows: Vec<NoteRow>, limit: usize) -> Result<Page, StoreError> {
-    let next = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|r| r.seq)
-    } else {
-        None
-    };
-    Ok(Page {
-        items: rows
-            .into_iter()
-            .map(NoteRow::into_note)
-            .collect::<Result<_, _>>()?,
-        next,
-    })
 }

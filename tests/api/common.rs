@@ -1,6 +1,8 @@
 //! The real app on a random port, one fresh database per test.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use sqlx::{AssertSqlSafe, Connection};
 
 use notes_api::{
     config::{Config, Environment, Secret},
@@ -14,6 +16,83 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub const MASTER: &str = "test-master-key-0123456789-abcdefghijklmnop";
 
+/// A fresh, empty database for one test: a SQLite file in a temporary
+/// directory, or, when `TEST_DATABASE_URL` names a PostgreSQL server, a new
+/// database on it (dropped afterwards). The suite is the same for both.
+#[derive(Clone)]
+pub struct TestDb(Arc<DbInner>);
+
+struct DbInner {
+    url: String,
+    dir: TempDir,
+    /// (admin URL, database name) to drop on PostgreSQL.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| u.starts_with("postgres"));
+        let Some(admin) = server else {
+            let url = format!("sqlite://{}/notes.db", dir.path().display());
+            return Self(Arc::new(DbInner {
+                url,
+                dir,
+                postgres: None,
+            }));
+        };
+        let name = format!("notes_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        let url = format!("{base}/{name}");
+        Self(Arc::new(DbInner {
+            url,
+            dir,
+            postgres: Some((admin, name)),
+        }))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    fn apply(&self, config: &mut Config) {
+        config.data_dir = self.0.dir.path().to_path_buf();
+        config.database_url = Some(Secret::new(self.0.url.clone()));
+        config.db_max_connections = 4;
+    }
+}
+
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside async context; a small runtime on its own thread does the I/O.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: Client,
@@ -22,8 +101,7 @@ pub struct TestApp {
     pub token: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
-    /// Keeps the test's data directory alive as long as the app.
-    _dir: TempDir,
+    pub db: TestDb,
 }
 
 impl TestApp {
@@ -43,18 +121,22 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_on(&TestDb::new().await, tweak).await
+    }
+
+    /// An app on an existing test database (e.g. a second replica, a restart).
+    pub async fn spawn_on(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
         init_test_logging();
-        let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::defaults();
-        config.data_dir = dir.path().to_path_buf();
         config.log = "warn".into();
+        db.apply(&mut config);
         tweak(&mut config);
         let config = config.resolve().expect("valid test config");
         let state = server::build_state(config).await.expect("state");
-        Self::serve(state, dir).await
+        Self::serve(state, db.clone()).await
     }
 
-    async fn serve(state: AppState, dir: TempDir) -> Self {
+    async fn serve(state: AppState, db: TestDb) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -73,7 +155,7 @@ impl TestApp {
             token: None,
             stop: Some(tx),
             handle: Some(handle),
-            _dir: dir,
+            db,
         }
     }
 

@@ -135,16 +135,12 @@ async fn request_ids_are_echoed_or_generated_and_sanitized() {
 
 #[tokio::test]
 async fn read_only_mode_refuses_writes_and_serves_reads() {
-    let data = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_with(|c| c.data_dir = data.path().to_path_buf()).await;
+    let app = TestApp::spawn().await;
     app.create_note(json!({"title": "kept", "body": "readable"}))
         .await;
+    let db = app.db.clone();
     app.shutdown().await;
-    let ro = TestApp::spawn_with(|c| {
-        c.data_dir = data.path().to_path_buf();
-        c.read_only = true;
-    })
-    .await;
+    let ro = TestApp::spawn_on(&db, |c| c.read_only = true).await;
     let res = ro.post_json("/api/v1/notes", &json!({"title": "t"})).await;
     let p = assert_problem(res, StatusCode::METHOD_NOT_ALLOWED).await;
     assert!(p["detail"].as_str().unwrap().contains("read-only"));

@@ -78,7 +78,7 @@ async fn shutdown_refuses_new_connections_and_finishes_in_flight_requests() {
 /// The real binary, a real SIGTERM, a request still uploading when it lands.
 #[tokio::test]
 async fn sigterm_during_a_slow_request_lets_it_complete() {
-    let dir = tempfile::tempdir().unwrap();
+    let db = crate::common::TestDb::new().await;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -87,7 +87,7 @@ async fn sigterm_during_a_slow_request_lets_it_complete() {
         .arg("serve")
         .env_clear()
         .env("NOTES_LISTEN", format!("127.0.0.1:{port}"))
-        .env("NOTES_DATA_DIR", dir.path())
+        .env("NOTES_DATABASE_URL", db.url())
         .env("NOTES_SHUTDOWN_TIMEOUT", "20")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -142,9 +142,8 @@ async fn sigterm_during_a_slow_request_lets_it_complete() {
         .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
     // The data outlived the process.
-    let store =
-        notes_api::store::connect(&format!("sqlite://{}/notes.db", dir.path().display()), 1)
-            .await
-            .unwrap();
+    let store = notes_api::store::connect(db.url(), &Default::default())
+        .await
+        .unwrap();
     assert_eq!(store.count_notes().await.unwrap(), 200);
 }

@@ -1,0 +1,488 @@
+//! PostgreSQL backend: the scale-out option. Every replica shares the database
+//! and its full-text index (a weighted tsvector with a GIN index), so pods stay
+//! stateless.
+
+use std::{collections::HashMap, str::FromStr};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::{
+    AssertSqlSafe, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    types::Json,
+};
+use uuid::Uuid;
+
+use super::{
+    BATCH_ROWS, IngestPlan, ListQuery, NewKey, Page, PoolSettings, SearchQuery, SearchResults,
+    SearchRow, Store, StoreError, external_ids,
+};
+use crate::{
+    domain::{
+        ingest::IngestCounts,
+        keys::{ApiKey, Scope},
+        note::{Note, NoteInput, timestamp},
+    },
+    search::query::{search_text, to_tsquery},
+};
+
+const NOTE_COLUMNS: &str =
+    "seq, id, title, body, tags, external_id, metadata, created_at, updated_at, version";
+
+/// ts_rank_cd weights for {D, C, B, A}: title (A) above body (B) above
+/// attachment text (C).
+const RANK: &str = "ts_rank_cd('{0.05, 0.2, 0.4, 1.0}', search, q)";
+
+/// The weighted vector from pre-tokenized title and body (`$st`, `$sb`).
+fn vector(title: &str, body: &str) -> String {
+    format!(
+        "setweight(to_tsvector('simple', {title}), 'A') || setweight(to_tsvector('simple', {body}), 'B')"
+    )
+}
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(e.into()))?
+            .application_name("notes-api")
+            .options([(
+                "statement_timeout",
+                format!("{}", settings.statement_timeout.as_millis()),
+            )]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(settings.connect_timeout)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool })
+    }
+}
+
+fn map_err(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => StoreError::Unavailable(err.into()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict("a note with this external_id already exists".into())
+        }
+        // 08: connection exceptions; 53: insufficient resources; 57P0x: the
+        // server is shutting down; 57014: statement timeout (overload).
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| {
+                c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") || c == "57014"
+            }) =>
+        {
+            StoreError::Unavailable(err.into())
+        }
+        _ => StoreError::Internal(err.into()),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct NoteRow {
+    seq: i64,
+    id: Uuid,
+    title: String,
+    body: String,
+    tags: Json<Vec<String>>,
+    external_id: Option<String>,
+    metadata: Json<Map<String, Value>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl NoteRow {
+    fn into_positioned(self) -> (i64, Note) {
+        (
+            self.seq,
+            Note {
+                id: self.id,
+                title: self.title,
+                body: self.body,
+                tags: self.tags.0,
+                external_id: self.external_id,
+                metadata: self.metadata.0,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+                version: self.version,
+            },
+        )
+    }
+    fn into_note(self) -> Note {
+        self.into_positioned().1
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // sqlx holds an advisory lock while migrating, so replicas starting
+        // together apply each migration once.
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Internal(e.into()))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Unavailable(e.into()))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn create_note(&self, note: NoteInput) -> Result<Note, StoreError> {
+        let now = timestamp::now();
+        let sql = format!(
+            "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, search)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, {})
+             RETURNING {NOTE_COLUMNS}",
+            vector("$8", "$9")
+        );
+        let row = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
+            .bind(Uuid::now_v7())
+            .bind(&note.title)
+            .bind(&note.body)
+            .bind(Json(&note.tags))
+            .bind(&note.external_id)
+            .bind(Json(&note.metadata))
+            .bind(now)
+            .bind(search_text(&note.title))
+            .bind(search_text(&note.body))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(row.into_note())
+    }
+
+    async fn get_note(&self, id: Uuid) -> Result<Option<Note>, StoreError> {
+        let sql = format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = $1");
+        let row = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(NoteRow::into_note))
+    }
+
+    async fn list_notes(&self, q: &ListQuery) -> Result<Page, StoreError> {
+        let after = q.after.unwrap_or(i64::MAX);
+        let fetch = i64::from(q.limit) + 1;
+        let tag_filter = if q.tag.is_some() {
+            "AND tags @> $3"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {NOTE_COLUMNS} FROM notes WHERE seq < $1 {tag_filter} ORDER BY seq DESC LIMIT $2"
+        );
+        let mut query = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
+            .bind(after)
+            .bind(fetch);
+        if let Some(tag) = &q.tag {
+            query = query.bind(Json([tag]));
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
+        let rows = rows.into_iter().map(NoteRow::into_positioned).collect();
+        Ok(Page::from_rows(rows, q.limit as usize))
+    }
+
+    async fn update_note(
+        &self,
+        id: Uuid,
+        note: NoteInput,
+        expected_version: i64,
+    ) -> Result<Note, StoreError> {
+        let sql = format!(
+            "UPDATE notes SET title = $1, body = $2, tags = $3, external_id = $4, metadata = $5,
+                    updated_at = $6, version = version + 1, search = {}
+             WHERE id = $7 AND version = $8 RETURNING {NOTE_COLUMNS}",
+            vector("$9", "$10")
+        );
+        let updated = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
+            .bind(&note.title)
+            .bind(&note.body)
+            .bind(Json(&note.tags))
+            .bind(&note.external_id)
+            .bind(Json(&note.metadata))
+            .bind(timestamp::now())
+            .bind(id)
+            .bind(expected_version)
+            .bind(search_text(&note.title))
+            .bind(search_text(&note.body))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        if let Some(row) = updated {
+            return Ok(row.into_note());
+        }
+        let current: Option<i64> = sqlx::query_scalar("SELECT version FROM notes WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Err(match current {
+            Some(current) => StoreError::VersionMismatch { current },
+            None => StoreError::NotFound,
+        })
+    }
+
+    async fn delete_note(&self, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM notes WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError> {
+        let now = timestamp::now();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+
+        // Rows are locked so that a concurrent batch upserting the same
+        // external ids waits instead of deciding on stale content.
+        let mut existing = HashMap::new();
+        for chunk in external_ids(&notes).chunks(BATCH_ROWS) {
+            let sql = format!(
+                "SELECT {NOTE_COLUMNS} FROM notes WHERE external_id = ANY($1) ORDER BY seq FOR UPDATE"
+            );
+            let rows = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
+                .bind(chunk)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            for row in rows {
+                let note = row.into_note();
+                if let Some(ext) = note.external_id.clone() {
+                    existing.insert(ext, note);
+                }
+            }
+        }
+
+        let plan = IngestPlan::new(notes, &existing);
+        for chunk in plan.updates.chunks(BATCH_ROWS) {
+            let columns = Columns::of(chunk.iter().map(|(id, n)| (*id, n)));
+            let sql = format!(
+                "UPDATE notes n SET title = u.title, body = u.body, tags = u.tags, metadata = u.metadata,
+                        updated_at = $7, version = n.version + 1, search = {}
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $8::text[])
+                      AS u(id, title, body, tags, metadata, st, sb)
+                 WHERE n.id = u.id",
+                vector("u.st", "u.sb")
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(columns.ids)
+                .bind(columns.titles)
+                .bind(columns.bodies)
+                .bind(columns.tags)
+                .bind(columns.metadata)
+                .bind(columns.search_titles)
+                .bind(now)
+                .bind(columns.search_bodies)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        for chunk in plan.inserts.chunks(BATCH_ROWS) {
+            let columns = Columns::of(chunk.iter().map(|n| (Uuid::now_v7(), n)));
+            let sql = format!(
+                "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, search)
+                 SELECT id, title, body, tags, ext, metadata, $7, $7, {}
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $8::text[], $9::text[])
+                      AS u(id, title, body, tags, metadata, st, sb, ext)
+                 ORDER BY ordinality",
+                vector("st", "sb")
+            )
+            .replace("AS u(", "WITH ORDINALITY AS u(")
+            .replace(", ext)", ", ext, ordinality)");
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(columns.ids)
+                .bind(columns.titles)
+                .bind(columns.bodies)
+                .bind(columns.tags)
+                .bind(columns.metadata)
+                .bind(columns.search_titles)
+                .bind(now)
+                .bind(columns.search_bodies)
+                .bind(columns.external_ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(plan.counts())
+    }
+
+    async fn search(&self, q: &SearchQuery) -> Result<SearchResults, StoreError> {
+        let tsquery = to_tsquery(&q.query);
+        let tag_filter = if q.tag.is_some() {
+            "AND tags @> $4"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT id, title, body, tags, {RANK}::float8 AS score
+             FROM notes, to_tsquery('simple', $1) AS q
+             WHERE search @@ q {tag_filter}
+             ORDER BY score DESC, seq DESC LIMIT $2 OFFSET $3"
+        );
+        let mut query =
+            sqlx::query_as::<_, (Uuid, String, String, Json<Vec<String>>, f64)>(AssertSqlSafe(sql))
+                .bind(&tsquery)
+                .bind(i64::from(q.limit))
+                .bind(i64::from(q.offset));
+        if let Some(tag) = &q.tag {
+            query = query.bind(Json([tag]));
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
+
+        let count_filter = if q.tag.is_some() {
+            "AND tags @> $2"
+        } else {
+            ""
+        };
+        let count_sql = format!(
+            "SELECT count(*) FROM notes WHERE search @@ to_tsquery('simple', $1) {count_filter}"
+        );
+        let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql)).bind(&tsquery);
+        if let Some(tag) = &q.tag {
+            count = count.bind(Json([tag]));
+        }
+        let total = count.fetch_one(&self.pool).await.map_err(map_err)?;
+
+        let rows = rows
+            .into_iter()
+            .map(|(id, title, body, tags, score)| SearchRow {
+                id,
+                title,
+                body,
+                tags: tags.0,
+                score,
+            })
+            .collect();
+        Ok(SearchResults {
+            rows,
+            total: total as u64,
+        })
+    }
+
+    async fn count_notes(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
+    async fn create_key(&self, new: NewKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(new.key.id)
+        .bind(&new.key.name)
+        .bind(Json(&new.key.scopes))
+        .bind(&new.key.prefix)
+        .bind(&new.hash)
+        .bind(new.key.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows: Vec<(Uuid, String, Json<Vec<Scope>>, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, name, scopes, prefix, created_at FROM api_keys ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, scopes, prefix, created_at)| ApiKey {
+                id,
+                name,
+                scopes: scopes.0,
+                prefix,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn delete_key(&self, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<(Uuid, Vec<Scope>)>, StoreError> {
+        let row: Option<(Uuid, Json<Vec<Scope>>)> =
+            sqlx::query_as("SELECT id, scopes FROM api_keys WHERE key_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(row.map(|(id, scopes)| (id, scopes.0)))
+    }
+}
+
+/// A chunk of notes as parallel arrays, for UNNEST.
+struct Columns {
+    ids: Vec<Uuid>,
+    titles: Vec<String>,
+    bodies: Vec<String>,
+    tags: Vec<Value>,
+    metadata: Vec<Value>,
+    external_ids: Vec<Option<String>>,
+    search_titles: Vec<String>,
+    search_bodies: Vec<String>,
+}
+
+impl Columns {
+    fn of<'a>(rows: impl Iterator<Item = (Uuid, &'a NoteInput)>) -> Self {
+        let mut c = Columns {
+            ids: Vec::new(),
+            titles: Vec::new(),
+            bodies: Vec::new(),
+            tags: Vec::new(),
+            metadata: Vec::new(),
+            external_ids: Vec::new(),
+            search_titles: Vec::new(),
+            search_bodies: Vec::new(),
+        };
+        for (id, n) in rows {
+            c.ids.push(id);
+            c.titles.push(n.title.clone());
+            c.bodies.push(n.body.clone());
+            c.tags.push(Value::from(n.tags.clone()));
+            c.metadata.push(Value::Object(n.metadata.clone()));
+            c.external_ids.push(n.external_id.clone());
+            c.search_titles.push(search_text(&n.title));
+            c.search_bodies.push(search_text(&n.body));
+        }
+        c
+    }
+}
