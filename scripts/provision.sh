@@ -54,3 +54,13 @@ ensure_postgres() {
   fi
   pg_ok || { echo "provision: PostgreSQL does not accept $PG_URL" >&2; return 1; }
 }
+
+# s3s-fs: a real S3 server over HTTP on a local directory, for the S3 tests.
+S3S_FS_VERSION=0.14.1
+ensure_s3s_fs() {
+  if command -v s3s-fs >/dev/null && s3s-fs --version 2>/dev/null | grep -q "$S3S_FS_VERSION"; then
+    return 0
+  fi
+  echo "provision: cargo install s3s-fs $S3S_FS_VERSION (a few minutes, once)"
+  cargo install --locked s3s-fs --version "$S3S_FS_VERSION" --features binary
+}

@@ -11,6 +11,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "provision"
 ensure_rust
 ensure_postgres
+ensure_s3s_fs
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -21,9 +22,10 @@ cargo clippy --locked --all-targets -- -D warnings
 step "cargo test (SQLite)"
 cargo test --locked --no-fail-fast
 
-# The same API suite again, every test on a fresh PostgreSQL database.
-step "cargo test --test api (PostgreSQL)"
-TEST_DATABASE_URL="$PG_URL" cargo test --locked --no-fail-fast --test api
+# The same API suite again: every test on a fresh PostgreSQL database, with
+# attachments on a real S3 server (s3s-fs) started per test.
+step "cargo test --test api (PostgreSQL + S3)"
+TEST_DATABASE_URL="$PG_URL" TEST_STORAGE=s3 cargo test --locked --no-fail-fast --test api
 
 echo
 echo "all checks passed"

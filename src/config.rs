@@ -128,6 +128,41 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master_key_file: Option<PathBuf>,
 
+    /// Where attachment bytes live: `file://DIR` or `s3://BUCKET`;
+    /// default `file://<data_dir>/blobs`.
+    #[arg(long, env = "NOTES_STORAGE_URL")]
+    pub storage_url: Option<String>,
+    /// S3 endpoint for MinIO, Garage or another S3-compatible server (AWS needs none).
+    #[arg(long, env = "NOTES_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (else AWS_REGION, else us-east-1).
+    #[arg(long, env = "NOTES_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), what MinIO and Garage
+    /// expect; applies with NOTES_S3_ENDPOINT.
+    #[arg(long, env = "NOTES_S3_PATH_STYLE", default_value_t = true, value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub s3_path_style: bool,
+    /// S3 credentials; AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY work too.
+    #[arg(long, env = "NOTES_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    #[serde(serialize_with = "redact_opt")]
+    pub s3_access_key_id: Option<Secret>,
+    #[arg(long, env = "NOTES_S3_ACCESS_KEY_ID_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_access_key_id_file: Option<PathBuf>,
+    #[arg(long, env = "NOTES_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    #[serde(serialize_with = "redact_opt")]
+    pub s3_secret_access_key: Option<Secret>,
+    #[arg(long, env = "NOTES_S3_SECRET_ACCESS_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_secret_access_key_file: Option<PathBuf>,
+
+    /// Largest accepted attachment in bytes.
+    #[arg(long, env = "NOTES_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+    /// Text-like attachments up to this size become searchable.
+    #[arg(long, env = "NOTES_EXTRACT_MAX_BYTES", default_value_t = 1024 * 1024)]
+    pub extract_max_bytes: u64,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `notes_api=debug,info`.
     #[arg(long, env = "NOTES_LOG", default_value = "info")]
     pub log: String,
@@ -193,6 +228,19 @@ impl Config {
             self.database_url.take(),
             self.database_url_file.as_deref(),
         )?;
+        self.s3_access_key_id = resolve_secret(
+            "NOTES_S3_ACCESS_KEY_ID",
+            self.s3_access_key_id.take(),
+            self.s3_access_key_id_file.as_deref(),
+        )?;
+        self.s3_secret_access_key = resolve_secret(
+            "NOTES_S3_SECRET_ACCESS_KEY",
+            self.s3_secret_access_key.take(),
+            self.s3_secret_access_key_file.as_deref(),
+        )?;
+        if self.storage_url.is_none() {
+            self.storage_url = Some(format!("file://{}", self.data_dir.join("blobs").display()));
+        }
         if self.database_url.is_none() {
             let path = self.data_dir.join("notes.db");
             self.database_url = Some(Secret::new(format!("sqlite://{}", path.display())));
@@ -221,6 +269,10 @@ impl Config {
 
     pub fn database_url(&self) -> &str {
         self.database_url.as_ref().map(Secret::expose).unwrap_or("")
+    }
+
+    pub fn storage_url(&self) -> &str {
+        self.storage_url.as_deref().unwrap_or("")
     }
 
     pub fn is_production(&self) -> bool {

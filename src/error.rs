@@ -9,7 +9,7 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{domain::validation::FieldError, store::StoreError};
+use crate::{blobs::BlobError, domain::validation::FieldError, store::StoreError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -151,6 +151,30 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Internal(source) => {
                 tracing::error!(error = %source, "store error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(err: BlobError) -> Self {
+        match err {
+            BlobError::NotFound => {
+                tracing::error!("an attachment's object is missing from storage");
+                ApiError::internal()
+            }
+            BlobError::TooLarge { limit } => ApiError::payload_too_large(limit),
+            BlobError::Unavailable(source) => {
+                tracing::error!(error = %source, "object storage unavailable");
+                ApiError::unavailable("object storage is unavailable; retry shortly")
+            }
+            BlobError::Source(detail) => {
+                tracing::info!(%detail, "upload body failed");
+                ApiError::bad_request("the upload could not be read to its end")
+            }
+            BlobError::Config(detail) => {
+                tracing::error!(%detail, "object storage misconfigured");
                 ApiError::internal()
             }
         }

@@ -3,6 +3,7 @@
 //! `domain` holds the rules, `store` the persistence behind one trait,
 //! `search` the query language, `http` the thin HTTP edge.
 
+pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod domain;

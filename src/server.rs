@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    blobs::Blobs,
     config::Config,
     http::{self, AppState},
     store, telemetry,
@@ -18,7 +19,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     if config.migrate_on_start && !config.read_only {
         store.migrate().await?;
     }
-    Ok(AppState::new(store, config, telemetry::metrics()))
+    let blobs = Blobs::open(&config)?;
+    Ok(AppState::new(store, blobs, config, telemetry::metrics()))
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {

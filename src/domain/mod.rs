@@ -1,6 +1,7 @@
 //! The domain: what notes, keys and batches are and the rules they follow,
 //! independent of HTTP and of the database.
 
+pub mod attachment;
 pub mod ingest;
 pub mod keys;
 pub mod note;

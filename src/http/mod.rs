@@ -1,5 +1,6 @@
 //! The HTTP application: routes, and the layers every request goes through.
 
+pub mod attachments;
 pub mod extract;
 pub mod ingest;
 pub mod keys;
@@ -41,14 +42,27 @@ pub fn router(state: AppState) -> Router {
             get(notes::get).patch(notes::update).delete(notes::delete),
         )
         .route("/api/v1/search", get(search::search))
+        .route(
+            "/api/v1/attachments/{id}",
+            get(attachments::get).delete(attachments::delete),
+        )
+        .route(
+            "/api/v1/attachments/{id}/content",
+            get(attachments::content),
+        )
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::delete))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(timeout(config.request_timeout()));
 
-    // Ingest streams and counts its own bytes against NOTES_MAX_INGEST_BYTES.
+    // Uploads stream and count their own bytes against their limits, and
+    // may take long on slow links.
     let ingest = Router::new()
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route(
+            "/api/v1/notes/{id}/attachments",
+            get(attachments::list).post(attachments::upload),
+        )
         .layer(DefaultBodyLimit::disable())
         .layer(timeout(config.ingest_timeout()));
 

@@ -209,7 +209,7 @@ pub async fn update(
 /// Delete a note.
 #[utoipa::path(delete, path = "/api/v1/notes/{id}", tag = "notes",
     params(("id" = String, Path, description = "Note id")),
-    responses((status = 204), (status = 404, body = Problem)),
+    responses((status = 204, description = "Deleted, with its attachments"), (status = 404, body = Problem)),
     security(("bearer" = ["write"])))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -217,11 +217,13 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "note")?;
-    if state.store.delete_note(id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found(id))
-    }
+    let keys = state
+        .store
+        .delete_note(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    state.blobs.delete_all(&keys).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn not_found(id: uuid::Uuid) -> ApiError {

@@ -5,7 +5,7 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use super::{ingest, keys, notes, ops, search};
+use super::{attachments, ingest, keys, notes, ops, search};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,10 +16,11 @@ use super::{ingest, keys, notes, ops, search};
         ops::healthz, ops::readyz, ops::metrics, ops::version,
         notes::create, notes::list, notes::get, notes::update, notes::delete,
         ingest::ingest, search::search,
+        attachments::upload, attachments::list, attachments::get, attachments::content, attachments::delete,
         keys::create, keys::list, keys::delete,
     ),
     modifiers(&BearerAuth),
-    tags((name = "notes"), (name = "ingest"), (name = "search"), (name = "keys", description = "Master key only"),
+    tags((name = "notes"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "keys", description = "Master key only"),
          (name = "operations", description = "Never require a key")),
 )]
 pub struct ApiDoc;

@@ -36,6 +36,15 @@ pub struct Version {
     git_sha: &'static str,
 }
 
+/// `"ok"`, or what went wrong, within [`CHECK_TIMEOUT`].
+async fn check(probe: impl Future<Output = Result<(), String>>) -> String {
+    match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(e)) => format!("error: {e}"),
+        Err(_) => format!("error: no answer within {}s", CHECK_TIMEOUT.as_secs()),
+    }
+}
+
 /// Liveness: the process can serve. Touches no dependency.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
@@ -46,13 +55,11 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let mut checks = BTreeMap::new();
-    let database = match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(e)) => format!("error: {e}"),
-        Err(_) => format!("error: no answer within {}s", CHECK_TIMEOUT.as_secs()),
-    };
-    checks.insert("database", database);
+    let (database, storage) = tokio::join!(
+        check(async { state.store.ping().await.map_err(|e| e.to_string()) }),
+        check(async { state.blobs.ping().await.map_err(|e| e.to_string()) }),
+    );
+    let checks = BTreeMap::from([("database", database), ("storage", storage)]);
     let shutting_down = state.is_shutting_down();
     let ready = !shutting_down && checks.values().all(|v| v == "ok");
     let status = if ready {

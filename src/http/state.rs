@@ -7,22 +7,24 @@ use std::sync::{
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::{config::Config, store::DynStore};
+use crate::{blobs::Blobs, config::Config, store::DynStore};
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub store: DynStore,
+    pub blobs: Blobs,
     pub config: Config,
     pub metrics: PrometheusHandle,
     shutting_down: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(store: DynStore, config: Config, metrics: PrometheusHandle) -> Self {
+    pub fn new(store: DynStore, blobs: Blobs, config: Config, metrics: PrometheusHandle) -> Self {
         Self(Arc::new(Inner {
             store,
+            blobs,
             config,
             metrics,
             shutting_down: AtomicBool::new(false),

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
+        attachment::{Attachment, StoredAttachment},
         ingest::IngestCounts,
         keys::{ApiKey, Scope},
         note::{Note, NoteInput},
@@ -102,12 +103,22 @@ pub trait Store: Send + Sync + 'static {
         note: NoteInput,
         expected_version: i64,
     ) -> Result<Note, StoreError>;
-    async fn delete_note(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Deletes the note and its attachments' rows; returns the storage keys
+    /// of those attachments (their objects are deleted afterwards), or `None`
+    /// when there was no such note.
+    async fn delete_note(&self, id: Uuid) -> Result<Option<Vec<String>>, StoreError>;
     /// Writes a whole batch in one transaction: notes with a known
     /// `external_id` are updated (or left alone when nothing changed).
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError>;
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError>;
     async fn count_notes(&self) -> Result<u64, StoreError>;
+
+    /// Records an uploaded attachment; `NotFound` when its note is gone.
+    async fn create_attachment(&self, attachment: StoredAttachment) -> Result<(), StoreError>;
+    async fn list_attachments(&self, note_id: Uuid) -> Result<Vec<Attachment>, StoreError>;
+    async fn get_attachment(&self, id: Uuid) -> Result<Option<StoredAttachment>, StoreError>;
+    /// Removes the row; returns the storage key of the object to delete.
+    async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError>;
 
     async fn create_key(&self, key: NewKey) -> Result<(), StoreError>;
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     domain::{
+        attachment::{Attachment, StoredAttachment},
         ingest::IngestCounts,
         keys::{ApiKey, Scope},
         note::{Note, NoteInput, timestamp},
@@ -39,6 +40,69 @@ fn vector(title: &str, body: &str) -> String {
     format!(
         "setweight(to_tsvector('simple', {title}), 'A') || setweight(to_tsvector('simple', {body}), 'B')"
     )
+}
+
+/// Weight C: the text of the note's attachments, as stored.
+fn attachments_vector(note_id: &str) -> String {
+    format!(
+        "setweight(to_tsvector('simple', coalesce((SELECT string_agg(search_text, ' ') \
+         FROM attachments a WHERE a.note_id = {note_id}), '')), 'C')"
+    )
+}
+
+/// Rebuilds a note's search vector after its attachments changed.
+async fn reindex_note(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    title: &str,
+    body: &str,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "UPDATE notes SET search = {} || {} WHERE id = $3",
+        vector("$1", "$2"),
+        attachments_vector("$3")
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(search_text(title))
+        .bind(search_text(body))
+        .bind(id)
+        .execute(tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+const ATTACHMENT_COLUMNS: &str =
+    "id, note_id, filename, content_type, size, sha256, storage_key, created_at";
+
+#[derive(sqlx::FromRow)]
+struct AttachmentRow {
+    id: Uuid,
+    note_id: Uuid,
+    filename: String,
+    content_type: String,
+    size: i64,
+    sha256: String,
+    storage_key: String,
+    created_at: DateTime<Utc>,
+}
+
+impl AttachmentRow {
+    fn into_stored(self) -> StoredAttachment {
+        StoredAttachment {
+            attachment: Attachment {
+                id: self.id,
+                note_id: self.note_id,
+                filename: self.filename,
+                content_type: self.content_type,
+                size: self.size as u64,
+                sha256: self.sha256,
+                created_at: self.created_at,
+            },
+            storage_key: self.storage_key,
+            search_text: String::new(),
+        }
+    }
 }
 
 pub struct PgStore {
@@ -214,9 +278,10 @@ impl Store for PgStore {
     ) -> Result<Note, StoreError> {
         let sql = format!(
             "UPDATE notes SET title = $1, body = $2, tags = $3, external_id = $4, metadata = $5,
-                    updated_at = $6, version = version + 1, search = {}
+                    updated_at = $6, version = version + 1, search = {} || {}
              WHERE id = $7 AND version = $8 RETURNING {NOTE_COLUMNS}",
-            vector("$9", "$10")
+            vector("$9", "$10"),
+            attachments_vector("notes.id")
         );
         let updated = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
             .bind(&note.title)
@@ -246,13 +311,21 @@ impl Store for PgStore {
         })
     }
 
-    async fn delete_note(&self, id: Uuid) -> Result<bool, StoreError> {
+    async fn delete_note(&self, id: Uuid) -> Result<Option<Vec<String>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT storage_key FROM attachments WHERE note_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
         let done = sqlx::query("DELETE FROM notes WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        tx.commit().await.map_err(map_err)?;
+        Ok((done.rows_affected() > 0).then_some(keys))
     }
 
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError> {
@@ -284,11 +357,12 @@ impl Store for PgStore {
             let columns = Columns::of(chunk.iter().map(|(id, n)| (*id, n)));
             let sql = format!(
                 "UPDATE notes n SET title = u.title, body = u.body, tags = u.tags, metadata = u.metadata,
-                        updated_at = $7, version = n.version + 1, search = {}
+                        updated_at = $7, version = n.version + 1, search = {} || {}
                  FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $8::text[])
                       AS u(id, title, body, tags, metadata, st, sb)
                  WHERE n.id = u.id",
-                vector("u.st", "u.sb")
+                vector("u.st", "u.sb"),
+                attachments_vector("n.id")
             );
             sqlx::query(AssertSqlSafe(sql))
                 .bind(columns.ids)
@@ -392,6 +466,93 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         Ok(n as u64)
+    }
+
+    async fn create_attachment(&self, stored: StoredAttachment) -> Result<(), StoreError> {
+        let a = &stored.attachment;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Lock the note: its search vector is rebuilt below.
+        let note: Option<(String, String)> =
+            sqlx::query_as("SELECT title, body FROM notes WHERE id = $1 FOR UPDATE")
+                .bind(a.note_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some((title, body)) = note else {
+            return Err(StoreError::NotFound);
+        };
+        sqlx::query(
+            "INSERT INTO attachments (id, note_id, filename, content_type, size, sha256, storage_key,
+                                      created_at, search_text)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(a.id)
+        .bind(a.note_id)
+        .bind(&a.filename)
+        .bind(&a.content_type)
+        .bind(a.size as i64)
+        .bind(&a.sha256)
+        .bind(&stored.storage_key)
+        .bind(a.created_at)
+        .bind(&stored.search_text)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if !stored.search_text.is_empty() {
+            reindex_note(&mut tx, a.note_id, &title, &body).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_attachments(&self, note_id: Uuid) -> Result<Vec<Attachment>, StoreError> {
+        let sql =
+            format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE note_id = $1 ORDER BY id");
+        let rows = sqlx::query_as::<_, AttachmentRow>(AssertSqlSafe(sql))
+            .bind(note_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_stored().attachment)
+            .collect())
+    }
+
+    async fn get_attachment(&self, id: Uuid) -> Result<Option<StoredAttachment>, StoreError> {
+        let sql = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE id = $1");
+        let row = sqlx::query_as::<_, AttachmentRow>(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(AttachmentRow::into_stored))
+    }
+
+    async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let deleted: Option<(String, Uuid, String)> = sqlx::query_as(
+            "DELETE FROM attachments WHERE id = $1 RETURNING storage_key, note_id, search_text",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some((key, note_id, text)) = deleted else {
+            return Ok(None);
+        };
+        if !text.is_empty() {
+            let note: Option<(String, String)> =
+                sqlx::query_as("SELECT title, body FROM notes WHERE id = $1 FOR UPDATE")
+                    .bind(note_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            if let Some((title, body)) = note {
+                reindex_note(&mut tx, note_id, &title, &body).await?;
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(key))
     }
 
     async fn create_key(&self, new: NewKey) -> Result<(), StoreError> {

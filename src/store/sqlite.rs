@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     domain::{
+        attachment::{Attachment, StoredAttachment},
         ingest::IngestCounts,
         keys::{ApiKey, Scope},
         note::{Note, NoteInput, timestamp},
@@ -100,6 +101,41 @@ fn map_err(err: sqlx::Error) -> StoreError {
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("stored {what} is invalid: {e}").into())
+}
+
+const ATTACHMENT_COLUMNS: &str =
+    "id, note_id, filename, content_type, size, sha256, storage_key, created_at";
+
+#[derive(sqlx::FromRow)]
+struct AttachmentRow {
+    id: String,
+    note_id: String,
+    filename: String,
+    content_type: String,
+    size: i64,
+    sha256: String,
+    storage_key: String,
+    created_at: String,
+}
+
+impl AttachmentRow {
+    fn into_stored(self) -> Result<StoredAttachment, StoreError> {
+        Ok(StoredAttachment {
+            attachment: Attachment {
+                id: Uuid::parse_str(&self.id).map_err(|e| corrupt("attachment id", e))?,
+                note_id: Uuid::parse_str(&self.note_id).map_err(|e| corrupt("note id", e))?,
+                filename: self.filename,
+                content_type: self.content_type,
+                size: self.size as u64,
+                sha256: self.sha256,
+                created_at: timestamp::parse(&self.created_at)
+                    .map_err(|e| corrupt("created_at", e))?,
+            },
+            storage_key: self.storage_key,
+            // Not needed after the write; kept in the database for the index.
+            search_text: String::new(),
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -293,13 +329,25 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn delete_note(&self, id: Uuid) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM notes WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.writer)
+    async fn delete_note(&self, id: Uuid) -> Result<Option<Vec<String>>, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT storage_key FROM attachments WHERE note_id = ?")
+                .bind(id.to_string())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let done = sqlx::query("DELETE FROM notes WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok((done.rows_affected() > 0).then_some(keys))
     }
 
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError> {
@@ -428,6 +476,63 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         Ok(n as u64)
+    }
+
+    async fn create_attachment(&self, stored: StoredAttachment) -> Result<(), StoreError> {
+        let a = &stored.attachment;
+        let done = sqlx::query(
+            "INSERT INTO attachments (id, note_seq, note_id, filename, content_type, size, sha256,
+                                      storage_key, created_at, search_text)
+             SELECT ?, seq, id, ?, ?, ?, ?, ?, ?, ? FROM notes WHERE id = ?",
+        )
+        .bind(a.id.to_string())
+        .bind(&a.filename)
+        .bind(&a.content_type)
+        .bind(a.size as i64)
+        .bind(&a.sha256)
+        .bind(&stored.storage_key)
+        .bind(timestamp::format(&a.created_at))
+        .bind(&stored.search_text)
+        .bind(a.note_id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list_attachments(&self, note_id: Uuid) -> Result<Vec<Attachment>, StoreError> {
+        let sql =
+            format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE note_id = ? ORDER BY id");
+        let rows = sqlx::query_as::<_, AttachmentRow>(AssertSqlSafe(sql))
+            .bind(note_id.to_string())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        rows.into_iter()
+            .map(|r| r.into_stored().map(|s| s.attachment))
+            .collect()
+    }
+
+    async fn get_attachment(&self, id: Uuid) -> Result<Option<StoredAttachment>, StoreError> {
+        let sql = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE id = ?");
+        sqlx::query_as::<_, AttachmentRow>(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?
+            .map(AttachmentRow::into_stored)
+            .transpose()
+    }
+
+    async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("DELETE FROM attachments WHERE id = ? RETURNING storage_key")
+            .bind(id.to_string())
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(map_err)
     }
 
     async fn create_key(&self, new: NewKey) -> Result<(), StoreError> {

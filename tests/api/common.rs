@@ -25,6 +25,8 @@ pub struct TestDb(Arc<DbInner>);
 struct DbInner {
     url: String,
     dir: TempDir,
+    /// A real S3 server when `TEST_STORAGE=s3`; local files otherwise.
+    s3: Option<S3Server>,
     /// (admin URL, database name) to drop on PostgreSQL.
     postgres: Option<(String, String)>,
 }
@@ -32,6 +34,7 @@ struct DbInner {
 impl TestDb {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let s3 = (std::env::var("TEST_STORAGE").as_deref() == Ok("s3")).then(S3Server::start);
         let server = std::env::var("TEST_DATABASE_URL")
             .ok()
             .filter(|u| u.starts_with("postgres"));
@@ -40,6 +43,7 @@ impl TestDb {
             return Self(Arc::new(DbInner {
                 url,
                 dir,
+                s3,
                 postgres: None,
             }));
         };
@@ -56,6 +60,7 @@ impl TestDb {
         Self(Arc::new(DbInner {
             url,
             dir,
+            s3,
             postgres: Some((admin, name)),
         }))
     }
@@ -64,10 +69,22 @@ impl TestDb {
         &self.0.url
     }
 
+    /// Objects stored, whichever storage the test runs on (s3s-fs keeps
+    /// metadata beside objects in hidden files, which do not count).
+    pub fn stored_objects(&self) -> usize {
+        match &self.0.s3 {
+            Some(s3) => s3.object_count(),
+            None => walk(&self.0.dir.path().join("blobs")),
+        }
+    }
+
     fn apply(&self, config: &mut Config) {
         config.data_dir = self.0.dir.path().to_path_buf();
         config.database_url = Some(Secret::new(self.0.url.clone()));
         config.db_max_connections = 4;
+        if let Some(s3) = &self.0.s3 {
+            s3.apply(config);
+        }
     }
 }
 
@@ -91,6 +108,93 @@ impl Drop for DbInner {
         })
         .join();
     }
+}
+
+/// A real S3 server (s3s-fs, over HTTP on loopback) with one bucket.
+pub struct S3Server {
+    pub port: u16,
+    root: TempDir,
+    child: Option<std::process::Child>,
+}
+
+pub const S3_BUCKET: &str = "notes";
+
+impl S3Server {
+    pub fn start() -> Self {
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(root.path().join(S3_BUCKET)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            port,
+            root,
+            child: None,
+        };
+        server.resume();
+        server
+    }
+
+    /// Starts (again) on the same port and directory.
+    pub fn resume(&mut self) {
+        let child = std::process::Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", "test-access", "--secret-key", "test-secret"])
+            .arg(self.root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("s3s-fs must be installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("s3s-fs did not start");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Files in the bucket, to prove nothing was left behind.
+    pub fn object_count(&self) -> usize {
+        walk(&self.root.path().join(S3_BUCKET))
+    }
+
+    pub fn apply(&self, config: &mut Config) {
+        config.storage_url = Some(format!("s3://{S3_BUCKET}"));
+        config.s3_endpoint = Some(format!("http://127.0.0.1:{}", self.port));
+        config.s3_access_key_id = Some(Secret::new("test-access"));
+        config.s3_secret_access_key = Some(Secret::new("test-secret"));
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Regular files under `dir`, recursively (0 when it does not exist).
+pub fn walk(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() { walk(&path) } else { 1 }
+        })
+        .sum()
 }
 
 pub struct TestApp {

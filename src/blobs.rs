@@ -1,0 +1,226 @@
+//! Object storage for attachment bytes, through the `object_store` crate: a
+//! local directory (the embedded default) or any S3-compatible server
+//! (AWS, MinIO, Garage). Uploads stream through; nothing is buffered whole.
+
+use std::{ops::Range, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt, stream::BoxStream};
+use object_store::{
+    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
+    aws::AmazonS3Builder, local::LocalFileSystem, path::Path,
+};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+/// Parts uploaded at once: bounds memory to about this many 5 MiB parts.
+const UPLOAD_CONCURRENCY: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("object not found")]
+    NotFound,
+    #[error("object storage unavailable: {0}")]
+    Unavailable(#[source] object_store::Error),
+    #[error("the upload is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the upload stream failed: {0}")]
+    Source(String),
+    #[error("invalid storage configuration: {0}")]
+    Config(String),
+}
+
+fn unavailable(e: object_store::Error) -> BlobError {
+    match e {
+        object_store::Error::NotFound { .. } => BlobError::NotFound,
+        e => BlobError::Unavailable(e),
+    }
+}
+
+/// What an upload wrote.
+#[derive(Debug)]
+pub struct Written {
+    pub size: u64,
+    pub sha256: String,
+    /// The bytes themselves when they fit in the capture budget (for text
+    /// extraction), else `None`.
+    pub captured: Option<Vec<u8>>,
+}
+
+#[derive(Clone)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Blobs {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+
+    /// `file://DIR` or `s3://BUCKET`, with S3 settings from the config
+    /// (and the standard AWS_* variables as fallback).
+    pub fn open(config: &Config) -> Result<Self, BlobError> {
+        let url = config.storage_url();
+        if let Some(dir) = url.strip_prefix("file://") {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| BlobError::Config(format!("cannot create {dir}: {e}")))?;
+            let fs = LocalFileSystem::new_with_prefix(dir)
+                .map_err(|e| BlobError::Config(e.to_string()))?
+                .with_automatic_cleanup(true);
+            return Ok(Self::new(Arc::new(fs)));
+        }
+        let Some(bucket) = url.strip_prefix("s3://") else {
+            return Err(BlobError::Config(format!(
+                "NOTES_STORAGE_URL must be file://DIR or s3://BUCKET, got {url:?}"
+            )));
+        };
+        let bucket = bucket.trim_end_matches('/');
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            // Fail over to 503 quickly when the store is down rather than
+            // holding requests through a long retry schedule.
+            .with_retry(RetryConfig {
+                max_retries: 2,
+                retry_timeout: Duration::from_secs(10),
+                ..Default::default()
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(300)),
+            );
+        if let Some(region) = &config.s3_region {
+            builder = builder.with_region(region);
+        }
+        if let Some(endpoint) = &config.s3_endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(!config.s3_path_style);
+        }
+        if let Some(id) = &config.s3_access_key_id {
+            builder = builder.with_access_key_id(id.expose());
+        }
+        if let Some(secret) = &config.s3_secret_access_key {
+            builder = builder.with_secret_access_key(secret.expose());
+        }
+        let s3 = builder
+            .build()
+            .map_err(|e| BlobError::Config(e.to_string()))?;
+        Ok(Self::new(Arc::new(s3)))
+    }
+
+    /// The store answers: a HEAD of a key that need not exist.
+    pub async fn ping(&self) -> Result<(), BlobError> {
+        match self
+            .store
+            .head(&Path::from("notes-api/readiness-probe"))
+            .await
+        {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(BlobError::Unavailable(e)),
+        }
+    }
+
+    /// Streams `body` to `key`, hashing on the way. Over `limit` bytes the
+    /// upload is aborted and nothing is left behind.
+    pub async fn put_stream<S, E>(
+        &self,
+        key: &str,
+        body: S,
+        limit: u64,
+        capture: u64,
+    ) -> Result<Written, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let upload = self
+            .store
+            .put_multipart(&Path::from(key))
+            .await
+            .map_err(unavailable)?;
+        let mut writer = WriteMultipart::new(upload);
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        let mut captured = Some(Vec::new());
+        let mut body = std::pin::pin!(body);
+        let outcome: Result<(), BlobError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| BlobError::Source(e.to_string()))?;
+                size += chunk.len() as u64;
+                if size > limit {
+                    return Err(BlobError::TooLarge { limit });
+                }
+                hasher.update(&chunk);
+                if let Some(buf) = &mut captured {
+                    if size <= capture {
+                        buf.extend_from_slice(&chunk);
+                    } else {
+                        captured = None;
+                    }
+                }
+                writer
+                    .wait_for_capacity(UPLOAD_CONCURRENCY)
+                    .await
+                    .map_err(unavailable)?;
+                writer.put(chunk);
+            }
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                writer.finish().await.map_err(unavailable)?;
+                Ok(Written {
+                    size,
+                    sha256: hex::encode(hasher.finalize()),
+                    captured,
+                })
+            }
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, key, "aborting a failed upload failed; the purge job will reclaim it");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The object's bytes, or the given (exclusive-end) range of them.
+    pub async fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(&Path::from(key), options)
+            .await
+            .map_err(unavailable)?;
+        Ok(result.into_stream().map_err(unavailable).boxed())
+    }
+
+    /// Deletes an object; one that is already gone is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(BlobError::Unavailable(e)),
+        }
+    }
+
+    /// Deletes objects after their rows are gone; a failure leaves an orphan
+    /// for the purge job, never a row without its object.
+    pub async fn delete_all(&self, keys: &[String]) {
+        for key in keys {
+            if let Err(e) = self.delete(key).await {
+                tracing::warn!(error = %e, key, "could not delete an object; the purge job will reclaim it");
+            }
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Attachments: bytes stream to object storage (sha256 computed on the way),
+//! metadata goes to the store only once the object is complete.
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{FromRequest, Multipart, Path, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use futures::{Stream, TryStreamExt};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::{
+    extract::{ApiQuery, Auth, Read, Write, media_type, parse_id},
+    middleware::empty,
+    state::AppState,
+};
+use crate::{
+    domain::attachment::{
+        self, Attachment, RangeRequest, StoredAttachment, content_disposition, extract_text,
+        normalize_content_type, parse_range, sanitize_filename, storage_key,
+    },
+    domain::{note::timestamp, validation::FieldError},
+    error::{ApiError, ApiResult, Problem},
+    store::StoreError,
+};
+
+/// Room for multipart boundaries and part headers on top of the file itself.
+const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadParams {
+    /// File name for a raw-body upload (multipart uploads carry their own).
+    pub filename: Option<String>,
+}
+
+/// Upload an attachment: `multipart/form-data` (field `file`) or a raw body.
+#[utoipa::path(post, path = "/api/v1/notes/{id}/attachments", tag = "attachments",
+    params(("id" = String, Path, description = "Note id"), UploadParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The file as the raw body (with `?filename=`), or multipart/form-data with a `file` field"),
+    responses((status = 201, body = Attachment), (status = 404, body = Problem), (status = 413, body = Problem),
+              (status = 422, body = Problem), (status = 503, body = Problem, description = "Object storage unavailable")),
+    security(("bearer" = ["write"])))]
+pub async fn upload(
+    State(state): State<AppState>,
+    _: Auth<Write>,
+    Path(note_id): Path<String>,
+    ApiQuery(params): ApiQuery<UploadParams>,
+    request: Request,
+) -> ApiResult<Response> {
+    let note_id = parse_id(&note_id, "note")?;
+    // Refuse before reading a byte when the note or the size is wrong.
+    if state.store.get_note(note_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no note with id {note_id}")));
+    }
+    let limit = state.config.max_upload_bytes;
+    let headers = request.headers().clone();
+    let is_multipart =
+        media_type(headers.get(header::CONTENT_TYPE)).as_deref() == Some("multipart/form-data");
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let slack = if is_multipart { MULTIPART_OVERHEAD } else { 0 };
+    if declared.is_some_and(|n| n > limit + slack) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+
+    let attachment_id = attachment::new_id();
+    let key = storage_key(note_id, attachment_id);
+    let (filename, content_type, written) = if is_multipart {
+        let mut multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        loop {
+            let field = multipart
+                .next_field()
+                .await
+                .map_err(|e| ApiError::bad_request(e.body_text()))?
+                .ok_or_else(|| missing("file", "a multipart upload needs a `file` field"))?;
+            if field.name() != Some("file") {
+                continue;
+            }
+            let filename = sanitize_filename(field.file_name().unwrap_or_default());
+            let content_type = normalize_content_type(field.content_type());
+            let written = store_bytes(&state, &key, field, &content_type).await?;
+            break (filename, content_type, written);
+        }
+    } else {
+        let filename = params
+            .filename
+            .as_deref()
+            .map(sanitize_filename)
+            .ok_or_else(|| missing("filename", "a raw upload needs ?filename="))?;
+        let content_type = normalize_content_type(
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let body = request.into_body().into_data_stream();
+        let written = store_bytes(&state, &key, body, &content_type).await?;
+        (filename, content_type, written)
+    };
+
+    let (size, sha256, search_text) = written;
+    let stored = StoredAttachment {
+        attachment: Attachment {
+            id: attachment_id,
+            note_id,
+            filename,
+            content_type,
+            size,
+            sha256,
+            created_at: timestamp::now(),
+        },
+        storage_key: key.clone(),
+        search_text,
+    };
+    let attachment = stored.attachment.clone();
+    if let Err(e) = state.store.create_attachment(stored).await {
+        // The row was not written: the object must not outlive the request.
+        state.blobs.delete_all(std::slice::from_ref(&key)).await;
+        return Err(match e {
+            StoreError::NotFound => {
+                ApiError::not_found(format!("note {note_id} was deleted during the upload"))
+            }
+            e => e.into(),
+        });
+    }
+    let location =
+        HeaderValue::from_str(&format!("/api/v1/attachments/{attachment_id}")).expect("uuid path");
+    let mut res = (StatusCode::CREATED, Json(attachment)).into_response();
+    res.headers_mut().insert(header::LOCATION, location);
+    Ok(res)
+}
+
+/// Streams to storage; returns (size, sha256, extracted search text).
+async fn store_bytes<S, E>(
+    state: &AppState,
+    key: &str,
+    body: S,
+    content_type: &str,
+) -> ApiResult<(u64, String, String)>
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    let capture = if attachment::is_text_like(content_type) {
+        state.config.extract_max_bytes
+    } else {
+        0
+    };
+    let written = state
+        .blobs
+        .put_stream(key, body, state.config.max_upload_bytes, capture)
+        .await?;
+    let text = written
+        .captured
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .and_then(|bytes| extract_text(content_type, bytes))
+        .unwrap_or_default();
+    Ok((written.size, written.sha256, text))
+}
+
+fn missing(field: &str, message: &str) -> ApiError {
+    ApiError::validation(vec![FieldError::new(field, message)])
+}
+
+/// A note's attachments.
+#[utoipa::path(get, path = "/api/v1/notes/{id}/attachments", tag = "attachments",
+    params(("id" = String, Path, description = "Note id")),
+    responses((status = 200, body = Vec<Attachment>), (status = 404, body = Problem)),
+    security(("bearer" = ["read"])))]
+pub async fn list(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(note_id): Path<String>,
+) -> ApiResult<Json<Vec<Attachment>>> {
+    let note_id = parse_id(&note_id, "note")?;
+    if state.store.get_note(note_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no note with id {note_id}")));
+    }
+    Ok(Json(state.store.list_attachments(note_id).await?))
+}
+
+async fn find(state: &AppState, id: &str) -> ApiResult<StoredAttachment> {
+    let id = parse_id(id, "attachment")?;
+    state
+        .store
+        .get_attachment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no attachment with id {id}")))
+}
+
+/// Attachment metadata.
+#[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "attachments",
+    params(("id" = String, Path, description = "Attachment id")),
+    responses((status = 200, body = Attachment), (status = 404, body = Problem)),
+    security(("bearer" = ["read"])))]
+pub async fn get(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Attachment>> {
+    Ok(Json(find(&state, &id).await?.attachment))
+}
+
+/// The attachment's bytes, streamed; honours `Range` and `If-None-Match`.
+#[utoipa::path(get, path = "/api/v1/attachments/{id}/content", tag = "attachments",
+    params(("id" = String, Path, description = "Attachment id"),
+           ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`")),
+    responses((status = 200, description = "The bytes", content_type = "application/octet-stream"),
+              (status = 206, description = "The requested range"), (status = 304),
+              (status = 404, body = Problem), (status = 416, body = Problem)),
+    security(("bearer" = ["read"])))]
+pub async fn content(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let stored = find(&state, &id).await?;
+    let a = &stored.attachment;
+    let etag = HeaderValue::from_str(&format!("\"{}\"", a.sha256)).expect("hex is a valid header");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes() || v == "*")
+    {
+        let mut res = empty(StatusCode::NOT_MODIFIED);
+        res.headers_mut().insert(header::ETAG, etag);
+        return Ok(res);
+    }
+    let range = parse_range(
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        a.size,
+    );
+    let (status, bytes) = match range {
+        RangeRequest::Unsatisfiable => {
+            return Err(ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                format!("the attachment has {} bytes", a.size),
+            )
+            .with_header(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{}", a.size)).expect("digits"),
+            ));
+        }
+        RangeRequest::Full => (StatusCode::OK, None),
+        RangeRequest::Partial(start, end) => (StatusCode::PARTIAL_CONTENT, Some(start..end + 1)),
+    };
+    let stream = state.blobs.get(&stored.storage_key, bytes.clone()).await?;
+    let length = bytes.as_ref().map_or(a.size, |r| r.end - r.start);
+
+    let mut res = Response::new(Body::from_stream(stream.map_err(std::io::Error::other)));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&a.content_type)
+            .unwrap_or(HeaderValue::from_static(attachment::OCTET_STREAM)),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    h.insert(header::ETAG, etag);
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&content_disposition(&a.filename))
+            .unwrap_or(HeaderValue::from_static("attachment")),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    if let Some(r) = bytes {
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {}-{}/{}", r.start, r.end - 1, a.size))
+                .expect("digits"),
+        );
+    }
+    Ok(res)
+}
+
+/// Delete an attachment and its object.
+#[utoipa::path(delete, path = "/api/v1/attachments/{id}", tag = "attachments",
+    params(("id" = String, Path, description = "Attachment id")),
+    responses((status = 204), (status = 404, body = Problem)),
+    security(("bearer" = ["write"])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    _: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let uuid: Uuid = parse_id(&id, "attachment")?;
+    let key = state
+        .store
+        .delete_attachment(uuid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no attachment with id {uuid}")))?;
+    state.blobs.delete_all(&[key]).await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,515 @@
+use reqwest::{Method, StatusCode, multipart};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::common::{S3Server, TestApp, assert_problem};
+
+/// Deterministic bytes that are not all alike (so ranges are checkable).
+fn bytes(n: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+async fn note(app: &TestApp) -> String {
+    app.create_note(json!({"title": "with files"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn upload_raw(
+    app: &TestApp,
+    note: &str,
+    name: &str,
+    ct: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    app.request(Method::POST, &format!("/api/v1/notes/{note}/attachments"))
+        .query(&[("filename", name)])
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn raw_upload_and_download_round_trip() {
+    let app = TestApp::spawn().await;
+    let note = note(&app).await;
+    let data = bytes(3 * 1024 * 1024 + 17);
+    let res = upload_raw(
+        &app,
+        &note,
+        "data.bin",
+        "application/octet-stream",
+        data.clone(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let meta: Value = res.json().await.unwrap();
+    assert_eq!(meta["note_id"], note);
+    assert_eq!(meta["filename"], "data.bin");
+    assert_eq!(meta["size"], data.len());
+    assert_eq!(meta["sha256"], hex::encode(Sha256::digest(&data)));
+    assert_eq!(
+        location,
+        format!("/api/v1/attachments/{}", meta["id"].as_str().unwrap())
+    );
+
+    let (_, got) = app.get_json(&location).await;
+    assert_eq!(got, meta);
+    let (_, list) = app
+        .get_json(&format!("/api/v1/notes/{note}/attachments"))
+        .await;
+    assert_eq!(list, json!([meta]));
+
+    let res = app
+        .get(&format!("{location}/content"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let h = res.headers().clone();
+    assert_eq!(h["content-length"], data.len().to_string().as_str());
+    assert_eq!(h["content-type"], "application/octet-stream");
+    assert_eq!(
+        h["etag"],
+        format!("\"{}\"", meta["sha256"].as_str().unwrap()).as_str()
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["accept-ranges"], "bytes");
+    assert!(
+        h["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"data.bin\"")
+    );
+    assert!(
+        res.bytes().await.unwrap() == data,
+        "downloaded bytes differ"
+    );
+    assert_eq!(app.db.stored_objects(), 1);
+}
+
+#[tokio::test]
+async fn multipart_upload_and_filename_tricks() {
+    let app = TestApp::spawn().await;
+    let note = note(&app).await;
+    let form = multipart::Form::new()
+        .text("comment", "ignored field before the file")
+        .part(
+            "file",
+            multipart::Part::bytes(b"hello".to_vec())
+                .file_name("../../etc/passwd")
+                .mime_str("text/plain")
+                .unwrap(),
+        );
+    let res = app
+        .request(Method::POST, &format!("/api/v1/notes/{note}/attachments"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let meta: Value = res.json().await.unwrap();
+    assert_eq!(meta["filename"], "passwd");
+    assert_eq!(meta["content_type"], "text/plain");
+    for (raw, expected) in [
+        ("/abs/x.txt", "x.txt"),
+        ("a\u{0}b\r\nc.txt", "abc.txt"),
+        ("..", "attachment"),
+    ] {
+        let res = upload_raw(&app, &note, raw, "text/plain", b"x".to_vec()).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(res.json::<Value>().await.unwrap()["filename"], expected);
+    }
+    let long = "n".repeat(5000);
+    let res = upload_raw(&app, &note, &long, "text/plain", b"x".to_vec()).await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["filename"]
+            .as_str()
+            .unwrap()
+            .len(),
+        255
+    );
+    // Nothing escaped the storage area: every object is under the blob root.
+    assert_eq!(app.db.stored_objects(), 5);
+}
+
+#[tokio::test]
+async fn ranges_and_conditional_requests() {
+    let app = TestApp::spawn().await;
+    let note = note(&app).await;
+    let data = bytes(1000);
+    let meta: Value = upload_raw(
+        &app,
+        &note,
+        "r.bin",
+        "application/octet-stream",
+        data.clone(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let url = format!(
+        "/api/v1/attachments/{}/content",
+        meta["id"].as_str().unwrap()
+    );
+    let get = |range: &'static str| app.get(&url).header("range", range).send();
+
+    let res = get("bytes=10-19").await.unwrap();
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(res.headers()["content-range"], "bytes 10-19/1000");
+    assert_eq!(res.headers()["content-length"], "10");
+    assert_eq!(res.bytes().await.unwrap(), &data[10..20]);
+    let res = get("bytes=-5").await.unwrap();
+    assert_eq!(res.headers()["content-range"], "bytes 995-999/1000");
+    assert_eq!(res.bytes().await.unwrap(), &data[995..]);
+    let res = get("bytes=990-").await.unwrap();
+    assert_eq!(res.bytes().await.unwrap(), &data[990..]);
+    let res = get("bytes=1000-").await.unwrap();
+    assert_eq!(res.headers()["content-range"], "bytes */1000");
+    assert_problem(res, StatusCode::RANGE_NOT_SATISFIABLE).await;
+    let res = get("bytes=0-1,5-6").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let etag = format!("\"{}\"", meta["sha256"].as_str().unwrap());
+    let res = app
+        .get(&url)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn oversized_uploads_are_413_and_leave_nothing() {
+    let app = TestApp::spawn_with(|c| c.max_upload_bytes = 1024 * 1024).await;
+    let note = note(&app).await;
+    // Declared length.
+    let res = upload_raw(
+        &app,
+        &note,
+        "big.bin",
+        "application/octet-stream",
+        bytes(2 * 1024 * 1024),
+    )
+    .await;
+    assert_problem(res, StatusCode::PAYLOAD_TOO_LARGE).await;
+    // Chunked: found out while streaming, after parts may have been written.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes(12 * 1024 * 1024)
+        .chunks(64 * 1024)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let res = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/notes/{note}/attachments?filename=big.bin"),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::PAYLOAD_TOO_LARGE).await;
+    // Multipart, too.
+    let form = multipart::Form::new().part(
+        "file",
+        multipart::Part::bytes(bytes(3 * 1024 * 1024)).file_name("m.bin"),
+    );
+    let res = app
+        .request(Method::POST, &format!("/api/v1/notes/{note}/attachments"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::PAYLOAD_TOO_LARGE).await;
+    let (_, list) = app
+        .get_json(&format!("/api/v1/notes/{note}/attachments"))
+        .await;
+    assert_eq!(list, json!([]));
+    assert_eq!(
+        app.db.stored_objects(),
+        0,
+        "an aborted upload left an object behind"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_uploads_to_one_note() {
+    let app = TestApp::spawn().await;
+    let note = note(&app).await;
+    let uploads = (0..8).map(|i| {
+        let data = bytes(200_000 + i * 1000);
+        let name = format!("f{i}.bin");
+        let app = &app;
+        let note = &note;
+        async move {
+            let res = upload_raw(app, note, &name, "application/octet-stream", data.clone()).await;
+            assert_eq!(res.status(), StatusCode::CREATED);
+            let meta: Value = res.json().await.unwrap();
+            (meta, data)
+        }
+    });
+    let done = futures::future::join_all(uploads).await;
+    let (_, list) = app
+        .get_json(&format!("/api/v1/notes/{note}/attachments"))
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 8);
+    for (meta, data) in done {
+        let url = format!(
+            "/api/v1/attachments/{}/content",
+            meta["id"].as_str().unwrap()
+        );
+        assert!(app.get(&url).send().await.unwrap().bytes().await.unwrap() == data);
+    }
+    assert_eq!(app.db.stored_objects(), 8);
+}
+
+#[tokio::test]
+async fn deleting_an_attachment_or_its_note_removes_the_objects() {
+    let app = TestApp::spawn().await;
+    let note = note(&app).await;
+    let a: Value = upload_raw(&app, &note, "a.txt", "text/plain", b"alpha".to_vec())
+        .await
+        .json()
+        .await
+        .unwrap();
+    upload_raw(&app, &note, "b.txt", "text/plain", b"beta".to_vec()).await;
+    upload_raw(&app, &note, "c.bin", "application/octet-stream", bytes(10)).await;
+    assert_eq!(app.db.stored_objects(), 3);
+
+    let id = a["id"].as_str().unwrap();
+    let res = app
+        .request(Method::DELETE, &format!("/api/v1/attachments/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.db.stored_objects(), 2);
+    assert_problem(
+        app.get(&format!("/api/v1/attachments/{id}"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let res = app
+        .request(Method::DELETE, &format!("/api/v1/attachments/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::NOT_FOUND).await;
+
+    let res = app
+        .request(Method::DELETE, &format!("/api/v1/notes/{note}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.db.stored_objects(), 0);
+}
+
+#[tokio::test]
+async fn text_attachments_become_searchable() {
+    let app = TestApp::spawn().await;
+    let note = note(&app).await;
+    let search = |q: &'static str| {
+        let path = format!("/api/v1/search?q={q}");
+        let app = &app;
+        async move { app.get_json(&path).await }
+    };
+    assert_eq!(search("quokka").await.1["total"], 0);
+    let a: Value = upload_raw(
+        &app,
+        &note,
+        "zoo.md",
+        "text/markdown",
+        "# Zoo\nThe Quokka lives on Rottnest.".into(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    upload_raw(
+        &app,
+        &note,
+        "blob.bin",
+        "application/octet-stream",
+        b"wombat".to_vec(),
+    )
+    .await;
+    let (_, hits) = search("quokka").await;
+    assert_eq!(hits["total"], 1);
+    assert_eq!(hits["hits"][0]["id"], note);
+    // Binary files are not extracted.
+    assert_eq!(search("wombat").await.1["total"], 0);
+    // Editing the note keeps its attachments searchable.
+    let res = app
+        .request(Method::PATCH, &format!("/api/v1/notes/{note}"))
+        .json(&json!({"body": "now with a body"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(search("rottnest").await.1["total"], 1);
+    // Title hits still outrank attachment hits.
+    app.create_note(json!({"title": "Quokka facts"})).await;
+    let (_, hits) = search("quokka").await;
+    assert_eq!(hits["hits"][0]["title"], "Quokka facts");
+    // Deleting the attachment takes its text out of the index.
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/attachments/{}", a["id"].as_str().unwrap()),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(search("rottnest").await.1["total"], 0);
+}
+
+#[tokio::test]
+async fn bad_upload_requests() {
+    let app = TestApp::spawn().await;
+    let note = note(&app).await;
+    let res = upload_raw(
+        &app,
+        "0190a000-0000-7000-8000-000000000000",
+        "x",
+        "text/plain",
+        b"x".to_vec(),
+    )
+    .await;
+    assert_problem(res, StatusCode::NOT_FOUND).await;
+    let res = upload_raw(&app, "not-a-uuid", "x", "text/plain", b"x".to_vec()).await;
+    assert_problem(res, StatusCode::NOT_FOUND).await;
+    // Raw upload without a filename.
+    let res = app
+        .request(Method::POST, &format!("/api/v1/notes/{note}/attachments"))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    let p = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(p["errors"][0]["field"], "filename");
+    // Multipart without a `file` field.
+    let form = multipart::Form::new().text("other", "x");
+    let res = app
+        .request(Method::POST, &format!("/api/v1/notes/{note}/attachments"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // A broken multipart body.
+    let res = app
+        .request(Method::POST, &format!("/api/v1/notes/{note}/attachments"))
+        .header("content-type", "multipart/form-data; boundary=XYZ")
+        .body("--XYZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nunterminated")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    // Content types are reduced to their essence, and garbage to octet-stream.
+    for (sent, stored) in [
+        ("Text/HTML; charset=\"x\"; evil=1", "text/html"),
+        ("not a type", "application/octet-stream"),
+    ] {
+        let res = upload_raw(&app, &note, "x", sent, b"<b>".to_vec()).await;
+        assert_eq!(res.json::<Value>().await.unwrap()["content_type"], stored);
+    }
+    for path in [
+        "/api/v1/attachments/nope",
+        "/api/v1/attachments/0190a000-0000-7000-8000-000000000000/content",
+    ] {
+        assert_problem(app.get(path).send().await.unwrap(), StatusCode::NOT_FOUND).await;
+    }
+    assert_eq!(app.db.stored_objects(), 2);
+}
+
+/// The storage server goes away and comes back: readiness and uploads say
+/// 503 meanwhile, and nothing stored before is lost.
+#[tokio::test]
+async fn storage_outage_is_503_and_recovers() {
+    let mut s3 = S3Server::start();
+    let app = TestApp::spawn_with(|c| s3.apply(c)).await;
+    let note = note(&app).await;
+    let data = bytes(100_000);
+    let before: Value = upload_raw(
+        &app,
+        &note,
+        "kept.bin",
+        "application/octet-stream",
+        data.clone(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+
+    s3.stop();
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        ready["checks"]["storage"]
+            .as_str()
+            .unwrap()
+            .starts_with("error"),
+        "{ready}"
+    );
+    assert_eq!(ready["checks"]["database"], "ok");
+    let res = upload_raw(
+        &app,
+        &note,
+        "during.bin",
+        "application/octet-stream",
+        bytes(1000),
+    )
+    .await;
+    let p = assert_problem(res, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        !p["detail"].as_str().unwrap().contains("127.0.0.1"),
+        "internals leaked: {p}"
+    );
+    let url = format!(
+        "/api/v1/attachments/{}/content",
+        before["id"].as_str().unwrap()
+    );
+    assert_problem(
+        app.get(&url).send().await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    // The failed upload left no row.
+    let (_, list) = app
+        .get_json(&format!("/api/v1/notes/{note}/attachments"))
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    s3.resume();
+    let (status, _) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    let res = upload_raw(
+        &app,
+        &note,
+        "after.bin",
+        "application/octet-stream",
+        bytes(1000),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(app.get(&url).send().await.unwrap().bytes().await.unwrap() == data);
+    assert_eq!(s3.object_count(), 2);
+}
