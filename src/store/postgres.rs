@@ -354,51 +354,35 @@ impl Store for PgStore {
 
         let plan = IngestPlan::new(notes, &existing);
         for chunk in plan.updates.chunks(BATCH_ROWS) {
-            let columns = Columns::of(chunk.iter().map(|(id, n)| (*id, n)));
             let sql = format!(
                 "UPDATE notes n SET title = u.title, body = u.body, tags = u.tags, metadata = u.metadata,
-                        updated_at = $7, version = n.version + 1, search = {} || {}
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $8::text[])
+                        updated_at = $8, version = n.version + 1, search = {} || {}
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[])
                       AS u(id, title, body, tags, metadata, st, sb)
                  WHERE n.id = u.id",
                 vector("u.st", "u.sb"),
                 attachments_vector("n.id")
             );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(columns.ids)
-                .bind(columns.titles)
-                .bind(columns.bodies)
-                .bind(columns.tags)
-                .bind(columns.metadata)
-                .bind(columns.search_titles)
-                .bind(now)
-                .bind(columns.search_bodies)
+            Columns::of(chunk.iter().map(|(id, n)| (*id, n)))
+                .bind(sqlx::query(AssertSqlSafe(sql)), now)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
         }
         for chunk in plan.inserts.chunks(BATCH_ROWS) {
-            let columns = Columns::of(chunk.iter().map(|n| (Uuid::now_v7(), n)));
             let sql = format!(
                 "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, search)
-                 SELECT id, title, body, tags, ext, metadata, $7, $7, {}
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $8::text[], $9::text[])
-                      AS u(id, title, body, tags, metadata, st, sb, ext)
-                 ORDER BY ordinality",
+                 SELECT id, title, body, tags, ext, metadata, $8, $8, {}
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $9::text[])
+                      WITH ORDINALITY AS u(id, title, body, tags, metadata, st, sb, ext, position)
+                 ORDER BY position",
                 vector("st", "sb")
-            )
-            .replace("AS u(", "WITH ORDINALITY AS u(")
-            .replace(", ext)", ", ext, ordinality)");
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(columns.ids)
-                .bind(columns.titles)
-                .bind(columns.bodies)
-                .bind(columns.tags)
-                .bind(columns.metadata)
-                .bind(columns.search_titles)
-                .bind(now)
-                .bind(columns.search_bodies)
-                .bind(columns.external_ids)
+            );
+            let columns = Columns::of(chunk.iter().map(|n| (Uuid::now_v7(), n)));
+            let external_ids = columns.external_ids.clone();
+            columns
+                .bind(sqlx::query(AssertSqlSafe(sql)), now)
+                .bind(external_ids)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -610,6 +594,8 @@ impl Store for PgStore {
     }
 }
 
+type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 /// A chunk of notes as parallel arrays, for UNNEST.
 struct Columns {
     ids: Vec<Uuid>,
@@ -645,5 +631,18 @@ impl Columns {
             c.search_bodies.push(search_text(&n.body));
         }
         c
+    }
+
+    /// Binds $1..$7 (the arrays shared by inserts and updates) and $8 (now).
+    fn bind(self, query: PgQuery, now: DateTime<Utc>) -> PgQuery {
+        query
+            .bind(self.ids)
+            .bind(self.titles)
+            .bind(self.bodies)
+            .bind(self.tags)
+            .bind(self.metadata)
+            .bind(self.search_titles)
+            .bind(self.search_bodies)
+            .bind(now)
     }
 }
