@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Provisions what it needs on a fresh Debian machine
-# (idempotently), then runs format and lint checks and every test.
+# (idempotently), then runs format and lint checks, every test on SQLite,
+# the API suite on PostgreSQL + S3, and the deployment kit's verification.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/provision.sh
@@ -26,6 +27,11 @@ cargo test --locked --no-fail-fast
 # attachments on a real S3 server (s3s-fs) started per test.
 step "cargo test --test api (PostgreSQL + S3)"
 TEST_DATABASE_URL="$PG_URL" TEST_STORAGE=s3 cargo test --locked --no-fail-fast --test api
+
+# The deployment kit: renders, schemas, policy, linters, and a live smoke
+# test of the rendered dev overlay in podman (scripts/verify-kit.sh).
+step "deployment kit"
+./scripts/verify-kit.sh
 
 echo
 echo "all checks passed"
