@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# notes-api benchmarks: the single entry point.
+#
+#   bench/run.sh                 # every benchmark (about 8 minutes once built)
+#   bench/run.sh search          # one of: healthz ingest search memory startup
+#   bench/run.sh healthz,startup # several
+#   BENCH_ONLY=memory bench/run.sh
+#
+# Installs what it needs (wrk; taskset), builds the service binary in release
+# (into bench/target/service, so the main target dir is never locked) and the
+# bench tools (bench/target/release), generates the seeded 100k-note corpus
+# (bench/target/corpus, reused when unchanged), then runs the benchmarks with
+# a reference measured in the same run for each figure. Everything listens on
+# and talks to 127.0.0.1 only; every load run is bounded in time.
+#
+# Results: bench/results/latest.json (machine-readable, with the exact
+# commands) and bench/results/summary.md (the table, also printed).
+#
+# Knobs (env): BENCH_PIN=0 (no CPU pinning for /healthz), BENCH_HEALTHZ_DURATION,
+# BENCH_SEARCH_DURATION, BENCH_SEARCH_AUX_DURATION, BENCH_INGEST_REPS,
+# BENCH_STARTUP_RUNS, BENCH_NOTES_LOG (default warn), BENCH_SKIP_BUILD=1,
+# BENCH_TIMEOUT (seconds for the benchmark run, default 1500).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+only="${1:-${BENCH_ONLY:-all}}"
+budget="${BENCH_TIMEOUT:-1500}"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# apt_install PKG...: installs the packages that are missing, once.
+apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  echo "bench: installing ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+apt_install wrk util-linux
+command -v cargo >/dev/null || {
+  echo "bench: cargo is required (rustup); see scripts/provision.sh" >&2
+  exit 1
+}
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  echo "bench: building notes-api (release) into $here/target/service"
+  # The commit goes into the binary (/version), so results name what they measured.
+  NOTES_GIT_SHA="$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || true)" \
+    CARGO_TARGET_DIR="$here/target/service" cargo build --release --quiet \
+    --manifest-path "$root/Cargo.toml" --bin notes-api
+  echo "bench: building the bench tools (release)"
+  cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+fi
+
+mkdir -p "$here/results" "$here/target/work"
+# `timeout` signals its whole process group, so servers started by the run
+# are stopped with it if the budget runs out.
+timeout --kill-after=30 "$budget" "$here/target/release/notes-bench" run \
+  --only "$only" \
+  --service-bin "$here/target/service/release/notes-api" \
+  --hello-bin "$here/target/release/hello" \
+  --corpus "$here/target/corpus" \
+  --work "$here/target/work" \
+  --lua "$here/lua" \
+  --results "$here/results" \
+  --source "$root"
+echo "bench: results in $here/results/latest.json and $here/results/summary.md"

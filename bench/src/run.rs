@@ -1,0 +1,1178 @@
+//! `notes-bench run`: every benchmark, each figure against a reference
+//! measured in the same run, written to `results/latest.json` and
+//! `results/summary.md`.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::{
+    Args, client, corpus,
+    procs::{self, Spec},
+    stats,
+};
+
+const SERVICE_ADDR: &str = "127.0.0.1:18080";
+const HELLO_ADDR: &str = "127.0.0.1:18099";
+const ALL: [&str; 5] = ["healthz", "ingest", "search", "memory", "startup"];
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Settings {
+    wrk_threads: u32,
+    healthz_connections: u32,
+    healthz_duration_s: u32,
+    search_connections: u32,
+    search_duration_s: u32,
+    search_aux_duration_s: u32,
+    ingest_reps: u32,
+    startup_runs: u32,
+    startup_poll_ms: u64,
+    pin: bool,
+    notes_log: String,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        Self {
+            wrk_threads: env_or("BENCH_WRK_THREADS", 2),
+            healthz_connections: env_or("BENCH_HEALTHZ_CONNECTIONS", 64),
+            healthz_duration_s: env_or("BENCH_HEALTHZ_DURATION", 10),
+            search_connections: env_or("BENCH_SEARCH_CONNECTIONS", 8),
+            search_duration_s: env_or("BENCH_SEARCH_DURATION", 10),
+            search_aux_duration_s: env_or("BENCH_SEARCH_AUX_DURATION", 5),
+            ingest_reps: env_or("BENCH_INGEST_REPS", 3),
+            startup_runs: env_or("BENCH_STARTUP_RUNS", 15),
+            startup_poll_ms: env_or("BENCH_STARTUP_POLL_MS", 2),
+            pin: env_or::<u8>("BENCH_PIN", 1) == 1,
+            notes_log: std::env::var("BENCH_NOTES_LOG").unwrap_or_else(|_| "warn".into()),
+        }
+    }
+}
+
+/// One line of the results table.
+#[derive(Debug, Clone, Serialize)]
+struct Figure {
+    id: String,
+    name: String,
+    value: f64,
+    unit: String,
+    /// e.g. ">= 20000" or "<= 2.5 (ratio)".
+    target: String,
+    pass: Option<bool>,
+    reference: String,
+    reference_value: Option<f64>,
+    /// value / reference_value.
+    ratio: Option<f64>,
+    commands: Vec<String>,
+}
+
+struct Ctx {
+    service: PathBuf,
+    hello: PathBuf,
+    me: PathBuf,
+    corpus: PathBuf,
+    work: PathBuf,
+    lua: PathBuf,
+    set: Settings,
+    /// Figures as written to latest.json (each with its `benchmark`).
+    figures: Vec<Value>,
+    details: Map<String, Value>,
+    corpus_desc: Value,
+    /// The benchmark running now.
+    current: String,
+}
+
+fn abs(p: PathBuf) -> Result<PathBuf> {
+    fs::canonicalize(&p).with_context(|| format!("{} does not exist", p.display()))
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let only: Vec<String> = match args.get("only").filter(|s| !s.is_empty() && *s != "all") {
+        Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
+        None => ALL.iter().map(|s| s.to_string()).collect(),
+    };
+    for o in &only {
+        if !ALL.contains(&o.as_str()) {
+            bail!("unknown benchmark {o:?}; one of {ALL:?}");
+        }
+    }
+    let work = args.path("work")?;
+    fs::create_dir_all(work.join("logs"))?;
+    let results = args.path("results")?;
+    fs::create_dir_all(&results)?;
+    let corpus_dir = args.path("corpus")?;
+    let corpus_desc = corpus::generate(&corpus_dir, &corpus::Params::default())?;
+    let mut ctx = Ctx {
+        service: abs(args.path("service-bin")?)?,
+        hello: abs(args.path("hello-bin")?)?,
+        me: std::env::current_exe()?,
+        corpus: abs(corpus_dir)?,
+        work: abs(work)?,
+        lua: abs(args.path("lua")?)?,
+        set: Settings::from_env(),
+        figures: Vec::new(),
+        details: Map::new(),
+        corpus_desc,
+        current: String::new(),
+    };
+    let service_version = ctx.service_version()?;
+    let source = args.get("source").unwrap_or("..").to_owned();
+    let started = Instant::now();
+    for b in &only {
+        eprintln!(
+            "== {b} ({:.0} s into the run)",
+            started.elapsed().as_secs_f64()
+        );
+        let t = Instant::now();
+        let load_before = loadavg();
+        ctx.current = b.clone();
+        match b.as_str() {
+            "healthz" => ctx.healthz()?,
+            "ingest" => ctx.ingest()?,
+            "search" => ctx.search()?,
+            "memory" => ctx.memory()?,
+            "startup" => ctx.startup()?,
+            _ => unreachable!(),
+        }
+        eprintln!("   {b} took {:.0} s", t.elapsed().as_secs_f64());
+        // Other work on the machine skews every figure: keep the load next to them.
+        if let Some(d) = ctx
+            .details
+            .get_mut(b.as_str())
+            .and_then(Value::as_object_mut)
+        {
+            d.insert("loadavg".into(), json!({"before": load_before, "after": loadavg(), "secs": t.elapsed().as_secs_f64()}));
+            d.insert("run_at".into(), json!(now()));
+        }
+    }
+    let git = git_describe(&source);
+    for d in ctx.details.values_mut() {
+        if let Some(d) = d.as_object_mut() {
+            d.insert("service_git".into(), json!(git));
+        }
+    }
+    // A partial run (--only) replaces its own benchmarks' figures and keeps
+    // the others from the previous latest.json, so the file always holds the
+    // latest figure of every benchmark (each with its own run_at and load).
+    let (mut figures, mut details) = (Vec::new(), Map::new());
+    if only.len() < ALL.len()
+        && let Ok(text) = fs::read_to_string(results.join("latest.json"))
+        && let Ok(prev) = serde_json::from_str::<Value>(&text)
+    {
+        for fig in prev["figures"].as_array().into_iter().flatten() {
+            let b = fig["benchmark"].as_str().unwrap_or_default();
+            if !only.iter().any(|o| o == b) {
+                figures.push(fig.clone());
+            }
+        }
+        for (k, v) in prev["details"].as_object().into_iter().flatten() {
+            if !only.contains(k) {
+                details.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    figures.extend(ctx.figures.iter().cloned());
+    let order = |f: &Value| {
+        ALL.iter()
+            .position(|b| f["benchmark"] == *b)
+            .unwrap_or(ALL.len())
+    };
+    figures.sort_by_key(order);
+    details.extend(ctx.details.clone());
+    let doc = json!({
+        "generated_at": now(),
+        "benchmarks_run": only,
+        "total_secs": started.elapsed().as_secs_f64(),
+        "machine": machine(),
+        "service": {
+            "binary": ctx.service,
+            "version": service_version,
+            "source": source,
+            "git": git,
+        },
+        "settings": ctx.set,
+        "corpus": ctx.corpus_desc,
+        "figures": figures,
+        "details": details,
+    });
+    fs::write(
+        results.join("latest.json"),
+        serde_json::to_string_pretty(&doc)? + "\n",
+    )?;
+    let summary = summary(&doc);
+    fs::write(results.join("summary.md"), &summary)?;
+    println!("{summary}");
+    Ok(())
+}
+
+fn now() -> String {
+    use notes_api::domain::note::timestamp;
+    timestamp::format(&timestamp::now())
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| {
+            let mut s = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            if s.is_empty() {
+                s = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+            }
+            s
+        })
+        .unwrap_or_default()
+}
+
+fn machine() -> Value {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let mem = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": model,
+        "memory": mem,
+        "kernel": sh("uname", &["-sr"]),
+        "rustc": sh("rustc", &["-V"]),
+        "wrk": sh("wrk", &["-v"]).lines().next().unwrap_or_default(),
+        "loadavg_at_end": fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+    })
+}
+
+/// The commit of the source tree the service was built from, `+dirty` when
+/// the service's own files differ from it.
+fn git_describe(source: &str) -> String {
+    let sha = sh("git", &["-C", source, "rev-parse", "--short", "HEAD"]);
+    let status = sh(
+        "git",
+        &[
+            "-C",
+            source,
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "migrations",
+            "Cargo.toml",
+            "Cargo.lock",
+        ],
+    );
+    if sha.contains(' ') || sha.is_empty() {
+        "unknown (not a git checkout)".into()
+    } else if status.is_empty() {
+        sha
+    } else {
+        format!("{sha}+dirty")
+    }
+}
+
+fn f(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_f64().unwrap_or(f64::NAN)
+}
+
+impl Ctx {
+    fn log(&self, name: &str) -> PathBuf {
+        self.work.join("logs").join(format!("{name}.log"))
+    }
+
+    fn service_spec(
+        &self,
+        data_dir: &Path,
+        cpus: Option<&str>,
+        extra: &[(&str, String)],
+        log: &str,
+    ) -> Spec {
+        let mut env = vec![
+            ("NOTES_LISTEN".to_owned(), SERVICE_ADDR.to_owned()),
+            ("NOTES_DATA_DIR".to_owned(), data_dir.display().to_string()),
+            ("NOTES_LOG".to_owned(), self.set.notes_log.clone()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        Spec {
+            program: self.service.clone(),
+            args: vec!["serve".into()],
+            env,
+            cpus: cpus.map(str::to_owned),
+            addr: SERVICE_ADDR.into(),
+            log: self.log(log),
+        }
+    }
+
+    /// What the binary under test says it is (GET /version).
+    fn service_version(&self) -> Result<Value> {
+        let data = self.work.join("data-version");
+        procs::fresh_dir(&data)?;
+        let mut s = self
+            .service_spec(&data, None, &[], "service-version")
+            .spawn()?;
+        s.wait_ready(
+            "/healthz",
+            Duration::from_millis(5),
+            Duration::from_secs(10),
+        )?;
+        let v = client::get(SERVICE_ADDR, "/version", Duration::from_secs(5))?.json()?;
+        s.stop()?;
+        Ok(v)
+    }
+
+    fn hello_spec(&self, cpus: Option<&str>) -> Spec {
+        Spec {
+            program: self.hello.clone(),
+            args: vec![HELLO_ADDR.into()],
+            env: vec![],
+            cpus: cpus.map(str::to_owned),
+            addr: HELLO_ADDR.into(),
+            log: self.log("hello"),
+        }
+    }
+
+    /// Runs wrk; returns its JSON summary and the exact command.
+    #[allow(clippy::too_many_arguments)]
+    fn wrk(
+        &self,
+        cpus: Option<&str>,
+        connections: u32,
+        duration_s: u32,
+        script: &str,
+        url: &str,
+        script_args: &[String],
+        log: &str,
+    ) -> Result<(Value, String)> {
+        let mut argv: Vec<String> = Vec::new();
+        if let Some(c) = cpus {
+            argv.extend(["taskset".into(), "-c".into(), c.into()]);
+        }
+        argv.extend([
+            "wrk".into(),
+            format!("-t{}", self.set.wrk_threads),
+            format!("-c{connections}"),
+            format!("-d{duration_s}s"),
+            "--latency".into(),
+            "--timeout".into(),
+            "10s".into(),
+            "-s".into(),
+            self.lua.join(script).display().to_string(),
+            url.into(),
+        ]);
+        if !script_args.is_empty() {
+            argv.push("--".into());
+            argv.extend(script_args.iter().cloned());
+        }
+        let command = argv.join(" ");
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .with_context(|| format!("running {command}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        fs::write(
+            self.log(log),
+            format!(
+                "$ {command}\n{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )?;
+        if !out.status.success() {
+            bail!("{command} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("BENCH_JSON "))
+            .with_context(|| format!("no BENCH_JSON line from {command}"))?;
+        let mut v: Value = serde_json::from_str(line)?;
+        let secs = f(&v, &["duration_us"]) / 1e6;
+        let rps = f(&v, &["requests"]) / secs;
+        v["rps"] = json!(rps);
+        // Non-2xx answers or broken connections make the figure meaningless;
+        // timeouts (over 10 s) are counted and reported with it.
+        let errors: f64 = ["connect", "read", "write", "status"]
+            .iter()
+            .map(|k| f(&v, &["errors", k]))
+            .sum();
+        if errors > 0.0 || f(&v, &["requests"]) < 1.0 {
+            bail!("{command}: {errors} errors: {}", v["errors"]);
+        }
+        Ok((v, command))
+    }
+
+    /// Runs this binary's subcommand in its own process; returns its JSON
+    /// and the exact command.
+    fn sub(&self, args: &[String]) -> Result<(Value, String)> {
+        let command = format!("{} {}", self.me.display(), args.join(" "));
+        let out = Command::new(&self.me)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {command}"))?;
+        if !out.status.success() {
+            bail!("{command} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let v = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("{command}: output is not JSON"))?;
+        Ok((v, command))
+    }
+
+    fn batches(&self) -> Result<Vec<String>> {
+        let mut files: Vec<String> = fs::read_dir(&self.corpus)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("batch-") && n.ends_with(".ndjson"))
+            })
+            .map(|p| p.display().to_string())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("no batch-*.ndjson in {}", self.corpus.display());
+        }
+        Ok(files)
+    }
+
+    fn push(&mut self, fig: Figure) {
+        eprintln!(
+            "   {}: {:.2} {} (target {}) {}",
+            fig.name,
+            fig.value,
+            fig.unit,
+            fig.target,
+            match fig.pass {
+                Some(true) => "PASS",
+                Some(false) => "MISS",
+                None => "",
+            }
+        );
+        let mut v = serde_json::to_value(&fig).expect("a figure serializes");
+        v["benchmark"] = json!(self.current);
+        self.figures.push(v);
+    }
+
+    // ---------------------------------------------------------------- healthz
+
+    fn healthz(&mut self) -> Result<()> {
+        let data = self.work.join("data-healthz");
+        procs::fresh_dir(&data)?;
+        let (conns, dur) = (self.set.healthz_connections, self.set.healthz_duration_s);
+        let mut variants = vec![("shared", None, None)];
+        if self.set.pin {
+            variants.insert(0, ("pinned", Some("0"), Some("1")));
+        }
+        let mut detail = Map::new();
+        for (label, srv_cpus, wrk_cpus) in variants {
+            let mut res = Map::new();
+            let mut commands = Vec::new();
+            for which in ["hello", "service"] {
+                let spec = if which == "hello" {
+                    self.hello_spec(srv_cpus)
+                } else {
+                    self.service_spec(&data, srv_cpus, &[], "service-healthz")
+                };
+                let mut server = spec.spawn()?;
+                server.wait_ready(
+                    "/healthz",
+                    Duration::from_millis(5),
+                    Duration::from_secs(10),
+                )?;
+                let url = format!("http://{}/healthz", spec.addr);
+                // Warm-up (connections, allocator, caches), not recorded.
+                self.wrk(
+                    wrk_cpus,
+                    conns,
+                    2,
+                    "report.lua",
+                    &url,
+                    &[],
+                    &format!("wrk-healthz-warmup-{which}"),
+                )?;
+                let (v, cmd) = self.wrk(
+                    wrk_cpus,
+                    conns,
+                    dur,
+                    "report.lua",
+                    &url,
+                    &[],
+                    &format!("wrk-healthz-{label}-{which}"),
+                )?;
+                server.stop()?;
+                commands.push(spec.command_line());
+                commands.push(cmd);
+                res.insert(which.into(), v);
+            }
+            let (svc, hello) = (f(&res["service"], &["rps"]), f(&res["hello"], &["rps"]));
+            let ratio = svc / hello;
+            let placement = match (srv_cpus, wrk_cpus) {
+                (Some(s), Some(w)) => format!("server on CPU {s}, wrk on CPU {w}"),
+                _ => "server and wrk share both CPUs".into(),
+            };
+            self.push(Figure {
+                id: format!("healthz_rps_{label}"),
+                name: format!("GET /healthz req/s ({placement})"),
+                value: svc,
+                unit: "req/s".into(),
+                target: ">= 0.70 x hello".into(),
+                pass: Some(ratio >= 0.70),
+                reference: "bare axum hello-world (bench/src/bin/hello.rs), same wrk settings"
+                    .into(),
+                reference_value: Some(hello),
+                ratio: Some(ratio),
+                commands,
+            });
+            detail.insert(label.into(), Value::Object(res));
+        }
+        self.details.insert("healthz".into(), Value::Object(detail));
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------- ingest
+
+    fn data_100k(&self) -> PathBuf {
+        self.work.join("data-100k")
+    }
+
+    /// Ingests the corpus over HTTP into a fresh data dir; returns the
+    /// client's report, the peak RSS of the server and the commands.
+    fn http_ingest_once(&self) -> Result<(Value, u64, Vec<String>)> {
+        let data = self.data_100k();
+        procs::fresh_dir(&data)?;
+        let spec = self.service_spec(&data, None, &[], "service-ingest");
+        let mut server = spec.spawn()?;
+        server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(10))?;
+        let mut args = vec![
+            "http-ingest".to_owned(),
+            "--addr".into(),
+            SERVICE_ADDR.into(),
+        ];
+        args.extend(self.batches()?);
+        let (v, cmd) = self.sub(&args)?;
+        let hwm = server.status_kb("VmHWM")?;
+        server.stop()?;
+        let expected = self.corpus_desc["notes"].as_u64().unwrap_or(0);
+        if v["created"].as_u64() != Some(expected) {
+            bail!(
+                "HTTP ingest created {} notes, expected {expected}",
+                v["created"]
+            );
+        }
+        fs::write(
+            data.join(".complete"),
+            self.corpus_desc["params"].to_string(),
+        )?;
+        Ok((v, hwm, vec![spec.command_line(), cmd]))
+    }
+
+    /// The 100k-note database the service wrote, for search/memory/startup.
+    fn ensure_100k(&mut self) -> Result<()> {
+        let marker = self.data_100k().join(".complete");
+        if fs::read_to_string(&marker).ok() == Some(self.corpus_desc["params"].to_string()) {
+            return Ok(());
+        }
+        eprintln!("   (ingesting the corpus over HTTP first)");
+        self.http_ingest_once()?;
+        Ok(())
+    }
+
+    fn ingest(&mut self) -> Result<()> {
+        let files = self.batches()?;
+        let dbdir = self.work.join("ingest");
+        fs::create_dir_all(&dbdir)?;
+        let mut runs: Map<String, Value> = Map::new();
+        let mut cmds: Map<String, Value> = Map::new();
+        let mut secs: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        // The raw references every rep (the tuned one too, so that its
+        // median compares with theirs); the service's in-process path once
+        // (it explains the figures rather than makes them).
+        for rep in 0..self.set.ingest_reps {
+            for mode in ["multirow", "batchjson", "batchjson-hashsize"] {
+                let mut a = vec![
+                    "raw-ingest".to_owned(),
+                    "--db".into(),
+                    dbdir.join(format!("raw-{mode}.db")).display().to_string(),
+                    "--mode".into(),
+                    mode.into(),
+                ];
+                a.extend(files.iter().cloned());
+                let (v, cmd) = self.sub(&a)?;
+                let key = format!("raw_{}", mode.replace('-', "_"));
+                secs.entry(key.clone()).or_default().push(f(&v, &["secs"]));
+                runs.entry(key.clone())
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                    .unwrap()
+                    .push(v);
+                cmds.insert(key, json!(cmd));
+            }
+            if rep == 0 {
+                let mut a = vec![
+                    "inproc-ingest".to_owned(),
+                    "--db".into(),
+                    dbdir.join("inproc.db").display().to_string(),
+                ];
+                a.extend(files.iter().cloned());
+                let (v, cmd) = self.sub(&a)?;
+                secs.entry("inproc".into())
+                    .or_default()
+                    .push(f(&v, &["secs"]));
+                runs.entry("inproc")
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                    .unwrap()
+                    .push(v);
+                cmds.insert("inproc".into(), json!(cmd));
+            }
+            let (mut v, hwm, c) = self.http_ingest_once()?;
+            v["server_vmhwm_kb"] = json!(hwm);
+            secs.entry("http".into())
+                .or_default()
+                .push(f(&v, &["secs"]));
+            runs.entry("http")
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+                .unwrap()
+                .push(v);
+            cmds.insert("http".into(), json!(c));
+            eprintln!(
+                "   rep {}: {:?}",
+                rep + 1,
+                secs.iter()
+                    .map(|(k, v)| (k, v.last().copied().unwrap_or(0.0)))
+                    .collect::<Vec<_>>()
+            );
+        }
+        let notes = self.corpus_desc["notes"].as_f64().unwrap_or(100_000.0);
+        let med: std::collections::BTreeMap<String, f64> = secs
+            .iter()
+            .map(|(k, v)| (k.clone(), stats::median(v)))
+            .collect();
+        let (ref_key, ref_secs) = if med["raw_batchjson"] <= med["raw_multirow"] {
+            ("raw_batchjson", med["raw_batchjson"])
+        } else {
+            ("raw_multirow", med["raw_multirow"])
+        };
+        let http = med["http"];
+        let mut commands: Vec<String> = cmds["http"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap_or_default().to_owned())
+            .collect();
+        commands.push(cmds[ref_key].as_str().unwrap_or_default().to_owned());
+        let rate = notes / http;
+        self.push(Figure {
+            id: "ingest_http_notes_per_s".into(),
+            name: format!(
+                "Ingest over HTTP, NDJSON {}-line batches (median of {})",
+                self.corpus_desc["params"]["batch"], self.set.ingest_reps
+            ),
+            value: rate,
+            unit: "notes/s".into(),
+            target: ">= 20000".into(),
+            pass: Some(rate >= 20_000.0),
+            reference: format!("raw sqlx bulk insert, same rows/schema/FTS ({ref_key}), notes/s"),
+            reference_value: Some(notes / ref_secs),
+            ratio: Some(rate / (notes / ref_secs)),
+            commands: commands.clone(),
+        });
+        self.push(Figure {
+            id: "ingest_http_time_vs_raw".into(),
+            name: "Ingest over HTTP: time / raw sqlx time".into(),
+            value: http / ref_secs,
+            unit: "x".into(),
+            target: "<= 2.5".into(),
+            pass: Some(http / ref_secs <= 2.5),
+            reference: format!("raw sqlx bulk insert ({ref_key}), {ref_secs:.2} s"),
+            reference_value: Some(ref_secs),
+            ratio: Some(http / ref_secs),
+            commands,
+        });
+        let tuned = med["raw_batchjson_hashsize"];
+        self.push(Figure {
+            id: "ingest_raw_tuned_notes_per_s".into(),
+            name:
+                "Ingest, raw sqlx, one INSERT per batch + FTS5 hashsize 64 MiB (what tuning gains)"
+                    .into(),
+            value: notes / tuned,
+            unit: "notes/s".into(),
+            target: "(reported)".into(),
+            pass: None,
+            reference: format!("raw sqlx bulk insert ({ref_key}), notes/s"),
+            reference_value: Some(notes / ref_secs),
+            ratio: Some(ref_secs / tuned),
+            commands: vec![
+                cmds["raw_batchjson_hashsize"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ],
+        });
+        self.details.insert(
+            "ingest".into(),
+            json!({"median_secs": med, "runs": runs, "commands": cmds, "reference": ref_key}),
+        );
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------- search
+
+    fn search(&mut self) -> Result<()> {
+        self.ensure_100k()?;
+        let data = self.data_100k();
+        let db = data.join("notes.db").display().to_string();
+        let conns = self.set.search_connections;
+        let dur = self.set.search_duration_s;
+        let aux = self.set.search_aux_duration_s;
+        let spec = self.service_spec(&data, None, &[], "service-search");
+        let mut server = spec.spawn()?;
+        server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(10))?;
+        let url = format!("http://{SERVICE_ADDR}/");
+        let paths = |k: &str| {
+            self.corpus
+                .join(format!("queries-{k}.paths"))
+                .display()
+                .to_string()
+        };
+        // Sanity: the first query of each kind answers 200 with hits.
+        let mut sanity = Map::new();
+        for kind in corpus::QUERY_KINDS {
+            let first = fs::read_to_string(paths(kind))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let r = client::get(SERVICE_ADDR, &first, Duration::from_secs(10))?;
+            if r.status != 200 {
+                bail!("{first}: HTTP {}", r.status);
+            }
+            sanity.insert(
+                kind.into(),
+                json!({"path": first, "total": r.json()?["total"]}),
+            );
+        }
+        self.wrk(
+            None,
+            conns,
+            3,
+            "search.lua",
+            &url,
+            &[paths("1term")],
+            "wrk-search-warmup",
+        )?;
+        let mut http = Map::new();
+        let mut wrk_cmds = Map::new();
+        for kind in corpus::QUERY_KINDS {
+            let (v, cmd) = self.wrk(
+                None,
+                conns,
+                dur,
+                "search.lua",
+                &url,
+                &[paths(kind)],
+                &format!("wrk-search-{kind}"),
+            )?;
+            http.insert(kind.into(), v);
+            wrk_cmds.insert(kind.into(), json!(cmd));
+        }
+        server.stop()?;
+        let mut refs: Map<String, Value> = Map::new();
+        let mut ref_cmds: Map<String, Value> = Map::new();
+        for kind in corpus::QUERY_KINDS {
+            let queries = self
+                .corpus
+                .join(format!("queries-{kind}.txt"))
+                .display()
+                .to_string();
+            for (mode, d) in [("raw", dur), ("inproc", aux), ("topk", aux)] {
+                let (v, cmd) = self.sub(&[
+                    "search-ref".into(),
+                    "--db".into(),
+                    db.clone(),
+                    "--queries".into(),
+                    queries.clone(),
+                    "--mode".into(),
+                    mode.into(),
+                    "--concurrency".into(),
+                    conns.to_string(),
+                    "--duration".into(),
+                    d.to_string(),
+                ])?;
+                refs.entry(kind).or_insert_with(|| json!({}))[mode] = v;
+                ref_cmds.entry(kind).or_insert_with(|| json!({}))[mode] = json!(cmd);
+            }
+        }
+        for kind in corpus::QUERY_KINDS {
+            let h = &http[kind];
+            let r = &refs[kind]["raw"];
+            let p99 = f(h, &["latency_us", "p99"]) / 1000.0;
+            let p50 = f(h, &["latency_us", "p50"]) / 1000.0;
+            let qps = f(h, &["rps"]);
+            let ref_p99 = f(r, &["p99_ms"]);
+            let cmds = vec![
+                spec.command_line(),
+                wrk_cmds[kind].as_str().unwrap_or_default().to_owned(),
+                ref_cmds[kind]["raw"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ];
+            self.push(Figure {
+                id: format!("search_{kind}_p99_ms"),
+                name: format!("Search {kind}, {conns} clients: p99 (p50 {p50:.2} ms)"),
+                value: p99,
+                unit: "ms".into(),
+                target: "<= 15".into(),
+                pass: Some(p99 <= 15.0),
+                reference: format!(
+                    "same FTS5 SQL via sqlx in-process, {conns} tasks: p99 ms (p50 {:.2})",
+                    f(r, &["p50_ms"])
+                ),
+                reference_value: Some(ref_p99),
+                ratio: Some(p99 / ref_p99),
+                commands: cmds.clone(),
+            });
+            self.push(Figure {
+                id: format!("search_{kind}_qps"),
+                name: format!("Search {kind}, {conns} clients: queries/s"),
+                value: qps,
+                unit: "q/s".into(),
+                target: "(reported)".into(),
+                pass: None,
+                reference: "same FTS5 SQL via sqlx in-process: q/s".into(),
+                reference_value: Some(f(r, &["qps"])),
+                ratio: Some(qps / f(r, &["qps"])),
+                commands: cmds,
+            });
+            let t = &refs[kind]["topk"];
+            self.push(Figure {
+                id: format!("search_{kind}_topk_p99_ms"),
+                name: format!("Search {kind}: p99 with the proposed top-k SQL, in-process, {conns} tasks (p50 {:.2} ms, {:.0} q/s)", f(t, &["p50_ms"]), f(t, &["qps"])),
+                value: f(t, &["p99_ms"]),
+                unit: "ms".into(),
+                target: "(reported)".into(),
+                pass: None,
+                reference: "service SQL in-process (the row above's reference): p99 ms".into(),
+                reference_value: Some(ref_p99),
+                ratio: Some(f(t, &["p99_ms"]) / ref_p99),
+                commands: vec![ref_cmds[kind]["topk"].as_str().unwrap_or_default().to_owned()],
+            });
+        }
+        self.details.insert(
+            "search".into(),
+            json!({"sanity": sanity, "http": http, "wrk_commands": wrk_cmds, "references": refs, "reference_commands": ref_cmds}),
+        );
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------- memory
+
+    fn memory(&mut self) -> Result<()> {
+        self.ensure_100k()?;
+        let t = Duration::from_secs(10);
+        // Idle: on the 100k database, after start-up and a few requests.
+        let spec = self.service_spec(&self.data_100k(), None, &[], "service-memory");
+        let mut server = spec.spawn()?;
+        server.wait_ready("/readyz", Duration::from_millis(5), t)?;
+        std::thread::sleep(Duration::from_millis(500));
+        let rss_start = server.status_kb("VmRSS")?;
+        for _ in 0..10 {
+            for p in ["/healthz", "/readyz", "/version", "/metrics"] {
+                client::get(SERVICE_ADDR, p, t)?;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let rss_ops = server.status_kb("VmRSS")?;
+        let queries = fs::read_to_string(self.corpus.join("queries-1term.paths"))?;
+        for q in queries.lines().take(5) {
+            client::get(SERVICE_ADDR, q, t)?;
+        }
+        client::get(SERVICE_ADDR, "/api/v1/notes?limit=20", t)?;
+        std::thread::sleep(Duration::from_secs(1));
+        let rss_idle = server.status_kb("VmRSS")?;
+        let hwm_idle = server.status_kb("VmHWM")?;
+        let anon_idle = server.status_kb("RssAnon")?;
+        let file_idle = server.status_kb("RssFile")?;
+        server.stop()?;
+
+        let hspec = self.hello_spec(None);
+        let mut hello = hspec.spawn()?;
+        hello.wait_ready("/healthz", Duration::from_millis(5), t)?;
+        for _ in 0..10 {
+            client::get(HELLO_ADDR, "/healthz", t)?;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let hello_rss = hello.status_kb("VmRSS")?;
+        hello.stop()?;
+
+        let mb = |kb: u64| kb as f64 / 1024.0;
+        self.push(Figure {
+            id: "rss_idle_mb".into(),
+            name: "RSS idle, 100k-note DB, after start-up + 40 ops requests + 5 searches + 1 list".into(),
+            value: mb(rss_idle),
+            unit: "MiB".into(),
+            target: "<= 30".into(),
+            pass: Some(mb(rss_idle) <= 30.0),
+            reference: "bare axum hello-world after 10 requests, MiB".into(),
+            reference_value: Some(mb(hello_rss)),
+            ratio: Some(rss_idle as f64 / hello_rss as f64),
+            commands: vec![spec.command_line(), "GET /healthz,/readyz,/version,/metrics x10; 5 x GET <first 5 lines of queries-1term.paths>; GET /api/v1/notes?limit=20; sleep 1; grep VmRSS /proc/PID/status".into(), hspec.command_line()],
+        });
+
+        // Peak while ingesting one 64 MiB NDJSON body into a fresh database.
+        let big = self.corpus.join("big.ndjson");
+        let big_bytes = fs::metadata(&big)?.len();
+        let limit: u64 = 64 * 1024 * 1024;
+        let data = self.work.join("data-big");
+        procs::fresh_dir(&data)?;
+        let spec = self.service_spec(
+            &data,
+            None,
+            &[("NOTES_MAX_INGEST_BYTES", limit.to_string())],
+            "service-big",
+        );
+        let mut server = spec.spawn()?;
+        server.wait_ready("/readyz", Duration::from_millis(5), t)?;
+        let rss_before = server.status_kb("VmRSS")?;
+        let (v, cmd) = self.sub(&[
+            "http-ingest".into(),
+            "--addr".into(),
+            SERVICE_ADDR.into(),
+            big.display().to_string(),
+        ])?;
+        let hwm = server.status_kb("VmHWM")?;
+        let rss_after = server.status_kb("VmRSS")?;
+        server.stop()?;
+        let (rv, rcmd) = self.sub(&[
+            "raw-ingest".into(),
+            "--db".into(),
+            self.work.join("ingest/raw-big.db").display().to_string(),
+            "--mode".into(),
+            "multirow".into(),
+            big.display().to_string(),
+        ])?;
+        let ref_hwm = rv["vmhwm_kb"].as_u64().unwrap_or(1);
+        self.push(Figure {
+            id: "rss_peak_ingest_64mib_mb".into(),
+            name: format!("Peak RSS (VmHWM) ingesting one {:.1} MiB NDJSON body ({} notes)", big_bytes as f64 / 1048576.0, v["received"]),
+            value: mb(hwm),
+            unit: "MiB".into(),
+            target: "<= 250".into(),
+            pass: Some(mb(hwm) <= 250.0),
+            reference: "raw sqlx insert of the same file, streamed in 500-row INSERTs, one transaction: VmHWM MiB".into(),
+            reference_value: Some(mb(ref_hwm)),
+            ratio: Some(hwm as f64 / ref_hwm as f64),
+            commands: vec![spec.command_line(), cmd, rcmd],
+        });
+        self.details.insert(
+            "memory".into(),
+            json!({
+                "idle": {"rss_after_start_kb": rss_start, "rss_after_ops_kb": rss_ops, "rss_after_api_kb": rss_idle, "rss_anon_after_api_kb": anon_idle, "rss_file_after_api_kb": file_idle, "hwm_kb": hwm_idle, "hello_rss_kb": hello_rss},
+                "big_ingest": {"body_bytes": big_bytes, "limit": limit, "rss_before_kb": rss_before, "vmhwm_kb": hwm, "rss_after_kb": rss_after, "client": v, "reference": rv},
+            }),
+        );
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- startup
+
+    fn startup(&mut self) -> Result<()> {
+        self.ensure_100k()?;
+        let empty = self.work.join("data-empty");
+        procs::fresh_dir(&empty)?;
+        {
+            // Create and migrate the empty database once.
+            let mut s = self
+                .service_spec(&empty, None, &[], "service-startup")
+                .spawn()?;
+            s.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(10))?;
+            s.stop()?;
+        }
+        let poll = Duration::from_millis(self.set.startup_poll_ms);
+        let limit = Duration::from_secs(10);
+        let specs = [
+            (
+                "db_100k",
+                self.service_spec(&self.data_100k(), None, &[], "service-startup"),
+                "/readyz",
+            ),
+            (
+                "db_empty",
+                self.service_spec(&empty, None, &[], "service-startup"),
+                "/readyz",
+            ),
+            ("hello", self.hello_spec(None), "/readyz"),
+        ];
+        let mut times: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+        for _ in 0..self.set.startup_runs {
+            for (label, spec, path) in &specs {
+                let mut s = spec.spawn()?;
+                let d = s.wait_ready(path, poll, limit)?;
+                s.stop()?;
+                times
+                    .entry(label)
+                    .or_default()
+                    .push(d.as_secs_f64() * 1000.0);
+            }
+            // A bare process spawn: `notes-api --version` to exit.
+            let t = Instant::now();
+            let out = Command::new(&self.service).arg("--version").output()?;
+            if !out.status.success() {
+                bail!("notes-api --version failed");
+            }
+            times
+                .entry("spawn_version")
+                .or_default()
+                .push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let med: std::collections::BTreeMap<&str, f64> =
+            times.iter().map(|(k, v)| (*k, stats::median(v))).collect();
+        let v = med["db_100k"];
+        self.push(Figure {
+            id: "startup_ready_100k_ms".into(),
+            name: format!(
+                "Start-up to ready (/readyz 200), 100k-note DB, median of {}",
+                self.set.startup_runs
+            ),
+            value: v,
+            unit: "ms".into(),
+            target: "<= 300".into(),
+            pass: Some(v <= 300.0),
+            reference: "same binary on an empty (migrated) DB, ms".into(),
+            reference_value: Some(med["db_empty"]),
+            ratio: Some(v / med["db_empty"]),
+            commands: vec![
+                specs[0].1.command_line(),
+                format!(
+                    "poll GET {} every {} ms from spawn until 200 (notes-bench startup loop)",
+                    specs[0].2, self.set.startup_poll_ms
+                ),
+                specs[1].1.command_line(),
+            ],
+        });
+        self.push(Figure {
+            id: "startup_ready_100k_vs_hello".into(),
+            name: "Start-up to ready, 100k-note DB vs bare axum hello-world spawn-to-200".into(),
+            value: v,
+            unit: "ms".into(),
+            target: "(reported)".into(),
+            pass: None,
+            reference: "bare axum hello-world, spawn to first 200, ms".into(),
+            reference_value: Some(med["hello"]),
+            ratio: Some(v / med["hello"]),
+            commands: vec![specs[2].1.command_line()],
+        });
+        self.details.insert(
+            "startup".into(),
+            json!({"median_ms": med, "runs_ms": times}),
+        );
+        Ok(())
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".into();
+    }
+    let a = v.abs();
+    if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn summary(doc: &Value) -> String {
+    let figures: &[Value] = doc["figures"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let num = |v: &Value| v.as_f64().map(fmt_num).unwrap_or_default();
+    let mut s = String::new();
+    let _ = writeln!(s, "# notes-api benchmark summary\n");
+    let _ = writeln!(
+        s,
+        "Generated {} on {} ({} CPUs, {}), service {} ({}); corpus: {} notes, {:.0} bytes/note on average. \
+         Benchmarks run now: {}; the others are kept from earlier runs (see `details.*.run_at` in latest.json).\n",
+        text(&doc["generated_at"]),
+        text(&doc["machine"]["cpu_model"]),
+        doc["machine"]["cpus"],
+        text(&doc["machine"]["memory"])
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" "),
+        text(&doc["service"]["git"]),
+        doc["service"]["version"],
+        doc["corpus"]["notes"],
+        doc["corpus"]["avg_note_bytes"].as_f64().unwrap_or(0.0),
+        doc["benchmarks_run"]
+            .as_array()
+            .map(|a| a.iter().map(text).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default(),
+    );
+    let _ = writeln!(
+        s,
+        "| figure | value | target | result | reference | reference value | ratio |"
+    );
+    let _ = writeln!(s, "|---|---:|---|---|---|---:|---:|");
+    for fig in figures {
+        let _ = writeln!(
+            s,
+            "| {} | {} {} | {} | {} | {} | {} | {} |",
+            text(&fig["name"]),
+            num(&fig["value"]),
+            text(&fig["unit"]),
+            text(&fig["target"]),
+            match fig["pass"].as_bool() {
+                Some(true) => "PASS",
+                Some(false) => "**MISS**",
+                None => "-",
+            },
+            text(&fig["reference"]),
+            num(&fig["reference_value"]),
+            fig["ratio"]
+                .as_f64()
+                .map(|r| format!("{r:.2}"))
+                .unwrap_or_default(),
+        );
+    }
+    let _ = writeln!(s, "\n## Commands\n");
+    for fig in figures {
+        let _ = writeln!(s, "- `{}`:", text(&fig["id"]));
+        for c in fig["commands"].as_array().into_iter().flatten() {
+            let _ = writeln!(s, "  - `{}`", text(c));
+        }
+    }
+    s
+}
