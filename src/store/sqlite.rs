@@ -205,8 +205,10 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        self.writer.close().await;
+        // Readers first: the last connection to close checkpoints the WAL
+        // into the database file, and only the writer can.
         self.reader.close().await;
+        self.writer.close().await;
     }
 
     async fn create_note(&self, note: NoteInput) -> Result<Note, StoreError> {
