@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt, stream::BoxStream};
 use object_store::{
     ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
-    aws::AmazonS3Builder, local::LocalFileSystem, path::Path,
+    aws::AmazonS3Builder, local::LocalFileSystem, path::Path, prefix::PrefixStore,
 };
 use sha2::{Digest, Sha256};
 
@@ -48,6 +48,14 @@ pub struct Written {
     pub captured: Option<Vec<u8>>,
 }
 
+/// An object as a listing shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
@@ -61,7 +69,19 @@ impl Blobs {
     /// `file://DIR` or `s3://BUCKET`, with S3 settings from the config
     /// (and the standard AWS_* variables as fallback).
     pub fn open(config: &Config) -> Result<Self, BlobError> {
-        let url = config.storage_url();
+        Self::open_url(config.storage_url(), config)
+    }
+
+    /// A store rooted at `url`: `file://DIR`, a plain directory path, or
+    /// `s3://BUCKET[/PREFIX]` (with the S3 settings of `config`). Backups use
+    /// this for their destination.
+    pub fn open_url(url: &str, config: &Config) -> Result<Self, BlobError> {
+        let url = if url.contains("://") {
+            url.to_owned()
+        } else {
+            format!("file://{url}")
+        };
+        let url = url.as_str();
         if let Some(dir) = url.strip_prefix("file://") {
             std::fs::create_dir_all(dir)
                 .map_err(|e| BlobError::Config(format!("cannot create {dir}: {e}")))?;
@@ -75,7 +95,10 @@ impl Blobs {
                 "NOTES_STORAGE_URL must be file://DIR or s3://BUCKET, got {url:?}"
             )));
         };
-        let bucket = bucket.trim_end_matches('/');
+        let (bucket, prefix) = match bucket.trim_end_matches('/').split_once('/') {
+            Some((bucket, prefix)) => (bucket, Some(prefix)),
+            None => (bucket.trim_end_matches('/'), None),
+        };
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             // Fail over to 503 quickly when the store is down rather than
@@ -108,7 +131,10 @@ impl Blobs {
         let s3 = builder
             .build()
             .map_err(|e| BlobError::Config(e.to_string()))?;
-        Ok(Self::new(Arc::new(s3)))
+        Ok(match prefix {
+            Some(prefix) => Self::new(Arc::new(PrefixStore::new(s3, prefix))),
+            None => Self::new(Arc::new(s3)),
+        })
     }
 
     /// The store answers: a HEAD of a key that need not exist.
@@ -204,6 +230,46 @@ impl Blobs {
             .await
             .map_err(unavailable)?;
         Ok(result.into_stream().map_err(unavailable).boxed())
+    }
+
+    /// Every object under `prefix`, with when it was last written.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, BlobError> {
+        self.store
+            .list(Some(&Path::from(prefix)))
+            .map_ok(|meta| Listed {
+                key: meta.location.to_string(),
+                size: meta.size,
+                last_modified: meta.last_modified,
+            })
+            .try_collect()
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        match self.store.head(&Path::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(BlobError::Unavailable(e)),
+        }
+    }
+
+    /// A small object, whole (manifests).
+    pub async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
+        let result = self
+            .store
+            .get(&Path::from(key))
+            .await
+            .map_err(unavailable)?;
+        result.bytes().await.map_err(unavailable)
+    }
+
+    /// Streams `key` of this store into `to_key` of `to`; returns what was
+    /// written (size and sha256 computed on the way).
+    pub async fn copy_to(&self, key: &str, to: &Blobs, to_key: &str) -> Result<Written, BlobError> {
+        let body = self.get(key, None).await?;
+        to.put_stream(to_key, body, u64::MAX, 0).await
     }
 
     /// Deletes an object; one that is already gone is not an error.

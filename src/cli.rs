@@ -17,8 +17,28 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API (the default when no subcommand is given).
     Serve(#[command(flatten)] Config),
+    /// Run job workers (NOTES_WORKERS of them) and the scheduler, with
+    /// /healthz, /readyz and /metrics on NOTES_LISTEN.
+    Worker(#[command(flatten)] Config),
     /// Apply database migrations and exit (e.g. as a pre-deploy Job).
     Migrate(#[command(flatten)] Config),
+    /// Write a snapshot (database records + attachment objects) under a
+    /// directory, `file://DIR` or `s3://BUCKET/PREFIX`.
+    Backup {
+        #[command(flatten)]
+        config: Config,
+        /// Destination; default NOTES_BACKUP_TO, else backups/ beside the attachments.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Restore an empty deployment from a snapshot (or the newest one under
+    /// the given location). Refuses a database that already holds data.
+    Restore {
+        #[command(flatten)]
+        config: Config,
+        #[arg(long)]
+        from: String,
+    },
     /// Exit 0 when the local server answers /readyz with 200, else 1.
     Healthcheck {
         #[command(flatten)]
@@ -44,7 +64,34 @@ impl Cli {
                 });
         match command {
             Command::Serve(config) => with_config(config, server::serve).await,
+            Command::Worker(config) => with_config(config, server::worker).await,
             Command::Migrate(config) => with_config(config, migrate).await,
+            Command::Backup { config, to } => {
+                with_config(config, |config| async move {
+                    let to = to.unwrap_or_else(|| config.backup_to());
+                    let state = server::build_state(config).await?;
+                    let manifest = crate::backup::create(&state, &to).await;
+                    state.close().await;
+                    let manifest = manifest?;
+                    println!("{}", serde_json::to_string_pretty(&manifest.summary(&to))?);
+                    Ok(())
+                })
+                .await
+            }
+            Command::Restore { config, from } => {
+                with_config(config, |config| async move {
+                    let state = server::build_state(config).await?;
+                    let manifest = crate::backup::restore(&state, &from).await;
+                    state.close().await;
+                    let manifest = manifest?;
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&manifest.summary(&from))?
+                    );
+                    Ok(())
+                })
+                .await
+            }
             Command::Config(config) => match config.resolve() {
                 Ok(config) => {
                     println!(

@@ -191,6 +191,52 @@ pub struct Config {
     #[arg(long, env = "NOTES_READ_ONLY", default_value_t = false, value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub read_only: bool,
 
+    /// `redis://HOST:PORT[/DB]` puts the job queue in Redis; unset, jobs
+    /// queue in the database.
+    #[arg(long, env = "NOTES_QUEUE_URL", hide_env_values = true)]
+    #[serde(serialize_with = "redact_opt")]
+    pub queue_url: Option<Secret>,
+    #[arg(long, env = "NOTES_QUEUE_URL_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_url_file: Option<PathBuf>,
+    /// Job workers this process runs (`serve`: in-process, 0 turns them off;
+    /// `worker`: the pool size).
+    #[arg(long, env = "NOTES_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+    /// Attempts before a failing job becomes `dead`.
+    #[arg(long, env = "NOTES_JOB_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub job_max_attempts: u32,
+    /// Seconds a worker holds a job without renewing its lease; a job whose
+    /// worker died runs again after this.
+    #[arg(long, env = "NOTES_JOB_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub job_lease: u64,
+    /// First retry delay in milliseconds; doubles per attempt (with jitter).
+    #[arg(long, env = "NOTES_JOB_BACKOFF_MS", default_value_t = 1000)]
+    pub job_backoff_ms: u64,
+    /// Milliseconds an idle worker waits between looks at the queue when no
+    /// notification wakes it (SQLite across processes, missed notifications).
+    #[arg(long, env = "NOTES_JOB_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub job_poll_ms: u64,
+    /// Hours finished jobs are kept before `purge` deletes them.
+    #[arg(long, env = "NOTES_JOB_RETENTION_HOURS", default_value_t = 168)]
+    pub job_retention_hours: u64,
+    /// Seconds an object without a row is left alone by `purge` (an upload
+    /// writes its object before its row).
+    #[arg(long, env = "NOTES_PURGE_GRACE", default_value_t = 3600)]
+    pub purge_grace: u64,
+    /// Periodic jobs: `kind=CRON;kind=CRON`, e.g. `backup=0 3 * * *;purge=@hourly`
+    /// (five fields or @hourly/@daily/@weekly/@monthly, UTC).
+    #[arg(long, env = "NOTES_SCHEDULE", default_value = "")]
+    pub schedule: String,
+    /// Seconds after a tick during which a replica that was down still fires
+    /// it on start; older missed ticks are skipped.
+    #[arg(long, env = "NOTES_SCHEDULE_GRACE", default_value_t = 3600)]
+    pub schedule_grace: u64,
+    /// Where the `backup` job writes: a directory, `file://DIR` or
+    /// `s3://BUCKET/PREFIX`. Default: `backups/` next to the attachments.
+    #[arg(long, env = "NOTES_BACKUP_TO")]
+    pub backup_to: Option<String>,
+
     /// Apply database migrations when `serve` starts (turn off when they run
     /// as a separate step, e.g. an Argo CD PreSync Job).
     #[arg(long, env = "NOTES_MIGRATE_ON_START", default_value_t = true, value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
@@ -238,6 +284,13 @@ impl Config {
             self.s3_secret_access_key.take(),
             self.s3_secret_access_key_file.as_deref(),
         )?;
+        self.queue_url = resolve_secret(
+            "NOTES_QUEUE_URL",
+            self.queue_url.take(),
+            self.queue_url_file.as_deref(),
+        )?;
+        crate::jobs::scheduler::Schedule::parse(&self.schedule)
+            .map_err(|e| ConfigError::Invalid("NOTES_SCHEDULE", e))?;
         if self.storage_url.is_none() {
             self.storage_url = Some(format!("file://{}", self.data_dir.join("blobs").display()));
         }
@@ -295,6 +348,38 @@ impl Config {
     }
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
+    }
+
+    pub fn queue_url(&self) -> Option<&str> {
+        self.queue_url.as_ref().map(Secret::expose)
+    }
+    pub fn purge_grace(&self) -> Duration {
+        Duration::from_secs(self.purge_grace)
+    }
+    pub fn job_retention(&self) -> Duration {
+        Duration::from_secs(self.job_retention_hours * 3600)
+    }
+    pub fn job_settings(&self) -> crate::jobs::worker::Settings {
+        crate::jobs::worker::Settings {
+            workers: self.workers,
+            max_attempts: self.job_max_attempts,
+            lease: Duration::from_secs(self.job_lease),
+            backoff: Duration::from_millis(self.job_backoff_ms),
+            poll: Duration::from_millis(self.job_poll_ms),
+            shutdown_timeout: self.shutdown_timeout(),
+        }
+    }
+
+    /// The backup destination: NOTES_BACKUP_TO, else `backups/` beside the
+    /// attachments (in their bucket, or under the data directory).
+    pub fn backup_to(&self) -> String {
+        if let Some(to) = &self.backup_to {
+            return to.clone();
+        }
+        match self.storage_url().strip_prefix("s3://") {
+            Some(bucket) => format!("s3://{}/backups", bucket.trim_end_matches('/')),
+            None => format!("file://{}", self.data_dir.join("backups").display()),
+        }
     }
 }
 

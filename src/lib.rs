@@ -3,6 +3,7 @@
 //! `domain` holds the rules, `store` the persistence behind one trait,
 //! `search` the query language, `http` the thin HTTP edge.
 
+pub mod backup;
 pub mod blobs;
 pub mod cli;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod healthcheck;
 pub mod http;
+pub mod jobs;
 pub mod search;
 pub mod server;
 pub mod store;

@@ -10,37 +10,65 @@ use crate::{
     blobs::Blobs,
     config::Config,
     http::{self, AppState},
-    store, telemetry,
+    jobs, store, telemetry,
 };
 
-/// Opens the store (migrating it when configured) and builds the app state.
+/// Opens the store (migrating it when configured), the object store and the
+/// job queue, and builds the app state.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let store = store::connect(config.database_url(), &config.pool_settings()).await?;
+    let db = store::open(config.database_url(), &config.pool_settings()).await?;
+    let store = db.store();
     if config.migrate_on_start && !config.read_only {
         store.migrate().await?;
     }
     let blobs = Blobs::open(&config)?;
-    Ok(AppState::new(store, blobs, config, telemetry::metrics()))
+    let queue = jobs::connect(config.queue_url(), &db).await?;
+    Ok(AppState::new(
+        store,
+        blobs,
+        queue,
+        config,
+        telemetry::metrics(),
+    ))
+}
+
+/// What a process serves: the API (with in-process workers), or only workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Api,
+    Worker,
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    start(config, Role::Api).await
+}
+
+/// `notes-api worker`: job workers and the scheduler, with probes and metrics.
+pub async fn worker(config: Config) -> anyhow::Result<()> {
+    start(config, Role::Worker).await
+}
+
+async fn start(config: Config, role: Role) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = build_state(config).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    announce(&state, &listener);
-    run(listener, state, shutdown_signal()).await
+    announce(&state, &listener, role);
+    run_role(listener, state, role, shutdown_signal()).await
 }
 
-fn announce(state: &AppState, listener: &TcpListener) {
+fn announce(state: &AppState, listener: &TcpListener, role: Role) {
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(
         %addr,
+        ?role,
         backend = state.store.backend(),
+        queue = state.queue.backend(),
+        workers = workers(state, role),
         env = ?state.config.env,
         read_only = state.config.read_only,
         version = crate::VERSION,
@@ -54,23 +82,53 @@ fn announce(state: &AppState, listener: &TcpListener) {
     }
 }
 
-/// Serves until `signal` resolves, then drains. Tests pass their own signal.
+/// In-process workers: none in read-only mode (jobs write).
+fn workers(state: &AppState, _role: Role) -> usize {
+    if state.config.read_only {
+        0
+    } else {
+        state.config.workers
+    }
+}
+
+/// Serves the API until `signal` resolves, then drains. Tests pass their own signal.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_role(listener, state, Role::Api, signal).await
+}
+
+/// Serves `role` until `signal` resolves, then drains requests and jobs
+/// together within the shutdown timeout.
+pub async fn run_role(
+    listener: TcpListener,
+    state: AppState,
+    role: Role,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let upkeep = spawn_metrics_upkeep(state.clone(), stop.clone());
-    let server = axum::serve(listener, http::router(state.clone()))
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let app = match role {
+        Role::Api => http::router(state.clone()),
+        Role::Worker => http::ops_router(state.clone()),
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
     let mut server = tokio::spawn(server.into_future());
+    let job_workers = tokio::spawn(jobs::worker::run(
+        state.clone(),
+        workers(&state, role),
+        stop.clone(),
+    ));
+    let scheduler = (!state.config.read_only)
+        .then(|| tokio::spawn(jobs::scheduler::run(state.clone(), stop.clone())));
 
     tokio::select! {
         res = &mut server => {
             // The server stopped on its own: an accept error, not a signal.
             stop.cancel();
-            state.store.close().await;
+            state.close().await;
             return res?.map_err(Into::into);
         }
         () = signal => {}
@@ -79,7 +137,7 @@ pub async fn run(
     let timeout = state.config.shutdown_timeout();
     tracing::info!(
         timeout_s = timeout.as_secs(),
-        "shutdown requested: not ready, draining in-flight requests"
+        "shutdown requested: not ready, draining in-flight requests and jobs"
     );
     state.begin_shutdown();
     stop.cancel();
@@ -93,8 +151,13 @@ pub async fn run(
             tracing::warn!("shutdown timeout reached; aborting the requests still running");
         }
     }
+    // Workers keep their own clock: finish within the timeout, then release.
+    let _ = job_workers.await;
+    if let Some(s) = scheduler {
+        let _ = s.await;
+    }
     upkeep.abort();
-    state.store.close().await;
+    state.close().await;
     Ok(())
 }
 
@@ -105,7 +168,12 @@ fn spawn_metrics_upkeep(state: AppState, stop: CancellationToken) -> tokio::task
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
-                _ = tick.tick() => state.metrics.run_upkeep(),
+                _ = tick.tick() => {
+                    state.metrics.run_upkeep();
+                    if let Ok(n) = state.queue.queued().await {
+                        metrics::gauge!("jobs_queued").set(n as f64);
+                    }
+                }
                 () = stop.cancelled() => break,
             }
         }

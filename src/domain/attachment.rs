@@ -10,7 +10,7 @@ use super::note::timestamp;
 
 pub const MAX_FILENAME_CHARS: usize = 255;
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct Attachment {
     pub id: Uuid,
     pub note_id: Uuid,
@@ -39,6 +39,14 @@ pub fn storage_key(note_id: Uuid, attachment_id: Uuid) -> String {
 }
 
 pub const KEY_PREFIX: &str = "attachments/";
+
+/// The attachment id a storage key names (its last component), if it is one
+/// of ours: how the purge job tells a known object from an orphan.
+pub fn id_of_key(key: &str) -> Option<Uuid> {
+    let (note, id) = key.strip_prefix(KEY_PREFIX)?.split_once('/')?;
+    Uuid::parse_str(note).ok()?;
+    Uuid::parse_str(id).ok()
+}
 
 /// A filename is metadata: keep its last path component, drop control
 /// characters (NUL, newlines: they would break headers and logs), bound it.
@@ -88,8 +96,8 @@ pub fn is_text_like(content_type: &str) -> bool {
     )
 }
 
-/// The searchable text of an attachment: the part of the extraction the jobs
-/// issue will move into a background job. `None` when the type is not
+/// The searchable text of an attachment (the `extract_text` job runs it).
+/// `None` when the type is not
 /// text-like; invalid UTF-8 is replaced, not rejected (the bytes are kept as
 /// sent either way).
 pub fn extract_text(content_type: &str, bytes: &[u8]) -> Option<String> {

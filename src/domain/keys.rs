@@ -34,7 +34,7 @@ impl Scope {
 }
 
 /// An API key as listed: never its secret.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApiKey {
     pub id: Uuid,
     pub name: String,

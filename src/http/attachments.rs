@@ -20,13 +20,15 @@ use super::{
 };
 use crate::{
     domain::attachment::{
-        self, Attachment, RangeRequest, StoredAttachment, content_disposition, extract_text,
+        self, Attachment, RangeRequest, StoredAttachment, content_disposition,
         normalize_content_type, parse_range, sanitize_filename, storage_key,
     },
     domain::{note::timestamp, validation::FieldError},
     error::{ApiError, ApiResult, Problem},
+    jobs::{JobKind, NewJob},
     store::StoreError,
 };
+use serde_json::json;
 
 /// Room for multipart boundaries and part headers on top of the file itself.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
@@ -88,7 +90,7 @@ pub async fn upload(
             }
             let filename = sanitize_filename(field.file_name().unwrap_or_default());
             let content_type = normalize_content_type(field.content_type());
-            let written = store_bytes(&state, &key, field, &content_type).await?;
+            let written = store_bytes(&state, &key, field).await?;
             break (filename, content_type, written);
         }
     } else {
@@ -103,11 +105,11 @@ pub async fn upload(
                 .and_then(|v| v.to_str().ok()),
         );
         let body = request.into_body().into_data_stream();
-        let written = store_bytes(&state, &key, body, &content_type).await?;
+        let written = store_bytes(&state, &key, body).await?;
         (filename, content_type, written)
     };
 
-    let (size, sha256, search_text) = written;
+    let (size, sha256) = written;
     let stored = StoredAttachment {
         attachment: Attachment {
             id: attachment_id,
@@ -119,9 +121,10 @@ pub async fn upload(
             created_at: timestamp::now(),
         },
         storage_key: key.clone(),
-        search_text,
+        search_text: String::new(),
     };
     let attachment = stored.attachment.clone();
+    let extract = attachment::is_text_like(&attachment.content_type) && attachment.size > 0;
     if let Err(e) = state.store.create_attachment(stored).await {
         // The row was not written: the object must not outlive the request.
         state.blobs.delete_all(std::slice::from_ref(&key)).await;
@@ -132,6 +135,17 @@ pub async fn upload(
             e => e.into(),
         });
     }
+    if extract {
+        let job = NewJob::new(
+            JobKind::ExtractText,
+            json!({ "attachment_id": attachment_id }),
+        );
+        if let Err(e) = state.enqueue(job).await {
+            // The upload itself succeeded; `reindex` does not re-extract, so
+            // say loudly that this file's text is not searchable yet.
+            tracing::error!(error = %e, attachment = %attachment_id, "could not queue text extraction");
+        }
+    }
     let location =
         HeaderValue::from_str(&format!("/api/v1/attachments/{attachment_id}")).expect("uuid path");
     let mut res = (StatusCode::CREATED, Json(attachment)).into_response();
@@ -139,33 +153,18 @@ pub async fn upload(
     Ok(res)
 }
 
-/// Streams to storage; returns (size, sha256, extracted search text).
-async fn store_bytes<S, E>(
-    state: &AppState,
-    key: &str,
-    body: S,
-    content_type: &str,
-) -> ApiResult<(u64, String, String)>
+/// Streams to storage; returns (size, sha256). Text extraction happens
+/// later, in an `extract_text` job.
+async fn store_bytes<S, E>(state: &AppState, key: &str, body: S) -> ApiResult<(u64, String)>
 where
     S: Stream<Item = Result<bytes::Bytes, E>> + Send,
     E: std::fmt::Display,
 {
-    let capture = if attachment::is_text_like(content_type) {
-        state.config.extract_max_bytes
-    } else {
-        0
-    };
     let written = state
         .blobs
-        .put_stream(key, body, state.config.max_upload_bytes, capture)
+        .put_stream(key, body, state.config.max_upload_bytes, 0)
         .await?;
-    let text = written
-        .captured
-        .as_deref()
-        .filter(|b| !b.is_empty())
-        .and_then(|bytes| extract_text(content_type, bytes))
-        .unwrap_or_default();
-    Ok((written.size, written.sha256, text))
+    Ok((written.size, written.sha256))
 }
 
 fn missing(field: &str, message: &str) -> ApiError {

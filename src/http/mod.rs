@@ -3,6 +3,7 @@
 pub mod attachments;
 pub mod extract;
 pub mod ingest;
+pub mod jobs;
 pub mod keys;
 pub mod middleware;
 pub mod notes;
@@ -50,6 +51,9 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/attachments/{id}/content",
             get(attachments::content),
         )
+        .route("/api/v1/jobs", get(jobs::list).post(jobs::create))
+        .route("/api/v1/jobs/{id}", get(jobs::get))
+        .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::delete))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
@@ -66,23 +70,34 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(timeout(config.ingest_timeout()));
 
-    let ops = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/health", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/ready", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/version", get(ops::version));
-
     let mut app = Router::new()
         .merge(api)
         .merge(ingest)
-        .merge(ops)
+        .merge(ops())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .layer(from_fn_with_state(state.clone(), middleware::read_only));
     if let Some(cors) = cors(&config.cors_origins) {
         app = app.layer(cors);
     }
+    common_layers(app, state)
+}
+
+fn ops() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/health", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/ready", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/version", get(ops::version))
+}
+
+/// What `notes-api worker` serves: probes and metrics, no API.
+pub fn ops_router(state: AppState) -> Router {
+    common_layers(ops(), state)
+}
+
+fn common_layers(app: Router<AppState>, state: AppState) -> Router {
     app.layer(from_fn(middleware::problem_json))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -60,11 +60,11 @@ fn with_etag(status: StatusCode, note: Note) -> Response {
 }
 
 // The cursor is opaque to clients so that its encoding can change.
-fn encode_cursor(position: i64) -> String {
+pub(super) fn encode_cursor(position: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("n:{position}"))
 }
 
-fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
+pub(super) fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()

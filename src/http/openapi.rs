@@ -5,7 +5,7 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use super::{attachments, ingest, keys, notes, ops, search};
+use super::{attachments, ingest, jobs, keys, notes, ops, search};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,10 +17,11 @@ use super::{attachments, ingest, keys, notes, ops, search};
         notes::create, notes::list, notes::get, notes::update, notes::delete,
         ingest::ingest, search::search,
         attachments::upload, attachments::list, attachments::get, attachments::content, attachments::delete,
+        jobs::create, jobs::get, jobs::list, jobs::retry,
         keys::create, keys::list, keys::delete,
     ),
     modifiers(&BearerAuth),
-    tags((name = "notes"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "keys", description = "Master key only"),
+    tags((name = "notes"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"),
          (name = "operations", description = "Never require a key")),
 )]
 pub struct ApiDoc;

@@ -55,11 +55,16 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (database, storage) = tokio::join!(
+    let (database, storage, queue) = tokio::join!(
         check(async { state.store.ping().await.map_err(|e| e.to_string()) }),
         check(async { state.blobs.ping().await.map_err(|e| e.to_string()) }),
+        check(async { state.queue.ping().await.map_err(|e| e.to_string()) }),
     );
-    let checks = BTreeMap::from([("database", database), ("storage", storage)]);
+    let checks = BTreeMap::from([
+        ("database", database),
+        ("storage", storage),
+        ("queue", queue),
+    ]);
     let shutting_down = state.is_shutting_down();
     let ready = !shutting_down && checks.values().all(|v| v == "ok");
     let status = if ready {

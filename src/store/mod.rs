@@ -1,9 +1,15 @@
 //! Persistence behind one trait. Callers hold an `Arc<dyn Store>` and never
 //! branch on the backend; each backend lives in its own module.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::{
@@ -36,10 +42,10 @@ pub enum StoreError {
     Internal(#[source] Source),
 }
 
-/// A page of notes, newest first. `next` is the position to continue after.
+/// A page of notes (or jobs), newest first. `next` is the position to continue after.
 #[derive(Debug)]
-pub struct Page {
-    pub items: Vec<Note>,
+pub struct Page<T = Note> {
+    pub items: Vec<T>,
     pub next: Option<i64>,
 }
 
@@ -120,6 +126,29 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the row; returns the storage key of the object to delete.
     async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError>;
 
+    /// Sets an attachment's extracted text (it joins its note's search
+    /// document); `false` when the attachment is gone.
+    async fn set_attachment_text(&self, id: Uuid, text: &str) -> Result<bool, StoreError>;
+    /// Which of `ids` name attachments that exist.
+    async fn attachments_present(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError>;
+    /// Rebuilds the search index from notes and attachment text; returns
+    /// how many notes it indexed.
+    async fn reindex(&self) -> Result<u64, StoreError>;
+
+    /// Sends every key, note and attachment, in that order, read from one
+    /// consistent snapshot.
+    async fn export(&self, out: mpsc::Sender<Record>) -> Result<(), StoreError>;
+    /// Writes exported records as they were (keys and notes before the
+    /// attachments that name them) in one transaction, committed when the
+    /// channel closes; an `Err` from the producer rolls everything back.
+    /// Returns how many records it wrote.
+    async fn import(
+        &self,
+        records: mpsc::Receiver<Result<Record, StoreError>>,
+    ) -> Result<u64, StoreError>;
+    /// No notes, attachments or keys: a deployment a restore may fill.
+    async fn is_empty(&self) -> Result<bool, StoreError>;
+
     async fn create_key(&self, key: NewKey) -> Result<(), StoreError>;
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
     async fn delete_key(&self, id: Uuid) -> Result<bool, StoreError>;
@@ -127,6 +156,26 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// One row of a logical export (backup): what it takes to bring a
+/// deployment back, ids, times and versions included. The search index is
+/// not exported; it is rebuilt from these on import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Key {
+        #[serde(flatten)]
+        key: ApiKey,
+        hash: String,
+    },
+    Note(Note),
+    Attachment {
+        #[serde(flatten)]
+        attachment: Attachment,
+        storage_key: String,
+        search_text: String,
+    },
+}
 
 /// Connection settings every backend understands.
 #[derive(Debug, Clone)]
@@ -146,12 +195,38 @@ impl Default for PoolSettings {
     }
 }
 
+/// An open database, by backend: the store, and the job queue when jobs
+/// live in the same database.
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(Arc<sqlite::SqliteStore>),
+    Postgres(Arc<postgres::PgStore>),
+}
+
+impl Database {
+    pub fn store(&self) -> DynStore {
+        match self {
+            Self::Sqlite(s) => s.clone(),
+            Self::Postgres(p) => p.clone(),
+        }
+    }
+}
+
 /// Opens the store a database URL names.
 pub async fn connect(url: &str, settings: &PoolSettings) -> Result<DynStore, StoreError> {
+    open(url, settings).await.map(|db| db.store())
+}
+
+/// Opens the database a URL names.
+pub async fn open(url: &str, settings: &PoolSettings) -> Result<Database, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?))
+        Ok(Database::Sqlite(Arc::new(
+            sqlite::SqliteStore::connect(url, settings).await?,
+        )))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(postgres::PgStore::connect(url, settings).await?))
+        Ok(Database::Postgres(Arc::new(
+            postgres::PgStore::connect(url, settings).await?,
+        )))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(StoreError::Internal(
@@ -204,9 +279,9 @@ pub fn external_ids(notes: &[NoteInput]) -> Vec<String> {
     notes.iter().filter_map(|n| n.external_id.clone()).collect()
 }
 
-impl Page {
+impl<T> Page<T> {
     /// `rows` were fetched with `limit + 1` to learn whether a next page exists.
-    pub fn from_rows(mut rows: Vec<(i64, Note)>, limit: usize) -> Self {
+    pub fn from_rows(mut rows: Vec<(i64, T)>, limit: usize) -> Self {
         let next = if rows.len() > limit {
             rows.truncate(limit);
             rows.last().map(|(seq, _)| *seq)
@@ -218,6 +293,14 @@ impl Page {
             next,
         }
     }
+}
+
+/// Sends a record to an export's consumer; a consumer that hung up (its
+/// write failed) ends the export.
+pub async fn send(out: &mpsc::Sender<Record>, record: Record) -> Result<(), StoreError> {
+    out.send(record)
+        .await
+        .map_err(|_| StoreError::Internal("the export's writer stopped".into()))
 }
 
 /// Rows per multi-row statement and per look-up: large enough to amortize

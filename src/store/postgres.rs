@@ -2,7 +2,10 @@
 //! and its full-text index (a weighted tsvector with a GIN index), so pods stay
 //! stateless.
 
-use std::{collections::HashMap, str::FromStr};
+use std::{
+    collections::{HashMap, HashSet},
+    str::FromStr,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,11 +15,12 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     types::Json,
 };
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    BATCH_ROWS, IngestPlan, ListQuery, NewKey, Page, PoolSettings, SearchQuery, SearchResults,
-    SearchRow, Store, StoreError, external_ids,
+    BATCH_ROWS, IngestPlan, ListQuery, NewKey, Page, PoolSettings, Record, SearchQuery,
+    SearchResults, SearchRow, Store, StoreError, external_ids,
 };
 use crate::{
     domain::{
@@ -87,6 +91,13 @@ struct AttachmentRow {
     created_at: DateTime<Utc>,
 }
 
+#[derive(sqlx::FromRow)]
+struct ExportAttachmentRow {
+    #[sqlx(flatten)]
+    row: AttachmentRow,
+    search_text: String,
+}
+
 impl AttachmentRow {
     fn into_stored(self) -> StoredAttachment {
         StoredAttachment {
@@ -106,7 +117,7 @@ impl AttachmentRow {
 }
 
 pub struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PgStore {
@@ -128,7 +139,7 @@ impl PgStore {
     }
 }
 
-fn map_err(err: sqlx::Error) -> StoreError {
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::PoolTimedOut
@@ -553,6 +564,210 @@ impl Store for PgStore {
         .await
         .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn set_attachment_text(&self, id: Uuid, text: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Lock the note first, as every writer of its vector does.
+        let note: Option<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT n.id, n.title, n.body FROM notes n JOIN attachments a ON a.note_id = n.id
+             WHERE a.id = $1 FOR UPDATE OF n",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some((note_id, title, body)) = note else {
+            return Ok(false);
+        };
+        sqlx::query("UPDATE attachments SET search_text = $1 WHERE id = $2")
+            .bind(text)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        reindex_note(&mut tx, note_id, &title, &body).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn attachments_present(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let rows: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM attachments WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn reindex(&self) -> Result<u64, StoreError> {
+        // Batches by position, each its own transaction; a note changed since
+        // it was read (another version) already got its vector from that write.
+        let sql = format!(
+            "UPDATE notes n SET search = {} || {}
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(seq, t, b, v)
+             WHERE n.seq = u.seq AND n.version = u.v",
+            vector("u.t", "u.b"),
+            attachments_vector("n.id")
+        );
+        let mut after = 0i64;
+        let mut total = 0u64;
+        loop {
+            let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+                "SELECT seq, title, body, version FROM notes WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(BATCH_ROWS as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            total += rows.len() as u64;
+            let (mut seqs, mut titles, mut bodies, mut versions) = (vec![], vec![], vec![], vec![]);
+            for (seq, title, body, version) in rows {
+                seqs.push(seq);
+                titles.push(search_text(&title));
+                bodies.push(search_text(&body));
+                versions.push(version);
+            }
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(seqs)
+                .bind(titles)
+                .bind(bodies)
+                .bind(versions)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(total)
+    }
+
+    async fn export(&self, out: mpsc::Sender<Record>) -> Result<(), StoreError> {
+        use futures::TryStreamExt;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let keys: Vec<(
+            Uuid,
+            String,
+            Json<Vec<Scope>>,
+            String,
+            DateTime<Utc>,
+            String,
+        )> = sqlx::query_as(
+            "SELECT id, name, scopes, prefix, created_at, key_hash FROM api_keys ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for (id, name, scopes, prefix, created_at, hash) in keys {
+            let key = ApiKey {
+                id,
+                name,
+                scopes: scopes.0,
+                prefix,
+                created_at,
+            };
+            super::send(&out, Record::Key { key, hash }).await?;
+        }
+        let sql = format!("SELECT {NOTE_COLUMNS} FROM notes ORDER BY seq");
+        let mut notes = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql)).fetch(&mut *tx);
+        while let Some(row) = notes.try_next().await.map_err(map_err)? {
+            super::send(&out, Record::Note(row.into_note())).await?;
+        }
+        drop(notes);
+        let sql = format!("SELECT {ATTACHMENT_COLUMNS}, search_text FROM attachments ORDER BY id");
+        let mut attachments =
+            sqlx::query_as::<_, ExportAttachmentRow>(AssertSqlSafe(sql)).fetch(&mut *tx);
+        while let Some(r) = attachments.try_next().await.map_err(map_err)? {
+            let stored = r.row.into_stored();
+            let record = Record::Attachment {
+                attachment: stored.attachment,
+                storage_key: stored.storage_key,
+                search_text: r.search_text,
+            };
+            super::send(&out, record).await?;
+        }
+        drop(attachments);
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn import(
+        &self,
+        mut records: mpsc::Receiver<Result<Record, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let note_sql = format!(
+            "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at,
+                                version, search)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {})",
+            vector("$10", "$11")
+        );
+        let mut n = 0;
+        while let Some(record) = records.recv().await {
+            let record = record?;
+            n += 1;
+            let q = match &record {
+                Record::Key { key, hash } => sqlx::query(
+                    "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(key.id)
+                .bind(key.name.clone())
+                .bind(Json(key.scopes.clone()))
+                .bind(key.prefix.clone())
+                .bind(hash.clone())
+                .bind(key.created_at),
+                // Attachment text joins the vectors when the restore reindexes.
+                Record::Note(n) => sqlx::query(AssertSqlSafe(note_sql.clone()))
+                    .bind(n.id)
+                    .bind(n.title.clone())
+                    .bind(n.body.clone())
+                    .bind(Json(n.tags.clone()))
+                    .bind(n.external_id.clone())
+                    .bind(Json(n.metadata.clone()))
+                    .bind(n.created_at)
+                    .bind(n.updated_at)
+                    .bind(n.version)
+                    .bind(search_text(&n.title))
+                    .bind(search_text(&n.body)),
+                Record::Attachment {
+                    attachment: a,
+                    storage_key,
+                    search_text,
+                } => sqlx::query(
+                    "INSERT INTO attachments (id, note_id, filename, content_type, size, sha256,
+                                              storage_key, created_at, search_text)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(a.id)
+                .bind(a.note_id)
+                .bind(a.filename.clone())
+                .bind(a.content_type.clone())
+                .bind(a.size as i64)
+                .bind(a.sha256.clone())
+                .bind(storage_key.clone())
+                .bind(a.created_at)
+                .bind(search_text.clone()),
+            };
+            q.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let any: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM notes) OR EXISTS (SELECT 1 FROM attachments)
+                    OR EXISTS (SELECT 1 FROM api_keys)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(!any)
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {

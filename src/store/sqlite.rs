@@ -2,18 +2,23 @@
 //! writers queue in-process instead of failing with "database is locked") and
 //! a pool of readers that never wait for the writer.
 
-use std::{collections::HashMap, str::FromStr, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    str::FromStr,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use sqlx::{
     AssertSqlSafe, QueryBuilder, Sqlite, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    BATCH_ROWS, IngestPlan, ListQuery, NewKey, Page, PoolSettings, SearchQuery, SearchResults,
-    SearchRow, Store, StoreError, external_ids,
+    BATCH_ROWS, IngestPlan, ListQuery, NewKey, Page, PoolSettings, Record, SearchQuery,
+    SearchResults, SearchRow, Store, StoreError, external_ids,
 };
 use crate::{
     domain::{
@@ -32,8 +37,8 @@ const NOTE_COLUMNS: &str =
 const BM25: &str = "bm25(notes_fts, 10.0, 1.0, 0.5)";
 
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 impl SqliteStore {
@@ -82,7 +87,7 @@ impl SqliteStore {
     }
 }
 
-fn map_err(err: sqlx::Error) -> StoreError {
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
@@ -176,6 +181,25 @@ impl NoteRow {
             },
         ))
     }
+}
+
+type KeyRow = (String, String, String, String, String);
+
+fn key_from_row((id, name, scopes, prefix, created_at): KeyRow) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: Uuid::parse_str(&id).map_err(|e| corrupt("key id", e))?,
+        name,
+        scopes: serde_json::from_str(&scopes).map_err(|e| corrupt("scopes", e))?,
+        prefix,
+        created_at: timestamp::parse(&created_at).map_err(|e| corrupt("created_at", e))?,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct ExportAttachmentRow {
+    #[sqlx(flatten)]
+    row: AttachmentRow,
+    search_text: String,
 }
 
 fn json(v: &impl serde::Serialize) -> String {
@@ -537,6 +561,178 @@ impl Store for SqliteStore {
             .map_err(map_err)
     }
 
+    async fn set_attachment_text(&self, id: Uuid, text: &str) -> Result<bool, StoreError> {
+        // The update trigger rebuilds the note's index row in the same transaction.
+        let done = sqlx::query("UPDATE attachments SET search_text = ? WHERE id = ?")
+            .bind(text)
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn attachments_present(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM attachments WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json(&ids))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|id| Uuid::parse_str(id).map_err(|e| corrupt("attachment id", e)))
+            .collect()
+    }
+
+    async fn reindex(&self) -> Result<u64, StoreError> {
+        // Contentless FTS5 cannot 'rebuild' itself: empty it and re-insert
+        // every note with its attachments' text, in one transaction.
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        sqlx::query("INSERT INTO notes_fts (notes_fts) VALUES ('delete-all')")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let n = sqlx::query(
+            "INSERT INTO notes_fts (rowid, title, body, extra)
+             SELECT seq, title, body,
+                    coalesce((SELECT group_concat(search_text, ' ') FROM attachments a
+                              WHERE a.note_seq = notes.seq), '')
+             FROM notes",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        sqlx::query("INSERT INTO notes_fts (notes_fts) VALUES ('optimize')")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn export(&self, out: mpsc::Sender<Record>) -> Result<(), StoreError> {
+        use futures::TryStreamExt;
+        // One read transaction: WAL gives it a snapshot that writers do not move.
+        let mut tx = self.reader.begin().await.map_err(map_err)?;
+        let keys: Vec<(KeyRow, String)> =
+            sqlx::query_as::<_, (String, String, String, String, String, String)>(
+                "SELECT id, name, scopes, prefix, created_at, key_hash FROM api_keys ORDER BY id",
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .into_iter()
+            .map(|(a, b, c, d, e, hash)| ((a, b, c, d, e), hash))
+            .collect();
+        for (row, hash) in keys {
+            super::send(
+                &out,
+                Record::Key {
+                    key: key_from_row(row)?,
+                    hash,
+                },
+            )
+            .await?;
+        }
+        let sql = format!("SELECT {NOTE_COLUMNS} FROM notes ORDER BY seq");
+        let mut notes = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql)).fetch(&mut *tx);
+        while let Some(row) = notes.try_next().await.map_err(map_err)? {
+            super::send(&out, Record::Note(row.into_note()?)).await?;
+        }
+        drop(notes);
+        let sql = format!("SELECT {ATTACHMENT_COLUMNS}, search_text FROM attachments ORDER BY id");
+        let mut attachments =
+            sqlx::query_as::<_, ExportAttachmentRow>(AssertSqlSafe(sql)).fetch(&mut *tx);
+        while let Some(r) = attachments.try_next().await.map_err(map_err)? {
+            let stored = r.row.into_stored()?;
+            let record = Record::Attachment {
+                attachment: stored.attachment,
+                storage_key: stored.storage_key,
+                search_text: r.search_text,
+            };
+            super::send(&out, record).await?;
+        }
+        drop(attachments);
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn import(
+        &self,
+        mut records: mpsc::Receiver<Result<Record, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut n = 0;
+        while let Some(record) = records.recv().await {
+            let record = record?;
+            n += 1;
+            let q = match &record {
+                Record::Key { key, hash } => {
+                    let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+                    sqlx::query(
+                        "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at)
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(key.id.to_string())
+                    .bind(&key.name)
+                    .bind(json(&scopes))
+                    .bind(&key.prefix)
+                    .bind(hash)
+                    .bind(timestamp::format(&key.created_at))
+                }
+                // Triggers fill the tag table and the index.
+                Record::Note(n) => sqlx::query(
+                    "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at,
+                                        updated_at, version)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(n.id.to_string())
+                .bind(&n.title)
+                .bind(&n.body)
+                .bind(json(&n.tags))
+                .bind(&n.external_id)
+                .bind(json(&n.metadata))
+                .bind(timestamp::format(&n.created_at))
+                .bind(timestamp::format(&n.updated_at))
+                .bind(n.version),
+                Record::Attachment {
+                    attachment: a,
+                    storage_key,
+                    search_text,
+                } => sqlx::query(
+                    "INSERT INTO attachments (id, note_seq, note_id, filename, content_type, size,
+                                              sha256, storage_key, created_at, search_text)
+                     SELECT ?, seq, id, ?, ?, ?, ?, ?, ?, ? FROM notes WHERE id = ?",
+                )
+                .bind(a.id.to_string())
+                .bind(&a.filename)
+                .bind(&a.content_type)
+                .bind(a.size as i64)
+                .bind(&a.sha256)
+                .bind(storage_key)
+                .bind(timestamp::format(&a.created_at))
+                .bind(search_text)
+                .bind(a.note_id.to_string()),
+            };
+            q.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let any: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM notes) OR EXISTS (SELECT 1 FROM attachments)
+                    OR EXISTS (SELECT 1 FROM api_keys)",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(!any)
+    }
+
     async fn create_key(&self, new: NewKey) -> Result<(), StoreError> {
         let scopes: Vec<&str> = new.key.scopes.iter().map(|s| s.as_str()).collect();
         sqlx::query(
@@ -561,18 +757,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(map_err)?;
-        rows.into_iter()
-            .map(|(id, name, scopes, prefix, created_at)| {
-                Ok(ApiKey {
-                    id: Uuid::parse_str(&id).map_err(|e| corrupt("key id", e))?,
-                    name,
-                    scopes: serde_json::from_str(&scopes).map_err(|e| corrupt("scopes", e))?,
-                    prefix,
-                    created_at: timestamp::parse(&created_at)
-                        .map_err(|e| corrupt("created_at", e))?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(key_from_row).collect()
     }
 
     async fn delete_key(&self, id: Uuid) -> Result<bool, StoreError> {

@@ -350,6 +350,13 @@ async fn text_attachments_become_searchable() {
         b"wombat".to_vec(),
     )
     .await;
+    // Text arrives through an extract_text job, queued by the upload.
+    let (_, jobs) = app.get_json("/api/v1/jobs?kind=extract_text").await;
+    let jobs = jobs["items"].as_array().unwrap().clone();
+    assert_eq!(jobs.len(), 1, "one text attachment, one job: {jobs:?}");
+    assert_eq!(jobs[0]["args"]["attachment_id"], a["id"]);
+    let job = app.finished(jobs[0]["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
     let (_, hits) = search("quokka").await;
     assert_eq!(hits["total"], 1);
     assert_eq!(hits["hits"][0]["id"], note);

@@ -29,6 +29,19 @@ struct DbInner {
     s3: Option<S3Server>,
     /// (admin URL, database name) to drop on PostgreSQL.
     postgres: Option<(String, String)>,
+    /// A Redis queue URL with a key prefix of its own, when `TEST_QUEUE=redis`.
+    redis: Option<(String, String)>,
+}
+
+/// Redis for the queue when `TEST_QUEUE=redis` (`TEST_REDIS_URL`, default the
+/// local server): one key prefix per test, deleted afterwards.
+fn test_redis() -> Option<(String, String)> {
+    (std::env::var("TEST_QUEUE").as_deref() == Ok("redis")).then(|| {
+        let base =
+            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+        let prefix = format!("notes-test-{}", uuid::Uuid::new_v4().simple());
+        (format!("{base}?prefix={prefix}"), prefix)
+    })
 }
 
 impl TestDb {
@@ -45,6 +58,7 @@ impl TestDb {
                 dir,
                 s3,
                 postgres: None,
+                redis: test_redis(),
             }));
         };
         let name = format!("notes_test_{}", uuid::Uuid::new_v4().simple());
@@ -62,6 +76,7 @@ impl TestDb {
             dir,
             s3,
             postgres: Some((admin, name)),
+            redis: test_redis(),
         }))
     }
 
@@ -85,11 +100,56 @@ impl TestDb {
         if let Some(s3) = &self.0.s3 {
             s3.apply(config);
         }
+        if let Some((url, _)) = &self.0.redis {
+            config.queue_url = Some(Secret::new(url.clone()));
+        }
+    }
+
+    /// The environment a `notes-api` child process needs to use this database.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("NOTES_DATABASE_URL".to_owned(), self.0.url.clone()),
+            (
+                "NOTES_DATA_DIR".to_owned(),
+                self.0.dir.path().display().to_string(),
+            ),
+        ];
+        if let Some((url, _)) = &self.0.redis {
+            env.push(("NOTES_QUEUE_URL".into(), url.clone()));
+        }
+        if let Some(s3) = &self.0.s3 {
+            env.extend([
+                ("NOTES_STORAGE_URL".into(), format!("s3://{S3_BUCKET}")),
+                (
+                    "NOTES_S3_ENDPOINT".into(),
+                    format!("http://127.0.0.1:{}", s3.port),
+                ),
+                ("NOTES_S3_ACCESS_KEY_ID".into(), "test-access".into()),
+                ("NOTES_S3_SECRET_ACCESS_KEY".into(), "test-secret".into()),
+            ]);
+        }
+        env
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.0.dir.path()
     }
 }
 
 impl Drop for DbInner {
     fn drop(&mut self) {
+        if let Some((url, prefix)) = self.redis.take() {
+            let base = url.split('?').next().unwrap_or(&url).to_owned();
+            if let Ok(mut conn) = redis::Client::open(base).and_then(|c| c.get_connection()) {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{prefix}:*"))
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                for chunk in keys.chunks(500) {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+                }
+            }
+        }
         let Some((admin, name)) = self.postgres.take() else {
             return;
         };
@@ -335,6 +395,50 @@ impl TestApp {
             v["id"].as_str().unwrap().to_owned(),
             v["key"].as_str().unwrap().to_owned(),
         )
+    }
+
+    /// Enqueues a job through the API and returns its record.
+    pub async fn enqueue(&self, kind: &str, args: Value) -> Value {
+        let res = self
+            .post_json("/api/v1/jobs", &json!({"kind": kind, "args": args}))
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::ACCEPTED,
+            "{}",
+            res.text().await.unwrap()
+        );
+        res.json().await.unwrap()
+    }
+
+    /// Polls a job until `done` holds for its record (or panics after `within`).
+    pub async fn wait_job(
+        &self,
+        id: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (status, job) = self.get_json(&format!("/api/v1/jobs/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "{job}");
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job never got there: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for a job to finish for good (succeeded or dead).
+    pub async fn finished(&self, id: &str) -> Value {
+        self.wait_job(id, Duration::from_secs(30), |j| {
+            j["status"] == "succeeded" || j["status"] == "dead"
+        })
+        .await
     }
 
     /// Stops the server the way SIGTERM would and waits for it.

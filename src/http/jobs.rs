@@ -1,0 +1,150 @@
+//! /api/v1/jobs: enqueue, inspect, list and retry background jobs.
+
+use std::str::FromStr;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    extract::{Admin, ApiJson, ApiQuery, Auth, Read, Write, parse_id},
+    notes::{DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor},
+    state::AppState,
+};
+use crate::{
+    domain::validation::FieldError,
+    error::{ApiError, ApiResult, Problem},
+    jobs::{Job, JobKind, JobListQuery, JobStatus, model::JobRequest},
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobListParams {
+    /// queued, running, succeeded, failed or dead.
+    pub status: Option<String>,
+    /// A job kind, e.g. `backup`.
+    pub kind: Option<String>,
+    /// 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPage {
+    pub items: Vec<Job>,
+    pub next_cursor: Option<String>,
+}
+
+fn accepted(job: Job) -> Response {
+    let location = HeaderValue::from_str(&format!("/api/v1/jobs/{}", job.id)).expect("uuid path");
+    let mut res = (StatusCode::ACCEPTED, Json(job)).into_response();
+    res.headers_mut().insert(header::LOCATION, location);
+    res
+}
+
+/// Enqueue a job. Unknown kinds and bad arguments are refused here, never
+/// discovered by a worker.
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = JobRequest,
+    responses((status = 202, body = Job, description = "Queued; `Location` names the job"),
+              (status = 400, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = ["write"])))]
+pub async fn create(
+    State(state): State<AppState>,
+    _: Auth<Write>,
+    ApiJson(request): ApiJson<JobRequest>,
+) -> ApiResult<Response> {
+    let job = request.validate().map_err(ApiError::validation)?;
+    Ok(accepted(state.enqueue(job).await?))
+}
+
+/// One job, with its result or error.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = Job), (status = 404, body = Problem)),
+    security(("bearer" = ["read"])))]
+pub async fn get(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Job>> {
+    let id = parse_id(&id, "job")?;
+    state
+        .queue
+        .get(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no job with id {id}")))
+}
+
+/// Jobs, newest first, filtered by status and kind.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobListParams),
+    responses((status = 200, body = JobPage), (status = 422, body = Problem)),
+    security(("bearer" = ["read"])))]
+pub async fn list(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    ApiQuery(params): ApiQuery<JobListParams>,
+) -> ApiResult<Json<JobPage>> {
+    let invalid = |field: &str, e: String| ApiError::validation(vec![FieldError::new(field, e)]);
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(invalid("limit", format!("must be 1 to {MAX_PAGE}")));
+    }
+    let status = params
+        .status
+        .as_deref()
+        .map(JobStatus::from_str)
+        .transpose()
+        .map_err(|e| invalid("status", e))?;
+    let kind = params
+        .kind
+        .as_deref()
+        .map(JobKind::from_str)
+        .transpose()
+        .map_err(|e| invalid("kind", e))?;
+    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let page = state
+        .queue
+        .list(&JobListQuery {
+            status,
+            kind,
+            limit,
+            after,
+        })
+        .await?;
+    Ok(Json(JobPage {
+        items: page.items,
+        next_cursor: page.next.map(encode_cursor),
+    }))
+}
+
+/// Put a dead job back in the queue, attempts reset.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 202, body = Job), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "The job is not dead")),
+    security(("bearer" = ["admin"])))]
+pub async fn retry(
+    State(state): State<AppState>,
+    _: Auth<Admin>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id, "job")?;
+    let job = state
+        .queue
+        .retry(id, crate::domain::note::timestamp::now())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => {
+                ApiError::not_found(format!("no job with id {id}"))
+            }
+            e => e.into(),
+        })?;
+    Ok(accepted(job))
+}

@@ -1,0 +1,549 @@
+//! What a job is, the kinds the service knows and how their arguments are
+//! checked: independent of the queue backend and of HTTP.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::{note::timestamp, validation::FieldError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// Held by a worker under a lease.
+    Running,
+    Succeeded,
+    /// The last attempt failed; another is due at `run_at`.
+    Failed,
+    /// Out of attempts; only `POST /jobs/{id}/retry` brings it back.
+    Dead,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Finished for good: nothing will run it again on its own.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Dead)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown status {s:?}: one of queued, running, succeeded, failed, dead")
+            })
+    }
+}
+
+/// The built-in kinds. Arguments are checked when a job is enqueued, so a
+/// worker only ever sees jobs it can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Ping,
+    Add,
+    Reindex,
+    ExtractText,
+    Backup,
+    Purge,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 6] = [
+        Self::Ping,
+        Self::Add,
+        Self::Reindex,
+        Self::ExtractText,
+        Self::Backup,
+        Self::Purge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::Add => "add",
+            Self::Reindex => "reindex",
+            Self::ExtractText => "extract_text",
+            Self::Backup => "backup",
+            Self::Purge => "purge",
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown kind {s:?}: one of {}", known.join(", "))
+            })
+    }
+}
+
+/// Arguments of each kind, as a worker reads them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobArgs {
+    /// `delay_ms` (≤ 60 s) holds the worker that long first: a probe for
+    /// worker latency, leases and shutdown behaviour.
+    Ping {
+        delay_ms: u64,
+    },
+    Add {
+        x: serde_json::Number,
+        y: serde_json::Number,
+    },
+    Reindex,
+    ExtractText {
+        attachment_id: Uuid,
+    },
+    /// `to`: a path, `file://…` or `s3://…` URL; `None` means the configured default.
+    Backup {
+        to: Option<String>,
+    },
+    Purge,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddArgs {
+    x: serde_json::Number,
+    y: serde_json::Number,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtractArgs {
+    attachment_id: Uuid,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupArgs {
+    to: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PingArgs {
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+pub const MAX_PING_DELAY_MS: u64 = 60_000;
+
+impl JobArgs {
+    /// Checks `args` for `kind`; the errors name the fields under `args`.
+    pub fn parse(kind: JobKind, args: &Value) -> Result<Self, Vec<FieldError>> {
+        fn de<T: for<'de> Deserialize<'de>>(args: &Value) -> Result<T, Vec<FieldError>> {
+            serde_path_to_error::deserialize(args).map_err(|e| {
+                let mut err = crate::domain::validation::json_field_error(&e);
+                err.field = if err.field.is_empty() {
+                    "args".into()
+                } else {
+                    format!("args.{}", err.field)
+                };
+                vec![err]
+            })
+        }
+        let args = if args.is_null() {
+            &Value::Object(Default::default())
+        } else {
+            args
+        };
+        if !args.is_object() {
+            return Err(vec![FieldError::new("args", "must be a JSON object")]);
+        }
+        Ok(match kind {
+            JobKind::Ping => {
+                let a = de::<PingArgs>(args)?;
+                if a.delay_ms > MAX_PING_DELAY_MS {
+                    return Err(vec![FieldError::new(
+                        "args.delay_ms",
+                        format!("must be at most {MAX_PING_DELAY_MS}"),
+                    )]);
+                }
+                Self::Ping {
+                    delay_ms: a.delay_ms,
+                }
+            }
+            JobKind::Add => de::<AddArgs>(args).map(|a| Self::Add { x: a.x, y: a.y })?,
+            JobKind::Reindex => de::<NoArgs>(args).map(|_| Self::Reindex)?,
+            JobKind::ExtractText => de::<ExtractArgs>(args).map(|a| Self::ExtractText {
+                attachment_id: a.attachment_id,
+            })?,
+            JobKind::Backup => {
+                let a = de::<BackupArgs>(args)?;
+                if let Some(to) = &a.to
+                    && (to.is_empty() || to.len() > 1024 || to.contains('\0'))
+                {
+                    return Err(vec![FieldError::new(
+                        "args.to",
+                        "must be a non-empty path or URL of at most 1024 bytes",
+                    )]);
+                }
+                Self::Backup { to: a.to }
+            }
+            JobKind::Purge => de::<NoArgs>(args).map(|_| Self::Purge)?,
+        })
+    }
+}
+
+/// What a client asks for: `{"kind":"add","args":{"x":2,"y":3}}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    pub kind: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub args: Value,
+}
+
+impl JobRequest {
+    pub fn validate(self) -> Result<NewJob, Vec<FieldError>> {
+        let kind = JobKind::from_str(&self.kind).map_err(|e| vec![FieldError::new("kind", e)])?;
+        JobArgs::parse(kind, &self.args)?;
+        let args = if self.args.is_null() {
+            Value::Object(Default::default())
+        } else {
+            self.args
+        };
+        Ok(NewJob { kind, args })
+    }
+}
+
+/// A validated job, ready to enqueue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub args: Value,
+}
+
+impl NewJob {
+    pub fn new(kind: JobKind, args: Value) -> Self {
+        Self { kind, args }
+    }
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    pub id: Uuid,
+    pub kind: JobKind,
+    #[schema(value_type = Object)]
+    pub args: Value,
+    pub status: JobStatus,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    #[serde(with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "opt_timestamp")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(with = "opt_timestamp")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When a queued or failed job may run next.
+    #[serde(
+        with = "opt_timestamp",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// A fresh record for `new`, not yet stored.
+    pub fn queued(new: NewJob, max_attempts: u32, now: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            kind: new.kind,
+            args: new.args,
+            status: JobStatus::Queued,
+            attempts: 0,
+            max_attempts,
+            result: None,
+            error: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            run_at: Some(now),
+        }
+    }
+}
+
+/// A job a worker holds: the record and the lease that proves it holds it.
+/// Every state change a worker makes names the token, so a worker whose
+/// lease expired (and whose job went to another worker) changes nothing.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub job: Job,
+    pub token: Uuid,
+}
+
+/// How a finished attempt ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded(Value),
+    /// Failed, with another attempt due at the given time.
+    Retry {
+        error: String,
+        at: DateTime<Utc>,
+    },
+    Dead(String),
+}
+
+impl Outcome {
+    pub fn status(&self) -> JobStatus {
+        match self {
+            Self::Succeeded(_) => JobStatus::Succeeded,
+            Self::Retry { .. } => JobStatus::Failed,
+            Self::Dead(_) => JobStatus::Dead,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter in its upper half: attempt n waits
+/// between base·2^(n-1)/2 and base·2^(n-1), capped, so retries of many jobs
+/// that failed together spread out instead of returning in lockstep.
+pub fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
+    let exp = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .min(cap);
+    let half = exp / 2;
+    half + half.mul_f64(rand::rng().random::<f64>())
+}
+
+/// After a failed attempt: retry later, or dead when out of attempts.
+pub fn after_failure(
+    job: &Job,
+    error: String,
+    base: Duration,
+    cap: Duration,
+    now: DateTime<Utc>,
+) -> Outcome {
+    if job.attempts >= job.max_attempts {
+        Outcome::Dead(error)
+    } else {
+        let wait = backoff(base, cap, job.attempts);
+        Outcome::Retry {
+            error,
+            at: now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+        }
+    }
+}
+
+/// Filters and page of `GET /jobs`.
+#[derive(Debug, Clone, Default)]
+pub struct JobListQuery {
+    pub status: Option<JobStatus>,
+    pub kind: Option<JobKind>,
+    pub limit: u32,
+    /// Continue strictly after this position (a previous page's `next`).
+    pub after: Option<i64>,
+}
+
+pub type JobPage = crate::store::Page<Job>;
+
+/// Milliseconds since the epoch: how queues order due times.
+pub fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The public `run_at` of a stored due time: only waiting jobs have one (a
+/// running job's due time is its lease, an internal matter).
+pub fn run_at(status: JobStatus, due_at: i64) -> Option<DateTime<Utc>> {
+    matches!(status, JobStatus::Queued | JobStatus::Failed)
+        .then(|| DateTime::from_timestamp_millis(due_at))
+        .flatten()
+}
+
+/// What a backend stores for an outcome: (result, error, due_at).
+pub fn outcome_columns(
+    outcome: &Outcome,
+    now: DateTime<Utc>,
+) -> (Option<&Value>, Option<&str>, i64) {
+    match outcome {
+        Outcome::Succeeded(v) => (Some(v), None, millis(now)),
+        Outcome::Retry { error, at } => (None, Some(error), millis(*at)),
+        Outcome::Dead(error) => (None, Some(error), millis(now)),
+    }
+}
+
+/// Why `retry` changed nothing: no such job, or it is not dead.
+pub fn not_retryable(job: Option<Job>) -> crate::store::StoreError {
+    match job {
+        None => crate::store::StoreError::NotFound,
+        Some(job) => crate::store::StoreError::Conflict(format!(
+            "job {} is {}; only dead jobs can be retried",
+            job.id, job.status
+        )),
+    }
+}
+
+pub mod opt_timestamp {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::domain::note::timestamp;
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&timestamp::format(t)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| timestamp::parse(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn validate(v: Value) -> Result<NewJob, Vec<FieldError>> {
+        serde_json::from_value::<JobRequest>(v).unwrap().validate()
+    }
+
+    #[test]
+    fn known_kinds_with_good_args_validate() {
+        assert_eq!(
+            validate(json!({"kind":"ping"})).unwrap().kind,
+            JobKind::Ping
+        );
+        assert_eq!(
+            validate(json!({"kind":"add","args":{"x":2,"y":3}}))
+                .unwrap()
+                .kind,
+            JobKind::Add
+        );
+        let id = Uuid::now_v7();
+        let job = validate(json!({"kind":"extract_text","args":{"attachment_id": id}})).unwrap();
+        assert_eq!(
+            JobArgs::parse(job.kind, &job.args).unwrap(),
+            JobArgs::ExtractText { attachment_id: id }
+        );
+        assert_eq!(
+            validate(json!({"kind":"backup","args":{}})).unwrap().kind,
+            JobKind::Backup
+        );
+    }
+
+    #[test]
+    fn bad_kind_or_args_name_the_field() {
+        let field = |v| validate(v).unwrap_err()[0].field.clone();
+        assert_eq!(field(json!({"kind":"rm -rf /"})), "kind");
+        assert_eq!(
+            field(json!({"kind":"add","args":{"x":"2","y":3}})),
+            "args.x"
+        );
+        assert_eq!(field(json!({"kind":"add","args":{"x":2}})), "args.y");
+        assert_eq!(field(json!({"kind":"add","args":[1,2]})), "args");
+        assert_eq!(
+            field(json!({"kind":"ping","args":{"extra":1}})),
+            "args.extra"
+        );
+        assert_eq!(
+            field(json!({"kind":"extract_text","args":{"attachment_id":"../x"}})),
+            "args.attachment_id"
+        );
+        assert_eq!(field(json!({"kind":"backup","args":{"to":""}})), "args.to");
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_within_its_band() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(10);
+        for attempt in 1..=10 {
+            let full = base.saturating_mul(1 << (attempt - 1)).min(cap);
+            for _ in 0..50 {
+                let d = backoff(base, cap, attempt);
+                assert!(
+                    d >= full / 2 && d <= full,
+                    "attempt {attempt}: {d:?} not in [{:?}, {full:?}]",
+                    full / 2
+                );
+            }
+        }
+        assert!(backoff(base, cap, 4) > backoff(base, cap, 1));
+        assert_eq!(backoff(base, cap, 1000).max(cap), cap);
+    }
+
+    #[test]
+    fn last_attempt_failing_is_dead() {
+        let mut job = Job::queued(NewJob::new(JobKind::Ping, json!({})), 3, Utc::now());
+        job.attempts = 2;
+        let d = Duration::from_millis(10);
+        assert_eq!(
+            after_failure(&job, "x".into(), d, d, Utc::now()).status(),
+            JobStatus::Failed
+        );
+        job.attempts = 3;
+        assert_eq!(
+            after_failure(&job, "x".into(), d, d, Utc::now()),
+            Outcome::Dead("x".into())
+        );
+    }
+
+    #[test]
+    fn status_and_kind_round_trip_their_names() {
+        for s in JobStatus::ALL {
+            assert_eq!(s.as_str().parse::<JobStatus>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for k in JobKind::ALL {
+            assert_eq!(k.as_str().parse::<JobKind>().unwrap(), k);
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The queue in the PostgreSQL database. Claims use `FOR UPDATE SKIP LOCKED`,
+//! so any number of workers in any number of processes take distinct jobs
+//! without waiting on each other; enqueues `NOTIFY` and idle workers
+//! `LISTEN`, so they wake at once instead of polling hard.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, PgPool, postgres::PgListener};
+use tokio::{sync::Notify, task::JoinHandle};
+use uuid::Uuid;
+
+use super::{Claimed, Job, JobListQuery, JobPage, Outcome, Queue, model::millis};
+use crate::store::{
+    Page, StoreError,
+    postgres::{PgStore, map_err},
+};
+
+const CHANNEL: &str = "notes_jobs";
+const COLUMNS: &str = "seq, id, kind, args, status, attempts, max_attempts, result, error, \
+                       created_at, started_at, finished_at, due_at";
+const INSERT_COLUMNS: &str = "id, kind, args, status, attempts, max_attempts, created_at, due_at";
+
+pub struct PgQueue {
+    pool: PgPool,
+    wake: Arc<Notify>,
+    listener: JoinHandle<()>,
+}
+
+impl PgQueue {
+    pub async fn new(store: &PgStore) -> Result<Self, StoreError> {
+        let wake = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(store.pool.clone(), wake.clone()));
+        Ok(Self {
+            pool: store.pool.clone(),
+            wake,
+            listener,
+        })
+    }
+}
+
+/// Turns notifications into wake-ups for this process's workers. A lost
+/// connection only costs latency (workers also poll), so it is retried
+/// quietly.
+async fn listen(pool: PgPool, wake: Arc<Notify>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, "job listener cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::debug!(error = %e, "LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        loop {
+            match listener.recv().await {
+                Ok(_) => wake.notify_one(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "job listener lost its connection");
+                    // Jobs enqueued while disconnected announced nothing.
+                    wake.notify_one();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    id: Uuid,
+    kind: String,
+    args: Value,
+    status: String,
+    attempts: i32,
+    max_attempts: i32,
+    result: Option<Value>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    due_at: i64,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("stored job {what} is invalid: {e}").into())
+}
+
+impl Row {
+    fn into_job(self) -> Result<(i64, Job), StoreError> {
+        let status = self.status.parse().map_err(|e| corrupt("status", e))?;
+        let job = Job {
+            id: self.id,
+            kind: self.kind.parse().map_err(|e| corrupt("kind", e))?,
+            args: self.args,
+            status,
+            attempts: self.attempts as u32,
+            max_attempts: self.max_attempts as u32,
+            result: self.result,
+            error: self.error,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            run_at: super::model::run_at(status, self.due_at),
+        };
+        Ok((self.seq, job))
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn bind_new<'q>(q: PgQuery<'q>, job: &Job) -> PgQuery<'q> {
+    q.bind(job.id)
+        .bind(job.kind.as_str())
+        .bind(job.args.clone())
+        .bind(job.status.as_str())
+        .bind(job.attempts as i32)
+        .bind(job.max_attempts as i32)
+        .bind(job.created_at)
+        .bind(millis(job.run_at.unwrap_or(job.created_at)))
+}
+
+#[async_trait]
+impl Queue for PgQueue {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1 FROM jobs LIMIT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.listener.abort();
+    }
+
+    async fn enqueue(&self, job: Job) -> Result<Job, StoreError> {
+        // One round trip; the notification leaves when the insert commits.
+        let sql = format!(
+            "WITH j AS (INSERT INTO jobs ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                        RETURNING id)
+             SELECT pg_notify('{CHANNEL}', '') FROM j"
+        );
+        bind_new(sqlx::query(AssertSqlSafe(sql)), &job)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(job)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
+        sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .map(|r| r.into_job().map(|(_, j)| j))
+            .transpose()
+    }
+
+    async fn list(&self, q: &JobListQuery) -> Result<JobPage, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM jobs
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)
+               AND ($3::bigint IS NULL OR seq < $3)
+             ORDER BY seq DESC LIMIT $4"
+        );
+        let rows = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+            .bind(q.status.map(|s| s.as_str()))
+            .bind(q.kind.map(|k| k.as_str()))
+            .bind(q.after)
+            .bind(q.limit as i64 + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let rows = rows
+            .into_iter()
+            .map(Row::into_job)
+            .collect::<Result<_, _>>()?;
+        Ok(Page::from_rows(rows, q.limit as usize))
+    }
+
+    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        let sql = format!(
+            "UPDATE jobs SET status = 'queued', attempts = 0, result = NULL, error = NULL,
+                    started_at = NULL, finished_at = NULL, due_at = $1, lease_token = NULL
+             WHERE id = $2 AND status = 'dead' RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+            .bind(millis(now))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        match row {
+            Some(row) => {
+                let _ = sqlx::query(AssertSqlSafe(format!("NOTIFY {CHANNEL}")))
+                    .execute(&self.pool)
+                    .await;
+                row.into_job().map(|(_, j)| j)
+            }
+            None => Err(super::model::not_retryable(self.get(id).await?)),
+        }
+    }
+
+    async fn queued(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status IN ('queued', 'failed')")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
+    async fn claim(
+        &self,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let token = Uuid::new_v4();
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $1,
+                    due_at = $2, started_at = $3, finished_at = NULL
+             WHERE seq = (SELECT seq FROM jobs
+                          WHERE status IN ('queued', 'failed', 'running') AND due_at <= $4
+                          ORDER BY due_at LIMIT 1
+                          FOR UPDATE SKIP LOCKED)
+             RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+            .bind(token)
+            .bind(millis(now) + lease.as_millis() as i64)
+            .bind(now)
+            .bind(millis(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| r.into_job().map(|(_, job)| Claimed { job, token }))
+            .transpose()
+    }
+
+    async fn renew(
+        &self,
+        id: Uuid,
+        token: Uuid,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET due_at = $1 WHERE id = $2 AND lease_token = $3 AND status = 'running'",
+        )
+        .bind(millis(now) + lease.as_millis() as i64)
+        .bind(id)
+        .bind(token)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish(
+        &self,
+        id: Uuid,
+        token: Uuid,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (result, error, due) = super::model::outcome_columns(outcome, now);
+        let done = sqlx::query(
+            "UPDATE jobs SET status = $1, result = $2, error = $3, due_at = $4, finished_at = $5,
+                    lease_token = NULL
+             WHERE id = $6 AND lease_token = $7 AND status = 'running'",
+        )
+        .bind(outcome.status().as_str())
+        .bind(result.cloned())
+        .bind(error)
+        .bind(due)
+        .bind(now)
+        .bind(id)
+        .bind(token)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), due_at = $1,
+                    started_at = NULL, lease_token = NULL
+             WHERE id = $2 AND lease_token = $3 AND status = 'running'",
+        )
+        .bind(millis(now))
+        .bind(id)
+        .bind(token)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 1 {
+            let _ = sqlx::query(AssertSqlSafe(format!("NOTIFY {CHANNEL}")))
+                .execute(&self.pool)
+                .await;
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn wait(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+
+    async fn enqueue_tick(
+        &self,
+        name: &str,
+        tick: DateTime<Utc>,
+        job: Job,
+    ) -> Result<Option<Job>, StoreError> {
+        // One statement: the tick row and the job commit together or not at all.
+        let sql = format!(
+            "WITH t AS (INSERT INTO job_ticks (name, tick, job_id) VALUES ($9, $10, $1)
+                        ON CONFLICT DO NOTHING RETURNING job_id),
+                  j AS (INSERT INTO jobs ({INSERT_COLUMNS})
+                        SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM t RETURNING id)
+             SELECT pg_notify('{CHANNEL}', '') FROM j"
+        );
+        let fired = bind_new(sqlx::query(AssertSqlSafe(sql)), &job)
+            .bind(name.to_owned())
+            .bind(millis(tick))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected()
+            == 1;
+        Ok(fired.then_some(job))
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let jobs = sqlx::query(
+            "DELETE FROM jobs WHERE status IN ('succeeded', 'dead') AND finished_at < $1",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        sqlx::query("DELETE FROM job_ticks WHERE tick < $1")
+            .bind(millis(before))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(jobs)
+    }
+}

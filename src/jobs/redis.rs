@@ -1,0 +1,613 @@
+//! The queue in Redis (`NOTES_QUEUE_URL=redis://…`): what Celery users ran.
+//!
+//! Every state change is one Lua script, so it is atomic on the server: a
+//! claim moves the job due first from "due" to "running" and hands out a
+//! lease token in one step, whatever the number of workers. Layout, under a
+//! prefix (`?prefix=` on the URL, default `notes`):
+//!
+//! - `P:job:<id>`: hash of the record (args and result as JSON text, never
+//!   decoded by Lua, so numbers keep their precision);
+//! - `P:due`: sorted set by due time in ms (queued and failed jobs by when
+//!   they may run, running jobs by when their lease ends);
+//! - `P:all`, `P:status:<status>`, `P:kind:<kind>`: sorted sets by position,
+//!   for listing newest first;
+//! - `P:tick:<name>:<ms>`: one key per fired schedule tick (SET NX).
+//!
+//! Enqueues PUBLISH on `P:wake`; idle workers subscribe instead of polling.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use tokio::{sync::Notify, task::JoinHandle};
+use uuid::Uuid;
+
+use super::{Claimed, Job, JobListQuery, JobPage, JobStatus, Outcome, Queue, model::millis};
+use crate::{
+    domain::note::timestamp,
+    store::{Page, StoreError},
+};
+
+/// How long a tick's marker lives: far longer than any grace period.
+const TICK_TTL_SECS: u64 = 14 * 24 * 3600;
+/// Jobs scanned per round trip when listing with filters.
+const SCAN_BATCH: isize = 200;
+
+pub struct RedisQueue {
+    conn: ConnectionManager,
+    prefix: String,
+    wake: Arc<Notify>,
+    listener: JoinHandle<()>,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    enqueue: Script,
+    claim: Script,
+    renew: Script,
+    finish: Script,
+    release: Script,
+    retry: Script,
+    purge: Script,
+}
+
+// Shared by the scripts that create a job (enqueue, and enqueue of a tick).
+// ARGV: prefix, id, kind, args, status, attempts, max_attempts, created_at, due_at
+const CREATE: &str = r"
+local function create(a)
+  local p = a[1]
+  local seq = redis.call('INCR', p .. ':seq')
+  redis.call('HSET', p .. ':job:' .. a[2], 'id', a[2], 'seq', seq, 'kind', a[3], 'args', a[4],
+    'status', a[5], 'attempts', a[6], 'max_attempts', a[7], 'created_at', a[8], 'due_at', a[9])
+  redis.call('ZADD', p .. ':due', a[9], a[2])
+  redis.call('ZADD', p .. ':all', seq, a[2])
+  redis.call('ZADD', p .. ':status:' .. a[5], seq, a[2])
+  redis.call('ZADD', p .. ':kind:' .. a[3], seq, a[2])
+  redis.call('PUBLISH', p .. ':wake', '')
+  return seq
+end
+-- Moves a job between status sets and records the new status.
+local function set_status(p, id, key, status)
+  local old = redis.call('HGET', key, 'status')
+  local seq = redis.call('HGET', key, 'seq')
+  redis.call('ZREM', p .. ':status:' .. old, id)
+  redis.call('ZADD', p .. ':status:' .. status, seq, id)
+  redis.call('HSET', key, 'status', status)
+end
+";
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{CREATE}\n{body}"))
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            // ARGV as `create`, then optional tick key.
+            enqueue: script(
+                r"
+if ARGV[10] and redis.call('SET', ARGV[10], ARGV[2], 'NX', 'EX', ARGV[11]) == false then
+  return 0
+end
+return create(ARGV)",
+            ),
+            // ARGV: prefix, now_ms, lease_until_ms, token, started_at
+            claim: script(
+                r"
+local p = ARGV[1]
+local due = redis.call('ZRANGEBYSCORE', p .. ':due', '-inf', ARGV[2], 'LIMIT', 0, 1)
+if #due == 0 then return false end
+local id = due[1]
+local key = p .. ':job:' .. id
+set_status(p, id, key, 'running')
+redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'token', ARGV[4], 'started_at', ARGV[5], 'due_at', ARGV[3])
+redis.call('HDEL', key, 'finished_at')
+redis.call('ZADD', p .. ':due', ARGV[3], id)
+return redis.call('HGETALL', key)",
+            ),
+            // ARGV: prefix, id, token, lease_until_ms
+            renew: script(
+                r"
+local key = ARGV[1] .. ':job:' .. ARGV[2]
+if redis.call('HGET', key, 'token') ~= ARGV[3] then return 0 end
+redis.call('HSET', key, 'due_at', ARGV[4])
+redis.call('ZADD', ARGV[1] .. ':due', ARGV[4], ARGV[2])
+return 1",
+            ),
+            // ARGV: prefix, id, token, status, result|'', error|'', due_ms, finished_at, finished_ms
+            finish: script(
+                r"
+local p, id = ARGV[1], ARGV[2]
+local key = p .. ':job:' .. id
+if redis.call('HGET', key, 'token') ~= ARGV[3] then return 0 end
+set_status(p, id, key, ARGV[4])
+redis.call('HDEL', key, 'token', 'result', 'error')
+if ARGV[5] ~= '' then redis.call('HSET', key, 'result', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', key, 'error', ARGV[6]) end
+redis.call('HSET', key, 'due_at', ARGV[7], 'finished_at', ARGV[8], 'finished_ms', ARGV[9])
+if ARGV[4] == 'failed' then
+  redis.call('ZADD', p .. ':due', ARGV[7], id)
+  redis.call('PUBLISH', p .. ':wake', '')
+else
+  redis.call('ZREM', p .. ':due', id)
+end
+return 1",
+            ),
+            // ARGV: prefix, id, token, now_ms
+            release: script(
+                r"
+local p, id = ARGV[1], ARGV[2]
+local key = p .. ':job:' .. id
+if redis.call('HGET', key, 'token') ~= ARGV[3] then return 0 end
+set_status(p, id, key, 'queued')
+if tonumber(redis.call('HGET', key, 'attempts')) > 0 then redis.call('HINCRBY', key, 'attempts', -1) end
+redis.call('HDEL', key, 'token', 'started_at')
+redis.call('HSET', key, 'due_at', ARGV[4])
+redis.call('ZADD', p .. ':due', ARGV[4], id)
+redis.call('PUBLISH', p .. ':wake', '')
+return 1",
+            ),
+            // ARGV: prefix, id, now_ms. Returns the status when not dead, false when missing.
+            retry: script(
+                r"
+local p, id = ARGV[1], ARGV[2]
+local key = p .. ':job:' .. id
+local status = redis.call('HGET', key, 'status')
+if not status then return false end
+if status ~= 'dead' then return status end
+set_status(p, id, key, 'queued')
+redis.call('HDEL', key, 'token', 'result', 'error', 'started_at', 'finished_at', 'finished_ms')
+redis.call('HSET', key, 'attempts', 0, 'due_at', ARGV[3])
+redis.call('ZADD', p .. ':due', ARGV[3], id)
+redis.call('PUBLISH', p .. ':wake', '')
+return 'queued'",
+            ),
+            // ARGV: prefix, before_ms, batch. Deletes up to `batch` finished jobs.
+            purge: script(
+                r"
+local p = ARGV[1]
+local n = 0
+for _, status in ipairs({'succeeded', 'dead'}) do
+  local ids = redis.call('ZRANGE', p .. ':status:' .. status, 0, tonumber(ARGV[3]) - 1)
+  for _, id in ipairs(ids) do
+    local key = p .. ':job:' .. id
+    local done = tonumber(redis.call('HGET', key, 'finished_ms') or '0')
+    if done < tonumber(ARGV[2]) then
+      local kind = redis.call('HGET', key, 'kind')
+      redis.call('ZREM', p .. ':status:' .. status, id)
+      redis.call('ZREM', p .. ':all', id)
+      if kind then redis.call('ZREM', p .. ':kind:' .. kind, id) end
+      redis.call('DEL', key)
+      n = n + 1
+    end
+  end
+end
+return n",
+            ),
+        }
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
+        StoreError::Unavailable(e.into())
+    } else {
+        StoreError::Internal(e.into())
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("stored job {what} is invalid: {e}").into())
+}
+
+/// `redis://…[?prefix=P]` → the URL for the client and the key prefix.
+fn split_prefix(url: &str) -> (String, String) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), "notes".to_owned());
+    };
+    let mut prefix = "notes".to_owned();
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("prefix=") {
+            Some(p) if !p.is_empty() => {
+                prefix = p.to_owned();
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, prefix)
+}
+
+impl RedisQueue {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (url, prefix) = split_prefix(url);
+        let client =
+            redis::Client::open(url.as_str()).map_err(|e| StoreError::Internal(e.into()))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(10)))
+            .set_number_of_retries(2);
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(unavailable)?;
+        let wake = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(client, format!("{prefix}:wake"), wake.clone()));
+        Ok(Self {
+            conn,
+            prefix,
+            wake,
+            listener,
+            scripts: Scripts::new(),
+        })
+    }
+
+    fn key(&self, id: Uuid) -> String {
+        format!("{}:job:{id}", self.prefix)
+    }
+
+    async fn fetch(&self, ids: &[String]) -> Result<Vec<Job>, StoreError> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(format!("{}:job:{id}", self.prefix));
+        }
+        let maps: Vec<HashMap<String, String>> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        // A job purged between the index read and this read is skipped.
+        maps.into_iter()
+            .filter(|m| !m.is_empty())
+            .map(|m| from_hash(m).map(|(_, j)| j))
+            .collect()
+    }
+}
+
+/// Wakes this process's workers when a job is announced. Losing the
+/// subscription costs latency only (workers also poll).
+async fn listen(client: redis::Client, channel: String, wake: Arc<Notify>) {
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => {
+                if pubsub.subscribe(&channel).await.is_ok() {
+                    let mut messages = pubsub.on_message();
+                    while messages.next().await.is_some() {
+                        wake.notify_one();
+                    }
+                }
+                wake.notify_one();
+            }
+            Err(e) => tracing::debug!(error = %e, "job wake-up subscription failed; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn from_hash(mut m: HashMap<String, String>) -> Result<(i64, Job), StoreError> {
+    let mut take = |k: &str| m.remove(k).filter(|v| !v.is_empty());
+    let num = |v: Option<String>, what: &str| -> Result<i64, StoreError> {
+        v.as_deref()
+            .unwrap_or("0")
+            .parse()
+            .map_err(|e| corrupt(what, e))
+    };
+    let time = |v: Option<String>| -> Result<Option<DateTime<Utc>>, StoreError> {
+        v.map(|s| timestamp::parse(&s).map_err(|e| corrupt("timestamp", e)))
+            .transpose()
+    };
+    let status: JobStatus = take("status")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| corrupt("status", e))?;
+    let seq = num(take("seq"), "seq")?;
+    let job = Job {
+        id: Uuid::parse_str(&take("id").unwrap_or_default()).map_err(|e| corrupt("id", e))?,
+        kind: take("kind")
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| corrupt("kind", e))?,
+        args: serde_json::from_str(&take("args").unwrap_or_default())
+            .map_err(|e| corrupt("args", e))?,
+        status,
+        attempts: num(take("attempts"), "attempts")? as u32,
+        max_attempts: num(take("max_attempts"), "max_attempts")? as u32,
+        result: take("result")
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|e| corrupt("result", e))?,
+        error: take("error"),
+        created_at: time(take("created_at"))?.ok_or_else(|| corrupt("created_at", "missing"))?,
+        started_at: time(take("started_at"))?,
+        finished_at: time(take("finished_at"))?,
+        run_at: super::model::run_at(status, num(take("due_at"), "due_at")?),
+    };
+    Ok((seq, job))
+}
+
+/// A Lua reply of HGETALL: alternating field names and values.
+fn pairs(flat: Vec<String>) -> HashMap<String, String> {
+    let mut it = flat.into_iter();
+    let mut m = HashMap::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        m.insert(k, v);
+    }
+    m
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.listener.abort();
+    }
+
+    async fn enqueue(&self, job: Job) -> Result<Job, StoreError> {
+        self.enqueue_inner(&job, None).await?;
+        Ok(job)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
+        let m: HashMap<String, String> = self
+            .conn
+            .clone()
+            .hgetall(self.key(id))
+            .await
+            .map_err(unavailable)?;
+        if m.is_empty() {
+            return Ok(None);
+        }
+        from_hash(m).map(|(_, j)| Some(j))
+    }
+
+    async fn list(&self, q: &JobListQuery) -> Result<JobPage, StoreError> {
+        // Walk the narrowest index newest first, filtering by the other field.
+        let set = match (q.status, q.kind) {
+            (Some(s), _) => format!("{}:status:{s}", self.prefix),
+            (None, Some(k)) => format!("{}:kind:{k}", self.prefix),
+            (None, None) => format!("{}:all", self.prefix),
+        };
+        let want = q.limit as usize + 1;
+        let mut rows: Vec<(i64, Job)> = Vec::new();
+        let mut max = q
+            .after
+            .map(|a| format!("({a}"))
+            .unwrap_or_else(|| "+inf".into());
+        loop {
+            let batch: Vec<(String, i64)> = self
+                .conn
+                .clone()
+                .zrevrangebyscore_limit_withscores(&set, &max, "-inf", 0, SCAN_BATCH)
+                .await
+                .map_err(unavailable)?;
+            let Some((_, last)) = batch.last() else { break };
+            max = format!("({last}");
+            let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+            let seqs: HashMap<Uuid, i64> = batch
+                .iter()
+                .filter_map(|(id, s)| Uuid::parse_str(id).ok().map(|u| (u, *s)))
+                .collect();
+            for job in self.fetch(&ids).await? {
+                if q.kind.is_some_and(|k| k != job.kind)
+                    || q.status.is_some_and(|s| s != job.status)
+                {
+                    continue;
+                }
+                rows.push((seqs.get(&job.id).copied().unwrap_or_default(), job));
+                if rows.len() == want {
+                    break;
+                }
+            }
+            if rows.len() == want || batch.len() < SCAN_BATCH as usize {
+                break;
+            }
+        }
+        Ok(Page::from_rows(rows, q.limit as usize))
+    }
+
+    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        let status: Option<String> = self
+            .scripts
+            .retry
+            .arg(&self.prefix)
+            .arg(id.to_string())
+            .arg(millis(now))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        match status.as_deref() {
+            Some("queued") => self.get(id).await?.ok_or(StoreError::NotFound),
+            _ => Err(super::model::not_retryable(self.get(id).await?)),
+        }
+    }
+
+    async fn queued(&self) -> Result<u64, StoreError> {
+        let (a, b): (u64, u64) = redis::pipe()
+            .zcard(format!("{}:status:queued", self.prefix))
+            .zcard(format!("{}:status:failed", self.prefix))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(a + b)
+    }
+
+    async fn claim(
+        &self,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let token = Uuid::new_v4();
+        let reply: Option<Vec<String>> = self
+            .scripts
+            .claim
+            .arg(&self.prefix)
+            .arg(millis(now))
+            .arg(millis(now) + lease.as_millis() as i64)
+            .arg(token.to_string())
+            .arg(timestamp::format(&now))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        reply
+            .map(|flat| from_hash(pairs(flat)).map(|(_, job)| Claimed { job, token }))
+            .transpose()
+    }
+
+    async fn renew(
+        &self,
+        id: Uuid,
+        token: Uuid,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .scripts
+            .renew
+            .arg(&self.prefix)
+            .arg(id.to_string())
+            .arg(token.to_string())
+            .arg(millis(now) + lease.as_millis() as i64)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
+    async fn finish(
+        &self,
+        id: Uuid,
+        token: Uuid,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (result, error, due) = super::model::outcome_columns(outcome, now);
+        let n: i64 = self
+            .scripts
+            .finish
+            .arg(&self.prefix)
+            .arg(id.to_string())
+            .arg(token.to_string())
+            .arg(outcome.status().as_str())
+            .arg(result.map(|r| r.to_string()).unwrap_or_default())
+            .arg(error.unwrap_or_default())
+            .arg(due)
+            .arg(timestamp::format(&now))
+            .arg(millis(now))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
+    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .scripts
+            .release
+            .arg(&self.prefix)
+            .arg(id.to_string())
+            .arg(token.to_string())
+            .arg(millis(now))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
+    async fn wait(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+
+    async fn enqueue_tick(
+        &self,
+        name: &str,
+        tick: DateTime<Utc>,
+        job: Job,
+    ) -> Result<Option<Job>, StoreError> {
+        let marker = format!("{}:tick:{name}:{}", self.prefix, millis(tick));
+        let seq = self.enqueue_inner(&job, Some(&marker)).await?;
+        Ok((seq > 0).then_some(job))
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // Tick markers expire on their own (TTL).
+        let mut total = 0u64;
+        loop {
+            let n: u64 = self
+                .scripts
+                .purge
+                .arg(&self.prefix)
+                .arg(millis(before))
+                .arg(500)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(unavailable)?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+impl RedisQueue {
+    /// Creates the job (unless `tick` names a marker that already exists);
+    /// returns its position, 0 when the tick had fired.
+    async fn enqueue_inner(&self, job: &Job, tick: Option<&str>) -> Result<i64, StoreError> {
+        let mut call = self.scripts.enqueue.prepare_invoke();
+        call.arg(&self.prefix)
+            .arg(job.id.to_string())
+            .arg(job.kind.as_str())
+            .arg(job.args.to_string())
+            .arg(job.status.as_str())
+            .arg(job.attempts)
+            .arg(job.max_attempts)
+            .arg(timestamp::format(&job.created_at))
+            .arg(millis(job.run_at.unwrap_or(job.created_at)));
+        if let Some(marker) = tick {
+            call.arg(marker).arg(TICK_TTL_SECS);
+        }
+        call.invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_comes_off_the_url() {
+        assert_eq!(
+            split_prefix("redis://h:6379/0"),
+            ("redis://h:6379/0".into(), "notes".into())
+        );
+        assert_eq!(
+            split_prefix("redis://h/1?prefix=t42"),
+            ("redis://h/1".into(), "t42".into())
+        );
+        assert_eq!(
+            split_prefix("redis://h/1?prefix=t&protocol=resp3"),
+            ("redis://h/1?protocol=resp3".into(), "t".into())
+        );
+    }
+}

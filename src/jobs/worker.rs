@@ -1,0 +1,192 @@
+//! Workers: claim a job, run it while renewing its lease, record the outcome.
+//!
+//! Shutdown is in two steps. `stop` ends claiming; jobs in flight get the
+//! shutdown timeout to finish, and whatever still runs then is released back
+//! to the queue (not counted as an attempt), so a SIGTERM never loses a job.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Claimed, Outcome,
+    model::{JobArgs, after_failure},
+};
+use crate::http::AppState;
+
+/// Longest wait between retries, whatever the attempt.
+const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub workers: usize,
+    pub max_attempts: u32,
+    pub lease: Duration,
+    pub backoff: Duration,
+    pub poll: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+/// Runs `workers` workers until `stop` is cancelled, then drains
+/// them within the shutdown timeout.
+pub async fn run(state: AppState, workers: usize, stop: CancellationToken) {
+    let settings = Settings {
+        workers,
+        ..state.config.job_settings()
+    };
+    if settings.workers == 0 {
+        stop.cancelled().await;
+        return;
+    }
+    tracing::info!(
+        workers = settings.workers,
+        queue = state.queue.backend(),
+        "job workers started"
+    );
+    // Cancelled when the grace period after `stop` runs out.
+    let abandon = CancellationToken::new();
+    let mut workers = JoinSet::new();
+    for n in 0..settings.workers {
+        workers.spawn(work(
+            state.clone(),
+            settings.clone(),
+            n,
+            stop.clone(),
+            abandon.clone(),
+        ));
+    }
+    stop.cancelled().await;
+    let drained = tokio::time::timeout(settings.shutdown_timeout, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("jobs still running at the shutdown timeout: releasing them to the queue");
+        abandon.cancel();
+        while workers.join_next().await.is_some() {}
+    }
+    tracing::info!("job workers stopped");
+}
+
+async fn work(
+    state: AppState,
+    settings: Settings,
+    n: usize,
+    stop: CancellationToken,
+    abandon: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        match state.queue.claim(settings.lease, Utc::now()).await {
+            Ok(Some(claimed)) => run_one(&state, &settings, claimed, &abandon).await,
+            Ok(None) => {
+                tokio::select! {
+                    () = state.queue.wait(settings.poll) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = n, error = %e, "cannot claim a job; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(settings.poll) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+        }
+    }
+}
+
+async fn run_one(
+    state: &AppState,
+    settings: &Settings,
+    claimed: Claimed,
+    abandon: &CancellationToken,
+) {
+    let Claimed { job, token } = claimed;
+    let kind = job.kind.as_str();
+    let started = Instant::now();
+    let outcome = if job.attempts > job.max_attempts {
+        // Claimed again after its last attempt's worker died.
+        Some(Outcome::Dead(format!(
+            "no attempts left: the worker running attempt {} stopped without finishing it",
+            job.max_attempts
+        )))
+    } else {
+        let run = async {
+            match JobArgs::parse(job.kind, &job.args) {
+                Ok(args) => super::run::execute(state, args).await,
+                Err(errors) => Err(format!("invalid arguments: {}", errors[0])),
+            }
+        };
+        tokio::select! {
+            res = run => Some(match res {
+                Ok(value) => Outcome::Succeeded(value),
+                Err(error) => after_failure(&job, error, settings.backoff, BACKOFF_CAP, Utc::now()),
+            }),
+            () = keep_lease(state, settings, &job, token) => None,
+            () = abandon.cancelled() => None,
+        }
+    };
+    let Some(outcome) = outcome else {
+        // Abandoned at shutdown, or the lease was lost: give the job back
+        // (a no-op when another worker already holds it).
+        match state.queue.release(job.id, token, Utc::now()).await {
+            Ok(true) => tracing::info!(job = %job.id, kind, "job released to the queue"),
+            Ok(false) => {
+                tracing::warn!(job = %job.id, kind, "job lease lost; another worker owns it")
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, kind, error = %e, "releasing a job failed; it runs again after its lease")
+            }
+        }
+        return;
+    };
+    let status = outcome.status();
+    match state
+        .queue
+        .finish(job.id, token, &outcome, Utc::now())
+        .await
+    {
+        Ok(true) => {
+            metrics::counter!("jobs_total", "kind" => kind, "status" => status.as_str())
+                .increment(1);
+            metrics::histogram!("job_duration_seconds", "kind" => kind)
+                .record(started.elapsed().as_secs_f64());
+            match &outcome {
+                Outcome::Succeeded(_) => tracing::debug!(job = %job.id, kind, "job succeeded"),
+                Outcome::Retry { error, at } => {
+                    tracing::warn!(job = %job.id, kind, attempt = job.attempts, %error, retry_at = %at, "job failed; will retry")
+                }
+                Outcome::Dead(error) => {
+                    tracing::error!(job = %job.id, kind, attempts = job.attempts, %error, "job is dead")
+                }
+            }
+        }
+        Ok(false) => {
+            tracing::warn!(job = %job.id, kind, "job finished after losing its lease; its outcome was dropped")
+        }
+        Err(e) => {
+            tracing::warn!(job = %job.id, kind, error = %e, "recording a job outcome failed; it runs again after its lease")
+        }
+    }
+}
+
+/// Renews the lease at a third of its length; returns only when it is lost.
+async fn keep_lease(state: &AppState, settings: &Settings, job: &super::Job, token: uuid::Uuid) {
+    let mut tick = tokio::time::interval(settings.lease / 3);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match state
+            .queue
+            .renew(job.id, token, settings.lease, Utc::now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            // A blip: the next renewal may get through before the lease ends.
+            Err(e) => tracing::warn!(job = %job.id, error = %e, "renewing a job lease failed"),
+        }
+    }
+}
