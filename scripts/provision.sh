@@ -55,6 +55,18 @@ ensure_postgres() {
   pg_ok || { echo "provision: PostgreSQL does not accept $PG_URL" >&2; return 1; }
 }
 
+# Redis for the queue tests (TEST_QUEUE=redis), on 127.0.0.1:6379.
+REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
+ensure_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+    echo "provision: starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no
+    for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG && break; sleep 0.2; done
+  fi
+  redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG || { echo "provision: Redis does not answer on 6379" >&2; return 1; }
+}
+
 # s3s-fs: a real S3 server over HTTP on a local directory, for the S3 tests.
 S3S_FS_VERSION=0.14.1
 ensure_s3s_fs() {

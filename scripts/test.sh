@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite. Provisions what it needs on a fresh Debian machine
 # (idempotently), then runs format and lint checks, every test on SQLite,
-# the API suite on PostgreSQL + S3, and the deployment kit's verification.
+# the API suite on PostgreSQL + S3 and with the Redis queue, and the
+# deployment kit's verification.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/provision.sh
@@ -12,6 +13,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "provision"
 ensure_rust
 ensure_postgres
+ensure_redis
 ensure_s3s_fs
 
 step "cargo fmt --check"
@@ -27,6 +29,11 @@ cargo test --locked --no-fail-fast
 # attachments on a real S3 server (s3s-fs) started per test.
 step "cargo test --test api (PostgreSQL + S3)"
 TEST_DATABASE_URL="$PG_URL" TEST_STORAGE=s3 cargo test --locked --no-fail-fast --test api
+
+# And with jobs queued in Redis (the database stays SQLite): every queue
+# semantics test runs on the third backend.
+step "cargo test --test api (Redis queue)"
+TEST_QUEUE=redis TEST_REDIS_URL="$REDIS_URL" cargo test --locked --no-fail-fast --test api
 
 # The deployment kit: renders, schemas, policy, linters, and a live smoke
 # test of the rendered dev overlay in podman (scripts/verify-kit.sh).
