@@ -152,14 +152,12 @@ pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Manif
     let records_key = format!("{snapshot}/{RECORDS}");
     let (exported, written) = tokio::join!(
         t.store.export(tx),
-        dest.put_stream(&records_key, lines, u64::MAX, 0)
+        dest.put_stream(&records_key, lines, u64::MAX)
     );
     exported?;
     let written = written?;
 
-    let mut counts = Arc::try_unwrap(counts)
-        .map(|m| m.into_inner().expect("not poisoned"))
-        .unwrap_or_default();
+    let mut counts = counts.lock().expect("not poisoned").clone();
     let attachments = std::mem::take(&mut *attachments.lock().expect("not poisoned"));
     let mut objects = Vec::with_capacity(attachments.len());
     let mut skipped = Vec::new();
@@ -202,7 +200,6 @@ pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Manif
         &format!("{snapshot}/{MANIFEST}"),
         futures::stream::once(async { Ok::<_, std::convert::Infallible>(Bytes::from(body)) }),
         u64::MAX,
-        0,
     )
     .await?;
     tracing::info!(

@@ -43,9 +43,6 @@ fn unavailable(e: object_store::Error) -> BlobError {
 pub struct Written {
     pub size: u64,
     pub sha256: String,
-    /// The bytes themselves when they fit in the capture budget (for text
-    /// extraction), else `None`.
-    pub captured: Option<Vec<u8>>,
 }
 
 /// An object as a listing shows it.
@@ -156,7 +153,6 @@ impl Blobs {
         key: &str,
         body: S,
         limit: u64,
-        capture: u64,
     ) -> Result<Written, BlobError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
@@ -170,7 +166,6 @@ impl Blobs {
         let mut writer = WriteMultipart::new(upload);
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
-        let mut captured = Some(Vec::new());
         let mut body = std::pin::pin!(body);
         let outcome: Result<(), BlobError> = async {
             while let Some(chunk) = body.next().await {
@@ -180,13 +175,6 @@ impl Blobs {
                     return Err(BlobError::TooLarge { limit });
                 }
                 hasher.update(&chunk);
-                if let Some(buf) = &mut captured {
-                    if size <= capture {
-                        buf.extend_from_slice(&chunk);
-                    } else {
-                        captured = None;
-                    }
-                }
                 writer
                     .wait_for_capacity(UPLOAD_CONCURRENCY)
                     .await
@@ -202,7 +190,6 @@ impl Blobs {
                 Ok(Written {
                     size,
                     sha256: hex::encode(hasher.finalize()),
-                    captured,
                 })
             }
             Err(e) => {
@@ -269,7 +256,7 @@ impl Blobs {
     /// written (size and sha256 computed on the way).
     pub async fn copy_to(&self, key: &str, to: &Blobs, to_key: &str) -> Result<Written, BlobError> {
         let body = self.get(key, None).await?;
-        to.put_stream(to_key, body, u64::MAX, 0).await
+        to.put_stream(to_key, body, u64::MAX).await
     }
 
     /// Deletes an object; one that is already gone is not an error.

@@ -13,6 +13,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Jobs run from milliseconds (`add`) to many minutes (`backup`).
+const JOB_BUCKETS: &[f64] = &[
+    0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
 pub fn init_logging(config: &Config) {
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
         eprintln!(
@@ -45,7 +50,12 @@ pub fn metrics() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), LATENCY_BUCKETS)
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .expect("buckets are non-empty")
+                .set_buckets_for_metric(Matcher::Full("job_duration_seconds".into()), JOB_BUCKETS)
                 .expect("buckets are non-empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
@@ -76,6 +86,16 @@ fn describe() {
         "notes_ingested_total",
         "Notes received through /api/v1/ingest"
     );
+    describe_counter!(
+        "jobs_total",
+        "Job attempts finished, by kind and status (succeeded, failed, dead)"
+    );
+    describe_histogram!(
+        "job_duration_seconds",
+        Unit::Seconds,
+        "Time a job attempt ran, by kind"
+    );
+    describe_gauge!("jobs_queued", "Jobs waiting to run (queued or failed)");
     describe_gauge!(
         "notes_build_info",
         "Version and git commit of the running binary"

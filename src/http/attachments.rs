@@ -162,7 +162,7 @@ where
 {
     let written = state
         .blobs
-        .put_stream(key, body, state.config.max_upload_bytes, 0)
+        .put_stream(key, body, state.config.max_upload_bytes)
         .await?;
     Ok((written.size, written.sha256))
 }

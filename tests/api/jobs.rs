@@ -533,7 +533,6 @@ async fn reindex_and_purge_do_their_work() {
             &orphan,
             futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x"))]),
             10,
-            0,
         )
         .await
         .unwrap();
