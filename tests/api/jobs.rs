@@ -642,3 +642,50 @@ async fn snapshot(app: &TestApp, note_id: &str) -> Vec<Value> {
     );
     out
 }
+
+#[tokio::test]
+async fn a_restart_fires_a_recent_missed_tick_once_and_never_again() {
+    // Every minute at :00, with an hour's grace: a replica starting now owes
+    // the last tick (nobody fired it); replicas starting after it do not.
+    let db = TestDb::new().await;
+    let minutely = |c: &mut notes_api::config::Config| {
+        c.schedule = "ping=0 * * * * *".into();
+        c.workers = 0;
+    };
+    let minute = |t: chrono::DateTime<Utc>| t.timestamp() / 60;
+    let start = Utc::now();
+    let ticks_since_start = || (minute(Utc::now()) - minute(start)) as usize + 1;
+    let count = |app: &TestApp| {
+        let q = app.state.queue.clone();
+        async move {
+            q.list(&JobListQuery {
+                kind: Some(JobKind::Ping),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .items
+            .len()
+        }
+    };
+    let first = TestApp::spawn_on(&db, minutely).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_first = count(&first).await;
+    assert!(
+        after_first >= 1 && after_first <= ticks_since_start(),
+        "{after_first}"
+    );
+    first.shutdown().await;
+
+    let again = [
+        TestApp::spawn_on(&db, minutely).await,
+        TestApp::spawn_on(&db, minutely).await,
+    ];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_restart = count(&again[0]).await;
+    assert!(
+        after_restart <= ticks_since_start(),
+        "{after_restart} jobs: a restart fired a tick again"
+    );
+}
