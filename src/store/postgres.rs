@@ -476,23 +476,10 @@ impl Store for PgStore {
         let Some((title, body)) = note else {
             return Err(StoreError::NotFound);
         };
-        sqlx::query(
-            "INSERT INTO attachments (id, note_id, filename, content_type, size, sha256, storage_key,
-                                      created_at, search_text)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(a.id)
-        .bind(a.note_id)
-        .bind(&a.filename)
-        .bind(&a.content_type)
-        .bind(a.size as i64)
-        .bind(&a.sha256)
-        .bind(&stored.storage_key)
-        .bind(a.created_at)
-        .bind(&stored.search_text)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        insert_attachment(a, &stored.storage_key, &stored.search_text)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         if !stored.search_text.is_empty() {
             reindex_note(&mut tx, a.note_id, &title, &body).await?;
         }
@@ -551,18 +538,10 @@ impl Store for PgStore {
     }
 
     async fn create_key(&self, new: NewKey) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(new.key.id)
-        .bind(&new.key.name)
-        .bind(Json(&new.key.scopes))
-        .bind(&new.key.prefix)
-        .bind(&new.hash)
-        .bind(new.key.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        insert_key(&new.key, &new.hash)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 
@@ -711,16 +690,7 @@ impl Store for PgStore {
             let record = record?;
             n += 1;
             let q = match &record {
-                Record::Key { key, hash } => sqlx::query(
-                    "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(key.id)
-                .bind(key.name.clone())
-                .bind(Json(key.scopes.clone()))
-                .bind(key.prefix.clone())
-                .bind(hash.clone())
-                .bind(key.created_at),
+                Record::Key { key, hash } => insert_key(key, hash),
                 // Attachment text joins the vectors when the restore reindexes.
                 Record::Note(n) => sqlx::query(AssertSqlSafe(note_sql.clone()))
                     .bind(n.id)
@@ -735,23 +705,10 @@ impl Store for PgStore {
                     .bind(search_text(&n.title))
                     .bind(search_text(&n.body)),
                 Record::Attachment {
-                    attachment: a,
+                    attachment,
                     storage_key,
                     search_text,
-                } => sqlx::query(
-                    "INSERT INTO attachments (id, note_id, filename, content_type, size, sha256,
-                                              storage_key, created_at, search_text)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(a.id)
-                .bind(a.note_id)
-                .bind(a.filename.clone())
-                .bind(a.content_type.clone())
-                .bind(a.size as i64)
-                .bind(a.sha256.clone())
-                .bind(storage_key.clone())
-                .bind(a.created_at)
-                .bind(search_text.clone()),
+                } => insert_attachment(attachment, storage_key, search_text),
             };
             q.execute(&mut *tx).await.map_err(map_err)?;
         }
@@ -810,6 +767,35 @@ impl Store for PgStore {
 }
 
 type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn insert_attachment(a: &Attachment, storage_key: &str, search_text: &str) -> PgQuery {
+    sqlx::query(
+        "INSERT INTO attachments (id, note_id, filename, content_type, size, sha256, storage_key,
+                                  created_at, search_text)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(a.id)
+    .bind(a.note_id)
+    .bind(a.filename.clone())
+    .bind(a.content_type.clone())
+    .bind(a.size as i64)
+    .bind(a.sha256.clone())
+    .bind(storage_key.to_owned())
+    .bind(a.created_at)
+    .bind(search_text.to_owned())
+}
+
+fn insert_key(key: &ApiKey, hash: &str) -> PgQuery {
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(key.id)
+    .bind(key.name.clone())
+    .bind(Json(key.scopes.clone()))
+    .bind(key.prefix.clone())
+    .bind(hash.to_owned())
+    .bind(key.created_at)
+}
 
 /// A chunk of notes as parallel arrays, for UNNEST.
 struct Columns {

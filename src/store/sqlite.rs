@@ -183,6 +183,43 @@ impl NoteRow {
     }
 }
 
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// The attachment's row, tied to its note; inserts nothing when the note is gone.
+fn insert_attachment<'q>(
+    a: &'q Attachment,
+    storage_key: &'q str,
+    search_text: &'q str,
+) -> SqliteQuery<'q> {
+    sqlx::query(
+        "INSERT INTO attachments (id, note_seq, note_id, filename, content_type, size, sha256,
+                                  storage_key, created_at, search_text)
+         SELECT ?, seq, id, ?, ?, ?, ?, ?, ?, ? FROM notes WHERE id = ?",
+    )
+    .bind(a.id.to_string())
+    .bind(&a.filename)
+    .bind(&a.content_type)
+    .bind(a.size as i64)
+    .bind(&a.sha256)
+    .bind(storage_key)
+    .bind(timestamp::format(&a.created_at))
+    .bind(search_text)
+    .bind(a.note_id.to_string())
+}
+
+fn insert_key<'q>(key: &'q ApiKey, hash: &'q str) -> SqliteQuery<'q> {
+    let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(key.id.to_string())
+    .bind(&key.name)
+    .bind(json(&scopes))
+    .bind(&key.prefix)
+    .bind(hash)
+    .bind(timestamp::format(&key.created_at))
+}
+
 type KeyRow = (String, String, String, String, String);
 
 fn key_from_row((id, name, scopes, prefix, created_at): KeyRow) -> Result<ApiKey, StoreError> {
@@ -505,24 +542,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_attachment(&self, stored: StoredAttachment) -> Result<(), StoreError> {
-        let a = &stored.attachment;
-        let done = sqlx::query(
-            "INSERT INTO attachments (id, note_seq, note_id, filename, content_type, size, sha256,
-                                      storage_key, created_at, search_text)
-             SELECT ?, seq, id, ?, ?, ?, ?, ?, ?, ? FROM notes WHERE id = ?",
-        )
-        .bind(a.id.to_string())
-        .bind(&a.filename)
-        .bind(&a.content_type)
-        .bind(a.size as i64)
-        .bind(&a.sha256)
-        .bind(&stored.storage_key)
-        .bind(timestamp::format(&a.created_at))
-        .bind(&stored.search_text)
-        .bind(a.note_id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        let done = insert_attachment(&stored.attachment, &stored.storage_key, &stored.search_text)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -669,19 +692,7 @@ impl Store for SqliteStore {
             let record = record?;
             n += 1;
             let q = match &record {
-                Record::Key { key, hash } => {
-                    let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
-                    sqlx::query(
-                        "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at)
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(key.id.to_string())
-                    .bind(&key.name)
-                    .bind(json(&scopes))
-                    .bind(&key.prefix)
-                    .bind(hash)
-                    .bind(timestamp::format(&key.created_at))
-                }
+                Record::Key { key, hash } => insert_key(key, hash),
                 // Triggers fill the tag table and the index.
                 Record::Note(n) => sqlx::query(
                     "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at,
@@ -698,23 +709,10 @@ impl Store for SqliteStore {
                 .bind(timestamp::format(&n.updated_at))
                 .bind(n.version),
                 Record::Attachment {
-                    attachment: a,
+                    attachment,
                     storage_key,
                     search_text,
-                } => sqlx::query(
-                    "INSERT INTO attachments (id, note_seq, note_id, filename, content_type, size,
-                                              sha256, storage_key, created_at, search_text)
-                     SELECT ?, seq, id, ?, ?, ?, ?, ?, ?, ? FROM notes WHERE id = ?",
-                )
-                .bind(a.id.to_string())
-                .bind(&a.filename)
-                .bind(&a.content_type)
-                .bind(a.size as i64)
-                .bind(&a.sha256)
-                .bind(storage_key)
-                .bind(timestamp::format(&a.created_at))
-                .bind(search_text)
-                .bind(a.note_id.to_string()),
+                } => insert_attachment(attachment, storage_key, search_text),
             };
             q.execute(&mut *tx).await.map_err(map_err)?;
         }
@@ -734,19 +732,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_key(&self, new: NewKey) -> Result<(), StoreError> {
-        let scopes: Vec<&str> = new.key.scopes.iter().map(|s| s.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(new.key.id.to_string())
-        .bind(&new.key.name)
-        .bind(json(&scopes))
-        .bind(&new.key.prefix)
-        .bind(&new.hash)
-        .bind(timestamp::format(&new.key.created_at))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        insert_key(&new.key, &new.hash)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 
