@@ -14,6 +14,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::{
@@ -41,6 +42,17 @@ pub enum BackupError {
          restore needs an empty database (point NOTES_DATABASE_URL at a new one)"
     )]
     NotEmpty,
+}
+
+impl BackupError {
+    /// For the job record: our own messages whole, the rest without internals.
+    pub fn brief(&self) -> String {
+        match self {
+            Self::Store(e) => e.brief(),
+            Self::Blob(e) => e.brief(),
+            e @ (Self::Invalid(_) | Self::NotEmpty) => e.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -275,8 +287,13 @@ pub async fn restore<'a>(
         manifest.skipped.iter().map(String::as_str).collect();
     let (tx, rx) = mpsc::channel(256);
     let feed_tx = tx.clone();
+    let expected = manifest.counts.keys + manifest.counts.notes + manifest.counts.attachments
+        - manifest.skipped.len() as u64;
+    let records_sha256 = manifest.records_sha256.clone();
     let read = async move {
         let mut body = src.get(&format!("{dir}{RECORDS}"), None).await?;
+        let mut hasher = Sha256::new();
+        let mut sent = 0u64;
         let mut buf: Vec<u8> = Vec::new();
         let mut line_no = 0usize;
         let send = |line: &[u8], line_no: usize| -> Option<Result<Record, StoreError>> {
@@ -296,11 +313,14 @@ pub async fn restore<'a>(
             }
         };
         while let Some(chunk) = body.next().await {
-            buf.extend_from_slice(&chunk?);
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            buf.extend_from_slice(&chunk);
             while let Some(i) = buf.iter().position(|b| *b == b'\n') {
                 line_no += 1;
                 if let Some(item) = send(&buf[..i], line_no) {
                     let failed = item.is_err();
+                    sent += 1;
                     if tx.send(item).await.is_err() || failed {
                         return Ok::<_, BackupError>(());
                     }
@@ -309,7 +329,23 @@ pub async fn restore<'a>(
             }
         }
         if let Some(item) = send(&buf, line_no + 1) {
-            let _ = tx.send(item).await;
+            sent += 1;
+            if tx.send(item).await.is_err() {
+                return Ok(());
+            }
+        }
+        // Checked before the import may commit: a truncated or altered
+        // file restores nothing.
+        let sha256 = hex::encode(hasher.finalize());
+        if sha256 != records_sha256 {
+            return Err(BackupError::Invalid(format!(
+                "{RECORDS} is damaged (sha256 {sha256}, the manifest says {records_sha256})"
+            )));
+        }
+        if sent != expected {
+            return Err(BackupError::Invalid(format!(
+                "{RECORDS} holds {sent} records where the manifest lists {expected}"
+            )));
         }
         Ok(())
     };
@@ -328,13 +364,7 @@ pub async fn restore<'a>(
     let (fed, imported) = tokio::join!(feed, t.store.import(rx));
     fed?;
     let imported = imported?;
-    let expected = manifest.counts.keys + manifest.counts.notes + manifest.counts.attachments
-        - manifest.skipped.len() as u64;
-    if imported != expected {
-        return Err(BackupError::Invalid(format!(
-            "restored {imported} records where the manifest lists {expected}"
-        )));
-    }
+    debug_assert_eq!(imported, expected);
     t.store.reindex().await?;
     tracing::info!(
         from,

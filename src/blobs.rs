@@ -31,6 +31,19 @@ pub enum BlobError {
     Config(String),
 }
 
+impl BlobError {
+    /// What went wrong without paths, hosts or provider messages.
+    pub fn brief(&self) -> String {
+        match self {
+            Self::NotFound => "an object is missing from storage".into(),
+            Self::TooLarge { limit } => format!("larger than {limit} bytes"),
+            Self::Unavailable(_) => "object storage is unavailable".into(),
+            Self::Source(_) => "the data could not be read to its end".into(),
+            Self::Config(_) => "the storage location is not usable (see the worker's log)".into(),
+        }
+    }
+}
+
 fn unavailable(e: object_store::Error) -> BlobError {
     match e {
         object_store::Error::NotFound { .. } => BlobError::NotFound,

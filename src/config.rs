@@ -218,7 +218,7 @@ pub struct Config {
     #[arg(long, env = "NOTES_JOB_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub job_poll_ms: u64,
     /// Hours finished jobs are kept before `purge` deletes them.
-    #[arg(long, env = "NOTES_JOB_RETENTION_HOURS", default_value_t = 168)]
+    #[arg(long, env = "NOTES_JOB_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=87_600))]
     pub job_retention_hours: u64,
     /// Seconds an object without a row is left alone by `purge` (an upload
     /// writes its object before its row).
@@ -229,8 +229,8 @@ pub struct Config {
     #[arg(long, env = "NOTES_SCHEDULE", default_value = "")]
     pub schedule: String,
     /// Seconds after a tick during which a replica that was down still fires
-    /// it on start; older missed ticks are skipped.
-    #[arg(long, env = "NOTES_SCHEDULE_GRACE", default_value_t = 3600)]
+    /// it on start; older missed ticks are skipped. At most a week.
+    #[arg(long, env = "NOTES_SCHEDULE_GRACE", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=604_800))]
     pub schedule_grace: u64,
     /// Where the `backup` job writes: a directory, `file://DIR` or
     /// `s3://BUCKET/PREFIX`. Default: `backups/` next to the attachments.

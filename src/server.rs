@@ -127,7 +127,13 @@ pub async fn run_role(
     tokio::select! {
         res = &mut server => {
             // The server stopped on its own: an accept error, not a signal.
+            // Jobs still drain (or are released) before the pools close.
             stop.cancel();
+            let _ = job_workers.await;
+            if let Some(s) = scheduler {
+                let _ = s.await;
+            }
+            upkeep.abort();
             state.close().await;
             return res?.map_err(Into::into);
         }
@@ -142,9 +148,14 @@ pub async fn run_role(
     state.begin_shutdown();
     stop.cancel();
     match tokio::time::timeout(timeout, &mut server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("all requests finished"),
         Ok(res) => {
-            res??;
-            tracing::info!("all requests finished");
+            let error = res
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r.map_err(Into::into));
+            if let Err(e) = error {
+                tracing::error!(error = %e, "the server stopped with an error while draining");
+            }
         }
         Err(_) => {
             server.abort();

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    extract::{Admin, ApiJson, ApiQuery, Auth, Read, Write, parse_id},
+    extract::{Admin, ApiJson, ApiQuery, Auth, Read, Requirement, Write, parse_id},
     notes::{DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor},
     state::AppState,
 };
@@ -49,17 +49,22 @@ fn accepted(job: Job) -> Response {
 }
 
 /// Enqueue a job. Unknown kinds and bad arguments are refused here, never
-/// discovered by a worker.
+/// discovered by a worker. `backup`, `purge` and `reindex` need the admin scope.
 #[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = JobRequest,
     responses((status = 202, body = Job, description = "Queued; `Location` names the job"),
-              (status = 400, body = Problem), (status = 422, body = Problem)),
+              (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = ["write"])))]
 pub async fn create(
     State(state): State<AppState>,
-    _: Auth<Write>,
+    auth: Auth<Write>,
     ApiJson(request): ApiJson<JobRequest>,
 ) -> ApiResult<Response> {
     let job = request.validate().map_err(ApiError::validation)?;
+    // Maintenance kinds touch the whole deployment (a backup writes every
+    // note and key hash where it is told): admins only.
+    if job.kind.is_maintenance() {
+        Admin::check(&auth.0)?;
+    }
     Ok(accepted(state.enqueue(job).await?))
 }
 

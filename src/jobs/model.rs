@@ -104,6 +104,13 @@ impl JobKind {
     }
 }
 
+impl JobKind {
+    /// Kinds that act on the whole deployment: enqueued with the admin scope.
+    pub fn is_maintenance(self) -> bool {
+        matches!(self, Self::Reindex | Self::Backup | Self::Purge)
+    }
+}
+
 impl fmt::Display for JobKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -391,6 +398,42 @@ pub struct JobListQuery {
 }
 
 pub type JobPage = crate::store::Page<Job>;
+
+/// The SQL of a job listing with only the filters given (so each
+/// combination can use its index): placeholders for status, kind, cursor
+/// (those present, in that order) and the limit, numbered by `ph`.
+pub fn list_sql(columns: &str, q: &JobListQuery, ph: impl Fn(usize) -> String) -> String {
+    let mut conditions = Vec::new();
+    for (present, column) in [
+        (q.status.is_some(), "status ="),
+        (q.kind.is_some(), "kind ="),
+        (q.after.is_some(), "seq <"),
+    ] {
+        if present {
+            conditions.push(format!("{column} {}", ph(conditions.len() + 1)));
+        }
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    format!(
+        "SELECT {columns} FROM jobs {filter} ORDER BY seq DESC LIMIT {}",
+        ph(conditions.len() + 1)
+    )
+}
+
+/// `'ping', 'add', …`: the kinds this binary can run. Claims take only
+/// these, so during a rolling upgrade older workers leave a new kind to the
+/// newer ones instead of failing it.
+pub fn known_kinds_sql() -> String {
+    JobKind::ALL
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Milliseconds since the epoch: how queues order due times.
 pub fn millis(t: DateTime<Utc>) -> i64 {

@@ -173,16 +173,18 @@ impl Queue for PgQueue {
     }
 
     async fn list(&self, q: &JobListQuery) -> Result<JobPage, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM jobs
-             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)
-               AND ($3::bigint IS NULL OR seq < $3)
-             ORDER BY seq DESC LIMIT $4"
-        );
-        let rows = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
-            .bind(q.status.map(|s| s.as_str()))
-            .bind(q.kind.map(|k| k.as_str()))
-            .bind(q.after)
+        let sql = super::model::list_sql(COLUMNS, q, |n| format!("${n}"));
+        let mut query = sqlx::query_as::<_, Row>(AssertSqlSafe(sql));
+        if let Some(status) = q.status {
+            query = query.bind(status.as_str());
+        }
+        if let Some(kind) = q.kind {
+            query = query.bind(kind.as_str());
+        }
+        if let Some(after) = q.after {
+            query = query.bind(after);
+        }
+        let rows = query
             .bind(q.limit as i64 + 1)
             .fetch_all(&self.pool)
             .await
@@ -236,10 +238,12 @@ impl Queue for PgQueue {
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $1,
                     due_at = $2, started_at = $3, finished_at = NULL
              WHERE seq = (SELECT seq FROM jobs
-                          WHERE status IN ('queued', 'failed', 'running') AND due_at <= $4
+                          WHERE status IN ('queued', 'failed', 'running')
+                            AND kind IN ({kinds}) AND due_at <= $4
                           ORDER BY due_at LIMIT 1
                           FOR UPDATE SKIP LOCKED)
-             RETURNING {COLUMNS}"
+             RETURNING {COLUMNS}",
+            kinds = super::model::known_kinds_sql()
         );
         let row = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
             .bind(token)

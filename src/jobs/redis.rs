@@ -11,6 +11,7 @@
 //!   they may run, running jobs by when their lease ends);
 //! - `P:all`, `P:status:<status>`, `P:kind:<kind>`: sorted sets by position,
 //!   for listing newest first;
+//! - `P:finished`: succeeded and dead jobs by when they finished, for purge;
 //! - `P:tick:<name>:<ms>`: one key per fired schedule tick (SET NX).
 //!
 //! Enqueues PUBLISH on `P:wake`; idle workers subscribe instead of polling.
@@ -72,7 +73,7 @@ end
 local function set_status(p, id, key, status)
   local old = redis.call('HGET', key, 'status')
   local seq = redis.call('HGET', key, 'seq')
-  redis.call('ZREM', p .. ':status:' .. old, id)
+  if old then redis.call('ZREM', p .. ':status:' .. old, id) end
   redis.call('ZADD', p .. ':status:' .. status, seq, id)
   redis.call('HSET', key, 'status', status)
 end
@@ -97,10 +98,19 @@ return create(ARGV)",
             claim: script(
                 r"
 local p = ARGV[1]
-local due = redis.call('ZRANGEBYSCORE', p .. ':due', '-inf', ARGV[2], 'LIMIT', 0, 1)
-if #due == 0 then return false end
-local id = due[1]
-local key = p .. ':job:' .. id
+local id, key
+-- Skip ids whose record is gone (evicted, deleted by hand): never let one
+-- block the queue.
+for _ = 1, 100 do
+  local due = redis.call('ZRANGEBYSCORE', p .. ':due', '-inf', ARGV[2], 'LIMIT', 0, 1)
+  if #due == 0 then return false end
+  id = due[1]
+  key = p .. ':job:' .. id
+  if redis.call('EXISTS', key) == 1 then break end
+  redis.call('ZREM', p .. ':due', id)
+  id = nil
+end
+if not id then return false end
 set_status(p, id, key, 'running')
 redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('HSET', key, 'token', ARGV[4], 'started_at', ARGV[5], 'due_at', ARGV[3])
@@ -133,6 +143,7 @@ if ARGV[4] == 'failed' then
   redis.call('PUBLISH', p .. ':wake', '')
 else
   redis.call('ZREM', p .. ':due', id)
+  redis.call('ZADD', p .. ':finished', ARGV[9], id)
 end
 return 1",
             ),
@@ -159,33 +170,30 @@ local status = redis.call('HGET', key, 'status')
 if not status then return false end
 if status ~= 'dead' then return status end
 set_status(p, id, key, 'queued')
+redis.call('ZREM', p .. ':finished', id)
 redis.call('HDEL', key, 'token', 'result', 'error', 'started_at', 'finished_at', 'finished_ms')
 redis.call('HSET', key, 'attempts', 0, 'due_at', ARGV[3])
 redis.call('ZADD', p .. ':due', ARGV[3], id)
 redis.call('PUBLISH', p .. ':wake', '')
 return 'queued'",
             ),
-            // ARGV: prefix, before_ms, batch. Deletes up to `batch` finished jobs.
+            // ARGV: prefix, before_ms, batch. Deletes up to `batch` jobs
+            // finished before `before_ms` (oldest first).
             purge: script(
                 r"
 local p = ARGV[1]
-local n = 0
-for _, status in ipairs({'succeeded', 'dead'}) do
-  local ids = redis.call('ZRANGE', p .. ':status:' .. status, 0, tonumber(ARGV[3]) - 1)
-  for _, id in ipairs(ids) do
-    local key = p .. ':job:' .. id
-    local done = tonumber(redis.call('HGET', key, 'finished_ms') or '0')
-    if done < tonumber(ARGV[2]) then
-      local kind = redis.call('HGET', key, 'kind')
-      redis.call('ZREM', p .. ':status:' .. status, id)
-      redis.call('ZREM', p .. ':all', id)
-      if kind then redis.call('ZREM', p .. ':kind:' .. kind, id) end
-      redis.call('DEL', key)
-      n = n + 1
-    end
-  end
+local ids = redis.call('ZRANGEBYSCORE', p .. ':finished', '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do
+  local key = p .. ':job:' .. id
+  local status = redis.call('HGET', key, 'status')
+  local kind = redis.call('HGET', key, 'kind')
+  if status then redis.call('ZREM', p .. ':status:' .. status, id) end
+  if kind then redis.call('ZREM', p .. ':kind:' .. kind, id) end
+  redis.call('ZREM', p .. ':all', id)
+  redis.call('ZREM', p .. ':finished', id)
+  redis.call('DEL', key)
 end
-return n",
+return #ids",
             ),
         }
     }
@@ -467,9 +475,22 @@ impl Queue for RedisQueue {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
-        reply
-            .map(|flat| from_hash(pairs(flat)).map(|(_, job)| Claimed { job, token }))
-            .transpose()
+        let Some(flat) = reply else { return Ok(None) };
+        let fields = pairs(flat);
+        let id = fields.get("id").and_then(|id| Uuid::parse_str(id).ok());
+        match from_hash(fields) {
+            Ok((_, job)) => Ok(Some(Claimed { job, token })),
+            Err(e) => {
+                // A record this binary cannot read (a kind from a newer
+                // version): park it as dead rather than let it cycle.
+                if let Some(id) = id {
+                    let outcome =
+                        Outcome::Dead(format!("this worker cannot run it: {}", e.brief()));
+                    let _ = self.finish(id, token, &outcome, now).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn renew(

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::model::JobArgs;
 use crate::{backup, domain::attachment, http::AppState};
 
-/// Why an attempt failed, as the job record shows it. Only a message: a job
-/// error is read by operators, and internals stay in the logs.
+/// Why an attempt failed, as the job record shows it to any reader: a short
+/// message; the detail (driver errors, paths, hosts) goes to the log only.
 pub type JobError = String;
 
 /// Runs one job to its result.
@@ -32,7 +32,7 @@ pub async fn execute(state: &AppState, args: JobArgs) -> Result<Value, JobError>
             let to = to.unwrap_or_else(|| state.config.backup_to());
             let manifest = backup::create(state, &to)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| fail("backup", e))?;
             Ok(json!({
                 "to": to,
                 "notes": manifest.counts.notes,
@@ -44,9 +44,28 @@ pub async fn execute(state: &AppState, args: JobArgs) -> Result<Value, JobError>
     }
 }
 
-fn fail(what: &str, e: impl std::fmt::Display) -> JobError {
+trait Brief: std::fmt::Display {
+    fn brief(&self) -> String;
+}
+impl Brief for crate::store::StoreError {
+    fn brief(&self) -> String {
+        crate::store::StoreError::brief(self)
+    }
+}
+impl Brief for crate::blobs::BlobError {
+    fn brief(&self) -> String {
+        crate::blobs::BlobError::brief(self)
+    }
+}
+impl Brief for backup::BackupError {
+    fn brief(&self) -> String {
+        backup::BackupError::brief(self)
+    }
+}
+
+fn fail(what: &str, e: impl Brief) -> JobError {
     tracing::warn!(error = %e, "{what} failed");
-    format!("{what} failed: {e}")
+    format!("{what} failed: {}", e.brief())
 }
 
 /// Integers add exactly (and refuse to overflow); anything else as f64.
@@ -111,7 +130,13 @@ async fn purge(state: &AppState) -> Result<Value, JobError> {
     let now = Utc::now();
     let cutoff = now - chrono::Duration::from_std(state.config.purge_grace()).unwrap_or_default();
     let objects = purge_orphans(state, cutoff).await?;
-    let retention = chrono::Duration::from_std(state.config.job_retention()).unwrap_or_default();
+    // Tick records must outlive the schedule's grace, or a restart within it
+    // would fire a tick again.
+    let keep = state
+        .config
+        .job_retention()
+        .max(std::time::Duration::from_secs(state.config.schedule_grace));
+    let retention = chrono::Duration::from_std(keep).unwrap_or_default();
     let jobs = state
         .queue
         .purge(now - retention)

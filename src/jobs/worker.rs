@@ -11,13 +11,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Claimed, Outcome,
+    Claimed, JobKind, Outcome,
     model::{JobArgs, after_failure},
 };
 use crate::http::AppState;
 
 /// Longest wait between retries, whatever the attempt.
 const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
+/// Lease of the maintenance kinds (see [`lease_for`]).
+const LONG_LEASE: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -113,20 +115,38 @@ async fn run_one(
             job.max_attempts
         )))
     } else {
-        let run = async {
-            match JobArgs::parse(job.kind, &job.args) {
-                Ok(args) => super::run::execute(state, args).await,
-                Err(errors) => Err(format!("invalid arguments: {}", errors[0])),
-            }
-        };
-        tokio::select! {
-            res = run => Some(match res {
-                Ok(value) => Outcome::Succeeded(value),
-                Err(error) => after_failure(&job, error, settings.backoff, BACKOFF_CAP, Utc::now()),
-            }),
-            () = keep_lease(state, settings, &job, token) => None,
-            () = abandon.cancelled() => None,
+        let lease = lease_for(job.kind, settings.lease);
+        if lease > settings.lease {
+            // Taken before the job starts: a job that holds SQLite's one
+            // writer would otherwise block its own renewals.
+            let _ = state.queue.renew(job.id, token, lease, Utc::now()).await;
         }
+        // Its own task, so a panic fails this attempt instead of killing
+        // the worker; dropped (cancelled) when the lease is lost.
+        let mut run = tokio::spawn({
+            let state = state.clone();
+            let (kind, args) = (job.kind, job.args.clone());
+            async move {
+                match JobArgs::parse(kind, &args) {
+                    Ok(args) => super::run::execute(&state, args).await,
+                    Err(errors) => Err(format!("invalid arguments: {}", errors[0])),
+                }
+            }
+        });
+        let outcome = tokio::select! {
+            res = &mut run => Some(match res {
+                Ok(Ok(value)) => Outcome::Succeeded(value),
+                Ok(Err(error)) => after_failure(&job, error, settings.backoff, BACKOFF_CAP, Utc::now()),
+                Err(e) => {
+                    tracing::error!(job = %job.id, kind, error = %e, "job panicked");
+                    after_failure(&job, "the job panicked".into(), settings.backoff, BACKOFF_CAP, Utc::now())
+                }
+            }),
+            () = keep_lease(state, lease, &job, token) => None,
+            () = abandon.cancelled() => None,
+        };
+        run.abort();
+        outcome
     };
     let Some(outcome) = outcome else {
         // Abandoned at shutdown, or the lease was lost: give the job back
@@ -143,11 +163,7 @@ async fn run_one(
         return;
     };
     let status = outcome.status();
-    match state
-        .queue
-        .finish(job.id, token, &outcome, Utc::now())
-        .await
-    {
+    match finish(state, &job, token, &outcome).await {
         Ok(true) => {
             metrics::counter!("jobs_total", "kind" => kind, "status" => status.as_str())
                 .increment(1);
@@ -172,21 +188,57 @@ async fn run_one(
     }
 }
 
-/// Renews the lease at a third of its length; returns only when it is lost.
-async fn keep_lease(state: &AppState, settings: &Settings, job: &super::Job, token: uuid::Uuid) {
-    let mut tick = tokio::time::interval(settings.lease / 3);
+/// Maintenance kinds may hold the database for minutes (SQLite's single
+/// writer during a reindex); a short lease would hand them to a second worker.
+fn lease_for(kind: JobKind, lease: Duration) -> Duration {
+    if kind.is_maintenance() {
+        lease.max(LONG_LEASE)
+    } else {
+        lease
+    }
+}
+
+/// Records the outcome, retrying a failed write a few times: a blip here
+/// would otherwise run a finished job again after its lease.
+async fn finish(
+    state: &AppState,
+    job: &super::Job,
+    token: uuid::Uuid,
+    outcome: &Outcome,
+) -> Result<bool, crate::store::StoreError> {
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..4 {
+        match state.queue.finish(job.id, token, outcome, Utc::now()).await {
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "recording a job outcome failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            done => return done,
+        }
+    }
+    state.queue.finish(job.id, token, outcome, Utc::now()).await
+}
+
+/// Renews the lease at a third of its length. Returns when the lease is
+/// lost, or when renewals have failed for long enough that another worker
+/// may already have taken the job over: the caller then stops the job.
+async fn keep_lease(state: &AppState, lease: Duration, job: &super::Job, token: uuid::Uuid) {
+    let mut tick = tokio::time::interval(lease / 3);
     tick.tick().await;
+    let mut renewed = Instant::now();
     loop {
         tick.tick().await;
-        match state
-            .queue
-            .renew(job.id, token, settings.lease, Utc::now())
-            .await
-        {
-            Ok(true) => {}
+        match state.queue.renew(job.id, token, lease, Utc::now()).await {
+            Ok(true) => renewed = Instant::now(),
             Ok(false) => return,
-            // A blip: the next renewal may get through before the lease ends.
-            Err(e) => tracing::warn!(job = %job.id, error = %e, "renewing a job lease failed"),
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "renewing a job lease failed");
+                if renewed.elapsed() >= lease * 2 / 3 {
+                    tracing::error!(job = %job.id, "lease about to expire without renewal: stopping the job");
+                    return;
+                }
+            }
         }
     }
 }

@@ -42,6 +42,19 @@ pub enum StoreError {
     Internal(#[source] Source),
 }
 
+impl StoreError {
+    /// What went wrong in words fit for a job record any reader may see:
+    /// no driver text, no SQL, no hosts.
+    pub fn brief(&self) -> String {
+        match self {
+            Self::NotFound => "not found".into(),
+            Self::VersionMismatch { .. } | Self::Conflict(_) => "a conflicting write".into(),
+            Self::Unavailable(_) => "the database is unavailable".into(),
+            Self::Internal(_) => "a database error (see the worker's log)".into(),
+        }
+    }
+}
+
 /// A page of notes (or jobs), newest first. `next` is the position to continue after.
 #[derive(Debug)]
 pub struct Page<T = Note> {

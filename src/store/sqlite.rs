@@ -714,7 +714,12 @@ impl Store for SqliteStore {
                     search_text,
                 } => insert_attachment(attachment, storage_key, search_text),
             };
-            q.execute(&mut *tx).await.map_err(map_err)?;
+            // An attachment whose note is not in the batch inserts nothing.
+            if q.execute(&mut *tx).await.map_err(map_err)?.rows_affected() != 1 {
+                return Err(StoreError::Internal(
+                    "a record names a note that is not in the export".into(),
+                ));
+            }
         }
         tx.commit().await.map_err(map_err)?;
         Ok(n)
