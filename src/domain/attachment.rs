@@ -89,11 +89,16 @@ pub fn normalize_content_type(raw: Option<&str>) -> String {
 pub const OCTET_STREAM: &str = "application/octet-stream";
 
 /// Formats whose bytes are text worth searching.
+pub const TEXT_LIKE: [&str; 5] = [
+    "text/plain",
+    "text/markdown",
+    "text/x-markdown",
+    "application/json",
+    "text/csv",
+];
+
 pub fn is_text_like(content_type: &str) -> bool {
-    matches!(
-        content_type,
-        "text/plain" | "text/markdown" | "text/x-markdown" | "application/json" | "text/csv"
-    )
+    TEXT_LIKE.contains(&content_type)
 }
 
 /// The searchable text of an attachment (the `extract_text` job runs it).

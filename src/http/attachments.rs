@@ -141,8 +141,8 @@ pub async fn upload(
             json!({ "attachment_id": attachment_id }),
         );
         if let Err(e) = state.enqueue(job).await {
-            // The upload itself succeeded; `reindex` does not re-extract, so
-            // say loudly that this file's text is not searchable yet.
+            // The upload itself succeeded; its text becomes searchable when
+            // the next `reindex` job queues the extraction again.
             tracing::error!(error = %e, attachment = %attachment_id, "could not queue text extraction");
         }
     }

@@ -4,7 +4,7 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
-use super::model::JobArgs;
+use super::{JobKind, NewJob, model::JobArgs};
 use crate::{backup, domain::attachment, http::AppState};
 
 /// Why an attempt failed, as the job record shows it to any reader: a short
@@ -25,7 +25,18 @@ pub async fn execute(state: &AppState, args: JobArgs) -> Result<Value, JobError>
                 .reindex()
                 .await
                 .map_err(|e| fail("reindex", e))?;
-            Ok(json!({ "notes": notes }))
+            // Text whose extraction never ran (its enqueue failed) gets
+            // another chance.
+            let missing = state
+                .store
+                .attachments_without_text(&attachment::TEXT_LIKE)
+                .await
+                .map_err(|e| fail("reindex", e))?;
+            for id in &missing {
+                let job = NewJob::new(JobKind::ExtractText, json!({ "attachment_id": id }));
+                state.enqueue(job).await.map_err(|e| fail("reindex", e))?;
+            }
+            Ok(json!({ "notes": notes, "extractions_queued": missing.len() }))
         }
         JobArgs::ExtractText { attachment_id } => extract_text(state, attachment_id).await,
         JobArgs::Backup { to } => {

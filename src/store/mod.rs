@@ -147,6 +147,12 @@ pub trait Store: Send + Sync + 'static {
     /// Rebuilds the search index from notes and attachment text; returns
     /// how many notes it indexed.
     async fn reindex(&self) -> Result<u64, StoreError>;
+    /// Non-empty attachments of these content types that have no extracted
+    /// text (an `extract_text` job that never ran, or found nothing).
+    async fn attachments_without_text(
+        &self,
+        content_types: &[&str],
+    ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Sends every key, note and attachment, in that order, read from one
     /// consistent snapshot.

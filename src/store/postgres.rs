@@ -579,6 +579,20 @@ impl Store for PgStore {
         Ok(rows.into_iter().collect())
     }
 
+    async fn attachments_without_text(
+        &self,
+        content_types: &[&str],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT id FROM attachments WHERE search_text = '' AND size > 0
+               AND content_type = ANY($1)",
+        )
+        .bind(content_types)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
     async fn reindex(&self) -> Result<u64, StoreError> {
         // Batches by position, each its own transaction; a note changed since
         // it was read (another version) already got its vector from that write.

@@ -609,6 +609,23 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn attachments_without_text(
+        &self,
+        content_types: &[&str],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM attachments WHERE search_text = '' AND size > 0
+               AND content_type IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json(&content_types))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        ids.iter()
+            .map(|id| Uuid::parse_str(id).map_err(|e| corrupt("attachment id", e)))
+            .collect()
+    }
+
     async fn reindex(&self) -> Result<u64, StoreError> {
         // Contentless FTS5 cannot 'rebuild' itself: empty it and re-insert
         // every note with its attachments' text, in one transaction.

@@ -528,6 +528,42 @@ async fn reindex_and_purge_do_their_work() {
     assert_eq!(done["result"]["notes"], 1, "{done}");
     let (_, hits) = app.get_json("/api/v1/search?q=kookaburra").await;
     assert_eq!(hits["total"], 1);
+    assert_eq!(done["result"]["extractions_queued"], 0, "{done}");
+
+    // A text attachment whose extraction was lost (its enqueue failed) is
+    // queued again by reindex and becomes searchable.
+    let noted = app.create_note(json!({"title": "notes"})).await;
+    let res = app
+        .request(
+            Method::POST,
+            &format!(
+                "/api/v1/notes/{}/attachments?filename=t.txt",
+                noted["id"].as_str().unwrap()
+            ),
+        )
+        .header("content-type", "text/plain")
+        .body("galah cockatoo")
+        .send()
+        .await
+        .unwrap();
+    let att: Value = res.json().await.unwrap();
+    let (_, jobs) = app.get_json("/api/v1/jobs?kind=extract_text").await;
+    app.finished(jobs["items"][0]["id"].as_str().unwrap()).await;
+    let att_id = att["id"].as_str().unwrap().parse().unwrap();
+    assert!(
+        app.state
+            .store
+            .set_attachment_text(att_id, "")
+            .await
+            .unwrap()
+    );
+    assert_eq!(app.get_json("/api/v1/search?q=galah").await.1["total"], 0);
+    let job = app.enqueue("reindex", json!({})).await;
+    let done = app.finished(job["id"].as_str().unwrap()).await;
+    assert_eq!(done["result"]["extractions_queued"], 1, "{done}");
+    let (_, jobs) = app.get_json("/api/v1/jobs?kind=extract_text").await;
+    app.finished(jobs["items"][0]["id"].as_str().unwrap()).await;
+    assert_eq!(app.get_json("/api/v1/search?q=galah").await.1["total"], 1);
 
     // An orphaned object (as a crash between object and row leaves) is
     // purged; an attachment's object is kept.
@@ -554,12 +590,12 @@ async fn reindex_and_purge_do_their_work() {
         )
         .await
         .unwrap();
-    assert_eq!(app.db.stored_objects(), 2);
+    assert_eq!(app.db.stored_objects(), 3);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let job = app.enqueue("purge", json!({})).await;
     let done = app.finished(job["id"].as_str().unwrap()).await;
     assert_eq!(done["result"]["objects"], 1, "{done}");
-    assert_eq!(app.db.stored_objects(), 1);
+    assert_eq!(app.db.stored_objects(), 2);
     assert!(!app.state.blobs.exists(&orphan).await.unwrap());
 }
 
