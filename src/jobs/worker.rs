@@ -121,8 +121,8 @@ async fn run_one(
             // writer would otherwise block its own renewals.
             let _ = state.queue.renew(job.id, token, lease, Utc::now()).await;
         }
-        // Its own task, so a panic fails this attempt instead of killing
-        // the worker; dropped (cancelled) when the lease is lost.
+        // Its own task, so a panic (where panics unwind) fails this attempt
+        // instead of killing the worker; aborted when the lease is lost.
         let mut run = tokio::spawn({
             let state = state.clone();
             let (kind, args) = (job.kind, job.args.clone());
