@@ -38,8 +38,10 @@ NPM_PINS=(
   @kubernetes-models/cert-manager@6.0.0
 )
 # Debian bookworm packages (versions printed below): yamllint 1.29,
-# ShellCheck 0.9, prometheus 2.42 (promtool), podman 4.3, runc 1.1.
-APT_PKGS=(yamllint shellcheck prometheus podman runc file curl ca-certificates python3-venv)
+# ShellCheck 0.9, prometheus 2.42 (promtool), podman 4.3, runc 1.1; catatonit
+# is the init podman builds its pause image from (only a Recommends of podman,
+# so --no-install-recommends leaves it out and `kube play` fails without it).
+APT_PKGS=(yamllint shellcheck prometheus podman runc catatonit file curl ca-certificates python3-venv)
 read -r -a K8S_VERSIONS <<< "${KIT_K8S_VERSIONS:-1.31 1.32 1.33 1.34 1.35 1.36 1.37}"
 
 tools=${KIT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/notes-api-kit}
