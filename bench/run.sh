@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # notes-api benchmarks: the single entry point.
 #
-#   bench/run.sh                 # every benchmark (about 8 minutes once built)
-#   bench/run.sh search          # one of: healthz ingest search memory startup
+#   bench/run.sh                 # every benchmark (about 14 minutes once built)
+#   bench/run.sh search          # one of: healthz ingest search memory startup jobs
 #   bench/run.sh healthz,startup # several
 #   BENCH_ONLY=memory bench/run.sh
 #
@@ -20,6 +20,15 @@
 # BENCH_SEARCH_DURATION, BENCH_SEARCH_AUX_DURATION, BENCH_INGEST_REPS,
 # BENCH_STARTUP_RUNS, BENCH_NOTES_LOG (default warn), BENCH_SKIP_BUILD=1,
 # BENCH_TIMEOUT (seconds for the benchmark run, default 1500).
+#
+# `jobs` (about 6 minutes) needs PostgreSQL and Redis on loopback: it creates
+# and drops the database notes_bench_jobs (BENCH_JOBS_PG, default
+# postgres://postgres@127.0.0.1:5432, trust auth) and flushes Redis db
+# BENCH_JOBS_REDIS_DB (13) of BENCH_JOBS_REDIS (redis://127.0.0.1:6379), and
+# uses strace for the SQLite idle count. Knobs: BENCH_JOBS_BACKENDS
+# (sqlite,postgres,redis), BENCH_JOBS_COUNT (10000), BENCH_JOBS_CONCURRENCY
+# (16), BENCH_JOBS_WORKERS (per worker process, 4), BENCH_JOBS_PACED_RATE
+# (50), BENCH_JOBS_PACED_SECS (10), BENCH_JOBS_IDLE_SECS (30).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,7 +52,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-apt_install wrk util-linux
+apt_install wrk util-linux strace
 command -v cargo >/dev/null || {
   echo "bench: cargo is required (rustup); see scripts/provision.sh" >&2
   exit 1

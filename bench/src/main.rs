@@ -11,13 +11,15 @@
 //! notes-bench http-ingest --addr HOST:PORT FILE...
 //! notes-bench search-ref --db FILE --queries FILE --mode raw|topk|inproc
 //!                        [--concurrency 8] [--duration 10]
+//! notes-bench jobs-enqueue --addr HOST:PORT --jobs N [--concurrency 16] [--rate JOBS_PER_S]
 //! notes-bench run --service-bin P --hello-bin P --corpus DIR --work DIR
-//!                 --lua DIR --results DIR [--only healthz,ingest,search,memory,startup]
+//!                 --lua DIR --results DIR [--only healthz,ingest,search,memory,startup,jobs]
 //! ```
 //! Each piece prints one JSON object on stdout.
 
 mod client;
 mod corpus;
+mod jobload;
 mod procs;
 mod refs;
 mod run;
@@ -128,7 +130,7 @@ fn main() -> Result<()> {
     let mut raw = std::env::args().skip(1);
     let Some(cmd) = raw.next() else {
         bail!(
-            "usage: notes-bench gen|raw-ingest|inproc-ingest|http-ingest|search-ref|run ... (see src/main.rs)"
+            "usage: notes-bench gen|raw-ingest|inproc-ingest|http-ingest|search-ref|jobs-enqueue|run ... (see src/main.rs)"
         );
     };
     let args = Args::parse(raw)?;
@@ -162,6 +164,12 @@ fn main() -> Result<()> {
             let dur = Duration::from_secs_f64(args.num("duration", 10.0)?);
             print(&rt()?.block_on(refs::search_ref(&db, &queries, &mode, conc, dur))?);
         }
+        "jobs-enqueue" => print(&jobload::enqueue(
+            args.req("addr")?,
+            args.num("jobs", 10_000u64)?,
+            args.num("concurrency", 16usize)?,
+            args.num("rate", 0.0f64)?,
+        )?),
         "run" => run::run(&args)?,
         other => bail!("unknown subcommand {other:?}"),
     }

@@ -20,9 +20,11 @@ use crate::{
     stats,
 };
 
+mod jobs;
+
 const SERVICE_ADDR: &str = "127.0.0.1:18080";
 const HELLO_ADDR: &str = "127.0.0.1:18099";
-const ALL: [&str; 5] = ["healthz", "ingest", "search", "memory", "startup"];
+const ALL: [&str; 6] = ["healthz", "ingest", "search", "memory", "startup", "jobs"];
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -44,6 +46,16 @@ struct Settings {
     startup_poll_ms: u64,
     pin: bool,
     notes_log: String,
+    jobs_backends: String,
+    jobs_count: u64,
+    jobs_concurrency: usize,
+    jobs_workers: usize,
+    jobs_paced_rate: f64,
+    jobs_paced_secs: f64,
+    jobs_idle_secs: f64,
+    jobs_pg: String,
+    jobs_redis: String,
+    jobs_redis_db: u32,
 }
 
 impl Settings {
@@ -60,6 +72,19 @@ impl Settings {
             startup_poll_ms: env_or("BENCH_STARTUP_POLL_MS", 2),
             pin: env_or::<u8>("BENCH_PIN", 1) == 1,
             notes_log: std::env::var("BENCH_NOTES_LOG").unwrap_or_else(|_| "warn".into()),
+            jobs_backends: std::env::var("BENCH_JOBS_BACKENDS")
+                .unwrap_or_else(|_| "sqlite,postgres,redis".into()),
+            jobs_count: env_or("BENCH_JOBS_COUNT", 10_000),
+            jobs_concurrency: env_or("BENCH_JOBS_CONCURRENCY", 16),
+            jobs_workers: env_or("BENCH_JOBS_WORKERS", 4),
+            jobs_paced_rate: env_or("BENCH_JOBS_PACED_RATE", 50.0),
+            jobs_paced_secs: env_or("BENCH_JOBS_PACED_SECS", 10.0),
+            jobs_idle_secs: env_or("BENCH_JOBS_IDLE_SECS", 30.0),
+            jobs_pg: std::env::var("BENCH_JOBS_PG")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
+            jobs_redis: std::env::var("BENCH_JOBS_REDIS")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            jobs_redis_db: env_or("BENCH_JOBS_REDIS_DB", 13),
         }
     }
 }
@@ -147,6 +172,7 @@ pub fn run(args: &Args) -> Result<()> {
             "search" => ctx.search()?,
             "memory" => ctx.memory()?,
             "startup" => ctx.startup()?,
+            "jobs" => ctx.jobs()?,
             _ => unreachable!(),
         }
         eprintln!("   {b} took {:.0} s", t.elapsed().as_secs_f64());
