@@ -14,8 +14,7 @@
 //! - idle: with 2 worker processes and no API process, what the workers
 //!   ask the backend per second, counted on the backend's side where it
 //!   keeps a count (PostgreSQL `pg_stat_database`, Redis MONITOR) and with
-//!   strace for SQLite (one SHARED lock on the database file per
-//!   transaction).
+//!   strace for SQLite (one WAL read-mark lock per transaction).
 
 use std::{
     collections::BTreeMap,
@@ -120,7 +119,12 @@ fn proc_ticks(pid: u32) -> u64 {
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the command: state is field 0, utime 11, stime 12 (clock ticks).
-    let get = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     get(11) + get(12)
 }
 
@@ -180,7 +184,10 @@ fn cpu_delta(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> Value {
             continue;
         }
         let v0 = a.get(k).copied().unwrap_or(0);
-        out.insert(format!("{k}_cpu_s"), json!(v1.saturating_sub(v0) as f64 / hz));
+        out.insert(
+            format!("{k}_cpu_s"),
+            json!(v1.saturating_sub(v0) as f64 / hz),
+        );
     }
     let busy = b["machine_busy"].saturating_sub(a["machine_busy"]) as f64;
     let total = b["machine_total"].saturating_sub(a["machine_total"]).max(1) as f64;
@@ -249,7 +256,10 @@ impl Ctx {
                         &format!("DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"),
                     ],
                 )?;
-                tool("psql", &[&admin, "-qAtc", &format!("CREATE DATABASE {PG_DB}")])?;
+                tool(
+                    "psql",
+                    &[&admin, "-qAtc", &format!("CREATE DATABASE {PG_DB}")],
+                )?;
                 env.push((
                     "NOTES_DATABASE_URL",
                     format!("{}/{PG_DB}", self.set.jobs_pg),
@@ -335,7 +345,11 @@ impl Ctx {
         for i in 0..procs {
             let spec = self.jobs_spec(b, data, env, Some(i));
             let mut s = spec.spawn()?;
-            s.wait_ready("/readyz", Duration::from_millis(10), Duration::from_secs(30))?;
+            s.wait_ready(
+                "/readyz",
+                Duration::from_millis(10),
+                Duration::from_secs(30),
+            )?;
             setup.workers.push(s);
             setup.commands.push(spec.command_line());
         }
@@ -374,10 +388,7 @@ impl Ctx {
                 if r.status != 200 {
                     bail!("GET /api/v1/jobs?status={status}: HTTP {}", r.status);
                 }
-                if r.json()?["items"]
-                    .as_array()
-                    .is_some_and(|a| !a.is_empty())
-                {
+                if r.json()?["items"].as_array().is_some_and(|a| !a.is_empty()) {
                     busy = true;
                     break;
                 }
@@ -587,7 +598,10 @@ impl Ctx {
                 (
                     n as f64,
                     "commands logged by Redis MONITOR on the bench db from clients (commands that scripts run inside Redis not counted: one EVALSHA is one query)",
-                    format!("redis-cli -u {url} MONITOR (for {secs} s; lines of db {} not from lua)", self.set.jobs_redis_db),
+                    format!(
+                        "redis-cli -u {url} MONITOR (for {secs} s; lines of db {} not from lua)",
+                        self.set.jobs_redis_db
+                    ),
                 )
             }
             Backend::Sqlite => {
@@ -615,23 +629,31 @@ impl Ctx {
                 }
                 st.wait()?;
                 let text = fs::read_to_string(&out)?;
-                // SQLite's SHARED lock: F_RDLCK on the 510 bytes at
-                // SHARED_FIRST (1 GiB + 2) of the database file, taken once
-                // per transaction (its unlock is F_UNLCK, not counted).
+                // In WAL mode a connection keeps its SHARED lock on the
+                // database file; what each transaction takes is a read mark
+                // in the -shm file: F_RDLCK on one byte of 123..=127 (a
+                // write transaction also takes the write lock, byte 120).
                 let n = text
                     .lines()
                     .filter(|l| {
                         l.contains("F_SETLK")
                             && l.contains("F_RDLCK")
-                            && l.contains("l_start=1073741826")
+                            && l.split("l_start=")
+                                .nth(1)
+                                .and_then(|r| r.split(',').next())
+                                .and_then(|v| v.parse::<u32>().ok())
+                                .is_some_and(|b| (123..=127).contains(&b))
                     })
                     .count();
                 (
                     n as f64,
-                    "strace -f of the worker processes: SHARED-lock acquisitions on the database file (one per SQLite transaction, i.e. per autocommit statement; SQLite skips the syscall when another connection of the same process already holds the lock, which is rare when idle)",
+                    "strace -f of the worker processes: WAL read-mark locks taken (F_RDLCK on -shm bytes 123..=127), one per SQLite transaction, i.e. per autocommit statement; a failed attempt (EAGAIN, another process holding that mark) would count twice, which is rare when idle",
                     format!(
-                        "strace -f -e trace=fcntl -p {} (for {secs} s; count F_SETLK F_RDLCK at l_start=1073741826)",
-                        pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" -p ")
+                        "strace -f -e trace=fcntl -p {} (for {secs} s; count F_SETLK F_RDLCK at l_start 123..=127)",
+                        pids.iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" -p ")
                     ),
                 )
             }
@@ -697,7 +719,14 @@ impl Ctx {
         Ok(Value::Object(d))
     }
 
-    fn jobs_figures(&mut self, b: Backend, procs: usize, thr: &Value, drain: &Value, paced: &Value) {
+    fn jobs_figures(
+        &mut self,
+        b: Backend,
+        procs: usize,
+        thr: &Value,
+        drain: &Value,
+        paced: &Value,
+    ) {
         let n = self.set.jobs_count;
         let w = self.set.jobs_workers;
         let setup = format!(
