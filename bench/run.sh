@@ -21,7 +21,7 @@
 # BENCH_STARTUP_RUNS, BENCH_NOTES_LOG (default warn), BENCH_SKIP_BUILD=1,
 # BENCH_TIMEOUT (seconds for the benchmark run, default 1500).
 #
-# `jobs` (about 6 minutes) needs PostgreSQL and Redis on loopback: it creates
+# `jobs` (6–8 minutes on a busy 2 vCPU) needs PostgreSQL and Redis on loopback: it creates
 # and drops the database notes_bench_jobs (BENCH_JOBS_PG, default
 # postgres://postgres@127.0.0.1:5432, trust auth) and flushes Redis db
 # BENCH_JOBS_REDIS_DB (13) of BENCH_JOBS_REDIS (redis://127.0.0.1:6379), and
