@@ -10,6 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::store::{Database, StoreError};
@@ -67,8 +68,8 @@ pub trait Queue: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Gives the job back without counting the attempt (a worker shutting down).
     async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    /// Waits until a job may be due: an enqueue was announced or `timeout` passed.
-    async fn wait(&self, timeout: Duration);
+    /// This process's idle workers, woken when the backend announces a job.
+    fn wakeup(&self) -> &Wakeup;
 
     /// Enqueues `job` for the tick `tick` of the schedule entry `name`,
     /// unless some replica already did: `None` then. Exactly once per tick.
@@ -81,6 +82,23 @@ pub trait Queue: Send + Sync + 'static {
     /// Deletes finished jobs (succeeded or dead) and schedule ticks older
     /// than `before`; returns how many jobs went.
     async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// Where this process's idle workers wait for a job to become due. A
+/// `Notify` keeps at most one permit, so announcements coalesce.
+#[derive(Clone, Default)]
+pub struct Wakeup(Arc<Notify>);
+
+impl Wakeup {
+    /// Wakes one waiting worker (or the next one to wait).
+    pub fn one(&self) {
+        self.0.notify_one();
+    }
+
+    /// Waits until a job may be due: one was announced or `timeout` passed.
+    pub async fn wait(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.0.notified()).await;
+    }
 }
 
 pub type DynQueue = Arc<dyn Queue>;

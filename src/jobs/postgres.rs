@@ -2,17 +2,32 @@
 //! so any number of workers in any number of processes take distinct jobs
 //! without waiting on each other; enqueues `NOTIFY` and idle workers
 //! `LISTEN`, so they wake at once instead of polling hard.
+//!
+//! Two choices keep commits from queueing behind each other:
+//! - The `NOTIFY` leaves after the insert, from a task that sends one per
+//!   burst. Inside the insert's transaction it would take the lock that
+//!   PostgreSQL serialises notifying transactions with, held through the
+//!   commit's WAL flush, so concurrent enqueues would flush one at a time
+//!   instead of together.
+//! - A worker's bookkeeping (claim, renew, finish, release) commits without
+//!   waiting for the WAL flush (`synchronous_commit = off` on the workers'
+//!   own pool). A server crash can lose the last fraction of a second of
+//!   it, which only means a job runs again: delivery is at least once
+//!   anyway. Enqueues keep the full guarantee: a 202 means the job is on disk.
 
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, PgPool, postgres::PgListener};
+use sqlx::{
+    AssertSqlSafe, PgPool,
+    postgres::{PgListener, PgPoolOptions},
+};
 use tokio::{sync::Notify, task::JoinHandle};
 use uuid::Uuid;
 
-use super::{Claimed, Job, JobListQuery, JobPage, Outcome, Queue, model::millis};
+use super::{Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup, model::millis};
 use crate::store::{
     Page, StoreError,
     postgres::{PgStore, map_err},
@@ -24,27 +39,71 @@ const COLUMNS: &str = "seq, id, kind, args, status, attempts, max_attempts, resu
 const INSERT_COLUMNS: &str = "id, kind, args, status, attempts, max_attempts, created_at, due_at";
 
 pub struct PgQueue {
+    /// The store's pool: enqueues, reads and maintenance.
     pool: PgPool,
-    wake: Arc<Notify>,
-    listener: JoinHandle<()>,
+    /// Workers' bookkeeping, committed asynchronously (see the module docs).
+    workers: PgPool,
+    /// Wakes this process's waiting workers.
+    wake: Wakeup,
+    /// Asks the announcer task for a `NOTIFY`.
+    announce: Arc<Notify>,
+    tasks: [JoinHandle<()>; 2],
 }
 
 impl PgQueue {
     pub async fn new(store: &PgStore) -> Result<Self, StoreError> {
-        let wake = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen(store.pool.clone(), wake.clone()));
+        let wake = Wakeup::default();
+        let announce = Arc::new(Notify::new());
+        let store_options = store.pool.options();
+        let connect = (*store.pool.connect_options())
+            .clone()
+            .options([("synchronous_commit", "off")]);
+        // Lazy: an API-only process (no workers) never opens it.
+        let workers = PgPoolOptions::new()
+            .max_connections(store_options.get_max_connections())
+            .acquire_timeout(store_options.get_acquire_timeout())
+            .connect_lazy_with(connect);
+        let tasks = [
+            tokio::spawn(listen(store.pool.clone(), wake.clone())),
+            tokio::spawn(announcer(store.pool.clone(), announce.clone())),
+        ];
         Ok(Self {
             pool: store.pool.clone(),
+            workers,
             wake,
-            listener,
+            announce,
+            tasks,
         })
+    }
+
+    /// A job became due: wake a worker here now, and the other processes'
+    /// through the announcer.
+    fn announce(&self) {
+        self.wake.one();
+        self.announce.notify_one();
+    }
+}
+
+/// Sends one `NOTIFY` per burst of enqueues: requests made while one is in
+/// flight collapse into the next (a `Notify` keeps at most one permit).
+async fn announcer(pool: PgPool, announce: Arc<Notify>) {
+    let sql = format!("NOTIFY {CHANNEL}");
+    loop {
+        announce.notified().await;
+        if let Err(e) = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .execute(&pool)
+            .await
+        {
+            // Other processes' workers still poll: a lost NOTIFY costs latency.
+            tracing::debug!(error = %e, "NOTIFY failed");
+        }
     }
 }
 
 /// Turns notifications into wake-ups for this process's workers. A lost
 /// connection only costs latency (workers also poll), so it is retried
 /// quietly.
-async fn listen(pool: PgPool, wake: Arc<Notify>) {
+async fn listen(pool: PgPool, wake: Wakeup) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -61,11 +120,11 @@ async fn listen(pool: PgPool, wake: Arc<Notify>) {
         }
         loop {
             match listener.recv().await {
-                Ok(_) => wake.notify_one(),
+                Ok(_) => wake.one(),
                 Err(e) => {
                     tracing::debug!(error = %e, "job listener lost its connection");
                     // Jobs enqueued while disconnected announced nothing.
-                    wake.notify_one();
+                    wake.one();
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
                 }
@@ -144,20 +203,20 @@ impl Queue for PgQueue {
     }
 
     async fn close(&self) {
-        self.listener.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.workers.close().await;
     }
 
     async fn enqueue(&self, job: Job) -> Result<Job, StoreError> {
-        // One round trip; the notification leaves when the insert commits.
-        let sql = format!(
-            "WITH j AS (INSERT INTO jobs ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                        RETURNING id)
-             SELECT pg_notify('{CHANNEL}', '') FROM j"
-        );
+        let sql =
+            format!("INSERT INTO jobs ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
         bind_new(sqlx::query(AssertSqlSafe(sql)), &job)
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
+        self.announce();
         Ok(job)
     }
 
@@ -210,9 +269,7 @@ impl Queue for PgQueue {
             .map_err(map_err)?;
         match row {
             Some(row) => {
-                let _ = sqlx::query(AssertSqlSafe(format!("NOTIFY {CHANNEL}")))
-                    .execute(&self.pool)
-                    .await;
+                self.announce();
                 row.into_job().map(|(_, j)| j)
             }
             None => Err(super::model::not_retryable(self.get(id).await?)),
@@ -250,7 +307,7 @@ impl Queue for PgQueue {
             .bind(millis(now) + lease.as_millis() as i64)
             .bind(now)
             .bind(millis(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.workers)
             .await
             .map_err(map_err)?;
         row.map(|r| r.into_job().map(|(_, job)| Claimed { job, token }))
@@ -270,7 +327,7 @@ impl Queue for PgQueue {
         .bind(millis(now) + lease.as_millis() as i64)
         .bind(id)
         .bind(token)
-        .execute(&self.pool)
+        .execute(&self.workers)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
@@ -296,7 +353,7 @@ impl Queue for PgQueue {
         .bind(now)
         .bind(id)
         .bind(token)
-        .execute(&self.pool)
+        .execute(&self.workers)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
@@ -311,19 +368,17 @@ impl Queue for PgQueue {
         .bind(millis(now))
         .bind(id)
         .bind(token)
-        .execute(&self.pool)
+        .execute(&self.workers)
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 1 {
-            let _ = sqlx::query(AssertSqlSafe(format!("NOTIFY {CHANNEL}")))
-                .execute(&self.pool)
-                .await;
+            self.announce();
         }
         Ok(done.rows_affected() == 1)
     }
 
-    async fn wait(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    fn wakeup(&self) -> &Wakeup {
+        &self.wake
     }
 
     async fn enqueue_tick(
@@ -338,7 +393,7 @@ impl Queue for PgQueue {
                         ON CONFLICT DO NOTHING RETURNING job_id),
                   j AS (INSERT INTO jobs ({INSERT_COLUMNS})
                         SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM t RETURNING id)
-             SELECT pg_notify('{CHANNEL}', '') FROM j"
+             SELECT id FROM j"
         );
         let fired = bind_new(sqlx::query(AssertSqlSafe(sql)), &job)
             .bind(name.to_owned())
@@ -348,6 +403,9 @@ impl Queue for PgQueue {
             .map_err(map_err)?
             .rows_affected()
             == 1;
+        if fired {
+            self.announce();
+        }
         Ok(fired.then_some(job))
     }
 

@@ -16,16 +16,18 @@
 //!
 //! Enqueues PUBLISH on `P:wake`; idle workers subscribe instead of polling.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
-use tokio::{sync::Notify, task::JoinHandle};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::{Claimed, Job, JobListQuery, JobPage, JobStatus, Outcome, Queue, model::millis};
+use super::{
+    Claimed, Job, JobListQuery, JobPage, JobStatus, Outcome, Queue, Wakeup, model::millis,
+};
 use crate::{
     domain::note::timestamp,
     store::{Page, StoreError},
@@ -39,7 +41,7 @@ const SCAN_BATCH: isize = 200;
 pub struct RedisQueue {
     conn: ConnectionManager,
     prefix: String,
-    wake: Arc<Notify>,
+    wake: Wakeup,
     listener: JoinHandle<()>,
     scripts: Scripts,
 }
@@ -248,7 +250,7 @@ impl RedisQueue {
             .get_connection_manager_with_config(config)
             .await
             .map_err(unavailable)?;
-        let wake = Arc::new(Notify::new());
+        let wake = Wakeup::default();
         let listener = tokio::spawn(listen(client, format!("{prefix}:wake"), wake.clone()));
         Ok(Self {
             conn,
@@ -282,17 +284,17 @@ impl RedisQueue {
 
 /// Wakes this process's workers when a job is announced. Losing the
 /// subscription costs latency only (workers also poll).
-async fn listen(client: redis::Client, channel: String, wake: Arc<Notify>) {
+async fn listen(client: redis::Client, channel: String, wake: Wakeup) {
     loop {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => {
                 if pubsub.subscribe(&channel).await.is_ok() {
                     let mut messages = pubsub.on_message();
                     while messages.next().await.is_some() {
-                        wake.notify_one();
+                        wake.one();
                     }
                 }
-                wake.notify_one();
+                wake.one();
             }
             Err(e) => tracing::debug!(error = %e, "job wake-up subscription failed; retrying"),
         }
@@ -553,8 +555,8 @@ impl Queue for RedisQueue {
         Ok(n == 1)
     }
 
-    async fn wait(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    fn wakeup(&self) -> &Wakeup {
+        &self.wake
     }
 
     async fn enqueue_tick(

@@ -4,16 +4,15 @@
 //! each claim is one atomic UPDATE. SQLite has no notifications across
 //! processes: an enqueue wakes this process's workers, others poll.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, SqlitePool};
-use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{Claimed, Job, JobListQuery, JobPage, Outcome, Queue, model::millis};
+use super::{Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup, model::millis};
 use crate::{
     domain::note::timestamp,
     store::{
@@ -28,7 +27,7 @@ const COLUMNS: &str = "seq, id, kind, args, status, attempts, max_attempts, resu
 pub struct SqliteQueue {
     writer: SqlitePool,
     reader: SqlitePool,
-    wake: Arc<Notify>,
+    wake: Wakeup,
 }
 
 impl SqliteQueue {
@@ -36,7 +35,7 @@ impl SqliteQueue {
         Self {
             writer: store.writer.clone(),
             reader: store.reader.clone(),
-            wake: Arc::new(Notify::new()),
+            wake: Wakeup::default(),
         }
     }
 }
@@ -126,7 +125,7 @@ impl Queue for SqliteQueue {
     async fn enqueue(&self, job: Job) -> Result<Job, StoreError> {
         let mut conn = self.writer.acquire().await.map_err(map_err)?;
         insert(&mut conn, &job).await?;
-        self.wake.notify_one();
+        self.wake.one();
         Ok(job)
     }
 
@@ -179,7 +178,7 @@ impl Queue for SqliteQueue {
             .map_err(map_err)?;
         match row {
             Some(row) => {
-                self.wake.notify_one();
+                self.wake.one();
                 row.into_job().map(|(_, j)| j)
             }
             None => Err(super::model::not_retryable(self.get(id).await?)),
@@ -204,7 +203,7 @@ impl Queue for SqliteQueue {
         let sql = format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = ?1,
                     due_at = ?2, started_at = ?3, finished_at = NULL
-             WHERE seq = (SELECT seq FROM jobs
+             WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_due
                           WHERE status IN ('queued', 'failed', 'running')
                             AND kind IN ({kinds}) AND due_at <= ?4
                           ORDER BY due_at LIMIT 1)
@@ -266,7 +265,7 @@ impl Queue for SqliteQueue {
         .await
         .map_err(map_err)?;
         if matches!(outcome, Outcome::Retry { .. }) {
-            self.wake.notify_one();
+            self.wake.one();
         }
         Ok(done.rows_affected() == 1)
     }
@@ -286,8 +285,8 @@ impl Queue for SqliteQueue {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn wait(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    fn wakeup(&self) -> &Wakeup {
+        &self.wake
     }
 
     async fn enqueue_tick(
@@ -312,7 +311,7 @@ impl Queue for SqliteQueue {
         }
         insert(&mut tx, &job).await?;
         tx.commit().await.map_err(map_err)?;
-        self.wake.notify_one();
+        self.wake.one();
         Ok(Some(job))
     }
 

@@ -81,10 +81,13 @@ async fn work(
 ) {
     while !stop.is_cancelled() {
         match state.queue.claim(settings.lease, Utc::now()).await {
-            Ok(Some(claimed)) => run_one(&state, &settings, claimed, &abandon).await,
+            Ok(Some(claimed)) => {
+                state.queue.wakeup().one();
+                run_one(&state, &settings, claimed, &abandon).await
+            }
             Ok(None) => {
                 tokio::select! {
-                    () = state.queue.wait(settings.poll) => {}
+                    () = state.queue.wakeup().wait(settings.poll) => {}
                     () = stop.cancelled() => {}
                 }
             }
