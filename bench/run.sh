@@ -25,7 +25,7 @@
 # commands) and bench/results/summary.md (the table, also printed).
 #
 # Knobs (env): BENCH_PIN=0 (no CPU pinning for /healthz), BENCH_HEALTHZ_DURATION,
-# BENCH_SEARCH_DURATION, BENCH_SEARCH_AUX_DURATION, BENCH_INGEST_REPS,
+# BENCH_SEARCH_DURATION, BENCH_SEARCH_AUX_DURATION, BENCH_INGEST_REPS, BENCH_INGEST_PG_REPS (2),
 # BENCH_STARTUP_RUNS, BENCH_NOTES_LOG (default warn), BENCH_SKIP_BUILD=1,
 # BENCH_TIMEOUT (seconds for the benchmark run, default 1500),
 # BENCH_PG_URL (admin URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres),

@@ -81,14 +81,10 @@ impl Target {
             bail!("--store must be file://DIR or s3://BUCKET");
         };
         let endpoint = self.endpoint.as_deref().context("--s3-endpoint")?;
+        // In the service's order: the client options first, since they
+        // replace the `allow_http` that `with_allow_http` sets.
         let s3 = AmazonS3Builder::new()
             .with_bucket_name(bucket)
-            .with_region("us-east-1")
-            .with_endpoint(endpoint)
-            .with_allow_http(endpoint.starts_with("http://"))
-            .with_virtual_hosted_style_request(false)
-            .with_access_key_id(self.key_id.as_deref().unwrap_or_default())
-            .with_secret_access_key(self.secret.as_deref().unwrap_or_default())
             .with_retry(RetryConfig {
                 max_retries: 2,
                 retry_timeout: Duration::from_secs(10),
@@ -99,6 +95,12 @@ impl Target {
                     .with_connect_timeout(Duration::from_secs(5))
                     .with_timeout(Duration::from_secs(300)),
             )
+            .with_region("us-east-1")
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(false)
+            .with_access_key_id(self.key_id.as_deref().unwrap_or_default())
+            .with_secret_access_key(self.secret.as_deref().unwrap_or_default())
             .build()?;
         Ok(Arc::new(s3))
     }
