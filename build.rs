@@ -1,23 +1,32 @@
 //! Records the git commit in the binary (`/version`, `notes_build_info`).
 //! Container builds have no .git, so they pass NOTES_GIT_SHA instead.
 
-use std::process::Command;
+use std::{path::Path, process::Command};
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
 
 fn main() {
     println!("cargo:rerun-if-env-changed=NOTES_GIT_SHA");
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    // HEAD names a branch, and a commit moves the branch, not HEAD: watch
+    // both, and packed-refs, wherever git keeps them (`.git` is a file in a
+    // worktree). A path that does not exist would rerun this every build.
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    for name in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
+        if let Some(path) = git(&["rev-parse", "--git-path", name])
+            && Path::new(&path).exists()
+        {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
     let sha = std::env::var("NOTES_GIT_SHA")
         .ok()
         .filter(|s| !s.is_empty())
-        .or_else(|| {
-            let out = Command::new("git")
-                .args(["rev-parse", "--short=12", "HEAD"])
-                .output()
-                .ok()?;
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        })
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=NOTES_GIT_SHA={sha}");
 }

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # notes-api benchmarks: the single entry point.
 #
-#   bench/run.sh                 # every benchmark (about 14 minutes once built)
-#   bench/run.sh search          # one of: healthz ingest search memory startup jobs
+#   bench/run.sh                 # every benchmark (about 22 minutes once built)
+#   bench/run.sh search          # one of: healthz ingest search memory startup
+#                                #   ingest-pg search-pg storage jobs
 #   bench/run.sh healthz,startup # several
 #   BENCH_ONLY=memory bench/run.sh
 #
-# Installs what it needs (wrk; taskset), builds the service binary in release
+# ingest-pg and search-pg are ingest and search with the service on the local
+# PostgreSQL server (127.0.0.1:5432, databases notes_bench_100k and
+# notes_bench_ref, dropped and created by the run). storage uploads and
+# downloads attachments through the API and with plain object_store to the
+# same store, local files and a real S3 server (s3s-fs on 127.0.0.1:18090).
+#
+# Installs what it needs (wrk; taskset; PostgreSQL and s3s-fs through
+# scripts/provision.sh when those benchmarks run), builds the service binary in release
 # (into bench/target/service, so the main target dir is never locked) and the
 # bench tools (bench/target/release), generates the seeded 100k-note corpus
 # (bench/target/corpus, reused when unchanged), then runs the benchmarks with
@@ -17,9 +25,12 @@
 # commands) and bench/results/summary.md (the table, also printed).
 #
 # Knobs (env): BENCH_PIN=0 (no CPU pinning for /healthz), BENCH_HEALTHZ_DURATION,
-# BENCH_SEARCH_DURATION, BENCH_SEARCH_AUX_DURATION, BENCH_INGEST_REPS,
+# BENCH_SEARCH_DURATION, BENCH_SEARCH_AUX_DURATION, BENCH_INGEST_REPS, BENCH_INGEST_PG_REPS (2),
 # BENCH_STARTUP_RUNS, BENCH_NOTES_LOG (default warn), BENCH_SKIP_BUILD=1,
-# BENCH_TIMEOUT (seconds for the benchmark run, default 1500).
+# BENCH_TIMEOUT (seconds for the benchmark run, default 1500),
+# BENCH_PG_URL (admin URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres),
+# BENCH_STORAGE_BIG_MIB (200), BENCH_STORAGE_SMALL_MIB (16),
+# BENCH_STORAGE_SMALL_COUNT (8), BENCH_STORAGE_REPS (3).
 #
 # `jobs` (6–8 minutes on a busy 2 vCPU) needs PostgreSQL and Redis on loopback: it creates
 # and drops the database notes_bench_jobs (BENCH_JOBS_PG, default
@@ -53,6 +64,17 @@ apt_install() {
 }
 
 apt_install wrk util-linux strace
+# shellcheck source=../scripts/provision.sh
+source "$root/scripts/provision.sh"
+case "$only" in
+  all | *-pg* | *jobs*) ensure_postgres ;;
+esac
+case "$only" in
+  all | *jobs*) ensure_redis ;;
+esac
+case "$only" in
+  all | *storage*) ensure_s3s_fs ;;
+esac
 command -v cargo >/dev/null || {
   echo "bench: cargo is required (rustup); see scripts/provision.sh" >&2
   exit 1

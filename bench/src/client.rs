@@ -53,6 +53,50 @@ pub fn request(
     parse(&raw)
 }
 
+/// GET whose body is counted, not kept: the status and the body's length
+/// (which must match `Content-Length`).
+pub fn download(addr: &str, path: &str, timeout: Duration) -> Result<(u16, u64)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut head = Vec::new();
+    let (status, length, mut got) = loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            bail!("connection closed in the response headers");
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let text = std::str::from_utf8(&head[..end])?.to_ascii_lowercase();
+            let status: u16 = text
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .context("bad status line")?;
+            let length: Option<u64> = text
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok());
+            break (status, length, (head.len() - end - 4) as u64);
+        }
+    };
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    if length.is_some_and(|l| l != got) {
+        bail!("{path}: Content-Length {length:?}, received {got} bytes");
+    }
+    Ok((status, got))
+}
+
 pub fn get(addr: &str, path: &str, timeout: Duration) -> Result<Response> {
     request(addr, "GET", path, None, &[], timeout)
 }

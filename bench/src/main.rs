@@ -11,6 +11,10 @@
 //! notes-bench http-ingest --addr HOST:PORT FILE...
 //! notes-bench search-ref --db FILE --queries FILE --mode raw|topk|inproc
 //!                        [--concurrency 8] [--duration 10]
+//! notes-bench storage-ref --store file://DIR|s3://BUCKET [--s3-endpoint URL --s3-key K
+//!                         --s3-secret S] --mode raw|inproc --file F [--count 1]
+//! notes-bench storage-http --addr HOST:PORT --op upload|download|delete --note ID
+//!                          [--file F --count 1] [--ids ID,ID]
 //! notes-bench jobs-enqueue --addr HOST:PORT --jobs N [--concurrency 16] [--rate JOBS_PER_S]
 //! notes-bench run --service-bin P --hello-bin P --corpus DIR --work DIR
 //!                 --lua DIR --results DIR [--only healthz,ingest,search,memory,startup,jobs]
@@ -24,6 +28,7 @@ mod procs;
 mod refs;
 mod run;
 mod stats;
+mod storage;
 
 use std::{
     collections::HashMap,
@@ -130,7 +135,7 @@ fn main() -> Result<()> {
     let mut raw = std::env::args().skip(1);
     let Some(cmd) = raw.next() else {
         bail!(
-            "usage: notes-bench gen|raw-ingest|inproc-ingest|http-ingest|search-ref|jobs-enqueue|run ... (see src/main.rs)"
+            "usage: notes-bench gen|raw-ingest|inproc-ingest|http-ingest|search-ref|storage-ref|storage-http|jobs-enqueue|run ... (see src/main.rs)"
         );
     };
     let args = Args::parse(raw)?;
@@ -163,6 +168,36 @@ fn main() -> Result<()> {
             let conc = args.num("concurrency", 8usize)?;
             let dur = Duration::from_secs_f64(args.num("duration", 10.0)?);
             print(&rt()?.block_on(refs::search_ref(&db, &queries, &mode, conc, dur))?);
+        }
+        "storage-ref" => {
+            let target = storage::Target {
+                url: args.req("store")?.to_owned(),
+                endpoint: args.get("s3-endpoint").map(str::to_owned),
+                key_id: args.get("s3-key").map(str::to_owned),
+                secret: args.get("s3-secret").map(str::to_owned),
+            };
+            let mode = args.get("mode").unwrap_or("raw").to_owned();
+            let count = args.num("count", 1usize)?;
+            print(&rt()?.block_on(storage::storage_ref(
+                &target,
+                &args.path("file")?,
+                count,
+                &mode,
+            ))?);
+        }
+        "storage-http" => {
+            let ids: Vec<String> = args
+                .get("ids")
+                .map(|s| s.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            print(&storage::storage_http(
+                args.req("addr")?,
+                args.req("op")?,
+                args.get("note").unwrap_or_default(),
+                &args.path("file").unwrap_or_default(),
+                args.num("count", 1usize)?,
+                &ids,
+            )?);
         }
         "jobs-enqueue" => print(&jobload::enqueue(
             args.req("addr")?,

@@ -183,3 +183,56 @@ pub fn fresh_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir)?;
     Ok(())
 }
+
+/// Polls `VmRSS` of a process on a thread until stopped: the peak of a
+/// window (an upload, a download) rather than since start (`VmHWM`).
+pub struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<(u64, usize)>>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32, every: Duration) -> Self {
+        use std::sync::{Arc, atomic::AtomicBool, atomic::Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut peak, mut samples) = (0u64, 0usize);
+            loop {
+                if let Ok(kb) = status_kb(pid, "VmRSS") {
+                    peak = peak.max(kb);
+                    samples += 1;
+                }
+                if flag.load(Ordering::Relaxed) {
+                    return (peak, samples);
+                }
+                std::thread::sleep(every);
+            }
+        });
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// The peak VmRSS seen (kB) and the number of samples.
+    pub fn stop(mut self) -> (u64, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or((0, 0))
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_tcp(addr: &str, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        if start.elapsed() > limit {
+            bail!("nothing listens on {addr} after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}

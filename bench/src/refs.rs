@@ -8,6 +8,11 @@
 //! - `search-ref`: the service's search SQL run directly through sqlx at the
 //!   same concurrency (`raw`), a proposed cheaper SQL (`topk`), and the
 //!   service's whole `search()` function without HTTP (`inproc`).
+//!
+//! Each takes a SQLite file or a `postgres://` URL (a database the caller
+//! created empty for the ingest references); on PostgreSQL the raw ingest is
+//! the service's own multi-row `INSERT ... SELECT FROM UNNEST` with the same
+//! weighted tsvector, without the upsert look-up (as on SQLite).
 
 use std::{
     fs::File,
@@ -22,7 +27,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::{
-    Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool,
+    Connection, PgConnection, PgPool, QueryBuilder, Sqlite, SqliteConnection, SqlitePool,
+    postgres::PgPoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -32,7 +38,10 @@ use notes_api::{
         ingest::{Format, read_batch},
         note::timestamp,
     },
-    search::{SearchParams, query},
+    search::{
+        SearchParams,
+        query::{self, search_text},
+    },
     store::DynStore,
 };
 
@@ -119,6 +128,9 @@ const FTS_HASHSIZE: &str = "INSERT INTO notes_fts (notes_fts, rank) VALUES ('has
 /// - `batchjson-hashsize`: the same with FTS5 `hashsize` raised to 64 MiB (a
 ///   configuration change, reported as what tuning could gain).
 pub async fn raw_ingest(db: &Path, files: &[PathBuf], mode: &str) -> Result<Value> {
+    if let Some(url) = pg_url(db) {
+        return raw_ingest_pg(url, files).await;
+    }
     remove_db(db);
     let mut conn = SqliteConnection::connect_with(&options(db)?).await?;
     sqlx::migrate!("../migrations/sqlite")
@@ -210,13 +222,89 @@ async fn insert_many(conn: &mut SqliteConnection, rows: Vec<Row>, stamp: &str) -
     Ok(())
 }
 
+/// `db` as a PostgreSQL URL, when it is one.
+pub fn pg_url(db: &Path) -> Option<&str> {
+    db.to_str().filter(|s| s.starts_with("postgres://"))
+}
+
+/// The service's INSERT (src/store/postgres.rs), 500 rows per statement.
+const PG_INSERT: &str = "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, search)
+     SELECT id::uuid, title, body, tags::jsonb, ext, metadata::jsonb, now(), now(),
+            setweight(to_tsvector('simple', st), 'A') || setweight(to_tsvector('simple', sb), 'B')
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+          WITH ORDINALITY AS u(id, title, body, tags, metadata, st, sb, ext, position)
+     ORDER BY position";
+
+/// The raw PostgreSQL ingest into an empty database: the same migrations,
+/// rows, tokenized search text and tsvector; one transaction per file.
+async fn raw_ingest_pg(url: &str, files: &[PathBuf]) -> Result<Value> {
+    let mut conn = PgConnection::connect(url).await?;
+    sqlx::migrate!("../migrations/postgres")
+        .run(&mut conn)
+        .await?;
+    let started = Instant::now();
+    let mut notes = 0usize;
+    for file in files {
+        let reader = BufReader::with_capacity(256 * 1024, File::open(file)?);
+        let mut tx = conn.begin().await?;
+        let mut pending: Vec<Row> = Vec::with_capacity(MULTI_ROWS);
+        let mut lines = reader.lines();
+        loop {
+            let line = lines.next().transpose()?;
+            if let Some(line) = &line
+                && !line.trim().is_empty()
+            {
+                pending.push(Row::from_line(line)?);
+                notes += 1;
+            }
+            if pending.len() == MULTI_ROWS || (line.is_none() && !pending.is_empty()) {
+                let rows = std::mem::take(&mut pending);
+                let col = |f: fn(&Row) -> String| rows.iter().map(f).collect::<Vec<_>>();
+                sqlx::query(PG_INSERT)
+                    .bind(col(|r| r.id.clone()))
+                    .bind(col(|r| r.title.clone()))
+                    .bind(col(|r| r.body.clone()))
+                    .bind(col(|r| r.tags.clone()))
+                    .bind(col(|r| r.metadata.clone()))
+                    .bind(col(|r| search_text(&r.title)))
+                    .bind(col(|r| search_text(&r.body)))
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.external_id.clone())
+                            .collect::<Vec<_>>(),
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if line.is_none() {
+                break;
+            }
+        }
+        tx.commit().await?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    conn.close().await?;
+    Ok(json!({
+        "mode": "pg-unnest",
+        "notes": notes,
+        "secs": secs,
+        "notes_per_s": notes as f64 / secs,
+        "vmhwm_kb": crate::procs::status_kb(std::process::id(), "VmHWM")?,
+    }))
+}
+
 /// The service's store, opened exactly as `notes-api serve` opens it (its
 /// `Config` defaults and `build_state`, which also applies the migrations),
 /// on the database file `db`, with `readers` reader connections.
 async fn service_store(db: &Path, readers: u32) -> Result<DynStore> {
     let mut config = Config::defaults();
-    config.data_dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
-    config.database_url = Some(Secret::new(format!("sqlite://{}", db.display())));
+    if let Some(url) = pg_url(db) {
+        config.data_dir = std::env::temp_dir().join("notes-bench-inproc");
+        config.database_url = Some(Secret::new(url.to_owned()));
+    } else {
+        config.data_dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.database_url = Some(Secret::new(format!("sqlite://{}", db.display())));
+    }
     config.db_max_connections = readers;
     let config = config.resolve()?;
     Ok(notes_api::server::build_state(config).await?.store.clone())
@@ -225,7 +313,9 @@ async fn service_store(db: &Path, readers: u32) -> Result<DynStore> {
 /// The service's ingest path minus HTTP: its NDJSON reader and validation,
 /// then `SqliteStore::ingest`, batch after batch.
 pub async fn inproc_ingest(db: &Path, files: &[PathBuf]) -> Result<Value> {
-    remove_db(db);
+    if pg_url(db).is_none() {
+        remove_db(db);
+    }
     let store = service_store(db, 8).await?;
     let started = Instant::now();
     let (mut notes, mut read_secs) = (0u64, 0.0);
@@ -271,10 +361,26 @@ const TOPK_SQL: &str = "WITH top AS MATERIALIZED (
              SELECT n.id, n.title, n.body, n.tags, -top.rank AS score
              FROM top JOIN notes n ON n.seq = top.seq ORDER BY top.rank, top.seq DESC";
 
+/// The service's PostgreSQL search and count SQL, verbatim (no tag filter).
+const PG_SQL: &str =
+    "SELECT id, title, body, tags, ts_rank_cd('{0.05, 0.2, 0.4, 1.0}', search, q)::float8 AS score
+             FROM notes, to_tsquery('simple', $1) AS q
+             WHERE search @@ q 
+             ORDER BY score DESC, seq DESC LIMIT $2 OFFSET $3";
+const PG_COUNT_SQL: &str = "SELECT count(*) FROM notes WHERE search @@ to_tsquery('simple', $1) ";
+
 type Hit = (String, String, String, String, f64);
+type PgHit = (
+    uuid::Uuid,
+    String,
+    String,
+    sqlx::types::Json<Vec<String>>,
+    f64,
+);
 
 enum Engine {
     Sql { pool: SqlitePool, sql: &'static str },
+    Pg(PgPool),
     Service(DynStore),
 }
 
@@ -290,6 +396,20 @@ impl Engine {
                     .fetch_all(pool)
                     .await?;
                 let total: i64 = sqlx::query_scalar(COUNT_SQL)
+                    .bind(matcher)
+                    .fetch_one(pool)
+                    .await?;
+                std::hint::black_box(rows);
+                Ok(total as u64)
+            }
+            Engine::Pg(pool) => {
+                let rows: Vec<PgHit> = sqlx::query_as(PG_SQL)
+                    .bind(matcher)
+                    .bind(20i64)
+                    .bind(0i64)
+                    .fetch_all(pool)
+                    .await?;
+                let total: i64 = sqlx::query_scalar(PG_COUNT_SQL)
                     .bind(matcher)
                     .fetch_one(pool)
                     .await?;
@@ -325,24 +445,37 @@ pub async fn search_ref(
 ) -> Result<Value> {
     let text = std::fs::read_to_string(queries_file)
         .with_context(|| format!("reading {}", queries_file.display()))?;
+    let pg = pg_url(db).is_some();
     let queries: Vec<(String, String)> = text
         .lines()
         .filter(|l| !l.is_empty())
         .map(|q| {
             let parsed = query::parse(q).map_err(|e| anyhow!("{q:?}: {e}"))?;
-            Ok((q.to_owned(), query::to_fts5(&parsed)))
+            let matcher = if pg {
+                query::to_tsquery(&parsed)
+            } else {
+                query::to_fts5(&parsed)
+            };
+            Ok((q.to_owned(), matcher))
         })
         .collect::<Result<_>>()?;
-    let engine = Arc::new(match mode {
-        "raw" | "topk" => Engine::Sql {
+    let engine = Arc::new(match (mode, pg_url(db)) {
+        ("raw", Some(url)) => Engine::Pg(
+            PgPoolOptions::new()
+                .max_connections(concurrency as u32)
+                .connect(url)
+                .await?,
+        ),
+        ("topk", Some(_)) => bail!("search-ref --mode topk is SQLite SQL"),
+        ("raw" | "topk", None) => Engine::Sql {
             pool: SqlitePoolOptions::new()
                 .max_connections(concurrency as u32)
                 .connect_with(options(db)?.read_only(true))
                 .await?,
             sql: if mode == "raw" { SERVICE_SQL } else { TOPK_SQL },
         },
-        "inproc" => Engine::Service(service_store(db, concurrency as u32).await?),
-        other => bail!("unknown search-ref mode {other:?}"),
+        ("inproc", _) => Engine::Service(service_store(db, concurrency as u32).await?),
+        (other, _) => bail!("unknown search-ref mode {other:?}"),
     });
     let queries = Arc::new(queries);
     let deadline = Instant::now() + duration;

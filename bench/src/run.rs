@@ -17,14 +17,114 @@ use serde_json::{Map, Value, json};
 use crate::{
     Args, client, corpus,
     procs::{self, Spec},
-    stats,
+    stats, storage,
 };
 
 mod jobs;
 
 const SERVICE_ADDR: &str = "127.0.0.1:18080";
 const HELLO_ADDR: &str = "127.0.0.1:18099";
-const ALL: [&str; 6] = ["healthz", "ingest", "search", "memory", "startup", "jobs"];
+const S3_ADDR: &str = "127.0.0.1:18090";
+const ALL: [&str; 9] = [
+    "healthz",
+    "ingest",
+    "search",
+    "memory",
+    "startup",
+    "ingest-pg",
+    "search-pg",
+    "storage",
+    "jobs",
+];
+
+/// The database behind the service: the embedded SQLite file or the local
+/// PostgreSQL server (a database created for the run, dropped and created
+/// again before each ingest).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the bench creates its PostgreSQL databases (BENCH_PG_URL).
+fn pg_admin() -> String {
+    std::env::var("BENCH_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl Backend {
+    /// Appended to figure ids, data dirs and logs ("" for SQLite, so the
+    /// existing figures keep their ids).
+    fn suffix(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => "_pg",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+
+    /// The URL of database `name` on the bench's PostgreSQL server.
+    fn pg_url(name: &str) -> String {
+        let admin = pg_admin();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        format!("{base}/{name}")
+    }
+
+    /// The service's environment for a database named after `name`.
+    fn env(self, name: &str) -> Vec<(&'static str, String)> {
+        match self {
+            Backend::Sqlite => vec![],
+            Backend::Postgres => vec![("NOTES_DATABASE_URL", Self::pg_url(name))],
+        }
+    }
+}
+
+/// Drops and creates database `name` (psql, on the admin URL).
+fn fresh_pg_db(name: &str) -> Result<()> {
+    let out = Command::new("psql")
+        .args([
+            pg_admin().as_str(),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .output()
+        .context("running psql (PostgreSQL client)")?;
+    if !out.status.success() {
+        bail!(
+            "psql: creating database {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Notes in database `name`, if it answers.
+fn pg_count(name: &str) -> Option<u64> {
+    let out = Command::new("psql")
+        .args([
+            Backend::pg_url(name).as_str(),
+            "-tAc",
+            "SELECT count(*) FROM notes",
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The database the 100k-note corpus is ingested into on PostgreSQL.
+const PG_100K: &str = "notes_bench_100k";
+/// The database the raw and in-process PostgreSQL ingest references write.
+const PG_REF: &str = "notes_bench_ref";
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -42,6 +142,9 @@ struct Settings {
     search_duration_s: u32,
     search_aux_duration_s: u32,
     ingest_reps: u32,
+    /// PostgreSQL ingests take about 3x longer: fewer reps keep the
+    /// benchmark near 5 minutes.
+    ingest_pg_reps: u32,
     startup_runs: u32,
     startup_poll_ms: u64,
     pin: bool,
@@ -68,6 +171,7 @@ impl Settings {
             search_duration_s: env_or("BENCH_SEARCH_DURATION", 10),
             search_aux_duration_s: env_or("BENCH_SEARCH_AUX_DURATION", 5),
             ingest_reps: env_or("BENCH_INGEST_REPS", 3),
+            ingest_pg_reps: env_or("BENCH_INGEST_PG_REPS", 2),
             startup_runs: env_or("BENCH_STARTUP_RUNS", 15),
             startup_poll_ms: env_or("BENCH_STARTUP_POLL_MS", 2),
             pin: env_or::<u8>("BENCH_PIN", 1) == 1,
@@ -168,8 +272,11 @@ pub fn run(args: &Args) -> Result<()> {
         ctx.current = b.clone();
         match b.as_str() {
             "healthz" => ctx.healthz()?,
-            "ingest" => ctx.ingest()?,
-            "search" => ctx.search()?,
+            "ingest" => ctx.ingest(Backend::Sqlite)?,
+            "search" => ctx.search(Backend::Sqlite)?,
+            "ingest-pg" => ctx.ingest(Backend::Postgres)?,
+            "search-pg" => ctx.search(Backend::Postgres)?,
+            "storage" => ctx.storage()?,
             "memory" => ctx.memory()?,
             "startup" => ctx.startup()?,
             "jobs" => ctx.jobs()?,
@@ -589,12 +696,33 @@ impl Ctx {
         self.work.join("data-100k")
     }
 
-    /// Ingests the corpus over HTTP into a fresh data dir; returns the
-    /// client's report, the peak RSS of the server and the commands.
-    fn http_ingest_once(&self) -> Result<(Value, u64, Vec<String>)> {
-        let data = self.data_100k();
+    /// The service's data dir for `backend` (the database itself, on
+    /// PostgreSQL, is `PG_100K`).
+    fn data_dir(&self, backend: Backend) -> PathBuf {
+        self.work.join(format!("data-100k{}", backend.suffix()))
+    }
+
+    /// The service on the 100k-note database of `backend`.
+    fn service_100k(&self, backend: Backend, log: &str) -> Spec {
+        let env = backend.env(PG_100K);
+        self.service_spec(
+            &self.data_dir(backend),
+            None,
+            &env,
+            &format!("{log}{}", backend.suffix()),
+        )
+    }
+
+    /// Ingests the corpus over HTTP into a fresh data dir (and database);
+    /// returns the client's report, the peak RSS of the server and the
+    /// commands.
+    fn http_ingest_once(&self, backend: Backend) -> Result<(Value, u64, Vec<String>)> {
+        let data = self.data_dir(backend);
         procs::fresh_dir(&data)?;
-        let spec = self.service_spec(&data, None, &[], "service-ingest");
+        if backend == Backend::Postgres {
+            fresh_pg_db(PG_100K)?;
+        }
+        let spec = self.service_100k(backend, "service-ingest");
         let mut server = spec.spawn()?;
         server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(10))?;
         let mut args = vec![
@@ -622,16 +750,26 @@ impl Ctx {
 
     /// The 100k-note database the service wrote, for search/memory/startup.
     fn ensure_100k(&mut self) -> Result<()> {
-        let marker = self.data_100k().join(".complete");
-        if fs::read_to_string(&marker).ok() == Some(self.corpus_desc["params"].to_string()) {
+        self.ensure_100k_on(Backend::Sqlite)
+    }
+
+    fn ensure_100k_on(&mut self, backend: Backend) -> Result<()> {
+        let marker = self.data_dir(backend).join(".complete");
+        let expected = self.corpus_desc["notes"].as_u64();
+        if fs::read_to_string(&marker).ok() == Some(self.corpus_desc["params"].to_string())
+            && (backend == Backend::Sqlite || pg_count(PG_100K) == expected)
+        {
             return Ok(());
         }
         eprintln!("   (ingesting the corpus over HTTP first)");
-        self.http_ingest_once()?;
+        self.http_ingest_once(backend)?;
         Ok(())
     }
 
-    fn ingest(&mut self) -> Result<()> {
+    /// The ingest benchmark on `backend`: the service over HTTP against raw
+    /// sqlx bulk inserts of the same rows into the same schema, in the same
+    /// run. SQLite also measures its tuned variants.
+    fn ingest(&mut self, backend: Backend) -> Result<()> {
         let files = self.batches()?;
         let dbdir = self.work.join("ingest");
         fs::create_dir_all(&dbdir)?;
@@ -641,12 +779,31 @@ impl Ctx {
         // The raw references every rep (the tuned one too, so that its
         // median compares with theirs); the service's in-process path once
         // (it explains the figures rather than makes them).
-        for rep in 0..self.set.ingest_reps {
-            for mode in ["multirow", "batchjson", "batchjson-hashsize"] {
+        let raw_modes: &[&str] = match backend {
+            Backend::Sqlite => &["multirow", "batchjson", "batchjson-hashsize"],
+            Backend::Postgres => &["pg-unnest"],
+        };
+        // Where a reference writes: a SQLite file per mode, or the empty
+        // PostgreSQL database PG_REF (created again before each use).
+        let ref_db = |name: &str| -> Result<String> {
+            Ok(match backend {
+                Backend::Sqlite => dbdir.join(format!("{name}.db")).display().to_string(),
+                Backend::Postgres => {
+                    fresh_pg_db(PG_REF)?;
+                    Backend::pg_url(PG_REF)
+                }
+            })
+        };
+        let reps = match backend {
+            Backend::Sqlite => self.set.ingest_reps,
+            Backend::Postgres => self.set.ingest_pg_reps,
+        };
+        for rep in 0..reps {
+            for &mode in raw_modes {
                 let mut a = vec![
                     "raw-ingest".to_owned(),
                     "--db".into(),
-                    dbdir.join(format!("raw-{mode}.db")).display().to_string(),
+                    ref_db(&format!("raw-{mode}"))?,
                     "--mode".into(),
                     mode.into(),
                 ];
@@ -662,11 +819,7 @@ impl Ctx {
                 cmds.insert(key, json!(cmd));
             }
             if rep == 0 {
-                let mut a = vec![
-                    "inproc-ingest".to_owned(),
-                    "--db".into(),
-                    dbdir.join("inproc.db").display().to_string(),
-                ];
+                let mut a = vec!["inproc-ingest".to_owned(), "--db".into(), ref_db("inproc")?];
                 a.extend(files.iter().cloned());
                 let (v, cmd) = self.sub(&a)?;
                 secs.entry("inproc".into())
@@ -679,7 +832,7 @@ impl Ctx {
                     .push(v);
                 cmds.insert("inproc".into(), json!(cmd));
             }
-            let (mut v, hwm, c) = self.http_ingest_once()?;
+            let (mut v, hwm, c) = self.http_ingest_once(backend)?;
             v["server_vmhwm_kb"] = json!(hwm);
             secs.entry("http".into())
                 .or_default()
@@ -703,11 +856,14 @@ impl Ctx {
             .iter()
             .map(|(k, v)| (k.clone(), stats::median(v)))
             .collect();
-        let (ref_key, ref_secs) = if med["raw_batchjson"] <= med["raw_multirow"] {
+        let (ref_key, ref_secs) = if backend == Backend::Postgres {
+            ("raw_pg_unnest", med["raw_pg_unnest"])
+        } else if med["raw_batchjson"] <= med["raw_multirow"] {
             ("raw_batchjson", med["raw_batchjson"])
         } else {
             ("raw_multirow", med["raw_multirow"])
         };
+        let (sx, db) = (backend.suffix(), backend.label());
         let http = med["http"];
         let mut commands: Vec<String> = cmds["http"]
             .as_array()
@@ -718,23 +874,25 @@ impl Ctx {
         commands.push(cmds[ref_key].as_str().unwrap_or_default().to_owned());
         let rate = notes / http;
         self.push(Figure {
-            id: "ingest_http_notes_per_s".into(),
+            id: format!("ingest_http_notes_per_s{sx}"),
             name: format!(
-                "Ingest over HTTP, NDJSON {}-line batches (median of {})",
-                self.corpus_desc["params"]["batch"], self.set.ingest_reps
+                "Ingest over HTTP, {db}, NDJSON {}-line batches (median of {reps})",
+                self.corpus_desc["params"]["batch"]
             ),
             value: rate,
             unit: "notes/s".into(),
             target: ">= 20000".into(),
             pass: Some(rate >= 20_000.0),
-            reference: format!("raw sqlx bulk insert, same rows/schema/FTS ({ref_key}), notes/s"),
+            reference: format!(
+                "raw sqlx bulk insert, {db}, same rows/schema/FTS ({ref_key}), notes/s"
+            ),
             reference_value: Some(notes / ref_secs),
             ratio: Some(rate / (notes / ref_secs)),
             commands: commands.clone(),
         });
         self.push(Figure {
-            id: "ingest_http_time_vs_raw".into(),
-            name: "Ingest over HTTP: time / raw sqlx time".into(),
+            id: format!("ingest_http_time_vs_raw{sx}"),
+            name: format!("Ingest over HTTP, {db}: time / raw sqlx time"),
             value: http / ref_secs,
             unit: "x".into(),
             target: "<= 2.5".into(),
@@ -744,6 +902,25 @@ impl Ctx {
             ratio: Some(http / ref_secs),
             commands,
         });
+        if backend == Backend::Sqlite {
+            self.push_tuned(&med, &cmds, ref_key, ref_secs);
+        }
+        self.details.insert(
+            self.current.clone(),
+            json!({"backend": db, "median_secs": med, "runs": runs, "commands": cmds, "reference": ref_key}),
+        );
+        Ok(())
+    }
+
+    /// What tuning SQLite's FTS5 gains (SQLite only).
+    fn push_tuned(
+        &mut self,
+        med: &std::collections::BTreeMap<String, f64>,
+        cmds: &Map<String, Value>,
+        ref_key: &str,
+        ref_secs: f64,
+    ) {
+        let notes = self.corpus_desc["notes"].as_f64().unwrap_or(100_000.0);
         let tuned = med["raw_batchjson_hashsize"];
         self.push(Figure {
             id: "ingest_raw_tuned_notes_per_s".into(),
@@ -764,23 +941,29 @@ impl Ctx {
                     .to_owned(),
             ],
         });
-        self.details.insert(
-            "ingest".into(),
-            json!({"median_secs": med, "runs": runs, "commands": cmds, "reference": ref_key}),
-        );
-        Ok(())
     }
 
     // ----------------------------------------------------------------- search
 
-    fn search(&mut self) -> Result<()> {
-        self.ensure_100k()?;
-        let data = self.data_100k();
-        let db = data.join("notes.db").display().to_string();
+    /// The search benchmark on `backend`: wrk through the service against
+    /// the service's own SQL run through sqlx in-process, same queries,
+    /// same concurrency.
+    fn search(&mut self, backend: Backend) -> Result<()> {
+        self.ensure_100k_on(backend)?;
+        let data = self.data_dir(backend);
+        let db = match backend {
+            Backend::Sqlite => data.join("notes.db").display().to_string(),
+            Backend::Postgres => Backend::pg_url(PG_100K),
+        };
+        let (sx, dbl) = (backend.suffix(), backend.label());
+        let sql = match backend {
+            Backend::Sqlite => "FTS5",
+            Backend::Postgres => "tsvector",
+        };
         let conns = self.set.search_connections;
         let dur = self.set.search_duration_s;
         let aux = self.set.search_aux_duration_s;
-        let spec = self.service_spec(&data, None, &[], "service-search");
+        let spec = self.service_100k(backend, "service-search");
         let mut server = spec.spawn()?;
         server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(10))?;
         let url = format!("http://{SERVICE_ADDR}/");
@@ -840,7 +1023,11 @@ impl Ctx {
                 .join(format!("queries-{kind}.txt"))
                 .display()
                 .to_string();
-            for (mode, d) in [("raw", dur), ("inproc", aux), ("topk", aux)] {
+            let modes: &[(&str, u32)] = match backend {
+                Backend::Sqlite => &[("raw", dur), ("inproc", aux), ("topk", aux)],
+                Backend::Postgres => &[("raw", dur), ("inproc", aux)],
+            };
+            for &(mode, d) in modes {
                 let (v, cmd) = self.sub(&[
                     "search-ref".into(),
                     "--db".into(),
@@ -874,14 +1061,14 @@ impl Ctx {
                     .to_owned(),
             ];
             self.push(Figure {
-                id: format!("search_{kind}_p99_ms"),
-                name: format!("Search {kind}, {conns} clients: p99 (p50 {p50:.2} ms)"),
+                id: format!("search_{kind}_p99_ms{sx}"),
+                name: format!("Search {kind}, {dbl}, {conns} clients: p99 (p50 {p50:.2} ms)"),
                 value: p99,
                 unit: "ms".into(),
                 target: "<= 15".into(),
                 pass: Some(p99 <= 15.0),
                 reference: format!(
-                    "same FTS5 SQL via sqlx in-process, {conns} tasks: p99 ms (p50 {:.2})",
+                    "same {sql} SQL via sqlx in-process, {conns} tasks: p99 ms (p50 {:.2})",
                     f(r, &["p50_ms"])
                 ),
                 reference_value: Some(ref_p99),
@@ -889,17 +1076,20 @@ impl Ctx {
                 commands: cmds.clone(),
             });
             self.push(Figure {
-                id: format!("search_{kind}_qps"),
-                name: format!("Search {kind}, {conns} clients: queries/s"),
+                id: format!("search_{kind}_qps{sx}"),
+                name: format!("Search {kind}, {dbl}, {conns} clients: queries/s"),
                 value: qps,
                 unit: "q/s".into(),
                 target: "(reported)".into(),
                 pass: None,
-                reference: "same FTS5 SQL via sqlx in-process: q/s".into(),
+                reference: format!("same {sql} SQL via sqlx in-process: q/s"),
                 reference_value: Some(f(r, &["qps"])),
                 ratio: Some(qps / f(r, &["qps"])),
                 commands: cmds,
             });
+            if backend == Backend::Postgres {
+                continue;
+            }
             let t = &refs[kind]["topk"];
             self.push(Figure {
                 id: format!("search_{kind}_topk_p99_ms"),
@@ -915,9 +1105,264 @@ impl Ctx {
             });
         }
         self.details.insert(
-            "search".into(),
-            json!({"sanity": sanity, "http": http, "wrk_commands": wrk_cmds, "references": refs, "reference_commands": ref_cmds}),
+            self.current.clone(),
+            json!({"backend": dbl, "sanity": sanity, "http": http, "wrk_commands": wrk_cmds, "references": refs, "reference_commands": ref_cmds}),
         );
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- storage
+
+    /// Attachments through the API against plain `object_store` put/get of
+    /// the same bytes to the same store, for local files and for a real S3
+    /// server (s3s-fs on loopback), in the same run; and the service's RSS
+    /// during the big upload and download.
+    fn storage(&mut self) -> Result<()> {
+        let big_mib: u64 = env_or("BENCH_STORAGE_BIG_MIB", 200);
+        let small_mib: u64 = env_or("BENCH_STORAGE_SMALL_MIB", 16);
+        let small_count: usize = env_or("BENCH_STORAGE_SMALL_COUNT", 8);
+        let reps: usize = env_or("BENCH_STORAGE_REPS", 3);
+        let dir = self.work.join("storage");
+        fs::create_dir_all(&dir)?;
+        let big = dir.join(format!("blob-{big_mib}mib.bin"));
+        let small = dir.join(format!("blob-{small_mib}mib.bin"));
+        storage::ensure_blob(&big, big_mib << 20)?;
+        storage::ensure_blob(&small, small_mib << 20)?;
+        let (key, secret) = ("bench-access", "bench-secret");
+
+        // The S3 server, one for the whole benchmark, on an empty directory.
+        let s3_root = dir.join("s3");
+        procs::fresh_dir(&s3_root.join("notes"))?;
+        let (host, port) = S3_ADDR.split_once(':').expect("host:port");
+        let s3_spec = Spec {
+            program: "s3s-fs".into(),
+            args: vec![
+                "--host".into(),
+                host.into(),
+                "--port".into(),
+                port.into(),
+                "--access-key".into(),
+                key.into(),
+                "--secret-key".into(),
+                secret.into(),
+                s3_root.display().to_string(),
+            ],
+            env: vec![],
+            cpus: None,
+            addr: S3_ADDR.into(),
+            log: self.log("s3s-fs"),
+        };
+        let s3 = s3_spec.spawn()?;
+        procs::wait_tcp(S3_ADDR, Duration::from_secs(10))?;
+        let endpoint = format!("http://{S3_ADDR}");
+        let files_dir = dir.join("files");
+        let stores = [
+            ("file", format!("file://{}", files_dir.display())),
+            ("s3", "s3://notes".to_owned()),
+        ];
+        let mut detail = Map::new();
+        for (label, url) in &stores {
+            if *label == "file" {
+                procs::fresh_dir(&files_dir)?;
+            }
+            let mut env = vec![
+                ("NOTES_STORAGE_URL", url.clone()),
+                ("NOTES_MAX_UPLOAD_BYTES", ((big_mib + 1) << 20).to_string()),
+            ];
+            let mut ref_args = vec!["--store".to_owned(), url.clone()];
+            if *label == "s3" {
+                env.extend([
+                    ("NOTES_S3_ENDPOINT", endpoint.clone()),
+                    ("NOTES_S3_ACCESS_KEY_ID", key.to_owned()),
+                    ("NOTES_S3_SECRET_ACCESS_KEY", secret.to_owned()),
+                ]);
+                ref_args.extend([
+                    "--s3-endpoint".into(),
+                    endpoint.clone(),
+                    "--s3-key".into(),
+                    key.into(),
+                    "--s3-secret".into(),
+                    secret.into(),
+                ]);
+            }
+            let data = dir.join(format!("data-{label}"));
+            procs::fresh_dir(&data)?;
+            let spec = self.service_spec(&data, None, &env, &format!("service-storage-{label}"));
+            let mut server = spec.spawn()?;
+            server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(10))?;
+            let t = Duration::from_secs(10);
+            let r = client::request(
+                SERVICE_ADDR,
+                "POST",
+                "/api/v1/notes",
+                Some("application/json"),
+                br#"{"title":"storage benchmark"}"#,
+                t,
+            )?;
+            if r.status != 201 {
+                bail!("creating a note: HTTP {}", r.status);
+            }
+            let note = r.json()?["id"].as_str().unwrap_or_default().to_owned();
+            std::thread::sleep(Duration::from_secs(1));
+            let rss_idle = server.status_kb("VmRSS")?;
+            let mut res = Map::new();
+            let mut cmds = Map::new();
+            for rep in 0..reps {
+                for (size, file, count) in [("big", &big, 1usize), ("small", &small, small_count)] {
+                    let file_s = file.display().to_string();
+                    let mut modes = vec!["raw"];
+                    if rep == 0 {
+                        modes.push("inproc");
+                    }
+                    for mode in modes {
+                        let mut a = vec!["storage-ref".to_owned()];
+                        a.extend(ref_args.iter().cloned());
+                        a.extend([
+                            "--mode".into(),
+                            mode.into(),
+                            "--file".into(),
+                            file_s.clone(),
+                            "--count".into(),
+                            count.to_string(),
+                        ]);
+                        let (v, cmd) = self.sub(&a)?;
+                        push_run(&mut res, &format!("{size}_{mode}"), v);
+                        cmds.insert(format!("{size}_{mode}"), json!(cmd));
+                    }
+                    let http = |op: &str, extra: &[String]| {
+                        let mut a = vec![
+                            "storage-http".to_owned(),
+                            "--addr".into(),
+                            SERVICE_ADDR.into(),
+                            "--op".into(),
+                            op.into(),
+                            "--note".into(),
+                            note.clone(),
+                        ];
+                        a.extend(extra.iter().cloned());
+                        a
+                    };
+                    let sampler = procs::RssSampler::start(server.pid(), Duration::from_millis(5));
+                    let (mut up, cmd) = self.sub(&http(
+                        "upload",
+                        &[
+                            "--file".into(),
+                            file_s.clone(),
+                            "--count".into(),
+                            count.to_string(),
+                        ],
+                    ))?;
+                    let (peak, n) = sampler.stop();
+                    up["server_rss_peak_kb"] = json!(peak);
+                    up["rss_samples"] = json!(n);
+                    cmds.insert(format!("{size}_upload"), json!(cmd));
+                    let ids = up["ids"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let ids_arg = ["--ids".to_owned(), ids];
+                    let before = server.status_kb("VmRSS")?;
+                    let sampler = procs::RssSampler::start(server.pid(), Duration::from_millis(5));
+                    let (mut down, cmd) = self.sub(&http("download", &ids_arg))?;
+                    let (peak, n) = sampler.stop();
+                    down["server_rss_before_kb"] = json!(before);
+                    down["server_rss_peak_kb"] = json!(peak);
+                    down["rss_samples"] = json!(n);
+                    cmds.insert(format!("{size}_download"), json!(cmd));
+                    self.sub(&http("delete", &ids_arg))?;
+                    push_run(&mut res, &format!("{size}_upload"), up);
+                    push_run(&mut res, &format!("{size}_download"), down);
+                }
+            }
+            server.stop()?;
+
+            // Medians over the reps (the in-process path ran once).
+            let med = |k: &str, field: &str| {
+                let v: Vec<f64> = res[k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| f(r, &[field]))
+                    .collect();
+                stats::median(&v)
+            };
+            let peak = |k: &str| {
+                res[k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["server_rss_peak_kb"].as_u64())
+                    .max()
+                    .unwrap_or(0)
+            };
+            let store = if *label == "s3" {
+                "S3 (s3s-fs on loopback)"
+            } else {
+                "local files"
+            };
+            let cmd = |k: &str| cmds[k].as_str().unwrap_or_default().to_owned();
+            for (size, what) in [
+                ("big", format!("1 x {big_mib} MiB")),
+                ("small", format!("{small_count} x {small_mib} MiB")),
+            ] {
+                for (op, field, raw_op) in [
+                    ("upload", "put_mib_s", "put_multipart"),
+                    ("download", "get_mib_s", "get"),
+                ] {
+                    let api = med(&format!("{size}_{op}"), "mib_s");
+                    let raw = med(&format!("{size}_raw"), field);
+                    let inproc = med(&format!("{size}_inproc"), field);
+                    self.push(Figure {
+                        id: format!("storage_{label}_{op}_{size}_mib_s"),
+                        name: format!(
+                            "Attachment {op} through the API, {store}, {what}, one at a time (median of {reps}; service's Blobs in-process: {inproc:.0} MiB/s)"
+                        ),
+                        value: api,
+                        unit: "MiB/s".into(),
+                        target: ">= 0.80 x raw".into(),
+                        pass: Some(api / raw >= 0.80),
+                        reference: format!(
+                            "raw object_store {raw_op} of the same bytes to the same store, MiB/s"
+                        ),
+                        reference_value: Some(raw),
+                        ratio: Some(api / raw),
+                        commands: vec![
+                            spec.command_line(),
+                            cmd(&format!("{size}_{op}")),
+                            cmd(&format!("{size}_raw")),
+                        ],
+                    });
+                }
+            }
+            let mb = |kb: u64| kb as f64 * 1024.0 / 1e6;
+            for op in ["upload", "download"] {
+                let added = mb(peak(&format!("big_{op}")).saturating_sub(rss_idle));
+                self.push(Figure {
+                    id: format!("storage_{label}_rss_{op}_big_mb"),
+                    name: format!(
+                        "Service RSS added during a {big_mib} MiB {op}, {store} (peak VmRSS sampled every 5 ms, max of {reps}, minus idle)"
+                    ),
+                    value: added,
+                    unit: "MB".into(),
+                    target: "< 50".into(),
+                    pass: Some(added < 50.0),
+                    reference: "idle RSS before any transfer, MB".into(),
+                    reference_value: Some(mb(rss_idle)),
+                    ratio: None,
+                    commands: vec![spec.command_line(), cmd(&format!("big_{op}"))],
+                });
+            }
+            res.insert("rss_idle_kb".into(), json!(rss_idle));
+            res.insert("commands".into(), Value::Object(cmds));
+            detail.insert(label.to_string(), Value::Object(res));
+        }
+        s3.stop()?;
+        detail.insert("s3_server".into(), json!(s3_spec.command_line()));
+        self.details
+            .insert(self.current.clone(), Value::Object(detail));
         Ok(())
     }
 
@@ -1123,6 +1568,13 @@ impl Ctx {
             json!({"median_ms": med, "runs_ms": times}),
         );
         Ok(())
+    }
+}
+
+/// Appends `v` to the array at `key`.
+fn push_run(map: &mut Map<String, Value>, key: &str, v: Value) {
+    if let Some(a) = map.entry(key).or_insert_with(|| json!([])).as_array_mut() {
+        a.push(v);
     }
 }
 
