@@ -14,6 +14,9 @@
 //!   own pool). A server crash can lose the last fraction of a second of
 //!   it, which only means a job runs again: delivery is at least once
 //!   anyway. Enqueues keep the full guarantee: a 202 means the job is on disk.
+//!
+//! That pool also keeps the claim's plan independent of table statistics
+//! (see `PgQueue::new`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -55,9 +58,17 @@ impl PgQueue {
         let wake = Wakeup::default();
         let announce = Arc::new(Notify::new());
         let store_options = store.pool.options();
-        let connect = (*store.pool.connect_options())
-            .clone()
-            .options([("synchronous_commit", "off")]);
+        let connect = (*store.pool.connect_options()).clone().options([
+            ("synchronous_commit", "off"),
+            // The claim must walk the due index in order and stop at the
+            // first unlocked row. A backlog enqueued faster than autovacuum
+            // analyzes the table looks tiny to the planner, which then
+            // bitmap-scans and sorts the whole backlog on every claim (7x
+            // slower at 10,000 jobs). The workers' statements use nothing
+            // else that needs a sort or a bitmap scan.
+            ("enable_bitmapscan", "off"),
+            ("enable_sort", "off"),
+        ]);
         // Lazy: an API-only process (no workers) never opens it.
         let workers = PgPoolOptions::new()
             .max_connections(store_options.get_max_connections())
