@@ -13,10 +13,13 @@ fn git(args: &[&str]) -> Option<String> {
 fn main() {
     println!("cargo:rerun-if-env-changed=NOTES_GIT_SHA");
     // HEAD names a branch, and a commit moves the branch, not HEAD: watch
-    // both, and packed-refs, wherever git keeps them (`.git` is a file in a
-    // worktree). A path that does not exist would rerun this every build.
+    // both, wherever git keeps them (`.git` is a file in a worktree). The
+    // branch may live only in packed-refs until a commit writes it loose,
+    // so also watch HEAD's reflog, which every commit, checkout and reset
+    // appends to. A path that does not exist would rerun this every build.
     let branch = git(&["symbolic-ref", "-q", "HEAD"]);
-    for name in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
+    let watched = ["HEAD", "logs/HEAD", "packed-refs"];
+    for name in watched.into_iter().chain(branch.as_deref()) {
         if let Some(path) = git(&["rev-parse", "--git-path", name])
             && Path::new(&path).exists()
         {

@@ -383,7 +383,12 @@ impl Queue for PgQueue {
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 1 {
-            self.announce();
+            // Inline rather than through the announcer: jobs are released
+            // at shutdown, just before `close` aborts that task.
+            self.wake.one();
+            let _ = sqlx::query(AssertSqlSafe(format!("NOTIFY {CHANNEL}")))
+                .execute(&self.pool)
+                .await;
         }
         Ok(done.rows_affected() == 1)
     }
