@@ -54,6 +54,25 @@ fn unavailable(e: object_store::Error) -> BlobError {
     }
 }
 
+/// The S3 client's retry schedule and timeouts, shared with the bench's raw
+/// reference so that it measures the same client. Replaces the client
+/// options, so settings such as `allow_http` must come after it.
+pub fn s3_client_settings(builder: AmazonS3Builder) -> AmazonS3Builder {
+    builder
+        // Fail over to 503 quickly when the store is down rather than
+        // holding requests through a long retry schedule.
+        .with_retry(RetryConfig {
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(300)),
+        )
+}
+
 fn local_io(e: std::io::Error) -> BlobError {
     BlobError::Unavailable(object_store::Error::Generic {
         store: "LocalFileSystem",
@@ -119,20 +138,7 @@ impl Blobs {
             Some((bucket, prefix)) => (bucket, Some(prefix)),
             None => (bucket.trim_end_matches('/'), None),
         };
-        let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            // Fail over to 503 quickly when the store is down rather than
-            // holding requests through a long retry schedule.
-            .with_retry(RetryConfig {
-                max_retries: 2,
-                retry_timeout: Duration::from_secs(10),
-                ..Default::default()
-            })
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(300)),
-            );
+        let mut builder = s3_client_settings(AmazonS3Builder::from_env().with_bucket_name(bucket));
         if let Some(region) = &config.s3_region {
             builder = builder.with_region(region);
         }

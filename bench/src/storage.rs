@@ -21,14 +21,14 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use object_store::{
-    ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart, aws::AmazonS3Builder,
-    local::LocalFileSystem, path::Path as ObjPath,
+    ObjectStore, ObjectStoreExt, WriteMultipart, aws::AmazonS3Builder, local::LocalFileSystem,
+    path::Path as ObjPath,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use notes_api::{
-    blobs::Blobs,
+    blobs::{self, Blobs},
     config::{Config, Secret},
 };
 
@@ -81,20 +81,9 @@ impl Target {
             bail!("--store must be file://DIR or s3://BUCKET");
         };
         let endpoint = self.endpoint.as_deref().context("--s3-endpoint")?;
-        // In the service's order: the client options first, since they
+        // In the service's order: the client settings first, since they
         // replace the `allow_http` that `with_allow_http` sets.
-        let s3 = AmazonS3Builder::new()
-            .with_bucket_name(bucket)
-            .with_retry(RetryConfig {
-                max_retries: 2,
-                retry_timeout: Duration::from_secs(10),
-                ..Default::default()
-            })
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(300)),
-            )
+        let s3 = blobs::s3_client_settings(AmazonS3Builder::new().with_bucket_name(bucket))
             .with_region("us-east-1")
             .with_endpoint(endpoint)
             .with_allow_http(endpoint.starts_with("http://"))
