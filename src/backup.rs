@@ -365,7 +365,7 @@ pub async fn restore<'a>(
     fed?;
     let imported = imported?;
     debug_assert_eq!(imported, expected);
-    t.store.reindex().await?;
+    // The import started a new feed generation: every index rebuilds.
     tracing::info!(
         from,
         snapshot = manifest.snapshot,

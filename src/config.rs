@@ -187,6 +187,17 @@ pub struct Config {
     #[arg(long, env = "NOTES_SHUTDOWN_TIMEOUT", default_value_t = 25)]
     pub shutdown_timeout: u64,
 
+    /// Directory of this process's search index; default `<data_dir>/index`.
+    /// Derived from the database and rebuilt from it when lost, so an
+    /// emptyDir is enough. Every replica needs its own.
+    #[arg(long, env = "NOTES_INDEX_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_dir: Option<PathBuf>,
+    /// Memory the search index writer may buffer before it flushes a
+    /// segment, in MiB (at least 15 per indexing thread).
+    #[arg(long, env = "NOTES_INDEX_MEMORY_MB", default_value_t = 48)]
+    pub index_memory_mb: u32,
+
     /// Answer every write with 405; reads and search keep working.
     #[arg(long, env = "NOTES_READ_ONLY", default_value_t = false, value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub read_only: bool,
@@ -294,6 +305,15 @@ impl Config {
         if self.storage_url.is_none() {
             self.storage_url = Some(format!("file://{}", self.data_dir.join("blobs").display()));
         }
+        if self.index_dir.is_none() {
+            self.index_dir = Some(self.data_dir.join("index"));
+        }
+        if self.index_memory_mb < 15 {
+            return Err(ConfigError::Invalid(
+                "NOTES_INDEX_MEMORY_MB",
+                "must be at least 15".into(),
+            ));
+        }
         if self.database_url.is_none() {
             let path = self.data_dir.join("notes.db");
             self.database_url = Some(Secret::new(format!("sqlite://{}", path.display())));
@@ -322,6 +342,12 @@ impl Config {
 
     pub fn database_url(&self) -> &str {
         self.database_url.as_ref().map(Secret::expose).unwrap_or("")
+    }
+
+    pub fn index_dir(&self) -> PathBuf {
+        self.index_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("index"))
     }
 
     pub fn storage_url(&self) -> &str {

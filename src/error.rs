@@ -9,7 +9,9 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{blobs::BlobError, domain::validation::FieldError, store::StoreError};
+use crate::{
+    blobs::BlobError, domain::validation::FieldError, index::IndexError, store::StoreError,
+};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -152,6 +154,24 @@ impl From<StoreError> for ApiError {
             StoreError::Internal(source) => {
                 tracing::error!(error = %source, "store error");
                 ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(err: IndexError) -> Self {
+        match err {
+            IndexError::Store(e) => e.into(),
+            IndexError::NotReady(state) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the search index is being built ({state}); retry shortly"),
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("5")),
+            IndexError::Engine(e) => {
+                tracing::error!(error = %e, "search index error");
+                ApiError::unavailable("search is unavailable; retry shortly")
             }
         }
     }

@@ -1,7 +1,8 @@
 //! notes-api: a self-hostable notes and documents service.
 //!
 //! `domain` holds the rules, `store` the persistence behind one trait,
-//! `search` the query language, `http` the thin HTTP edge.
+//! `search` the query language and snippets, `index` the search index
+//! derived from the store, `http` the thin HTTP edge.
 
 pub mod backup;
 pub mod blobs;
@@ -11,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod healthcheck;
 pub mod http;
+pub mod index;
 pub mod jobs;
 pub mod search;
 pub mod server;

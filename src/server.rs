@@ -1,7 +1,7 @@
 //! Running the HTTP server with a graceful shutdown: readiness flips to 503
 //! at once, the listener closes, in-flight requests get the shutdown timeout.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -10,12 +10,17 @@ use crate::{
     blobs::Blobs,
     config::Config,
     http::{self, AppState},
+    index::{DynIndex, IndexSettings, TantivyIndex},
     jobs, store, telemetry,
 };
 
-/// Opens the store (migrating it when configured), the object store and the
-/// job queue, and builds the app state.
+/// Opens the store (migrating it when configured), the object store, the
+/// job queue and the search index, and builds the app state of an API process.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    build_state_for(config, Role::Api).await
+}
+
+async fn build_state_for(config: Config, role: Role) -> anyhow::Result<AppState> {
     let db = store::open(config.database_url(), &config.pool_settings()).await?;
     let store = db.store();
     if config.migrate_on_start && !config.read_only {
@@ -23,10 +28,18 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let blobs = Blobs::open(&config)?;
     let queue = jobs::connect(config.queue_url(), &db).await?;
+    let index: Option<DynIndex> = match role {
+        Role::Api => Some(Arc::new(TantivyIndex::open(
+            store.clone(),
+            IndexSettings::new(config.index_dir(), config.index_memory_mb),
+        )?)),
+        Role::Worker => None,
+    };
     Ok(AppState::new(
         store,
         blobs,
         queue,
+        index,
         config,
         telemetry::metrics(),
     ))
@@ -50,7 +63,7 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
 
 async fn start(config: Config, role: Role) -> anyhow::Result<()> {
     let listen = config.listen;
-    let state = build_state(config).await?;
+    let state = build_state_for(config, role).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

@@ -303,6 +303,7 @@ pub async fn delete(
         .delete_attachment(uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no attachment with id {uuid}")))?;
+    state.searchable().await;
     state.blobs.delete_all(&[key]).await;
     Ok(StatusCode::NO_CONTENT)
 }

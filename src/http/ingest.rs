@@ -112,6 +112,7 @@ pub async fn ingest(
     };
     let received = batch.notes.len() as u64;
     let counts = state.store.ingest(batch.notes).await?;
+    state.searchable().await;
     metrics::counter!("notes_ingested_total").increment(received);
     Ok(Json(IngestReport {
         received,

@@ -91,6 +91,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let input = draft.validate().map_err(ApiError::validation)?;
     let note = state.store.create_note(input).await?;
+    state.searchable().await;
     let location = HeaderValue::from_str(&format!("/api/v1/notes/{}", note.id)).expect("uuid path");
     let mut res = with_etag(StatusCode::CREATED, note);
     res.headers_mut().insert(header::LOCATION, location);
@@ -194,7 +195,10 @@ pub async fn update(
             return Ok(with_etag(StatusCode::OK, current));
         }
         match state.store.update_note(id, input, current.version).await {
-            Ok(note) => return Ok(with_etag(StatusCode::OK, note)),
+            Ok(note) => {
+                state.searchable().await;
+                return Ok(with_etag(StatusCode::OK, note));
+            }
             Err(StoreError::VersionMismatch { .. }) if if_match.is_none() => continue,
             Err(e) => return Err(e.into()),
         }
@@ -222,6 +226,7 @@ pub async fn delete(
         .delete_note(id)
         .await?
         .ok_or_else(|| not_found(id))?;
+    state.searchable().await;
     state.blobs.delete_all(&keys).await;
     Ok(StatusCode::NO_CONTENT)
 }

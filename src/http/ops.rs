@@ -60,11 +60,16 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         check(async { state.blobs.ping().await.map_err(|e| e.to_string()) }),
         check(async { state.queue.ping().await.map_err(|e| e.to_string()) }),
     );
-    let checks = BTreeMap::from([
+    let mut checks = BTreeMap::from([
         ("database", database),
         ("storage", storage),
         ("queue", queue),
     ]);
+    if let Some(index) = &state.index {
+        // Not ready until an index answers; a rebuild behind a serving
+        // index does not take the process out of rotation.
+        checks.insert("search", index.status().check());
+    }
     let shutting_down = state.is_shutting_down();
     let ready = !shutting_down && checks.values().all(|v| v == "ok");
     let status = if ready {

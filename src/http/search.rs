@@ -13,16 +13,20 @@ use crate::{
 
 /// Full-text search over titles (weighted higher) and bodies.
 #[utoipa::path(get, path = "/api/v1/search", tag = "search", params(SearchParams),
-    responses((status = 200, body = SearchResponse), (status = 422, body = Problem)),
+    responses((status = 200, body = SearchResponse), (status = 422, body = Problem),
+        (status = 503, description = "the search index is being built", body = Problem)),
     security(("bearer" = ["read"])))]
 pub async fn search(
     State(state): State<AppState>,
     _: Auth<Read>,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> ApiResult<Json<SearchResponse>> {
-    match search::search(state.store.as_ref(), params).await {
+    let Some(index) = &state.index else {
+        return Err(ApiError::unavailable("this process serves no search"));
+    };
+    match search::search(index.as_ref(), params).await {
         Ok(res) => Ok(Json(res)),
         Err(SearchError::Invalid(errors)) => Err(ApiError::validation(errors)),
-        Err(SearchError::Store(e)) => Err(e.into()),
+        Err(SearchError::Index(e)) => Err(e.into()),
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::{blobs::Blobs, config::Config, jobs::DynQueue, store::DynStore};
+use crate::{blobs::Blobs, config::Config, index::DynIndex, jobs::DynQueue, store::DynStore};
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -16,6 +16,8 @@ pub struct Inner {
     pub store: DynStore,
     pub blobs: Blobs,
     pub queue: DynQueue,
+    /// The search index this process serves; none in a worker process.
+    pub index: Option<DynIndex>,
     pub config: Config,
     pub metrics: PrometheusHandle,
     shutting_down: AtomicBool,
@@ -26,6 +28,7 @@ impl AppState {
         store: DynStore,
         blobs: Blobs,
         queue: DynQueue,
+        index: Option<DynIndex>,
         config: Config,
         metrics: PrometheusHandle,
     ) -> Self {
@@ -33,6 +36,7 @@ impl AppState {
             store,
             blobs,
             queue,
+            index,
             config,
             metrics,
             shutting_down: AtomicBool::new(false),
@@ -48,10 +52,25 @@ impl AppState {
         self.0.shutting_down.load(Ordering::SeqCst)
     }
 
-    /// Closes the queue, then the database (the queue may share its pools).
+    /// Closes the index (it reads the database), the queue, then the
+    /// database (the queue may share its pools).
     pub async fn close(&self) {
+        if let Some(index) = &self.index {
+            index.close().await;
+        }
         self.queue.close().await;
         self.store.close().await;
+    }
+
+    /// Waits until this process's index holds every write committed so
+    /// far, so a write returns once it is searchable. The write itself has
+    /// committed: an index that lags is logged, not reported as its failure.
+    pub async fn searchable(&self) {
+        if let Some(index) = &self.index
+            && let Err(e) = index.refresh().await
+        {
+            tracing::warn!(error = %e, "a write committed but is not searchable yet");
+        }
     }
 
     /// Enqueues a validated job with the configured attempt budget.

@@ -20,9 +20,16 @@ pub async fn execute(state: &AppState, args: JobArgs) -> Result<Value, JobError>
         }
         JobArgs::Add { x, y } => add(&x, &y),
         JobArgs::Reindex => {
+            // A new feed generation: every process's index rebuilds itself
+            // from the store, serving its old build until the new one is done.
+            state
+                .store
+                .renew_feed()
+                .await
+                .map_err(|e| fail("reindex", e))?;
             let notes = state
                 .store
-                .reindex()
+                .count_notes()
                 .await
                 .map_err(|e| fail("reindex", e))?;
             // Text whose extraction never ran (its enqueue failed) gets

@@ -1,6 +1,6 @@
-//! Search: parses what a user typed, asks the store, cuts the snippets. The
-//! query language and the snippets are the same on every backend because
-//! they are computed here, not in SQL.
+//! Search: parses what a user typed, asks the index, cuts the snippets. The
+//! query language, the tokenizer and the snippets live here, so every
+//! engine behind [`crate::index::SearchIndex`] answers the same language.
 
 pub mod query;
 pub mod snippet;
@@ -13,12 +13,12 @@ use uuid::Uuid;
 
 use crate::{
     domain::{note, validation::FieldError},
-    store::{SearchQuery, Store, StoreError},
+    index::{IndexError, SearchIndex, SearchQuery},
 };
 
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
-/// Deep offsets make the database rank everything before them; past this,
+/// Deep offsets make the engine rank everything before them; past this,
 /// narrow the query instead.
 pub const MAX_OFFSET: u32 = 10_000;
 const SNIPPET_TOKENS: usize = 24;
@@ -58,11 +58,11 @@ pub enum SearchError {
     #[error("invalid search parameters")]
     Invalid(Vec<FieldError>),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Index(#[from] IndexError),
 }
 
 pub async fn search(
-    store: &dyn Store,
+    index: &dyn SearchIndex,
     params: SearchParams,
 ) -> Result<SearchResponse, SearchError> {
     let started = Instant::now();
@@ -108,7 +108,7 @@ pub async fn search(
             took_ms: elapsed_ms(started),
         });
     }
-    let results = store
+    let results = index
         .search(&SearchQuery {
             query: parsed.clone(),
             tag,

@@ -1,10 +1,9 @@
-//! Parsing of the user's search string `q` into a [`Query`], and rendering it
-//! for SQLite FTS5.
+//! Parsing of the user's search string `q` into a [`Query`], and the
+//! tokenizer that both the index and the snippets use.
 //!
-//! The user's text never reaches the database as syntax: every token is
-//! re-derived by [`tokens`] (so it only holds letters and digits) and then
-//! quoted, which makes FTS5 operators such as `AND`, `NEAR`, `:` or `^` plain
-//! words.
+//! The user's text never reaches an engine as syntax: every token is
+//! re-derived by [`tokens`] (so it only holds letters and digits), which
+//! makes operators such as `AND`, `NEAR`, `:` or `^` plain words.
 
 use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 
@@ -108,19 +107,11 @@ struct RawTerm<'a> {
 impl RawTerm<'_> {
     /// `None` when nothing searchable is left (punctuation, emoji, a lone `-`).
     fn to_clause(&self) -> Option<Clause> {
-        let tokens: Vec<String> = tokens(self.text)
-            .map(|(_, _, token)| truncate_token(token))
-            .collect();
+        let tokens: Vec<String> = tokens(self.text).map(|(_, _, token)| token).collect();
         let last = tokens.last()?;
         let prefix = self.prefix && last.chars().count() >= MIN_PREFIX_CHARS;
         Some(Clause { tokens, prefix })
     }
-}
-
-fn truncate_token(mut token: String) -> String {
-    let end = token.floor_char_boundary(MAX_TOKEN_BYTES);
-    token.truncate(end);
-    token
 }
 
 /// Splits `q` into words and phrases; never fails, whatever the input.
@@ -215,7 +206,7 @@ pub fn tokens(text: &str) -> impl Iterator<Item = (usize, usize, String)> + '_ {
 /// Token boundaries only, for callers that need positions but not the
 /// (allocating) normalized form. Every span normalizes to a non-empty token,
 /// because a span always starts with a letter, digit or private-use char.
-pub(super) fn token_spans(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+pub fn token_spans(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut chars = text.char_indices().peekable();
     std::iter::from_fn(move || {
         let (start, _) = chars.find(|&(_, c)| starts_token(c))?;
@@ -265,17 +256,30 @@ fn is_fts5_diacritic(c: char) -> bool {
 }
 
 fn normalize(token: &str) -> String {
-    if token.is_ascii() {
-        return token.to_ascii_lowercase();
-    }
     let mut out = String::with_capacity(token.len());
-    // Per char, not str::to_lowercase: FTS5 has no final-sigma rule.
-    for c in token.chars().flat_map(char::to_lowercase) {
-        if !is_fts5_diacritic(c) {
-            out.push(strip_latin_accents(fold_variant(c)));
+    normalize_into(token, &mut out);
+    out
+}
+
+/// Appends the normalized form of one token span (from [`token_spans`]) to
+/// `out`, truncated to [`MAX_TOKEN_BYTES`] as query tokens are, so an
+/// indexer can reuse one buffer and a long token still matches.
+pub fn normalize_into(token: &str, out: &mut String) {
+    let start = out.len();
+    if token.is_ascii() {
+        out.extend(token.bytes().map(|b| b.to_ascii_lowercase() as char));
+    } else {
+        // Per char, not str::to_lowercase: FTS5 has no final-sigma rule.
+        for c in token.chars().flat_map(char::to_lowercase) {
+            if !is_fts5_diacritic(c) {
+                out.push(strip_latin_accents(fold_variant(c)));
+            }
         }
     }
-    out
+    if out.len() - start > MAX_TOKEN_BYTES {
+        let end = start + out[start..].floor_char_boundary(MAX_TOKEN_BYTES);
+        out.truncate(end);
+    }
 }
 
 /// FTS5 case-folds rather than lower-cases; these are the letters where the
@@ -316,34 +320,8 @@ fn strip_latin_accents(c: char) -> char {
     }
 }
 
-/// Render for PostgreSQL `to_tsquery('simple', …)` over a tsvector built from
-/// [`search_text`]. Same shape as [`to_fts5`]: includes joined with `&`, each
-/// exclusion as `& !(…)`, phrases with `<->`, a prefix as `:*`.
-/// Precondition: `query.include` is non-empty.
-pub fn to_tsquery(query: &Query) -> String {
-    let clause = |c: &Clause| {
-        let mut parts: Vec<String> = c
-            .tokens
-            .iter()
-            // Tokens are letters and digits only; quote anyway so the
-            // tsquery grammar can never see an operator.
-            .map(|t| format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")))
-            .collect();
-        if c.prefix
-            && let Some(last) = parts.last_mut()
-        {
-            last.push_str(":*");
-        }
-        format!("({})", parts.join(" <-> "))
-    };
-    let mut out: Vec<String> = query.include.iter().map(clause).collect();
-    out.extend(query.exclude.iter().map(|c| format!("!{}", clause(c))));
-    out.join(" & ")
-}
-
-/// The text as the search index sees it: normalized tokens joined by spaces.
-/// Backends whose own tokenizer differs from FTS5's (PostgreSQL) index this,
-/// so that every backend matches the same words.
+/// The text as the search index sees it: normalized tokens joined by spaces
+/// (how extracted attachment text is kept).
 pub fn search_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (_, _, token) in tokens(text) {
@@ -353,48 +331,6 @@ pub fn search_text(text: &str) -> String {
         out.push_str(&token);
     }
     out
-}
-
-/// Render for SQLite FTS5 MATCH, e.g. `("new york" AND "caf" *) NOT "bar"`.
-///
-/// Every clause is one double-quoted FTS5 string (any `"` doubled), so FTS5
-/// sees only phrases, never operators or column filters. The includes are
-/// parenthesized because FTS5's NOT binds tighter than AND.
-///
-/// Precondition: `query.include` is non-empty. Without it there is nothing
-/// FTS5 could search for; `""` is returned then, an empty phrase FTS5 accepts
-/// and which matches no row, so a forgotten check still cannot fail the query.
-pub fn to_fts5(query: &Query) -> String {
-    if query.include.is_empty() {
-        return "\"\"".to_owned();
-    }
-    let mut out = String::from("(");
-    for (i, clause) in query.include.iter().enumerate() {
-        if i > 0 {
-            out.push_str(" AND ");
-        }
-        push_fts5_clause(&mut out, clause);
-    }
-    out.push(')');
-    for clause in &query.exclude {
-        out.push_str(" NOT ");
-        push_fts5_clause(&mut out, clause);
-    }
-    out
-}
-
-fn push_fts5_clause(out: &mut String, clause: &Clause) {
-    out.push('"');
-    for (i, token) in clause.tokens.iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push_str(&token.replace('"', "\"\""));
-    }
-    out.push('"');
-    if clause.prefix {
-        out.push_str(" *");
-    }
 }
 
 #[cfg(test)]
@@ -569,10 +505,6 @@ mod tests {
             .map(word)
             .collect();
         assert_eq!(q, query(words, vec![]));
-        assert_eq!(
-            to_fts5(&q),
-            r#"("cats" AND "and" AND "dogs" AND "or" AND "not" AND "mice" AND "near")"#
-        );
     }
 
     #[test]
@@ -694,88 +626,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fts5_rendering() {
-        let cases = [
-            ("hello", r#"("hello")"#),
-            ("hello world", r#"("hello" AND "world")"#),
-            (r#""new york""#, r#"("new york")"#),
-            ("new yo*", r#"("new" AND "yo" *)"#),
-            (r#""new yo"*"#, r#"("new yo" *)"#),
-            ("cats -dogs", r#"("cats") NOT "dogs""#),
-            (
-                r#"cats -"hot dog" -mou*"#,
-                r#"("cats") NOT "hot dog" NOT "mou" *"#,
-            ),
-            (
-                r#"NEAR(a b) title:x ^y OR"#,
-                r#"("near a" AND "b" AND "title x" AND "y" AND "or")"#,
-            ),
-            ("Crème brûlée", r#"("creme" AND "brulee")"#),
-        ];
-        for (q, expected) in cases {
-            assert_eq!(to_fts5(&parse(q).unwrap()), expected, "{q:?}");
-        }
-    }
-
-    #[test]
-    fn fts5_escapes_quotes_defensively() {
-        let q = query(vec![clause(&["a\"b", "c"], true)], vec![word("\"")]);
-        assert_eq!(to_fts5(&q), r#"("a""b c" *) NOT """""#);
-    }
-
-    #[test]
-    fn fts5_without_includes_matches_nothing() {
-        assert_eq!(to_fts5(&Query::default()), r#""""#);
-        assert_eq!(to_fts5(&query(vec![], vec![word("x")])), r#""""#);
-    }
-
-    /// Parses `to_fts5` output back, which proves the output has exactly the
-    /// shape `(c AND c ...) NOT c ...` with every clause one quoted string.
-    fn parse_fts5(s: &str) -> Option<Query> {
-        fn clause(s: &str) -> Option<(Clause, &str)> {
-            let mut body = String::new();
-            let mut rest = s.strip_prefix('"')?;
-            loop {
-                let close = rest.find('"')?;
-                body.push_str(&rest[..close]);
-                rest = &rest[close + 1..];
-                match rest.strip_prefix('"') {
-                    Some(r) => {
-                        body.push('"');
-                        rest = r;
-                    }
-                    None => break,
-                }
-            }
-            let (prefix, rest) = match rest.strip_prefix(" *") {
-                Some(r) => (true, r),
-                None => (false, rest),
-            };
-            let tokens = body.split(' ').map(str::to_owned).collect();
-            Some((Clause { tokens, prefix }, rest))
-        }
-        let mut q = Query::default();
-        let mut rest = s.strip_prefix('(')?;
-        loop {
-            let (c, r) = clause(rest)?;
-            q.include.push(c);
-            match r.strip_prefix(" AND ") {
-                Some(r) => rest = r,
-                None => {
-                    rest = r.strip_prefix(')')?;
-                    break;
-                }
-            }
-        }
-        while !rest.is_empty() {
-            let (c, r) = clause(rest.strip_prefix(" NOT ")?)?;
-            q.exclude.push(c);
-            rest = r;
-        }
-        Some(q)
-    }
-
     fn nasty_string() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
             Just("\"".to_owned()),
@@ -813,14 +663,8 @@ mod tests {
         }
 
         #[test]
-        fn fts5_output_is_well_formed_and_from_the_input(q in nasty_string()) {
+        fn clauses_come_from_the_input(q in nasty_string()) {
             let Ok(query) = parse(&q) else { return Ok(()) };
-            if query.include.is_empty() {
-                return Ok(());
-            }
-            let fts = to_fts5(&query);
-            prop_assert_eq!(fts.matches('"').count() % 2, 0);
-            prop_assert_eq!(parse_fts5(&fts), Some(query.clone()));
             let input_tokens = token_strings(&q);
             for clause in query.include.iter().chain(&query.exclude) {
                 prop_assert!(clause.tokens.len() <= MAX_TERMS);

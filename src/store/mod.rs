@@ -12,14 +12,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::{
-    domain::{
-        attachment::{Attachment, StoredAttachment},
-        ingest::IngestCounts,
-        keys::{ApiKey, Scope},
-        note::{Note, NoteInput},
-    },
-    search::query::Query,
+use crate::domain::{
+    attachment::{Attachment, StoredAttachment},
+    ingest::IngestCounts,
+    keys::{ApiKey, Scope},
+    note::{Note, NoteInput},
 };
 
 pub mod postgres;
@@ -70,30 +67,41 @@ pub struct ListQuery {
     pub after: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
-pub struct SearchQuery {
-    /// Parsed and non-empty (`include` has at least one clause).
-    pub query: Query,
-    pub tag: Option<String>,
-    pub limit: u32,
-    pub offset: u32,
+/// Where the change feed stands: the index follows it (see `index`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedHead {
+    /// Changes when every index must be rebuilt from scratch (a `reindex`
+    /// job, a restore).
+    pub generation: String,
+    /// The last change number handed out by a committed write; every change
+    /// up to it is visible to the next read.
+    pub seq: i64,
 }
 
-/// A search hit with the text the snippet is cut from.
+/// What a search index needs of a note: its text and tags.
 #[derive(Debug, Clone)]
-pub struct SearchRow {
+pub struct IndexDoc {
     pub id: Uuid,
     pub title: String,
     pub body: String,
     pub tags: Vec<String>,
-    /// Higher is better.
-    pub score: f64,
+    /// The extracted text of its attachments, joined.
+    pub extra: String,
 }
 
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// The note as it is now (created or changed).
+    Upsert(IndexDoc),
+    Delete(Uuid),
+}
+
+/// Changes in feed order, and the number up to which they are complete: the
+/// next page starts after `through`.
 #[derive(Debug)]
-pub struct SearchResults {
-    pub rows: Vec<SearchRow>,
-    pub total: u64,
+pub struct ChangePage {
+    pub changes: Vec<(i64, Change)>,
+    pub through: i64,
 }
 
 /// A key as stored: its metadata and the hash of its secret.
@@ -129,7 +137,6 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a whole batch in one transaction: notes with a known
     /// `external_id` are updated (or left alone when nothing changed).
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError>;
-    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError>;
     async fn count_notes(&self) -> Result<u64, StoreError>;
 
     /// Records an uploaded attachment; `NotFound` when its note is gone.
@@ -144,9 +151,20 @@ pub trait Store: Send + Sync + 'static {
     async fn set_attachment_text(&self, id: Uuid, text: &str) -> Result<bool, StoreError>;
     /// Which of `ids` name attachments that exist.
     async fn attachments_present(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError>;
-    /// Rebuilds the search index from notes and attachment text; returns
-    /// how many notes it indexed.
-    async fn reindex(&self) -> Result<u64, StoreError>;
+    /// The change feed's head, read fresh.
+    async fn feed_head(&self) -> Result<FeedHead, StoreError>;
+    /// Changes numbered in `after + 1 ..= through`, in order, at most `limit`
+    /// of them; deletions only when `deletes` (an index built from nothing
+    /// needs none).
+    async fn feed_changes(
+        &self,
+        after: i64,
+        through: i64,
+        limit: u32,
+        deletes: bool,
+    ) -> Result<ChangePage, StoreError>;
+    /// Starts a new feed generation, which makes every index rebuild itself.
+    async fn renew_feed(&self) -> Result<FeedHead, StoreError>;
     /// Non-empty attachments of these content types that have no extracted
     /// text (an `extract_text` job that never ran, or found nothing).
     async fn attachments_without_text(
@@ -178,7 +196,7 @@ pub type DynStore = Arc<dyn Store>;
 
 /// One row of a logical export (backup): what it takes to bring a
 /// deployment back, ids, times and versions included. The search index is
-/// not exported; it is rebuilt from these on import.
+/// not exported; it is rebuilt from these after an import.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
@@ -325,3 +343,34 @@ pub async fn send(out: &mpsc::Sender<Record>, record: Record) -> Result<(), Stor
 /// Rows per multi-row statement and per look-up: large enough to amortize
 /// statement overhead, far below every backend's bound-parameter limit.
 pub const BATCH_ROWS: usize = 500;
+
+/// Merges one page of upserts and one of deletions (each in feed order, each
+/// cut at `limit`) into a page that is complete up to its `through`.
+pub fn merge_changes(
+    upserts: Vec<(i64, Change)>,
+    deletes: Vec<(i64, Change)>,
+    through: i64,
+    limit: usize,
+) -> ChangePage {
+    let mut through = through;
+    for list in [&upserts, &deletes] {
+        if list.len() >= limit
+            && let Some((last, _)) = list.last()
+        {
+            through = through.min(*last);
+        }
+    }
+    let mut changes: Vec<(i64, Change)> = upserts
+        .into_iter()
+        .chain(deletes)
+        .filter(|(seq, _)| *seq <= through)
+        .collect();
+    changes.sort_by_key(|(seq, _)| *seq);
+    ChangePage { changes, through }
+}
+
+/// Generation names are random: a new database, or a reindex, never
+/// reuses one an index was built for.
+pub fn new_generation() -> String {
+    Uuid::new_v4().simple().to_string()
+}

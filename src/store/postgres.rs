@@ -1,6 +1,6 @@
-//! PostgreSQL backend: the scale-out option. Every replica shares the database
-//! and its full-text index (a weighted tsvector with a GIN index), so pods stay
-//! stateless.
+//! PostgreSQL backend: the scale-out option. Every replica shares the
+//! database and follows its change feed into a search index of its own, so
+//! pods keep no state that cannot be rebuilt.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -19,62 +19,50 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    BATCH_ROWS, IngestPlan, ListQuery, NewKey, Page, PoolSettings, Record, SearchQuery,
-    SearchResults, SearchRow, Store, StoreError, external_ids,
+    BATCH_ROWS, Change, ChangePage, FeedHead, IndexDoc, IngestPlan, ListQuery, NewKey, Page,
+    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation,
 };
-use crate::{
-    domain::{
-        attachment::{Attachment, StoredAttachment},
-        ingest::IngestCounts,
-        keys::{ApiKey, Scope},
-        note::{Note, NoteInput, timestamp},
-    },
-    search::query::{search_text, to_tsquery},
+use crate::domain::{
+    attachment::{Attachment, StoredAttachment},
+    ingest::IngestCounts,
+    keys::{ApiKey, Scope},
+    note::{Note, NoteInput, timestamp},
 };
 
 const NOTE_COLUMNS: &str =
     "seq, id, title, body, tags, external_id, metadata, created_at, updated_at, version";
 
-/// ts_rank_cd weights for {D, C, B, A}: title (A) above body (B) above
-/// attachment text (C).
-const RANK: &str = "ts_rank_cd('{0.05, 0.2, 0.4, 1.0}', search, q)";
-
-/// The weighted vector from pre-tokenized title and body (`$st`, `$sb`).
-fn vector(title: &str, body: &str) -> String {
-    format!(
-        "setweight(to_tsvector('simple', {title}), 'A') || setweight(to_tsvector('simple', {body}), 'B')"
-    )
+/// Takes `n` change numbers for the writing transaction; returns the first.
+/// The row lock on the feed is held to commit, so writers that number
+/// changes commit one after the other and a reader that sees head H sees
+/// every change up to H.
+async fn take_seqs(tx: &mut sqlx::PgConnection, n: usize) -> Result<i64, StoreError> {
+    let last: i64 =
+        sqlx::query_scalar("UPDATE search_feed SET head = head + $1 WHERE id = 1 RETURNING head")
+            .bind(n as i64)
+            .fetch_one(tx)
+            .await
+            .map_err(map_err)?;
+    Ok(last - n as i64 + 1)
 }
 
-/// Weight C: the text of the note's attachments, as stored.
-fn attachments_vector(note_id: &str) -> String {
-    format!(
-        "setweight(to_tsvector('simple', coalesce((SELECT string_agg(search_text, ' ') \
-         FROM attachments a WHERE a.note_id = {note_id}), '')), 'C')"
-    )
-}
-
-/// Rebuilds a note's search vector after its attachments changed.
-async fn reindex_note(
-    tx: &mut sqlx::PgConnection,
-    id: Uuid,
-    title: &str,
-    body: &str,
-) -> Result<(), StoreError> {
-    let sql = format!(
-        "UPDATE notes SET search = {} || {} WHERE id = $3",
-        vector("$1", "$2"),
-        attachments_vector("$3")
-    );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(search_text(title))
-        .bind(search_text(body))
-        .bind(id)
+/// Gives the note a new change number: its search document changed
+/// although its row did not (attachment text).
+async fn touch_note(tx: &mut sqlx::PgConnection, note_id: Uuid) -> Result<(), StoreError> {
+    let seq = take_seqs(&mut *tx, 1).await?;
+    sqlx::query("UPDATE notes SET change_seq = $1 WHERE id = $2")
+        .bind(seq)
+        .bind(note_id)
         .execute(tx)
         .await
         .map_err(map_err)?;
     Ok(())
 }
+
+/// One statement that numbers a single-note write: the feed's row lock is
+/// taken first and held to commit.
+const NEXT_SEQ: &str =
+    "WITH h AS (UPDATE search_feed SET head = head + 1 WHERE id = 1 RETURNING head)";
 
 const ATTACHMENT_COLUMNS: &str =
     "id, note_id, filename, content_type, size, sha256, storage_key, created_at";
@@ -228,10 +216,10 @@ impl Store for PgStore {
     async fn create_note(&self, note: NoteInput) -> Result<Note, StoreError> {
         let now = timestamp::now();
         let sql = format!(
-            "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, search)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, {})
-             RETURNING {NOTE_COLUMNS}",
-            vector("$8", "$9")
+            "{NEXT_SEQ} INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at,
+                                          updated_at, change_seq)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $7, h.head FROM h
+             RETURNING {NOTE_COLUMNS}"
         );
         let row = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
             .bind(Uuid::now_v7())
@@ -241,8 +229,6 @@ impl Store for PgStore {
             .bind(&note.external_id)
             .bind(Json(&note.metadata))
             .bind(now)
-            .bind(search_text(&note.title))
-            .bind(search_text(&note.body))
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
@@ -287,12 +273,20 @@ impl Store for PgStore {
         note: NoteInput,
         expected_version: i64,
     ) -> Result<Note, StoreError> {
+        // The feed is only bumped (and locked) when the version matches; a
+        // mismatch leaves a gap in the numbers at worst, never a reorder.
         let sql = format!(
-            "UPDATE notes SET title = $1, body = $2, tags = $3, external_id = $4, metadata = $5,
-                    updated_at = $6, version = version + 1, search = {} || {}
-             WHERE id = $7 AND version = $8 RETURNING {NOTE_COLUMNS}",
-            vector("$9", "$10"),
-            attachments_vector("notes.id")
+            "WITH target AS (SELECT id FROM notes WHERE id = $7 AND version = $8),
+                  h AS (UPDATE search_feed SET head = head + 1
+                        WHERE id = 1 AND EXISTS (SELECT 1 FROM target) RETURNING head)
+             UPDATE notes SET title = $1, body = $2, tags = $3, external_id = $4, metadata = $5,
+                    updated_at = $6, version = version + 1, change_seq = h.head
+             FROM h WHERE notes.id = $7 AND notes.version = $8 RETURNING {}",
+            NOTE_COLUMNS
+                .split(", ")
+                .map(|c| format!("notes.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let updated = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
             .bind(&note.title)
@@ -303,8 +297,6 @@ impl Store for PgStore {
             .bind(timestamp::now())
             .bind(id)
             .bind(expected_version)
-            .bind(search_text(&note.title))
-            .bind(search_text(&note.body))
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
@@ -335,8 +327,18 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let seq = take_seqs(&mut tx, 1).await?;
+        sqlx::query("INSERT INTO note_tombstones (change_seq, note_id) VALUES ($1, $2)")
+            .bind(seq)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok((done.rows_affected() > 0).then_some(keys))
+        Ok(Some(keys))
     }
 
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError> {
@@ -364,35 +366,31 @@ impl Store for PgStore {
         }
 
         let plan = IngestPlan::new(notes, &existing);
+        // Numbered first: the feed's lock orders this batch against every
+        // other note write.
+        let mut seq = take_seqs(&mut tx, plan.updates.len() + plan.inserts.len()).await?;
         for chunk in plan.updates.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "UPDATE notes n SET title = u.title, body = u.body, tags = u.tags, metadata = u.metadata,
-                        updated_at = $8, version = n.version + 1, search = {} || {}
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[])
-                      AS u(id, title, body, tags, metadata, st, sb)
-                 WHERE n.id = u.id",
-                vector("u.st", "u.sb"),
-                attachments_vector("n.id")
-            );
-            Columns::of(chunk.iter().map(|(id, n)| (*id, n)))
-                .bind(sqlx::query(AssertSqlSafe(sql)), now)
+            let sql = "UPDATE notes n SET title = u.title, body = u.body, tags = u.tags, metadata = u.metadata,
+                        updated_at = $7, version = n.version + 1, change_seq = u.change_seq
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[])
+                      AS u(id, title, body, tags, metadata, change_seq)
+                 WHERE n.id = u.id";
+            Columns::of(chunk.iter().map(|(id, n)| (*id, n)), &mut seq)
+                .bind(sqlx::query(sql), now)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
         }
         for chunk in plan.inserts.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, search)
-                 SELECT id, title, body, tags, ext, metadata, $8, $8, {}
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $9::text[])
-                      WITH ORDINALITY AS u(id, title, body, tags, metadata, st, sb, ext, position)
-                 ORDER BY position",
-                vector("st", "sb")
-            );
-            let columns = Columns::of(chunk.iter().map(|n| (Uuid::now_v7(), n)));
+            let sql = "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, change_seq)
+                 SELECT id, title, body, tags, ext, metadata, $7, $7, change_seq
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[], $8::text[])
+                      WITH ORDINALITY AS u(id, title, body, tags, metadata, change_seq, ext, position)
+                 ORDER BY position";
+            let columns = Columns::of(chunk.iter().map(|n| (Uuid::now_v7(), n)), &mut seq);
             let external_ids = columns.external_ids.clone();
             columns
-                .bind(sqlx::query(AssertSqlSafe(sql)), now)
+                .bind(sqlx::query(sql), now)
                 .bind(external_ids)
                 .execute(&mut *tx)
                 .await
@@ -400,59 +398,6 @@ impl Store for PgStore {
         }
         tx.commit().await.map_err(map_err)?;
         Ok(plan.counts())
-    }
-
-    async fn search(&self, q: &SearchQuery) -> Result<SearchResults, StoreError> {
-        let tsquery = to_tsquery(&q.query);
-        let tag_filter = if q.tag.is_some() {
-            "AND tags @> $4"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT id, title, body, tags, {RANK}::float8 AS score
-             FROM notes, to_tsquery('simple', $1) AS q
-             WHERE search @@ q {tag_filter}
-             ORDER BY score DESC, seq DESC LIMIT $2 OFFSET $3"
-        );
-        let mut query =
-            sqlx::query_as::<_, (Uuid, String, String, Json<Vec<String>>, f64)>(AssertSqlSafe(sql))
-                .bind(&tsquery)
-                .bind(i64::from(q.limit))
-                .bind(i64::from(q.offset));
-        if let Some(tag) = &q.tag {
-            query = query.bind(Json([tag]));
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
-
-        let count_filter = if q.tag.is_some() {
-            "AND tags @> $2"
-        } else {
-            ""
-        };
-        let count_sql = format!(
-            "SELECT count(*) FROM notes WHERE search @@ to_tsquery('simple', $1) {count_filter}"
-        );
-        let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql)).bind(&tsquery);
-        if let Some(tag) = &q.tag {
-            count = count.bind(Json([tag]));
-        }
-        let total = count.fetch_one(&self.pool).await.map_err(map_err)?;
-
-        let rows = rows
-            .into_iter()
-            .map(|(id, title, body, tags, score)| SearchRow {
-                id,
-                title,
-                body,
-                tags: tags.0,
-                score,
-            })
-            .collect();
-        Ok(SearchResults {
-            rows,
-            total: total as u64,
-        })
     }
 
     async fn count_notes(&self) -> Result<u64, StoreError> {
@@ -466,22 +411,22 @@ impl Store for PgStore {
     async fn create_attachment(&self, stored: StoredAttachment) -> Result<(), StoreError> {
         let a = &stored.attachment;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // Lock the note: its search vector is rebuilt below.
-        let note: Option<(String, String)> =
-            sqlx::query_as("SELECT title, body FROM notes WHERE id = $1 FOR UPDATE")
+        // Lock the note: a concurrent delete must not leave an orphan row.
+        let note: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM notes WHERE id = $1 FOR UPDATE")
                 .bind(a.note_id)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        let Some((title, body)) = note else {
+        if note.is_none() {
             return Err(StoreError::NotFound);
-        };
+        }
         insert_attachment(a, &stored.storage_key, &stored.search_text)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
         if !stored.search_text.is_empty() {
-            reindex_note(&mut tx, a.note_id, &title, &body).await?;
+            touch_note(&mut tx, a.note_id).await?;
         }
         tx.commit().await.map_err(map_err)
     }
@@ -523,15 +468,7 @@ impl Store for PgStore {
             return Ok(None);
         };
         if !text.is_empty() {
-            let note: Option<(String, String)> =
-                sqlx::query_as("SELECT title, body FROM notes WHERE id = $1 FOR UPDATE")
-                    .bind(note_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            if let Some((title, body)) = note {
-                reindex_note(&mut tx, note_id, &title, &body).await?;
-            }
+            touch_note(&mut tx, note_id).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(Some(key))
@@ -547,16 +484,13 @@ impl Store for PgStore {
 
     async fn set_attachment_text(&self, id: Uuid, text: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // Lock the note first, as every writer of its vector does.
-        let note: Option<(Uuid, String, String)> = sqlx::query_as(
-            "SELECT n.id, n.title, n.body FROM notes n JOIN attachments a ON a.note_id = n.id
-             WHERE a.id = $1 FOR UPDATE OF n",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some((note_id, title, body)) = note else {
+        let note: Option<Uuid> =
+            sqlx::query_scalar("SELECT note_id FROM attachments WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some(note_id) = note else {
             return Ok(false);
         };
         sqlx::query("UPDATE attachments SET search_text = $1 WHERE id = $2")
@@ -565,7 +499,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        reindex_note(&mut tx, note_id, &title, &body).await?;
+        touch_note(&mut tx, note_id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(true)
     }
@@ -593,47 +527,79 @@ impl Store for PgStore {
         .map_err(map_err)
     }
 
-    async fn reindex(&self) -> Result<u64, StoreError> {
-        // Batches by position, each its own transaction; a note changed since
-        // it was read (another version) already got its vector from that write.
-        let sql = format!(
-            "UPDATE notes n SET search = {} || {}
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(seq, t, b, v)
-             WHERE n.seq = u.seq AND n.version = u.v",
-            vector("u.t", "u.b"),
-            attachments_vector("n.id")
-        );
-        let mut after = 0i64;
-        let mut total = 0u64;
-        loop {
-            let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-                "SELECT seq, title, body, version FROM notes WHERE seq > $1 ORDER BY seq LIMIT $2",
+    async fn feed_head(&self) -> Result<FeedHead, StoreError> {
+        let (generation, seq): (String, i64) =
+            sqlx::query_as("SELECT generation, head FROM search_feed WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(FeedHead { generation, seq })
+    }
+
+    async fn feed_changes(
+        &self,
+        after: i64,
+        through: i64,
+        limit: u32,
+        deletes: bool,
+    ) -> Result<ChangePage, StoreError> {
+        // Every change up to `through` committed before the head that named
+        // it was read, so two statements see the same complete range.
+        let rows: Vec<(i64, Uuid, String, String, Json<Vec<String>>, String)> = sqlx::query_as(
+            "SELECT n.change_seq, n.id, n.title, n.body, n.tags,
+                    coalesce((SELECT string_agg(a.search_text, ' ') FROM attachments a
+                              WHERE a.note_id = n.id AND a.search_text != ''), '')
+             FROM notes n WHERE n.change_seq > $1 AND n.change_seq <= $2
+             ORDER BY n.change_seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(through)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let upserts = rows
+            .into_iter()
+            .map(|(seq, id, title, body, tags, extra)| {
+                let doc = IndexDoc {
+                    id,
+                    title,
+                    body,
+                    tags: tags.0,
+                    extra,
+                };
+                (seq, Change::Upsert(doc))
+            })
+            .collect();
+        let mut removed = Vec::new();
+        if deletes {
+            let rows: Vec<(i64, Uuid)> = sqlx::query_as(
+                "SELECT change_seq, note_id FROM note_tombstones
+                 WHERE change_seq > $1 AND change_seq <= $2 ORDER BY change_seq LIMIT $3",
             )
             .bind(after)
-            .bind(BATCH_ROWS as i64)
+            .bind(through)
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-            let Some(last) = rows.last() else { break };
-            after = last.0;
-            total += rows.len() as u64;
-            let (mut seqs, mut titles, mut bodies, mut versions) = (vec![], vec![], vec![], vec![]);
-            for (seq, title, body, version) in rows {
-                seqs.push(seq);
-                titles.push(search_text(&title));
-                bodies.push(search_text(&body));
-                versions.push(version);
-            }
-            sqlx::query(AssertSqlSafe(sql.clone()))
-                .bind(seqs)
-                .bind(titles)
-                .bind(bodies)
-                .bind(versions)
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
+            removed = rows
+                .into_iter()
+                .map(|(seq, id)| (seq, Change::Delete(id)))
+                .collect();
         }
-        Ok(total)
+        Ok(merge_changes(upserts, removed, through, limit as usize))
+    }
+
+    async fn renew_feed(&self) -> Result<FeedHead, StoreError> {
+        let (generation, seq): (String, i64) = sqlx::query_as(
+            "UPDATE search_feed SET generation = $1 WHERE id = 1 RETURNING generation, head",
+        )
+        .bind(new_generation())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(FeedHead { generation, seq })
     }
 
     async fn export(&self, out: mpsc::Sender<Record>) -> Result<(), StoreError> {
@@ -693,20 +659,17 @@ impl Store for PgStore {
         mut records: mpsc::Receiver<Result<Record, StoreError>>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let note_sql = format!(
-            "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at,
-                                version, search)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {})",
-            vector("$10", "$11")
-        );
+        let note_sql =
+            "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at,
+                                updated_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         let mut n = 0;
         while let Some(record) = records.recv().await {
             let record = record?;
             n += 1;
             let q = match &record {
                 Record::Key { key, hash } => insert_key(key, hash),
-                // Attachment text joins the vectors when the restore reindexes.
-                Record::Note(n) => sqlx::query(AssertSqlSafe(note_sql.clone()))
+                Record::Note(n) => sqlx::query(note_sql)
                     .bind(n.id)
                     .bind(n.title.clone())
                     .bind(n.body.clone())
@@ -715,9 +678,7 @@ impl Store for PgStore {
                     .bind(Json(n.metadata.clone()))
                     .bind(n.created_at)
                     .bind(n.updated_at)
-                    .bind(n.version)
-                    .bind(search_text(&n.title))
-                    .bind(search_text(&n.body)),
+                    .bind(n.version),
                 Record::Attachment {
                     attachment,
                     storage_key,
@@ -726,6 +687,22 @@ impl Store for PgStore {
             };
             q.execute(&mut *tx).await.map_err(map_err)?;
         }
+        // The store was empty: every note is new to the feed, and a new
+        // generation makes every index rebuild from what was restored.
+        let head = take_seqs(&mut tx, 0).await? - 1;
+        sqlx::query("UPDATE notes SET change_seq = $1 + seq")
+            .bind(head)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE search_feed SET generation = $1,
+                    head = head + coalesce((SELECT max(seq) FROM notes), 0) WHERE id = 1",
+        )
+        .bind(new_generation())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(n)
     }
@@ -819,12 +796,12 @@ struct Columns {
     tags: Vec<Value>,
     metadata: Vec<Value>,
     external_ids: Vec<Option<String>>,
-    search_titles: Vec<String>,
-    search_bodies: Vec<String>,
+    change_seqs: Vec<i64>,
 }
 
 impl Columns {
-    fn of<'a>(rows: impl Iterator<Item = (Uuid, &'a NoteInput)>) -> Self {
+    /// Numbers the rows from `*seq` on, and moves `*seq` past them.
+    fn of<'a>(rows: impl Iterator<Item = (Uuid, &'a NoteInput)>, seq: &mut i64) -> Self {
         let mut c = Columns {
             ids: Vec::new(),
             titles: Vec::new(),
@@ -832,8 +809,7 @@ impl Columns {
             tags: Vec::new(),
             metadata: Vec::new(),
             external_ids: Vec::new(),
-            search_titles: Vec::new(),
-            search_bodies: Vec::new(),
+            change_seqs: Vec::new(),
         };
         for (id, n) in rows {
             c.ids.push(id);
@@ -842,13 +818,13 @@ impl Columns {
             c.tags.push(Value::from(n.tags.clone()));
             c.metadata.push(Value::Object(n.metadata.clone()));
             c.external_ids.push(n.external_id.clone());
-            c.search_titles.push(search_text(&n.title));
-            c.search_bodies.push(search_text(&n.body));
+            c.change_seqs.push(*seq);
+            *seq += 1;
         }
         c
     }
 
-    /// Binds $1..$7 (the arrays shared by inserts and updates) and $8 (now).
+    /// Binds $1..$6 (the arrays shared by inserts and updates) and $7 (now).
     fn bind(self, query: PgQuery, now: DateTime<Utc>) -> PgQuery {
         query
             .bind(self.ids)
@@ -856,8 +832,7 @@ impl Columns {
             .bind(self.bodies)
             .bind(self.tags)
             .bind(self.metadata)
-            .bind(self.search_titles)
-            .bind(self.search_bodies)
+            .bind(self.change_seqs)
             .bind(now)
     }
 }

@@ -17,24 +17,18 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    BATCH_ROWS, IngestPlan, ListQuery, NewKey, Page, PoolSettings, Record, SearchQuery,
-    SearchResults, SearchRow, Store, StoreError, external_ids,
+    BATCH_ROWS, Change, ChangePage, FeedHead, IndexDoc, IngestPlan, ListQuery, NewKey, Page,
+    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation,
 };
-use crate::{
-    domain::{
-        attachment::{Attachment, StoredAttachment},
-        ingest::IngestCounts,
-        keys::{ApiKey, Scope},
-        note::{Note, NoteInput, timestamp},
-    },
-    search::query::to_fts5,
+use crate::domain::{
+    attachment::{Attachment, StoredAttachment},
+    ingest::IngestCounts,
+    keys::{ApiKey, Scope},
+    note::{Note, NoteInput, timestamp},
 };
 
 const NOTE_COLUMNS: &str =
     "seq, id, title, body, tags, external_id, metadata, created_at, updated_at, version";
-
-/// bm25 column weights for (title, body, extra): a title hit outranks a body hit.
-const BM25: &str = "bm25(notes_fts, 10.0, 1.0, 0.5)";
 
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
@@ -243,6 +237,31 @@ fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).expect("tags and metadata always serialize")
 }
 
+/// Takes `n` change numbers for the writing transaction; returns the first.
+/// The writer connection is the only one, so numbers commit in order.
+async fn take_seqs(tx: &mut sqlx::SqliteConnection, n: usize) -> Result<i64, StoreError> {
+    let last: i64 =
+        sqlx::query_scalar("UPDATE search_feed SET head = head + ? WHERE id = 1 RETURNING head")
+            .bind(n as i64)
+            .fetch_one(tx)
+            .await
+            .map_err(map_err)?;
+    Ok(last - n as i64 + 1)
+}
+
+/// Gives the note (by its row position) a new change number: its search
+/// document changed although its row did not (attachment text).
+async fn touch_note(tx: &mut sqlx::SqliteConnection, note_seq: i64) -> Result<(), StoreError> {
+    let seq = take_seqs(&mut *tx, 1).await?;
+    sqlx::query("UPDATE notes SET change_seq = ? WHERE seq = ?")
+        .bind(seq)
+        .bind(note_seq)
+        .execute(tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -276,9 +295,16 @@ impl Store for SqliteStore {
         let now = timestamp::now();
         let id = Uuid::now_v7();
         let stamp = timestamp::format(&now);
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let seq = take_seqs(&mut tx, 1).await?;
         sqlx::query(
-            "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at,
+                                change_seq)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.to_string())
         .bind(&note.title)
@@ -288,9 +314,11 @@ impl Store for SqliteStore {
         .bind(json(&note.metadata))
         .bind(&stamp)
         .bind(&stamp)
-        .execute(&self.writer)
+        .bind(seq)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         Ok(Note {
             id,
             title: note.title,
@@ -355,9 +383,10 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
+        let seq = take_seqs(&mut tx, 1).await?;
         let sql = format!(
             "UPDATE notes SET title = ?, body = ?, tags = ?, external_id = ?, metadata = ?,
-                    updated_at = ?, version = version + 1
+                    updated_at = ?, version = version + 1, change_seq = ?
              WHERE id = ? AND version = ? RETURNING {NOTE_COLUMNS}"
         );
         let updated = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
@@ -367,6 +396,7 @@ impl Store for SqliteStore {
             .bind(&note.external_id)
             .bind(json(&note.metadata))
             .bind(timestamp::format(&timestamp::now()))
+            .bind(seq)
             .bind(id.to_string())
             .bind(expected_version)
             .fetch_optional(&mut *tx)
@@ -409,8 +439,18 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let seq = take_seqs(&mut tx, 1).await?;
+        sqlx::query("INSERT INTO note_tombstones (change_seq, note_id) VALUES (?, ?)")
+            .bind(seq)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok((done.rows_affected() > 0).then_some(keys))
+        Ok(Some(keys))
     }
 
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError> {
@@ -445,10 +485,11 @@ impl Store for SqliteStore {
         }
 
         let plan = IngestPlan::new(notes, &existing);
+        let mut seq = take_seqs(&mut tx, plan.updates.len() + plan.inserts.len()).await?;
         for (id, note) in &plan.updates {
             sqlx::query(
                 "UPDATE notes SET title = ?, body = ?, tags = ?, metadata = ?,
-                        updated_at = ?, version = version + 1
+                        updated_at = ?, version = version + 1, change_seq = ?
                  WHERE id = ?",
             )
             .bind(&note.title)
@@ -456,16 +497,19 @@ impl Store for SqliteStore {
             .bind(json(&note.tags))
             .bind(json(&note.metadata))
             .bind(&stamp)
+            .bind(seq)
             .bind(id.to_string())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+            seq += 1;
         }
         for chunk in plan.inserts.chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at) ",
+                "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, change_seq) ",
             );
             qb.push_values(chunk, |mut row, note| {
+                seq += 1;
                 row.push_bind(Uuid::now_v7().to_string())
                     .push_bind(note.title.clone())
                     .push_bind(note.body.clone())
@@ -473,64 +517,13 @@ impl Store for SqliteStore {
                     .push_bind(note.external_id.clone())
                     .push_bind(json(&note.metadata))
                     .push_bind(stamp.clone())
-                    .push_bind(stamp.clone());
+                    .push_bind(stamp.clone())
+                    .push_bind(seq - 1);
             });
             qb.build().execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(plan.counts())
-    }
-
-    async fn search(&self, q: &SearchQuery) -> Result<SearchResults, StoreError> {
-        let matcher = to_fts5(&q.query);
-        let tag_filter = if q.tag.is_some() {
-            "AND f.rowid IN (SELECT note_seq FROM note_tags WHERE tag = ?)"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT n.id, n.title, n.body, n.tags, -{BM25} AS score
-             FROM notes_fts f JOIN notes n ON n.seq = f.rowid
-             WHERE notes_fts MATCH ? {tag_filter}
-             ORDER BY {BM25}, n.seq DESC LIMIT ? OFFSET ?"
-        );
-        let mut query =
-            sqlx::query_as::<_, (String, String, String, String, f64)>(AssertSqlSafe(sql))
-                .bind(&matcher);
-        if let Some(tag) = &q.tag {
-            query = query.bind(tag);
-        }
-        let rows = query
-            .bind(i64::from(q.limit))
-            .bind(i64::from(q.offset))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?;
-
-        let count_sql =
-            format!("SELECT count(*) FROM notes_fts f WHERE notes_fts MATCH ? {tag_filter}");
-        let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql)).bind(&matcher);
-        if let Some(tag) = &q.tag {
-            count = count.bind(tag);
-        }
-        let total = count.fetch_one(&self.reader).await.map_err(map_err)?;
-
-        let rows = rows
-            .into_iter()
-            .map(|(id, title, body, tags, score)| {
-                Ok(SearchRow {
-                    id: Uuid::parse_str(&id).map_err(|e| corrupt("id", e))?,
-                    title,
-                    body,
-                    tags: serde_json::from_str(&tags).map_err(|e| corrupt("tags", e))?,
-                    score,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok(SearchResults {
-            rows,
-            total: total as u64,
-        })
     }
 
     async fn count_notes(&self) -> Result<u64, StoreError> {
@@ -542,14 +535,27 @@ impl Store for SqliteStore {
     }
 
     async fn create_attachment(&self, stored: StoredAttachment) -> Result<(), StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
         let done = insert_attachment(&stored.attachment, &stored.storage_key, &stored.search_text)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
+        if !stored.search_text.is_empty() {
+            let note_seq: i64 = sqlx::query_scalar("SELECT seq FROM notes WHERE id = ?")
+                .bind(stored.attachment.note_id.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            touch_note(&mut tx, note_seq).await?;
+        }
+        tx.commit().await.map_err(map_err)
     }
 
     async fn list_attachments(&self, note_id: Uuid) -> Result<Vec<Attachment>, StoreError> {
@@ -577,22 +583,48 @@ impl Store for SqliteStore {
     }
 
     async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("DELETE FROM attachments WHERE id = ? RETURNING storage_key")
-            .bind(id.to_string())
-            .fetch_optional(&self.writer)
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(map_err)
+            .map_err(map_err)?;
+        let deleted: Option<(String, i64, bool)> = sqlx::query_as(
+            "DELETE FROM attachments WHERE id = ? RETURNING storage_key, note_seq, search_text != ''",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some((key, note_seq, had_text)) = deleted else {
+            return Ok(None);
+        };
+        if had_text {
+            touch_note(&mut tx, note_seq).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(key))
     }
 
     async fn set_attachment_text(&self, id: Uuid, text: &str) -> Result<bool, StoreError> {
-        // The update trigger rebuilds the note's index row in the same transaction.
-        let done = sqlx::query("UPDATE attachments SET search_text = ? WHERE id = ?")
-            .bind(text)
-            .bind(id.to_string())
-            .execute(&self.writer)
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        let changed: Option<i64> = sqlx::query_scalar(
+            "UPDATE attachments SET search_text = ? WHERE id = ? RETURNING note_seq",
+        )
+        .bind(text)
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(note_seq) = changed else {
+            return Ok(false);
+        };
+        touch_note(&mut tx, note_seq).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn attachments_present(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
@@ -626,31 +658,80 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn reindex(&self) -> Result<u64, StoreError> {
-        // Contentless FTS5 cannot 'rebuild' itself: empty it and re-insert
-        // every note with its attachments' text, in one transaction.
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        sqlx::query("INSERT INTO notes_fts (notes_fts) VALUES ('delete-all')")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let n = sqlx::query(
-            "INSERT INTO notes_fts (rowid, title, body, extra)
-             SELECT seq, title, body,
-                    coalesce((SELECT group_concat(search_text, ' ') FROM attachments a
-                              WHERE a.note_seq = notes.seq), '')
-             FROM notes",
+    async fn feed_head(&self) -> Result<FeedHead, StoreError> {
+        let (generation, seq): (String, i64) =
+            sqlx::query_as("SELECT generation, head FROM search_feed WHERE id = 1")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(map_err)?;
+        Ok(FeedHead { generation, seq })
+    }
+
+    async fn feed_changes(
+        &self,
+        after: i64,
+        through: i64,
+        limit: u32,
+        deletes: bool,
+    ) -> Result<ChangePage, StoreError> {
+        // One read transaction: both halves of the page see one snapshot.
+        let mut tx = self.reader.begin().await.map_err(map_err)?;
+        let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT n.change_seq, n.id, n.title, n.body, n.tags,
+                    coalesce((SELECT group_concat(a.search_text, ' ') FROM attachments a
+                              WHERE a.note_seq = n.seq AND a.search_text != ''), '')
+             FROM notes n WHERE n.change_seq > ? AND n.change_seq <= ?
+             ORDER BY n.change_seq LIMIT ?",
         )
-        .execute(&mut *tx)
+        .bind(after)
+        .bind(through)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
         .await
-        .map_err(map_err)?
-        .rows_affected();
-        sqlx::query("INSERT INTO notes_fts (notes_fts) VALUES ('optimize')")
-            .execute(&mut *tx)
+        .map_err(map_err)?;
+        let upserts = rows
+            .into_iter()
+            .map(|(seq, id, title, body, tags, extra)| {
+                let doc = IndexDoc {
+                    id: Uuid::parse_str(&id).map_err(|e| corrupt("id", e))?,
+                    title,
+                    body,
+                    tags: serde_json::from_str(&tags).map_err(|e| corrupt("tags", e))?,
+                    extra,
+                };
+                Ok((seq, Change::Upsert(doc)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut removed = Vec::new();
+        if deletes {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT change_seq, note_id FROM note_tombstones
+                 WHERE change_seq > ? AND change_seq <= ? ORDER BY change_seq LIMIT ?",
+            )
+            .bind(after)
+            .bind(through)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
             .await
             .map_err(map_err)?;
+            for (seq, id) in rows {
+                let id = Uuid::parse_str(&id).map_err(|e| corrupt("note id", e))?;
+                removed.push((seq, Change::Delete(id)));
+            }
+        }
         tx.commit().await.map_err(map_err)?;
-        Ok(n)
+        Ok(merge_changes(upserts, removed, through, limit as usize))
+    }
+
+    async fn renew_feed(&self) -> Result<FeedHead, StoreError> {
+        let (generation, seq): (String, i64) = sqlx::query_as(
+            "UPDATE search_feed SET generation = ? WHERE id = 1 RETURNING generation, head",
+        )
+        .bind(new_generation())
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(FeedHead { generation, seq })
     }
 
     async fn export(&self, out: mpsc::Sender<Record>) -> Result<(), StoreError> {
@@ -710,7 +791,7 @@ impl Store for SqliteStore {
             n += 1;
             let q = match &record {
                 Record::Key { key, hash } => insert_key(key, hash),
-                // Triggers fill the tag table and the index.
+                // A trigger fills the tag table.
                 Record::Note(n) => sqlx::query(
                     "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at,
                                         updated_at, version)
@@ -738,6 +819,25 @@ impl Store for SqliteStore {
                 ));
             }
         }
+        // The store was empty: every note is new to the feed, and a new
+        // generation makes every index rebuild from what was restored.
+        let head: i64 = sqlx::query_scalar("SELECT head FROM search_feed WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("UPDATE notes SET change_seq = ? + seq")
+            .bind(head)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE search_feed SET generation = ?,
+                    head = head + coalesce((SELECT max(seq) FROM notes), 0) WHERE id = 1",
+        )
+        .bind(new_generation())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(n)
     }

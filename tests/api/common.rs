@@ -266,6 +266,8 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     pub db: TestDb,
+    /// This app's own search index (replicas on one database each keep one).
+    pub index_dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -290,17 +292,32 @@ impl TestApp {
 
     /// An app on an existing test database (e.g. a second replica, a restart).
     pub async fn spawn_on(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
+        let index_dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::spawn_with_index(db, index_dir, tweak).await
+    }
+
+    /// An app on an existing database and index directory (a restart).
+    pub async fn spawn_with_index(
+        db: &TestDb,
+        index_dir: std::sync::Arc<tempfile::TempDir>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         init_test_logging();
         let mut config = Config::defaults();
         config.log = "warn".into();
         db.apply(&mut config);
+        config.index_dir = Some(index_dir.path().to_path_buf());
         tweak(&mut config);
         let config = config.resolve().expect("valid test config");
         let state = server::build_state(config).await.expect("state");
-        Self::serve(state, db.clone()).await
+        Self::serve(state, db.clone(), index_dir).await
     }
 
-    async fn serve(state: AppState, db: TestDb) -> Self {
+    async fn serve(
+        state: AppState,
+        db: TestDb,
+        index_dir: std::sync::Arc<tempfile::TempDir>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -312,7 +329,7 @@ impl TestApp {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
-        Self {
+        let app = Self {
             base,
             client,
             state,
@@ -320,6 +337,26 @@ impl TestApp {
             stop: Some(tx),
             handle: Some(handle),
             db,
+            index_dir,
+        };
+        app.wait_searchable().await;
+        app
+    }
+
+    /// Waits until the search index serves, as a load balancer waits for
+    /// readiness before it sends traffic.
+    pub async fn wait_searchable(&self) {
+        let Some(index) = &self.state.index else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !index.status().serving {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the search index never served: {:?}",
+                index.status()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

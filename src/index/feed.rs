@@ -1,0 +1,551 @@
+//! [`TantivyIndex`]: a tantivy index that follows the store's change feed.
+//!
+//! One thread owns the `IndexWriter`. Callers never write to the index:
+//! they ask it to catch up ([`SearchIndex::refresh`]) and wait until the
+//! commit that covers the feed's head, as read after their own write, is
+//! visible. Every waiter shares the next commit (group commit), so a commit
+//! per document only happens when writes arrive one at a time.
+//!
+//! The index directory holds one sub-directory per build. A build that is
+//! missing, damaged, of another format or of another feed generation is
+//! replaced by a new one made from the store; while that runs, the old
+//! build (if it is of the same database) keeps answering and following the
+//! feed, and readiness says so.
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Condvar, Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use tantivy::IndexWriter;
+use tokio::{runtime::Handle, sync::watch};
+use uuid::Uuid;
+
+use super::{
+    IndexError, IndexStatus, SearchIndex, SearchQuery, SearchResults,
+    engine::{Engine, FORMAT, Payload},
+};
+use crate::store::{Change, DynStore, FeedHead};
+
+/// Notes read from the store per query while catching up or building.
+const PAGE: u32 = 1000;
+/// Notes a build adds between two catch-ups of the serving index, so that
+/// writes stay searchable at once while a rebuild runs.
+const BUILD_STEP: u64 = 20_000;
+
+#[derive(Debug, Clone)]
+pub struct IndexSettings {
+    pub dir: PathBuf,
+    /// The writer's buffer, in bytes, before it flushes a segment.
+    pub memory_bytes: usize,
+    /// How often the index looks at the feed when nothing asks it to: the
+    /// bound on how stale an idle replica gets.
+    pub poll: Duration,
+    /// How long a refresh waits for the index to catch up.
+    pub refresh_timeout: Duration,
+}
+
+impl IndexSettings {
+    pub fn new(dir: PathBuf, memory_mb: u32) -> Self {
+        Self {
+            dir,
+            memory_bytes: memory_mb as usize * 1024 * 1024,
+            poll: Duration::from_secs(1),
+            refresh_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct TantivyIndex {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+struct Shared {
+    store: DynStore,
+    settings: IndexSettings,
+    serving: RwLock<Option<Arc<Engine>>>,
+    status: watch::Sender<IndexStatus>,
+    wake: Mutex<bool>,
+    woken: Condvar,
+    stop: AtomicBool,
+    /// Held for the process's life: one process per index directory.
+    _lock: File,
+}
+
+impl TantivyIndex {
+    /// Takes the index directory and starts following the feed in the
+    /// background; searches answer once an index serves (at once when the
+    /// directory holds a usable one).
+    pub fn open(store: DynStore, settings: IndexSettings) -> Result<Self, IndexError> {
+        std::fs::create_dir_all(&settings.dir).map_err(|e| dir_error(&settings.dir, e))?;
+        let lock =
+            File::create(settings.dir.join("lock")).map_err(|e| dir_error(&settings.dir, e))?;
+        lock.try_lock().map_err(|_| {
+            IndexError::Engine(format!(
+                "{} is in use by another process: every replica needs its own NOTES_INDEX_DIR",
+                settings.dir.display()
+            ))
+        })?;
+        let (status, _) = watch::channel(IndexStatus {
+            serving: false,
+            documents: 0,
+            applied: 0,
+            rebuilding: None,
+            error: None,
+        });
+        let shared = Arc::new(Shared {
+            store,
+            settings,
+            serving: RwLock::new(None),
+            status,
+            wake: Mutex::new(false),
+            woken: Condvar::new(),
+            stop: AtomicBool::new(false),
+            _lock: lock,
+        });
+        let runtime = Handle::current();
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("search-index".into())
+            .spawn(move || Writer::new(worker, runtime).run())
+            .map_err(|e| IndexError::Engine(e.to_string()))?;
+        Ok(Self {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+}
+
+impl Drop for TantivyIndex {
+    /// A process that ends without [`SearchIndex::close`] (a test's runtime
+    /// going away) still stops its writer thread.
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake();
+    }
+}
+
+fn dir_error(dir: &Path, e: std::io::Error) -> IndexError {
+    IndexError::Engine(format!("index directory {}: {e}", dir.display()))
+}
+
+impl Shared {
+    fn wake(&self) {
+        *self.wake.lock().expect("wake lock") = true;
+        self.woken.notify_one();
+    }
+
+    /// Sleeps until woken, stopped or `timeout`.
+    fn sleep(&self, timeout: Duration) {
+        let guard = self.wake.lock().expect("wake lock");
+        let (mut woken, _) = self
+            .woken
+            .wait_timeout_while(guard, timeout, |w| !*w && !self.stop.load(Ordering::SeqCst))
+            .expect("wake lock");
+        *woken = false;
+    }
+
+    fn engine(&self) -> Option<Arc<Engine>> {
+        self.serving.read().expect("serving lock").clone()
+    }
+}
+
+#[async_trait]
+impl SearchIndex for TantivyIndex {
+    async fn refresh(&self) -> Result<(), IndexError> {
+        let head = self.shared.store.feed_head().await?;
+        let mut status = self.shared.status.subscribe();
+        {
+            let now = status.borrow_and_update();
+            if !now.serving || now.applied >= head.seq {
+                return Ok(());
+            }
+        }
+        self.shared.wake();
+        let caught_up = status.wait_for(|s| !s.serving || s.applied >= head.seq);
+        match tokio::time::timeout(self.shared.settings.refresh_timeout, caught_up).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(IndexError::Engine("the index writer stopped".into())),
+            Err(_) => Err(IndexError::Engine(format!(
+                "the index did not catch up with change {} within {}s",
+                head.seq,
+                self.shared.settings.refresh_timeout.as_secs()
+            ))),
+        }
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, IndexError> {
+        self.refresh().await?;
+        let Some(engine) = self.shared.engine() else {
+            return Err(IndexError::NotReady(self.status().check()));
+        };
+        let query = query.clone();
+        // Off the async workers: a query over a large index may take
+        // milliseconds of CPU.
+        tokio::task::spawn_blocking(move || engine.search(&query))
+            .await
+            .map_err(|e| IndexError::Engine(e.to_string()))?
+    }
+
+    fn status(&self) -> IndexStatus {
+        self.shared.status.borrow().clone()
+    }
+
+    async fn close(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake();
+        let thread = self.thread.lock().expect("thread lock").take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// A build and its writer, with how far it has got.
+struct Live {
+    engine: Arc<Engine>,
+    writer: IndexWriter,
+    generation: String,
+    /// Committed and visible.
+    applied: i64,
+}
+
+/// A new build in progress: notes up to `target` are loaded in pages.
+struct Build {
+    live: Live,
+    target: i64,
+    done: u64,
+    of: u64,
+}
+
+/// The writer thread's state.
+struct Writer {
+    shared: Arc<Shared>,
+    runtime: Handle,
+    current: Option<Live>,
+    build: Option<Build>,
+}
+
+impl Writer {
+    fn new(shared: Arc<Shared>, runtime: Handle) -> Self {
+        Self {
+            shared,
+            runtime,
+            current: None,
+            build: None,
+        }
+    }
+
+    fn run(mut self) {
+        self.current = self.open_existing();
+        if let Some(live) = &self.current {
+            tracing::info!(
+                dir = %live.engine.dir.display(),
+                applied = live.applied,
+                documents = live.engine.documents(),
+                "search index opened"
+            );
+            self.publish();
+        }
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            match self.step() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "search index: cannot follow the feed");
+                    self.shared
+                        .status
+                        .send_modify(|s| s.error = Some(e.to_string()));
+                }
+            }
+            self.shared.sleep(self.shared.settings.poll);
+        }
+        // Writers drop here, which releases their directory locks.
+    }
+
+    /// One round: read the head, catch the serving index up, advance a
+    /// build. `true` when there is more work right away.
+    fn step(&mut self) -> Result<bool, IndexError> {
+        let head = self.block_on(self.shared.store.feed_head())?;
+        if self.current.as_ref().is_some_and(|c| c.applied > head.seq) {
+            // Ahead of the feed: built for another database. Nothing of
+            // it can be caught up or trusted.
+            tracing::warn!("search index is ahead of the database's feed: rebuilding");
+            self.retire_current();
+        }
+        let stale = self
+            .current
+            .as_ref()
+            .is_none_or(|c| c.generation != head.generation);
+        let building_other = self
+            .build
+            .as_ref()
+            .is_some_and(|b| b.live.generation != head.generation);
+        if building_other && let Some(b) = self.build.take() {
+            discard(b.live);
+        }
+        if stale && self.build.is_none() {
+            self.start_build(&head)?;
+        }
+        if let Some(mut live) = self.current.take() {
+            let caught_up = self.catch_up(&mut live, head.seq);
+            self.current = Some(live);
+            caught_up?;
+            self.publish();
+        }
+        if self.build.is_some() {
+            self.advance_build(&head)?;
+            return Ok(self.build.is_some());
+        }
+        Ok(false)
+    }
+
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// The newest build in the directory that opens cleanly; every other
+    /// one is removed.
+    fn open_existing(&self) -> Option<Live> {
+        let mut builds: Vec<PathBuf> = std::fs::read_dir(&self.shared.settings.dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        builds.sort();
+        let mut found = None;
+        while let Some(dir) = builds.pop() {
+            if found.is_some() {
+                remove(&dir);
+                continue;
+            }
+            match self.open_build(&dir) {
+                Ok(live) => found = Some(live),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "search index unusable: rebuilding");
+                    remove(&dir);
+                }
+            }
+        }
+        found
+    }
+
+    fn open_build(&self, dir: &Path) -> Result<Live, IndexError> {
+        let (engine, payload) = Engine::open(dir)?;
+        let writer = engine.writer(self.shared.settings.memory_bytes)?;
+        Ok(Live {
+            engine: Arc::new(engine),
+            writer,
+            generation: payload.generation,
+            applied: payload.seq,
+        })
+    }
+
+    fn start_build(&mut self, head: &FeedHead) -> Result<(), IndexError> {
+        let of = self.block_on(self.shared.store.count_notes())?;
+        let dir = self
+            .shared
+            .settings
+            .dir
+            .join(Uuid::now_v7().simple().to_string());
+        let engine = Engine::create(&dir)?;
+        let writer = engine.writer(self.shared.settings.memory_bytes)?;
+        tracing::info!(
+            notes = of,
+            through = head.seq,
+            dir = %dir.display(),
+            "search index: building from the database"
+        );
+        self.build = Some(Build {
+            live: Live {
+                engine: Arc::new(engine),
+                writer,
+                generation: head.generation.clone(),
+                applied: 0,
+            },
+            target: head.seq,
+            done: 0,
+            of,
+        });
+        self.publish();
+        Ok(())
+    }
+
+    /// Loads up to [`BUILD_STEP`] notes into the build; once it holds every
+    /// note up to its target, commits it, catches it up and makes it the
+    /// serving index.
+    fn advance_build(&mut self, head: &FeedHead) -> Result<(), IndexError> {
+        let Some(mut build) = self.build.take() else {
+            return Ok(());
+        };
+        let mut cursor = build.live.applied;
+        let mut added = 0;
+        let result = (|| {
+            while cursor < build.target && added < BUILD_STEP {
+                let page = self.block_on(self.shared.store.feed_changes(
+                    cursor,
+                    build.target,
+                    PAGE,
+                    false,
+                ))?;
+                for (_, change) in &page.changes {
+                    if let Change::Upsert(doc) = change {
+                        build
+                            .live
+                            .writer
+                            .add_document(build.live.engine.document(doc))
+                            .map_err(|e| IndexError::Engine(e.to_string()))?;
+                        added += 1;
+                    }
+                }
+                cursor = page.through;
+            }
+            Ok::<_, IndexError>(())
+        })();
+        if let Err(e) = result {
+            // A build that lost a page starts over.
+            discard(build.live);
+            self.publish();
+            return Err(e);
+        }
+        // The build's cursor lives uncommitted until the build commits.
+        build.live.applied = cursor;
+        build.done += added;
+        if cursor < build.target {
+            self.build = Some(build);
+            self.publish();
+            return Ok(());
+        }
+        commit(&mut build.live, build.target)?;
+        self.catch_up(&mut build.live, head.seq)?;
+        tracing::info!(
+            documents = build.live.engine.documents(),
+            applied = build.live.applied,
+            "search index: build finished, serving it"
+        );
+        let old = self.current.replace(build.live);
+        self.publish();
+        if let Some(old) = old {
+            discard(old);
+        }
+        Ok(())
+    }
+
+    /// Applies every change after `live.applied` up to `through` in one
+    /// commit, and makes it visible.
+    fn catch_up(&self, live: &mut Live, through: i64) -> Result<(), IndexError> {
+        if live.applied >= through {
+            return Ok(());
+        }
+        let mut cursor = live.applied;
+        let result = (|| {
+            while cursor < through {
+                let page =
+                    self.block_on(self.shared.store.feed_changes(cursor, through, PAGE, true))?;
+                for (_, change) in &page.changes {
+                    match change {
+                        Change::Upsert(doc) => {
+                            live.writer.delete_term(live.engine.id_term(doc.id));
+                            live.writer
+                                .add_document(live.engine.document(doc))
+                                .map_err(|e| IndexError::Engine(e.to_string()))?;
+                        }
+                        Change::Delete(id) => {
+                            live.writer.delete_term(live.engine.id_term(*id));
+                        }
+                    }
+                }
+                cursor = page.through;
+            }
+            fail_point("index-commit");
+            commit(live, through)
+        })();
+        if result.is_err() {
+            // Nothing half-applied may reach a later commit.
+            let _ = live.writer.rollback();
+        }
+        result
+    }
+
+    fn retire_current(&mut self) {
+        *self.shared.serving.write().expect("serving lock") = None;
+        if let Some(old) = self.current.take() {
+            discard(old);
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        if let Some(live) = &self.current {
+            let mut serving = self.shared.serving.write().expect("serving lock");
+            if serving
+                .as_ref()
+                .is_none_or(|e| !Arc::ptr_eq(e, &live.engine))
+            {
+                *serving = Some(live.engine.clone());
+            }
+        }
+        let status = IndexStatus {
+            serving: self.current.is_some(),
+            documents: self.current.as_ref().map_or(0, |c| c.engine.documents()),
+            applied: self.current.as_ref().map_or(0, |c| c.applied),
+            rebuilding: self.build.as_ref().map(|b| (b.done, b.of)),
+            error: None,
+        };
+        self.shared.status.send_replace(status);
+    }
+}
+
+/// Commits what the writer holds as everything up to `seq`, and reloads the
+/// searchers before anyone is told.
+fn commit(live: &mut Live, seq: i64) -> Result<(), IndexError> {
+    let payload = Payload {
+        format: FORMAT,
+        generation: live.generation.clone(),
+        seq,
+    };
+    let mut prepared = live
+        .writer
+        .prepare_commit()
+        .map_err(|e| IndexError::Engine(e.to_string()))?;
+    prepared.set_payload(&serde_json::to_string(&payload).expect("payload serializes"));
+    prepared
+        .commit()
+        .map_err(|e| IndexError::Engine(e.to_string()))?;
+    live.engine.reload()?;
+    live.applied = seq;
+    Ok(())
+}
+
+/// Test builds only: `NOTES_FAILPOINT=<name>` kills the process at that
+/// point, as a crash would (`kill -9`), to prove what survives it.
+fn fail_point(name: &str) {
+    if cfg!(debug_assertions) && std::env::var("NOTES_FAILPOINT").as_deref() == Ok(name) {
+        eprintln!("fail point {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Drops a build's writer (and its lock), then its files. Searches that
+/// still hold its segments keep reading them: the files stay mapped.
+fn discard(live: Live) {
+    let dir = live.engine.dir.clone();
+    drop(live);
+    remove(&dir);
+}
+
+fn remove(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove an old search index");
+    }
+}

@@ -1,0 +1,99 @@
+//! The search index: derived from the store's change feed, never the only
+//! copy of anything, behind one small trait so handlers never see the
+//! engine. One module per engine; today there is one, tantivy, in-process.
+//!
+//! Every process that serves search keeps its own index and follows the
+//! feed. [`SearchIndex::refresh`] makes every change committed before the
+//! call searchable, which is what gives "searchable as soon as the write
+//! returned" on one replica and read-your-writes across replicas.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::{search::query::Query, store::StoreError};
+
+mod engine;
+mod feed;
+mod tokenizer;
+
+pub use feed::{IndexSettings, TantivyIndex};
+
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    /// Parsed and non-empty (`include` has at least one clause).
+    pub query: Query,
+    pub tag: Option<String>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// A search hit with the text the snippet is cut from.
+#[derive(Debug, Clone)]
+pub struct SearchRow {
+    pub id: Uuid,
+    pub title: String,
+    pub body: String,
+    pub tags: Vec<String>,
+    /// Higher is better.
+    pub score: f64,
+}
+
+#[derive(Debug)]
+pub struct SearchResults {
+    pub rows: Vec<SearchRow>,
+    /// Every match, counted exactly.
+    pub total: u64,
+}
+
+/// What readiness and the admin pages show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexStatus {
+    /// An index answers searches (possibly an older build while a new one
+    /// is made).
+    pub serving: bool,
+    /// Documents in the index that serves.
+    pub documents: u64,
+    /// The last change of the feed the serving index holds.
+    pub applied: i64,
+    /// `(done, of)` notes while a build runs.
+    pub rebuilding: Option<(u64, u64)>,
+    /// The last failure to follow the feed, cleared by the next success.
+    pub error: Option<String>,
+}
+
+impl IndexStatus {
+    /// The readiness line: `ok`, or what keeps the index from serving.
+    pub fn check(&self) -> String {
+        match (self.serving, self.rebuilding, &self.error) {
+            (true, _, None) => "ok".into(),
+            (false, Some((done, of)), _) => format!("rebuilding {done}/{of}"),
+            (_, _, Some(e)) => format!("error: {e}"),
+            (false, None, None) => "starting".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// No index can answer yet: the first build is running.
+    #[error("the search index is being built ({0})")]
+    NotReady(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("search index error: {0}")]
+    Engine(String),
+}
+
+#[async_trait]
+pub trait SearchIndex: Send + Sync + 'static {
+    /// Returns once every change the store committed before this call is
+    /// searchable, or at once when no index serves yet.
+    async fn refresh(&self) -> Result<(), IndexError>;
+    /// Refreshes, then searches.
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, IndexError>;
+    fn status(&self) -> IndexStatus;
+    /// Stops following the feed and releases the index (its writer lock).
+    async fn close(&self);
+}
+
+pub type DynIndex = std::sync::Arc<dyn SearchIndex>;
