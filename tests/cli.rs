@@ -196,3 +196,79 @@ fn backup_and_restore_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A crash between the database commit and the index commit (the test-only
+/// fail point aborts the process there, as `kill -9` would): after a restart
+/// the note is searchable, and only once.
+#[test]
+fn a_crash_before_the_index_commit_loses_nothing_and_indexes_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = |fail_point: Option<&str>| {
+        let mut cmd = notes_api();
+        cmd.arg("serve")
+            .env("NOTES_LISTEN", format!("127.0.0.1:{port}"))
+            .env("NOTES_DATA_DIR", dir.path())
+            .env("NOTES_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(f) = fail_point {
+            cmd.env("NOTES_FAILPOINT", f);
+        }
+        cmd.spawn().unwrap()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let ready = |client: &reqwest::Client| {
+        let url = format!("{base}/readyz");
+        let client = client.clone();
+        async move {
+            for _ in 0..400 {
+                if let Ok(r) = client.get(&url).send().await
+                    && r.status().is_success()
+                {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            panic!("never ready");
+        }
+    };
+
+    let mut server = start(Some("index-commit"));
+    rt.block_on(async {
+        ready(&client).await;
+        let res = client
+            .post(format!("{base}/api/v1/notes"))
+            .json(&serde_json::json!({"title": "Phoenix", "body": "rises from the ashes"}))
+            .send()
+            .await;
+        // The process died before it could answer.
+        assert!(res.is_err(), "{res:?}");
+    });
+    let status = server.wait().unwrap();
+    assert!(!status.success(), "the fail point did not fire: {status}");
+
+    let mut server = start(None);
+    let (total, hits) = rt.block_on(async {
+        ready(&client).await;
+        let res: serde_json::Value = client
+            .get(format!("{base}/api/v1/search?q=phoenix"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (res["total"].clone(), res["hits"].as_array().unwrap().len())
+    });
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert_eq!(total, 1);
+    assert_eq!(hits, 1);
+}

@@ -273,7 +273,8 @@ impl Writer {
     /// One round: read the head, catch the serving index up, advance a
     /// build. `true` when there is more work right away.
     fn step(&mut self) -> Result<bool, IndexError> {
-        let head = self.block_on(self.shared.store.feed_head())?;
+        let store = self.shared.store.clone();
+        let head = self.on_runtime(async move { store.feed_head().await })??;
         if self.current.as_ref().is_some_and(|c| c.applied > head.seq) {
             // Ahead of the feed: built for another database. Nothing of
             // it can be caught up or trusted.
@@ -307,8 +308,34 @@ impl Writer {
         Ok(false)
     }
 
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.runtime.block_on(f)
+    /// Runs `f` on the service's runtime and waits for it. A task rather
+    /// than `Handle::block_on`: when the runtime shuts down under a process
+    /// that never called `close`, the task is dropped and the writer stops,
+    /// instead of polling drivers that are gone.
+    fn on_runtime<F>(&self, f: F) -> Result<F::Output, IndexError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().map_err(|_| {
+            self.shared.stop.store(true, Ordering::SeqCst);
+            IndexError::Engine("the runtime stopped".into())
+        })
+    }
+
+    fn changes(
+        &self,
+        after: i64,
+        through: i64,
+        deletes: bool,
+    ) -> Result<crate::store::ChangePage, IndexError> {
+        let store = self.shared.store.clone();
+        Ok(self
+            .on_runtime(async move { store.feed_changes(after, through, PAGE, deletes).await })??)
     }
 
     /// The newest build in the directory that opens cleanly; every other
@@ -350,7 +377,8 @@ impl Writer {
     }
 
     fn start_build(&mut self, head: &FeedHead) -> Result<(), IndexError> {
-        let of = self.block_on(self.shared.store.count_notes())?;
+        let store = self.shared.store.clone();
+        let of = self.on_runtime(async move { store.count_notes().await })??;
         let dir = self
             .shared
             .settings
@@ -390,12 +418,7 @@ impl Writer {
         let mut added = 0;
         let result = (|| {
             while cursor < build.target && added < BUILD_STEP {
-                let page = self.block_on(self.shared.store.feed_changes(
-                    cursor,
-                    build.target,
-                    PAGE,
-                    false,
-                ))?;
+                let page = self.changes(cursor, build.target, false)?;
                 for (_, change) in &page.changes {
                     if let Change::Upsert(doc) = change {
                         build
@@ -448,8 +471,7 @@ impl Writer {
         let mut cursor = live.applied;
         let result = (|| {
             while cursor < through {
-                let page =
-                    self.block_on(self.shared.store.feed_changes(cursor, through, PAGE, true))?;
+                let page = self.changes(cursor, through, true)?;
                 for (_, change) in &page.changes {
                     match change {
                         Change::Upsert(doc) => {

@@ -93,7 +93,7 @@ impl TestDb {
         }
     }
 
-    fn apply(&self, config: &mut Config) {
+    pub fn apply(&self, config: &mut Config) {
         config.data_dir = self.0.dir.path().to_path_buf();
         config.database_url = Some(Secret::new(self.0.url.clone()));
         config.db_max_connections = 4;
@@ -293,10 +293,13 @@ impl TestApp {
     /// An app on an existing test database (e.g. a second replica, a restart).
     pub async fn spawn_on(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
         let index_dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
-        Self::spawn_with_index(db, index_dir, tweak).await
+        let app = Self::spawn_with_index(db, index_dir, tweak).await;
+        app.wait_searchable().await;
+        app
     }
 
-    /// An app on an existing database and index directory (a restart).
+    /// An app on an existing database and index directory (a restart); it
+    /// may not serve search yet (see [`Self::wait_searchable`]).
     pub async fn spawn_with_index(
         db: &TestDb,
         index_dir: std::sync::Arc<tempfile::TempDir>,
@@ -329,7 +332,7 @@ impl TestApp {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
-        let app = Self {
+        Self {
             base,
             client,
             state,
@@ -338,9 +341,7 @@ impl TestApp {
             handle: Some(handle),
             db,
             index_dir,
-        };
-        app.wait_searchable().await;
-        app
+        }
     }
 
     /// Waits until the search index serves, as a load balancer waits for

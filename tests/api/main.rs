@@ -3,6 +3,7 @@
 mod attachments;
 mod auth;
 mod common;
+mod index;
 mod ingest;
 mod jobs;
 mod notes;
