@@ -43,9 +43,9 @@ pub const MAX_TERMS: usize = 32;
 /// A prefix shorter than this is matched as a whole word instead (avoid
 /// expanding `a*` over the whole index).
 pub const MIN_PREFIX_CHARS: usize = 2;
-/// Query tokens longer than this are truncated at a char boundary. No real
-/// word is that long, and it keeps every token well below PostgreSQL's limit
-/// on a tsquery word (2047 bytes), which would otherwise be an error there.
+/// Tokens longer than this are truncated at a char boundary, in the text as
+/// in the query, so they still match. No real word is that long, and it
+/// keeps every term far below the engine's limit on a term's length.
 pub const MAX_TOKEN_BYTES: usize = 256;
 
 /// Parses the user's search string.
@@ -181,15 +181,15 @@ fn ends_with_star(text: &str) -> bool {
     text.trim_end().ends_with('*')
 }
 
-/// Tokenize like FTS5 `unicode61 remove_diacritics 2`: maximal runs of
+/// Tokenize like FTS5 `unicode61 remove_diacritics 2` (the engine this
+/// project used first; kept so queries match the same words): maximal runs of
 /// alphanumeric chars, case-folded to lower case, with the accents of Latin
 /// letters removed (e.g. "Café" -> "cafe").
 /// Yields `(byte_start, byte_end, normalized_token)` relative to `text`; every
 /// token is non-empty.
 ///
 /// The details copy what SQLite's tokenizer does (checked against it code
-/// point by code point), because FTS5 re-tokenizes the query and a token we
-/// derive differently can never match:
+/// point by code point):
 /// - combining marks split words, as in FTS5, except the few accents FTS5
 ///   treats as part of a word and drops (`U+0301` in a decomposed "e\u{301}");
 /// - private-use chars are word chars, as in FTS5;
