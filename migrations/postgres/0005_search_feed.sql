@@ -27,3 +27,15 @@ CREATE TABLE note_tombstones (
     change_seq BIGINT PRIMARY KEY,
     note_id    UUID   NOT NULL
 );
+
+-- Other replicas learn of a change at once (LISTEN notes_search_feed) rather
+-- than at their next poll. Note writes already commit one at a time behind
+-- the feed's row lock, so the notification adds no new serialization.
+CREATE FUNCTION notes_search_feed_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('notes_search_feed', '');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER search_feed_notify AFTER UPDATE OF head ON search_feed
+    FOR EACH ROW EXECUTE FUNCTION notes_search_feed_notify();

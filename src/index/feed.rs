@@ -65,6 +65,8 @@ impl IndexSettings {
 pub struct TantivyIndex {
     shared: Arc<Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The store's announcements of other processes' writes, if it has any.
+    watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 struct Shared {
@@ -111,6 +113,8 @@ impl TantivyIndex {
             _lock: lock,
         });
         let runtime = Handle::current();
+        let waker = shared.clone();
+        let watch = shared.store.watch_feed(Arc::new(move || waker.wake()));
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("search-index".into())
@@ -119,6 +123,7 @@ impl TantivyIndex {
         Ok(Self {
             shared,
             thread: Mutex::new(Some(thread)),
+            watch,
         })
     }
 }
@@ -127,6 +132,9 @@ impl Drop for TantivyIndex {
     /// A process that ends without [`SearchIndex::close`] (a test's runtime
     /// going away) still stops its writer thread.
     fn drop(&mut self) {
+        if let Some(w) = &self.watch {
+            w.abort();
+        }
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.wake();
     }
@@ -199,6 +207,9 @@ impl SearchIndex for TantivyIndex {
     }
 
     async fn close(&self) {
+        if let Some(w) = &self.watch {
+            w.abort();
+        }
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.wake();
         let thread = self.thread.lock().expect("thread lock").take();
@@ -294,6 +305,9 @@ impl Writer {
         }
         if stale && self.build.is_none() {
             self.start_build(&head)?;
+        }
+        if let Some(live) = &self.current {
+            metrics::gauge!("search_index_lag").set((head.seq - live.applied).max(0) as f64);
         }
         if let Some(mut live) = self.current.take() {
             let caught_up = self.catch_up(&mut live, head.seq);
@@ -472,6 +486,8 @@ impl Writer {
         let result = (|| {
             while cursor < through {
                 let page = self.changes(cursor, through, true)?;
+                metrics::counter!("search_index_changes_total")
+                    .increment(page.changes.len() as u64);
                 for (_, change) in &page.changes {
                     match change {
                         Change::Upsert(doc) => {
@@ -522,6 +538,10 @@ impl Writer {
             rebuilding: self.build.as_ref().map(|b| (b.done, b.of)),
             error: None,
         };
+        metrics::gauge!("search_index_documents").set(status.documents as f64);
+        metrics::gauge!("search_index_rebuilding")
+            .set(f64::from(u8::from(status.rebuilding.is_some())));
+        metrics::gauge!("search_index_serving").set(f64::from(u8::from(status.serving)));
         self.shared.status.send_replace(status);
     }
 }
@@ -534,6 +554,7 @@ fn commit(live: &mut Live, seq: i64) -> Result<(), IndexError> {
         generation: live.generation.clone(),
         seq,
     };
+    let started = std::time::Instant::now();
     let mut prepared = live
         .writer
         .prepare_commit()
@@ -543,6 +564,7 @@ fn commit(live: &mut Live, seq: i64) -> Result<(), IndexError> {
         .commit()
         .map_err(|e| IndexError::Engine(e.to_string()))?;
     live.engine.reload()?;
+    metrics::histogram!("search_index_commit_seconds").record(started.elapsed().as_secs_f64());
     live.applied = seq;
     Ok(())
 }

@@ -165,6 +165,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ChangePage, StoreError>;
     /// Starts a new feed generation, which makes every index rebuild itself.
     async fn renew_feed(&self) -> Result<FeedHead, StoreError>;
+    /// Calls `changed` soon after any process commits a change to the feed,
+    /// where the backend can announce it (PostgreSQL); followers poll too.
+    /// The task ends when the handle is aborted.
+    fn watch_feed(
+        &self,
+        _changed: Arc<dyn Fn() + Send + Sync>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
     /// Non-empty attachments of these content types that have no extracted
     /// text (an `extract_text` job that never ran, or found nothing).
     async fn attachments_without_text(

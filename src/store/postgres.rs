@@ -59,6 +59,32 @@ async fn touch_note(tx: &mut sqlx::PgConnection, note_id: Uuid) -> Result<(), St
     Ok(())
 }
 
+/// Turns the feed trigger's notifications into `changed` calls. A lost
+/// connection only costs latency (followers also poll): it is retried
+/// quietly, and `changed` is called on reconnecting for what it missed.
+async fn listen_feed(pool: PgPool, changed: std::sync::Arc<dyn Fn() + Send + Sync>) {
+    loop {
+        let listener = async {
+            let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            l.listen("notes_search_feed").await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        let mut listener = match listener.await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, "feed listener cannot connect; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        changed();
+        while listener.recv().await.is_ok() {
+            changed();
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 /// One statement that numbers a single-note write: the feed's row lock is
 /// taken first and held to commit.
 const NEXT_SEQ: &str =
@@ -589,6 +615,13 @@ impl Store for PgStore {
                 .collect();
         }
         Ok(merge_changes(upserts, removed, through, limit as usize))
+    }
+
+    fn watch_feed(
+        &self,
+        changed: std::sync::Arc<dyn Fn() + Send + Sync>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        Some(tokio::spawn(listen_feed(self.pool.clone(), changed)))
     }
 
     async fn renew_feed(&self) -> Result<FeedHead, StoreError> {

@@ -314,3 +314,28 @@ async fn two_processes_cannot_share_an_index_directory() {
     };
     assert!(err.contains("NOTES_INDEX_DIR"), "{err}");
 }
+
+/// On PostgreSQL a replica hears of another's writes (LISTEN/NOTIFY) and
+/// catches up before any search asks it to, well within its 1 s poll.
+#[tokio::test]
+async fn replicas_on_postgres_follow_writes_without_being_asked() {
+    let db = TestDb::new().await;
+    let a = TestApp::spawn_on(&db, |_| {}).await;
+    if a.state.store.backend() != "postgres" {
+        return;
+    }
+    let b = TestApp::spawn_on(&db, |_| {}).await;
+    let index = b.state.index.clone().unwrap();
+    for i in 0..5 {
+        a.create_note(json!({"title": format!("heard {i}")})).await;
+        let head = a.state.store.feed_head().await.unwrap().seq;
+        let started = Instant::now();
+        while index.status().applied < head {
+            assert!(
+                started.elapsed() < Duration::from_millis(300),
+                "write {i} not followed within 300 ms"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
