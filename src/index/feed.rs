@@ -344,12 +344,11 @@ impl Writer {
     fn changes(
         &self,
         after: i64,
-        through: i64,
+        upto: Option<i64>,
         deletes: bool,
     ) -> Result<crate::store::ChangePage, IndexError> {
         let store = self.shared.store.clone();
-        Ok(self
-            .on_runtime(async move { store.feed_changes(after, through, PAGE, deletes).await })??)
+        Ok(self.on_runtime(async move { store.feed_changes(after, upto, PAGE, deletes).await })??)
     }
 
     /// The newest build in the directory that opens cleanly; every other
@@ -432,7 +431,9 @@ impl Writer {
         let mut added = 0;
         let result = (|| {
             while cursor < build.target && added < BUILD_STEP {
-                let page = self.changes(cursor, build.target, false)?;
+                // Capped: what changes past the target reaches the build
+                // through its catch-up, deletions included.
+                let page = self.changes(cursor, Some(build.target), false)?;
                 for (_, change) in &page.changes {
                     if let Change::Upsert(doc) = change {
                         build
@@ -476,16 +477,21 @@ impl Writer {
         Ok(())
     }
 
-    /// Applies every change after `live.applied` up to `through` in one
-    /// commit, and makes it visible.
-    fn catch_up(&self, live: &mut Live, through: i64) -> Result<(), IndexError> {
-        if live.applied >= through {
+    /// Applies every change after `live.applied` up to at least `target`
+    /// in one commit, and makes it visible.
+    fn catch_up(&self, live: &mut Live, target: i64) -> Result<(), IndexError> {
+        if live.applied >= target {
             return Ok(());
         }
         let mut cursor = live.applied;
         let result = (|| {
-            while cursor < through {
-                let page = self.changes(cursor, through, true)?;
+            while cursor < target {
+                let page = self.changes(cursor, None, true)?;
+                if page.through <= cursor {
+                    return Err(IndexError::Engine(format!(
+                        "the feed stopped at {cursor} short of {target}"
+                    )));
+                }
                 metrics::counter!("search_index_changes_total")
                     .increment(page.changes.len() as u64);
                 for (_, change) in &page.changes {
@@ -504,7 +510,7 @@ impl Writer {
                 cursor = page.through;
             }
             fail_point("index-commit");
-            commit(live, through)
+            commit(live, cursor)
         })();
         if result.is_err() {
             // Nothing half-applied may reach a later commit.

@@ -153,13 +153,15 @@ pub trait Store: Send + Sync + 'static {
     async fn attachments_present(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError>;
     /// The change feed's head, read fresh.
     async fn feed_head(&self) -> Result<FeedHead, StoreError>;
-    /// Changes numbered in `after + 1 ..= through`, in order, at most `limit`
-    /// of them; deletions only when `deletes` (an index built from nothing
-    /// needs none).
+    /// Changes numbered after `after` (and up to `upto`, if given), in
+    /// order, at most `limit` of them, read with the feed's head at that
+    /// moment: the page is complete up to its `through`, which may lie past
+    /// a head read earlier. Deletions only when `deletes` (an index built
+    /// from nothing needs none).
     async fn feed_changes(
         &self,
         after: i64,
-        through: i64,
+        upto: Option<i64>,
         limit: u32,
         deletes: bool,
     ) -> Result<ChangePage, StoreError>;
@@ -382,4 +384,47 @@ pub fn merge_changes(
 /// reuses one an index was built for.
 pub fn new_generation() -> String {
     Uuid::new_v4().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(seq: i64) -> (i64, Change) {
+        let doc = IndexDoc {
+            id: Uuid::nil(),
+            title: String::new(),
+            body: String::new(),
+            tags: Vec::new(),
+            extra: String::new(),
+        };
+        (seq, Change::Upsert(doc))
+    }
+
+    fn del(seq: i64) -> (i64, Change) {
+        (seq, Change::Delete(Uuid::nil()))
+    }
+
+    fn seqs(page: &ChangePage) -> Vec<i64> {
+        page.changes.iter().map(|(s, _)| *s).collect()
+    }
+
+    #[test]
+    fn pages_that_are_not_full_are_complete_to_the_head() {
+        let page = merge_changes(vec![up(2), up(5)], vec![del(3)], 9, 10);
+        assert_eq!(seqs(&page), [2, 3, 5]);
+        assert_eq!(page.through, 9);
+    }
+
+    #[test]
+    fn a_full_page_is_complete_only_to_its_last_change() {
+        // Upserts stop at 4 (full); the deletion at 6 lies past what is
+        // known to be complete and waits for the next page.
+        let page = merge_changes(vec![up(1), up(4)], vec![del(2), del(6)], 9, 2);
+        assert_eq!(seqs(&page), [1, 2, 4]);
+        assert_eq!(page.through, 4);
+        let page = merge_changes(vec![up(7)], vec![del(2), del(3)], 9, 2);
+        assert_eq!(seqs(&page), [2, 3]);
+        assert_eq!(page.through, 3);
+    }
 }

@@ -565,53 +565,74 @@ impl Store for PgStore {
     async fn feed_changes(
         &self,
         after: i64,
-        through: i64,
+        upto: Option<i64>,
         limit: u32,
         deletes: bool,
     ) -> Result<ChangePage, StoreError> {
-        // Every change up to `through` committed before the head that named
-        // it was read, so two statements see the same complete range.
-        let rows: Vec<(i64, Uuid, String, String, Json<Vec<String>>, String)> = sqlx::query_as(
-            "SELECT n.change_seq, n.id, n.title, n.body, n.tags,
-                    coalesce((SELECT string_agg(a.search_text, ' ') FROM attachments a
-                              WHERE a.note_id = n.id AND a.search_text != ''), '')
-             FROM notes n WHERE n.change_seq > $1 AND n.change_seq <= $2
-             ORDER BY n.change_seq LIMIT $3",
+        // Each statement reads the head with its rows, from one snapshot:
+        // every change up to that head is visible to it (numbers commit in
+        // order), so its rows are complete up to there. A note changed again
+        // since an earlier head was read shows up under its new number.
+        let upto = upto.unwrap_or(i64::MAX);
+        type NoteChange = (
+            i64,
+            Option<i64>,
+            Option<Uuid>,
+            Option<String>,
+            Option<String>,
+            Option<Json<Vec<String>>>,
+            Option<String>,
+        );
+        let rows: Vec<NoteChange> = sqlx::query_as(
+            "SELECT h.head, c.change_seq, c.id, c.title, c.body, c.tags, c.extra
+             FROM (SELECT head FROM search_feed WHERE id = 1) h
+             LEFT JOIN LATERAL (
+                 SELECT n.change_seq, n.id, n.title, n.body, n.tags,
+                        coalesce((SELECT string_agg(a.search_text, ' ') FROM attachments a
+                                  WHERE a.note_id = n.id AND a.search_text != ''), '') AS extra
+                 FROM notes n WHERE n.change_seq > $1 AND n.change_seq <= LEAST(h.head, $2)
+                 ORDER BY n.change_seq LIMIT $3) c ON true",
         )
         .bind(after)
-        .bind(through)
+        .bind(upto)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
+        let mut through = rows.first().map_or(after, |r| r.0).min(upto);
         let upserts = rows
             .into_iter()
-            .map(|(seq, id, title, body, tags, extra)| {
+            .filter_map(|(_, seq, id, title, body, tags, extra)| {
                 let doc = IndexDoc {
-                    id,
-                    title,
-                    body,
-                    tags: tags.0,
-                    extra,
+                    id: id?,
+                    title: title?,
+                    body: body?,
+                    tags: tags?.0,
+                    extra: extra?,
                 };
-                (seq, Change::Upsert(doc))
+                Some((seq?, Change::Upsert(doc)))
             })
             .collect();
         let mut removed = Vec::new();
         if deletes {
-            let rows: Vec<(i64, Uuid)> = sqlx::query_as(
-                "SELECT change_seq, note_id FROM note_tombstones
-                 WHERE change_seq > $1 AND change_seq <= $2 ORDER BY change_seq LIMIT $3",
+            let rows: Vec<(i64, Option<i64>, Option<Uuid>)> = sqlx::query_as(
+                "SELECT h.head, t.change_seq, t.note_id
+                 FROM (SELECT head FROM search_feed WHERE id = 1) h
+                 LEFT JOIN LATERAL (
+                     SELECT change_seq, note_id FROM note_tombstones
+                     WHERE change_seq > $1 AND change_seq <= LEAST(h.head, $2)
+                     ORDER BY change_seq LIMIT $3) t ON true",
             )
             .bind(after)
-            .bind(through)
+            .bind(upto)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
+            through = through.min(rows.first().map_or(after, |r| r.0));
             removed = rows
                 .into_iter()
-                .map(|(seq, id)| (seq, Change::Delete(id)))
+                .filter_map(|(_, seq, id)| Some((seq?, Change::Delete(id?))))
                 .collect();
         }
         Ok(merge_changes(upserts, removed, through, limit as usize))

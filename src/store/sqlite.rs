@@ -670,12 +670,18 @@ impl Store for SqliteStore {
     async fn feed_changes(
         &self,
         after: i64,
-        through: i64,
+        upto: Option<i64>,
         limit: u32,
         deletes: bool,
     ) -> Result<ChangePage, StoreError> {
-        // One read transaction: both halves of the page see one snapshot.
+        // One read transaction: the head and both halves of the page come
+        // from one snapshot, so the page is complete up to that head.
         let mut tx = self.reader.begin().await.map_err(map_err)?;
+        let head: i64 = sqlx::query_scalar("SELECT head FROM search_feed WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let through = head.min(upto.unwrap_or(i64::MAX));
         let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
             "SELECT n.change_seq, n.id, n.title, n.body, n.tags,
                     coalesce((SELECT group_concat(a.search_text, ' ') FROM attachments a
