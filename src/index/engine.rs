@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Score, TantivyDocument, Term,
     collector::{Count, TopDocs},
+    merge_policy::LogMergePolicy,
     query::{
         BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query,
         TermQuery,
@@ -136,9 +137,22 @@ impl Engine {
             .map_or(1, |n| n.get())
             .min(memory_bytes / 15_000_000)
             .clamp(1, 4);
-        self.index
+        let writer = self
+            .index
             .writer_with_num_threads(threads, memory_bytes)
-            .map_err(engine_error)
+            .map_err(engine_error)?;
+        // Log-structured merges keep the segment count logarithmic in the
+        // documents even when every write commits on its own (eight small
+        // segments become one); a level whose segments are 30% deleted
+        // documents is merged too, so updates give their space back.
+        let mut policy = LogMergePolicy::default();
+        policy.set_del_docs_ratio_before_merge(0.3);
+        writer.set_merge_policy(Box::new(policy));
+        Ok(writer)
+    }
+
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
     }
 
     pub fn reload(&self) -> Result<(), IndexError> {

@@ -98,6 +98,7 @@ impl TantivyIndex {
         let (status, _) = watch::channel(IndexStatus {
             serving: false,
             documents: 0,
+            segments: 0,
             applied: 0,
             rebuilding: None,
             error: None,
@@ -540,11 +541,13 @@ impl Writer {
         let status = IndexStatus {
             serving: self.current.is_some(),
             documents: self.current.as_ref().map_or(0, |c| c.engine.documents()),
+            segments: self.current.as_ref().map_or(0, |c| c.engine.segments()),
             applied: self.current.as_ref().map_or(0, |c| c.applied),
             rebuilding: self.build.as_ref().map(|b| (b.done, b.of)),
             error: None,
         };
         metrics::gauge!("search_index_documents").set(status.documents as f64);
+        metrics::gauge!("search_index_segments").set(status.segments as f64);
         metrics::gauge!("search_index_rebuilding")
             .set(f64::from(u8::from(status.rebuilding.is_some())));
         metrics::gauge!("search_index_serving").set(f64::from(u8::from(status.serving)));

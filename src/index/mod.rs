@@ -53,6 +53,8 @@ pub struct IndexStatus {
     pub serving: bool,
     /// Documents in the index that serves.
     pub documents: u64,
+    /// Its segments (merges keep them few).
+    pub segments: usize,
     /// The last change of the feed the serving index holds.
     pub applied: i64,
     /// `(done, of)` notes while a build runs.

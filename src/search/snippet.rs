@@ -7,7 +7,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use super::query::{Query, token_spans, tokens};
+use super::query::{Query, normalize_into, token_spans, tokens};
 
 const ELLIPSIS: &str = "…";
 
@@ -106,8 +106,12 @@ fn best_window(text: &str, matcher: &Matcher, max_tokens: usize) -> Scan {
     let mut best = None;
     let mut best_count = 0;
     let mut token_count = 0;
-    for (i, (_, _, token)) in tokens(text).enumerate() {
+    // One buffer for every token: this pass reads whole bodies.
+    let mut token = String::new();
+    for (i, (start, end)) in token_spans(text).enumerate() {
         token_count = i + 1;
+        token.clear();
+        normalize_into(&text[start..end], &mut token);
         if !matcher.matches(&token) {
             continue;
         }

@@ -339,3 +339,31 @@ async fn replicas_on_postgres_follow_writes_without_being_asked() {
         }
     }
 }
+
+/// A commit per write (writes one at a time) must not pile up segments:
+/// merges keep their number small.
+#[tokio::test]
+async fn one_note_at_a_time_keeps_the_segment_count_bounded() {
+    let app = TestApp::spawn().await;
+    for i in 0..120 {
+        app.create_note(json!({"title": format!("single {i}")}))
+            .await;
+    }
+    assert_eq!(total(&app, "single").await, 120);
+    let index = app.state.index.clone().unwrap();
+    // Merges run in the background after the commits; give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // A search refreshes the searchers' view of merged segments.
+        app.create_note(json!({"title": "tick"})).await;
+        let segments = index.status().segments;
+        if segments <= 16 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{segments} segments after 120 commits"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
