@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # notes-api benchmarks: the single entry point.
 #
-#   bench/run.sh                 # every benchmark (about 22 minutes once built)
+#   bench/run.sh                 # every benchmark (about 30 minutes once built)
 #   bench/run.sh search          # one of: healthz ingest search memory startup
-#                                #   ingest-pg search-pg storage jobs
+#                                #   writes ingest-pg search-pg storage jobs
 #   bench/run.sh healthz,startup # several
+#   bench/run.sh search-1m       # not in the default set: 1,000,000 notes
 #   BENCH_ONLY=memory bench/run.sh
+#
+# search runs on two corpora: the seeded synthetic one and a real-text one
+# made from documents Debian ships (linux-doc, python3-doc, man pages; the
+# packages are installed here), split into ~2.5 KB notes
+# (bench/target/corpus-real). Its reference is raw tantivy in-process on
+# the same notes and queries. search-1m generates 1,000,000 synthetic notes
+# (bench/target/corpus-1m, ~1 GB) and ingests them once (data-1m is reused).
 #
 # ingest-pg and search-pg are ingest and search with the service on the local
 # PostgreSQL server (127.0.0.1:5432, databases notes_bench_100k and
@@ -16,7 +24,7 @@
 # Installs what it needs (wrk; taskset; PostgreSQL and s3s-fs through
 # scripts/provision.sh when those benchmarks run), builds the service binary in release
 # (into bench/target/service, so the main target dir is never locked) and the
-# bench tools (bench/target/release), generates the seeded 100k-note corpus
+# bench tools (into the same target dir), generates the seeded 100k-note corpus
 # (bench/target/corpus, reused when unchanged), then runs the benchmarks with
 # a reference measured in the same run for each figure. Everything listens on
 # and talks to 127.0.0.1 only; every load run is bounded in time.
@@ -27,7 +35,9 @@
 # Knobs (env): BENCH_PIN=0 (no CPU pinning for /healthz), BENCH_HEALTHZ_DURATION,
 # BENCH_SEARCH_DURATION, BENCH_SEARCH_AUX_DURATION, BENCH_INGEST_REPS, BENCH_INGEST_PG_REPS (2),
 # BENCH_STARTUP_RUNS, BENCH_NOTES_LOG (default warn), BENCH_SKIP_BUILD=1,
-# BENCH_TIMEOUT (seconds for the benchmark run, default 1500),
+# BENCH_TIMEOUT (seconds for the benchmark run, default 2400),
+# BENCH_SEARCH_REAL (1: also the real-text corpus), BENCH_WRITES_DURATION (10),
+# BENCH_WRITES_SEARCH_CONNECTIONS (4), BENCH_1M_NOTES (1000000),
 # BENCH_PG_URL (admin URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres),
 # BENCH_STORAGE_BIG_MIB (200), BENCH_STORAGE_SMALL_MIB (16),
 # BENCH_STORAGE_SMALL_COUNT (8), BENCH_STORAGE_REPS (3).
@@ -45,7 +55,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 only="${1:-${BENCH_ONLY:-all}}"
-budget="${BENCH_TIMEOUT:-1500}"
+budget="${BENCH_TIMEOUT:-2400}"
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -64,6 +74,11 @@ apt_install() {
 }
 
 apt_install wrk util-linux strace
+case "$only" in
+  # The real-text corpus: kernel and Python documentation (man pages are
+  # already on the machine, under /usr/share/man).
+  all | *search*) apt_install linux-doc python3-doc ;;
+esac
 # shellcheck source=../scripts/provision.sh
 source "$root/scripts/provision.sh"
 case "$only" in
@@ -83,20 +98,25 @@ command -v cargo >/dev/null || {
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   echo "bench: building notes-api (release) into $here/target/service"
   # The commit goes into the binary (/version), so results name what they measured.
-  NOTES_GIT_SHA="$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || true)" \
-    CARGO_TARGET_DIR="$here/target/service" cargo build --release --quiet \
+  NOTES_GIT_SHA="$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || true)"
+  export NOTES_GIT_SHA
+  CARGO_TARGET_DIR="$here/target/service" cargo build --release --quiet \
     --manifest-path "$root/Cargo.toml" --bin notes-api
   echo "bench: building the bench tools (release)"
-  cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+  # The same target dir as the service: the bench links the service's crate
+  # and the same dependencies (tantivy, sqlx, ...), which are then built
+  # once (the same NOTES_GIT_SHA, or build.rs would rebuild the crate).
+  CARGO_TARGET_DIR="$here/target/service" cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 fi
+tools="$here/target/service/release"
 
 mkdir -p "$here/results" "$here/target/work"
 # `timeout` signals its whole process group, so servers started by the run
 # are stopped with it if the budget runs out.
-timeout --kill-after=30 "$budget" "$here/target/release/notes-bench" run \
+timeout --kill-after=30 "$budget" "$tools/notes-bench" run \
   --only "$only" \
   --service-bin "$here/target/service/release/notes-api" \
-  --hello-bin "$here/target/release/hello" \
+  --hello-bin "$tools/hello" \
   --corpus "$here/target/corpus" \
   --work "$here/target/work" \
   --lua "$here/lua" \

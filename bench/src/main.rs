@@ -5,12 +5,15 @@
 //! separate processes (and records as exact commands), usable on their own:
 //!
 //! ```text
-//! notes-bench gen --corpus DIR                         write the corpus (seeded)
-//! notes-bench raw-ingest --db FILE --mode prepared|multirow FILE...
-//! notes-bench inproc-ingest --db FILE FILE...
+//! notes-bench gen --corpus DIR [--notes N]            write the synthetic corpus (seeded)
+//! notes-bench gen-real --corpus DIR [--notes N]       write the real-text corpus (Debian docs)
+//! notes-bench tantivy-build --index DIR FILE...       the raw tantivy reference index
+//! notes-bench raw-ingest --db FILE|URL --mode multirow|batchjson|pg-unnest [--index DIR] FILE...
+//! notes-bench inproc-ingest --db FILE|URL FILE...
 //! notes-bench http-ingest --addr HOST:PORT FILE...
-//! notes-bench search-ref --db FILE --queries FILE --mode raw|topk|inproc
-//!                        [--concurrency 8] [--duration 10]
+//! notes-bench search-ref --queries FILE --mode tantivy|tantivy-nodocs|tantivy-snippets|tantivy-svc|inproc|feedhead
+//!                        [--index DIR] [--db FILE|URL --data-dir DIR] [--concurrency 8] [--duration 10]
+//! notes-bench write-load --addr HOST:PORT [--concurrency 4] [--duration 10] [--tag WORD]
 //! notes-bench storage-ref --store file://DIR|s3://BUCKET [--s3-endpoint URL --s3-key K
 //!                         --s3-secret S] --mode raw|inproc --file F [--count 1]
 //! notes-bench storage-http --addr HOST:PORT --op upload|download|delete --note ID
@@ -25,10 +28,13 @@ mod client;
 mod corpus;
 mod jobload;
 mod procs;
+mod real;
 mod refs;
 mod run;
 mod stats;
 mod storage;
+mod tantivy_ref;
+mod writes;
 
 use std::{
     collections::HashMap,
@@ -135,7 +141,7 @@ fn main() -> Result<()> {
     let mut raw = std::env::args().skip(1);
     let Some(cmd) = raw.next() else {
         bail!(
-            "usage: notes-bench gen|raw-ingest|inproc-ingest|http-ingest|search-ref|storage-ref|storage-http|jobs-enqueue|run ... (see src/main.rs)"
+            "usage: notes-bench gen|gen-real|tantivy-build|raw-ingest|inproc-ingest|http-ingest|search-ref|write-load|storage-ref|storage-http|jobs-enqueue|run ... (see src/main.rs)"
         );
     };
     let args = Args::parse(raw)?;
@@ -151,10 +157,17 @@ fn main() -> Result<()> {
             p.seed = args.num("seed", p.seed)?;
             print(&corpus::generate(&args.path("corpus")?, &p)?);
         }
+        "gen-real" => {
+            let mut p = real::Params::default();
+            p.notes = args.num("notes", p.notes)?;
+            print(&real::generate(&args.path("corpus")?, &p)?);
+        }
+        "tantivy-build" => print(&tantivy_ref::build(&args.path("index")?, &args.files())?),
         "raw-ingest" => {
             let db = args.path("db")?;
-            let mode = args.get("mode").unwrap_or("prepared").to_owned();
-            print(&rt()?.block_on(refs::raw_ingest(&db, &args.files(), &mode))?);
+            let mode = args.get("mode").unwrap_or("multirow").to_owned();
+            let index = args.get("index").map(PathBuf::from);
+            print(&rt()?.block_on(refs::raw_ingest(&db, &args.files(), &mode, index.as_deref()))?);
         }
         "inproc-ingest" => {
             let db = args.path("db")?;
@@ -162,13 +175,31 @@ fn main() -> Result<()> {
         }
         "http-ingest" => print(&http_ingest(args.req("addr")?, &args.files())?),
         "search-ref" => {
-            let db = args.path("db")?;
             let queries = args.path("queries")?;
-            let mode = args.get("mode").unwrap_or("raw").to_owned();
+            let mode = args.get("mode").unwrap_or("tantivy").to_owned();
             let conc = args.num("concurrency", 8usize)?;
             let dur = Duration::from_secs_f64(args.num("duration", 10.0)?);
-            print(&rt()?.block_on(refs::search_ref(&db, &queries, &mode, conc, dur))?);
+            let (db, index, data) = (
+                args.get("db").map(PathBuf::from),
+                args.get("index").map(PathBuf::from),
+                args.get("data-dir").map(PathBuf::from),
+            );
+            print(&rt()?.block_on(refs::search_ref(
+                db.as_deref(),
+                index.as_deref(),
+                data.as_deref(),
+                &queries,
+                &mode,
+                conc,
+                dur,
+            ))?);
         }
+        "write-load" => print(&writes::write_load(
+            args.req("addr")?,
+            args.num("concurrency", 4usize)?,
+            Duration::from_secs_f64(args.num("duration", 10.0)?),
+            args.get("tag").unwrap_or("w"),
+        )?),
         "storage-ref" => {
             let target = storage::Target {
                 url: args.req("store")?.to_owned(),

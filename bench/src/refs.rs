@@ -1,18 +1,19 @@
 //! In-process programs: the references the service is compared with, and
 //! the service's own code paths without HTTP (to tell where time goes).
 //!
-//! - `raw-ingest`: the "ideal" ingest: the same migrations, the same rows, the
-//!   same connection settings, plain sqlx inserts in one transaction per batch.
-//! - `inproc-ingest`: the service's own reader and `SqliteStore::ingest`,
-//!   without HTTP.
-//! - `search-ref`: the service's search SQL run directly through sqlx at the
-//!   same concurrency (`raw`), a proposed cheaper SQL (`topk`), and the
-//!   service's whole `search()` function without HTTP (`inproc`).
+//! - `raw-ingest`: the "ideal" ingest: the same migrations (notes with
+//!   `change_seq`, the `search_feed` head), the same rows, the same
+//!   connection settings, plain sqlx inserts in one transaction per batch,
+//!   then the same rows into a raw tantivy index (src/tantivy_ref.rs), one
+//!   commit per batch. Like the old reference it skips the upsert look-up.
+//! - `inproc-ingest`: the service's own reader and `Store::ingest`, without
+//!   HTTP and without the index.
+//! - `search-ref`: raw tantivy in-process (`tantivy*` modes), the service's
+//!   whole `search()` without HTTP (`inproc`), and the per-search feed-head
+//!   query alone (`feedhead`).
 //!
 //! Each takes a SQLite file or a `postgres://` URL (a database the caller
-//! created empty for the ingest references); on PostgreSQL the raw ingest is
-//! the service's own multi-row `INSERT ... SELECT FROM UNNEST` with the same
-//! weighted tsvector, without the upsert look-up (as on SQLite).
+//! created empty for the ingest references).
 
 use std::{
     fs::File,
@@ -27,9 +28,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::{
-    Connection, PgConnection, PgPool, QueryBuilder, Sqlite, SqliteConnection, SqlitePool,
-    postgres::PgPoolOptions,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    Connection, PgConnection, QueryBuilder, Sqlite, SqliteConnection,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
 use notes_api::{
@@ -38,14 +38,11 @@ use notes_api::{
         ingest::{Format, read_batch},
         note::timestamp,
     },
-    search::{
-        SearchParams,
-        query::{self, search_text},
-    },
+    search::SearchParams,
     store::DynStore,
 };
 
-use crate::stats;
+use crate::{stats, tantivy_ref};
 
 /// The connection settings of `SqliteStore::connect`, so that the reference
 /// pays for the same journal, sync and cache settings.
@@ -105,121 +102,211 @@ impl Row {
     }
 }
 
-const INSERT_ONE: &str = "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 const MULTI_ROWS: usize = 500;
+
+/// The service's SQLite INSERT (src/store/sqlite.rs `ingest`), 500 rows per
+/// statement, each row stamped with its change number.
+const SQLITE_INSERT: &str = "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, change_seq) ";
 
 /// One INSERT for a whole batch: the rows travel as one JSON array
 /// parameter and `json_each` feeds them to the INSERT.
 const INSERT_JSON: &str =
-    "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at)
+    "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, change_seq)
      SELECT j.value->>'id', j.value->>'title', j.value->>'body', j.value->>'tags',
-            j.value->>'external_id', j.value->>'metadata', ?2, ?2
+            j.value->>'external_id', j.value->>'metadata', ?2, ?2, ?3 + j.key
      FROM json_each(?1) AS j";
 
-/// FTS5 buffers new index entries in memory up to `hashsize` bytes (1 MiB by
-/// default) and also flushes them at the end of every statement that writes
-/// the table; each flush writes a segment that later merges rewrite.
-const FTS_HASHSIZE: &str = "INSERT INTO notes_fts (notes_fts, rank) VALUES ('hashsize', 67108864)";
+/// Change numbers for a batch, as the service takes them (`take_seqs`).
+const SQLITE_TAKE: &str = "UPDATE search_feed SET head = head + ? WHERE id = 1 RETURNING head";
+const PG_TAKE: &str = "UPDATE search_feed SET head = head + $1 WHERE id = 1 RETURNING head";
+
+/// The index half of the raw ingest reference: a tantivy index with the
+/// service's schema, writer sizing and commit-per-batch (with a payload and
+/// a reader reload, as `feed.rs` `commit` does).
+struct RawIndex {
+    index: tantivy::Index,
+    fields: tantivy_ref::Fields,
+    writer: tantivy::IndexWriter,
+    reader: tantivy::IndexReader,
+    secs: f64,
+}
+
+impl RawIndex {
+    fn new(dir: &Path) -> Result<Self> {
+        let (index, fields) = tantivy_ref::create(dir)?;
+        let writer = tantivy_ref::writer(&index, tantivy_ref::WRITER_MEMORY)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(tantivy::ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self { index, fields, writer, reader, secs: 0.0 })
+    }
+
+    /// Indexes the rows the batch just committed, commits, reloads.
+    fn batch(&mut self, rows: &[Row], seq: i64) -> Result<()> {
+        let t = Instant::now();
+        for r in rows {
+            let tags: Vec<String> = serde_json::from_str(&r.tags)?;
+            self.writer.add_document(tantivy_ref::document(
+                &self.fields, &r.id, &r.title, &r.body, &tags,
+            ))?;
+        }
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&format!("{{\"format\":1,\"generation\":\"bench\",\"seq\":{seq}}}"));
+        prepared.commit()?;
+        self.reader.reload()?;
+        self.secs += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Value> {
+        let docs = self.reader.searcher().num_docs();
+        drop(self.writer);
+        let segments = self.index.searchable_segment_metas()?.len();
+        Ok(json!({"docs": docs, "segments": segments}))
+    }
+}
+
+fn read_rows(file: &Path) -> Result<Vec<Row>> {
+    let reader = BufReader::with_capacity(256 * 1024, File::open(file)?);
+    let mut rows = Vec::new();
+    for line in reader.lines() {
+        let line = line?;
+        if !line.trim().is_empty() {
+            rows.push(Row::from_line(&line)?);
+        }
+    }
+    Ok(rows)
+}
 
 /// `mode`:
-/// - `prepared`: one cached prepared single-row INSERT per note;
 /// - `multirow`: 500-row INSERTs, as the service does;
 /// - `batchjson`: one INSERT ... SELECT FROM json_each(?) per batch;
-/// - `batchjson-hashsize`: the same with FTS5 `hashsize` raised to 64 MiB (a
-///   configuration change, reported as what tuning could gain).
-pub async fn raw_ingest(db: &Path, files: &[PathBuf], mode: &str) -> Result<Value> {
+/// - `pg-unnest` (a `postgres://` db): the service's 500-row UNNEST INSERT.
+///
+/// Each batch (file) is one transaction that takes its change numbers from
+/// `search_feed` as the service does; then, unless `index` is `None`, the
+/// same rows go into a raw tantivy index in `index`, one commit per batch.
+/// The clock covers reading the file, SQL and indexing; `sql_secs` and
+/// `index_secs` split it.
+pub async fn raw_ingest(db: &Path, files: &[PathBuf], mode: &str, index: Option<&Path>) -> Result<Value> {
+    let mut idx = index.map(RawIndex::new).transpose()?;
+    let started = Instant::now();
+    let mut notes = 0usize;
+    let mut sql_secs = 0.0;
     if let Some(url) = pg_url(db) {
-        return raw_ingest_pg(url, files).await;
+        let mut conn = PgConnection::connect(url).await?;
+        sqlx::migrate!("../migrations/postgres").run(&mut conn).await?;
+        let started = Instant::now();
+        for file in files {
+            let rows = read_rows(file)?;
+            notes += rows.len();
+            let t = Instant::now();
+            let mut tx = conn.begin().await?;
+            let last: i64 = sqlx::query_scalar(PG_TAKE).bind(rows.len() as i64).fetch_one(&mut *tx).await?;
+            let mut seq = last - rows.len() as i64 + 1;
+            let first = seq;
+            for chunk in rows.chunks(MULTI_ROWS) {
+                let col = |f: fn(&Row) -> String| chunk.iter().map(f).collect::<Vec<_>>();
+                let seqs: Vec<i64> = (0..chunk.len() as i64).map(|k| seq + k).collect();
+                seq += chunk.len() as i64;
+                let ids: Vec<uuid::Uuid> = chunk.iter().map(|r| r.id.parse().expect("uuid")).collect();
+                sqlx::query(PG_INSERT)
+                    .bind(ids)
+                    .bind(col(|r| r.title.clone()))
+                    .bind(col(|r| r.body.clone()))
+                    .bind(col(|r| r.tags.clone()))
+                    .bind(col(|r| r.metadata.clone()))
+                    .bind(seqs)
+                    .bind(chunk.iter().map(|r| r.external_id.clone()).collect::<Vec<_>>())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            sql_secs += t.elapsed().as_secs_f64();
+            if let Some(i) = idx.as_mut() {
+                i.batch(&rows, first + rows.len() as i64 - 1)?;
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        conn.close().await?;
+        return finish("pg-unnest", notes, secs, sql_secs, idx);
     }
     remove_db(db);
     let mut conn = SqliteConnection::connect_with(&options(db)?).await?;
-    sqlx::migrate!("../migrations/sqlite")
-        .run(&mut conn)
-        .await?;
-    if mode == "batchjson-hashsize" {
-        sqlx::query(FTS_HASHSIZE).execute(&mut conn).await?;
-    }
+    sqlx::migrate!("../migrations/sqlite").run(&mut conn).await?;
     let stamp = timestamp::format(&timestamp::now());
+    let _ = started;
     let started = Instant::now();
-    let mut notes = 0usize;
     for file in files {
-        let reader = BufReader::with_capacity(256 * 1024, File::open(file)?);
+        let rows = read_rows(file)?;
+        notes += rows.len();
+        let t = Instant::now();
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut pending: Vec<Row> = Vec::with_capacity(MULTI_ROWS);
-        let mut batch: Vec<Value> = Vec::new();
-        for line in reader.lines() {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let row = Row::from_line(&line)?;
-            notes += 1;
-            match mode {
-                "prepared" => {
-                    sqlx::query(INSERT_ONE)
-                        .bind(row.id)
-                        .bind(row.title)
-                        .bind(row.body)
-                        .bind(row.tags)
-                        .bind(row.external_id)
-                        .bind(row.metadata)
-                        .bind(&stamp)
-                        .bind(&stamp)
-                        .execute(&mut *tx)
-                        .await?;
+        let last: i64 = sqlx::query_scalar(SQLITE_TAKE).bind(rows.len() as i64).fetch_one(&mut *tx).await?;
+        let first = last - rows.len() as i64 + 1;
+        match mode {
+            "multirow" => {
+                let mut seq = first;
+                for chunk in rows.chunks(MULTI_ROWS) {
+                    let mut qb = QueryBuilder::<Sqlite>::new(SQLITE_INSERT);
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.id.clone())
+                            .push_bind(r.title.clone())
+                            .push_bind(r.body.clone())
+                            .push_bind(r.tags.clone())
+                            .push_bind(r.external_id.clone())
+                            .push_bind(r.metadata.clone())
+                            .push_bind(stamp.clone())
+                            .push_bind(stamp.clone())
+                            .push_bind(seq);
+                        seq += 1;
+                    });
+                    qb.build().execute(&mut *tx).await?;
                 }
-                "multirow" => {
-                    pending.push(row);
-                    if pending.len() == MULTI_ROWS {
-                        insert_many(&mut tx, std::mem::take(&mut pending), &stamp).await?;
-                    }
-                }
-                "batchjson" | "batchjson-hashsize" => batch.push(json!({
-                    "id": row.id, "title": row.title, "body": row.body, "tags": row.tags,
-                    "external_id": row.external_id, "metadata": row.metadata,
-                })),
-                other => bail!("unknown raw-ingest mode {other:?}"),
             }
-        }
-        if !pending.is_empty() {
-            insert_many(&mut tx, pending, &stamp).await?;
-        }
-        if !batch.is_empty() {
-            sqlx::query(INSERT_JSON)
-                .bind(serde_json::to_string(&batch)?)
-                .bind(&stamp)
-                .execute(&mut *tx)
-                .await?;
+            "batchjson" => {
+                let batch: Vec<Value> = rows
+                    .iter()
+                    .map(|r| json!({
+                        "id": r.id, "title": r.title, "body": r.body, "tags": r.tags,
+                        "external_id": r.external_id, "metadata": r.metadata,
+                    }))
+                    .collect();
+                sqlx::query(INSERT_JSON)
+                    .bind(serde_json::to_string(&batch)?)
+                    .bind(&stamp)
+                    .bind(first)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            other => bail!("unknown raw-ingest mode {other:?}"),
         }
         tx.commit().await?;
+        sql_secs += t.elapsed().as_secs_f64();
+        if let Some(i) = idx.as_mut() {
+            i.batch(&rows, last)?;
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     conn.close().await?;
+    finish(mode, notes, secs, sql_secs, idx)
+}
+
+fn finish(mode: &str, notes: usize, secs: f64, sql_secs: f64, idx: Option<RawIndex>) -> Result<Value> {
+    let index_secs = idx.as_ref().map_or(0.0, |i| i.secs);
+    let index = idx.map(RawIndex::finish).transpose()?;
     Ok(json!({
         "mode": mode,
+        "tantivy": index.is_some(),
+        "index": index,
         "notes": notes,
         "secs": secs,
+        "sql_secs": sql_secs,
+        "index_secs": index_secs,
         "notes_per_s": notes as f64 / secs,
         "vmhwm_kb": crate::procs::status_kb(std::process::id(), "VmHWM")?,
     }))
-}
-
-async fn insert_many(conn: &mut SqliteConnection, rows: Vec<Row>, stamp: &str) -> Result<()> {
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at) ",
-    );
-    qb.push_values(rows, |mut b, r| {
-        b.push_bind(r.id)
-            .push_bind(r.title)
-            .push_bind(r.body)
-            .push_bind(r.tags)
-            .push_bind(r.external_id)
-            .push_bind(r.metadata)
-            .push_bind(stamp.to_owned())
-            .push_bind(stamp.to_owned());
-    });
-    qb.build().execute(conn).await?;
-    Ok(())
 }
 
 /// `db` as a PostgreSQL URL, when it is one.
@@ -227,91 +314,43 @@ pub fn pg_url(db: &Path) -> Option<&str> {
     db.to_str().filter(|s| s.starts_with("postgres://"))
 }
 
-/// The service's INSERT (src/store/postgres.rs), 500 rows per statement.
-const PG_INSERT: &str = "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, search)
-     SELECT id::uuid, title, body, tags::jsonb, ext, metadata::jsonb, now(), now(),
-            setweight(to_tsvector('simple', st), 'A') || setweight(to_tsvector('simple', sb), 'B')
-     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-          WITH ORDINALITY AS u(id, title, body, tags, metadata, st, sb, ext, position)
+/// The service's INSERT (src/store/postgres.rs `ingest`), 500 rows per statement.
+const PG_INSERT: &str = "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, change_seq)
+     SELECT id, title, body, tags::jsonb, ext, metadata::jsonb, now(), now(), change_seq
+     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[])
+          WITH ORDINALITY AS u(id, title, body, tags, metadata, change_seq, ext, position)
      ORDER BY position";
 
-/// The raw PostgreSQL ingest into an empty database: the same migrations,
-/// rows, tokenized search text and tsvector; one transaction per file.
-async fn raw_ingest_pg(url: &str, files: &[PathBuf]) -> Result<Value> {
-    let mut conn = PgConnection::connect(url).await?;
-    sqlx::migrate!("../migrations/postgres")
-        .run(&mut conn)
-        .await?;
-    let started = Instant::now();
-    let mut notes = 0usize;
-    for file in files {
-        let reader = BufReader::with_capacity(256 * 1024, File::open(file)?);
-        let mut tx = conn.begin().await?;
-        let mut pending: Vec<Row> = Vec::with_capacity(MULTI_ROWS);
-        let mut lines = reader.lines();
-        loop {
-            let line = lines.next().transpose()?;
-            if let Some(line) = &line
-                && !line.trim().is_empty()
-            {
-                pending.push(Row::from_line(line)?);
-                notes += 1;
-            }
-            if pending.len() == MULTI_ROWS || (line.is_none() && !pending.is_empty()) {
-                let rows = std::mem::take(&mut pending);
-                let col = |f: fn(&Row) -> String| rows.iter().map(f).collect::<Vec<_>>();
-                sqlx::query(PG_INSERT)
-                    .bind(col(|r| r.id.clone()))
-                    .bind(col(|r| r.title.clone()))
-                    .bind(col(|r| r.body.clone()))
-                    .bind(col(|r| r.tags.clone()))
-                    .bind(col(|r| r.metadata.clone()))
-                    .bind(col(|r| search_text(&r.title)))
-                    .bind(col(|r| search_text(&r.body)))
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.external_id.clone())
-                            .collect::<Vec<_>>(),
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if line.is_none() {
-                break;
-            }
-        }
-        tx.commit().await?;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    conn.close().await?;
-    Ok(json!({
-        "mode": "pg-unnest",
-        "notes": notes,
-        "secs": secs,
-        "notes_per_s": notes as f64 / secs,
-        "vmhwm_kb": crate::procs::status_kb(std::process::id(), "VmHWM")?,
-    }))
-}
-
-/// The service's store, opened exactly as `notes-api serve` opens it (its
-/// `Config` defaults and `build_state`, which also applies the migrations),
-/// on the database file `db`, with `readers` reader connections.
-async fn service_store(db: &Path, readers: u32) -> Result<DynStore> {
+/// The service's configuration for database `db` (a SQLite file or a
+/// `postgres://` URL) with data (and index) directory `data_dir`.
+fn service_config(db: &Path, data_dir: &Path, readers: u32) -> Result<Config> {
     let mut config = Config::defaults();
-    if let Some(url) = pg_url(db) {
-        config.data_dir = std::env::temp_dir().join("notes-bench-inproc");
-        config.database_url = Some(Secret::new(url.to_owned()));
-    } else {
-        config.data_dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
-        config.database_url = Some(Secret::new(format!("sqlite://{}", db.display())));
-    }
+    config.data_dir = data_dir.to_owned();
+    config.database_url = Some(Secret::new(match pg_url(db) {
+        Some(url) => url.to_owned(),
+        None => format!("sqlite://{}", db.display()),
+    }));
     config.db_max_connections = readers;
-    let config = config.resolve()?;
-    Ok(notes_api::server::build_state(config).await?.store.clone())
+    Ok(config.resolve()?)
 }
 
-/// The service's ingest path minus HTTP: its NDJSON reader and validation,
-/// then `SqliteStore::ingest`, batch after batch.
+/// The service's store alone (no index following it), as `serve` opens it.
+async fn service_store(db: &Path, readers: u32) -> Result<DynStore> {
+    let data = db
+        .parent()
+        .filter(|_| pg_url(db).is_none())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| std::env::temp_dir().join("notes-bench-inproc"));
+    let config = service_config(db, &data, readers)?;
+    let store = notes_api::store::connect(config.database_url(), &config.pool_settings())
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    store.migrate().await.map_err(|e| anyhow!("{e}"))?;
+    Ok(store)
+}
+
+/// The service's ingest path minus HTTP and minus the index: its NDJSON
+/// reader and validation, then `Store::ingest`, batch after batch.
 pub async fn inproc_ingest(db: &Path, files: &[PathBuf]) -> Result<Value> {
     if pg_url(db).is_none() {
         remove_db(db);
@@ -336,7 +375,7 @@ pub async fn inproc_ingest(db: &Path, files: &[PathBuf]) -> Result<Value> {
     let secs = started.elapsed().as_secs_f64();
     store.close().await;
     Ok(json!({
-        "mode": "inproc",
+        "mode": "inproc-store",
         "notes": notes,
         "secs": secs,
         "read_validate_secs": read_secs,
@@ -345,99 +384,23 @@ pub async fn inproc_ingest(db: &Path, files: &[PathBuf]) -> Result<Value> {
     }))
 }
 
-/// The service's search SQL, verbatim (src/store/sqlite.rs).
-const SERVICE_SQL: &str =
-    "SELECT n.id, n.title, n.body, n.tags, -bm25(notes_fts, 10.0, 1.0, 0.5) AS score
-             FROM notes_fts f JOIN notes n ON n.seq = f.rowid
-             WHERE notes_fts MATCH ? 
-             ORDER BY bm25(notes_fts, 10.0, 1.0, 0.5), n.seq DESC LIMIT ? OFFSET ?";
-const COUNT_SQL: &str = "SELECT count(*) FROM notes_fts f WHERE notes_fts MATCH ? ";
-/// Proposed: rank inside the FTS table first and read only the page's rows
-/// from `notes`, instead of joining (and sorting) every matching note.
-const TOPK_SQL: &str = "WITH top AS MATERIALIZED (
-                 SELECT rowid AS seq, bm25(notes_fts, 10.0, 1.0, 0.5) AS rank
-                 FROM notes_fts WHERE notes_fts MATCH ?
-                 ORDER BY rank, rowid DESC LIMIT ? OFFSET ?)
-             SELECT n.id, n.title, n.body, n.tags, -top.rank AS score
-             FROM top JOIN notes n ON n.seq = top.seq ORDER BY top.rank, top.seq DESC";
-
-/// The service's PostgreSQL search and count SQL, verbatim (no tag filter).
-const PG_SQL: &str =
-    "SELECT id, title, body, tags, ts_rank_cd('{0.05, 0.2, 0.4, 1.0}', search, q)::float8 AS score
-             FROM notes, to_tsquery('simple', $1) AS q
-             WHERE search @@ q 
-             ORDER BY score DESC, seq DESC LIMIT $2 OFFSET $3";
-const PG_COUNT_SQL: &str = "SELECT count(*) FROM notes WHERE search @@ to_tsquery('simple', $1) ";
-
-type Hit = (String, String, String, String, f64);
-type PgHit = (
-    uuid::Uuid,
-    String,
-    String,
-    sqlx::types::Json<Vec<String>>,
-    f64,
-);
-
-enum Engine {
-    Sql { pool: SqlitePool, sql: &'static str },
-    Pg(PgPool),
-    Service(DynStore),
-}
-
-impl Engine {
-    /// One search as a client sees it; returns the total hit count.
-    async fn run(&self, q: &str, matcher: &str) -> Result<u64> {
-        match self {
-            Engine::Sql { pool, sql } => {
-                let rows: Vec<Hit> = sqlx::query_as(*sql)
-                    .bind(matcher)
-                    .bind(20i64)
-                    .bind(0i64)
-                    .fetch_all(pool)
-                    .await?;
-                let total: i64 = sqlx::query_scalar(COUNT_SQL)
-                    .bind(matcher)
-                    .fetch_one(pool)
-                    .await?;
-                std::hint::black_box(rows);
-                Ok(total as u64)
-            }
-            Engine::Pg(pool) => {
-                let rows: Vec<PgHit> = sqlx::query_as(PG_SQL)
-                    .bind(matcher)
-                    .bind(20i64)
-                    .bind(0i64)
-                    .fetch_all(pool)
-                    .await?;
-                let total: i64 = sqlx::query_scalar(PG_COUNT_SQL)
-                    .bind(matcher)
-                    .fetch_one(pool)
-                    .await?;
-                std::hint::black_box(rows);
-                Ok(total as u64)
-            }
-            Engine::Service(store) => {
-                let params = SearchParams {
-                    q: Some(q.to_owned()),
-                    tag: None,
-                    limit: None,
-                    offset: None,
-                };
-                let res = notes_api::search::search(store.as_ref(), params)
-                    .await
-                    .map_err(|e| anyhow!("{e}"))?;
-                let body = serde_json::to_vec(&res)?;
-                std::hint::black_box(body);
-                Ok(res.total)
-            }
-        }
-    }
-}
-
-/// Runs `queries` (raw user strings) from `concurrency` tasks for
-/// `duration`, each task rotating through the list from its own offset.
+/// `search-ref` modes:
+/// - `tantivy`: raw tantivy on the bench's own index (`--index`), top 20 +
+///   Count + the 20 hits' stored fields, from `concurrency` OS threads;
+/// - `tantivy-nodocs`: the same without loading the hits' stored fields;
+/// - `tantivy-snippets`: the same plus the service's snippet code;
+/// - `tantivy-svc`: `tantivy` on the service's own index files (`--index`
+///   is then a NOTES_INDEX_DIR: its newest build is read), so the segment
+///   layout is the service's; any tantivy mode accepts such a directory;
+/// - `inproc`: the service's whole `search::search` (feed-head query,
+///   refresh, spawn_blocking, tantivy, snippets) and its JSON, without HTTP,
+///   through the service's `TantivyIndex` on `--data-dir`'s index;
+/// - `feedhead`: only `Store::feed_head()`, the query every search makes.
+#[allow(clippy::too_many_arguments)]
 pub async fn search_ref(
-    db: &Path,
+    db: Option<&Path>,
+    index: Option<&Path>,
+    data_dir: Option<&Path>,
     queries_file: &Path,
     mode: &str,
     concurrency: usize,
@@ -445,53 +408,93 @@ pub async fn search_ref(
 ) -> Result<Value> {
     let text = std::fs::read_to_string(queries_file)
         .with_context(|| format!("reading {}", queries_file.display()))?;
-    let pg = pg_url(db).is_some();
-    let queries: Vec<(String, String)> = text
+    let queries: Vec<String> = text
         .lines()
         .filter(|l| !l.is_empty())
-        .map(|q| {
-            let parsed = query::parse(q).map_err(|e| anyhow!("{q:?}: {e}"))?;
-            let matcher = if pg {
-                query::to_tsquery(&parsed)
+        .map(str::to_owned)
+        .collect();
+    let work = |docs, snippets| tantivy_ref::Work { docs, snippets };
+    let mut out = match mode {
+        "tantivy" | "tantivy-nodocs" | "tantivy-snippets" | "tantivy-svc" => {
+            let index = index.context("--index is required")?;
+            // A service's NOTES_INDEX_DIR holds builds in sub-directories.
+            let dir = if index.join("meta.json").exists() {
+                index.to_owned()
             } else {
-                query::to_fts5(&parsed)
+                tantivy_ref::service_build(index)?
             };
-            Ok((q.to_owned(), matcher))
-        })
-        .collect::<Result<_>>()?;
-    let engine = Arc::new(match (mode, pg_url(db)) {
-        ("raw", Some(url)) => Engine::Pg(
-            PgPoolOptions::new()
-                .max_connections(concurrency as u32)
-                .connect(url)
-                .await?,
-        ),
-        ("topk", Some(_)) => bail!("search-ref --mode topk is SQLite SQL"),
-        ("raw" | "topk", None) => Engine::Sql {
-            pool: SqlitePoolOptions::new()
-                .max_connections(concurrency as u32)
-                .connect_with(options(db)?.read_only(true))
-                .await?,
-            sql: if mode == "raw" { SERVICE_SQL } else { TOPK_SQL },
-        },
-        ("inproc", _) => Engine::Service(service_store(db, concurrency as u32).await?),
-        (other, _) => bail!("unknown search-ref mode {other:?}"),
-    });
-    let queries = Arc::new(queries);
+            let w = match mode {
+                "tantivy-nodocs" => work(false, false),
+                "tantivy-snippets" => work(true, true),
+                _ => work(true, false),
+            };
+            let queries = queries.clone();
+            let mut v = tokio::task::spawn_blocking(move || {
+                tantivy_ref::search_load(&dir, &queries, w, concurrency, duration)
+            })
+            .await??;
+            v["index_dir"] = json!(index);
+            v
+        }
+        "inproc" | "feedhead" => {
+            let db = db.context("--db is required")?;
+            let data = data_dir.context("--data-dir is required")?;
+            inproc_search(db, data, &queries, mode, concurrency, duration).await?
+        }
+        other => bail!("unknown search-ref mode {other:?}"),
+    };
+    out["mode"] = json!(mode);
+    out["concurrency"] = json!(concurrency);
+    Ok(out)
+}
+
+async fn inproc_search(
+    db: &Path,
+    data: &Path,
+    queries: &[String],
+    mode: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<Value> {
+    let config = service_config(db, data, concurrency as u32)?;
+    let state = notes_api::server::build_state(config).await?;
+    let index = state.index.clone().context("the API state has an index")?;
+    // Wait until the index serves (it opens the existing build at once).
+    let t = Instant::now();
+    while !index.status().serving {
+        if t.elapsed() > Duration::from_secs(300) {
+            bail!("the index did not serve within 300 s: {:?}", index.status());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let opened_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let store = state.store.clone();
+    let queries = Arc::new(queries.to_vec());
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..concurrency {
-        let (engine, queries) = (engine.clone(), queries.clone());
+        let (index, store, queries) = (index.clone(), store.clone(), queries.clone());
+        let feedhead = mode == "feedhead";
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let (mut totals, mut zero) = (0u64, 0u64);
             let mut k = t * 997;
             while Instant::now() < deadline {
-                let (q, m) = &queries[k % queries.len()];
+                let q = &queries[k % queries.len()];
                 k += 1;
                 let t0 = Instant::now();
-                let total = engine.run(q, m).await?;
+                let total = if feedhead {
+                    let h = store.feed_head().await.map_err(|e| anyhow!("{e}"))?;
+                    h.seq as u64
+                } else {
+                    let params = SearchParams { q: Some(q.clone()), tag: None, limit: None, offset: None };
+                    let res = notes_api::search::search(index.as_ref(), params)
+                        .await
+                        .map_err(|e| anyhow!("{e}"))?;
+                    std::hint::black_box(serde_json::to_vec(&res)?);
+                    res.total
+                };
                 lat.push(t0.elapsed());
                 totals += total;
                 zero += u64::from(total == 0);
@@ -508,21 +511,17 @@ pub async fn search_ref(
         zero += z;
     }
     let secs = started.elapsed().as_secs_f64();
+    let status = index.status();
+    state.close().await;
     let n = all.len();
     let mut out = stats::latency_summary(&mut all);
     let o = out.as_object_mut().expect("object");
-    o.insert("mode".into(), json!(mode));
-    o.insert("concurrency".into(), json!(concurrency));
     o.insert("secs".into(), json!(secs));
     o.insert("requests".into(), json!(n));
     o.insert("qps".into(), json!(n as f64 / secs));
-    o.insert(
-        "avg_total_hits".into(),
-        json!(totals as f64 / n.max(1) as f64),
-    );
-    o.insert(
-        "zero_hit_share".into(),
-        json!(zero as f64 / n.max(1) as f64),
-    );
+    o.insert("avg_total_hits".into(), json!(totals as f64 / n.max(1) as f64));
+    o.insert("zero_hit_share".into(), json!(zero as f64 / n.max(1) as f64));
+    o.insert("index_documents".into(), json!(status.documents));
+    o.insert("index_open_ms".into(), json!(opened_ms));
     Ok(out)
 }

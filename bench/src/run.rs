@@ -25,17 +25,52 @@ mod jobs;
 const SERVICE_ADDR: &str = "127.0.0.1:18080";
 const HELLO_ADDR: &str = "127.0.0.1:18099";
 const S3_ADDR: &str = "127.0.0.1:18090";
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     "healthz",
     "ingest",
     "search",
     "memory",
     "startup",
+    "writes",
     "ingest-pg",
     "search-pg",
     "storage",
     "jobs",
 ];
+
+/// Benchmarks that run only when named (`bench/run.sh search-1m`): they
+/// take long. search-1m generates and ingests 1,000,000 notes first (about
+/// 1 GB of NDJSON), reused by later runs.
+const OPTIONAL: [&str; 1] = ["search-1m"];
+
+/// A corpus and the service data dir it is ingested into.
+#[derive(Clone)]
+struct CorpusSet {
+    label: &'static str,
+    dir: PathBuf,
+    desc: Value,
+    /// The data dir's name under the work dir (a backend suffix is added).
+    data: String,
+}
+
+/// The NDJSON batches of a corpus directory, in order.
+fn batches_in(dir: &Path) -> Result<Vec<String>> {
+    let mut files: Vec<String> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("batch-") && n.ends_with(".ndjson"))
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("no batch-*.ndjson in {}", dir.display());
+    }
+    Ok(files)
+}
 
 /// The database behind the service: the embedded SQLite file or the local
 /// PostgreSQL server (a database created for the run, dropped and created
@@ -147,6 +182,8 @@ struct Settings {
     ingest_pg_reps: u32,
     startup_runs: u32,
     startup_poll_ms: u64,
+    writes_duration_s: u32,
+    writes_search_connections: u32,
     pin: bool,
     notes_log: String,
     jobs_backends: String,
@@ -174,6 +211,8 @@ impl Settings {
             ingest_pg_reps: env_or("BENCH_INGEST_PG_REPS", 2),
             startup_runs: env_or("BENCH_STARTUP_RUNS", 15),
             startup_poll_ms: env_or("BENCH_STARTUP_POLL_MS", 2),
+            writes_duration_s: env_or("BENCH_WRITES_DURATION", 10),
+            writes_search_connections: env_or("BENCH_WRITES_SEARCH_CONNECTIONS", 4),
             pin: env_or::<u8>("BENCH_PIN", 1) == 1,
             notes_log: std::env::var("BENCH_NOTES_LOG").unwrap_or_else(|_| "warn".into()),
             jobs_backends: std::env::var("BENCH_JOBS_BACKENDS")
@@ -222,6 +261,9 @@ struct Ctx {
     figures: Vec<Value>,
     details: Map<String, Value>,
     corpus_desc: Value,
+    /// The real-text corpus: where, and its description once generated.
+    real_corpus: PathBuf,
+    real_desc: Option<Value>,
     /// The benchmark running now.
     current: String,
 }
@@ -236,8 +278,8 @@ pub fn run(args: &Args) -> Result<()> {
         None => ALL.iter().map(|s| s.to_string()).collect(),
     };
     for o in &only {
-        if !ALL.contains(&o.as_str()) {
-            bail!("unknown benchmark {o:?}; one of {ALL:?}");
+        if !ALL.contains(&o.as_str()) && !OPTIONAL.contains(&o.as_str()) {
+            bail!("unknown benchmark {o:?}; one of {ALL:?} or {OPTIONAL:?}");
         }
     }
     let work = args.path("work")?;
@@ -246,7 +288,13 @@ pub fn run(args: &Args) -> Result<()> {
     fs::create_dir_all(&results)?;
     let corpus_dir = args.path("corpus")?;
     let corpus_desc = corpus::generate(&corpus_dir, &corpus::Params::default())?;
+    let real_corpus = match args.get("real-corpus") {
+        Some(p) => PathBuf::from(p),
+        None => corpus_dir.with_file_name("corpus-real"),
+    };
     let mut ctx = Ctx {
+        real_corpus,
+        real_desc: None,
         service: abs(args.path("service-bin")?)?,
         hello: abs(args.path("hello-bin")?)?,
         me: std::env::current_exe()?,
@@ -279,6 +327,8 @@ pub fn run(args: &Args) -> Result<()> {
             "storage" => ctx.storage()?,
             "memory" => ctx.memory()?,
             "startup" => ctx.startup()?,
+            "writes" => ctx.writes()?,
+            "search-1m" => ctx.search_1m()?,
             "jobs" => ctx.jobs()?,
             _ => unreachable!(),
         }
@@ -303,7 +353,7 @@ pub fn run(args: &Args) -> Result<()> {
     // the others from the previous latest.json, so the file always holds the
     // latest figure of every benchmark (each with its own run_at and load).
     let (mut figures, mut details) = (Vec::new(), Map::new());
-    if only.len() < ALL.len()
+    if !ALL.iter().all(|a| only.iter().any(|o| o == a))
         && let Ok(text) = fs::read_to_string(results.join("latest.json"))
         && let Ok(prev) = serde_json::from_str::<Value>(&text)
     {
@@ -322,8 +372,9 @@ pub fn run(args: &Args) -> Result<()> {
     figures.extend(ctx.figures.iter().cloned());
     let order = |f: &Value| {
         ALL.iter()
+            .chain(OPTIONAL.iter())
             .position(|b| f["benchmark"] == *b)
-            .unwrap_or(ALL.len())
+            .unwrap_or(ALL.len() + OPTIONAL.len())
     };
     figures.sort_by_key(order);
     details.extend(ctx.details.clone());
@@ -340,6 +391,7 @@ pub fn run(args: &Args) -> Result<()> {
         },
         "settings": ctx.set,
         "corpus": ctx.corpus_desc,
+        "corpus_real": ctx.real_desc.clone().or_else(|| prev_real(&results)),
         "figures": figures,
         "details": details,
     });
@@ -351,6 +403,14 @@ pub fn run(args: &Args) -> Result<()> {
     fs::write(results.join("summary.md"), &summary)?;
     println!("{summary}");
     Ok(())
+}
+
+/// The real corpus' description from the last latest.json, for runs that
+/// did not touch it.
+fn prev_real(results: &Path) -> Option<Value> {
+    let text = fs::read_to_string(results.join("latest.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v.get("corpus_real").filter(|v| !v.is_null()).cloned()
 }
 
 fn now() -> String {
@@ -578,24 +638,6 @@ impl Ctx {
         Ok((v, command))
     }
 
-    fn batches(&self) -> Result<Vec<String>> {
-        let mut files: Vec<String> = fs::read_dir(&self.corpus)?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("batch-") && n.ends_with(".ndjson"))
-            })
-            .map(|p| p.display().to_string())
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            bail!("no batch-*.ndjson in {}", self.corpus.display());
-        }
-        Ok(files)
-    }
-
     fn push(&mut self, fig: Figure) {
         eprintln!(
             "   {}: {:.2} {} (target {}) {}",
@@ -696,95 +738,155 @@ impl Ctx {
         self.work.join("data-100k")
     }
 
-    /// The service's data dir for `backend` (the database itself, on
-    /// PostgreSQL, is `PG_100K`).
-    fn data_dir(&self, backend: Backend) -> PathBuf {
-        self.work.join(format!("data-100k{}", backend.suffix()))
+    /// The synthetic 100k-note corpus (the ingest, memory and start-up one).
+    fn synthetic(&self) -> CorpusSet {
+        CorpusSet {
+            label: "synthetic",
+            dir: self.corpus.clone(),
+            desc: self.corpus_desc.clone(),
+            data: "data-100k".into(),
+        }
     }
 
-    /// The service on the 100k-note database of `backend`.
-    fn service_100k(&self, backend: Backend, log: &str) -> Spec {
+    /// The real-text corpus (Debian's kernel and Python docs and man
+    /// pages), generated on first use.
+    fn real(&mut self) -> Result<CorpusSet> {
+        if self.real_desc.is_none() {
+            let t = Instant::now();
+            let d = crate::real::generate(&self.real_corpus, &crate::real::Params::default())?;
+            eprintln!("   (real-text corpus ready in {:.0} s)", t.elapsed().as_secs_f64());
+            self.real_desc = Some(d);
+        }
+        Ok(CorpusSet {
+            label: "real",
+            dir: self.real_corpus.clone(),
+            desc: self.real_desc.clone().unwrap_or_default(),
+            data: "data-100k-real".into(),
+        })
+    }
+
+    /// The synthetic corpus at 1,000,000 notes (search-1m), generated on
+    /// first use.
+    fn million(&self) -> Result<CorpusSet> {
+        let dir = self.corpus.with_file_name("corpus-1m");
+        let p = corpus::Params {
+            notes: env_or("BENCH_1M_NOTES", 1_000_000),
+            ..corpus::Params::default()
+        };
+        let t = Instant::now();
+        let desc = corpus::generate(&dir, &p)?;
+        eprintln!("   (1M corpus ready in {:.0} s)", t.elapsed().as_secs_f64());
+        Ok(CorpusSet {
+            label: "synthetic-1m",
+            dir,
+            desc,
+            data: "data-1m".into(),
+        })
+    }
+
+    fn data_of(&self, c: &CorpusSet, backend: Backend) -> PathBuf {
+        self.work.join(format!("{}{}", c.data, backend.suffix()))
+    }
+
+    /// The service on the data dir of corpus `c` on `backend`.
+    fn service_on(&self, c: &CorpusSet, backend: Backend, log: &str) -> Spec {
         let env = backend.env(PG_100K);
         self.service_spec(
-            &self.data_dir(backend),
+            &self.data_of(c, backend),
             None,
             &env,
             &format!("{log}{}", backend.suffix()),
         )
     }
 
-    /// Ingests the corpus over HTTP into a fresh data dir (and database);
+    /// Ingests corpus `c` over HTTP into a fresh data dir (and database);
     /// returns the client's report, the peak RSS of the server and the
     /// commands.
-    fn http_ingest_once(&self, backend: Backend) -> Result<(Value, u64, Vec<String>)> {
-        let data = self.data_dir(backend);
+    fn http_ingest_once(&self, c: &CorpusSet, backend: Backend) -> Result<(Value, u64, Vec<String>)> {
+        let data = self.data_of(c, backend);
         procs::fresh_dir(&data)?;
         if backend == Backend::Postgres {
             fresh_pg_db(PG_100K)?;
         }
-        let spec = self.service_100k(backend, "service-ingest");
+        let spec = self.service_on(c, backend, &format!("service-ingest-{}", c.label));
         let mut server = spec.spawn()?;
-        server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(10))?;
+        server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(60))?;
         let mut args = vec![
             "http-ingest".to_owned(),
             "--addr".into(),
             SERVICE_ADDR.into(),
         ];
-        args.extend(self.batches()?);
+        args.extend(batches_in(&c.dir)?);
         let (v, cmd) = self.sub(&args)?;
         let hwm = server.status_kb("VmHWM")?;
         server.stop()?;
-        let expected = self.corpus_desc["notes"].as_u64().unwrap_or(0);
+        let expected = c.desc["notes"].as_u64().unwrap_or(0);
         if v["created"].as_u64() != Some(expected) {
             bail!(
                 "HTTP ingest created {} notes, expected {expected}",
                 v["created"]
             );
         }
-        fs::write(
-            data.join(".complete"),
-            self.corpus_desc["params"].to_string(),
-        )?;
+        fs::write(data.join(".complete"), c.desc["params"].to_string())?;
         Ok((v, hwm, vec![spec.command_line(), cmd]))
     }
 
     /// The 100k-note database the service wrote, for search/memory/startup.
     fn ensure_100k(&mut self) -> Result<()> {
-        self.ensure_100k_on(Backend::Sqlite)
+        let c = self.synthetic();
+        self.ensure_data(&c, Backend::Sqlite).map(|_| ())
     }
 
-    fn ensure_100k_on(&mut self, backend: Backend) -> Result<()> {
-        let marker = self.data_dir(backend).join(".complete");
-        let expected = self.corpus_desc["notes"].as_u64();
-        if fs::read_to_string(&marker).ok() == Some(self.corpus_desc["params"].to_string())
+    /// Makes sure the service's data dir for `c` holds the corpus (ingested
+    /// over HTTP if not); returns that ingest's report when it ran.
+    fn ensure_data(&mut self, c: &CorpusSet, backend: Backend) -> Result<Option<(Value, Vec<String>)>> {
+        let marker = self.data_of(c, backend).join(".complete");
+        let expected = c.desc["notes"].as_u64();
+        if fs::read_to_string(&marker).ok() == Some(c.desc["params"].to_string())
             && (backend == Backend::Sqlite || pg_count(PG_100K) == expected)
         {
-            return Ok(());
+            return Ok(None);
         }
-        eprintln!("   (ingesting the corpus over HTTP first)");
-        self.http_ingest_once(backend)?;
-        Ok(())
+        eprintln!("   (ingesting the {} corpus over HTTP first)", c.label);
+        let (v, _, cmds) = self.http_ingest_once(c, backend)?;
+        Ok(Some((v, cmds)))
+    }
+
+    /// The raw tantivy reference index of corpus `c` (built once per corpus).
+    fn ensure_tantivy(&self, c: &CorpusSet) -> Result<(PathBuf, Value, String)> {
+        let dir = self.work.join(format!("tantivy-{}", c.label));
+        let marker = self.work.join(format!("tantivy-{}.json", c.label));
+        let mut args = vec!["tantivy-build".to_owned(), "--index".into(), dir.display().to_string()];
+        args.extend(batches_in(&c.dir)?);
+        let cmd = format!("{} {}", self.me.display(), args.join(" "));
+        if let Ok(text) = fs::read_to_string(&marker)
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+            && v["params"] == c.desc["params"]
+            && dir.join("meta.json").exists()
+        {
+            return Ok((dir, v["build"].clone(), cmd));
+        }
+        eprintln!("   (building the raw tantivy index of the {} corpus)", c.label);
+        let (v, cmd) = self.sub(&args)?;
+        fs::write(&marker, json!({"params": c.desc["params"], "build": v}).to_string())?;
+        Ok((dir, v, cmd))
     }
 
     /// The ingest benchmark on `backend`: the service over HTTP against raw
-    /// sqlx bulk inserts of the same rows into the same schema, in the same
-    /// run. SQLite also measures its tuned variants.
+    /// sqlx bulk inserts of the same rows into the same schema plus raw
+    /// tantivy indexing of them, in the same run.
     fn ingest(&mut self, backend: Backend) -> Result<()> {
-        let files = self.batches()?;
+        let c = self.synthetic();
+        let files = batches_in(&c.dir)?;
         let dbdir = self.work.join("ingest");
         fs::create_dir_all(&dbdir)?;
         let mut runs: Map<String, Value> = Map::new();
         let mut cmds: Map<String, Value> = Map::new();
         let mut secs: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
-        // The raw references every rep (the tuned one too, so that its
-        // median compares with theirs); the service's in-process path once
-        // (it explains the figures rather than makes them).
         let raw_modes: &[&str] = match backend {
-            Backend::Sqlite => &["multirow", "batchjson", "batchjson-hashsize"],
+            Backend::Sqlite => &["multirow", "batchjson"],
             Backend::Postgres => &["pg-unnest"],
         };
-        // Where a reference writes: a SQLite file per mode, or the empty
-        // PostgreSQL database PG_REF (created again before each use).
         let ref_db = |name: &str| -> Result<String> {
             Ok(match backend {
                 Backend::Sqlite => dbdir.join(format!("{name}.db")).display().to_string(),
@@ -806,43 +908,31 @@ impl Ctx {
                     ref_db(&format!("raw-{mode}"))?,
                     "--mode".into(),
                     mode.into(),
+                    "--index".into(),
+                    dbdir.join(format!("tantivy-{mode}")).display().to_string(),
                 ];
                 a.extend(files.iter().cloned());
                 let (v, cmd) = self.sub(&a)?;
                 let key = format!("raw_{}", mode.replace('-', "_"));
                 secs.entry(key.clone()).or_default().push(f(&v, &["secs"]));
-                runs.entry(key.clone())
-                    .or_insert_with(|| json!([]))
-                    .as_array_mut()
-                    .unwrap()
-                    .push(v);
+                secs.entry(format!("{key}_sql")).or_default().push(f(&v, &["sql_secs"]));
+                secs.entry(format!("{key}_index")).or_default().push(f(&v, &["index_secs"]));
+                push_run(&mut runs, &key, v);
                 cmds.insert(key, json!(cmd));
             }
             if rep == 0 {
                 let mut a = vec!["inproc-ingest".to_owned(), "--db".into(), ref_db("inproc")?];
                 a.extend(files.iter().cloned());
                 let (v, cmd) = self.sub(&a)?;
-                secs.entry("inproc".into())
-                    .or_default()
-                    .push(f(&v, &["secs"]));
-                runs.entry("inproc")
-                    .or_insert_with(|| json!([]))
-                    .as_array_mut()
-                    .unwrap()
-                    .push(v);
-                cmds.insert("inproc".into(), json!(cmd));
+                secs.entry("inproc_store".into()).or_default().push(f(&v, &["secs"]));
+                push_run(&mut runs, "inproc_store", v);
+                cmds.insert("inproc_store".into(), json!(cmd));
             }
-            let (mut v, hwm, c) = self.http_ingest_once(backend)?;
+            let (mut v, hwm, cm) = self.http_ingest_once(&c, backend)?;
             v["server_vmhwm_kb"] = json!(hwm);
-            secs.entry("http".into())
-                .or_default()
-                .push(f(&v, &["secs"]));
-            runs.entry("http")
-                .or_insert_with(|| json!([]))
-                .as_array_mut()
-                .unwrap()
-                .push(v);
-            cmds.insert("http".into(), json!(c));
+            secs.entry("http".into()).or_default().push(f(&v, &["secs"]));
+            push_run(&mut runs, "http", v);
+            cmds.insert("http".into(), json!(cm));
             eprintln!(
                 "   rep {}: {:?}",
                 rep + 1,
@@ -851,19 +941,24 @@ impl Ctx {
                     .collect::<Vec<_>>()
             );
         }
-        let notes = self.corpus_desc["notes"].as_f64().unwrap_or(100_000.0);
+        let notes = c.desc["notes"].as_f64().unwrap_or(100_000.0);
         let med: std::collections::BTreeMap<String, f64> = secs
             .iter()
             .map(|(k, v)| (k.clone(), stats::median(v)))
             .collect();
-        let (ref_key, ref_secs) = if backend == Backend::Postgres {
-            ("raw_pg_unnest", med["raw_pg_unnest"])
+        let ref_key = if backend == Backend::Postgres {
+            "raw_pg_unnest"
         } else if med["raw_batchjson"] <= med["raw_multirow"] {
-            ("raw_batchjson", med["raw_batchjson"])
+            "raw_batchjson"
         } else {
-            ("raw_multirow", med["raw_multirow"])
+            "raw_multirow"
         };
+        let ref_secs = med[ref_key];
         let (sx, db) = (backend.suffix(), backend.label());
+        let target = match backend {
+            Backend::Sqlite => 20_000.0,
+            Backend::Postgres => 10_000.0,
+        };
         let http = med["http"];
         let mut commands: Vec<String> = cmds["http"]
             .as_array()
@@ -876,15 +971,15 @@ impl Ctx {
         self.push(Figure {
             id: format!("ingest_http_notes_per_s{sx}"),
             name: format!(
-                "Ingest over HTTP, {db}, NDJSON {}-line batches (median of {reps})",
-                self.corpus_desc["params"]["batch"]
+                "Ingest over HTTP, {db}, NDJSON {}-line batches, searchable on return (median of {reps})",
+                c.desc["params"]["batch"]
             ),
             value: rate,
             unit: "notes/s".into(),
-            target: ">= 20000".into(),
-            pass: Some(rate >= 20_000.0),
+            target: format!(">= {target:.0}"),
+            pass: Some(rate >= target),
             reference: format!(
-                "raw sqlx bulk insert, {db}, same rows/schema/FTS ({ref_key}), notes/s"
+                "raw sqlx insert of the same rows + raw tantivy indexing, one commit each per batch ({ref_key}), notes/s"
             ),
             reference_value: Some(notes / ref_secs),
             ratio: Some(rate / (notes / ref_secs)),
@@ -892,19 +987,32 @@ impl Ctx {
         });
         self.push(Figure {
             id: format!("ingest_http_time_vs_raw{sx}"),
-            name: format!("Ingest over HTTP, {db}: time / raw sqlx time"),
+            name: format!("Ingest over HTTP, {db}: time / (raw sqlx + raw tantivy) time"),
             value: http / ref_secs,
             unit: "x".into(),
-            target: "<= 2.5".into(),
-            pass: Some(http / ref_secs <= 2.5),
-            reference: format!("raw sqlx bulk insert ({ref_key}), {ref_secs:.2} s"),
+            target: "<= 1.5".into(),
+            pass: Some(http / ref_secs <= 1.5),
+            reference: format!(
+                "raw reference ({ref_key}): {ref_secs:.2} s = sqlx {:.2} s + tantivy {:.2} s",
+                med[&format!("{ref_key}_sql")],
+                med[&format!("{ref_key}_index")]
+            ),
             reference_value: Some(ref_secs),
             ratio: Some(http / ref_secs),
-            commands,
+            commands: commands.clone(),
         });
-        if backend == Backend::Sqlite {
-            self.push_tuned(&med, &cmds, ref_key, ref_secs);
-        }
+        self.push(Figure {
+            id: format!("ingest_inproc_store_notes_per_s{sx}"),
+            name: format!("Ingest, {db}: the service's reader + Store::ingest in-process, no HTTP, no index (what the index adds)"),
+            value: notes / med["inproc_store"],
+            unit: "notes/s".into(),
+            target: "(reported)".into(),
+            pass: None,
+            reference: "over HTTP with the index, notes/s".into(),
+            reference_value: Some(rate),
+            ratio: Some((notes / med["inproc_store"]) / rate),
+            commands: vec![cmds["inproc_store"].as_str().unwrap_or_default().to_owned()],
+        });
         self.details.insert(
             self.current.clone(),
             json!({"backend": db, "median_secs": med, "runs": runs, "commands": cmds, "reference": ref_key}),
@@ -912,67 +1020,81 @@ impl Ctx {
         Ok(())
     }
 
-    /// What tuning SQLite's FTS5 gains (SQLite only).
-    fn push_tuned(
-        &mut self,
-        med: &std::collections::BTreeMap<String, f64>,
-        cmds: &Map<String, Value>,
-        ref_key: &str,
-        ref_secs: f64,
-    ) {
-        let notes = self.corpus_desc["notes"].as_f64().unwrap_or(100_000.0);
-        let tuned = med["raw_batchjson_hashsize"];
-        self.push(Figure {
-            id: "ingest_raw_tuned_notes_per_s".into(),
-            name:
-                "Ingest, raw sqlx, one INSERT per batch + FTS5 hashsize 64 MiB (what tuning gains)"
-                    .into(),
-            value: notes / tuned,
-            unit: "notes/s".into(),
-            target: "(reported)".into(),
-            pass: None,
-            reference: format!("raw sqlx bulk insert ({ref_key}), notes/s"),
-            reference_value: Some(notes / ref_secs),
-            ratio: Some(ref_secs / tuned),
-            commands: vec![
-                cmds["raw_batchjson_hashsize"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ],
-        });
-    }
-
     // ----------------------------------------------------------------- search
 
     /// The search benchmark on `backend`: wrk through the service against
-    /// the service's own SQL run through sqlx in-process, same queries,
-    /// same concurrency.
+    /// raw tantivy in-process on the same notes and queries, same
+    /// concurrency; on SQLite for both corpora, on PostgreSQL the synthetic.
     fn search(&mut self, backend: Backend) -> Result<()> {
-        self.ensure_100k_on(backend)?;
-        let data = self.data_dir(backend);
+        let mut sets = vec![self.synthetic()];
+        if backend == Backend::Sqlite && env_or::<u8>("BENCH_SEARCH_REAL", 1) == 1 {
+            sets.push(self.real()?);
+        }
+        let mut detail = Map::new();
+        for c in sets {
+            let d = self.search_on(&c, backend, 5.0, true)?;
+            detail.insert(c.label.into(), d);
+        }
+        self.details.insert(self.current.clone(), Value::Object(detail));
+        Ok(())
+    }
+
+    /// search-1m: the synthetic corpus at 1,000,000 notes on SQLite; the
+    /// reference is raw tantivy on the service's own index files.
+    fn search_1m(&mut self) -> Result<()> {
+        let c = self.million()?;
+        let t = Instant::now();
+        let ingested = self.ensure_data(&c, Backend::Sqlite)?;
+        let ingest_secs = t.elapsed().as_secs_f64();
+        let mut d = self.search_on(&c, Backend::Sqlite, 25.0, false)?;
+        if let Some((v, cmds)) = ingested {
+            let notes = c.desc["notes"].as_f64().unwrap_or(0.0);
+            self.push(Figure {
+                id: "ingest_http_1m_notes_per_s".into(),
+                name: format!("Ingest over HTTP, SQLite, 1M synthetic notes into an empty service, {} batches", c.desc["batches"]),
+                value: notes / f(&v, &["secs"]),
+                unit: "notes/s".into(),
+                target: "(reported)".into(),
+                pass: None,
+                reference: "(none)".into(),
+                reference_value: None,
+                ratio: None,
+                commands: cmds,
+            });
+            d["ingest"] = v;
+            d["ingest_wall_secs"] = json!(ingest_secs);
+        }
+        self.details.insert(self.current.clone(), d);
+        Ok(())
+    }
+
+    /// wrk through the service on corpus `c` against raw tantivy in
+    /// process; the figures of one corpus. `own_ref`: build the bench's own
+    /// tantivy index (else the reference reads the service's index files).
+    fn search_on(&mut self, c: &CorpusSet, backend: Backend, p99_target: f64, own_ref: bool) -> Result<Value> {
+        let ingested = self.ensure_data(c, backend)?;
+        let data = self.data_of(c, backend);
         let db = match backend {
             Backend::Sqlite => data.join("notes.db").display().to_string(),
             Backend::Postgres => Backend::pg_url(PG_100K),
         };
         let (sx, dbl) = (backend.suffix(), backend.label());
-        let sql = match backend {
-            Backend::Sqlite => "FTS5",
-            Backend::Postgres => "tsvector",
-        };
+        let notes = c.desc["notes"].as_u64().unwrap_or(0);
         let conns = self.set.search_connections;
         let dur = self.set.search_duration_s;
         let aux = self.set.search_aux_duration_s;
-        let spec = self.service_100k(backend, "service-search");
-        let mut server = spec.spawn()?;
-        server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(10))?;
-        let url = format!("http://{SERVICE_ADDR}/");
-        let paths = |k: &str| {
-            self.corpus
-                .join(format!("queries-{k}.paths"))
-                .display()
-                .to_string()
+        let (ref_index, ref_build, ref_build_cmd) = if own_ref {
+            let (d, b, cmd) = self.ensure_tantivy(c)?;
+            (d, b, Some(cmd))
+        } else {
+            (data.join("index"), Value::Null, None)
         };
+        let spec = self.service_on(c, backend, &format!("service-search-{}", c.label));
+        let mut server = spec.spawn()?;
+        let ready = server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(300))?;
+        let url = format!("http://{SERVICE_ADDR}/");
+        let paths = |k: &str| c.dir.join(format!("queries-{k}.paths")).display().to_string();
+        let texts = |k: &str| c.dir.join(format!("queries-{k}.txt")).display().to_string();
         // Sanity: the first query of each kind answers 200 with hits.
         let mut sanity = Map::new();
         for kind in corpus::QUERY_KINDS {
@@ -985,129 +1107,234 @@ impl Ctx {
             if r.status != 200 {
                 bail!("{first}: HTTP {}", r.status);
             }
-            sanity.insert(
-                kind.into(),
-                json!({"path": first, "total": r.json()?["total"]}),
-            );
+            sanity.insert(kind.into(), json!({"path": first, "total": r.json()?["total"]}));
         }
-        self.wrk(
-            None,
-            conns,
-            3,
-            "search.lua",
-            &url,
-            &[paths("1term")],
-            "wrk-search-warmup",
-        )?;
+        let rss_kb = server.status_kb("VmRSS")?;
+        self.wrk(None, conns, 3, "search.lua", &url, &[paths("1term")], &format!("wrk-search-{}-warmup", c.label))?;
         let mut http = Map::new();
         let mut wrk_cmds = Map::new();
         for kind in corpus::QUERY_KINDS {
-            let (v, cmd) = self.wrk(
-                None,
-                conns,
-                dur,
-                "search.lua",
-                &url,
-                &[paths(kind)],
-                &format!("wrk-search-{kind}"),
-            )?;
+            let (v, cmd) = self.wrk(None, conns, dur, "search.lua", &url, &[paths(kind)], &format!("wrk-search-{}-{kind}{sx}", c.label))?;
             http.insert(kind.into(), v);
             wrk_cmds.insert(kind.into(), json!(cmd));
         }
+        let rss_after_kb = server.status_kb("VmRSS")?;
         server.stop()?;
         let mut refs: Map<String, Value> = Map::new();
         let mut ref_cmds: Map<String, Value> = Map::new();
+        let main_mode = if own_ref { "tantivy" } else { "tantivy-svc" };
+        let mut modes: Vec<(&str, u32)> = vec![(main_mode, dur), ("inproc", aux)];
+        if own_ref {
+            modes.extend([("tantivy-svc", aux), ("tantivy-nodocs", aux), ("tantivy-snippets", aux)]);
+        }
+        if backend == Backend::Sqlite && !own_ref {
+            modes.push(("tantivy-nodocs", aux));
+        }
         for kind in corpus::QUERY_KINDS {
-            let queries = self
-                .corpus
-                .join(format!("queries-{kind}.txt"))
-                .display()
-                .to_string();
-            let modes: &[(&str, u32)] = match backend {
-                Backend::Sqlite => &[("raw", dur), ("inproc", aux), ("topk", aux)],
-                Backend::Postgres => &[("raw", dur), ("inproc", aux)],
-            };
-            for &(mode, d) in modes {
-                let (v, cmd) = self.sub(&[
+            for &(mode, d) in &modes {
+                let index = if mode == "tantivy-svc" { data.join("index") } else { ref_index.clone() };
+                let mut a: Vec<String> = vec![
                     "search-ref".into(),
-                    "--db".into(),
-                    db.clone(),
                     "--queries".into(),
-                    queries.clone(),
+                    texts(kind),
                     "--mode".into(),
                     mode.into(),
                     "--concurrency".into(),
                     conns.to_string(),
                     "--duration".into(),
                     d.to_string(),
-                ])?;
+                ];
+                if mode.starts_with("tantivy") {
+                    a.extend(["--index".into(), index.display().to_string()]);
+                } else {
+                    a.extend(["--db".into(), db.clone(), "--data-dir".into(), data.display().to_string()]);
+                }
+                let (v, cmd) = self.sub(&a)?;
                 refs.entry(kind).or_insert_with(|| json!({}))[mode] = v;
                 ref_cmds.entry(kind).or_insert_with(|| json!({}))[mode] = json!(cmd);
             }
         }
+        // The query every search makes before it searches, alone.
+        let (feedhead, feedhead_cmd) = self.sub(&[
+            "search-ref".into(), "--queries".into(), texts("1term"), "--mode".into(), "feedhead".into(),
+            "--concurrency".into(), conns.to_string(), "--duration".into(), aux.to_string(),
+            "--db".into(), db.clone(), "--data-dir".into(), data.display().to_string(),
+        ])?;
+        let label = if c.label == "synthetic" { String::new() } else { format!("_{}", c.label.replace('-', "_")) };
+        let cname = match c.label {
+            "synthetic" => format!("synthetic {}k", notes / 1000),
+            "real" => format!("real-text {}k", notes / 1000),
+            _ => format!("synthetic {}M", notes / 1_000_000),
+        };
+        let ref_desc = if own_ref {
+            "raw tantivy in-process, bench-built index of the same notes, top 20 + Count + 20 stored docs"
+        } else {
+            "raw tantivy in-process on the service's own index files, top 20 + Count + 20 stored docs"
+        };
         for kind in corpus::QUERY_KINDS {
             let h = &http[kind];
-            let r = &refs[kind]["raw"];
+            let r = &refs[kind][main_mode];
+            let inp = &refs[kind]["inproc"];
             let p99 = f(h, &["latency_us", "p99"]) / 1000.0;
             let p50 = f(h, &["latency_us", "p50"]) / 1000.0;
             let qps = f(h, &["rps"]);
-            let ref_p99 = f(r, &["p99_ms"]);
             let cmds = vec![
                 spec.command_line(),
                 wrk_cmds[kind].as_str().unwrap_or_default().to_owned(),
-                ref_cmds[kind]["raw"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                ref_cmds[kind][main_mode].as_str().unwrap_or_default().to_owned(),
             ];
             self.push(Figure {
-                id: format!("search_{kind}_p99_ms{sx}"),
-                name: format!("Search {kind}, {dbl}, {conns} clients: p99 (p50 {p50:.2} ms)"),
+                id: format!("search{label}_{kind}_p99_ms{sx}"),
+                name: format!("Search {kind}, {cname}, {dbl}, HTTP, {conns} connections: p99 (p50 {p50:.2} ms; avg hits {:.0})", f(r, &["avg_total_hits"])),
                 value: p99,
                 unit: "ms".into(),
-                target: "<= 15".into(),
-                pass: Some(p99 <= 15.0),
-                reference: format!(
-                    "same {sql} SQL via sqlx in-process, {conns} tasks: p99 ms (p50 {:.2})",
-                    f(r, &["p50_ms"])
-                ),
-                reference_value: Some(ref_p99),
-                ratio: Some(p99 / ref_p99),
+                target: format!("<= {p99_target}"),
+                pass: Some(p99 <= p99_target),
+                reference: format!("{ref_desc}, {conns} threads: p99 ms (p50 {:.2})", f(r, &["p50_ms"])),
+                reference_value: Some(f(r, &["p99_ms"])),
+                ratio: Some(p99 / f(r, &["p99_ms"])),
                 commands: cmds.clone(),
             });
             self.push(Figure {
-                id: format!("search_{kind}_qps{sx}"),
-                name: format!("Search {kind}, {dbl}, {conns} clients: queries/s"),
+                id: format!("search{label}_{kind}_qps{sx}"),
+                name: format!("Search {kind}, {cname}, {dbl}, HTTP, {conns} connections: queries/s"),
                 value: qps,
                 unit: "q/s".into(),
-                target: "(reported)".into(),
-                pass: None,
-                reference: format!("same {sql} SQL via sqlx in-process: q/s"),
+                target: if p99_target <= 5.0 { ">= 3000".into() } else { "(reported)".into() },
+                pass: (p99_target <= 5.0).then_some(qps >= 3000.0),
+                reference: format!("{ref_desc}, {conns} threads: q/s"),
                 reference_value: Some(f(r, &["qps"])),
                 ratio: Some(qps / f(r, &["qps"])),
                 commands: cmds,
             });
-            if backend == Backend::Postgres {
-                continue;
-            }
-            let t = &refs[kind]["topk"];
             self.push(Figure {
-                id: format!("search_{kind}_topk_p99_ms"),
-                name: format!("Search {kind}: p99 with the proposed top-k SQL, in-process, {conns} tasks (p50 {:.2} ms, {:.0} q/s)", f(t, &["p50_ms"]), f(t, &["qps"])),
-                value: f(t, &["p99_ms"]),
+                id: format!("search{label}_{kind}_inproc_p99_ms{sx}"),
+                name: format!(
+                    "Search {kind}, {cname}, {dbl}: the service's search() in-process, no HTTP, {conns} tasks: p99 (p50 {:.2} ms, {:.0} q/s)",
+                    f(inp, &["p50_ms"]), f(inp, &["qps"])
+                ),
+                value: f(inp, &["p99_ms"]),
                 unit: "ms".into(),
                 target: "(reported)".into(),
                 pass: None,
-                reference: "service SQL in-process (the row above's reference): p99 ms".into(),
-                reference_value: Some(ref_p99),
-                ratio: Some(f(t, &["p99_ms"]) / ref_p99),
-                commands: vec![ref_cmds[kind]["topk"].as_str().unwrap_or_default().to_owned()],
+                reference: "raw tantivy (the reference above): p99 ms".into(),
+                reference_value: Some(f(r, &["p99_ms"])),
+                ratio: Some(f(inp, &["p99_ms"]) / f(r, &["p99_ms"])),
+                commands: vec![ref_cmds[kind]["inproc"].as_str().unwrap_or_default().to_owned()],
             });
         }
-        self.details.insert(
-            self.current.clone(),
-            json!({"backend": dbl, "sanity": sanity, "http": http, "wrk_commands": wrk_cmds, "references": refs, "reference_commands": ref_cmds}),
-        );
+        Ok(json!({
+            "backend": dbl, "corpus": c.label, "notes": notes, "sanity": sanity, "http": http,
+            "wrk_commands": wrk_cmds, "references": refs, "reference_commands": ref_cmds,
+            "reference_index": ref_index, "reference_build": ref_build, "reference_build_command": ref_build_cmd,
+            "feedhead": feedhead, "feedhead_command": feedhead_cmd,
+            "service_ready_ms": ready.as_secs_f64() * 1000.0,
+            "service_rss_kb_before_after": [rss_kb, rss_after_kb],
+            "ingested_now": ingested.map(|(v, cmds)| json!({"client": v, "commands": cmds})),
+        }))
+    }
+
+    // ----------------------------------------------------------------- writes
+
+    /// Single-note writes (POST /api/v1/notes) while wrk searches, on a copy
+    /// of the 100k-note data dir: the POST returns once the note is
+    /// searchable, so its latency is the write-to-searchable latency; every
+    /// note is then looked up by a search.
+    fn writes(&mut self) -> Result<()> {
+        self.ensure_100k()?;
+        let data = self.work.join("data-writes");
+        procs::fresh_dir(&data)?;
+        let src = self.data_100k();
+        let out = Command::new("cp")
+            .args(["-a", &format!("{}/.", src.display()), &data.display().to_string()])
+            .output()?;
+        if !out.status.success() {
+            bail!("cp -a: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let spec = self.service_spec(&data, None, &[], "service-writes");
+        let mut server = spec.spawn()?;
+        server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(120))?;
+        let dur = self.set.writes_duration_s;
+        let search_conns = self.set.writes_search_connections;
+        let paths = self.corpus.join("queries-1term.paths").display().to_string();
+        let mut detail = Map::new();
+        let mut phase = 0;
+        for (load, conc) in [(false, 1usize), (false, 4), (true, 1), (true, 4)] {
+            phase += 1;
+            // The search load: wrk in its own process, for the whole phase.
+            let wrk_argv: Vec<String> = vec![
+                "wrk".into(), "-t1".into(), format!("-c{search_conns}"), format!("-d{}s", dur + 2),
+                "--latency".into(), "--timeout".into(), "10s".into(),
+                "-s".into(), self.lua.join("search.lua").display().to_string(),
+                format!("http://{SERVICE_ADDR}/"), "--".into(), paths.clone(),
+            ];
+            let wrk = if load {
+                Some(Command::new(&wrk_argv[0]).args(&wrk_argv[1..])
+                    .stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?)
+            } else {
+                None
+            };
+            if load {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            let (v, cmd) = self.sub(&[
+                "write-load".into(), "--addr".into(), SERVICE_ADDR.into(),
+                "--concurrency".into(), conc.to_string(), "--duration".into(), dur.to_string(),
+                "--tag".into(), format!("p{phase}"),
+            ])?;
+            let mut search = Value::Null;
+            if let Some(child) = wrk {
+                let out = child.wait_with_output()?;
+                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                fs::write(self.log(&format!("wrk-writes-{phase}")), &stdout)?;
+                if let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("BENCH_JSON ")) {
+                    search = serde_json::from_str(line)?;
+                    let secs = f(&search, &["duration_us"]) / 1e6;
+                    search["rps"] = json!(f(&search, &["requests"]) / secs);
+                }
+            }
+            let key = format!("{}_c{conc}", if load { "under_search" } else { "alone" });
+            let writes = f(&v, &["writes"]);
+            let found = f(&v, &["verified_found"]);
+            let load_desc = if load {
+                format!("while wrk searches ({search_conns} connections, 1-term: {:.0} q/s, p99 {:.1} ms)",
+                    f(&search, &["rps"]), f(&search, &["latency_us", "p99"]) / 1000.0)
+            } else {
+                "no other load".into()
+            };
+            let mut commands = vec![spec.command_line(), cmd];
+            if load {
+                commands.push(wrk_argv.join(" "));
+            }
+            self.push(Figure {
+                id: format!("writes_{key}_p99_ms"),
+                name: format!("Single-note POST /api/v1/notes, {conc} writer(s), {load_desc}: write-to-searchable p99 (p50 {:.2} ms; {:.0} of {:.0} found by a search after the POST returned)",
+                    f(&v, &["p50_ms"]), found, writes),
+                value: f(&v, &["p99_ms"]),
+                unit: "ms".into(),
+                target: "(reported)".into(),
+                pass: None,
+                reference: "p50 ms".into(),
+                reference_value: Some(f(&v, &["p50_ms"])),
+                ratio: None,
+                commands: commands.clone(),
+            });
+            self.push(Figure {
+                id: format!("writes_{key}_per_s"),
+                name: format!("Single-note writes/s, {conc} writer(s), {load_desc}; every write searchable on return"),
+                value: f(&v, &["writes_per_s"]),
+                unit: "writes/s".into(),
+                target: "all found".into(),
+                pass: Some(found == writes && f(&v, &["errors"]) == 0.0),
+                reference: "writes found by the search after return".into(),
+                reference_value: Some(found),
+                ratio: None,
+                commands,
+            });
+            detail.insert(key, json!({"writes": v, "search_load": search}));
+        }
+        server.stop()?;
+        self.details.insert(self.current.clone(), Value::Object(detail));
         Ok(())
     }
 
@@ -1450,6 +1677,8 @@ impl Ctx {
             self.work.join("ingest/raw-big.db").display().to_string(),
             "--mode".into(),
             "multirow".into(),
+            "--index".into(),
+            self.work.join("ingest/tantivy-big").display().to_string(),
             big.display().to_string(),
         ])?;
         let ref_hwm = rv["vmhwm_kb"].as_u64().unwrap_or(1);
@@ -1460,7 +1689,7 @@ impl Ctx {
             unit: "MiB".into(),
             target: "<= 250".into(),
             pass: Some(mb(hwm) <= 250.0),
-            reference: "raw sqlx insert of the same file, streamed in 500-row INSERTs, one transaction: VmHWM MiB".into(),
+            reference: "raw sqlx insert of the same file (500-row INSERTs, one transaction) + raw tantivy indexing of it, one commit: VmHWM MiB".into(),
             reference_value: Some(mb(ref_hwm)),
             ratio: Some(hwm as f64 / ref_hwm as f64),
             commands: vec![spec.command_line(), cmd, rcmd],

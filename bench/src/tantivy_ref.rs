@@ -1,0 +1,377 @@
+//! Raw tantivy, in-process: the reference the service's search and index
+//! writes are compared with. Same schema idea as the service
+//! (src/index/engine.rs: `id` STRING|STORED, `title`/`body` stored text with
+//! positions, `extra` text with positions, `tags` STRING|STORED), the same
+//! tokenizer (the service's `token_spans` + `normalize_into`, wrapped the
+//! way src/index/tokenizer.rs wraps them), the same query shape (each
+//! clause: title^4 OR body^1 OR extra^0.5; term, phrase or phrase-prefix),
+//! top 20 by score plus an exact `Count`. No change feed, no HTTP, no
+//! snippets, no async runtime: what a search costs in tantivy itself.
+
+use std::{
+    fs::File,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::{Value, json};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, TantivyDocument,
+    Term,
+    collector::{Count, TopDocs},
+    query::{BooleanQuery, BoostQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, TermQuery},
+    schema::{
+        Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+        Value as _,
+    },
+    tokenizer::{Token, TokenStream, Tokenizer},
+};
+
+use notes_api::search::query::{self, Clause, normalize_into, token_spans};
+
+use crate::stats;
+
+pub const TOKENIZER: &str = "notes";
+const TITLE_BOOST: Score = 4.0;
+const BODY_BOOST: Score = 1.0;
+const EXTRA_BOOST: Score = 0.5;
+const PHRASE_PREFIX_EXPANSIONS: u32 = 256;
+
+#[derive(Clone, Default)]
+pub struct NotesTokenizer {
+    token: Token,
+}
+
+impl Tokenizer for NotesTokenizer {
+    type TokenStream<'a> = NotesTokenStream<'a>;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> NotesTokenStream<'a> {
+        self.token.reset();
+        self.token.position = usize::MAX;
+        NotesTokenStream {
+            text,
+            spans: Box::new(token_spans(text)),
+            token: &mut self.token,
+        }
+    }
+}
+
+pub struct NotesTokenStream<'a> {
+    text: &'a str,
+    spans: Box<dyn Iterator<Item = (usize, usize)> + 'a>,
+    token: &'a mut Token,
+}
+
+impl TokenStream for NotesTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        let Some((start, end)) = self.spans.next() else {
+            return false;
+        };
+        self.token.text.clear();
+        normalize_into(&self.text[start..end], &mut self.token.text);
+        self.token.offset_from = start;
+        self.token.offset_to = end;
+        self.token.position = self.token.position.wrapping_add(1);
+        self.token.position_length = 1;
+        true
+    }
+    fn token(&self) -> &Token {
+        self.token
+    }
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Fields {
+    pub id: Field,
+    pub title: Field,
+    pub body: Field,
+    pub extra: Field,
+    pub tags: Field,
+}
+
+pub fn schema() -> (Schema, Fields) {
+    let words = TextFieldIndexing::default()
+        .set_tokenizer(TOKENIZER)
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let text = TextOptions::default().set_indexing_options(words);
+    let mut b = Schema::builder();
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        title: b.add_text_field("title", text.clone().set_stored()),
+        body: b.add_text_field("body", text.clone().set_stored()),
+        extra: b.add_text_field("extra", text),
+        tags: b.add_text_field("tags", STRING | STORED),
+    };
+    (b.build(), fields)
+}
+
+/// Fields by name from whatever index is open (the bench's own or the
+/// service's files: both have these names).
+fn fields_of(index: &Index) -> Result<Fields> {
+    let s = index.schema();
+    let f = |n: &str| s.get_field(n).map_err(|e| anyhow!("field {n}: {e}"));
+    Ok(Fields {
+        id: f("id")?,
+        title: f("title")?,
+        body: f("body")?,
+        extra: f("extra")?,
+        tags: f("tags")?,
+    })
+}
+
+pub fn register(index: &Index) {
+    index
+        .tokenizers()
+        .register(TOKENIZER, NotesTokenizer::default());
+}
+
+pub fn create(dir: &Path) -> Result<(Index, Fields)> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let (schema, fields) = schema();
+    let index = Index::create_in_dir(dir, schema)?;
+    register(&index);
+    Ok((index, fields))
+}
+
+/// The service's writer sizing (src/index/engine.rs `Engine::writer`).
+pub fn writer(index: &Index, memory_bytes: usize) -> Result<IndexWriter> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(memory_bytes / 15_000_000)
+        .clamp(1, 4);
+    Ok(index.writer_with_num_threads(threads, memory_bytes)?)
+}
+
+/// The service's default NOTES_INDEX_MEMORY_MB (48).
+pub const WRITER_MEMORY: usize = 48 * 1024 * 1024;
+
+pub fn document(f: &Fields, id: &str, title: &str, body: &str, tags: &[String]) -> TantivyDocument {
+    let mut d = TantivyDocument::new();
+    d.add_text(f.id, id);
+    d.add_text(f.title, title);
+    d.add_text(f.body, body);
+    for t in tags {
+        d.add_text(f.tags, t);
+    }
+    d
+}
+
+fn field_query(field: Field, c: &Clause) -> Box<dyn Query> {
+    let mut terms: Vec<Term> = c
+        .tokens
+        .iter()
+        .map(|t| Term::from_field_text(field, t))
+        .collect();
+    match (terms.len(), c.prefix) {
+        (1, false) => Box::new(TermQuery::new(terms.remove(0), IndexRecordOption::WithFreqs)),
+        (_, false) => Box::new(PhraseQuery::new(terms)),
+        (_, true) => {
+            let mut q = PhrasePrefixQuery::new(terms);
+            q.set_max_expansions(PHRASE_PREFIX_EXPANSIONS);
+            Box::new(q)
+        }
+    }
+}
+
+pub fn build_query(f: &Fields, q: &query::Query) -> BooleanQuery {
+    let clause = |c: &Clause| -> Box<dyn Query> {
+        let per_field = [
+            (f.title, TITLE_BOOST),
+            (f.body, BODY_BOOST),
+            (f.extra, EXTRA_BOOST),
+        ]
+        .into_iter()
+        .map(|(field, boost)| {
+            let q: Box<dyn Query> = Box::new(BoostQuery::new(field_query(field, c), boost));
+            (Occur::Should, q)
+        })
+        .collect();
+        Box::new(BooleanQuery::new(per_field))
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for c in &q.include {
+        clauses.push((Occur::Must, clause(c)));
+    }
+    for c in &q.exclude {
+        clauses.push((Occur::MustNot, clause(c)));
+    }
+    BooleanQuery::new(clauses)
+}
+
+#[derive(serde::Deserialize)]
+struct Line {
+    title: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// Builds the reference index from NDJSON files: one commit per file, as
+/// the service commits once per ingest batch. Returns a description.
+pub fn build(dir: &Path, files: &[PathBuf]) -> Result<Value> {
+    let started = Instant::now();
+    let (index, f) = create(dir)?;
+    let mut w = writer(&index, WRITER_MEMORY)?;
+    let mut docs = 0u64;
+    for file in files {
+        let r = BufReader::with_capacity(256 * 1024, File::open(file)?);
+        for line in r.lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let n: Line = serde_json::from_str(&line)?;
+            let id = uuid::Uuid::now_v7().to_string();
+            w.add_document(document(&f, &id, &n.title, &n.body, &n.tags))?;
+            docs += 1;
+        }
+        w.commit()?;
+    }
+    w.wait_merging_threads()?;
+    let index = Index::open_in_dir(dir)?;
+    let segments = index.searchable_segment_metas()?.len();
+    Ok(json!({"docs": docs, "segments": segments, "build_secs": started.elapsed().as_secs_f64()}))
+}
+
+/// Opens an index directory (the bench's, or one build of the service's
+/// NOTES_INDEX_DIR) for reading only.
+pub fn open_reader(dir: &Path) -> Result<(Index, IndexReader, Fields)> {
+    let index = Index::open_in_dir(dir).with_context(|| format!("opening {}", dir.display()))?;
+    register(&index);
+    let fields = fields_of(&index)?;
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
+    Ok((index, reader, fields))
+}
+
+/// The serving build inside a service's index directory: its newest
+/// sub-directory holding `meta.json`.
+pub fn service_build(index_dir: &Path) -> Result<PathBuf> {
+    let mut builds: Vec<PathBuf> = std::fs::read_dir(index_dir)
+        .with_context(|| format!("reading {}", index_dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("meta.json").exists())
+        .collect();
+    builds.sort();
+    builds
+        .pop()
+        .with_context(|| format!("no tantivy build in {}", index_dir.display()))
+}
+
+/// What one search does: `docs` = also load the stored fields of the hits
+/// (what the service returns); `snippets` = also cut the service's snippets.
+#[derive(Clone, Copy)]
+pub struct Work {
+    pub docs: bool,
+    pub snippets: bool,
+}
+
+fn one(
+    searcher: &Searcher,
+    f: &Fields,
+    q: &query::Query,
+    work: Work,
+) -> Result<u64> {
+    let tq = build_query(f, q);
+    let top = TopDocs::with_limit(20).and_offset(0).order_by_score();
+    let (hits, total): (Vec<(Score, DocAddress)>, usize) = searcher.search(&tq, &(top, Count))?;
+    if work.docs {
+        for (_, addr) in hits {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let text = |field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (title, body) = (text(f.title), text(f.body));
+            let id = text(f.id);
+            if work.snippets {
+                let s = if body.trim().is_empty() {
+                    notes_api::search::snippet::highlight(&title, q)
+                } else {
+                    notes_api::search::snippet::snippet(&body, q, 24)
+                };
+                std::hint::black_box(s);
+            }
+            std::hint::black_box((id, title, body));
+        }
+    } else {
+        std::hint::black_box(hits);
+    }
+    Ok(total as u64)
+}
+
+/// Runs the queries from `threads` OS threads for `duration`, each thread
+/// rotating through the list from its own offset (as wrk's script does).
+pub fn search_load(
+    dir: &Path,
+    queries: &[String],
+    work: Work,
+    threads: usize,
+    duration: Duration,
+) -> Result<Value> {
+    let (index, reader, fields) = open_reader(dir)?;
+    let segments = index.searchable_segment_metas()?.len();
+    let docs = reader.searcher().num_docs();
+    let parsed: Vec<query::Query> = queries
+        .iter()
+        .map(|q| query::parse(q).map_err(|e| anyhow!("{q:?}: {e}")))
+        .collect::<Result<_>>()?;
+    let parsed = Arc::new(parsed);
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (reader, parsed) = (reader.clone(), parsed.clone());
+            std::thread::spawn(move || -> Result<(Vec<Duration>, u64, u64)> {
+                let mut lat = Vec::new();
+                let (mut totals, mut zero) = (0u64, 0u64);
+                let mut k = t * 997;
+                while Instant::now() < deadline {
+                    let q = &parsed[k % parsed.len()];
+                    k += 1;
+                    let t0 = Instant::now();
+                    // A searcher per query, as the service takes one per search.
+                    let searcher = reader.searcher();
+                    let total = one(&searcher, &fields, q, work)?;
+                    lat.push(t0.elapsed());
+                    totals += total;
+                    zero += u64::from(total == 0);
+                }
+                Ok((lat, totals, zero))
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let (mut totals, mut zero) = (0u64, 0u64);
+    for h in handles {
+        let (lat, t, z) = h.join().map_err(|_| anyhow!("search thread panicked"))??;
+        all.extend(lat);
+        totals += t;
+        zero += z;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let n = all.len();
+    let mut out = stats::latency_summary(&mut all);
+    let o = out.as_object_mut().expect("object");
+    o.insert("threads".into(), json!(threads));
+    o.insert("secs".into(), json!(secs));
+    o.insert("requests".into(), json!(n));
+    o.insert("qps".into(), json!(n as f64 / secs));
+    o.insert("avg_total_hits".into(), json!(totals as f64 / n.max(1) as f64));
+    o.insert("zero_hit_share".into(), json!(zero as f64 / n.max(1) as f64));
+    o.insert("index_docs".into(), json!(docs));
+    o.insert("index_segments".into(), json!(segments));
+    Ok(out)
+}
