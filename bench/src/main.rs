@@ -14,6 +14,7 @@
 //! notes-bench search-ref --queries FILE --mode tantivy|tantivy-nodocs|tantivy-snippets|tantivy-svc|inproc|feedhead
 //!                        [--index DIR] [--db FILE|URL --data-dir DIR] [--concurrency 8] [--duration 10]
 //! notes-bench write-load --addr HOST:PORT [--concurrency 4] [--duration 10] [--tag WORD]
+//! notes-bench write-ref --dir DIR [--duration 10]     raw SQLite row + tantivy commit per write
 //! notes-bench storage-ref --store file://DIR|s3://BUCKET [--s3-endpoint URL --s3-key K
 //!                         --s3-secret S] --mode raw|inproc --file F [--count 1]
 //! notes-bench storage-http --addr HOST:PORT --op upload|download|delete --note ID
@@ -194,6 +195,10 @@ fn main() -> Result<()> {
                 dur,
             ))?);
         }
+        "write-ref" => print(&rt()?.block_on(tantivy_ref::write_ref(
+            &args.path("dir")?,
+            Duration::from_secs_f64(args.num("duration", 10.0)?),
+        ))?),
         "write-load" => print(&writes::write_load(
             args.req("addr")?,
             args.num("concurrency", 4usize)?,

@@ -1334,6 +1334,28 @@ impl Ctx {
             detail.insert(key, json!({"writes": v, "search_load": search}));
         }
         server.stop()?;
+        // The floor: a raw SQLite row + tantivy commit and reload per write.
+        let (rv, rcmd) = self.sub(&[
+            "write-ref".into(), "--dir".into(), self.work.join("write-ref").display().to_string(),
+            "--duration".into(), dur.to_string(),
+        ])?;
+        let alone = &detail["alone_c1"]["writes"];
+        self.push(Figure {
+            id: "writes_raw_floor_p50_ms".into(),
+            name: format!(
+                "Single write, raw floor: SQLite row + tantivy add/commit/reload, 1 client, no HTTP (p99 {:.2} ms, {:.0} writes/s; commit alone p50 {:.2} ms)",
+                f(&rv, &["latency", "p99_ms"]), f(&rv, &["writes_per_s"]), f(&rv, &["tantivy_commit", "p50_ms"])
+            ),
+            value: f(&rv, &["latency", "p50_ms"]),
+            unit: "ms".into(),
+            target: "(reference)".into(),
+            pass: None,
+            reference: "service, 1 writer, no other load: p50 ms (ratio = service / raw)".into(),
+            reference_value: Some(f(alone, &["p50_ms"])),
+            ratio: Some(f(alone, &["p50_ms"]) / f(&rv, &["latency", "p50_ms"])),
+            commands: vec![rcmd],
+        });
+        detail.insert("raw_floor".into(), rv);
         self.details.insert(self.current.clone(), Value::Object(detail));
         Ok(())
     }

@@ -375,3 +375,71 @@ pub fn search_load(
     o.insert("index_segments".into(), json!(segments));
     Ok(out)
 }
+
+/// The floor of a single write that is searchable on return: one row into
+/// SQLite (a transaction that takes a change number from `search_feed`,
+/// as the service's create does) and the same note into a tantivy index
+/// with the service's schema, committed (with fsync) and the reader
+/// reloaded, from one client in a loop for `duration`. No HTTP, no feed
+/// read-back, no group commit.
+pub async fn write_ref(dir: &Path, duration: Duration) -> Result<Value> {
+    use sqlx::{Connection, SqliteConnection, sqlite::SqliteConnectOptions};
+    use std::str::FromStr;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let db = dir.join("notes.db");
+    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+    let mut conn = SqliteConnection::connect_with(&opts).await?;
+    sqlx::migrate!("../migrations/sqlite").run(&mut conn).await?;
+    let (index, f) = create(&dir.join("index"))?;
+    let mut w = writer(&index, WRITER_MEMORY)?;
+    let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+    let reader: IndexReader = reader;
+    let stamp = notes_api::domain::note::timestamp::format(&notes_api::domain::note::timestamp::now());
+    let (mut lat, mut sql, mut idx) = (Vec::new(), Vec::new(), Vec::new());
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        n += 1;
+        let id = uuid::Uuid::now_v7().to_string();
+        let title = format!("Write probe {n}");
+        let body = format!("A single note; its own word is zqwref{n}x.");
+        let t0 = Instant::now();
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let seq: i64 = sqlx::query_scalar("UPDATE search_feed SET head = head + 1 WHERE id = 1 RETURNING head")
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, change_seq) VALUES (?, ?, ?, '[]', NULL, '{}', ?, ?, ?)")
+            .bind(&id).bind(&title).bind(&body).bind(&stamp).bind(&stamp).bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let t1 = Instant::now();
+        w.add_document(document(&f, &id, &title, &body, &[]))?;
+        let mut prepared = w.prepare_commit()?;
+        prepared.set_payload(&format!("{{\"format\":1,\"generation\":\"bench\",\"seq\":{seq}}}"));
+        prepared.commit()?;
+        reader.reload()?;
+        let t2 = Instant::now();
+        sql.push(t1 - t0);
+        idx.push(t2 - t1);
+        lat.push(t2 - t0);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let segments = index.searchable_segment_metas()?.len();
+    let found = reader.searcher().num_docs();
+    Ok(json!({
+        "writes": lat.len(),
+        "secs": secs,
+        "writes_per_s": lat.len() as f64 / secs,
+        "latency": stats::latency_summary(&mut lat),
+        "sql": stats::latency_summary(&mut sql),
+        "tantivy_commit": stats::latency_summary(&mut idx),
+        "segments_at_end": segments,
+        "docs_at_end": found,
+    }))
+}
