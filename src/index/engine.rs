@@ -18,7 +18,9 @@ use tantivy::{
 };
 use uuid::Uuid;
 
-use super::{IndexError, SearchQuery, SearchResults, SearchRow, tokenizer};
+use super::{
+    IndexError, SearchQuery, SearchResults, SearchRow, directory::NoSyncDirectory, tokenizer,
+};
 use crate::{search::query::Clause, store::IndexDoc};
 
 /// Bumped whenever the schema, the tokenizer or the scoring fields change:
@@ -84,7 +86,9 @@ impl Engine {
     pub fn create(dir: &Path) -> Result<Self, IndexError> {
         std::fs::create_dir_all(dir).map_err(engine_error)?;
         let (schema, fields) = schema();
-        let index = Index::create_in_dir(dir, schema).map_err(engine_error)?;
+        let directory = NoSyncDirectory::open(dir).map_err(engine_error)?;
+        let index = Index::create(directory, schema, tantivy::IndexSettings::default())
+            .map_err(engine_error)?;
         Self::with(dir, index, fields)
     }
 
@@ -92,7 +96,8 @@ impl Engine {
     /// checked first, so a damaged index is rebuilt instead of answering
     /// wrongly (or not at all) later.
     pub fn open(dir: &Path) -> Result<(Self, Payload), IndexError> {
-        let index = Index::open_in_dir(dir).map_err(engine_error)?;
+        let directory = NoSyncDirectory::open(dir).map_err(engine_error)?;
+        let index = Index::open(directory).map_err(engine_error)?;
         let (schema, fields) = schema();
         if index.schema() != schema {
             return Err(IndexError::Engine("built with another schema".into()));

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::{search::query::Query, store::StoreError};
 
+mod directory;
 mod engine;
 mod feed;
 mod tokenizer;
