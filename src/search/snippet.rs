@@ -5,9 +5,9 @@
 //! tokenizer as the query ([`super::query::tokens`]), so a word is marked
 //! exactly when the query's normalized token matches it.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
-use super::query::{Query, normalize_into, token_spans, tokens};
+use super::query::{MAX_TOKEN_BYTES, Query, normalize_into, token_spans};
 
 const ELLIPSIS: &str = "…";
 
@@ -62,15 +62,17 @@ pub fn highlight(text: &str, query: &Query) -> String {
     out
 }
 
-/// Decides whether a normalized token of the text is a hit for the query.
+/// Decides whether a token of the text is a hit for the query. A query has
+/// a few tokens (at most [`super::query::MAX_TERMS`]), so a scan of a list
+/// beats hashing every token of a body.
 struct Matcher<'q> {
-    exact: HashSet<&'q str>,
+    exact: Vec<&'q str>,
     prefixes: Vec<&'q str>,
 }
 
 impl<'q> Matcher<'q> {
     fn new(query: &'q Query) -> Self {
-        let mut exact = HashSet::new();
+        let mut exact = Vec::new();
         let mut prefixes = Vec::new();
         for clause in &query.include {
             let Some((last, init)) = clause.tokens.split_last() else {
@@ -80,14 +82,36 @@ impl<'q> Matcher<'q> {
             if clause.prefix {
                 prefixes.push(last.as_str());
             } else {
-                exact.insert(last.as_str());
+                exact.push(last.as_str());
             }
         }
+        exact.sort_unstable();
+        exact.dedup();
         Matcher { exact, prefixes }
     }
 
     fn matches(&self, token: &str) -> bool {
-        self.exact.contains(token) || self.prefixes.iter().any(|p| token.starts_with(p))
+        self.exact.contains(&token) || self.prefixes.iter().any(|p| token.starts_with(p))
+    }
+
+    /// Whether the text's token at `span` (from [`token_spans`]) matches.
+    /// An ASCII token, the common case, is compared without building its
+    /// normalized form (it is only lower-cased, and cut like every token);
+    /// any other is normalized into `buf` first.
+    fn matches_span(&self, span: &str, buf: &mut String) -> bool {
+        if span.is_ascii() {
+            let span = &span.as_bytes()[..span.len().min(MAX_TOKEN_BYTES)];
+            return self
+                .exact
+                .iter()
+                .any(|t| t.as_bytes().eq_ignore_ascii_case(span))
+                || self.prefixes.iter().any(|p| {
+                    span.len() >= p.len() && span[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+                });
+        }
+        buf.clear();
+        normalize_into(span, buf);
+        self.matches(buf)
     }
 }
 
@@ -107,12 +131,10 @@ fn best_window(text: &str, matcher: &Matcher, max_tokens: usize) -> Scan {
     let mut best_count = 0;
     let mut token_count = 0;
     // One buffer for every token: this pass reads whole bodies.
-    let mut token = String::new();
+    let mut buf = String::new();
     for (i, (start, end)) in token_spans(text).enumerate() {
         token_count = i + 1;
-        token.clear();
-        normalize_into(&text[start..end], &mut token);
-        if !matcher.matches(&token) {
+        if !matcher.matches_span(&text[start..end], &mut buf) {
             continue;
         }
         in_window.push_back(i);
@@ -167,8 +189,9 @@ fn byte_range(
 /// Escapes `text` into `out`, wrapping matching tokens in `<mark>`.
 fn push_marked(out: &mut String, text: &str, matcher: &Matcher) {
     let mut done = 0;
-    for (start, end, token) in tokens(text) {
-        if !matcher.matches(&token) {
+    let mut buf = String::new();
+    for (start, end) in token_spans(text) {
+        if !matcher.matches_span(&text[start..end], &mut buf) {
             continue;
         }
         push_escaped(out, &text[done..start]);
@@ -200,7 +223,7 @@ fn push_escaped(out: &mut String, text: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::query::{Clause, parse};
+    use super::super::query::{Clause, parse, tokens};
     use super::*;
     use proptest::prelude::*;
     use std::time::{Duration, Instant};
@@ -472,6 +495,31 @@ mod tests {
             let plain = plain.strip_suffix(ELLIPSIS).unwrap_or(plain);
             prop_assert!(text.contains(plain), "{:?} not in {:?}", plain, text);
             prop_assert!(tokens(plain).count() <= max_tokens);
+        }
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::Matcher;
+
+    proptest::proptest! {
+        /// The ASCII fast path decides exactly as matching the normalized token.
+        #[test]
+        fn span_matching_agrees_with_normalized_matching(
+            text in "[a-zA-Z0-9éÉß ]{0,40}",
+            q in "[a-zA-Z0-9éß]{1,6}\\*?( [a-zA-Z0-9]{1,4}\\*?){0,2}",
+        ) {
+            let Ok(query) = super::super::query::parse(&q) else { return Ok(()) };
+            let matcher = Matcher::new(&query);
+            let mut buf = String::new();
+            for (start, end, token) in super::super::query::tokens(&text) {
+                proptest::prop_assert_eq!(
+                    matcher.matches_span(&text[start..end], &mut buf),
+                    matcher.matches(&token),
+                    "{:?} in {:?}", token, q
+                );
+            }
         }
     }
 }
