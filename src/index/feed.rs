@@ -71,6 +71,7 @@ pub struct TantivyIndex {
 
 struct Shared {
     store: DynStore,
+    heads: HeadReads,
     settings: IndexSettings,
     serving: RwLock<Option<Arc<Engine>>>,
     status: watch::Sender<IndexStatus>,
@@ -105,6 +106,7 @@ impl TantivyIndex {
         });
         let shared = Arc::new(Shared {
             store,
+            heads: HeadReads::default(),
             settings,
             serving: RwLock::new(None),
             status,
@@ -141,6 +143,48 @@ impl Drop for TantivyIndex {
     }
 }
 
+/// Reads of the feed's head, shared by the callers that wait at once. A
+/// caller takes the result of a read that began after it arrived, which is
+/// as fresh as a read of its own would be; so concurrent searches cost one
+/// query per round trip instead of one each (on PostgreSQL, a round trip
+/// per search was most of a search's time under load).
+#[derive(Default)]
+struct HeadReads {
+    /// Reads begun so far; the round number of the next one.
+    started: std::sync::atomic::AtomicU64,
+    /// The last read that finished: its round and what it found.
+    last: Mutex<Option<(u64, Result<FeedHead, String>)>>,
+    /// Held by the caller whose read is in flight; the others queue on it.
+    reading: tokio::sync::Mutex<()>,
+}
+
+impl HeadReads {
+    async fn read(&self, store: &dyn crate::store::Store) -> Result<FeedHead, IndexError> {
+        let arrived = self.started.load(Ordering::SeqCst);
+        let fresh = || {
+            self.last
+                .lock()
+                .expect("head lock")
+                .as_ref()
+                .filter(|(round, _)| *round > arrived)
+                .map(|(_, head)| head.clone())
+        };
+        // Cancellation-safe: a caller dropped mid-read releases the lock,
+        // and the next one in the queue reads for itself.
+        let _turn = self.reading.lock().await;
+        let head = match fresh() {
+            Some(head) => head,
+            None => {
+                let round = self.started.fetch_add(1, Ordering::SeqCst) + 1;
+                let head = store.feed_head().await.map_err(|e| e.to_string());
+                *self.last.lock().expect("head lock") = Some((round, head.clone()));
+                head
+            }
+        };
+        head.map_err(|e| IndexError::Store(crate::store::StoreError::Unavailable(e.into())))
+    }
+}
+
 fn dir_error(dir: &Path, e: std::io::Error) -> IndexError {
     IndexError::Engine(format!("index directory {}: {e}", dir.display()))
 }
@@ -169,7 +213,7 @@ impl Shared {
 #[async_trait]
 impl SearchIndex for TantivyIndex {
     async fn refresh(&self) -> Result<(), IndexError> {
-        let head = self.shared.store.feed_head().await?;
+        let head = self.shared.heads.read(self.shared.store.as_ref()).await?;
         let mut status = self.shared.status.subscribe();
         {
             let now = status.borrow_and_update();
