@@ -63,7 +63,11 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true))
+            // Each reader keeps its own page cache: 16 MB each, as the
+            // writer has, made eight readers cost up to 128 MB of a 256 MiB
+            // pod once the index read back a large ingest through all of
+            // them. The OS page cache still holds the file.
+            .connect_with(options.read_only(true).pragma("cache_size", "-2000"))
             .await
             .map_err(map_err)?;
         Ok(Self { writer, reader })
