@@ -73,6 +73,15 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
+    /// A write transaction that takes the write lock at once, so it cannot
+    /// fail part-way on a lock another process holds (SQLITE_BUSY).
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+
     async fn fetch_note(&self, id: Uuid) -> Result<Option<Note>, StoreError> {
         let sql = format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?");
         sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
@@ -299,11 +308,7 @@ impl Store for SqliteStore {
         let now = timestamp::now();
         let id = Uuid::now_v7();
         let stamp = timestamp::format(&now);
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let seq = take_seqs(&mut tx, 1).await?;
         sqlx::query(
             "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at,
@@ -382,11 +387,7 @@ impl Store for SqliteStore {
         note: NoteInput,
         expected_version: i64,
     ) -> Result<Note, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let seq = take_seqs(&mut tx, 1).await?;
         let sql = format!(
             "UPDATE notes SET title = ?, body = ?, tags = ?, external_id = ?, metadata = ?,
@@ -427,11 +428,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_note(&self, id: Uuid) -> Result<Option<Vec<String>>, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let keys: Vec<String> =
             sqlx::query_scalar("SELECT storage_key FROM attachments WHERE note_id = ?")
                 .bind(id.to_string())
@@ -459,11 +456,7 @@ impl Store for SqliteStore {
 
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError> {
         let stamp = timestamp::format(&timestamp::now());
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
 
         let mut existing = HashMap::new();
         for chunk in external_ids(&notes).chunks(BATCH_ROWS) {
@@ -539,11 +532,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_attachment(&self, stored: StoredAttachment) -> Result<(), StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = insert_attachment(&stored.attachment, &stored.storage_key, &stored.search_text)
             .execute(&mut *tx)
             .await
@@ -587,11 +576,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let deleted: Option<(String, i64, bool)> = sqlx::query_as(
             "DELETE FROM attachments WHERE id = ? RETURNING storage_key, note_seq, search_text != ''",
         )
@@ -610,11 +595,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_attachment_text(&self, id: Uuid, text: &str) -> Result<bool, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let changed: Option<i64> = sqlx::query_scalar(
             "UPDATE attachments SET search_text = ? WHERE id = ? RETURNING note_seq",
         )
