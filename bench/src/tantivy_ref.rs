@@ -2,8 +2,8 @@
 //! writes are compared with. Same schema idea as the service
 //! (src/index/engine.rs: `id` STRING|STORED, `title`/`body` stored text with
 //! positions, `extra` text with positions, `tags` STRING|STORED), the same
-//! tokenizer (the service's `token_spans` + `normalize_into`, wrapped the
-//! way src/index/tokenizer.rs wraps them), the same query shape (each
+//! tokenizer (the service's own `index::tokenizer::NotesTokenizer`), the
+//! same query shape (each
 //! clause: title^4 OR body^1 OR extra^0.5; term, phrase or phrase-prefix),
 //! top 20 by score plus an exact `Count`. No change feed, no HTTP, no
 //! snippets, no async runtime: what a search costs in tantivy itself.
@@ -27,63 +27,21 @@ use tantivy::{
         Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
         Value as _,
     },
-    tokenizer::{Token, TokenStream, Tokenizer},
 };
 
-use notes_api::search::query::{self, Clause, normalize_into, token_spans};
+use notes_api::search::query::{self, Clause};
 
 use crate::stats;
 
-pub const TOKENIZER: &str = "notes";
+pub const TOKENIZER: &str = notes_api::index::tokenizer::NAME;
 const TITLE_BOOST: Score = 4.0;
 const BODY_BOOST: Score = 1.0;
 const EXTRA_BOOST: Score = 0.5;
 const PHRASE_PREFIX_EXPANSIONS: u32 = 256;
 
-#[derive(Clone, Default)]
-pub struct NotesTokenizer {
-    token: Token,
-}
-
-impl Tokenizer for NotesTokenizer {
-    type TokenStream<'a> = NotesTokenStream<'a>;
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> NotesTokenStream<'a> {
-        self.token.reset();
-        self.token.position = usize::MAX;
-        NotesTokenStream {
-            text,
-            spans: Box::new(token_spans(text)),
-            token: &mut self.token,
-        }
-    }
-}
-
-pub struct NotesTokenStream<'a> {
-    text: &'a str,
-    spans: Box<dyn Iterator<Item = (usize, usize)> + 'a>,
-    token: &'a mut Token,
-}
-
-impl TokenStream for NotesTokenStream<'_> {
-    fn advance(&mut self) -> bool {
-        let Some((start, end)) = self.spans.next() else {
-            return false;
-        };
-        self.token.text.clear();
-        normalize_into(&self.text[start..end], &mut self.token.text);
-        self.token.offset_from = start;
-        self.token.offset_to = end;
-        self.token.position = self.token.position.wrapping_add(1);
-        self.token.position_length = 1;
-        true
-    }
-    fn token(&self) -> &Token {
-        self.token
-    }
-    fn token_mut(&mut self) -> &mut Token {
-        self.token
-    }
-}
+/// The service's own analyzer, so the reference indexes and matches the
+/// same words.
+pub use notes_api::index::tokenizer::NotesTokenizer;
 
 #[derive(Clone, Copy)]
 pub struct Fields {

@@ -15,7 +15,7 @@ use crate::{search::query::Query, store::StoreError};
 mod directory;
 mod engine;
 mod feed;
-mod tokenizer;
+pub mod tokenizer;
 
 pub use feed::{IndexSettings, TantivyIndex};
 
