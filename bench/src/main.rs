@@ -168,7 +168,12 @@ fn main() -> Result<()> {
             let db = args.path("db")?;
             let mode = args.get("mode").unwrap_or("multirow").to_owned();
             let index = args.get("index").map(PathBuf::from);
-            print(&rt()?.block_on(refs::raw_ingest(&db, &args.files(), &mode, index.as_deref()))?);
+            print(&rt()?.block_on(refs::raw_ingest(
+                &db,
+                &args.files(),
+                &mode,
+                index.as_deref(),
+            ))?);
         }
         "inproc-ingest" => {
             let db = args.path("db")?;

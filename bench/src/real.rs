@@ -92,7 +92,13 @@ fn tag(s: &str) -> String {
     let t: String = s
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect();
     if t.is_empty() { "misc".into() } else { t }
@@ -224,8 +230,7 @@ fn unescape_troff(s: &str) -> String {
             }
             ' ' | '~' | '0' => out.push(' '),
             'u' | 'd' | 'k' | 'h' | 'v' | 'w' | 'o' | 'z' | 'l' | 'L' | 'x' | 'X' | 'Y' | 'g'
-            | 'b' | 'D' | 'N' | 'R' | 'S' | 'V' | 'Z' | 'A' | 'B' | 'C' | 'H' | 'O' | 'm'
-            | 'M' => {
+            | 'b' | 'D' | 'N' | 'R' | 'S' | 'V' | 'Z' | 'A' | 'B' | 'C' | 'H' | 'O' | 'm' | 'M' => {
                 // Escapes with a quoted argument.
                 if let Some(&q) = b.get(i)
                     && (q == '\'' || q == '[')
@@ -274,8 +279,8 @@ fn man_doc(area: String, text: &str, fallback: &str) -> Option<Doc> {
                         out.push(' ');
                     }
                 }
-                "B" | "I" | "BI" | "IB" | "BR" | "RB" | "IR" | "RI" | "SM" | "SB" | "UR"
-                | "MT" | "Nm" | "Nd" | "Xr" | "Ar" | "Fl" | "Op" | "Dl" | "It" | "Sh" => {
+                "B" | "I" | "BI" | "IB" | "BR" | "RB" | "IR" | "RI" | "SM" | "SB" | "UR" | "MT"
+                | "Nm" | "Nd" | "Xr" | "Ar" | "Fl" | "Op" | "Dl" | "It" | "Sh" => {
                     out.push_str(&unescape_troff(&args));
                     out.push(' ');
                 }
@@ -332,7 +337,10 @@ fn documents() -> Result<(Vec<Doc>, Value)> {
     }
     files.retain(|p| {
         let n = p.to_string_lossy();
-        n.ends_with(".rst") || n.ends_with(".rst.gz") || n.ends_with(".txt") || n.ends_with(".txt.gz")
+        n.ends_with(".rst")
+            || n.ends_with(".rst.gz")
+            || n.ends_with(".txt")
+            || n.ends_with(".txt.gz")
     });
     files.sort();
     let n0 = docs.len();
@@ -348,12 +356,19 @@ fn documents() -> Result<(Vec<Doc>, Value)> {
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .filter(|a| !a.contains('.'))
             .unwrap_or_else(|| "kernel".into());
-        let stem = p.file_name().unwrap_or_default().to_string_lossy().replace(".gz", "");
+        let stem = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .replace(".gz", "");
         if let Some(d) = rst_doc("kernel", tag(&area), &text, &stem) {
             docs.push(d);
         }
     }
-    counts.insert("kernel".into(), json!({"dirs": kernel, "files": files.len(), "docs": docs.len() - n0}));
+    counts.insert(
+        "kernel".into(),
+        json!({"dirs": kernel, "files": files.len(), "docs": docs.len() - n0}),
+    );
     // Python documentation sources.
     let python = glob_dirs("/usr/share/doc", "python3", "html/_sources");
     let mut files = Vec::new();
@@ -365,18 +380,33 @@ fn documents() -> Result<(Vec<Doc>, Value)> {
     let n0 = docs.len();
     for p in &files {
         let Some(text) = read_text(p) else { continue };
-        let rel = python.iter().find_map(|k| p.strip_prefix(k).ok()).unwrap_or(p);
+        let rel = python
+            .iter()
+            .find_map(|k| p.strip_prefix(k).ok())
+            .unwrap_or(p);
         let area = if rel.components().count() > 1 {
-            rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned()
+            rel.components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy()
+                .into_owned()
         } else {
             "python".into()
         };
-        let stem = p.file_name().unwrap_or_default().to_string_lossy().replace(".rst.txt", "");
+        let stem = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .replace(".rst.txt", "");
         if let Some(d) = rst_doc("python", tag(&area), &text, &stem) {
             docs.push(d);
         }
     }
-    counts.insert("python".into(), json!({"dirs": python, "files": files.len(), "docs": docs.len() - n0}));
+    counts.insert(
+        "python".into(),
+        json!({"dirs": python, "files": files.len(), "docs": docs.len() - n0}),
+    );
     // Man pages.
     let mut files = Vec::new();
     walk(Path::new("/usr/share/man"), &mut files);
@@ -390,12 +420,19 @@ fn documents() -> Result<(Vec<Doc>, Value)> {
             .and_then(|d| d.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "man".into());
-        let stem = p.file_name().unwrap_or_default().to_string_lossy().replace(".gz", "");
+        let stem = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .replace(".gz", "");
         if let Some(d) = man_doc(tag(&area), &text, &stem) {
             docs.push(d);
         }
     }
-    counts.insert("man".into(), json!({"dir": "/usr/share/man", "files": files.len(), "docs": docs.len() - n0}));
+    counts.insert(
+        "man".into(),
+        json!({"dir": "/usr/share/man", "files": files.len(), "docs": docs.len() - n0}),
+    );
     if docs.is_empty() {
         bail!("no source documents: install linux-doc and python3-doc (bench/run.sh does)");
     }
@@ -425,7 +462,10 @@ fn chunks(doc: &Doc, size: usize, skip: usize) -> Vec<String> {
             while !rest.is_char_boundary(cut) {
                 cut += 1;
             }
-            let cut = rest[..cut].rfind(' ').filter(|&c| c > size / 2).unwrap_or(cut);
+            let cut = rest[..cut]
+                .rfind(' ')
+                .filter(|&c| c > size / 2)
+                .unwrap_or(cut);
             pieces.push(&rest[..cut]);
             rest = rest[cut..].trim_start();
         }
@@ -481,7 +521,11 @@ pub fn generate(dir: &Path, p: &Params) -> Result<Value> {
     let mut per_pass = Vec::new();
     let mut pass = 0usize;
     'outer: while notes.len() < p.notes {
-        let skip = if pass == 0 { 0 } else { p.note_bytes * ((2 * pass - 1) % 8 + 1) / 8 };
+        let skip = if pass == 0 {
+            0
+        } else {
+            p.note_bytes * ((2 * pass - 1) % 8 + 1) / 8
+        };
         let before = notes.len();
         for (d, doc) in docs.iter().enumerate() {
             for body in chunks(doc, p.note_bytes, skip) {
@@ -562,13 +606,18 @@ pub fn generate(dir: &Path, p: &Params) -> Result<Value> {
         .map(|(w, c)| (*w, *c))
         .collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let rank: HashMap<&str, usize> = ranked.iter().enumerate().map(|(i, (w, _))| (*w, i)).collect();
+    let rank: HashMap<&str, usize> = ranked
+        .iter()
+        .enumerate()
+        .map(|(i, (w, _))| (*w, i))
+        .collect();
     const RANKS: (usize, usize) = (100, 20_000);
     let hi = RANKS.1.min(ranked.len());
     let content = |w: &str| rank.get(w).is_some_and(|&r| (RANKS.0..hi).contains(&r));
     let mut query_files = serde_json::Map::new();
     for kind in QUERY_KINDS {
-        let mut rng = Rng::new(p.seed ^ 0xC0FF_EE00 ^ kind.as_bytes()[0] as u64 ^ kind.len() as u64);
+        let mut rng =
+            Rng::new(p.seed ^ 0xC0FF_EE00 ^ kind.as_bytes()[0] as u64 ^ kind.len() as u64);
         let mut qs = Vec::with_capacity(p.queries_per_kind);
         let mut tries = 0;
         while qs.len() < p.queries_per_kind {
@@ -603,10 +652,16 @@ pub fn generate(dir: &Path, p: &Params) -> Result<Value> {
                     let phrase = &t[s..s + len];
                     // At least one word that is not among the 100 most
                     // frequent ("the", "of", ...).
-                    if phrase.iter().all(|w| rank.get(w.as_str()).is_none_or(|&r| r < 100)) {
+                    if phrase
+                        .iter()
+                        .all(|w| rank.get(w.as_str()).is_none_or(|&r| r < 100))
+                    {
                         continue;
                     }
-                    if phrase.iter().any(|w| w.chars().any(|c| !c.is_alphanumeric())) {
+                    if phrase
+                        .iter()
+                        .any(|w| w.chars().any(|c| !c.is_alphanumeric()))
+                    {
                         continue;
                     }
                     format!("\"{}\"", phrase.join(" "))
@@ -624,12 +679,18 @@ pub fn generate(dir: &Path, p: &Params) -> Result<Value> {
             };
             qs.push(q);
         }
-        fs::write(dir.join(format!("queries-{kind}.txt")), qs.join("\n") + "\n")?;
+        fs::write(
+            dir.join(format!("queries-{kind}.txt")),
+            qs.join("\n") + "\n",
+        )?;
         let paths: Vec<String> = qs
             .iter()
             .map(|q| format!("/api/v1/search?q={}", url_encode(q)))
             .collect();
-        fs::write(dir.join(format!("queries-{kind}.paths")), paths.join("\n") + "\n")?;
+        fs::write(
+            dir.join(format!("queries-{kind}.paths")),
+            paths.join("\n") + "\n",
+        )?;
         query_files.insert(kind.into(), json!({"count": qs.len(), "examples": qs[..5]}));
     }
     let total: usize = sizes.iter().sum();

@@ -139,7 +139,13 @@ impl RawIndex {
             .reader_builder()
             .reload_policy(tantivy::ReloadPolicy::Manual)
             .try_into()?;
-        Ok(Self { index, fields, writer, reader, secs: 0.0 })
+        Ok(Self {
+            index,
+            fields,
+            writer,
+            reader,
+            secs: 0.0,
+        })
     }
 
     /// Indexes the rows the batch just committed, commits, reloads.
@@ -148,11 +154,17 @@ impl RawIndex {
         for r in rows {
             let tags: Vec<String> = serde_json::from_str(&r.tags)?;
             self.writer.add_document(tantivy_ref::document(
-                &self.fields, &r.id, &r.title, &r.body, &tags,
+                &self.fields,
+                &r.id,
+                &r.title,
+                &r.body,
+                &tags,
             ))?;
         }
         let mut prepared = self.writer.prepare_commit()?;
-        prepared.set_payload(&format!("{{\"format\":1,\"generation\":\"bench\",\"seq\":{seq}}}"));
+        prepared.set_payload(&format!(
+            "{{\"format\":1,\"generation\":\"bench\",\"seq\":{seq}}}"
+        ));
         prepared.commit()?;
         self.reader.reload()?;
         self.secs += t.elapsed().as_secs_f64();
@@ -189,28 +201,39 @@ fn read_rows(file: &Path) -> Result<Vec<Row>> {
 /// same rows go into a raw tantivy index in `index`, one commit per batch.
 /// The clock covers reading the file, SQL and indexing; `sql_secs` and
 /// `index_secs` split it.
-pub async fn raw_ingest(db: &Path, files: &[PathBuf], mode: &str, index: Option<&Path>) -> Result<Value> {
+pub async fn raw_ingest(
+    db: &Path,
+    files: &[PathBuf],
+    mode: &str,
+    index: Option<&Path>,
+) -> Result<Value> {
     let mut idx = index.map(RawIndex::new).transpose()?;
     let started = Instant::now();
     let mut notes = 0usize;
     let mut sql_secs = 0.0;
     if let Some(url) = pg_url(db) {
         let mut conn = PgConnection::connect(url).await?;
-        sqlx::migrate!("../migrations/postgres").run(&mut conn).await?;
+        sqlx::migrate!("../migrations/postgres")
+            .run(&mut conn)
+            .await?;
         let started = Instant::now();
         for file in files {
             let rows = read_rows(file)?;
             notes += rows.len();
             let t = Instant::now();
             let mut tx = conn.begin().await?;
-            let last: i64 = sqlx::query_scalar(PG_TAKE).bind(rows.len() as i64).fetch_one(&mut *tx).await?;
+            let last: i64 = sqlx::query_scalar(PG_TAKE)
+                .bind(rows.len() as i64)
+                .fetch_one(&mut *tx)
+                .await?;
             let mut seq = last - rows.len() as i64 + 1;
             let first = seq;
             for chunk in rows.chunks(MULTI_ROWS) {
                 let col = |f: fn(&Row) -> String| chunk.iter().map(f).collect::<Vec<_>>();
                 let seqs: Vec<i64> = (0..chunk.len() as i64).map(|k| seq + k).collect();
                 seq += chunk.len() as i64;
-                let ids: Vec<uuid::Uuid> = chunk.iter().map(|r| r.id.parse().expect("uuid")).collect();
+                let ids: Vec<uuid::Uuid> =
+                    chunk.iter().map(|r| r.id.parse().expect("uuid")).collect();
                 sqlx::query(PG_INSERT)
                     .bind(ids)
                     .bind(col(|r| r.title.clone()))
@@ -218,7 +241,12 @@ pub async fn raw_ingest(db: &Path, files: &[PathBuf], mode: &str, index: Option<
                     .bind(col(|r| r.tags.clone()))
                     .bind(col(|r| r.metadata.clone()))
                     .bind(seqs)
-                    .bind(chunk.iter().map(|r| r.external_id.clone()).collect::<Vec<_>>())
+                    .bind(
+                        chunk
+                            .iter()
+                            .map(|r| r.external_id.clone())
+                            .collect::<Vec<_>>(),
+                    )
                     .execute(&mut *tx)
                     .await?;
             }
@@ -234,7 +262,9 @@ pub async fn raw_ingest(db: &Path, files: &[PathBuf], mode: &str, index: Option<
     }
     remove_db(db);
     let mut conn = SqliteConnection::connect_with(&options(db)?).await?;
-    sqlx::migrate!("../migrations/sqlite").run(&mut conn).await?;
+    sqlx::migrate!("../migrations/sqlite")
+        .run(&mut conn)
+        .await?;
     let stamp = timestamp::format(&timestamp::now());
     let _ = started;
     let started = Instant::now();
@@ -243,7 +273,10 @@ pub async fn raw_ingest(db: &Path, files: &[PathBuf], mode: &str, index: Option<
         notes += rows.len();
         let t = Instant::now();
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let last: i64 = sqlx::query_scalar(SQLITE_TAKE).bind(rows.len() as i64).fetch_one(&mut *tx).await?;
+        let last: i64 = sqlx::query_scalar(SQLITE_TAKE)
+            .bind(rows.len() as i64)
+            .fetch_one(&mut *tx)
+            .await?;
         let first = last - rows.len() as i64 + 1;
         match mode {
             "multirow" => {
@@ -268,10 +301,12 @@ pub async fn raw_ingest(db: &Path, files: &[PathBuf], mode: &str, index: Option<
             "batchjson" => {
                 let batch: Vec<Value> = rows
                     .iter()
-                    .map(|r| json!({
-                        "id": r.id, "title": r.title, "body": r.body, "tags": r.tags,
-                        "external_id": r.external_id, "metadata": r.metadata,
-                    }))
+                    .map(|r| {
+                        json!({
+                            "id": r.id, "title": r.title, "body": r.body, "tags": r.tags,
+                            "external_id": r.external_id, "metadata": r.metadata,
+                        })
+                    })
                     .collect();
                 sqlx::query(INSERT_JSON)
                     .bind(serde_json::to_string(&batch)?)
@@ -293,7 +328,13 @@ pub async fn raw_ingest(db: &Path, files: &[PathBuf], mode: &str, index: Option<
     finish(mode, notes, secs, sql_secs, idx)
 }
 
-fn finish(mode: &str, notes: usize, secs: f64, sql_secs: f64, idx: Option<RawIndex>) -> Result<Value> {
+fn finish(
+    mode: &str,
+    notes: usize,
+    secs: f64,
+    sql_secs: f64,
+    idx: Option<RawIndex>,
+) -> Result<Value> {
     let index_secs = idx.as_ref().map_or(0.0, |i| i.secs);
     let index = idx.map(RawIndex::finish).transpose()?;
     Ok(json!({
@@ -488,7 +529,12 @@ async fn inproc_search(
                     let h = store.feed_head().await.map_err(|e| anyhow!("{e}"))?;
                     h.seq as u64
                 } else {
-                    let params = SearchParams { q: Some(q.clone()), tag: None, limit: None, offset: None };
+                    let params = SearchParams {
+                        q: Some(q.clone()),
+                        tag: None,
+                        limit: None,
+                        offset: None,
+                    };
                     let res = notes_api::search::search(index.as_ref(), params)
                         .await
                         .map_err(|e| anyhow!("{e}"))?;
@@ -519,8 +565,14 @@ async fn inproc_search(
     o.insert("secs".into(), json!(secs));
     o.insert("requests".into(), json!(n));
     o.insert("qps".into(), json!(n as f64 / secs));
-    o.insert("avg_total_hits".into(), json!(totals as f64 / n.max(1) as f64));
-    o.insert("zero_hit_share".into(), json!(zero as f64 / n.max(1) as f64));
+    o.insert(
+        "avg_total_hits".into(),
+        json!(totals as f64 / n.max(1) as f64),
+    );
+    o.insert(
+        "zero_hit_share".into(),
+        json!(zero as f64 / n.max(1) as f64),
+    );
     o.insert("index_documents".into(), json!(status.documents));
     o.insert("index_open_ms".into(), json!(opened_ms));
     Ok(out)

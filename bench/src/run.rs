@@ -754,7 +754,10 @@ impl Ctx {
         if self.real_desc.is_none() {
             let t = Instant::now();
             let d = crate::real::generate(&self.real_corpus, &crate::real::Params::default())?;
-            eprintln!("   (real-text corpus ready in {:.0} s)", t.elapsed().as_secs_f64());
+            eprintln!(
+                "   (real-text corpus ready in {:.0} s)",
+                t.elapsed().as_secs_f64()
+            );
             self.real_desc = Some(d);
         }
         Ok(CorpusSet {
@@ -802,7 +805,11 @@ impl Ctx {
     /// Ingests corpus `c` over HTTP into a fresh data dir (and database);
     /// returns the client's report, the peak RSS of the server and the
     /// commands.
-    fn http_ingest_once(&self, c: &CorpusSet, backend: Backend) -> Result<(Value, u64, Vec<String>)> {
+    fn http_ingest_once(
+        &self,
+        c: &CorpusSet,
+        backend: Backend,
+    ) -> Result<(Value, u64, Vec<String>)> {
         let data = self.data_of(c, backend);
         procs::fresh_dir(&data)?;
         if backend == Backend::Postgres {
@@ -839,7 +846,11 @@ impl Ctx {
 
     /// Makes sure the service's data dir for `c` holds the corpus (ingested
     /// over HTTP if not); returns that ingest's report when it ran.
-    fn ensure_data(&mut self, c: &CorpusSet, backend: Backend) -> Result<Option<(Value, Vec<String>)>> {
+    fn ensure_data(
+        &mut self,
+        c: &CorpusSet,
+        backend: Backend,
+    ) -> Result<Option<(Value, Vec<String>)>> {
         let marker = self.data_of(c, backend).join(".complete");
         let expected = c.desc["notes"].as_u64();
         if fs::read_to_string(&marker).ok() == Some(c.desc["params"].to_string())
@@ -856,7 +867,11 @@ impl Ctx {
     fn ensure_tantivy(&self, c: &CorpusSet) -> Result<(PathBuf, Value, String)> {
         let dir = self.work.join(format!("tantivy-{}", c.label));
         let marker = self.work.join(format!("tantivy-{}.json", c.label));
-        let mut args = vec!["tantivy-build".to_owned(), "--index".into(), dir.display().to_string()];
+        let mut args = vec![
+            "tantivy-build".to_owned(),
+            "--index".into(),
+            dir.display().to_string(),
+        ];
         args.extend(batches_in(&c.dir)?);
         let cmd = format!("{} {}", self.me.display(), args.join(" "));
         if let Ok(text) = fs::read_to_string(&marker)
@@ -866,9 +881,15 @@ impl Ctx {
         {
             return Ok((dir, v["build"].clone(), cmd));
         }
-        eprintln!("   (building the raw tantivy index of the {} corpus)", c.label);
+        eprintln!(
+            "   (building the raw tantivy index of the {} corpus)",
+            c.label
+        );
         let (v, cmd) = self.sub(&args)?;
-        fs::write(&marker, json!({"params": c.desc["params"], "build": v}).to_string())?;
+        fs::write(
+            &marker,
+            json!({"params": c.desc["params"], "build": v}).to_string(),
+        )?;
         Ok((dir, v, cmd))
     }
 
@@ -915,8 +936,12 @@ impl Ctx {
                 let (v, cmd) = self.sub(&a)?;
                 let key = format!("raw_{}", mode.replace('-', "_"));
                 secs.entry(key.clone()).or_default().push(f(&v, &["secs"]));
-                secs.entry(format!("{key}_sql")).or_default().push(f(&v, &["sql_secs"]));
-                secs.entry(format!("{key}_index")).or_default().push(f(&v, &["index_secs"]));
+                secs.entry(format!("{key}_sql"))
+                    .or_default()
+                    .push(f(&v, &["sql_secs"]));
+                secs.entry(format!("{key}_index"))
+                    .or_default()
+                    .push(f(&v, &["index_secs"]));
                 push_run(&mut runs, &key, v);
                 cmds.insert(key, json!(cmd));
             }
@@ -924,13 +949,17 @@ impl Ctx {
                 let mut a = vec!["inproc-ingest".to_owned(), "--db".into(), ref_db("inproc")?];
                 a.extend(files.iter().cloned());
                 let (v, cmd) = self.sub(&a)?;
-                secs.entry("inproc_store".into()).or_default().push(f(&v, &["secs"]));
+                secs.entry("inproc_store".into())
+                    .or_default()
+                    .push(f(&v, &["secs"]));
                 push_run(&mut runs, "inproc_store", v);
                 cmds.insert("inproc_store".into(), json!(cmd));
             }
             let (mut v, hwm, cm) = self.http_ingest_once(&c, backend)?;
             v["server_vmhwm_kb"] = json!(hwm);
-            secs.entry("http".into()).or_default().push(f(&v, &["secs"]));
+            secs.entry("http".into())
+                .or_default()
+                .push(f(&v, &["secs"]));
             push_run(&mut runs, "http", v);
             cmds.insert("http".into(), json!(cm));
             eprintln!(
@@ -1035,7 +1064,8 @@ impl Ctx {
             let d = self.search_on(&c, backend, 5.0, true)?;
             detail.insert(c.label.into(), d);
         }
-        self.details.insert(self.current.clone(), Value::Object(detail));
+        self.details
+            .insert(self.current.clone(), Value::Object(detail));
         Ok(())
     }
 
@@ -1071,7 +1101,13 @@ impl Ctx {
     /// wrk through the service on corpus `c` against raw tantivy in
     /// process; the figures of one corpus. `own_ref`: build the bench's own
     /// tantivy index (else the reference reads the service's index files).
-    fn search_on(&mut self, c: &CorpusSet, backend: Backend, p99_target: f64, own_ref: bool) -> Result<Value> {
+    fn search_on(
+        &mut self,
+        c: &CorpusSet,
+        backend: Backend,
+        p99_target: f64,
+        own_ref: bool,
+    ) -> Result<Value> {
         let ingested = self.ensure_data(c, backend)?;
         let data = self.data_of(c, backend);
         let db = match backend {
@@ -1091,9 +1127,18 @@ impl Ctx {
         };
         let spec = self.service_on(c, backend, &format!("service-search-{}", c.label));
         let mut server = spec.spawn()?;
-        let ready = server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(300))?;
+        let ready = server.wait_ready(
+            "/readyz",
+            Duration::from_millis(5),
+            Duration::from_secs(300),
+        )?;
         let url = format!("http://{SERVICE_ADDR}/");
-        let paths = |k: &str| c.dir.join(format!("queries-{k}.paths")).display().to_string();
+        let paths = |k: &str| {
+            c.dir
+                .join(format!("queries-{k}.paths"))
+                .display()
+                .to_string()
+        };
         let texts = |k: &str| c.dir.join(format!("queries-{k}.txt")).display().to_string();
         // Sanity: the first query of each kind answers 200 with hits.
         let mut sanity = Map::new();
@@ -1107,14 +1152,33 @@ impl Ctx {
             if r.status != 200 {
                 bail!("{first}: HTTP {}", r.status);
             }
-            sanity.insert(kind.into(), json!({"path": first, "total": r.json()?["total"]}));
+            sanity.insert(
+                kind.into(),
+                json!({"path": first, "total": r.json()?["total"]}),
+            );
         }
         let rss_kb = server.status_kb("VmRSS")?;
-        self.wrk(None, conns, 3, "search.lua", &url, &[paths("1term")], &format!("wrk-search-{}-warmup", c.label))?;
+        self.wrk(
+            None,
+            conns,
+            3,
+            "search.lua",
+            &url,
+            &[paths("1term")],
+            &format!("wrk-search-{}-warmup", c.label),
+        )?;
         let mut http = Map::new();
         let mut wrk_cmds = Map::new();
         for kind in corpus::QUERY_KINDS {
-            let (v, cmd) = self.wrk(None, conns, dur, "search.lua", &url, &[paths(kind)], &format!("wrk-search-{}-{kind}{sx}", c.label))?;
+            let (v, cmd) = self.wrk(
+                None,
+                conns,
+                dur,
+                "search.lua",
+                &url,
+                &[paths(kind)],
+                &format!("wrk-search-{}-{kind}{sx}", c.label),
+            )?;
             http.insert(kind.into(), v);
             wrk_cmds.insert(kind.into(), json!(cmd));
         }
@@ -1125,14 +1189,22 @@ impl Ctx {
         let main_mode = if own_ref { "tantivy" } else { "tantivy-svc" };
         let mut modes: Vec<(&str, u32)> = vec![(main_mode, dur), ("inproc", aux)];
         if own_ref {
-            modes.extend([("tantivy-svc", aux), ("tantivy-nodocs", aux), ("tantivy-snippets", aux)]);
+            modes.extend([
+                ("tantivy-svc", aux),
+                ("tantivy-nodocs", aux),
+                ("tantivy-snippets", aux),
+            ]);
         }
         if backend == Backend::Sqlite && !own_ref {
             modes.push(("tantivy-nodocs", aux));
         }
         for kind in corpus::QUERY_KINDS {
             for &(mode, d) in &modes {
-                let index = if mode == "tantivy-svc" { data.join("index") } else { ref_index.clone() };
+                let index = if mode == "tantivy-svc" {
+                    data.join("index")
+                } else {
+                    ref_index.clone()
+                };
                 let mut a: Vec<String> = vec![
                     "search-ref".into(),
                     "--queries".into(),
@@ -1147,7 +1219,12 @@ impl Ctx {
                 if mode.starts_with("tantivy") {
                     a.extend(["--index".into(), index.display().to_string()]);
                 } else {
-                    a.extend(["--db".into(), db.clone(), "--data-dir".into(), data.display().to_string()]);
+                    a.extend([
+                        "--db".into(),
+                        db.clone(),
+                        "--data-dir".into(),
+                        data.display().to_string(),
+                    ]);
                 }
                 let (v, cmd) = self.sub(&a)?;
                 refs.entry(kind).or_insert_with(|| json!({}))[mode] = v;
@@ -1156,11 +1233,25 @@ impl Ctx {
         }
         // The query every search makes before it searches, alone.
         let (feedhead, feedhead_cmd) = self.sub(&[
-            "search-ref".into(), "--queries".into(), texts("1term"), "--mode".into(), "feedhead".into(),
-            "--concurrency".into(), conns.to_string(), "--duration".into(), aux.to_string(),
-            "--db".into(), db.clone(), "--data-dir".into(), data.display().to_string(),
+            "search-ref".into(),
+            "--queries".into(),
+            texts("1term"),
+            "--mode".into(),
+            "feedhead".into(),
+            "--concurrency".into(),
+            conns.to_string(),
+            "--duration".into(),
+            aux.to_string(),
+            "--db".into(),
+            db.clone(),
+            "--data-dir".into(),
+            data.display().to_string(),
         ])?;
-        let label = if c.label == "synthetic" { String::new() } else { format!("_{}", c.label.replace('-', "_")) };
+        let label = if c.label == "synthetic" {
+            String::new()
+        } else {
+            format!("_{}", c.label.replace('-', "_"))
+        };
         let cname = match c.label {
             "synthetic" => format!("synthetic {}k", notes / 1000),
             "real" => format!("real-text {}k", notes / 1000),
@@ -1181,7 +1272,10 @@ impl Ctx {
             let cmds = vec![
                 spec.command_line(),
                 wrk_cmds[kind].as_str().unwrap_or_default().to_owned(),
-                ref_cmds[kind][main_mode].as_str().unwrap_or_default().to_owned(),
+                ref_cmds[kind][main_mode]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             ];
             self.push(Figure {
                 id: format!("search{label}_{kind}_p99_ms{sx}"),
@@ -1197,10 +1291,16 @@ impl Ctx {
             });
             self.push(Figure {
                 id: format!("search{label}_{kind}_qps{sx}"),
-                name: format!("Search {kind}, {cname}, {dbl}, HTTP, {conns} connections: queries/s"),
+                name: format!(
+                    "Search {kind}, {cname}, {dbl}, HTTP, {conns} connections: queries/s"
+                ),
                 value: qps,
                 unit: "q/s".into(),
-                target: if p99_target <= 5.0 { ">= 3000".into() } else { "(reported)".into() },
+                target: if p99_target <= 5.0 {
+                    ">= 3000".into()
+                } else {
+                    "(reported)".into()
+                },
                 pass: (p99_target <= 5.0).then_some(qps >= 3000.0),
                 reference: format!("{ref_desc}, {conns} threads: q/s"),
                 reference_value: Some(f(r, &["qps"])),
@@ -1246,31 +1346,56 @@ impl Ctx {
         procs::fresh_dir(&data)?;
         let src = self.data_100k();
         let out = Command::new("cp")
-            .args(["-a", &format!("{}/.", src.display()), &data.display().to_string()])
+            .args([
+                "-a",
+                &format!("{}/.", src.display()),
+                &data.display().to_string(),
+            ])
             .output()?;
         if !out.status.success() {
             bail!("cp -a: {}", String::from_utf8_lossy(&out.stderr));
         }
         let spec = self.service_spec(&data, None, &[], "service-writes");
         let mut server = spec.spawn()?;
-        server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(120))?;
+        server.wait_ready(
+            "/readyz",
+            Duration::from_millis(5),
+            Duration::from_secs(120),
+        )?;
         let dur = self.set.writes_duration_s;
         let search_conns = self.set.writes_search_connections;
-        let paths = self.corpus.join("queries-1term.paths").display().to_string();
+        let paths = self
+            .corpus
+            .join("queries-1term.paths")
+            .display()
+            .to_string();
         let mut detail = Map::new();
         let mut phase = 0;
         for (load, conc) in [(false, 1usize), (false, 4), (true, 1), (true, 4)] {
             phase += 1;
             // The search load: wrk in its own process, for the whole phase.
             let wrk_argv: Vec<String> = vec![
-                "wrk".into(), "-t1".into(), format!("-c{search_conns}"), format!("-d{}s", dur + 2),
-                "--latency".into(), "--timeout".into(), "10s".into(),
-                "-s".into(), self.lua.join("search.lua").display().to_string(),
-                format!("http://{SERVICE_ADDR}/"), "--".into(), paths.clone(),
+                "wrk".into(),
+                "-t1".into(),
+                format!("-c{search_conns}"),
+                format!("-d{}s", dur + 2),
+                "--latency".into(),
+                "--timeout".into(),
+                "10s".into(),
+                "-s".into(),
+                self.lua.join("search.lua").display().to_string(),
+                format!("http://{SERVICE_ADDR}/"),
+                "--".into(),
+                paths.clone(),
             ];
             let wrk = if load {
-                Some(Command::new(&wrk_argv[0]).args(&wrk_argv[1..])
-                    .stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?)
+                Some(
+                    Command::new(&wrk_argv[0])
+                        .args(&wrk_argv[1..])
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()?,
+                )
             } else {
                 None
             };
@@ -1278,9 +1403,15 @@ impl Ctx {
                 std::thread::sleep(Duration::from_secs(1));
             }
             let (v, cmd) = self.sub(&[
-                "write-load".into(), "--addr".into(), SERVICE_ADDR.into(),
-                "--concurrency".into(), conc.to_string(), "--duration".into(), dur.to_string(),
-                "--tag".into(), format!("p{phase}"),
+                "write-load".into(),
+                "--addr".into(),
+                SERVICE_ADDR.into(),
+                "--concurrency".into(),
+                conc.to_string(),
+                "--duration".into(),
+                dur.to_string(),
+                "--tag".into(),
+                format!("p{phase}"),
             ])?;
             let mut search = Value::Null;
             if let Some(child) = wrk {
@@ -1297,8 +1428,11 @@ impl Ctx {
             let writes = f(&v, &["writes"]);
             let found = f(&v, &["verified_found"]);
             let load_desc = if load {
-                format!("while wrk searches ({search_conns} connections, 1-term: {:.0} q/s, p99 {:.1} ms)",
-                    f(&search, &["rps"]), f(&search, &["latency_us", "p99"]) / 1000.0)
+                format!(
+                    "while wrk searches ({search_conns} connections, 1-term: {:.0} q/s, p99 {:.1} ms)",
+                    f(&search, &["rps"]),
+                    f(&search, &["latency_us", "p99"]) / 1000.0
+                )
             } else {
                 "no other load".into()
             };
@@ -1336,8 +1470,11 @@ impl Ctx {
         server.stop()?;
         // The floor: a raw SQLite row + tantivy commit and reload per write.
         let (rv, rcmd) = self.sub(&[
-            "write-ref".into(), "--dir".into(), self.work.join("write-ref").display().to_string(),
-            "--duration".into(), dur.to_string(),
+            "write-ref".into(),
+            "--dir".into(),
+            self.work.join("write-ref").display().to_string(),
+            "--duration".into(),
+            dur.to_string(),
         ])?;
         let alone = &detail["alone_c1"]["writes"];
         self.push(Figure {
@@ -1356,7 +1493,8 @@ impl Ctx {
             commands: vec![rcmd],
         });
         detail.insert("raw_floor".into(), rv);
-        self.details.insert(self.current.clone(), Value::Object(detail));
+        self.details
+            .insert(self.current.clone(), Value::Object(detail));
         Ok(())
     }
 

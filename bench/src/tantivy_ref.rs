@@ -127,7 +127,10 @@ fn field_query(field: Field, c: &Clause) -> Box<dyn Query> {
         .map(|t| Term::from_field_text(field, t))
         .collect();
     match (terms.len(), c.prefix) {
-        (1, false) => Box::new(TermQuery::new(terms.remove(0), IndexRecordOption::WithFreqs)),
+        (1, false) => Box::new(TermQuery::new(
+            terms.remove(0),
+            IndexRecordOption::WithFreqs,
+        )),
         (_, false) => Box::new(PhraseQuery::new(terms)),
         (_, true) => {
             let mut q = PhrasePrefixQuery::new(terms);
@@ -234,12 +237,7 @@ pub struct Work {
     pub snippets: bool,
 }
 
-fn one(
-    searcher: &Searcher,
-    f: &Fields,
-    q: &query::Query,
-    work: Work,
-) -> Result<u64> {
+fn one(searcher: &Searcher, f: &Fields, q: &query::Query, work: Work) -> Result<u64> {
     let tq = build_query(f, q);
     let top = TopDocs::with_limit(20).and_offset(0).order_by_score();
     let (hits, total): (Vec<(Score, DocAddress)>, usize) = searcher.search(&tq, &(top, Count))?;
@@ -327,8 +325,14 @@ pub fn search_load(
     o.insert("secs".into(), json!(secs));
     o.insert("requests".into(), json!(n));
     o.insert("qps".into(), json!(n as f64 / secs));
-    o.insert("avg_total_hits".into(), json!(totals as f64 / n.max(1) as f64));
-    o.insert("zero_hit_share".into(), json!(zero as f64 / n.max(1) as f64));
+    o.insert(
+        "avg_total_hits".into(),
+        json!(totals as f64 / n.max(1) as f64),
+    );
+    o.insert(
+        "zero_hit_share".into(),
+        json!(zero as f64 / n.max(1) as f64),
+    );
     o.insert("index_docs".into(), json!(docs));
     o.insert("index_segments".into(), json!(segments));
     Ok(out)
@@ -351,12 +355,18 @@ pub async fn write_ref(dir: &Path, duration: Duration) -> Result<Value> {
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
         .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
     let mut conn = SqliteConnection::connect_with(&opts).await?;
-    sqlx::migrate!("../migrations/sqlite").run(&mut conn).await?;
+    sqlx::migrate!("../migrations/sqlite")
+        .run(&mut conn)
+        .await?;
     let (index, f) = create(&dir.join("index"))?;
     let mut w = writer(&index, WRITER_MEMORY)?;
-    let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
     let reader: IndexReader = reader;
-    let stamp = notes_api::domain::note::timestamp::format(&notes_api::domain::note::timestamp::now());
+    let stamp =
+        notes_api::domain::note::timestamp::format(&notes_api::domain::note::timestamp::now());
     let (mut lat, mut sql, mut idx) = (Vec::new(), Vec::new(), Vec::new());
     let deadline = Instant::now() + duration;
     let started = Instant::now();
@@ -368,9 +378,11 @@ pub async fn write_ref(dir: &Path, duration: Duration) -> Result<Value> {
         let body = format!("A single note; its own word is zqwref{n}x.");
         let t0 = Instant::now();
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let seq: i64 = sqlx::query_scalar("UPDATE search_feed SET head = head + 1 WHERE id = 1 RETURNING head")
-            .fetch_one(&mut *tx)
-            .await?;
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE search_feed SET head = head + 1 WHERE id = 1 RETURNING head",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         sqlx::query("INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, change_seq) VALUES (?, ?, ?, '[]', NULL, '{}', ?, ?, ?)")
             .bind(&id).bind(&title).bind(&body).bind(&stamp).bind(&stamp).bind(seq)
             .execute(&mut *tx)
@@ -379,7 +391,9 @@ pub async fn write_ref(dir: &Path, duration: Duration) -> Result<Value> {
         let t1 = Instant::now();
         w.add_document(document(&f, &id, &title, &body, &[]))?;
         let mut prepared = w.prepare_commit()?;
-        prepared.set_payload(&format!("{{\"format\":1,\"generation\":\"bench\",\"seq\":{seq}}}"));
+        prepared.set_payload(&format!(
+            "{{\"format\":1,\"generation\":\"bench\",\"seq\":{seq}}}"
+        ));
         prepared.commit()?;
         reader.reload()?;
         let t2 = Instant::now();

@@ -145,9 +145,21 @@ pub fn write_load(addr: &str, concurrency: usize, duration: Duration, tag: &str)
     o.insert("writes".into(), json!(n));
     o.insert("writes_per_s".into(), json!(n as f64 / secs));
     o.insert("errors".into(), json!(errors));
-    o.insert("verified_found".into(), json!(found.load(Ordering::Relaxed)));
-    o.insert("verified_missing".into(), json!(missing.load(Ordering::Relaxed)));
-    o.insert("verify_errors".into(), json!(verify_errors.load(Ordering::Relaxed)));
-    o.insert("verify_search_after_return".into(), stats::latency_summary(&mut vl));
+    o.insert(
+        "verified_found".into(),
+        json!(found.load(Ordering::Relaxed)),
+    );
+    o.insert(
+        "verified_missing".into(),
+        json!(missing.load(Ordering::Relaxed)),
+    );
+    o.insert(
+        "verify_errors".into(),
+        json!(verify_errors.load(Ordering::Relaxed)),
+    );
+    o.insert(
+        "verify_search_after_return".into(),
+        stats::latency_summary(&mut vl),
+    );
     Ok(out)
 }
