@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::{
     blobs::{BlobError, Blobs},
     config::Config,
-    domain::note::timestamp,
+    domain::timestamp,
     store::{DynStore, Record, StoreError},
 };
 
@@ -108,16 +108,6 @@ pub struct Target<'a> {
     pub store: &'a DynStore,
     pub blobs: &'a Blobs,
     pub config: &'a Config,
-}
-
-impl<'a> From<&'a crate::http::AppState> for Target<'a> {
-    fn from(state: &'a crate::http::AppState) -> Self {
-        Self {
-            store: &state.store,
-            blobs: &state.blobs,
-            config: &state.config,
-        }
-    }
 }
 
 /// Writes a snapshot under `to`; returns its manifest.

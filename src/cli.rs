@@ -4,7 +4,16 @@ use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
-use crate::{config::Config, healthcheck, server, store, telemetry};
+use crate::{
+    backup,
+    blobs::Blobs,
+    config::Config,
+    healthcheck,
+    jobs::schedule::Schedule,
+    server,
+    store::{self, DynStore, PoolSettings},
+    telemetry,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "notes-api", version = crate::VERSION, about = "Notes, bulk ingest and full-text search")]
@@ -69,9 +78,9 @@ impl Cli {
             Command::Backup { config, to } => {
                 with_config(config, |config| async move {
                     let to = to.unwrap_or_else(|| config.backup_to());
-                    let state = server::build_state(config).await?;
-                    let manifest = crate::backup::create(&state, &to).await;
-                    state.close().await;
+                    let (store, blobs) = open_data(&config).await?;
+                    let manifest = backup::create(target(&store, &blobs, &config), &to).await;
+                    store.close().await;
                     let manifest = manifest?;
                     println!("{}", serde_json::to_string_pretty(&manifest.summary(&to))?);
                     Ok(())
@@ -80,9 +89,9 @@ impl Cli {
             }
             Command::Restore { config, from } => {
                 with_config(config, |config| async move {
-                    let state = server::build_state(config).await?;
-                    let manifest = crate::backup::restore(&state, &from).await;
-                    state.close().await;
+                    let (store, blobs) = open_data(&config).await?;
+                    let manifest = backup::restore(target(&store, &blobs, &config), &from).await;
+                    store.close().await;
                     let manifest = manifest?;
                     println!(
                         "{}",
@@ -92,7 +101,7 @@ impl Cli {
                 })
                 .await
             }
-            Command::Config(config) => match config.resolve() {
+            Command::Config(config) => match check(config) {
                 Ok(config) => {
                     println!(
                         "{}",
@@ -130,7 +139,7 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     telemetry::init_logging(&config);
-    let config = match config.resolve() {
+    let config = match check(config) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
@@ -140,6 +149,15 @@ where
     }
 }
 
+/// The settings every subcommand starts from: resolved, and the schedule
+/// parsed, so a bad NOTES_SCHEDULE stops any process before it starts.
+fn check(config: Config) -> Result<Config, String> {
+    let config = config.resolve().map_err(|e| e.to_string())?;
+    Schedule::parse(&config.schedule)
+        .map_err(|e| format!("invalid value for NOTES_SCHEDULE: {e}"))?;
+    Ok(config)
+}
+
 fn fail(err: &dyn std::fmt::Display) -> ExitCode {
     // Logged once, where operators look; the exit code tells the supervisor.
     tracing::error!("{err}");
@@ -147,8 +165,26 @@ fn fail(err: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// What a backup or a restore needs, and nothing more: the database
+/// (migrated when configured, as a serving process would) and the blobs.
+async fn open_data(config: &Config) -> anyhow::Result<(DynStore, Blobs)> {
+    let store = store::connect(config.database_url(), &PoolSettings::new(config)).await?;
+    if config.migrate_on_start && !config.read_only {
+        store.migrate().await?;
+    }
+    Ok((store, Blobs::open(config)?))
+}
+
+fn target<'a>(store: &'a DynStore, blobs: &'a Blobs, config: &'a Config) -> backup::Target<'a> {
+    backup::Target {
+        store,
+        blobs,
+        config,
+    }
+}
+
 async fn migrate(config: Config) -> anyhow::Result<()> {
-    let store = store::connect(config.database_url(), &config.pool_settings()).await?;
+    let store = store::connect(config.database_url(), &PoolSettings::new(&config)).await?;
     store.migrate().await?;
     store.close().await;
     tracing::info!(backend = store.backend(), "migrations applied");

@@ -96,7 +96,8 @@ pub struct Config {
     #[arg(long, env = "NOTES_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
 
-    /// Directory for the embedded SQLite database (and, later, local blobs).
+    /// Where the embedded defaults live: the SQLite database (`notes.db`),
+    /// attachments (`blobs/`) and the search index (`index/`).
     #[arg(long, env = "NOTES_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
@@ -300,8 +301,6 @@ impl Config {
             self.queue_url.take(),
             self.queue_url_file.as_deref(),
         )?;
-        crate::jobs::scheduler::Schedule::parse(&self.schedule)
-            .map_err(|e| ConfigError::Invalid("NOTES_SCHEDULE", e))?;
         if self.storage_url.is_none() {
             self.storage_url = Some(format!("file://{}", self.data_dir.join("blobs").display()));
         }
@@ -358,14 +357,6 @@ impl Config {
         self.env == Environment::Production
     }
 
-    pub fn pool_settings(&self) -> crate::store::PoolSettings {
-        crate::store::PoolSettings {
-            max_connections: self.db_max_connections,
-            connect_timeout: Duration::from_secs(self.db_connect_timeout),
-            statement_timeout: Duration::from_secs(self.db_statement_timeout),
-        }
-    }
-
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout)
     }
@@ -385,17 +376,6 @@ impl Config {
     pub fn job_retention(&self) -> Duration {
         Duration::from_secs(self.job_retention_hours * 3600)
     }
-    pub fn job_settings(&self) -> crate::jobs::worker::Settings {
-        crate::jobs::worker::Settings {
-            workers: self.workers,
-            max_attempts: self.job_max_attempts,
-            lease: Duration::from_secs(self.job_lease),
-            backoff: Duration::from_millis(self.job_backoff_ms),
-            poll: Duration::from_millis(self.job_poll_ms),
-            shutdown_timeout: self.shutdown_timeout(),
-        }
-    }
-
     /// The backup destination: NOTES_BACKUP_TO, else `backups/` beside the
     /// attachments (in their bucket, or under the data directory).
     pub fn backup_to(&self) -> String {

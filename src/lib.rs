@@ -1,23 +1,35 @@
 //! notes-api: a self-hostable notes and documents service.
 //!
-//! `domain` holds the rules, `store` the persistence behind one trait,
-//! `search` the query language and snippets, `index` the search index
-//! derived from the store, `http` the thin HTTP edge.
+//! The modules form layers; each uses only the ones below it, and
+//! `docs/architecture.md` draws them (a test, `tests/architecture.rs`,
+//! keeps the code to that picture):
+//!
+//! - `config` (settings as data) and `text` (query language, tokenizer,
+//!   snippets) are leaves;
+//! - `domain` holds the rules of notes, keys, attachments, batches;
+//! - `store` (the database), `blobs` (objects) and `queue` (jobs) persist,
+//!   each behind one trait with one module per backend;
+//! - `index` is the search index derived from the store, `search` the
+//!   search use-case over it, `backup` snapshots of store and blobs;
+//! - `jobs` runs the queue's jobs on a `jobs::Context`;
+//! - `http` is the thin HTTP edge; `server` wires a process together and
+//!   `cli` is the command line.
 
 pub mod backup;
 pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub mod error;
 pub mod healthcheck;
 pub mod http;
 pub mod index;
 pub mod jobs;
+pub mod queue;
 pub mod search;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Set at build time (build.rs): `NOTES_GIT_SHA`, else `git rev-parse`, else "unknown".

@@ -11,7 +11,9 @@ use crate::{
     config::Config,
     http::{self, AppState},
     index::{DynIndex, IndexSettings, TantivyIndex},
-    jobs, store, telemetry,
+    jobs, queue,
+    store::{self, PoolSettings},
+    telemetry,
 };
 
 /// Opens the store (migrating it when configured), the object store, the
@@ -21,13 +23,13 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 }
 
 async fn build_state_for(config: Config, role: Role) -> anyhow::Result<AppState> {
-    let db = store::open(config.database_url(), &config.pool_settings()).await?;
+    let db = store::open(config.database_url(), &PoolSettings::new(&config)).await?;
     let store = db.store();
     if config.migrate_on_start && !config.read_only {
         store.migrate().await?;
     }
     let blobs = Blobs::open(&config)?;
-    let queue = jobs::connect(config.queue_url(), &db).await?;
+    let queue = queue::connect(config.queue_url(), &db).await?;
     let index: Option<DynIndex> = match role {
         Role::Api => Some(Arc::new(TantivyIndex::open(
             store.clone(),
@@ -36,11 +38,8 @@ async fn build_state_for(config: Config, role: Role) -> anyhow::Result<AppState>
         Role::Worker => None,
     };
     Ok(AppState::new(
-        store,
-        blobs,
-        queue,
+        jobs::Context::new(store, blobs, queue, config),
         index,
-        config,
         telemetry::metrics(),
     ))
 }
@@ -79,15 +78,15 @@ fn announce(state: &AppState, listener: &TcpListener, role: Role) {
     tracing::info!(
         %addr,
         ?role,
-        backend = state.store.backend(),
-        queue = state.queue.backend(),
-        workers = workers(state, role),
-        env = ?state.config.env,
-        read_only = state.config.read_only,
+        backend = state.store().backend(),
+        queue = state.queue().backend(),
+        workers = workers(state),
+        env = ?state.config().env,
+        read_only = state.config().read_only,
         version = crate::VERSION,
         "notes-api listening"
     );
-    if !state.config.is_production() {
+    if !state.config().is_production() {
         tracing::warn!(
             "DEVELOPMENT MODE: no API key is required on any route. Set NOTES_ENV=production \
              and NOTES_MASTER_KEY before exposing this server."
@@ -96,11 +95,11 @@ fn announce(state: &AppState, listener: &TcpListener, role: Role) {
 }
 
 /// In-process workers: none in read-only mode (jobs write).
-fn workers(state: &AppState, _role: Role) -> usize {
-    if state.config.read_only {
+fn workers(state: &AppState) -> usize {
+    if state.config().read_only {
         0
     } else {
-        state.config.workers
+        state.config().workers
     }
 }
 
@@ -130,12 +129,12 @@ pub async fn run_role(
     let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
     let mut server = tokio::spawn(server.into_future());
     let job_workers = tokio::spawn(jobs::worker::run(
-        state.clone(),
-        workers(&state, role),
+        state.jobs().clone(),
+        workers(&state),
         stop.clone(),
     ));
-    let scheduler = (!state.config.read_only)
-        .then(|| tokio::spawn(jobs::scheduler::run(state.clone(), stop.clone())));
+    let scheduler = (!state.config().read_only)
+        .then(|| tokio::spawn(jobs::scheduler::run(state.jobs().clone(), stop.clone())));
 
     tokio::select! {
         res = &mut server => {
@@ -153,7 +152,7 @@ pub async fn run_role(
         () = signal => {}
     }
 
-    let timeout = state.config.shutdown_timeout();
+    let timeout = state.config().shutdown_timeout();
     tracing::info!(
         timeout_s = timeout.as_secs(),
         "shutdown requested: not ready, draining in-flight requests and jobs"
@@ -193,8 +192,8 @@ fn spawn_metrics_upkeep(state: AppState, stop: CancellationToken) -> tokio::task
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    state.metrics.run_upkeep();
-                    if let Ok(n) = state.queue.queued().await {
+                    state.metrics().run_upkeep();
+                    if let Ok(n) = state.queue().queued().await {
                         metrics::gauge!("jobs_queued").set(n as f64);
                     }
                 }

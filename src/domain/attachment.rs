@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::note::timestamp;
+use super::timestamp;
 
 pub const MAX_FILENAME_CHARS: usize = 255;
 
@@ -107,7 +107,7 @@ pub fn is_text_like(content_type: &str) -> bool {
 /// sent either way).
 pub fn extract_text(content_type: &str, bytes: &[u8]) -> Option<String> {
     is_text_like(content_type)
-        .then(|| crate::search::query::search_text(&String::from_utf8_lossy(bytes)))
+        .then(|| crate::text::query::search_text(&String::from_utf8_lossy(bytes)))
 }
 
 /// `Content-Disposition: attachment` with an ASCII fallback and the exact

@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{note::timestamp, validation::FieldError};
+use super::{timestamp, validation::FieldError};
 
 /// Scopes are ordered: `admin` includes `write`, which includes `read`.
 #[derive(

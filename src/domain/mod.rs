@@ -5,4 +5,5 @@ pub mod attachment;
 pub mod ingest;
 pub mod keys;
 pub mod note;
+pub mod timestamp;
 pub mod validation;

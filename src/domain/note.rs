@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::validation::FieldError;
+use super::{timestamp, validation::FieldError};
 
 pub const MAX_TITLE_CHARS: usize = 500;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -299,31 +299,6 @@ fn json_has_nul(v: &Value) -> bool {
         Value::Array(items) => items.iter().any(json_has_nul),
         Value::Object(map) => map.iter().any(|(k, v)| has_nul(k) || json_has_nul(v)),
         _ => false,
-    }
-}
-
-/// RFC 3339 UTC with microseconds: fixed width, so the text sorts like the time.
-pub mod timestamp {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn format(t: &DateTime<Utc>) -> String {
-        t.to_rfc3339_opts(SecondsFormat::Micros, true)
-    }
-    pub fn parse(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
-        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc))
-    }
-    /// Now, truncated to what `format` keeps, so a value read back compares equal.
-    pub fn now() -> DateTime<Utc> {
-        let t = Utc::now();
-        parse(&format(&t)).unwrap_or(t)
-    }
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(t))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let s = String::deserialize(d)?;
-        parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     extract::{ApiQuery, Auth, Read, Write, media_type, parse_id},
-    middleware::empty,
+    response::not_modified,
     state::AppState,
 };
 use crate::{
@@ -23,9 +23,9 @@ use crate::{
         self, Attachment, RangeRequest, StoredAttachment, content_disposition,
         normalize_content_type, parse_range, sanitize_filename, storage_key,
     },
-    domain::{note::timestamp, validation::FieldError},
-    error::{ApiError, ApiResult, Problem},
-    jobs::{JobKind, NewJob},
+    domain::{timestamp, validation::FieldError},
+    http::error::{ApiError, ApiResult, Problem},
+    queue::{JobKind, NewJob},
     store::StoreError,
 };
 use serde_json::json;
@@ -57,10 +57,10 @@ pub async fn upload(
 ) -> ApiResult<Response> {
     let note_id = parse_id(&note_id, "note")?;
     // Refuse before reading a byte when the note or the size is wrong.
-    if state.store.get_note(note_id).await?.is_none() {
+    if state.store().get_note(note_id).await?.is_none() {
         return Err(ApiError::not_found(format!("no note with id {note_id}")));
     }
-    let limit = state.config.max_upload_bytes;
+    let limit = state.config().max_upload_bytes;
     let headers = request.headers().clone();
     let is_multipart =
         media_type(headers.get(header::CONTENT_TYPE)).as_deref() == Some("multipart/form-data");
@@ -125,9 +125,9 @@ pub async fn upload(
     };
     let attachment = stored.attachment.clone();
     let extract = attachment::is_text_like(&attachment.content_type) && attachment.size > 0;
-    if let Err(e) = state.store.create_attachment(stored).await {
+    if let Err(e) = state.store().create_attachment(stored).await {
         // The row was not written: the object must not outlive the request.
-        state.blobs.delete_all(std::slice::from_ref(&key)).await;
+        state.blobs().delete_all(std::slice::from_ref(&key)).await;
         return Err(match e {
             StoreError::NotFound => {
                 ApiError::not_found(format!("note {note_id} was deleted during the upload"))
@@ -161,8 +161,8 @@ where
     E: std::fmt::Display,
 {
     let written = state
-        .blobs
-        .put_stream(key, body, state.config.max_upload_bytes)
+        .blobs()
+        .put_stream(key, body, state.config().max_upload_bytes)
         .await?;
     Ok((written.size, written.sha256))
 }
@@ -182,16 +182,16 @@ pub async fn list(
     Path(note_id): Path<String>,
 ) -> ApiResult<Json<Vec<Attachment>>> {
     let note_id = parse_id(&note_id, "note")?;
-    if state.store.get_note(note_id).await?.is_none() {
+    if state.store().get_note(note_id).await?.is_none() {
         return Err(ApiError::not_found(format!("no note with id {note_id}")));
     }
-    Ok(Json(state.store.list_attachments(note_id).await?))
+    Ok(Json(state.store().list_attachments(note_id).await?))
 }
 
 async fn find(state: &AppState, id: &str) -> ApiResult<StoredAttachment> {
     let id = parse_id(id, "attachment")?;
     state
-        .store
+        .store()
         .get_attachment(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no attachment with id {id}")))
@@ -231,9 +231,7 @@ pub async fn content(
         .get(header::IF_NONE_MATCH)
         .is_some_and(|v| v.as_bytes() == etag.as_bytes() || v == "*")
     {
-        let mut res = empty(StatusCode::NOT_MODIFIED);
-        res.headers_mut().insert(header::ETAG, etag);
-        return Ok(res);
+        return Ok(not_modified(etag));
     }
     let range = parse_range(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
@@ -254,7 +252,10 @@ pub async fn content(
         RangeRequest::Full => (StatusCode::OK, None),
         RangeRequest::Partial(start, end) => (StatusCode::PARTIAL_CONTENT, Some(start..end + 1)),
     };
-    let stream = state.blobs.get(&stored.storage_key, bytes.clone()).await?;
+    let stream = state
+        .blobs()
+        .get(&stored.storage_key, bytes.clone())
+        .await?;
     let length = bytes.as_ref().map_or(a.size, |r| r.end - r.start);
 
     let mut res = Response::new(Body::from_stream(stream.map_err(std::io::Error::other)));
@@ -299,11 +300,11 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let uuid: Uuid = parse_id(&id, "attachment")?;
     let key = state
-        .store
+        .store()
         .delete_attachment(uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no attachment with id {uuid}")))?;
     state.searchable().await;
-    state.blobs.delete_all(&[key]).await;
+    state.blobs().delete_all(&[key]).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,7 +18,7 @@ use crate::{
         keys::{Principal, Scope, hash_key, matches_master},
         validation::{FieldError, json_error, json_field_error},
     },
-    error::ApiError,
+    http::error::ApiError,
 };
 
 /// JSON body parsed with the path of the first bad field.
@@ -154,10 +154,10 @@ impl<R: Requirement> FromRequestParts<AppState> for Auth<R> {
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     let Some(master) = state
-        .config
+        .config()
         .master_key
         .as_ref()
-        .filter(|_| state.config.is_production())
+        .filter(|_| state.config().is_production())
     else {
         return Ok(Principal::Development);
     };
@@ -179,7 +179,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
     }
     // Looked up on every request, so a revoked key stops working at once on
     // every replica.
-    match state.store.find_key(&hash_key(token)).await? {
+    match state.store().find_key(&hash_key(token)).await? {
         Some((id, scopes)) => Ok(Principal::Key { id, scopes }),
         None => Err(ApiError::unauthorized(
             "the API key is invalid or has been revoked",

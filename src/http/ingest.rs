@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     domain::ingest::{BatchError, Format, IngestReport, read_batch},
-    error::{ApiError, ApiResult, Problem},
+    http::error::{ApiError, ApiResult, Problem},
     search::elapsed_ms,
 };
 
@@ -62,7 +62,7 @@ pub async fn ingest(
             ));
         }
     };
-    let limit = state.config.max_ingest_bytes;
+    let limit = state.config().max_ingest_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -111,7 +111,7 @@ pub async fn ingest(
         }
     };
     let received = batch.notes.len() as u64;
-    let counts = state.store.ingest(batch.notes).await?;
+    let counts = state.store().ingest(batch.notes).await?;
     state.searchable().await;
     metrics::counter!("notes_ingested_total").increment(received);
     Ok(Json(IngestReport {

@@ -18,8 +18,8 @@ use super::{
 };
 use crate::{
     domain::validation::FieldError,
-    error::{ApiError, ApiResult, Problem},
-    jobs::{Job, JobKind, JobListQuery, JobStatus, model::JobRequest},
+    http::error::{ApiError, ApiResult, Problem},
+    queue::{Job, JobKind, JobListQuery, JobStatus, model::JobRequest},
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -80,7 +80,7 @@ pub async fn get(
 ) -> ApiResult<Json<Job>> {
     let id = parse_id(&id, "job")?;
     state
-        .queue
+        .queue()
         .get(id)
         .await?
         .map(Json)
@@ -115,7 +115,7 @@ pub async fn list(
         .map_err(|e| invalid("kind", e))?;
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
     let page = state
-        .queue
+        .queue()
         .list(&JobListQuery {
             status,
             kind,
@@ -142,8 +142,8 @@ pub async fn retry(
 ) -> ApiResult<Response> {
     let id = parse_id(&id, "job")?;
     let job = state
-        .queue
-        .retry(id, crate::domain::note::timestamp::now())
+        .queue()
+        .retry(id, crate::domain::timestamp::now())
         .await
         .map_err(|e| match e {
             crate::store::StoreError::NotFound => {

@@ -14,9 +14,9 @@ use super::{
 use crate::{
     domain::{
         keys::{ApiKey, CreatedKey, KeyRequest, generate_key},
-        note::timestamp,
+        timestamp,
     },
-    error::{ApiError, ApiResult, Problem},
+    http::error::{ApiError, ApiResult, Problem},
     store::NewKey,
 };
 
@@ -40,7 +40,7 @@ pub async fn create(
         created_at: timestamp::now(),
     };
     state
-        .store
+        .store()
         .create_key(NewKey {
             key: key.clone(),
             hash: generated.hash,
@@ -61,7 +61,7 @@ pub async fn create(
     responses((status = 200, body = Vec<ApiKey>), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = ["master"])))]
 pub async fn list(State(state): State<AppState>, _: Auth<Master>) -> ApiResult<Json<Vec<ApiKey>>> {
-    Ok(Json(state.store.list_keys().await?))
+    Ok(Json(state.store().list_keys().await?))
 }
 
 /// Revoke an API key, at once, on every replica.
@@ -75,7 +75,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "key")?;
-    if state.store.delete_key(id).await? {
+    if state.store().delete_key(id).await? {
         tracing::info!(key_id = %id, "API key revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use axum::{
-    body::Body,
     extract::{MatchedPath, Request, State},
     http::{HeaderValue, Method, StatusCode, header},
     middleware::Next,
@@ -14,18 +13,12 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::state::AppState;
-use crate::error::{ApiError, PROBLEM_JSON};
+use super::{
+    error::{ApiError, PROBLEM_JSON},
+    ops::Quiet,
+};
 
 pub const REQUEST_ID: &str = "x-request-id";
-
-/// Operational endpoints are polled constantly; their access log lines would
-/// drown everything else, so they log at debug.
-fn is_operational(route: &str) -> bool {
-    matches!(
-        route,
-        "/healthz" | "/health" | "/readyz" | "/ready" | "/metrics"
-    )
-}
 
 /// A client's request id is kept when it is short and plain (it ends up in
 /// logs and headers); anything else is replaced by a fresh one.
@@ -80,7 +73,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     let ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::error!(status, took_ms = ms, "request failed");
-    } else if is_operational(&route) {
+    } else if res.extensions().get::<Quiet>().is_some() {
         tracing::debug!(status, took_ms = ms, "request completed");
     } else {
         tracing::info!(status, took_ms = ms, "request completed");
@@ -152,7 +145,7 @@ fn default_detail(status: StatusCode) -> &'static str {
 /// NOTES_READ_ONLY: every write under /api answers 405.
 pub async fn read_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if state.config.read_only && write && req.uri().path().starts_with("/api/") {
+    if state.config().read_only && write && req.uri().path().starts_with("/api/") {
         return ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "read-only",
@@ -162,9 +155,4 @@ pub async fn read_only(State(state): State<AppState>, req: Request, next: Next) 
         .into_response();
     }
     next.run(req).await
-}
-
-/// An empty 304 (If-None-Match) or similar needs no body type.
-pub fn empty(status: StatusCode) -> Response {
-    (status, Body::empty()).into_response()
 }

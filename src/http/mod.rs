@@ -1,6 +1,7 @@
 //! The HTTP application: routes, and the layers every request goes through.
 
 pub mod attachments;
+pub mod error;
 pub mod extract;
 pub mod ingest;
 pub mod jobs;
@@ -9,6 +10,7 @@ pub mod middleware;
 pub mod notes;
 pub mod openapi;
 pub mod ops;
+pub mod response;
 pub mod search;
 pub mod state;
 
@@ -33,7 +35,7 @@ pub use state::AppState;
 pub const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let config = &state.config;
+    let config = &state.config();
     let timeout = |d| TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, d);
 
     let api = Router::new()
@@ -73,7 +75,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(api)
         .merge(ingest)
-        .merge(ops())
+        .merge(ops::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .layer(from_fn_with_state(state.clone(), middleware::read_only));
     if let Some(cors) = cors(&config.cors_origins) {
@@ -82,19 +84,9 @@ pub fn router(state: AppState) -> Router {
     common_layers(app, state)
 }
 
-fn ops() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/health", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/ready", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/version", get(ops::version))
-}
-
 /// What `notes-api worker` serves: probes and metrics, no API.
 pub fn ops_router(state: AppState) -> Router {
-    common_layers(ops(), state)
+    common_layers(ops::router(), state)
 }
 
 fn common_layers(app: Router<AppState>, state: AppState) -> Router {

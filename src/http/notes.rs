@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     extract::{ApiJson, ApiQuery, Auth, Read, Write, parse_id},
-    middleware::empty,
+    response::not_modified,
     state::AppState,
 };
 use crate::{
@@ -20,7 +20,7 @@ use crate::{
         note::{Note, NoteDraft, NotePatch},
         validation::FieldError,
     },
-    error::{ApiError, ApiResult, Problem},
+    http::error::{ApiError, ApiResult, Problem},
     search::normalize_tag_filter,
     store::{ListQuery, StoreError},
 };
@@ -90,7 +90,7 @@ pub async fn create(
     ApiJson(draft): ApiJson<NoteDraft>,
 ) -> ApiResult<Response> {
     let input = draft.validate().map_err(ApiError::validation)?;
-    let note = state.store.create_note(input).await?;
+    let note = state.store().create_note(input).await?;
     state.searchable().await;
     let location = HeaderValue::from_str(&format!("/api/v1/notes/{}", note.id)).expect("uuid path");
     let mut res = with_etag(StatusCode::CREATED, note);
@@ -122,7 +122,7 @@ pub async fn list(
         .map_err(|e| ApiError::validation(vec![e]))?;
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
     let page = state
-        .store
+        .store()
         .list_notes(&ListQuery { tag, limit, after })
         .await?;
     Ok(Json(NotePage {
@@ -144,16 +144,14 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let id = parse_id(&id, "note")?;
     let note = state
-        .store
+        .store()
         .get_note(id)
         .await?
         .ok_or_else(|| not_found(id))?;
     if let Some(inm) = headers.get(header::IF_NONE_MATCH)
         && etag_list_matches(inm, note.version)
     {
-        let mut res = empty(StatusCode::NOT_MODIFIED);
-        res.headers_mut().insert(header::ETAG, etag(&note));
-        return Ok(res);
+        return Ok(not_modified(etag(&note)));
     }
     Ok(with_etag(StatusCode::OK, note))
 }
@@ -178,7 +176,7 @@ pub async fn update(
     // concurrent writer means re-read and re-apply, not fail.
     for _ in 0..MAX_PATCH_ATTEMPTS {
         let current = state
-            .store
+            .store()
             .get_note(id)
             .await?
             .ok_or_else(|| not_found(id))?;
@@ -194,7 +192,7 @@ pub async fn update(
         if input.same_content(&current) {
             return Ok(with_etag(StatusCode::OK, current));
         }
-        match state.store.update_note(id, input, current.version).await {
+        match state.store().update_note(id, input, current.version).await {
             Ok(note) => {
                 state.searchable().await;
                 return Ok(with_etag(StatusCode::OK, note));
@@ -222,12 +220,12 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "note")?;
     let keys = state
-        .store
+        .store()
         .delete_note(id)
         .await?
         .ok_or_else(|| not_found(id))?;
     state.searchable().await;
-    state.blobs.delete_all(&keys).await;
+    state.blobs().delete_all(&keys).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

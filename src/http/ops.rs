@@ -3,15 +3,38 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use axum::{
-    Json,
+    Json, Router,
     extract::State,
     http::{StatusCode, header},
-    response::IntoResponse,
+    middleware::map_response,
+    response::{IntoResponse, Response},
+    routing::get,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::state::AppState;
+
+/// The probes, the scrape and the version. All but `/version` are polled
+/// constantly, so their responses are marked [`Quiet`].
+pub fn router() -> Router<AppState> {
+    let quiet = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/health", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/ready", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(map_response(|mut res: Response| async move {
+            res.extensions_mut().insert(Quiet);
+            res
+        }));
+    quiet.route("/version", get(version))
+}
+
+/// On a response whose access log line would drown everything else: it
+/// logs at debug.
+#[derive(Debug, Clone, Copy)]
+pub struct Quiet;
 
 /// How long readiness waits for the database before calling it down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,16 +79,16 @@ pub async fn healthz() -> Json<Health> {
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (database, storage, queue) = tokio::join!(
-        check(async { state.store.ping().await.map_err(|e| e.to_string()) }),
-        check(async { state.blobs.ping().await.map_err(|e| e.to_string()) }),
-        check(async { state.queue.ping().await.map_err(|e| e.to_string()) }),
+        check(async { state.store().ping().await.map_err(|e| e.to_string()) }),
+        check(async { state.blobs().ping().await.map_err(|e| e.to_string()) }),
+        check(async { state.queue().ping().await.map_err(|e| e.to_string()) }),
     );
     let mut checks = BTreeMap::from([
         ("database", database),
         ("storage", storage),
         ("queue", queue),
     ]);
-    if let Some(index) = &state.index {
+    if let Some(index) = state.index() {
         // Not ready until an index answers; a rebuild behind a serving
         // index does not take the process out of rotation.
         checks.insert("search", index.status().check());
@@ -97,7 +120,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics().render(),
     )
 }
 

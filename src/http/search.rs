@@ -7,7 +7,7 @@ use super::{
     state::AppState,
 };
 use crate::{
-    error::{ApiError, ApiResult, Problem},
+    http::error::{ApiError, ApiResult, Problem},
     search::{self, SearchError, SearchParams, SearchResponse},
 };
 
@@ -21,7 +21,7 @@ pub async fn search(
     _: Auth<Read>,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> ApiResult<Json<SearchResponse>> {
-    let Some(index) = &state.index else {
+    let Some(index) = state.index() else {
         return Err(ApiError::unavailable("this process serves no search"));
     };
     match search::search(index.as_ref(), params).await {

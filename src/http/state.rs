@@ -1,4 +1,6 @@
-//! What every handler shares.
+//! What every handler shares: the job runtime's [`Context`] (store, blobs,
+//! queue, settings), plus what only HTTP needs: the search index this
+//! process serves, the metrics handle and the shutdown flag.
 
 use std::sync::{
     Arc,
@@ -7,40 +9,58 @@ use std::sync::{
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::{blobs::Blobs, config::Config, index::DynIndex, jobs::DynQueue, store::DynStore};
+use crate::{
+    blobs::Blobs,
+    config::Config,
+    index::DynIndex,
+    jobs::Context,
+    queue::{DynQueue, Job, NewJob},
+    store::{DynStore, StoreError},
+};
 
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState(Arc<Shared>);
 
-pub struct Inner {
-    pub store: DynStore,
-    pub blobs: Blobs,
-    pub queue: DynQueue,
-    /// The search index this process serves; none in a worker process.
-    pub index: Option<DynIndex>,
-    pub config: Config,
-    pub metrics: PrometheusHandle,
+struct Shared {
+    jobs: Context,
+    /// None in a worker process.
+    index: Option<DynIndex>,
+    metrics: PrometheusHandle,
     shutting_down: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(
-        store: DynStore,
-        blobs: Blobs,
-        queue: DynQueue,
-        index: Option<DynIndex>,
-        config: Config,
-        metrics: PrometheusHandle,
-    ) -> Self {
-        Self(Arc::new(Inner {
-            store,
-            blobs,
-            queue,
+    pub fn new(jobs: Context, index: Option<DynIndex>, metrics: PrometheusHandle) -> Self {
+        Self(Arc::new(Shared {
+            jobs,
             index,
-            config,
             metrics,
             shutting_down: AtomicBool::new(false),
         }))
+    }
+
+    /// What the job runtime (workers, scheduler, backups) works with.
+    pub fn jobs(&self) -> &Context {
+        &self.0.jobs
+    }
+    pub fn store(&self) -> &DynStore {
+        &self.0.jobs.store
+    }
+    pub fn blobs(&self) -> &Blobs {
+        &self.0.jobs.blobs
+    }
+    pub fn queue(&self) -> &DynQueue {
+        &self.0.jobs.queue
+    }
+    pub fn config(&self) -> &Config {
+        &self.0.jobs.config
+    }
+    /// The search index this process serves; none in a worker process.
+    pub fn index(&self) -> Option<&DynIndex> {
+        self.0.index.as_ref()
+    }
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.0.metrics
     }
 
     /// Readiness answers 503 from now on, so load balancers stop sending traffic.
@@ -52,21 +72,19 @@ impl AppState {
         self.0.shutting_down.load(Ordering::SeqCst)
     }
 
-    /// Closes the index (it reads the database), the queue, then the
-    /// database (the queue may share its pools).
+    /// Closes the index first: it reads the database.
     pub async fn close(&self) {
-        if let Some(index) = &self.index {
+        if let Some(index) = self.index() {
             index.close().await;
         }
-        self.queue.close().await;
-        self.store.close().await;
+        self.0.jobs.close().await;
     }
 
     /// Waits until this process's index holds every write committed so
     /// far, so a write returns once it is searchable. The write itself has
     /// committed: an index that lags is logged, not reported as its failure.
     pub async fn searchable(&self) {
-        if let Some(index) = &self.index
+        if let Some(index) = self.index()
             && let Err(e) = index.refresh().await
         {
             tracing::warn!(error = %e, "a write committed but is not searchable yet");
@@ -74,22 +92,7 @@ impl AppState {
     }
 
     /// Enqueues a validated job with the configured attempt budget.
-    pub async fn enqueue(
-        &self,
-        job: crate::jobs::NewJob,
-    ) -> Result<crate::jobs::Job, crate::store::StoreError> {
-        let job = crate::jobs::Job::queued(
-            job,
-            self.config.job_max_attempts,
-            crate::domain::note::timestamp::now(),
-        );
-        self.queue.enqueue(job).await
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
+    pub async fn enqueue(&self, job: NewJob) -> Result<Job, StoreError> {
+        self.0.jobs.enqueue(job).await
     }
 }

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::{
     IndexError, SearchQuery, SearchResults, SearchRow, directory::NoSyncDirectory, tokenizer,
 };
-use crate::{search::query::Clause, store::IndexDoc};
+use crate::{store::IndexDoc, text::query::Clause};
 
 /// Bumped whenever the schema, the tokenizer or the scoring fields change:
 /// an index of another format is rebuilt, never read.

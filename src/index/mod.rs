@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::{search::query::Query, store::StoreError};
+use crate::{store::StoreError, text::query::Query};
 
 mod directory;
 mod engine;

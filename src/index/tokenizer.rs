@@ -1,10 +1,10 @@
-//! The text library's tokenizer ([`crate::search::query`]) as a tantivy
+//! The text library's tokenizer ([`crate::text::query`]) as a tantivy
 //! analyzer, so the index, the query and the snippets split and fold words
 //! in exactly one way.
 
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
-use crate::search::query::{normalize_into, token_spans};
+use crate::text::query::{normalize_into, token_spans};
 
 /// The name the schema's text fields refer to.
 pub const NAME: &str = "notes";
@@ -60,7 +60,7 @@ impl TokenStream for NotesTokenStream<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::query::tokens;
+    use crate::text::query::tokens;
 
     #[test]
     fn yields_what_the_query_tokenizer_yields() {

@@ -10,11 +10,14 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Claimed, JobKind, Outcome,
-    model::{JobArgs, after_failure},
+use super::Context;
+use crate::{
+    config::Config,
+    queue::{
+        Claimed, Job, JobKind, Outcome,
+        model::{JobArgs, after_failure},
+    },
 };
-use crate::http::AppState;
 
 /// Longest wait between retries, whatever the attempt.
 const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
@@ -24,19 +27,30 @@ const LONG_LEASE: Duration = Duration::from_secs(10 * 60);
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub workers: usize,
-    pub max_attempts: u32,
     pub lease: Duration,
     pub backoff: Duration,
     pub poll: Duration,
     pub shutdown_timeout: Duration,
 }
 
+impl Settings {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            workers: config.workers,
+            lease: Duration::from_secs(config.job_lease),
+            backoff: Duration::from_millis(config.job_backoff_ms),
+            poll: Duration::from_millis(config.job_poll_ms),
+            shutdown_timeout: config.shutdown_timeout(),
+        }
+    }
+}
+
 /// Runs `workers` workers until `stop` is cancelled, then drains
 /// them within the shutdown timeout.
-pub async fn run(state: AppState, workers: usize, stop: CancellationToken) {
+pub async fn run(ctx: Context, workers: usize, stop: CancellationToken) {
     let settings = Settings {
         workers,
-        ..state.config.job_settings()
+        ..Settings::new(&ctx.config)
     };
     if settings.workers == 0 {
         stop.cancelled().await;
@@ -44,7 +58,7 @@ pub async fn run(state: AppState, workers: usize, stop: CancellationToken) {
     }
     tracing::info!(
         workers = settings.workers,
-        queue = state.queue.backend(),
+        queue = ctx.queue.backend(),
         "job workers started"
     );
     // Cancelled when the grace period after `stop` runs out.
@@ -52,7 +66,7 @@ pub async fn run(state: AppState, workers: usize, stop: CancellationToken) {
     let mut workers = JoinSet::new();
     for n in 0..settings.workers {
         workers.spawn(work(
-            state.clone(),
+            ctx.clone(),
             settings.clone(),
             n,
             stop.clone(),
@@ -73,21 +87,21 @@ pub async fn run(state: AppState, workers: usize, stop: CancellationToken) {
 }
 
 async fn work(
-    state: AppState,
+    ctx: Context,
     settings: Settings,
     n: usize,
     stop: CancellationToken,
     abandon: CancellationToken,
 ) {
     while !stop.is_cancelled() {
-        match state.queue.claim(settings.lease, Utc::now()).await {
+        match ctx.queue.claim(settings.lease, Utc::now()).await {
             Ok(Some(claimed)) => {
-                state.queue.wakeup().one();
-                run_one(&state, &settings, claimed, &abandon).await
+                ctx.queue.wakeup().one();
+                run_one(&ctx, &settings, claimed, &abandon).await
             }
             Ok(None) => {
                 tokio::select! {
-                    () = state.queue.wakeup().wait(settings.poll) => {}
+                    () = ctx.queue.wakeup().wait(settings.poll) => {}
                     () = stop.cancelled() => {}
                 }
             }
@@ -103,7 +117,7 @@ async fn work(
 }
 
 async fn run_one(
-    state: &AppState,
+    ctx: &Context,
     settings: &Settings,
     claimed: Claimed,
     abandon: &CancellationToken,
@@ -122,16 +136,16 @@ async fn run_one(
         if lease > settings.lease {
             // Taken before the job starts: a job that holds SQLite's one
             // writer would otherwise block its own renewals.
-            let _ = state.queue.renew(job.id, token, lease, Utc::now()).await;
+            let _ = ctx.queue.renew(job.id, token, lease, Utc::now()).await;
         }
         // Its own task, so a panic (where panics unwind) fails this attempt
         // instead of killing the worker; aborted when the lease is lost.
         let mut run = tokio::spawn({
-            let state = state.clone();
+            let ctx = ctx.clone();
             let (kind, args) = (job.kind, job.args.clone());
             async move {
                 match JobArgs::parse(kind, &args) {
-                    Ok(args) => super::run::execute(&state, args).await,
+                    Ok(args) => super::kinds::execute(&ctx, args).await,
                     Err(errors) => Err(format!("invalid arguments: {}", errors[0])),
                 }
             }
@@ -145,7 +159,7 @@ async fn run_one(
                     after_failure(&job, "the job panicked".into(), settings.backoff, BACKOFF_CAP, Utc::now())
                 }
             }),
-            () = keep_lease(state, lease, &job, token) => None,
+            () = keep_lease(ctx, lease, &job, token) => None,
             () = abandon.cancelled() => None,
         };
         run.abort();
@@ -154,7 +168,7 @@ async fn run_one(
     let Some(outcome) = outcome else {
         // Abandoned at shutdown, or the lease was lost: give the job back
         // (a no-op when another worker already holds it).
-        match state.queue.release(job.id, token, Utc::now()).await {
+        match ctx.queue.release(job.id, token, Utc::now()).await {
             Ok(true) => tracing::info!(job = %job.id, kind, "job released to the queue"),
             Ok(false) => {
                 tracing::warn!(job = %job.id, kind, "job lease lost; another worker owns it")
@@ -166,7 +180,7 @@ async fn run_one(
         return;
     };
     let status = outcome.status();
-    match finish(state, &job, token, &outcome).await {
+    match finish(ctx, &job, token, &outcome).await {
         Ok(true) => {
             metrics::counter!("jobs_total", "kind" => kind, "status" => status.as_str())
                 .increment(1);
@@ -204,14 +218,14 @@ fn lease_for(kind: JobKind, lease: Duration) -> Duration {
 /// Records the outcome, retrying a failed write a few times: a blip here
 /// would otherwise run a finished job again after its lease.
 async fn finish(
-    state: &AppState,
-    job: &super::Job,
+    ctx: &Context,
+    job: &Job,
     token: uuid::Uuid,
     outcome: &Outcome,
 ) -> Result<bool, crate::store::StoreError> {
     let mut delay = Duration::from_millis(100);
     for _ in 0..4 {
-        match state.queue.finish(job.id, token, outcome, Utc::now()).await {
+        match ctx.queue.finish(job.id, token, outcome, Utc::now()).await {
             Err(e) => {
                 tracing::warn!(job = %job.id, error = %e, "recording a job outcome failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -220,19 +234,19 @@ async fn finish(
             done => return done,
         }
     }
-    state.queue.finish(job.id, token, outcome, Utc::now()).await
+    ctx.queue.finish(job.id, token, outcome, Utc::now()).await
 }
 
 /// Renews the lease at a third of its length. Returns when the lease is
 /// lost, or when renewals have failed for long enough that another worker
 /// may already have taken the job over: the caller then stops the job.
-async fn keep_lease(state: &AppState, lease: Duration, job: &super::Job, token: uuid::Uuid) {
+async fn keep_lease(ctx: &Context, lease: Duration, job: &Job, token: uuid::Uuid) {
     let mut tick = tokio::time::interval(lease / 3);
     tick.tick().await;
     let mut renewed = Instant::now();
     loop {
         tick.tick().await;
-        match state.queue.renew(job.id, token, lease, Utc::now()).await {
+        match ctx.queue.renew(job.id, token, lease, Utc::now()).await {
             Ok(true) => renewed = Instant::now(),
             Ok(false) => return,
             Err(e) => {

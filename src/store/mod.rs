@@ -233,6 +233,16 @@ pub struct PoolSettings {
     pub statement_timeout: Duration,
 }
 
+impl PoolSettings {
+    pub fn new(config: &crate::config::Config) -> Self {
+        Self {
+            max_connections: config.db_max_connections,
+            connect_timeout: Duration::from_secs(config.db_connect_timeout),
+            statement_timeout: Duration::from_secs(config.db_statement_timeout),
+        }
+    }
+}
+
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {

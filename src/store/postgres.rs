@@ -26,7 +26,8 @@ use crate::domain::{
     attachment::{Attachment, StoredAttachment},
     ingest::IngestCounts,
     keys::{ApiKey, Scope},
-    note::{Note, NoteInput, timestamp},
+    note::{Note, NoteInput},
+    timestamp,
 };
 
 const NOTE_COLUMNS: &str =

@@ -347,7 +347,7 @@ impl TestApp {
     /// Waits until the search index serves, as a load balancer waits for
     /// readiness before it sends traffic.
     pub async fn wait_searchable(&self) {
-        let Some(index) = &self.state.index else {
+        let Some(index) = self.state.index() else {
             return;
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -414,7 +414,7 @@ impl TestApp {
     }
 
     pub async fn count_notes(&self) -> u64 {
-        self.state.store.count_notes().await.unwrap()
+        self.state.store().count_notes().await.unwrap()
     }
 
     /// Creates an API key with `scopes` using the master key.

@@ -286,7 +286,7 @@ async fn reindex_rebuilds_every_replica_while_the_old_index_serves() {
         }
         while app
             .state
-            .index
+            .index()
             .as_ref()
             .unwrap()
             .status()
@@ -321,14 +321,14 @@ async fn two_processes_cannot_share_an_index_directory() {
 async fn replicas_on_postgres_follow_writes_without_being_asked() {
     let db = TestDb::new().await;
     let a = TestApp::spawn_on(&db, |_| {}).await;
-    if a.state.store.backend() != "postgres" {
+    if a.state.store().backend() != "postgres" {
         return;
     }
     let b = TestApp::spawn_on(&db, |_| {}).await;
-    let index = b.state.index.clone().unwrap();
+    let index = b.state.index().cloned().unwrap();
     for i in 0..5 {
         a.create_note(json!({"title": format!("heard {i}")})).await;
-        let head = a.state.store.feed_head().await.unwrap().seq;
+        let head = a.state.store().feed_head().await.unwrap().seq;
         let started = Instant::now();
         while index.status().applied < head {
             assert!(
@@ -350,7 +350,7 @@ async fn one_note_at_a_time_keeps_the_segment_count_bounded() {
             .await;
     }
     assert_eq!(total(&app, "single").await, 120);
-    let index = app.state.index.clone().unwrap();
+    let index = app.state.index().cloned().unwrap();
     // Merges run in the background after the commits; give them a moment.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

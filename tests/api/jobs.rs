@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use notes_api::jobs::{Job, JobKind, JobListQuery, JobStatus, NewJob, Outcome};
+use notes_api::queue::{Job, JobKind, JobListQuery, JobStatus, NewJob, Outcome};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -302,7 +302,7 @@ async fn retry_needs_the_admin_scope() {
 #[tokio::test]
 async fn queue_leases_fence_stale_workers() {
     let app = TestApp::spawn_with(|c| c.workers = 0).await;
-    let q = &app.state.queue;
+    let q = &app.state.queue();
     let lease = Duration::from_millis(300);
     let job = q.enqueue(new_job(JobKind::Ping, json!({}))).await.unwrap();
     assert_eq!(q.queued().await.unwrap(), 1);
@@ -404,7 +404,7 @@ async fn queue_leases_fence_stale_workers() {
 #[tokio::test]
 async fn a_schedule_tick_is_enqueued_once() {
     let app = TestApp::spawn_with(|c| c.workers = 0).await;
-    let q = &app.state.queue;
+    let q = &app.state.queue();
     let tick = Utc::now();
     let a = q
         .enqueue_tick("purge", tick, new_job(JobKind::Purge, json!({})))
@@ -483,7 +483,7 @@ async fn shutdown_finishes_short_jobs_and_releases_long_ones() {
     let inspect = TestApp::spawn_on(&db, |c| c.workers = 0).await;
     let after = inspect
         .state
-        .queue
+        .queue()
         .get(id.parse().unwrap())
         .await
         .unwrap()
@@ -500,7 +500,7 @@ async fn shutdown_finishes_short_jobs_and_releases_long_ones() {
     app.shutdown().await;
     let after = inspect
         .state
-        .queue
+        .queue()
         .get(id.parse().unwrap())
         .await
         .unwrap()
@@ -552,7 +552,7 @@ async fn reindex_and_purge_do_their_work() {
     let att_id = att["id"].as_str().unwrap().parse().unwrap();
     assert!(
         app.state
-            .store
+            .store()
             .set_attachment_text(att_id, "")
             .await
             .unwrap()
@@ -582,7 +582,7 @@ async fn reindex_and_purge_do_their_work() {
     assert_eq!(res.status(), StatusCode::CREATED);
     let orphan = format!("attachments/{note_id}/{}", uuid::Uuid::now_v7());
     app.state
-        .blobs
+        .blobs()
         .put_stream(
             &orphan,
             futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x"))]),
@@ -596,7 +596,7 @@ async fn reindex_and_purge_do_their_work() {
     let done = app.finished(job["id"].as_str().unwrap()).await;
     assert_eq!(done["result"]["objects"], 1, "{done}");
     assert_eq!(app.db.stored_objects(), 2);
-    assert!(!app.state.blobs.exists(&orphan).await.unwrap());
+    assert!(!app.state.blobs().exists(&orphan).await.unwrap());
 }
 
 #[tokio::test]
@@ -640,7 +640,7 @@ async fn backup_wipe_restore_gives_the_same_deployment() {
     assert_eq!(done["result"]["attachments"], 2);
 
     // Restoring over data is refused, and changes nothing.
-    let err = notes_api::backup::restore(&app.state, &to.path().display().to_string())
+    let err = notes_api::backup::restore(app.state.jobs(), &to.path().display().to_string())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("empty database"), "{err}");
@@ -671,16 +671,16 @@ async fn backup_wipe_restore_gives_the_same_deployment() {
         cut[..cut.len() - 1].join("\n") + "\n",
     )
     .unwrap();
-    let err = notes_api::backup::restore(&fresh.state, &damaged.path().display().to_string())
+    let err = notes_api::backup::restore(fresh.state.jobs(), &damaged.path().display().to_string())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("damaged"), "{err}");
     assert!(
-        fresh.state.store.is_empty().await.unwrap(),
+        fresh.state.store().is_empty().await.unwrap(),
         "a damaged restore kept rows"
     );
 
-    let manifest = notes_api::backup::restore(&fresh.state, &to.path().display().to_string())
+    let manifest = notes_api::backup::restore(fresh.state.jobs(), &to.path().display().to_string())
         .await
         .unwrap();
     assert_eq!(manifest.counts.notes, 2);
@@ -741,7 +741,7 @@ async fn a_restart_fires_a_recent_missed_tick_once_and_never_again() {
     let start = Utc::now();
     let ticks_since_start = || (minute(Utc::now()) - minute(start)) as usize + 1;
     let count = |app: &TestApp| {
-        let q = app.state.queue.clone();
+        let q = app.state.queue().clone();
         async move {
             q.list(&JobListQuery {
                 kind: Some(JobKind::Ping),

@@ -303,7 +303,7 @@ async fn cursor_pagination_is_stable_under_concurrent_inserts() {
         .collect();
     assert_eq!(app.ingest_ndjson(body).await.status(), StatusCode::OK);
     let seeded: HashSet<String> = {
-        let store = &app.state.store;
+        let store = &app.state.store();
         let page = store
             .list_notes(&notes_api::store::ListQuery {
                 tag: None,

@@ -21,7 +21,7 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_gone_but_liveness_does_not() {
     let app = TestApp::spawn().await;
-    app.state.store.close().await;
+    app.state.store().close().await;
     let (status, body) = app.get_json("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["ready"], false);

@@ -7,7 +7,7 @@ use std::{
 };
 
 use chrono::Utc;
-use notes_api::jobs::{Job, JobKind, JobListQuery, JobStatus, NewJob};
+use notes_api::queue::{Job, JobKind, JobListQuery, JobStatus, NewJob};
 use serde_json::json;
 
 use crate::common::{TestApp, TestDb};
@@ -89,7 +89,7 @@ async fn two_workers_share_ten_thousand_jobs_without_loss_or_repeats() {
     const JOBS: i64 = 10_000;
     let db = TestDb::new().await;
     let api = TestApp::spawn_on(&db, |c| c.workers = 0).await;
-    let q = api.state.queue.clone();
+    let q = api.state.queue().clone();
     for chunk in (0..JOBS).collect::<Vec<_>>().chunks(100) {
         let batch = chunk.iter().map(|&i| {
             let job = Job::queued(

@@ -101,10 +101,6 @@ impl ApiError {
         self.0.headers.insert(name, value);
         self
     }
-    pub fn status(&self) -> StatusCode {
-        self.0.status
-    }
-
     pub fn problem(&self) -> Problem {
         let e = &self.0;
         Problem {

@@ -30,16 +30,19 @@ use sqlx::{
 use tokio::{sync::Notify, task::JoinHandle};
 use uuid::Uuid;
 
-use super::{Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup, model::millis};
+use super::{
+    Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup,
+    model::{millis, not_retryable, outcome_columns},
+    sql::{self, Dialect},
+    stored::StoredJob,
+};
 use crate::store::{
     Page, StoreError,
     postgres::{PgStore, map_err},
 };
 
 const CHANNEL: &str = "notes_jobs";
-const COLUMNS: &str = "seq, id, kind, args, status, attempts, max_attempts, result, error, \
-                       created_at, started_at, finished_at, due_at";
-const INSERT_COLUMNS: &str = "id, kind, args, status, attempts, max_attempts, created_at, due_at";
+const SQL: Dialect = Dialect::Postgres;
 
 pub struct PgQueue {
     /// The store's pool: enqueues, reads and maintenance.
@@ -161,28 +164,24 @@ struct Row {
     due_at: i64,
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(format!("stored job {what} is invalid: {e}").into())
-}
-
 impl Row {
     fn into_job(self) -> Result<(i64, Job), StoreError> {
-        let status = self.status.parse().map_err(|e| corrupt("status", e))?;
-        let job = Job {
+        StoredJob {
+            seq: self.seq,
             id: self.id,
-            kind: self.kind.parse().map_err(|e| corrupt("kind", e))?,
+            kind: self.kind,
             args: self.args,
-            status,
-            attempts: self.attempts as u32,
-            max_attempts: self.max_attempts as u32,
+            status: self.status,
+            attempts: self.attempts.into(),
+            max_attempts: self.max_attempts.into(),
             result: self.result,
             error: self.error,
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
-            run_at: super::model::run_at(status, self.due_at),
-        };
-        Ok((self.seq, job))
+            due_at: self.due_at,
+        }
+        .into_job()
     }
 }
 
@@ -206,7 +205,7 @@ impl Queue for PgQueue {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1 FROM jobs LIMIT 1")
+        sqlx::query(sql::PING)
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
@@ -221,9 +220,7 @@ impl Queue for PgQueue {
     }
 
     async fn enqueue(&self, job: Job) -> Result<Job, StoreError> {
-        let sql =
-            format!("INSERT INTO jobs ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
-        bind_new(sqlx::query(AssertSqlSafe(sql)), &job)
+        bind_new(sqlx::query(SQL.sql(sql::INSERT)), &job)
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
@@ -232,8 +229,7 @@ impl Queue for PgQueue {
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
-        sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+        sqlx::query_as::<_, Row>(SQL.sql(sql::GET))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -243,19 +239,8 @@ impl Queue for PgQueue {
     }
 
     async fn list(&self, q: &JobListQuery) -> Result<JobPage, StoreError> {
-        let sql = super::model::list_sql(COLUMNS, q, |n| format!("${n}"));
-        let mut query = sqlx::query_as::<_, Row>(AssertSqlSafe(sql));
-        if let Some(status) = q.status {
-            query = query.bind(status.as_str());
-        }
-        if let Some(kind) = q.kind {
-            query = query.bind(kind.as_str());
-        }
-        if let Some(after) = q.after {
-            query = query.bind(after);
-        }
-        let rows = query
-            .bind(q.limit as i64 + 1)
+        let rows = SQL
+            .list::<_, Row>(q)
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
@@ -267,12 +252,7 @@ impl Queue for PgQueue {
     }
 
     async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError> {
-        let sql = format!(
-            "UPDATE jobs SET status = 'queued', attempts = 0, result = NULL, error = NULL,
-                    started_at = NULL, finished_at = NULL, due_at = $1, lease_token = NULL
-             WHERE id = $2 AND status = 'dead' RETURNING {COLUMNS}"
-        );
-        let row = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+        let row = sqlx::query_as::<_, Row>(SQL.sql(sql::RETRY))
             .bind(millis(now))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -283,16 +263,15 @@ impl Queue for PgQueue {
                 self.announce();
                 row.into_job().map(|(_, j)| j)
             }
-            None => Err(super::model::not_retryable(self.get(id).await?)),
+            None => Err(not_retryable(self.get(id).await?)),
         }
     }
 
     async fn queued(&self) -> Result<u64, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status IN ('queued', 'failed')")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let n: i64 = sqlx::query_scalar(sql::QUEUED)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(n as u64)
     }
 
@@ -310,8 +289,9 @@ impl Queue for PgQueue {
                             AND kind IN ({kinds}) AND due_at <= $4
                           ORDER BY due_at LIMIT 1
                           FOR UPDATE SKIP LOCKED)
-             RETURNING {COLUMNS}",
-            kinds = super::model::known_kinds_sql()
+             RETURNING {columns}",
+            kinds = sql::known_kinds(),
+            columns = sql::COLUMNS,
         );
         let row = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
             .bind(token)
@@ -332,15 +312,13 @@ impl Queue for PgQueue {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET due_at = $1 WHERE id = $2 AND lease_token = $3 AND status = 'running'",
-        )
-        .bind(millis(now) + lease.as_millis() as i64)
-        .bind(id)
-        .bind(token)
-        .execute(&self.workers)
-        .await
-        .map_err(map_err)?;
+        let done = sqlx::query(SQL.sql(sql::RENEW))
+            .bind(millis(now) + lease.as_millis() as i64)
+            .bind(id)
+            .bind(token)
+            .execute(&self.workers)
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -351,37 +329,33 @@ impl Queue for PgQueue {
         outcome: &Outcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let (result, error, due) = super::model::outcome_columns(outcome, now);
-        let done = sqlx::query(
-            "UPDATE jobs SET status = $1, result = $2, error = $3, due_at = $4, finished_at = $5,
-                    lease_token = NULL
-             WHERE id = $6 AND lease_token = $7 AND status = 'running'",
-        )
-        .bind(outcome.status().as_str())
-        .bind(result.cloned())
-        .bind(error)
-        .bind(due)
-        .bind(now)
-        .bind(id)
-        .bind(token)
-        .execute(&self.workers)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        let (result, error, due) = outcome_columns(outcome, now);
+        let done = sqlx::query(SQL.sql(sql::FINISH))
+            .bind(outcome.status().as_str())
+            .bind(result.cloned())
+            .bind(error)
+            .bind(due)
+            .bind(now)
+            .bind(id)
+            .bind(token)
+            .execute(&self.workers)
+            .await
+            .map_err(map_err)?;
+        let done = done.rows_affected() == 1;
+        if done && outcome.requeues() {
+            self.announce();
+        }
+        Ok(done)
     }
 
     async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), due_at = $1,
-                    started_at = NULL, lease_token = NULL
-             WHERE id = $2 AND lease_token = $3 AND status = 'running'",
-        )
-        .bind(millis(now))
-        .bind(id)
-        .bind(token)
-        .execute(&self.workers)
-        .await
-        .map_err(map_err)?;
+        let done = sqlx::query(SQL.sql(sql::RELEASE))
+            .bind(millis(now))
+            .bind(id)
+            .bind(token)
+            .execute(&self.workers)
+            .await
+            .map_err(map_err)?;
         if done.rows_affected() == 1 {
             // Inline rather than through the announcer: jobs are released
             // at shutdown, just before `close` aborts that task.
@@ -407,9 +381,10 @@ impl Queue for PgQueue {
         let sql = format!(
             "WITH t AS (INSERT INTO job_ticks (name, tick, job_id) VALUES ($9, $10, $1)
                         ON CONFLICT DO NOTHING RETURNING job_id),
-                  j AS (INSERT INTO jobs ({INSERT_COLUMNS})
+                  j AS (INSERT INTO jobs ({columns})
                         SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM t RETURNING id)
-             SELECT id FROM j"
+             SELECT id FROM j",
+            columns = sql::INSERT_COLUMNS,
         );
         let fired = bind_new(sqlx::query(AssertSqlSafe(sql)), &job)
             .bind(name.to_owned())
@@ -426,19 +401,21 @@ impl Queue for PgQueue {
     }
 
     async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let jobs = sqlx::query(
-            "DELETE FROM jobs WHERE status IN ('succeeded', 'dead') AND finished_at < $1",
-        )
-        .bind(before)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        sqlx::query("DELETE FROM job_ticks WHERE tick < $1")
+        // One transaction, as on SQLite: a purge that fails halfway leaves
+        // both tables as they were.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let jobs = sqlx::query(SQL.sql(sql::PURGE_JOBS))
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        sqlx::query(SQL.sql(sql::PURGE_TICKS))
             .bind(millis(before))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         Ok(jobs)
     }
 }

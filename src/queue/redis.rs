@@ -26,10 +26,12 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{
-    Claimed, Job, JobListQuery, JobPage, JobStatus, Outcome, Queue, Wakeup, model::millis,
+    Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup,
+    model::millis,
+    stored::{TextJob, corrupt},
 };
 use crate::{
-    domain::note::timestamp,
+    domain::timestamp,
     store::{Page, StoreError},
 };
 
@@ -209,10 +211,6 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     }
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(format!("stored job {what} is invalid: {e}").into())
-}
-
 /// `redis://…[?prefix=P]` → the URL for the client and the key prefix.
 fn split_prefix(url: &str) -> (String, String) {
     let Some((base, query)) = url.split_once('?') else {
@@ -310,37 +308,22 @@ fn from_hash(mut m: HashMap<String, String>) -> Result<(i64, Job), StoreError> {
             .parse()
             .map_err(|e| corrupt(what, e))
     };
-    let time = |v: Option<String>| -> Result<Option<DateTime<Utc>>, StoreError> {
-        v.map(|s| timestamp::parse(&s).map_err(|e| corrupt("timestamp", e)))
-            .transpose()
-    };
-    let status: JobStatus = take("status")
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e| corrupt("status", e))?;
-    let seq = num(take("seq"), "seq")?;
-    let job = Job {
-        id: Uuid::parse_str(&take("id").unwrap_or_default()).map_err(|e| corrupt("id", e))?,
-        kind: take("kind")
-            .unwrap_or_default()
-            .parse()
-            .map_err(|e| corrupt("kind", e))?,
-        args: serde_json::from_str(&take("args").unwrap_or_default())
-            .map_err(|e| corrupt("args", e))?,
-        status,
-        attempts: num(take("attempts"), "attempts")? as u32,
-        max_attempts: num(take("max_attempts"), "max_attempts")? as u32,
-        result: take("result")
-            .map(|r| serde_json::from_str(&r))
-            .transpose()
-            .map_err(|e| corrupt("result", e))?,
+    TextJob {
+        seq: num(take("seq"), "seq")?,
+        id: take("id").unwrap_or_default(),
+        kind: take("kind").unwrap_or_default(),
+        args: take("args").unwrap_or_default(),
+        status: take("status").unwrap_or_default(),
+        attempts: num(take("attempts"), "attempts")?,
+        max_attempts: num(take("max_attempts"), "max_attempts")?,
+        result: take("result"),
         error: take("error"),
-        created_at: time(take("created_at"))?.ok_or_else(|| corrupt("created_at", "missing"))?,
-        started_at: time(take("started_at"))?,
-        finished_at: time(take("finished_at"))?,
-        run_at: super::model::run_at(status, num(take("due_at"), "due_at")?),
-    };
-    Ok((seq, job))
+        created_at: take("created_at").unwrap_or_default(),
+        started_at: take("started_at"),
+        finished_at: take("finished_at"),
+        due_at: num(take("due_at"), "due_at")?,
+    }
+    .into_job()
 }
 
 /// A Lua reply of HGETALL: alternating field names and values.

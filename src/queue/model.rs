@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::{note::timestamp, validation::FieldError};
+use crate::domain::{timestamp, validation::FieldError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -43,11 +43,6 @@ impl JobStatus {
             Self::Failed => "failed",
             Self::Dead => "dead",
         }
-    }
-
-    /// Finished for good: nothing will run it again on its own.
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Dead)
     }
 }
 
@@ -293,13 +288,13 @@ pub struct Job {
     pub error: Option<String>,
     #[serde(with = "timestamp")]
     pub created_at: DateTime<Utc>,
-    #[serde(with = "opt_timestamp")]
+    #[serde(with = "timestamp::option")]
     pub started_at: Option<DateTime<Utc>>,
-    #[serde(with = "opt_timestamp")]
+    #[serde(with = "timestamp::option")]
     pub finished_at: Option<DateTime<Utc>>,
     /// When a queued or failed job may run next.
     #[serde(
-        with = "opt_timestamp",
+        with = "timestamp::option",
         skip_serializing_if = "Option::is_none",
         default
     )]
@@ -355,6 +350,12 @@ impl Outcome {
             Self::Dead(_) => JobStatus::Dead,
         }
     }
+
+    /// The job waits in the queue again (for a later attempt): every backend
+    /// wakes its workers then, as it does on an enqueue.
+    pub fn requeues(&self) -> bool {
+        matches!(self, Self::Retry { .. })
+    }
 }
 
 /// Exponential backoff with full jitter in its upper half: attempt n waits
@@ -399,42 +400,6 @@ pub struct JobListQuery {
 
 pub type JobPage = crate::store::Page<Job>;
 
-/// The SQL of a job listing with only the filters given (so each
-/// combination can use its index): placeholders for status, kind, cursor
-/// (those present, in that order) and the limit, numbered by `ph`.
-pub fn list_sql(columns: &str, q: &JobListQuery, ph: impl Fn(usize) -> String) -> String {
-    let mut conditions = Vec::new();
-    for (present, column) in [
-        (q.status.is_some(), "status ="),
-        (q.kind.is_some(), "kind ="),
-        (q.after.is_some(), "seq <"),
-    ] {
-        if present {
-            conditions.push(format!("{column} {}", ph(conditions.len() + 1)));
-        }
-    }
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    format!(
-        "SELECT {columns} FROM jobs {filter} ORDER BY seq DESC LIMIT {}",
-        ph(conditions.len() + 1)
-    )
-}
-
-/// `'ping', 'add', …`: the kinds this binary can run. Claims take only
-/// these, so during a rolling upgrade older workers leave a new kind to the
-/// newer ones instead of failing it.
-pub fn known_kinds_sql() -> String {
-    JobKind::ALL
-        .iter()
-        .map(|k| format!("'{}'", k.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Milliseconds since the epoch: how queues order due times.
 pub fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -468,25 +433,6 @@ pub fn not_retryable(job: Option<Job>) -> crate::store::StoreError {
             "job {} is {}; only dead jobs can be retried",
             job.id, job.status
         )),
-    }
-}
-
-pub mod opt_timestamp {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::domain::note::timestamp;
-
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&timestamp::format(t)),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| timestamp::parse(&s).map_err(serde::de::Error::custom))
-            .transpose()
     }
 }
 

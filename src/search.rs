@@ -1,9 +1,7 @@
-//! Search: parses what a user typed, asks the index, cuts the snippets. The
-//! query language, the tokenizer and the snippets live here, so every
-//! engine behind [`crate::index::SearchIndex`] answers the same language.
-
-pub mod query;
-pub mod snippet;
+//! The search use-case: validates what a user asked, parses the query with
+//! the text library ([`crate::text`]), asks the index, cuts the snippets.
+//! Every engine behind [`crate::index::SearchIndex`] therefore answers the
+//! same language.
 
 use std::time::Instant;
 
@@ -14,6 +12,7 @@ use uuid::Uuid;
 use crate::{
     domain::{note, validation::FieldError},
     index::{IndexError, SearchIndex, SearchQuery},
+    text::{query, snippet},
 };
 
 pub const DEFAULT_LIMIT: u32 = 20;

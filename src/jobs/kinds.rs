@@ -4,15 +4,19 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
-use super::{JobKind, NewJob, model::JobArgs};
-use crate::{backup, domain::attachment, http::AppState};
+use super::Context;
+use crate::{
+    backup,
+    domain::attachment,
+    queue::{JobKind, NewJob, model::JobArgs},
+};
 
 /// Why an attempt failed, as the job record shows it to any reader: a short
 /// message; the detail (driver errors, paths, hosts) goes to the log only.
 pub type JobError = String;
 
 /// Runs one job to its result.
-pub async fn execute(state: &AppState, args: JobArgs) -> Result<Value, JobError> {
+pub async fn execute(ctx: &Context, args: JobArgs) -> Result<Value, JobError> {
     match args {
         JobArgs::Ping { delay_ms } => {
             tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
@@ -22,33 +26,32 @@ pub async fn execute(state: &AppState, args: JobArgs) -> Result<Value, JobError>
         JobArgs::Reindex => {
             // A new feed generation: every process's index rebuilds itself
             // from the store, serving its old build until the new one is done.
-            state
-                .store
+            ctx.store
                 .renew_feed()
                 .await
                 .map_err(|e| fail("reindex", e))?;
-            let notes = state
+            let notes = ctx
                 .store
                 .count_notes()
                 .await
                 .map_err(|e| fail("reindex", e))?;
             // Text whose extraction never ran (its enqueue failed) gets
             // another chance.
-            let missing = state
+            let missing = ctx
                 .store
                 .attachments_without_text(&attachment::TEXT_LIKE)
                 .await
                 .map_err(|e| fail("reindex", e))?;
             for id in &missing {
                 let job = NewJob::new(JobKind::ExtractText, json!({ "attachment_id": id }));
-                state.enqueue(job).await.map_err(|e| fail("reindex", e))?;
+                ctx.enqueue(job).await.map_err(|e| fail("reindex", e))?;
             }
             Ok(json!({ "notes": notes, "extractions_queued": missing.len() }))
         }
-        JobArgs::ExtractText { attachment_id } => extract_text(state, attachment_id).await,
+        JobArgs::ExtractText { attachment_id } => extract_text(ctx, attachment_id).await,
         JobArgs::Backup { to } => {
-            let to = to.unwrap_or_else(|| state.config.backup_to());
-            let manifest = backup::create(state, &to)
+            let to = to.unwrap_or_else(|| ctx.config.backup_to());
+            let manifest = backup::create(ctx, &to)
                 .await
                 .map_err(|e| fail("backup", e))?;
             Ok(json!({
@@ -58,7 +61,7 @@ pub async fn execute(state: &AppState, args: JobArgs) -> Result<Value, JobError>
                 "bytes": manifest.counts.bytes,
             }))
         }
-        JobArgs::Purge => purge(state).await,
+        JobArgs::Purge => purge(ctx).await,
     }
 }
 
@@ -105,8 +108,8 @@ fn add(x: &serde_json::Number, y: &serde_json::Number) -> Result<Value, JobError
 
 /// Reads the head of a text-like attachment and makes it part of its note's
 /// search document. An attachment deleted since the upload is no failure.
-async fn extract_text(state: &AppState, id: uuid::Uuid) -> Result<Value, JobError> {
-    let Some(stored) = state
+async fn extract_text(ctx: &Context, id: uuid::Uuid) -> Result<Value, JobError> {
+    let Some(stored) = ctx
         .store
         .get_attachment(id)
         .await
@@ -118,8 +121,8 @@ async fn extract_text(state: &AppState, id: uuid::Uuid) -> Result<Value, JobErro
     if !attachment::is_text_like(&a.content_type) || a.size == 0 {
         return Ok(json!({ "chars": 0 }));
     }
-    let len = a.size.min(state.config.extract_max_bytes);
-    let bytes: Vec<u8> = state
+    let len = a.size.min(ctx.config.extract_max_bytes);
+    let bytes: Vec<u8> = ctx
         .blobs
         .get(&stored.storage_key, Some(0..len))
         .await
@@ -130,7 +133,7 @@ async fn extract_text(state: &AppState, id: uuid::Uuid) -> Result<Value, JobErro
         .map_err(|e| fail("extract_text", e))?;
     let text = attachment::extract_text(&a.content_type, &bytes).unwrap_or_default();
     let chars = text.chars().count();
-    let updated = state
+    let updated = ctx
         .store
         .set_attachment_text(id, &text)
         .await
@@ -144,18 +147,18 @@ async fn extract_text(state: &AppState, id: uuid::Uuid) -> Result<Value, JobErro
 /// Objects under `attachments/` with no row, older than the grace period
 /// (an upload writes its object before its row), and finished jobs past
 /// their retention.
-async fn purge(state: &AppState) -> Result<Value, JobError> {
+async fn purge(ctx: &Context) -> Result<Value, JobError> {
     let now = Utc::now();
-    let cutoff = now - chrono::Duration::from_std(state.config.purge_grace()).unwrap_or_default();
-    let objects = purge_orphans(state, cutoff).await?;
+    let cutoff = now - chrono::Duration::from_std(ctx.config.purge_grace()).unwrap_or_default();
+    let objects = purge_orphans(ctx, cutoff).await?;
     // Tick records must outlive the schedule's grace, or a restart within it
     // would fire a tick again.
-    let keep = state
+    let keep = ctx
         .config
         .job_retention()
-        .max(std::time::Duration::from_secs(state.config.schedule_grace));
+        .max(std::time::Duration::from_secs(ctx.config.schedule_grace));
     let retention = chrono::Duration::from_std(keep).unwrap_or_default();
-    let jobs = state
+    let jobs = ctx
         .queue
         .purge(now - retention)
         .await
@@ -164,11 +167,8 @@ async fn purge(state: &AppState) -> Result<Value, JobError> {
 }
 
 /// Deletes orphaned attachment objects last modified before `cutoff`.
-pub async fn purge_orphans(
-    state: &AppState,
-    cutoff: chrono::DateTime<Utc>,
-) -> Result<u64, JobError> {
-    let objects = state
+pub async fn purge_orphans(ctx: &Context, cutoff: chrono::DateTime<Utc>) -> Result<u64, JobError> {
+    let objects = ctx
         .blobs
         .list(attachment::KEY_PREFIX)
         .await
@@ -180,7 +180,7 @@ pub async fn purge_orphans(
             .iter()
             .filter_map(|o| attachment::id_of_key(&o.key))
             .collect();
-        let present = state
+        let present = ctx
             .store
             .attachments_present(&ids)
             .await
@@ -188,8 +188,7 @@ pub async fn purge_orphans(
         for object in candidates {
             let known = attachment::id_of_key(&object.key).is_some_and(|id| present.contains(&id));
             if !known {
-                state
-                    .blobs
+                ctx.blobs
                     .delete(&object.key)
                     .await
                     .map_err(|e| fail("purge", e))?;

@@ -1,0 +1,58 @@
+//! What the job runtime works with: the store, the blobs, the queue and the
+//! settings. The HTTP layer wraps one of these; the runtime never sees HTTP.
+
+use std::sync::Arc;
+
+use crate::{
+    backup,
+    blobs::Blobs,
+    config::Config,
+    domain::timestamp,
+    queue::{DynQueue, Job, NewJob},
+    store::{DynStore, StoreError},
+};
+
+#[derive(Clone)]
+pub struct Context {
+    pub store: DynStore,
+    pub blobs: Blobs,
+    pub queue: DynQueue,
+    pub config: Arc<Config>,
+}
+
+impl Context {
+    pub fn new(store: DynStore, blobs: Blobs, queue: DynQueue, config: Config) -> Self {
+        Self {
+            store,
+            blobs,
+            queue,
+            config: Arc::new(config),
+        }
+    }
+
+    /// A validated job, due now, with the configured attempt budget: the one
+    /// rule every producer (API, scheduler, job kinds) follows.
+    pub fn job(&self, job: NewJob) -> Job {
+        Job::queued(job, self.config.job_max_attempts, timestamp::now())
+    }
+
+    pub async fn enqueue(&self, job: NewJob) -> Result<Job, StoreError> {
+        self.queue.enqueue(self.job(job)).await
+    }
+
+    /// Closes the queue, then the database (the queue may share its pools).
+    pub async fn close(&self) {
+        self.queue.close().await;
+        self.store.close().await;
+    }
+}
+
+impl<'a> From<&'a Context> for backup::Target<'a> {
+    fn from(ctx: &'a Context) -> Self {
+        Self {
+            store: &ctx.store,
+            blobs: &ctx.blobs,
+            config: &ctx.config,
+        }
+    }
+}

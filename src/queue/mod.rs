@@ -1,0 +1,125 @@
+//! The job queue behind one trait, one module per backend, and the job
+//! model they store. What runs the jobs (workers, scheduler, kinds) lives
+//! above, in [`crate::jobs`]; the queue knows nothing of it.
+//!
+//! Delivery is at-least-once. A worker claims a job under a lease and renews
+//! it while the job runs; a job whose worker died is claimed again once the
+//! lease ends. Every change a worker makes names its lease token, so a worker
+//! that lost its lease cannot overwrite the outcome of the one that took over.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::store::{Database, StoreError};
+
+pub mod model;
+pub mod postgres;
+pub mod redis;
+pub mod sql;
+pub mod sqlite;
+pub mod stored;
+
+pub use model::{Claimed, Job, JobKind, JobListQuery, JobPage, JobStatus, NewJob, Outcome};
+
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// `sqlite`, `postgres` or `redis`: for logs and metrics only.
+    fn backend(&self) -> &'static str;
+    /// Cheap round trip for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn close(&self) {}
+
+    async fn enqueue(&self, job: Job) -> Result<Job, StoreError>;
+    async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError>;
+    async fn list(&self, query: &JobListQuery) -> Result<JobPage, StoreError>;
+    /// Puts a `dead` job back in the queue with its attempts reset;
+    /// `NotFound`, or `Conflict` when the job is not dead.
+    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError>;
+    /// Jobs waiting to run (queued or failed), for the `jobs_queued` gauge.
+    async fn queued(&self) -> Result<u64, StoreError>;
+
+    /// Takes the job due first, if any: queued or failed and due, or running
+    /// with an expired lease. Counts an attempt.
+    async fn claim(
+        &self,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, StoreError>;
+    /// Extends the lease; `false` when it was lost.
+    async fn renew(
+        &self,
+        id: Uuid,
+        token: Uuid,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Records how the attempt ended; `false` when the lease was lost (the
+    /// outcome is then not recorded: the job belongs to another worker).
+    async fn finish(
+        &self,
+        id: Uuid,
+        token: Uuid,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Gives the job back without counting the attempt (a worker shutting down).
+    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// This process's idle workers, woken when the backend announces a job.
+    fn wakeup(&self) -> &Wakeup;
+
+    /// Enqueues `job` for the tick `tick` of the schedule entry `name`,
+    /// unless some replica already did: `None` then. Exactly once per tick.
+    async fn enqueue_tick(
+        &self,
+        name: &str,
+        tick: DateTime<Utc>,
+        job: Job,
+    ) -> Result<Option<Job>, StoreError>;
+    /// Deletes finished jobs (succeeded or dead) and schedule ticks older
+    /// than `before`; returns how many jobs went.
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// Where this process's idle workers wait for a job to become due. A
+/// `Notify` keeps at most one permit, so announcements coalesce.
+#[derive(Clone, Default)]
+pub struct Wakeup(Arc<Notify>);
+
+impl Wakeup {
+    /// Wakes one waiting worker (or the next one to wait).
+    pub fn one(&self) {
+        self.0.notify_one();
+    }
+
+    /// Waits until a job may be due: one was announced or `timeout` passed.
+    pub async fn wait(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.0.notified()).await;
+    }
+}
+
+pub type DynQueue = Arc<dyn Queue>;
+
+/// The queue `url` names (`redis://…`), else the database the store uses.
+pub async fn connect(url: Option<&str>, db: &Database) -> Result<DynQueue, StoreError> {
+    match url {
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            Ok(Arc::new(redis::RedisQueue::connect(url).await?))
+        }
+        Some(url) => Err(StoreError::Internal(
+            format!(
+                "unsupported queue URL scheme {:?}: use redis://HOST:PORT[/DB], or leave \
+                 NOTES_QUEUE_URL unset to queue in the database",
+                url.split(':').next().unwrap_or_default()
+            )
+            .into(),
+        )),
+        None => Ok(match db {
+            Database::Sqlite(s) => Arc::new(sqlite::SqliteQueue::new(s)),
+            Database::Postgres(p) => Arc::new(postgres::PgQueue::new(p).await?),
+        }),
+    }
+}
