@@ -11,6 +11,7 @@
 //!
 //! Paths inside macro invocations are not parsed (syn keeps them as
 //! tokens); an import written only there escapes the check.
+//! `ARCH_DEBUG=1` prints every edge with the path that made it.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -161,6 +162,12 @@ impl Names<'_> {
 
 impl<'ast> Visit<'ast> for Names<'_> {
     fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        // A re-export (`pub use`) is a name, not a use: a folder's `mod.rs`
+        // may offer what its parts define. Its users are led to the
+        // defining file instead (see `Crate::resolve`).
+        if !matches!(item.vis, syn::Visibility::Inherited) {
+            return;
+        }
         let mut out = Vec::new();
         flatten(&item.tree, &mut Vec::new(), &mut out);
         for (path, _) in out {
@@ -175,6 +182,9 @@ impl<'ast> Visit<'ast> for Names<'_> {
             self.at.pop();
         }
     }
+
+    /// `pub(super)` names a module but uses nothing.
+    fn visit_visibility(&mut self, _: &'ast syn::Visibility) {}
 
     fn visit_path(&mut self, path: &'ast syn::Path) {
         let segments: ModPath = path.segments.iter().map(|s| s.ident.to_string()).collect();
@@ -266,7 +276,7 @@ fn graph() -> Graph {
     for (_, m, ast) in &parsed {
         for item in &ast.items {
             if let syn::Item::Use(u) = item
-                && matches!(u.vis, syn::Visibility::Public(_))
+                && !matches!(u.vis, syn::Visibility::Inherited)
             {
                 let mut out = Vec::new();
                 flatten(&u.tree, &mut Vec::new(), &mut out);
@@ -297,6 +307,14 @@ fn graph() -> Graph {
                 && target != f
                 && target != &src.join("lib.rs")
             {
+                if std::env::var("ARCH_DEBUG").is_ok() {
+                    eprintln!(
+                        "{} -> {} via {}",
+                        f.display(),
+                        target.display(),
+                        path.join("::")
+                    );
+                }
                 targets.insert(target.clone());
             }
         }
@@ -408,13 +426,22 @@ fn allowed() -> BTreeMap<String, BTreeSet<String>> {
 
 #[test]
 fn the_module_graph_has_no_cycle() {
-    let g = graph();
+    let graph = graph();
+    let g = &graph;
     let cycles: Vec<String> = g
         .cycles()
         .iter()
         .map(|c| {
-            let files: Vec<String> = c.iter().map(|f| g.name(f)).collect();
-            format!("{} files: {}", files.len(), files.join(", "))
+            let edges: Vec<String> = c
+                .iter()
+                .flat_map(|from| {
+                    g.edges[from]
+                        .iter()
+                        .filter(|to| c.contains(to))
+                        .map(move |to| format!("{} -> {}", g.name(from), g.name(to)))
+                })
+                .collect();
+            format!("{} files: {}", c.len(), edges.join(", "))
         })
         .collect();
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));

@@ -14,8 +14,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::store::{Database, StoreError};
+use crate::store::StoreError;
 
+mod connect;
 pub mod model;
 pub mod postgres;
 pub mod redis;
@@ -23,6 +24,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod stored;
 
+pub use connect::connect;
 pub use model::{Claimed, Job, JobKind, JobListQuery, JobPage, JobStatus, NewJob, Outcome};
 
 #[async_trait]
@@ -102,24 +104,3 @@ impl Wakeup {
 }
 
 pub type DynQueue = Arc<dyn Queue>;
-
-/// The queue `url` names (`redis://…`), else the database the store uses.
-pub async fn connect(url: Option<&str>, db: &Database) -> Result<DynQueue, StoreError> {
-    match url {
-        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            Ok(Arc::new(redis::RedisQueue::connect(url).await?))
-        }
-        Some(url) => Err(StoreError::Internal(
-            format!(
-                "unsupported queue URL scheme {:?}: use redis://HOST:PORT[/DB], or leave \
-                 NOTES_QUEUE_URL unset to queue in the database",
-                url.split(':').next().unwrap_or_default()
-            )
-            .into(),
-        )),
-        None => Ok(match db {
-            Database::Sqlite(s) => Arc::new(sqlite::SqliteQueue::new(s)),
-            Database::Postgres(p) => Arc::new(postgres::PgQueue::new(p).await?),
-        }),
-    }
-}

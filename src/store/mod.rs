@@ -19,8 +19,11 @@ use crate::domain::{
     note::{Note, NoteInput},
 };
 
+mod open;
 pub mod postgres;
 pub mod sqlite;
+
+pub use open::{Database, connect, open};
 
 type Source = Box<dyn std::error::Error + Send + Sync>;
 
@@ -250,49 +253,6 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
         }
-    }
-}
-
-/// An open database, by backend: the store, and the job queue when jobs
-/// live in the same database.
-#[derive(Clone)]
-pub enum Database {
-    Sqlite(Arc<sqlite::SqliteStore>),
-    Postgres(Arc<postgres::PgStore>),
-}
-
-impl Database {
-    pub fn store(&self) -> DynStore {
-        match self {
-            Self::Sqlite(s) => s.clone(),
-            Self::Postgres(p) => p.clone(),
-        }
-    }
-}
-
-/// Opens the store a database URL names.
-pub async fn connect(url: &str, settings: &PoolSettings) -> Result<DynStore, StoreError> {
-    open(url, settings).await.map(|db| db.store())
-}
-
-/// Opens the database a URL names.
-pub async fn open(url: &str, settings: &PoolSettings) -> Result<Database, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Database::Sqlite(Arc::new(
-            sqlite::SqliteStore::connect(url, settings).await?,
-        )))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Database::Postgres(Arc::new(
-            postgres::PgStore::connect(url, settings).await?,
-        )))
-    } else {
-        let scheme = url.split(':').next().unwrap_or_default();
-        Err(StoreError::Internal(
-            format!(
-                "unsupported database URL scheme {scheme:?}: use sqlite://PATH or postgres://…"
-            )
-            .into(),
-        ))
     }
 }
 
