@@ -31,5 +31,4 @@ macro_rules! contract_tests {
 
 mod backends;
 mod queue;
-
 mod store;
