@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite. Provisions what it needs on a fresh Debian machine
-# (idempotently), then runs format and lint checks, every test on SQLite,
-# the API suite on PostgreSQL + S3 and with the Redis queue, and the
-# deployment kit's verification.
+# (idempotently), then runs format and lint checks, every test on SQLite
+# (with the Store and Queue contract suites on every backend), the API
+# suite on PostgreSQL + S3 and with the Redis queue, and the deployment
+# kit's verification.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/provision.sh
@@ -22,8 +23,10 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
-step "cargo test (SQLite)"
-cargo test --locked --no-fail-fast
+# Every test target: the API suite on SQLite, and the contract suites
+# (tests/contract) on every backend, which need both servers.
+step "cargo test (SQLite; contract suites on SQLite, PostgreSQL and Redis)"
+TEST_PG_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL" cargo test --locked --no-fail-fast
 
 # The same API suite again: every test on a fresh PostgreSQL database, with
 # attachments on a real S3 server (s3s-fs) started per test.
