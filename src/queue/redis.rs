@@ -12,7 +12,8 @@
 //! - `P:all`, `P:status:<status>`, `P:kind:<kind>`: sorted sets by position,
 //!   for listing newest first;
 //! - `P:finished`: succeeded and dead jobs by when they finished, for purge;
-//! - `P:tick:<name>:<ms>`: one key per fired schedule tick (SET NX).
+//! - `P:tick:<name>:<ms>`: one key per fired schedule tick (SET NX, with a
+//!   TTL as a backstop), and `P:ticks`, those keys by tick time, for purge.
 //!
 //! Enqueues PUBLISH on `P:wake`; idle workers subscribe instead of polling.
 
@@ -90,11 +91,12 @@ fn script(body: &str) -> Script {
 impl Scripts {
     fn new() -> Self {
         Self {
-            // ARGV as `create`, then optional tick key.
+            // ARGV as `create`, then optional tick key, its TTL, its time in ms.
             enqueue: script(
                 r"
-if ARGV[10] and redis.call('SET', ARGV[10], ARGV[2], 'NX', 'EX', ARGV[11]) == false then
-  return 0
+if ARGV[10] then
+  if redis.call('SET', ARGV[10], ARGV[2], 'NX', 'EX', ARGV[11]) == false then return 0 end
+  redis.call('ZADD', ARGV[1] .. ':ticks', ARGV[12], ARGV[10])
 end
 return create(ARGV)",
             ),
@@ -179,10 +181,11 @@ redis.call('HDEL', key, 'token', 'result', 'error', 'started_at', 'finished_at',
 redis.call('HSET', key, 'attempts', 0, 'due_at', ARGV[3])
 redis.call('ZADD', p .. ':due', ARGV[3], id)
 redis.call('PUBLISH', p .. ':wake', '')
-return 'queued'",
+return 'retried'",
             ),
             // ARGV: prefix, before_ms, batch. Deletes up to `batch` jobs
-            // finished before `before_ms` (oldest first).
+            // finished before `before_ms` (oldest first), and up to `batch`
+            // tick markers of ticks before it. Returns both counts.
             purge: script(
                 r"
 local p = ARGV[1]
@@ -197,7 +200,12 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', p .. ':finished', id)
   redis.call('DEL', key)
 end
-return #ids",
+local ticks = redis.call('ZRANGEBYSCORE', p .. ':ticks', '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, tick in ipairs(ticks) do
+  redis.call('DEL', tick)
+  redis.call('ZREM', p .. ':ticks', tick)
+end
+return {#ids, #ticks}",
             ),
         }
     }
@@ -428,7 +436,7 @@ impl Queue for RedisQueue {
             .await
             .map_err(unavailable)?;
         match status.as_deref() {
-            Some("queued") => self.get(id).await?.ok_or(StoreError::NotFound),
+            Some("retried") => self.get(id).await?.ok_or(StoreError::NotFound),
             _ => Err(super::model::not_retryable(self.get(id).await?)),
         }
     }
@@ -549,15 +557,16 @@ impl Queue for RedisQueue {
         job: Job,
     ) -> Result<Option<Job>, StoreError> {
         let marker = format!("{}:tick:{name}:{}", self.prefix, millis(tick));
-        let seq = self.enqueue_inner(&job, Some(&marker)).await?;
+        let seq = self
+            .enqueue_inner(&job, Some((&marker, millis(tick))))
+            .await?;
         Ok((seq > 0).then_some(job))
     }
 
     async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        // Tick markers expire on their own (TTL).
         let mut total = 0u64;
         loop {
-            let n: u64 = self
+            let (jobs, ticks): (u64, u64) = self
                 .scripts
                 .purge
                 .arg(&self.prefix)
@@ -566,8 +575,8 @@ impl Queue for RedisQueue {
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(unavailable)?;
-            total += n;
-            if n == 0 {
+            total += jobs;
+            if jobs == 0 && ticks == 0 {
                 return Ok(total);
             }
         }
@@ -577,7 +586,7 @@ impl Queue for RedisQueue {
 impl RedisQueue {
     /// Creates the job (unless `tick` names a marker that already exists);
     /// returns its position, 0 when the tick had fired.
-    async fn enqueue_inner(&self, job: &Job, tick: Option<&str>) -> Result<i64, StoreError> {
+    async fn enqueue_inner(&self, job: &Job, tick: Option<(&str, i64)>) -> Result<i64, StoreError> {
         let mut call = self.scripts.enqueue.prepare_invoke();
         call.arg(&self.prefix)
             .arg(job.id.to_string())
@@ -588,8 +597,8 @@ impl RedisQueue {
             .arg(job.max_attempts)
             .arg(timestamp::format(&job.created_at))
             .arg(millis(job.run_at.unwrap_or(job.created_at)));
-        if let Some(marker) = tick {
-            call.arg(marker).arg(TICK_TTL_SECS);
+        if let Some((marker, at)) = tick {
+            call.arg(marker).arg(TICK_TTL_SECS).arg(at);
         }
         call.invoke_async(&mut self.conn.clone())
             .await

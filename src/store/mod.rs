@@ -157,7 +157,8 @@ pub trait Store: Send + Sync + 'static {
     /// The change feed's head, read fresh.
     async fn feed_head(&self) -> Result<FeedHead, StoreError>;
     /// Changes numbered after `after` (and up to `upto`, if given), in
-    /// order, at most `limit` of them, read with the feed's head at that
+    /// order, at most `limit` upserts and `limit` deletions (each read
+    /// with its own bound, then merged), read with the feed's head at that
     /// moment: the page is complete up to its `through`, which may lie past
     /// a head read earlier. Deletions only when `deletes` (an index built
     /// from nothing needs none).

@@ -16,7 +16,7 @@ use tempfile::TempDir;
 
 // Every path into the service that this file names.
 use notes_api::{
-    jobs::{self, DynQueue, redis::RedisQueue},
+    queue::{self, DynQueue, redis::RedisQueue},
     store::{self, Database, DynStore, PoolSettings},
 };
 
@@ -95,7 +95,7 @@ pub mod sqlite {
 
     pub async fn queue() -> Fresh<DynQueue> {
         let (db, _cleanup) = sqlite_db().await;
-        let it = jobs::connect(None, &db).await.expect("SQLite queue");
+        let it = queue::connect(None, &db).await.expect("SQLite queue");
         Fresh { it, _cleanup }
     }
 }
@@ -113,7 +113,7 @@ pub mod postgres {
 
     pub async fn queue() -> Fresh<DynQueue> {
         let (db, _cleanup) = postgres_db().await;
-        let it = jobs::connect(None, &db).await.expect("PostgreSQL queue");
+        let it = queue::connect(None, &db).await.expect("PostgreSQL queue");
         Fresh { it, _cleanup }
     }
 }

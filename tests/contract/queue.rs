@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 // Every path into the service that this file names.
 use notes_api::{
-    jobs::{Claimed, DynQueue, Job, JobKind, JobListQuery, JobStatus, NewJob, Outcome, Wakeup},
+    queue::{Claimed, DynQueue, Job, JobKind, JobListQuery, JobStatus, NewJob, Outcome, Wakeup},
     store::StoreError,
 };
 
@@ -45,31 +45,18 @@ contract_tests! {
     retry_of_a_succeeded_job_is_a_conflict: sqlite, postgres, redis;
     retry_of_a_failed_job_is_a_conflict: sqlite, postgres, redis;
     retry_of_a_running_job_is_a_conflict: sqlite, postgres, redis;
-    retry_of_a_queued_job_is_a_conflict: sqlite, postgres,
-        #[ignore = "drift: Redis retry of a queued job returns Ok(job) instead of Conflict: \
-                    its script replies 'queued' both for success and for a job that was \
-                    already queued (src/jobs/redis.rs, Scripts::retry and RedisQueue::retry)"]
-        redis;
+    retry_of_a_queued_job_is_a_conflict: sqlite, postgres, redis;
     retry_of_an_unknown_job_is_not_found: sqlite, postgres, redis;
     queued_counts_queued_and_failed_jobs: sqlite, postgres, redis;
     enqueue_tick_fires_once_per_name_and_tick: sqlite, postgres, redis;
     enqueue_tick_fires_once_under_concurrent_callers: sqlite, postgres, redis;
     purge_deletes_only_finished_jobs_older_than_the_cutoff: sqlite, postgres, redis;
-    purge_forgets_schedule_ticks_older_than_the_cutoff: sqlite, postgres,
-        #[ignore = "drift: Redis purge leaves tick markers to their 14-day TTL, so a purged \
-                    tick cannot fire again (src/jobs/redis.rs, RedisQueue::purge)"]
-        redis;
+    purge_forgets_schedule_ticks_older_than_the_cutoff: sqlite, postgres, redis;
     enqueue_wakes_a_waiting_worker: sqlite, postgres, redis;
     enqueue_tick_wakes_a_waiting_worker: sqlite, postgres, redis;
-    finish_with_retry_wakes_a_waiting_worker: sqlite,
-        #[ignore = "drift: PostgreSQL finish with Retry neither wakes this process's workers \
-                    nor NOTIFYs (src/jobs/postgres.rs, PgQueue::finish)"]
-        postgres, redis;
+    finish_with_retry_wakes_a_waiting_worker: sqlite, postgres, redis;
     retry_of_a_dead_job_wakes_a_waiting_worker: sqlite, postgres, redis;
-    release_wakes_a_waiting_worker:
-        #[ignore = "drift: SQLite release does not wake this process's workers \
-                    (src/jobs/sqlite.rs, SqliteQueue::release)"]
-        sqlite, postgres, redis;
+    release_wakes_a_waiting_worker: sqlite, postgres, redis;
 }
 
 const LEASE: Duration = Duration::from_secs(30);

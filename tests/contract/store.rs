@@ -13,7 +13,8 @@ use notes_api::{
         attachment::{Attachment, StoredAttachment, storage_key},
         ingest::IngestCounts,
         keys::{ApiKey, Scope, generate_key},
-        note::{Note, NoteInput, timestamp},
+        note::{Note, NoteInput},
+        timestamp,
     },
     store::{Change, ChangePage, DynStore, ListQuery, NewKey, Record, StoreError},
 };
