@@ -119,6 +119,24 @@ fn healthcheck_passes_against_a_running_server_and_migrate_works() {
 /// `backup` then `restore` as an operator runs them: into an empty data
 /// directory it works, into one that holds data it is refused, loudly.
 #[test]
+fn a_bad_schedule_stops_every_subcommand_before_it_starts() {
+    for args in [&["serve"][..], &["worker"], &["config"], &["migrate"]] {
+        let out = notes_api()
+            .args(args)
+            .env("NOTES_SCHEDULE", "backup=61 * * * *")
+            .env("NOTES_DATA_DIR", "/nonexistent/never-created")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("NOTES_SCHEDULE") && stderr.contains("not a cron pattern"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn backup_and_restore_from_the_command_line() {
     let source = tempfile::tempdir().unwrap();
     let target = tempfile::tempdir().unwrap();
@@ -146,10 +164,15 @@ fn backup_and_restore_from_the_command_line() {
         store.close().await;
     });
 
-    let out = run(
-        source.path(),
-        &["backup", "--to", &backups.path().display().to_string()],
-    );
+    // A backup opens only the database and the blobs: a queue URL that
+    // nothing answers is never dialled, and no search index is built.
+    let out = notes_api()
+        .args(["backup", "--to", &backups.path().display().to_string()])
+        .env("NOTES_DATA_DIR", source.path())
+        .env("NOTES_LOG", "error")
+        .env("NOTES_QUEUE_URL", "redis://127.0.0.1:1")
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -157,6 +180,7 @@ fn backup_and_restore_from_the_command_line() {
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["counts"]["notes"], 1, "{summary}");
+    assert!(!source.path().join("index").exists());
 
     let from = backups.path().display().to_string();
     let out = run(target.path(), &["restore", "--from", &from]);
