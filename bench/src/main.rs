@@ -34,6 +34,7 @@ mod refs;
 mod run;
 mod stats;
 mod storage;
+mod svc;
 mod tantivy_ref;
 mod writes;
 
