@@ -41,6 +41,9 @@
 # BENCH_PG_URL (admin URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres),
 # BENCH_STORAGE_BIG_MIB (200), BENCH_STORAGE_SMALL_MIB (16),
 # BENCH_STORAGE_SMALL_COUNT (8), BENCH_STORAGE_REPS (3).
+# Each knob is also an option of `notes-bench run` (`notes-bench run --help`
+# lists them with their variables and defaults), and every one is recorded
+# under "settings" in latest.json.
 #
 # `jobs` (6–8 minutes on a busy 2 vCPU) needs PostgreSQL and Redis on loopback: it creates
 # and drops the database notes_bench_jobs (BENCH_JOBS_PG, default
@@ -121,5 +124,7 @@ timeout --kill-after=30 "$budget" "$tools/notes-bench" run \
   --work "$here/target/work" \
   --lua "$here/lua" \
   --results "$here/results" \
-  --source "$root"
+  --source "$root" \
+  --timeout "$budget" \
+  --skip-build "$([ "${BENCH_SKIP_BUILD:-0}" = 1 ] && echo true || echo false)"
 echo "bench: results in $here/results/latest.json and $here/results/summary.md"

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 
 /// Parts uploaded at once: bounds memory to about this many 5 MiB parts.
-const UPLOAD_CONCURRENCY: usize = 4;
+pub const UPLOAD_CONCURRENCY: usize = 4;
 /// Read size when streaming a local file to a client.
 const FILE_CHUNK: usize = 256 * 1024;
 

@@ -34,61 +34,163 @@ mod refs;
 mod run;
 mod stats;
 mod storage;
+mod svc;
 mod tantivy_ref;
 mod writes;
 
 use std::{
-    collections::HashMap,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
 use serde_json::json;
 
-/// `--key value` options and positional arguments.
-pub struct Args {
-    opts: HashMap<String, String>,
-    pub rest: Vec<String>,
+#[derive(Parser)]
+#[command(
+    name = "notes-bench",
+    about = "Benchmarks of notes-api against references measured in the same run (see bench/run.sh)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
 }
 
-impl Args {
-    fn parse(raw: impl Iterator<Item = String>) -> Result<Self> {
-        let (mut opts, mut rest) = (HashMap::new(), Vec::new());
-        let mut it = raw.peekable();
-        while let Some(a) = it.next() {
-            if let Some(key) = a.strip_prefix("--") {
-                let value = it
-                    .next()
-                    .with_context(|| format!("--{key} needs a value"))?;
-                opts.insert(key.to_owned(), value);
-            } else {
-                rest.push(a);
-            }
-        }
-        Ok(Self { opts, rest })
-    }
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.opts.get(key).map(String::as_str)
-    }
-    pub fn req(&self, key: &str) -> Result<&str> {
-        self.get(key)
-            .with_context(|| format!("--{key} is required"))
-    }
-    pub fn path(&self, key: &str) -> Result<PathBuf> {
-        Ok(PathBuf::from(self.req(key)?))
-    }
-    pub fn num<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--{key}: not a number: {v}")),
-        }
-    }
-    fn files(&self) -> Vec<PathBuf> {
-        self.rest.iter().map(PathBuf::from).collect()
-    }
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write the seeded synthetic corpus.
+    Gen {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        notes: Option<usize>,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Write the real-text corpus (Debian docs).
+    GenReal {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        notes: Option<usize>,
+    },
+    /// Build the raw tantivy reference index.
+    TantivyBuild {
+        #[arg(long)]
+        index: PathBuf,
+        files: Vec<PathBuf>,
+    },
+    /// Raw sqlx inserts (+ raw tantivy indexing with --index).
+    RawIngest {
+        /// A SQLite file or a postgres:// URL.
+        #[arg(long)]
+        db: PathBuf,
+        /// multirow, batchjson or pg-unnest.
+        #[arg(long, default_value = "multirow")]
+        mode: String,
+        #[arg(long)]
+        index: Option<PathBuf>,
+        files: Vec<PathBuf>,
+    },
+    /// The service's reader + Store::ingest in-process.
+    InprocIngest {
+        #[arg(long)]
+        db: PathBuf,
+        files: Vec<PathBuf>,
+    },
+    /// POST each NDJSON file to the service.
+    HttpIngest {
+        #[arg(long)]
+        addr: String,
+        files: Vec<PathBuf>,
+    },
+    /// The in-process search references.
+    SearchRef {
+        #[arg(long)]
+        queries: PathBuf,
+        /// tantivy, tantivy-nodocs, tantivy-snippets, tantivy-svc, inproc or feedhead.
+        #[arg(long, default_value = "tantivy")]
+        mode: String,
+        #[arg(long)]
+        index: Option<PathBuf>,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
+    /// Raw SQLite row + tantivy commit per write.
+    WriteRef {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
+    /// Single-note writes through the API.
+    WriteLoad {
+        #[arg(long)]
+        addr: String,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value = "w")]
+        tag: String,
+    },
+    /// Plain object_store (raw) or the service's Blobs (inproc) put/get.
+    StorageRef {
+        /// file://DIR or s3://BUCKET.
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        #[arg(long)]
+        s3_key: Option<String>,
+        #[arg(long)]
+        s3_secret: Option<String>,
+        #[arg(long, default_value = "raw")]
+        mode: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
+    /// Attachments through the API.
+    StorageHttp {
+        #[arg(long)]
+        addr: String,
+        /// upload, download or delete.
+        #[arg(long)]
+        op: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Comma-separated attachment ids.
+        #[arg(long, value_delimiter = ',')]
+        ids: Vec<String>,
+    },
+    /// POST jobs to the service.
+    JobsEnqueue {
+        #[arg(long)]
+        addr: String,
+        #[arg(long, default_value_t = 10_000)]
+        jobs: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Jobs per second (0: as fast as possible).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+    },
+    /// Every benchmark (what bench/run.sh calls).
+    Run(Box<run::RunArgs>),
 }
 
 fn print(v: &serde_json::Value) {
@@ -139,115 +241,109 @@ fn http_ingest(addr: &str, files: &[PathBuf]) -> Result<serde_json::Value> {
 }
 
 fn main() -> Result<()> {
-    let mut raw = std::env::args().skip(1);
-    let Some(cmd) = raw.next() else {
-        bail!(
-            "usage: notes-bench gen|gen-real|tantivy-build|raw-ingest|inproc-ingest|http-ingest|search-ref|write-load|storage-ref|storage-http|jobs-enqueue|run ... (see src/main.rs)"
-        );
-    };
-    let args = Args::parse(raw)?;
     let rt = || {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
     };
-    match cmd.as_str() {
-        "gen" => {
+    match Cli::parse().cmd {
+        Cmd::Gen {
+            corpus,
+            notes,
+            seed,
+        } => {
             let mut p = corpus::Params::default();
-            p.notes = args.num("notes", p.notes)?;
-            p.seed = args.num("seed", p.seed)?;
-            print(&corpus::generate(&args.path("corpus")?, &p)?);
+            p.notes = notes.unwrap_or(p.notes);
+            p.seed = seed.unwrap_or(p.seed);
+            print(&corpus::generate(&corpus, &p)?);
         }
-        "gen-real" => {
+        Cmd::GenReal { corpus, notes } => {
             let mut p = real::Params::default();
-            p.notes = args.num("notes", p.notes)?;
-            print(&real::generate(&args.path("corpus")?, &p)?);
+            p.notes = notes.unwrap_or(p.notes);
+            print(&real::generate(&corpus, &p)?);
         }
-        "tantivy-build" => print(&tantivy_ref::build(&args.path("index")?, &args.files())?),
-        "raw-ingest" => {
-            let db = args.path("db")?;
-            let mode = args.get("mode").unwrap_or("multirow").to_owned();
-            let index = args.get("index").map(PathBuf::from);
-            print(&rt()?.block_on(refs::raw_ingest(
-                &db,
-                &args.files(),
-                &mode,
-                index.as_deref(),
-            ))?);
+        Cmd::TantivyBuild { index, files } => print(&tantivy_ref::build(&index, &files)?),
+        Cmd::RawIngest {
+            db,
+            mode,
+            index,
+            files,
+        } => print(&rt()?.block_on(refs::raw_ingest(&db, &files, &mode, index.as_deref()))?),
+        Cmd::InprocIngest { db, files } => {
+            print(&rt()?.block_on(refs::inproc_ingest(&db, &files))?)
         }
-        "inproc-ingest" => {
-            let db = args.path("db")?;
-            print(&rt()?.block_on(refs::inproc_ingest(&db, &args.files()))?);
-        }
-        "http-ingest" => print(&http_ingest(args.req("addr")?, &args.files())?),
-        "search-ref" => {
-            let queries = args.path("queries")?;
-            let mode = args.get("mode").unwrap_or("tantivy").to_owned();
-            let conc = args.num("concurrency", 8usize)?;
-            let dur = Duration::from_secs_f64(args.num("duration", 10.0)?);
-            let (db, index, data) = (
-                args.get("db").map(PathBuf::from),
-                args.get("index").map(PathBuf::from),
-                args.get("data-dir").map(PathBuf::from),
-            );
-            print(&rt()?.block_on(refs::search_ref(
-                db.as_deref(),
-                index.as_deref(),
-                data.as_deref(),
-                &queries,
-                &mode,
-                conc,
-                dur,
-            ))?);
-        }
-        "write-ref" => print(&rt()?.block_on(tantivy_ref::write_ref(
-            &args.path("dir")?,
-            Duration::from_secs_f64(args.num("duration", 10.0)?),
+        Cmd::HttpIngest { addr, files } => print(&http_ingest(&addr, &files)?),
+        Cmd::SearchRef {
+            queries,
+            mode,
+            index,
+            db,
+            data_dir,
+            concurrency,
+            duration,
+        } => print(&rt()?.block_on(refs::search_ref(
+            db.as_deref(),
+            index.as_deref(),
+            data_dir.as_deref(),
+            &queries,
+            &mode,
+            concurrency,
+            Duration::from_secs_f64(duration),
         ))?),
-        "write-load" => print(&writes::write_load(
-            args.req("addr")?,
-            args.num("concurrency", 4usize)?,
-            Duration::from_secs_f64(args.num("duration", 10.0)?),
-            args.get("tag").unwrap_or("w"),
+        Cmd::WriteRef { dir, duration } => print(&rt()?.block_on(tantivy_ref::write_ref(
+            &dir,
+            Duration::from_secs_f64(duration),
+        ))?),
+        Cmd::WriteLoad {
+            addr,
+            concurrency,
+            duration,
+            tag,
+        } => print(&writes::write_load(
+            &addr,
+            concurrency,
+            Duration::from_secs_f64(duration),
+            &tag,
         )?),
-        "storage-ref" => {
+        Cmd::StorageRef {
+            store,
+            s3_endpoint,
+            s3_key,
+            s3_secret,
+            mode,
+            file,
+            count,
+        } => {
             let target = storage::Target {
-                url: args.req("store")?.to_owned(),
-                endpoint: args.get("s3-endpoint").map(str::to_owned),
-                key_id: args.get("s3-key").map(str::to_owned),
-                secret: args.get("s3-secret").map(str::to_owned),
+                url: store,
+                endpoint: s3_endpoint,
+                key_id: s3_key,
+                secret: s3_secret,
             };
-            let mode = args.get("mode").unwrap_or("raw").to_owned();
-            let count = args.num("count", 1usize)?;
-            print(&rt()?.block_on(storage::storage_ref(
-                &target,
-                &args.path("file")?,
-                count,
-                &mode,
-            ))?);
+            print(&rt()?.block_on(storage::storage_ref(&target, &file, count, &mode))?);
         }
-        "storage-http" => {
-            let ids: Vec<String> = args
-                .get("ids")
-                .map(|s| s.split(',').map(str::to_owned).collect())
-                .unwrap_or_default();
-            print(&storage::storage_http(
-                args.req("addr")?,
-                args.req("op")?,
-                args.get("note").unwrap_or_default(),
-                &args.path("file").unwrap_or_default(),
-                args.num("count", 1usize)?,
-                &ids,
-            )?);
-        }
-        "jobs-enqueue" => print(&jobload::enqueue(
-            args.req("addr")?,
-            args.num("jobs", 10_000u64)?,
-            args.num("concurrency", 16usize)?,
-            args.num("rate", 0.0f64)?,
+        Cmd::StorageHttp {
+            addr,
+            op,
+            note,
+            file,
+            count,
+            ids,
+        } => print(&storage::storage_http(
+            &addr,
+            &op,
+            note.as_deref().unwrap_or_default(),
+            &file.unwrap_or_default(),
+            count,
+            &ids,
         )?),
-        "run" => run::run(&args)?,
-        other => bail!("unknown subcommand {other:?}"),
+        Cmd::JobsEnqueue {
+            addr,
+            jobs,
+            concurrency,
+            rate,
+        } => print(&jobload::enqueue(&addr, jobs, concurrency, rate)?),
+        Cmd::Run(args) => run::run(*args)?,
     }
     Ok(())
 }

@@ -19,7 +19,6 @@ use std::{
     fs::File,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    str::FromStr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -28,8 +27,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::{
-    Connection, PgConnection, QueryBuilder, Sqlite, SqliteConnection,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+    Connection, PgConnection, QueryBuilder, Sqlite, SqliteConnection, sqlite::SqliteConnectOptions,
 };
 
 use notes_api::{
@@ -39,24 +37,18 @@ use notes_api::{
         note::timestamp,
     },
     search::SearchParams,
-    store::DynStore,
+    store::{DynStore, PoolSettings},
 };
 
 use crate::{stats, tantivy_ref};
 
-/// The connection settings of `SqliteStore::connect`, so that the reference
-/// pays for the same journal, sync and cache settings.
+/// The connection options of the service's SQLite store (its writer's:
+/// `SqliteStore::connect`), so that the reference pays for the same
+/// journal, sync and cache settings.
 fn options(db: &Path) -> Result<SqliteConnectOptions> {
-    Ok(
-        SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-16000"),
-    )
+    let url = format!("sqlite://{}", db.display());
+    notes_api::store::sqlite::connect_options(&url, &PoolSettings::default())
+        .map_err(|e| anyhow!("{e}"))
 }
 
 fn remove_db(db: &Path) {

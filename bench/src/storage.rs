@@ -34,8 +34,6 @@ use notes_api::{
 
 use crate::{client, corpus::Rng};
 
-/// Parts in flight, as `notes_api::blobs::UPLOAD_CONCURRENCY`.
-const UPLOAD_CONCURRENCY: usize = 4;
 /// Chunks the references feed to the store: about what hyper hands the
 /// service per body frame.
 const CHUNK: usize = 64 * 1024;
@@ -126,7 +124,7 @@ pub async fn storage_ref(target: &Target, file: &Path, count: usize, mode: &str)
                 let upload = store.put_multipart(&ObjPath::from(key.as_str())).await?;
                 let mut writer = WriteMultipart::new(upload);
                 for chunk in chunks(&data) {
-                    writer.wait_for_capacity(UPLOAD_CONCURRENCY).await?;
+                    writer.wait_for_capacity(blobs::UPLOAD_CONCURRENCY).await?;
                     writer.put(chunk);
                 }
                 writer.finish().await?;

@@ -29,7 +29,7 @@ use tantivy::{
     },
 };
 
-use notes_api::search::query::{self, Clause};
+use crate::svc::query::{self, Clause};
 
 use crate::stats;
 
@@ -254,9 +254,9 @@ fn one(searcher: &Searcher, f: &Fields, q: &query::Query, work: Work) -> Result<
             let id = text(f.id);
             if work.snippets {
                 let s = if body.trim().is_empty() {
-                    notes_api::search::snippet::highlight(&title, q)
+                    crate::svc::snippet::highlight(&title, q)
                 } else {
-                    notes_api::search::snippet::snippet(&body, q, 24)
+                    crate::svc::snippet::snippet(&body, q, 24)
                 };
                 std::hint::black_box(s);
             }

@@ -36,19 +36,29 @@ pub struct SqliteStore {
     pub(crate) reader: SqlitePool,
 }
 
+/// The options of the store's connections: the writer's as they are; the
+/// readers open them read-only with a smaller page cache. Public so that the
+/// benchmarks' raw SQLite reference connects exactly as the store does.
+pub fn connect_options(
+    url: &str,
+    settings: &PoolSettings,
+) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Internal(e.into()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // NORMAL is durable across application crashes in WAL mode; only
+        // an OS crash can lose the last transactions.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(settings.statement_timeout.min(Duration::from_secs(10)))
+        .foreign_keys(true)
+        .pragma("temp_store", "memory")
+        .pragma("cache_size", "-16000"))
+}
+
 impl SqliteStore {
     pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Internal(e.into()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL is durable across application crashes in WAL mode; only
-            // an OS crash can lose the last transactions.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(settings.statement_timeout.min(Duration::from_secs(10)))
-            .foreign_keys(true)
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-16000");
+        let options = connect_options(url, settings)?;
         if let Some(dir) = options.get_filename().parent()
             && !dir.as_os_str().is_empty()
         {

@@ -27,7 +27,11 @@ use std::{
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, Figure, SERVICE_ADDR, f};
+use super::{
+    Ctx,
+    backend::Backend,
+    ctx::{Figure, SERVICE_ADDR, f},
+};
 use crate::{
     client,
     jobload::unix_us,
@@ -40,38 +44,6 @@ const PG_DB: &str = "notes_bench_jobs";
 /// Key prefix of the Redis runs (the db is a setting, 13 by default).
 const REDIS_PREFIX: &str = "notes-bench-jobs";
 const TICK: Duration = Duration::from_millis(100);
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-    Redis,
-}
-
-impl Backend {
-    fn parse(s: &str) -> Result<Self> {
-        Ok(match s.trim() {
-            "sqlite" => Self::Sqlite,
-            "postgres" | "pg" => Self::Postgres,
-            "redis" => Self::Redis,
-            other => bail!("unknown jobs backend {other:?}: sqlite, postgres or redis"),
-        })
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-            Self::Redis => "redis",
-        }
-    }
-    fn title(self) -> &'static str {
-        match self {
-            Self::Sqlite => "SQLite",
-            Self::Postgres => "PostgreSQL",
-            Self::Redis => "Redis queue (store on SQLite)",
-        }
-    }
-}
 
 /// Runs a helper command to completion; its stdout, or an error with stderr.
 fn tool(program: &str, args: &[&str]) -> Result<String> {
