@@ -34,7 +34,6 @@ mod refs;
 mod run;
 mod stats;
 mod storage;
-mod svc;
 mod tantivy_ref;
 mod writes;
 

@@ -586,7 +586,11 @@ pub fn generate(dir: &Path, p: &Params) -> Result<Value> {
     // Queries from the notes, through the service's tokenizer.
     let toks: Vec<Vec<String>> = notes
         .iter()
-        .map(|(_, body)| crate::svc::query::tokens(body).map(|(_, _, t)| t).collect())
+        .map(|(_, body)| {
+            notes_api::text::query::tokens(body)
+                .map(|(_, _, t)| t)
+                .collect()
+        })
         .collect();
     let mut df: HashMap<&str, u32> = HashMap::new();
     for t in &toks {

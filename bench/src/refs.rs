@@ -375,7 +375,7 @@ async fn service_store(db: &Path, readers: u32) -> Result<DynStore> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| std::env::temp_dir().join("notes-bench-inproc"));
     let config = service_config(db, &data, readers)?;
-    let store = notes_api::store::connect(config.database_url(), &config.pool_settings())
+    let store = notes_api::store::connect(config.database_url(), &PoolSettings::new(&config))
         .await
         .map_err(|e| anyhow!("{e}"))?;
     store.migrate().await.map_err(|e| anyhow!("{e}"))?;
@@ -491,7 +491,10 @@ async fn inproc_search(
 ) -> Result<Value> {
     let config = service_config(db, data, concurrency as u32)?;
     let state = notes_api::server::build_state(config).await?;
-    let index = state.index.clone().context("the API state has an index")?;
+    let index = state
+        .index()
+        .cloned()
+        .context("the API state has an index")?;
     // Wait until the index serves (it opens the existing build at once).
     let t = Instant::now();
     while !index.status().serving {
@@ -501,7 +504,7 @@ async fn inproc_search(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let opened_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let queries = Arc::new(queries.to_vec());
     let deadline = Instant::now() + duration;
     let started = Instant::now();

@@ -29,7 +29,7 @@ use tantivy::{
     },
 };
 
-use crate::svc::query::{self, Clause};
+use notes_api::text::query::{self, Clause};
 
 use crate::stats;
 
@@ -254,9 +254,9 @@ fn one(searcher: &Searcher, f: &Fields, q: &query::Query, work: Work) -> Result<
             let id = text(f.id);
             if work.snippets {
                 let s = if body.trim().is_empty() {
-                    crate::svc::snippet::highlight(&title, q)
+                    notes_api::text::snippet::highlight(&title, q)
                 } else {
-                    crate::svc::snippet::snippet(&body, q, 24)
+                    notes_api::text::snippet::snippet(&body, q, 24)
                 };
                 std::hint::black_box(s);
             }
@@ -365,8 +365,7 @@ pub async fn write_ref(dir: &Path, duration: Duration) -> Result<Value> {
         .reload_policy(ReloadPolicy::Manual)
         .try_into()?;
     let reader: IndexReader = reader;
-    let stamp =
-        notes_api::domain::note::timestamp::format(&notes_api::domain::note::timestamp::now());
+    let stamp = notes_api::domain::timestamp::format(&notes_api::domain::timestamp::now());
     let (mut lat, mut sql, mut idx) = (Vec::new(), Vec::new(), Vec::new());
     let deadline = Instant::now() + duration;
     let started = Instant::now();

@@ -34,10 +34,10 @@ use super::{
     Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup,
     model::{millis, not_retryable, outcome_columns},
     sql::{self, Dialect},
-    stored::StoredJob,
+    stored::{self, IntoJob, StoredJob},
 };
 use crate::store::{
-    Page, StoreError,
+    StoreError,
     postgres::{PgStore, map_err},
 };
 
@@ -164,7 +164,7 @@ struct Row {
     due_at: i64,
 }
 
-impl Row {
+impl IntoJob for Row {
     fn into_job(self) -> Result<(i64, Job), StoreError> {
         StoredJob {
             seq: self.seq,
@@ -234,7 +234,7 @@ impl Queue for PgQueue {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?
-            .map(|r| r.into_job().map(|(_, j)| j))
+            .map(stored::job)
             .transpose()
     }
 
@@ -244,11 +244,7 @@ impl Queue for PgQueue {
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        let rows = rows
-            .into_iter()
-            .map(Row::into_job)
-            .collect::<Result<_, _>>()?;
-        Ok(Page::from_rows(rows, q.limit as usize))
+        stored::page(rows, q.limit)
     }
 
     async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError> {
@@ -261,7 +257,7 @@ impl Queue for PgQueue {
         match row {
             Some(row) => {
                 self.announce();
-                row.into_job().map(|(_, j)| j)
+                stored::job(row)
             }
             None => Err(not_retryable(self.get(id).await?)),
         }
@@ -301,7 +297,7 @@ impl Queue for PgQueue {
             .fetch_optional(&self.workers)
             .await
             .map_err(map_err)?;
-        row.map(|r| r.into_job().map(|(_, job)| Claimed { job, token }))
+        row.map(|r| stored::job(r).map(|job| Claimed { job, token }))
             .transpose()
     }
 

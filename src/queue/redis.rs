@@ -29,7 +29,7 @@ use uuid::Uuid;
 use super::{
     Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup,
     model::millis,
-    stored::{TextJob, corrupt},
+    stored::{IntoJob, TextJob, corrupt},
 };
 use crate::{
     domain::timestamp,

@@ -15,12 +15,12 @@ use super::{
     Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup,
     model::{millis, not_retryable, outcome_columns},
     sql::{self, Dialect},
-    stored::TextJob,
+    stored::{self, TextJob},
 };
 use crate::{
     domain::timestamp,
     store::{
-        Page, StoreError,
+        StoreError,
         sqlite::{SqliteStore, map_err},
     },
 };
@@ -86,7 +86,7 @@ impl Queue for SqliteQueue {
             .fetch_optional(&self.reader)
             .await
             .map_err(map_err)?
-            .map(|r| r.into_job().map(|(_, j)| j))
+            .map(stored::job)
             .transpose()
     }
 
@@ -96,11 +96,7 @@ impl Queue for SqliteQueue {
             .fetch_all(&self.reader)
             .await
             .map_err(map_err)?;
-        let rows = rows
-            .into_iter()
-            .map(TextJob::into_job)
-            .collect::<Result<_, _>>()?;
-        Ok(Page::from_rows(rows, q.limit as usize))
+        stored::page(rows, q.limit)
     }
 
     async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError> {
@@ -113,7 +109,7 @@ impl Queue for SqliteQueue {
         match row {
             Some(row) => {
                 self.wake.one();
-                row.into_job().map(|(_, j)| j)
+                stored::job(row)
             }
             None => Err(not_retryable(self.get(id).await?)),
         }
@@ -152,7 +148,7 @@ impl Queue for SqliteQueue {
             .fetch_optional(&self.writer)
             .await
             .map_err(map_err)?;
-        row.map(|r| r.into_job().map(|(_, job)| Claimed { job, token }))
+        row.map(|r| stored::job(r).map(|job| Claimed { job, token }))
             .transpose()
     }
 

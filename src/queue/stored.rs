@@ -6,8 +6,32 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Job, JobStatus, model::run_at};
-use crate::{domain::timestamp, store::StoreError};
+use super::{Job, JobPage, JobStatus, model::run_at};
+use crate::{
+    domain::timestamp,
+    store::{Page, StoreError},
+};
+
+/// A backend's row type: what it stores, back into a job.
+pub trait IntoJob {
+    /// The job and its sequence number (the list cursor).
+    fn into_job(self) -> Result<(i64, Job), StoreError>;
+}
+
+/// One stored job.
+pub fn job(row: impl IntoJob) -> Result<Job, StoreError> {
+    row.into_job().map(|(_, job)| job)
+}
+
+/// Rows fetched with `limit + 1` (to learn whether a next page exists) as
+/// one page.
+pub fn page<R: IntoJob>(rows: Vec<R>, limit: u32) -> Result<JobPage, StoreError> {
+    let rows = rows
+        .into_iter()
+        .map(IntoJob::into_job)
+        .collect::<Result<_, _>>()?;
+    Ok(Page::from_rows(rows, limit as usize))
+}
 
 pub fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("stored job {what} is invalid: {e}").into())
@@ -32,9 +56,8 @@ pub struct StoredJob {
     pub due_at: i64,
 }
 
-impl StoredJob {
-    /// The job and its sequence number (the list cursor).
-    pub fn into_job(self) -> Result<(i64, Job), StoreError> {
+impl IntoJob for StoredJob {
+    fn into_job(self) -> Result<(i64, Job), StoreError> {
         let status: JobStatus = self.status.parse().map_err(|e| corrupt("status", e))?;
         let count = |n: i64, what| u32::try_from(n).map_err(|e| corrupt(what, e));
         let job = Job {
@@ -73,8 +96,8 @@ pub struct TextJob {
     pub due_at: i64,
 }
 
-impl TextJob {
-    pub fn into_job(self) -> Result<(i64, Job), StoreError> {
+impl IntoJob for TextJob {
+    fn into_job(self) -> Result<(i64, Job), StoreError> {
         let time = |s: &str| timestamp::parse(s).map_err(|e| corrupt("timestamp", e));
         let opt_time = |s: Option<String>| s.as_deref().map(time).transpose();
         let json = |s: &str, what| serde_json::from_str::<Value>(s).map_err(|e| corrupt(what, e));

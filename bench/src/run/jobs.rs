@@ -71,7 +71,7 @@ struct Rec {
 
 fn micros(v: &Value) -> Option<i64> {
     let s = v.as_str()?;
-    notes_api::domain::note::timestamp::parse(s)
+    notes_api::domain::timestamp::parse(s)
         .ok()
         .map(|t| t.timestamp_micros())
 }

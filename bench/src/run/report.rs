@@ -91,7 +91,7 @@ fn prev_real(results: &Path) -> Option<Value> {
 }
 
 pub fn now() -> String {
-    use notes_api::domain::note::timestamp;
+    use notes_api::domain::timestamp;
     timestamp::format(&timestamp::now())
 }
 
