@@ -34,7 +34,7 @@ use notes_api::{
     config::{Config, Secret},
     domain::{
         ingest::{Format, read_batch},
-        note::timestamp,
+        timestamp,
     },
     search::SearchParams,
     store::{DynStore, PoolSettings},
