@@ -20,6 +20,25 @@ use super::{
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The method as a metric label and log field. The standard methods go by
+/// name and anything else is `other`: any token is a valid method, so raw
+/// ones would let one client without a key create label values (and
+/// `/metrics` memory) at will.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
 /// A client's request id is kept when it is short and plain (it ends up in
 /// logs and headers); anything else is replaced by a fresh one.
 fn request_id(req: &Request) -> HeaderValue {
@@ -47,7 +66,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let span = tracing::info_span!(
         "request",
         request_id = id.to_str().unwrap_or_default(),
@@ -61,7 +80,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
 
     metrics::counter!(
         "http_requests_total",
-        "method" => method.clone(),
+        "method" => method,
         "route" => route.clone(),
         "status" => status.to_string()
     )

@@ -75,6 +75,34 @@ async fn metrics_use_route_templates() {
 }
 
 #[tokio::test]
+async fn unknown_methods_do_not_mint_metric_labels() {
+    let app = TestApp::spawn().await;
+    for n in 0..20 {
+        let method =
+            Method::from_bytes(format!("XMINT{n:04}{}", "Q".repeat(2000)).as_bytes()).unwrap();
+        let res = app.request(method, "/healthz").send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("XMINT"), "a raw method became a label");
+    // All twenty under one label value, whatever route the 405 is counted on.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(r#"http_requests_total{method="other","#)
+                && l.contains(r#"status="405""#)
+                && l.ends_with(" 20")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn version_openapi_and_docs() {
     let app = TestApp::spawn().await;
     let (_, v) = app.get_json("/version").await;
