@@ -413,6 +413,12 @@ impl TestApp {
         )
     }
 
+    /// The `/metrics` text, as Prometheus scrapes it.
+    pub async fn metrics(&self) -> String {
+        let res = self.get("/metrics").send().await.expect("request");
+        res.text().await.unwrap()
+    }
+
     pub async fn count_notes(&self) -> u64 {
         self.state.store().count_notes().await.unwrap()
     }

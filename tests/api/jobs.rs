@@ -36,14 +36,7 @@ async fn add_and_ping_run_to_their_results() {
     assert_eq!(app.finished(f["id"].as_str().unwrap()).await["result"], 2.5);
 
     // Metrics count what ran; readiness includes the queue.
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"jobs_total{kind="add",status="succeeded"}"#),
         "{metrics}"

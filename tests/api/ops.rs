@@ -51,14 +51,7 @@ async fn metrics_use_route_templates() {
         .await
         .unwrap();
     app.get("/no/such/path").send().await.unwrap();
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(
             r#"http_requests_total{method="GET",route="/api/v1/notes/{id}",status="200"}"#
@@ -83,14 +76,7 @@ async fn unknown_methods_do_not_mint_metric_labels() {
         let res = app.request(method, "/healthz").send().await.unwrap();
         assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     }
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(!text.contains("XMINT"), "a raw method became a label");
     // All twenty under one label value, whatever route the 405 is counted on.
     assert!(
