@@ -76,3 +76,78 @@ ensure_s3s_fs() {
   echo "provision: cargo install s3s-fs $S3S_FS_VERSION (a few minutes, once)"
   cargo install --locked s3s-fs --version "$S3S_FS_VERSION" --features binary
 }
+
+# Bugsink: a self-hosted Sentry-compatible server (SQLite, one process) on
+# 127.0.0.1:$BUGSINK_PORT, for the error-reporting tests. Exports
+# BUGSINK_URL (base URL), BUGSINK_DSN (the "notes-api" project's DSN, for the
+# sentry crate) and BUGSINK_TOKEN (a full-access Bearer token for its REST
+# API under $BUGSINK_URL/api/canonical/0/). Events are digested inside the
+# ingest request (SNAPPEA TASK_ALWAYS_EAGER, from the "local" template), so
+# no snappea worker runs. Log: $BUGSINK_DIR/server.log. Web UI: admin/admin.
+BUGSINK_VERSION=2.6.2
+BUGSINK_PORT=${BUGSINK_PORT:-8765}
+BUGSINK_VENV="$HOME/.cache/notes-api/bugsink-venv"
+BUGSINK_DIR="$HOME/.cache/notes-api/bugsink"
+BUGSINK_URL="http://127.0.0.1:$BUGSINK_PORT"
+bugsink_manage() { (cd "$BUGSINK_DIR" && DJANGO_SETTINGS_MODULE=bugsink_conf "$BUGSINK_VENV/bin/bugsink-manage" "$@"); }
+bugsink_ok() { curl -fsS -o /dev/null --max-time 2 "$BUGSINK_URL/health/ready" 2>/dev/null; }
+
+ensure_bugsink() {
+  command -v curl >/dev/null || apt_install curl ca-certificates
+  if ! "$BUGSINK_VENV/bin/python" -m pip show bugsink 2>/dev/null | grep -qx "Version: $BUGSINK_VERSION"; then
+    echo "provision: pip install bugsink $BUGSINK_VERSION (under a minute, once)"
+    if [ ! -x "$BUGSINK_VENV/bin/pip" ]; then
+      python3 -m venv --clear "$BUGSINK_VENV" 2>/dev/null ||
+        { apt_install python3-venv && python3 -m venv --clear "$BUGSINK_VENV"; } || return 1
+    fi
+    "$BUGSINK_VENV/bin/python" -m pip install -q --disable-pip-version-check "bugsink==$BUGSINK_VERSION" || return 1
+  fi
+  mkdir -p "$BUGSINK_DIR"
+  if [ ! -f "$BUGSINK_DIR/bugsink_conf.py" ]; then
+    echo "provision: configuring Bugsink in $BUGSINK_DIR"
+    rm -f "$BUGSINK_DIR/bugsink_conf.py.new"
+    "$BUGSINK_VENV/bin/bugsink-create-conf" --template=local --host=127.0.0.1 --port="$BUGSINK_PORT" \
+      --output-file="$BUGSINK_DIR/bugsink_conf.py.new" >/dev/null || return 1
+    cat >>"$BUGSINK_DIR/bugsink_conf.py.new" <<CONF
+
+# notes-api: everything under this directory, and no traffic off the machine.
+DATABASES["default"]["NAME"] = "$BUGSINK_DIR/db.sqlite3"
+DATABASES["snappea"]["NAME"] = "$BUGSINK_DIR/snappea.sqlite3"
+BUGSINK["INGEST_STORE_BASE_DIR"] = "$BUGSINK_DIR/ingestion"
+BUGSINK["PHONEHOME"] = False
+CONF
+    mv "$BUGSINK_DIR/bugsink_conf.py.new" "$BUGSINK_DIR/bugsink_conf.py"
+    rm -f "$BUGSINK_DIR/env"
+  fi
+  if ! bugsink_ok; then
+    echo "provision: starting Bugsink on $BUGSINK_URL"
+    bugsink_manage migrate -v 0 && bugsink_manage migrate snappea --database=snappea -v 0 || return 1
+    (cd "$BUGSINK_DIR" && DJANGO_SETTINGS_MODULE=bugsink_conf setsid "$BUGSINK_VENV/bin/gunicorn" \
+      --bind "127.0.0.1:$BUGSINK_PORT" --workers 2 --no-control-socket --pid "$BUGSINK_DIR/gunicorn.pid" \
+      --access-logfile - --error-logfile - --capture-output bugsink.wsgi \
+      </dev/null >>"$BUGSINK_DIR/server.log" 2>&1 &)
+    for _ in $(seq 1 100); do bugsink_ok && break; sleep 0.2; done
+    bugsink_ok || { echo "provision: Bugsink does not answer on $BUGSINK_URL (see $BUGSINK_DIR/server.log)" >&2; return 1; }
+  fi
+  if [ ! -s "$BUGSINK_DIR/env" ]; then
+    # Superuser admin/admin, team and project "notes-api", one API token: created once, printed as shell assignments.
+    bugsink_manage shell --no-imports -v 0 -c '
+from django.contrib.auth import get_user_model
+from bsmain.models import AuthToken
+from teams.models import Team
+from projects.models import Project
+User = get_user_model()
+if not User.objects.filter(username="admin").exists():
+    User.objects.create_superuser(username="admin", email="admin@example.org", password="admin")
+team, _ = Team.objects.get_or_create(name="notes-api")
+project = Project.objects.filter(slug="notes-api").first() or Project.objects.create(team=team, name="notes-api", slug="notes-api")
+token = AuthToken.objects.filter(description="notes-api tests").first() or AuthToken.create_full_access(description="notes-api tests")
+print("BUGSINK_DSN=%s" % project.dsn)
+print("BUGSINK_PROJECT=%d" % project.id)
+print("BUGSINK_TOKEN=%s" % token.token)
+' | grep '^BUGSINK_[A-Z]*=[^ ]*$' >"$BUGSINK_DIR/env.new" && mv "$BUGSINK_DIR/env.new" "$BUGSINK_DIR/env" || return 1
+  fi
+  # shellcheck disable=SC1091
+  . "$BUGSINK_DIR/env"
+  export BUGSINK_URL BUGSINK_DSN BUGSINK_PROJECT BUGSINK_TOKEN
+}

@@ -16,6 +16,7 @@ ensure_rust
 ensure_postgres
 ensure_redis
 ensure_s3s_fs
+ensure_bugsink
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -25,6 +26,7 @@ cargo clippy --locked --all-targets -- -D warnings
 
 # Every test target: the API suite on SQLite, and the contract suites
 # (tests/contract) on every backend, which need both servers.
+# BUGSINK_* (from ensure_bugsink) point the error-tracking test at Bugsink.
 step "cargo test (SQLite; contract suites on SQLite, PostgreSQL and Redis)"
 TEST_PG_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL" cargo test --locked --no-fail-fast
 

@@ -192,7 +192,7 @@ impl Blobs {
             .put_multipart(&Path::from(key))
             .await
             .map_err(unavailable)?;
-        let mut writer = WriteMultipart::new(upload);
+        let mut writer = Unfinished(Some(WriteMultipart::new(upload)), key.to_owned());
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         let mut body = std::pin::pin!(body);
@@ -204,15 +204,16 @@ impl Blobs {
                     return Err(BlobError::TooLarge { limit });
                 }
                 hasher.update(&chunk);
-                writer
-                    .wait_for_capacity(UPLOAD_CONCURRENCY)
+                let w = writer.get();
+                w.wait_for_capacity(UPLOAD_CONCURRENCY)
                     .await
                     .map_err(unavailable)?;
-                writer.put(chunk);
+                w.put(chunk);
             }
             Ok(())
         }
         .await;
+        let writer = writer.take();
         match outcome {
             Ok(()) => {
                 writer.finish().await.map_err(unavailable)?;
@@ -222,9 +223,7 @@ impl Blobs {
                 })
             }
             Err(e) => {
-                if let Err(abort) = writer.abort().await {
-                    tracing::warn!(error = %abort, key, "aborting a failed upload failed; the purge job will reclaim it");
-                }
+                abort(writer, key).await;
                 Err(e)
             }
         }
@@ -288,12 +287,17 @@ impl Blobs {
     }
 
     /// A small object, whole (manifests).
-    pub async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
+    /// A small object whole; one larger than `max` bytes is refused
+    /// before it is read.
+    pub async fn get_bytes(&self, key: &str, max: u64) -> Result<Bytes, BlobError> {
         let result = self
             .store
             .get(&Path::from(key))
             .await
             .map_err(unavailable)?;
+        if result.meta.size > max {
+            return Err(BlobError::TooLarge { limit: max });
+        }
         result.bytes().await.map_err(unavailable)
     }
 
@@ -320,5 +324,38 @@ impl Blobs {
                 tracing::warn!(error = %e, key, "could not delete an object; the purge job will reclaim it");
             }
         }
+    }
+}
+
+/// An upload that has not been finished or aborted yet. When the request
+/// that feeds it goes away (the client disconnected, the timeout fired), its
+/// future is dropped mid-upload: this aborts the upload then, so no
+/// incomplete multipart upload (or staging file) is left in storage.
+struct Unfinished(Option<WriteMultipart>, String);
+
+impl Unfinished {
+    fn get(&mut self) -> &mut WriteMultipart {
+        self.0.as_mut().expect("taken only once the upload is over")
+    }
+    fn take(&mut self) -> WriteMultipart {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(writer) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let key = std::mem::take(&mut self.1);
+            tracing::info!(key, "upload abandoned mid-stream; aborting it");
+            runtime.spawn(async move { abort(writer, &key).await });
+        }
+    }
+}
+
+async fn abort(writer: WriteMultipart, key: &str) {
+    if let Err(e) = writer.abort().await {
+        tracing::warn!(error = %e, key, "aborting an unfinished upload failed; a storage lifecycle rule must reclaim it");
     }
 }

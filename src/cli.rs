@@ -143,10 +143,12 @@ where
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    match run(config).await {
+    let code = match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&*e),
-    }
+    };
+    telemetry::flush_errors();
+    code
 }
 
 /// The settings every subcommand starts from: resolved, and the schedule

@@ -11,6 +11,11 @@ use serde::{Serialize, Serializer};
 /// material when the key is random, the floor for a long-lived credential.
 pub const MIN_MASTER_KEY_BYTES: usize = 32;
 
+/// Requests per second per client in production unless NOTES_RATE_LIMIT
+/// says otherwise: far above what a person or a well-behaved integration
+/// sends, low enough that one client cannot take a pod's capacity alone.
+pub const DEFAULT_RATE_LIMIT: u32 = 100;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
@@ -76,6 +81,12 @@ pub enum ConfigError {
     },
     #[error("invalid value for {0}: {1}")]
     Invalid(&'static str, String),
+    #[error(
+        "refusing to serve the API without keys on {0}: development mode checks no key. Set \
+         NOTES_MASTER_KEY (keys are then required), listen on 127.0.0.1, or set \
+         NOTES_ALLOW_UNAUTHENTICATED=true to serve an open API on purpose"
+    )]
+    Unauthenticated(SocketAddr),
 }
 
 /// The service configuration, shared by every subcommand that needs it.
@@ -170,6 +181,18 @@ pub struct Config {
     #[arg(long, env = "NOTES_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
 
+    /// Sentry-compatible DSN (Sentry, GlitchTip, Bugsink) for 5xx answers
+    /// and failed jobs; unset, nothing is sent anywhere.
+    #[arg(long, env = "NOTES_SENTRY_DSN", hide_env_values = true)]
+    #[serde(serialize_with = "redact_opt")]
+    pub sentry_dsn: Option<Secret>,
+    #[arg(long, env = "NOTES_SENTRY_DSN_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentry_dsn_file: Option<PathBuf>,
+    /// The environment events are filed under; default NOTES_ENV.
+    #[arg(long, env = "NOTES_SENTRY_ENVIRONMENT")]
+    pub sentry_environment: Option<String>,
+
     /// Origins allowed by CORS, comma-separated; none by default.
     #[arg(long, env = "NOTES_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -184,6 +207,39 @@ pub struct Config {
     /// Seconds an ingest request may take (large uploads from slow clients).
     #[arg(long, env = "NOTES_INGEST_TIMEOUT", default_value_t = 300)]
     pub ingest_timeout: u64,
+    /// Seconds a client has to send a request's headers, counted from when
+    /// its connection opens or goes idle after a response; so also how long
+    /// an idle keep-alive connection stays open.
+    #[arg(long, env = "NOTES_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+    /// Seconds a connection may wait with no byte moving while it reads a
+    /// request body or writes a response: a stalled upload or download.
+    #[arg(long, env = "NOTES_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
+    /// Connections served at once; further clients wait in the listen backlog.
+    #[arg(long, env = "NOTES_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Requests per second one client (an API key, else an address) may
+    /// make; 0 turns the limit off. Default: 100 in production, off in
+    /// development.
+    #[arg(long, env = "NOTES_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Requests a client may make at once above its rate; default twice
+    /// the rate.
+    #[arg(long, env = "NOTES_RATE_BURST")]
+    pub rate_burst: Option<u32>,
+    /// Proxies (addresses or CIDR blocks, comma-separated) whose
+    /// `X-Forwarded-For` names the client; nobody else's is believed.
+    #[arg(long, env = "NOTES_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bulk ingests run at once (each holds its batch in memory: a 64 MiB
+    /// batch peaks near 200 MiB); more wait a second, then get 503.
+    #[arg(long, env = "NOTES_MAX_INGESTS", default_value_t = 1)]
+    pub max_ingests: usize,
+    /// Note writes, listings, searches, uploads and job submissions run at
+    /// once; more wait a second, then get 503.
+    #[arg(long, env = "NOTES_MAX_HEAVY_REQUESTS", default_value_t = 8)]
+    pub max_heavy_requests: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "NOTES_SHUTDOWN_TIMEOUT", default_value_t = 25)]
     pub shutdown_timeout: u64,
@@ -234,7 +290,7 @@ pub struct Config {
     pub job_retention_hours: u64,
     /// Seconds an object without a row is left alone by `purge` (an upload
     /// writes its object before its row).
-    #[arg(long, env = "NOTES_PURGE_GRACE", default_value_t = 3600)]
+    #[arg(long, env = "NOTES_PURGE_GRACE", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
     pub purge_grace: u64,
     /// Periodic jobs: `kind=CRON;kind=CRON`, e.g. `backup=0 3 * * *;purge=@hourly`
     /// (five fields or @hourly/@daily/@weekly/@monthly, UTC).
@@ -248,6 +304,18 @@ pub struct Config {
     /// `s3://BUCKET/PREFIX`. Default: `backups/` next to the attachments.
     #[arg(long, env = "NOTES_BACKUP_TO")]
     pub backup_to: Option<String>,
+
+    /// Lets a development-mode server (no master key, so no key is checked)
+    /// listen on a non-loopback address. Without it such a server refuses to
+    /// start: an open API must be chosen, never stumbled into.
+    #[arg(long, env = "NOTES_ALLOW_UNAUTHENTICATED", default_value_t = false, value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub allow_unauthenticated: bool,
+
+    /// Where a `backup` job submitted through the API may write: prefixes
+    /// (directories, `file://DIR`, `s3://BUCKET/PREFIX`), comma-separated.
+    /// Default: NOTES_BACKUP_TO alone. The `backup` command is not limited.
+    #[arg(long, env = "NOTES_BACKUP_DESTINATIONS", value_delimiter = ',')]
+    pub backup_destinations: Vec<String>,
 
     /// Apply database migrations when `serve` starts (turn off when they run
     /// as a separate step, e.g. an Argo CD PreSync Job).
@@ -300,6 +368,11 @@ impl Config {
             "NOTES_QUEUE_URL",
             self.queue_url.take(),
             self.queue_url_file.as_deref(),
+        )?;
+        self.sentry_dsn = resolve_secret(
+            "NOTES_SENTRY_DSN",
+            self.sentry_dsn.take(),
+            self.sentry_dsn_file.as_deref(),
         )?;
         if self.storage_url.is_none() {
             self.storage_url = Some(format!("file://{}", self.data_dir.join("blobs").display()));
@@ -357,14 +430,68 @@ impl Config {
         self.env == Environment::Production
     }
 
+    /// Whether API keys are checked: whenever a master key is set, in either
+    /// mode. (Production without one never gets this far.)
+    pub fn requires_keys(&self) -> bool {
+        self.master_key.is_some()
+    }
+
+    /// The rule for a process that serves the API: without keys, only on
+    /// loopback unless NOTES_ALLOW_UNAUTHENTICATED says otherwise.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if self.requires_keys() || self.listen.ip().is_loopback() || self.allow_unauthenticated {
+            Ok(())
+        } else {
+            Err(ConfigError::Unauthenticated(self.listen))
+        }
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout)
     }
     pub fn ingest_timeout(&self) -> Duration {
         Duration::from_secs(self.ingest_timeout)
     }
+    /// NOTES_RATE_LIMIT, or its default for the mode.
+    pub fn rate_limit(&self) -> u32 {
+        self.rate_limit.unwrap_or(if self.is_production() {
+            DEFAULT_RATE_LIMIT
+        } else {
+            0
+        })
+    }
+    pub fn rate_burst(&self) -> u32 {
+        self.rate_burst
+            .unwrap_or_else(|| self.rate_limit().saturating_mul(2))
+    }
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
+    }
+
+    /// Every secret value this process holds: what error reports scrub.
+    pub fn secrets(&self) -> Vec<String> {
+        [
+            &self.master_key,
+            &self.database_url,
+            &self.s3_access_key_id,
+            &self.s3_secret_access_key,
+            &self.queue_url,
+            &self.sentry_dsn,
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|s| {
+            let whole = s.expose().to_owned();
+            // A URL's password may be quoted alone, e.g. by a driver.
+            let password = whole
+                .split_once("://")
+                .and_then(|(_, rest)| rest.rsplit_once('@'))
+                .and_then(|(userinfo, _)| userinfo.split_once(':'))
+                .map(|(_, password)| password.to_owned());
+            std::iter::once(whole).chain(password)
+        })
+        .filter(|s| s.len() >= 6)
+        .collect()
     }
 
     pub fn queue_url(&self) -> Option<&str> {
@@ -385,6 +512,47 @@ impl Config {
         match self.storage_url().strip_prefix("s3://") {
             Some(bucket) => format!("s3://{}/backups", bucket.trim_end_matches('/')),
             None => format!("file://{}", self.data_dir.join("backups").display()),
+        }
+    }
+}
+
+/// A destination as a URL: a bare path is a `file://` one; no trailing `/`.
+fn destination_url(to: &str) -> String {
+    let url = if to.contains("://") {
+        to.to_owned()
+    } else {
+        format!("file://{to}")
+    };
+    url.trim_end_matches('/').to_owned()
+}
+
+impl Config {
+    /// Whether a backup requested through the API may write to `to`: under
+    /// one of NOTES_BACKUP_DESTINATIONS (default NOTES_BACKUP_TO), with no
+    /// `..` to climb out of it.
+    pub fn check_backup_destination(&self, to: &str) -> Result<(), String> {
+        let url = destination_url(to);
+        if url.split('/').any(|segment| segment == "..") || url.contains(['\0', '\\']) {
+            return Err("must not contain '..' segments".into());
+        }
+        let allowed: Vec<String> = if self.backup_destinations.is_empty() {
+            vec![destination_url(&self.backup_to())]
+        } else {
+            self.backup_destinations
+                .iter()
+                .map(|d| destination_url(d))
+                .collect()
+        };
+        if allowed
+            .iter()
+            .any(|prefix| url == *prefix || url.starts_with(&format!("{prefix}/")))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "must be under a configured backup destination (NOTES_BACKUP_DESTINATIONS): {}",
+                allowed.join(", ")
+            ))
         }
     }
 }
@@ -463,6 +631,57 @@ mod tests {
             assert!(!out.contains("super-secret"), "{out}");
             assert!(!out.contains("hunter2"), "{out}");
         }
+    }
+
+    #[test]
+    fn an_open_api_beyond_loopback_must_be_asked_for() {
+        let mut c = Config::defaults();
+        assert!(c.check_exposure().is_ok(), "loopback needs nothing");
+        c.listen = "0.0.0.0:8000".parse().unwrap();
+        let err = c.check_exposure().unwrap_err();
+        assert!(
+            err.to_string().contains("NOTES_ALLOW_UNAUTHENTICATED"),
+            "{err}"
+        );
+        c.listen = "[::]:8000".parse().unwrap();
+        assert!(c.check_exposure().is_err());
+        c.allow_unauthenticated = true;
+        assert!(c.check_exposure().is_ok());
+        c.allow_unauthenticated = false;
+        c.master_key = Some(Secret::new("k".repeat(40)));
+        assert!(
+            c.requires_keys(),
+            "a master key is enforced in development too"
+        );
+        assert!(c.check_exposure().is_ok());
+    }
+
+    #[test]
+    fn backup_destinations_are_limited_to_configured_prefixes() {
+        let mut c = Config::defaults();
+        c.backup_to = Some("s3://backups/notes".into());
+        assert!(c.check_backup_destination("s3://backups/notes").is_ok());
+        assert!(
+            c.check_backup_destination("s3://backups/notes/weekly")
+                .is_ok()
+        );
+        for bad in [
+            "file:///tmp",
+            "/tmp/x",
+            "s3://backups/notes-evil",
+            "s3://backups/notes/../other",
+            "s3://other/notes",
+        ] {
+            assert!(c.check_backup_destination(bad).is_err(), "{bad}");
+        }
+        c.backup_destinations = vec!["/var/backups/".into(), "s3://dr/site".into()];
+        assert!(c.check_backup_destination("/var/backups/nightly").is_ok());
+        assert!(c.check_backup_destination("file:///var/backups").is_ok());
+        assert!(c.check_backup_destination("s3://dr/site/x").is_ok());
+        assert!(
+            c.check_backup_destination("s3://backups/notes").is_err(),
+            "the list replaces the default"
+        );
     }
 
     #[test]

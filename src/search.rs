@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{note, validation::FieldError},
-    index::{IndexError, SearchIndex, SearchQuery},
+    index::{Excerpt, IndexError, SearchIndex, SearchQuery},
     text::{query, snippet},
 };
 
@@ -107,24 +107,29 @@ pub async fn search(
             took_ms: elapsed_ms(started),
         });
     }
+    let terms = parsed.clone();
+    let excerpt = Excerpt::new(move |title, body| {
+        // A title-only note still gets a snippet showing why it matched.
+        if body.trim().is_empty() {
+            snippet::highlight(title, &terms)
+        } else {
+            snippet::snippet(body, &terms, SNIPPET_TOKENS)
+        }
+    });
     let results = index
         .search(&SearchQuery {
-            query: parsed.clone(),
+            query: parsed,
             tag,
             limit,
             offset,
+            excerpt,
         })
         .await?;
     let hits = results
         .rows
         .into_iter()
         .map(|row| SearchHit {
-            // A title-only note still gets a snippet showing why it matched.
-            snippet: if row.body.trim().is_empty() {
-                snippet::highlight(&row.title, &parsed)
-            } else {
-                snippet::snippet(&row.body, &parsed, SNIPPET_TOKENS)
-            },
+            snippet: row.excerpt,
             id: row.id,
             title: row.title,
             score: row.score,

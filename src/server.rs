@@ -62,6 +62,9 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
 
 async fn start(config: Config, role: Role) -> anyhow::Result<()> {
     let listen = config.listen;
+    if role == Role::Api {
+        config.check_exposure()?;
+    }
     let state = build_state_for(config, role).await?;
     let listener = TcpListener::bind(listen)
         .await
@@ -86,7 +89,7 @@ fn announce(state: &AppState, listener: &TcpListener, role: Role) {
         version = crate::VERSION,
         "notes-api listening"
     );
-    if !state.config().is_production() {
+    if !state.config().requires_keys() {
         tracing::warn!(
             "DEVELOPMENT MODE: no API key is required on any route. Set NOTES_ENV=production \
              and NOTES_MASTER_KEY before exposing this server."
@@ -126,8 +129,13 @@ pub async fn run_role(
         Role::Api => http::router(state.clone()),
         Role::Worker => http::ops_router(state.clone()),
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
-    let mut server = tokio::spawn(server.into_future());
+    let limits = http::connections::Limits::new(state.config());
+    let mut server = tokio::spawn(http::connections::serve(
+        listener,
+        app,
+        limits,
+        stop.clone(),
+    ));
     let job_workers = tokio::spawn(jobs::worker::run(
         state.jobs().clone(),
         workers(&state),
@@ -193,6 +201,7 @@ fn spawn_metrics_upkeep(state: AppState, stop: CancellationToken) -> tokio::task
             tokio::select! {
                 _ = tick.tick() => {
                     state.metrics().run_upkeep();
+                    state.rate_limits().upkeep();
                     if let Ok(n) = state.queue().queued().await {
                         metrics::gauge!("jobs_queued").set(n as f64);
                     }

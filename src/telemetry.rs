@@ -3,7 +3,8 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+use tracing_subscriber::{EnvFilter, Layer, Registry, filter::LevelFilter, fmt, prelude::*};
 
 use crate::config::{Config, LogFormat};
 
@@ -18,6 +19,95 @@ const JOB_BUCKETS: &[f64] = &[
     0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 ];
 
+/// The Sentry client of this process, when NOTES_SENTRY_DSN is set: kept
+/// for the process's life, flushed by [`flush_errors`] before exit.
+static SENTRY: OnceLock<sentry::ClientInitGuard> = OnceLock::new();
+
+/// Error-level log events become error reports (a 5xx answer, a dead or
+/// panicked job, a failed start); warnings ride along as breadcrumbs.
+/// Reports carry the release and environment, never a request body
+/// (none is logged) and never a secret: every configured secret is
+/// replaced before an event leaves.
+fn init_sentry(config: &Config) -> Option<Box<dyn Layer<Registry> + Send + Sync>> {
+    let dsn = config.sentry_dsn.as_ref()?;
+    let dsn: sentry::types::Dsn = match dsn.expose().parse() {
+        Ok(dsn) => dsn,
+        Err(_) => {
+            eprintln!("NOTES_SENTRY_DSN is not a valid DSN; error reports are off");
+            return None;
+        }
+    };
+    let secrets = config.secrets();
+    let environment = config
+        .sentry_environment
+        .clone()
+        .unwrap_or_else(|| format!("{:?}", config.env).to_lowercase());
+    let options = sentry::ClientOptions::new()
+        .release(format!("notes-api@{}", crate::VERSION))
+        .environment(environment)
+        .send_default_pii(false)
+        .before_send(move |event| scrub(event, &secrets))
+        .before_breadcrumb({
+            let secrets = config.secrets();
+            move |crumb| scrub_breadcrumb(crumb, &secrets)
+        });
+    let guard = sentry::init((dsn, options));
+    let _ = SENTRY.set(guard);
+    Some(
+        ErrorLayer::new()
+            .with_filter(LevelFilter::ERROR)
+            .and_then(BreadcrumbLayer::new().with_filter(LevelFilter::WARN))
+            .boxed(),
+    )
+}
+
+/// Replaces every secret in every string of the event.
+fn scrub(
+    event: sentry::protocol::Event<'static>,
+    secrets: &[String],
+) -> Option<sentry::protocol::Event<'static>> {
+    scrubbed(&event, secrets)
+}
+
+fn scrub_breadcrumb(
+    crumb: sentry::protocol::Breadcrumb,
+    secrets: &[String],
+) -> Option<sentry::protocol::Breadcrumb> {
+    scrubbed(&crumb, secrets)
+}
+
+/// `value` with every secret in every string replaced; `None` (so not
+/// sent) if it cannot be checked.
+fn scrubbed<T: serde::Serialize + serde::de::DeserializeOwned>(
+    value: &T,
+    secrets: &[String],
+) -> Option<T> {
+    fn walk(v: &mut serde_json::Value, secrets: &[String]) {
+        match v {
+            serde_json::Value::String(s) => {
+                for secret in secrets {
+                    if s.contains(secret.as_str()) {
+                        *s = s.replace(secret.as_str(), "<redacted>");
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| walk(i, secrets)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|i| walk(i, secrets)),
+            _ => {}
+        }
+    }
+    let mut json = serde_json::to_value(value).ok()?;
+    walk(&mut json, secrets);
+    serde_json::from_value(json).ok()
+}
+
+/// Sends what is queued for the error tracker; call before the process exits.
+pub fn flush_errors() {
+    if let Some(guard) = SENTRY.get() {
+        guard.flush(Some(std::time::Duration::from_secs(3)));
+    }
+}
+
 pub fn init_logging(config: &Config) {
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
         eprintln!(
@@ -26,7 +116,8 @@ pub fn init_logging(config: &Config) {
         );
         EnvFilter::new("info")
     });
-    let registry = tracing_subscriber::registry().with(filter);
+    let sentry = init_sentry(config);
+    let registry = tracing_subscriber::registry().with(sentry).with(filter);
     let result = match config.log_format {
         LogFormat::Json => registry
             .with(
@@ -100,4 +191,29 @@ fn describe() {
         "notes_build_info",
         "Version and git commit of the running binary"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_secret_is_replaced_wherever_it_appears() {
+        let mut event = sentry::protocol::Event {
+            message: Some("connect to postgres://app:hunter22@db/x failed".into()),
+            ..Default::default()
+        };
+        event.extra.insert(
+            "key".into(),
+            serde_json::json!(["a", {"b": "the master-key-123456 here"}]),
+        );
+        let secrets = vec!["hunter22".to_owned(), "master-key-123456".to_owned()];
+        let out = scrub(event, &secrets).unwrap();
+        let text = serde_json::to_string(&out).unwrap();
+        assert!(
+            !text.contains("hunter22") && !text.contains("master-key-123456"),
+            "{text}"
+        );
+        assert!(text.contains("<redacted>"));
+    }
 }

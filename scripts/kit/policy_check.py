@@ -185,7 +185,15 @@ class Checker:
                     self.check(cfg.get("NOTES_DATA_DIR") == "/data" and any(
                         m["mountPath"] == "/data" for m in c.get("volumeMounts", [])), f"{cn}: /data is a volume")
                     self.check(any(m["mountPath"] == "/tmp" for m in c.get("volumeMounts", [])), f"{cn}: /tmp is a volume")
+                    keyed = "NOTES_MASTER_KEY_FILE" in cfg or "NOTES_MASTER_KEY" in cfg
+                    loopback = cfg.get("NOTES_LISTEN", "").startswith(("127.", "[::1]", "localhost"))
+                    open_api = cfg.get("NOTES_ALLOW_UNAUTHENTICATED", "false").lower() in ("true", "1", "yes", "on")
+                    if d["kind"] == "Deployment" and "serve" in (c.get("args") or ["serve"]):
+                        # The binary refuses this combination; catch it before a cluster does.
+                        self.check(keyed or loopback or open_api,
+                                   f"{cn}: serves without keys beyond loopback only with NOTES_ALLOW_UNAUTHENTICATED=true")
                     if self.production:
+                        self.check(not open_api, f"{cn}: production never sets NOTES_ALLOW_UNAUTHENTICATED")
                         self.check(cfg.get("NOTES_ENV") == "production", f"{cn}: NOTES_ENV=production")
                         self.check("NOTES_MASTER_KEY_FILE" in cfg or "NOTES_MASTER_KEY" in cfg,
                                    f"{cn}: a master key is configured (NOTES_MASTER_KEY_FILE)")

@@ -3,20 +3,21 @@
 //! this returns either every note or every problem, never a part.
 
 use std::{
+    cell::Cell,
     collections::HashMap,
     fmt,
     io::{BufRead, Read},
 };
 
 use serde::{
-    Deserialize, Serialize,
-    de::{self, DeserializeSeed, SeqAccess, Visitor},
+    Serialize,
+    de::{self, SeqAccess, Visitor},
 };
-use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::{
-    note::{NoteDraft, NoteInput},
+    note::{MAX_NOTE_JSON_BYTES, NoteDraft, NoteInput},
     validation::{FieldError, json_error, json_field_error},
 };
 
@@ -105,11 +106,26 @@ impl Collector {
         }
     }
 
-    fn value(&mut self, line: usize, value: Value) {
-        match serde_path_to_error::deserialize::<_, NoteDraft>(value) {
-            Ok(draft) => self.draft(line, draft),
+    /// One line or element: straight into a draft, never into a tree.
+    fn parse(&mut self, line: usize, bytes: &[u8]) {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize::<_, NoteDraft>(&mut de) {
+            Ok(draft) => match de.end() {
+                Ok(()) => self.draft(line, draft),
+                Err(e) => self.error(json_error(&e).at_line(line)),
+            },
             Err(e) => self.error(json_field_error(&e).at_line(line)),
         }
+    }
+
+    fn too_long(&mut self, line: usize) {
+        self.error(
+            FieldError::new(
+                "",
+                format!("a note may take at most {MAX_NOTE_JSON_BYTES} bytes of JSON"),
+            )
+            .at_line(line),
+        );
     }
 
     fn finish(self) -> Result<Batch, BatchError> {
@@ -137,37 +153,74 @@ fn read_ndjson<R: BufRead>(mut reader: R) -> Result<Batch, BatchError> {
     let mut line = 0;
     loop {
         buf.clear();
-        if reader.read_until(b'\n', &mut buf).map_err(BatchError::Io)? == 0 {
+        let limit = MAX_NOTE_JSON_BYTES as u64 + 1;
+        if (&mut reader)
+            .take(limit)
+            .read_until(b'\n', &mut buf)
+            .map_err(BatchError::Io)?
+            == 0
+        {
             break;
         }
         line += 1;
-        let bytes = buf.trim_ascii();
-        if bytes.is_empty() {
+        if buf.len() as u64 == limit && buf.last() != Some(&b'\n') {
+            // Never buffer a line past the limit: skip the rest of it.
+            skip_line(&mut reader).map_err(BatchError::Io)?;
+            c.too_long(line);
             continue;
         }
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        match serde_path_to_error::deserialize::<_, NoteDraft>(&mut de) {
-            Ok(draft) => match de.end() {
-                Ok(()) => c.draft(line, draft),
-                Err(e) => c.error(json_error(&e).at_line(line)),
-            },
-            Err(e) => c.error(json_field_error(&e).at_line(line)),
+        let bytes = buf.trim_ascii();
+        if !bytes.is_empty() {
+            c.parse(line, bytes);
         }
     }
     c.finish()
 }
 
+fn skip_line<R: BufRead>(reader: &mut R) -> std::io::Result<()> {
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = chunk.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
 fn read_array<R: Read>(reader: R) -> Result<Batch, BatchError> {
     let mut c = Collector::default();
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let outcome =
-        de::Deserializer::deserialize_seq(&mut de, Elements(&mut c)).and_then(|()| de.end());
+    let left = Cell::new(ELEMENT_BUDGET);
+    let mut de = serde_json::Deserializer::from_reader(Budgeted {
+        inner: reader,
+        left: &left,
+    });
+    let outcome = de::Deserializer::deserialize_seq(
+        &mut de,
+        Elements {
+            collector: &mut c,
+            left: &left,
+        },
+    )
+    .and_then(|()| de.end());
     if let Err(e) = outcome {
+        // A syntax error stops the parser; say where, counting elements.
+        let element = c.notes.len() + c.total_errors + 1;
+        if e.is_io() && left.get() == 0 {
+            c.too_long(element);
+            return c.finish();
+        }
         if e.is_io() {
             return Err(BatchError::Io(std::io::Error::other(e)));
         }
-        // A syntax error stops the parser; say where, counting elements.
-        let element = c.notes.len() + c.total_errors + 1;
         let mut err = json_error(&e);
         if e.classify() == serde_json::error::Category::Data && element == 1 {
             err.message = "the body must be a JSON array of notes".to_owned();
@@ -177,31 +230,51 @@ fn read_array<R: Read>(reader: R) -> Result<Batch, BatchError> {
     c.finish()
 }
 
+/// What one array element (with the separator before it) may take; the
+/// reader fails past it, so an element is never buffered beyond the limit.
+const ELEMENT_BUDGET: u64 = MAX_NOTE_JSON_BYTES as u64 + 64;
+
+struct Budgeted<'a, R> {
+    inner: R,
+    left: &'a Cell<u64>,
+}
+
+impl<R: Read> Read for Budgeted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left.get();
+        if left == 0 {
+            return Err(std::io::Error::other("an array element is too large"));
+        }
+        let max = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left.set(left - n as u64);
+        Ok(n)
+    }
+}
+
 /// Visits the top-level array one element at a time, so memory holds the
 /// validated notes and one raw element, never the whole document tree.
-struct Elements<'a>(&'a mut Collector);
+struct Elements<'a, 'b> {
+    collector: &'a mut Collector,
+    left: &'b Cell<u64>,
+}
 
-impl<'de> Visitor<'de> for Elements<'_> {
+impl<'de> Visitor<'de> for Elements<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON array of notes")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut line = 0;
-        while let Some(value) = seq.next_element_seed(ElementSeed)? {
+        loop {
+            self.left.set(ELEMENT_BUDGET);
+            let Some(raw) = seq.next_element::<Box<RawValue>>()? else {
+                break;
+            };
             line += 1;
-            self.0.value(line, value);
+            self.collector.parse(line, raw.get().as_bytes());
         }
         Ok(())
-    }
-}
-
-struct ElementSeed;
-
-impl<'de> DeserializeSeed<'de> for ElementSeed {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Value::deserialize(d)
     }
 }
 
@@ -283,6 +356,47 @@ mod tests {
         assert!(errors[0].message.contains("JSON array"), "{:?}", errors);
         let (errors, _) = invalid(array("[{\"title\":\"a\"}] x"));
         assert_eq!(errors.len(), 1);
+    }
+
+    /// A line or element past the limit is refused without being held:
+    /// the reader never buffers more than the limit, and the batch goes on
+    /// to report the lines after it.
+    #[test]
+    fn an_oversized_line_or_element_is_refused_by_position() {
+        let huge = format!("{{\"title\":\"{}\"}}", "x".repeat(MAX_NOTE_JSON_BYTES));
+        let body = format!("{{\"title\":\"a\"}}\n{huge}\n{{\"title\":\"\"}}\n");
+        let (errors, total) = invalid(ndjson(&body));
+        assert_eq!(total, 2);
+        assert_eq!(errors[0].line, Some(2));
+        assert!(errors[0].message.contains("at most"), "{errors:?}");
+        assert_eq!(
+            (errors[1].line, errors[1].field.as_str()),
+            (Some(3), "title")
+        );
+
+        let (errors, _) = invalid(array(&format!("[{{\"title\":\"a\"}},{huge}]")));
+        assert_eq!(errors[0].line, Some(2));
+        assert!(errors[0].message.contains("at most"), "{errors:?}");
+        let padded = format!(
+            "[{{\"title\":\"a\"}},{}{{\"title\":\"b\"}}]",
+            " ".repeat(MAX_NOTE_JSON_BYTES + 100)
+        );
+        let (errors, _) = invalid(array(&padded));
+        assert_eq!(errors[0].line, Some(2), "whitespace counts too");
+    }
+
+    /// Metadata and tags are refused while they are read: a 4 MiB array
+    /// of zeros never becomes a 64 MiB tree.
+    #[test]
+    fn hostile_metadata_and_tags_are_refused_while_read() {
+        let zeros = format!("[{}0]", "0,".repeat(1_000_000));
+        let (errors, _) = invalid(ndjson(&format!(
+            "{{\"title\":\"a\",\"metadata\":{{\"z\":{zeros}}}}}"
+        )));
+        assert!(errors[0].field.starts_with("metadata"), "{errors:?}");
+        let tags = format!("[{}\"\"]", "\"\",".repeat(1_000_000));
+        let (errors, _) = invalid(ndjson(&format!("{{\"title\":\"a\",\"tags\":{tags}}}")));
+        assert_eq!(errors[0].field, "tags", "{errors:?}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! independent of HTTP and of the database.
 
 pub mod attachment;
+pub mod bounded;
 pub mod ingest;
 pub mod keys;
 pub mod note;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{timestamp, validation::FieldError};
+use super::{bounded, timestamp, validation::FieldError};
 
 pub const MAX_TITLE_CHARS: usize = 500;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -16,6 +16,9 @@ pub const MAX_TAGS: usize = 64;
 pub const MAX_TAG_CHARS: usize = 64;
 pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// One note as JSON: a 1 MiB body may grow when escaped. The limit of a
+/// single-note request body and of one ingest line or element.
+pub const MAX_NOTE_JSON_BYTES: usize = 4 * 1024 * 1024;
 
 /// A stored note, as every route returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -42,11 +45,11 @@ pub struct NoteDraft {
     pub title: String,
     #[serde(default)]
     pub body: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tag_list")]
     pub tags: Vec<String>,
     #[serde(default)]
     pub external_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "metadata")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
 }
@@ -61,15 +64,52 @@ pub struct NotePatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub body: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_tags")]
     #[schema(value_type = Option<Vec<String>>)]
     pub tags: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub external_id: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_metadata")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Option<Value>>,
+}
+
+/// Tag lists are refused while they are read once far past any valid one;
+/// near the limit, validation still says by how much.
+const MAX_TAGS_READ: usize = 4 * MAX_TAGS;
+/// Metadata is measured exactly after reading; reading stops at twice the
+/// limit (the estimate ignores escapes).
+const METADATA_READ_BYTES: usize = 2 * MAX_METADATA_BYTES;
+
+fn tag_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    bounded::vec(d, MAX_TAGS_READ)
+}
+
+fn metadata<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    bounded::option(d, METADATA_READ_BYTES)
+}
+
+struct Tags(Vec<String>);
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tag_list(d).map(Tags)
+    }
+}
+
+struct Metadata(Value);
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        bounded::value(d, METADATA_READ_BYTES).map(Metadata)
+    }
+}
+
+fn present_tags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Vec<String>>>, D::Error> {
+    present::<_, Tags>(d).map(|t| t.map(|t| t.map(|t| t.0)))
+}
+
+fn present_metadata<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Value>>, D::Error> {
+    present::<_, Metadata>(d).map(|m| m.map(|m| m.map(|m| m.0)))
 }
 
 /// Distinguishes a field that is present but null (`Some(None)`) from an absent one (`None`).

@@ -4,11 +4,16 @@
 use axum::{
     Json,
     body::Body,
-    extract::{FromRequest, Multipart, Path, Request, State},
+    extract::{Path, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use futures::{Stream, TryStreamExt};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -30,8 +35,11 @@ use crate::{
 };
 use serde_json::json;
 
-/// Room for multipart boundaries and part headers on top of the file itself.
+/// What a multipart upload may send besides the file's bytes: preamble,
+/// boundaries, part headers and other fields. Also what is ever buffered
+/// of them.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+const MULTIPART_TOO_MUCH: &str = "a multipart upload may carry at most 64 KiB besides the file (preamble, part headers, other fields)";
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -76,21 +84,51 @@ pub async fn upload(
     let attachment_id = attachment::new_id();
     let key = storage_key(note_id, attachment_id);
     let (filename, content_type, written) = if is_multipart {
-        let mut multipart = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        // multer buffers whatever precedes a boundary (the preamble, part
+        // headers, other fields) without a limit of its own: meter what it
+        // has read against what it has handed out as file bytes.
+        let boundary = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| multer::parse_boundary(v).ok())
+            .ok_or_else(|| ApiError::bad_request("a multipart upload needs a boundary"))?;
+        let held = Arc::new(AtomicU64::new(0));
+        let metered = {
+            let held = held.clone();
+            request.into_body().into_data_stream().map(move |chunk| {
+                let chunk = chunk.map_err(std::io::Error::other)?;
+                let now =
+                    held.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+                if now > MULTIPART_OVERHEAD {
+                    return Err(std::io::Error::other(MULTIPART_TOO_MUCH));
+                }
+                Ok(chunk)
+            })
+        };
+        let mut multipart = multer::Multipart::new(metered, boundary);
+        let refused = |e: multer::Error| {
+            if held.load(Ordering::Relaxed) > MULTIPART_OVERHEAD {
+                ApiError::bad_request(MULTIPART_TOO_MUCH)
+            } else {
+                ApiError::bad_request(format!("the multipart body is malformed: {e}"))
+            }
+        };
         loop {
             let field = multipart
                 .next_field()
                 .await
-                .map_err(|e| ApiError::bad_request(e.body_text()))?
+                .map_err(refused)?
                 .ok_or_else(|| missing("file", "a multipart upload needs a `file` field"))?;
             if field.name() != Some("file") {
                 continue;
             }
             let filename = sanitize_filename(field.file_name().unwrap_or_default());
-            let content_type = normalize_content_type(field.content_type());
-            let written = store_bytes(&state, &key, field).await?;
+            let content_type = normalize_content_type(field.content_type().map(|m| m.as_ref()));
+            let held = held.clone();
+            let file = field.inspect_ok(move |b| {
+                held.fetch_sub(b.len() as u64, Ordering::Relaxed);
+            });
+            let written = store_bytes(&state, &key, file).await?;
             break (filename, content_type, written);
         }
     } else {
@@ -226,7 +264,10 @@ pub async fn content(
 ) -> ApiResult<Response> {
     let stored = find(&state, &id).await?;
     let a = &stored.attachment;
-    let etag = HeaderValue::from_str(&format!("\"{}\"", a.sha256)).expect("hex is a valid header");
+    // Stored data is never trusted to be a valid header: a bad value
+    // (a restored snapshot from elsewhere) must not take the process down.
+    let etag = HeaderValue::from_str(&format!("\"{}\"", a.sha256))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"invalid\""));
     if headers
         .get(header::IF_NONE_MATCH)
         .is_some_and(|v| v.as_bytes() == etag.as_bytes() || v == "*")

@@ -12,7 +12,10 @@ use axum::{
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::state::AppState;
+use super::{
+    rate_limit::{Client, ClientAddr, addr_client, too_many},
+    state::AppState,
+};
 use crate::{
     domain::{
         keys::{Principal, Scope, hash_key, matches_master},
@@ -44,15 +47,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, then shape: a truncated document is malformed (400) even
-    // when its first element already has the wrong type.
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+    // when its first element already has the wrong type. Both passes read
+    // the bytes straight into what they build, never into a document tree
+    // (`IgnoredAny` builds nothing), so memory stays near the body's size.
+    let malformed = |e: &serde_json::Error| {
         ApiError::bad_request(format!(
             "the body is not valid JSON: {}",
-            json_error(&e).message
+            json_error(e).message
         ))
-    })?;
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| ApiError::validation(vec![json_field_error(&e)]))
+    };
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| malformed(&e))?;
+    // Trailing characters were refused by the first pass.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| match e.inner().classify() {
+        serde_json::error::Category::Data => ApiError::validation(vec![json_field_error(&e)]),
+        _ => malformed(e.inner()),
+    })
 }
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
@@ -146,19 +156,36 @@ impl<R: Requirement> FromRequestParts<AppState> for Auth<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = authenticate(parts, state).await?;
+        let principal = authenticate(parts, state).await;
+        charge(parts, state, principal.as_ref().ok())?;
+        let principal = principal?;
         R::check(&principal)?;
         Ok(Auth(principal, PhantomData))
     }
 }
 
+/// A request that carries a key is charged here, once the key is known
+/// (`rate_limit::limit` charged the others already): to the key when it
+/// is valid, to the address when it is not, so made-up keys buy nothing.
+fn charge(parts: &Parts, state: &AppState, principal: Option<&Principal>) -> Result<(), ApiError> {
+    if !parts.headers.contains_key(header::AUTHORIZATION) {
+        return Ok(());
+    }
+    let client = match principal {
+        Some(Principal::Key { id, .. }) => Client::Key(*id),
+        Some(Principal::Master) => Client::Master,
+        _ => match parts.extensions.get::<ClientAddr>() {
+            Some(addr) => addr_client(addr.0),
+            None => return Ok(()),
+        },
+    };
+    state.rate_limits().check(client).map_err(too_many)
+}
+
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    let Some(master) = state
-        .config()
-        .master_key
-        .as_ref()
-        .filter(|_| state.config().is_production())
-    else {
+    // A set master key is enforced in every mode: setting one and still
+    // serving an open API would fail open.
+    let Some(master) = state.config().master_key.as_ref() else {
         return Ok(Principal::Development);
     };
     let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {

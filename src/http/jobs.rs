@@ -65,6 +65,14 @@ pub async fn create(
     if job.kind.is_maintenance() {
         Admin::check(&auth.0)?;
     }
+    // A key may choose where a backup goes only within what the operator
+    // configured: never /tmp, never another bucket.
+    if let Some(to) = job.args.get("to").and_then(|v| v.as_str()) {
+        state
+            .config()
+            .check_backup_destination(to)
+            .map_err(|e| ApiError::validation(vec![FieldError::new("args.to", e)]))?;
+    }
     Ok(accepted(state.enqueue(job).await?))
 }
 

@@ -14,8 +14,10 @@ use uuid::Uuid;
 
 use super::state::AppState;
 use super::{
+    connections,
     error::{ApiError, PROBLEM_JSON},
     ops::Quiet,
+    rate_limit::{ClientAddr, addr_client, too_many},
 };
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -73,6 +75,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         method = %method,
         route = %route,
     );
+    let logged_id = id.clone();
     let mut res = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = res.status().as_u16();
@@ -91,7 +94,10 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     let _enter = span.enter();
     let ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 500 {
-        tracing::error!(status, took_ms = ms, "request failed");
+        // Its own fields, so that an error report (which carries no span)
+        // can be matched to the access log.
+        let request_id = logged_id.to_str().unwrap_or_default();
+        tracing::error!(status, took_ms = ms, request_id, %method, %route, "request failed");
     } else if res.extensions().get::<Quiet>().is_some() {
         tracing::debug!(status, took_ms = ms, "request completed");
     } else {
@@ -174,4 +180,32 @@ pub async fn read_only(State(state): State<AppState>, req: Request, next: Next) 
         .into_response();
     }
     next.run(req).await
+}
+
+/// Records the client's address and charges requests that carry no key
+/// to it; a request with a key is charged when the key has been checked.
+pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let limits = state.rate_limits();
+    let Some(peer) = connections::peer(&req) else {
+        return next.run(req).await;
+    };
+    let addr = limits.client_addr(peer.ip(), req.headers());
+    req.extensions_mut().insert(ClientAddr(addr));
+    let deferred =
+        req.headers().contains_key(header::AUTHORIZATION) && req.uri().path().starts_with("/api/");
+    if !deferred && let Err(wait) = limits.check(addr_client(addr)) {
+        return too_many(wait).into_response();
+    }
+    next.run(req).await
+}
+
+/// Heavy routes run in a bounded number of slots (see [`shed`]).
+pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    state.slots().run(&method, &route, next.run(req)).await
 }

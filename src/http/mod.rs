@@ -1,6 +1,7 @@
 //! The HTTP application: routes, and the layers every request goes through.
 
 pub mod attachments;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod ingest;
@@ -10,8 +11,11 @@ pub mod middleware;
 pub mod notes;
 pub mod openapi;
 pub mod ops;
+pub mod rate_limit;
+pub mod readiness;
 pub mod response;
 pub mod search;
+pub mod shed;
 pub mod state;
 
 use axum::{
@@ -32,7 +36,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use state::AppState;
 
 /// JSON bodies of single notes: a 1 MiB body may grow when JSON-escaped.
-pub const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_JSON_BYTES: usize = crate::domain::note::MAX_NOTE_JSON_BYTES;
 
 pub fn router(state: AppState) -> Router {
     let config = &state.config();
@@ -58,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::delete))
+        .route_layer(from_fn_with_state(state.clone(), middleware::shed))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(timeout(config.request_timeout()));
 
@@ -69,6 +74,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/notes/{id}/attachments",
             get(attachments::list).post(attachments::upload),
         )
+        .route_layer(from_fn_with_state(state.clone(), middleware::shed))
         .layer(DefaultBodyLimit::disable())
         .layer(timeout(config.ingest_timeout()));
 
@@ -77,7 +83,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest)
         .merge(ops::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
-        .layer(from_fn_with_state(state.clone(), middleware::read_only));
+        .layer(from_fn_with_state(state.clone(), middleware::read_only))
+        .layer(from_fn_with_state(state.clone(), middleware::rate_limit));
     if let Some(cors) = cors(&config.cors_origins) {
         app = app.layer(cors);
     }
@@ -86,7 +93,8 @@ pub fn router(state: AppState) -> Router {
 
 /// What `notes-api worker` serves: probes and metrics, no API.
 pub fn ops_router(state: AppState) -> Router {
-    common_layers(ops::router(), state)
+    let ops = ops::router().layer(from_fn_with_state(state.clone(), middleware::rate_limit));
+    common_layers(ops, state)
 }
 
 fn common_layers(app: Router<AppState>, state: AppState) -> Router {

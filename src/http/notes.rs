@@ -22,11 +22,13 @@ use crate::{
     },
     http::error::{ApiError, ApiResult, Problem},
     search::normalize_tag_filter,
-    store::{ListQuery, StoreError},
+    store::{ListQuery, StoreError, list_notes_within},
 };
 
 pub const DEFAULT_PAGE: u32 = 20;
 pub const MAX_PAGE: u32 = 100;
+/// A page ends early, with a cursor, once its notes' text passes this.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Optimistic retries of a PATCH without If-Match; each loss means another
 /// writer made progress, so this only runs out under extreme contention.
 const MAX_PATCH_ATTEMPTS: usize = 64;
@@ -121,10 +123,8 @@ pub async fn list(
         .transpose()
         .map_err(|e| ApiError::validation(vec![e]))?;
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
-    let page = state
-        .store()
-        .list_notes(&ListQuery { tag, limit, after })
-        .await?;
+    let query = ListQuery { tag, limit, after };
+    let page = list_notes_within(state.store().as_ref(), &query, MAX_PAGE_BYTES).await?;
     Ok(Json(NotePage {
         items: page.items,
         next_cursor: page.next.map(encode_cursor),

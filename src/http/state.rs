@@ -9,6 +9,7 @@ use std::sync::{
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use super::{rate_limit::RateLimits, readiness::ReadinessCache, shed::Slots};
 use crate::{
     blobs::Blobs,
     config::Config,
@@ -27,11 +28,17 @@ struct Shared {
     index: Option<DynIndex>,
     metrics: PrometheusHandle,
     shutting_down: AtomicBool,
+    rate_limits: RateLimits,
+    readiness: ReadinessCache,
+    slots: Slots,
 }
 
 impl AppState {
     pub fn new(jobs: Context, index: Option<DynIndex>, metrics: PrometheusHandle) -> Self {
         Self(Arc::new(Shared {
+            rate_limits: RateLimits::new(&jobs.config),
+            readiness: ReadinessCache::default(),
+            slots: Slots::new(&jobs.config),
             jobs,
             index,
             metrics,
@@ -61,6 +68,16 @@ impl AppState {
     }
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.0.metrics
+    }
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.0.rate_limits
+    }
+    pub fn slots(&self) -> &Slots {
+        &self.0.slots
+    }
+    /// The last dependency checks, shared by every readiness probe for a second.
+    pub fn readiness(&self) -> &ReadinessCache {
+        &self.0.readiness
     }
 
     /// Readiness answers 503 from now on, so load balancers stop sending traffic.

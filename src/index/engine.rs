@@ -19,7 +19,8 @@ use tantivy::{
 use uuid::Uuid;
 
 use super::{
-    IndexError, SearchQuery, SearchResults, SearchRow, directory::NoSyncDirectory, tokenizer,
+    Excerpt, IndexError, SearchQuery, SearchResults, SearchRow, directory::NoSyncDirectory,
+    tokenizer,
 };
 use crate::{store::IndexDoc, text::query::Clause};
 
@@ -199,7 +200,7 @@ impl Engine {
             .map_err(engine_error)?;
         let rows = hits
             .into_iter()
-            .map(|(score, address)| self.row(&searcher, score, address))
+            .map(|(score, address)| self.row(&searcher, score, address, &q.excerpt))
             .collect::<Result<_, _>>()?;
         Ok(SearchResults {
             rows,
@@ -212,6 +213,7 @@ impl Engine {
         searcher: &tantivy::Searcher,
         score: Score,
         address: DocAddress,
+        excerpt: &Excerpt,
     ) -> Result<SearchRow, IndexError> {
         let f = self.fields;
         let doc: TantivyDocument = searcher.doc(address).map_err(engine_error)?;
@@ -222,10 +224,15 @@ impl Engine {
                 .to_owned()
         };
         let id = Uuid::parse_str(&text(f.id)).map_err(engine_error)?;
+        let title = text(f.title);
+        let body = doc
+            .get_first(f.body)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         Ok(SearchRow {
             id,
-            title: text(f.title),
-            body: text(f.body),
+            excerpt: excerpt.cut(&title, body),
+            title,
             tags: doc
                 .get_all(f.tags)
                 .filter_map(|v| v.as_str().map(str::to_owned))

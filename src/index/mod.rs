@@ -7,6 +7,8 @@
 //! call searchable, which is what gives "searchable as soon as the write
 //! returned" on one replica and read-your-writes across replicas.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -26,14 +28,39 @@ pub struct SearchQuery {
     pub tag: Option<String>,
     pub limit: u32,
     pub offset: u32,
+    /// Cuts what a hit shows from its title and body.
+    pub excerpt: Excerpt,
 }
 
-/// A search hit with the text the snippet is cut from.
+/// Turns a hit's `(title, body)` into its excerpt as the engine reads the
+/// hit, so a page of large notes never holds every body at once. The
+/// caller supplies it: the index knows nothing of snippets.
+#[derive(Clone)]
+pub struct Excerpt(Arc<CutFn>);
+
+type CutFn = dyn Fn(&str, &str) -> String + Send + Sync;
+
+impl Excerpt {
+    pub fn new(cut: impl Fn(&str, &str) -> String + Send + Sync + 'static) -> Self {
+        Self(Arc::new(cut))
+    }
+    pub fn cut(&self, title: &str, body: &str) -> String {
+        (self.0)(title, body)
+    }
+}
+
+impl std::fmt::Debug for Excerpt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Excerpt")
+    }
+}
+
+/// A search hit with its excerpt.
 #[derive(Debug, Clone)]
 pub struct SearchRow {
     pub id: Uuid,
     pub title: String,
-    pub body: String,
+    pub excerpt: String,
     pub tags: Vec<String>,
     /// Higher is better.
     pub score: f64,
@@ -65,12 +92,13 @@ pub struct IndexStatus {
 }
 
 impl IndexStatus {
-    /// The readiness line: `ok`, or what keeps the index from serving.
+    /// The readiness line: `ok`, or what keeps the index from serving. The
+    /// error itself is logged where it happens, not shown on a public probe.
     pub fn check(&self) -> String {
         match (self.serving, self.rebuilding, &self.error) {
             (true, _, None) => "ok".into(),
             (false, Some((done, of)), _) => format!("rebuilding {done}/{of}"),
-            (_, _, Some(e)) => format!("error: {e}"),
+            (_, _, Some(_)) => "unavailable".into(),
             (false, None, None) => "starting".into(),
         }
     }

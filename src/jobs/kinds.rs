@@ -50,6 +50,13 @@ pub async fn execute(ctx: &Context, args: JobArgs) -> Result<Value, JobError> {
         }
         JobArgs::ExtractText { attachment_id } => extract_text(ctx, attachment_id).await,
         JobArgs::Backup { to } => {
+            // Checked again here: the job may have been queued under an
+            // earlier configuration.
+            if let Some(to) = &to {
+                ctx.config
+                    .check_backup_destination(to)
+                    .map_err(|e| format!("backup destination {to:?} {e}"))?;
+            }
             let to = to.unwrap_or_else(|| ctx.config.backup_to());
             let manifest = backup::create(ctx, &to)
                 .await

@@ -242,9 +242,17 @@ impl JobArgs {
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded_args")]
     #[schema(value_type = Object)]
     pub args: Value,
+}
+
+/// Job arguments are a few ids and numbers; reading stops long before a
+/// large document could cost memory.
+pub const MAX_ARGS_BYTES: usize = 16 * 1024;
+
+fn bounded_args<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    crate::domain::bounded::value(d, MAX_ARGS_BYTES)
 }
 
 impl JobRequest {

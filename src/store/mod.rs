@@ -60,6 +60,8 @@ impl StoreError {
 pub struct Page<T = Note> {
     pub items: Vec<T>,
     pub next: Option<i64>,
+    /// Each item's position: what a cursor continuing after it names.
+    pub positions: Vec<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -307,9 +309,60 @@ impl<T> Page<T> {
         } else {
             None
         };
+        let (positions, items) = rows.into_iter().unzip();
         Page {
-            items: rows.into_iter().map(|(_, n)| n).collect(),
+            items,
             next,
+            positions,
+        }
+    }
+}
+
+/// Notes one listing query fetches at a time (see [`list_notes_within`]).
+const LIST_CHUNK: u32 = 20;
+
+/// A page of at most `q.limit` notes that stops early, with a cursor, once
+/// their text passes `max_bytes`: a hundred 1 MiB notes would otherwise be
+/// one 100 MiB response held in memory. Fetched in chunks, so at most one
+/// chunk is held beyond what the page returns.
+pub async fn list_notes_within(
+    store: &dyn Store,
+    q: &ListQuery,
+    max_bytes: usize,
+) -> Result<Page, StoreError> {
+    let mut out = Page {
+        items: Vec::new(),
+        next: None,
+        positions: Vec::new(),
+    };
+    let mut bytes = 0;
+    let mut after = q.after;
+    loop {
+        let want = (q.limit - out.items.len() as u32).min(LIST_CHUNK);
+        let chunk = store
+            .list_notes(&ListQuery {
+                tag: q.tag.clone(),
+                limit: want,
+                after,
+            })
+            .await?;
+        let more = chunk.next.is_some();
+        let count = chunk.items.len();
+        for (i, (note, position)) in chunk.items.into_iter().zip(chunk.positions).enumerate() {
+            bytes += note.body.len() + note.title.len();
+            out.items.push(note);
+            out.positions.push(position);
+            if bytes >= max_bytes && (more || i + 1 < count) {
+                out.next = Some(position);
+                return Ok(out);
+            }
+        }
+        match chunk.next {
+            Some(next) if out.items.len() < q.limit as usize => after = Some(next),
+            next => {
+                out.next = next;
+                return Ok(out);
+            }
         }
     }
 }

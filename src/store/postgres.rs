@@ -664,6 +664,12 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        // The pool's statement_timeout bounds requests; an export of a large
+        // database reads for longer than that, within this transaction only.
+        sqlx::query("SET LOCAL statement_timeout = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         let keys: Vec<(
             Uuid,
             String,

@@ -47,9 +47,11 @@ pub fn connect_options(
         .map_err(|e| StoreError::Internal(e.into()))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        // NORMAL is durable across application crashes in WAL mode; only
-        // an OS crash can lose the last transactions.
-        .synchronous(SqliteSynchronous::Normal)
+        // FULL: a transaction that committed survives power loss, as on
+        // PostgreSQL. NORMAL in WAL mode may lose the last commits on an OS
+        // crash while the client already has its 200 (docs/reliability.md
+        // has what FULL costs).
+        .synchronous(SqliteSynchronous::Full)
         .busy_timeout(settings.statement_timeout.min(Duration::from_secs(10)))
         .foreign_keys(true)
         .pragma("temp_store", "memory")

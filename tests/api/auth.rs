@@ -1,6 +1,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use notes_api::config::Secret;
+
 use crate::common::{MASTER, TestApp, assert_problem};
 
 #[tokio::test]
@@ -8,6 +10,18 @@ async fn development_mode_needs_no_key() {
     let app = TestApp::spawn().await;
     app.create_note(json!({"title": "open"})).await;
     let res = app.get("/api/v1/keys").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// A set master key is enforced whatever NOTES_ENV says: before, a
+/// development-mode process with a key served every route without one.
+#[tokio::test]
+async fn a_master_key_is_enforced_in_development_mode_too() {
+    let mut app = TestApp::spawn_with(|c| c.master_key = Some(Secret::new(MASTER))).await;
+    let res = app.get("/api/v1/notes").send().await.unwrap();
+    assert_problem(res, StatusCode::UNAUTHORIZED).await;
+    app.token = Some(MASTER.to_owned());
+    let res = app.get("/api/v1/notes").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
 

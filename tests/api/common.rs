@@ -277,9 +277,14 @@ impl TestApp {
 
     /// Production mode with the master key as the default token.
     pub async fn production() -> Self {
+        Self::production_with(|_| {}).await
+    }
+
+    pub async fn production_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut app = Self::spawn_with(|c| {
             c.env = Environment::Production;
             c.master_key = Some(Secret::new(MASTER));
+            tweak(c);
         })
         .await;
         app.token = Some(MASTER.to_owned());
@@ -346,6 +351,23 @@ impl TestApp {
 
     /// Waits until the search index serves, as a load balancer waits for
     /// readiness before it sends traffic.
+    /// Polls `/readyz` until it answers `status`, for up to 5 s (the
+    /// dependency checks are cached for a second), and returns its body.
+    pub async fn wait_ready(&self, status: StatusCode) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (now, body) = self.get_json("/readyz").await;
+            if now == status {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "/readyz still answers {now} after 5 s, not {status}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn wait_searchable(&self) {
         let Some(index) = self.state.index() else {
             return;

@@ -70,6 +70,16 @@ async fn bad_job_requests_are_refused_and_leave_nothing() {
             json!({"kind": "backup", "args": {"to": "x\u{0}y"}}),
             "args.to",
         ),
+        // Only under the configured destination: not /tmp, not a sibling,
+        // not out of it with '..'.
+        (
+            json!({"kind": "backup", "args": {"to": "file:///tmp"}}),
+            "args.to",
+        ),
+        (
+            json!({"kind": "backup", "args": {"to": format!("{}/../x", app.state.config().backup_to())}}),
+            "args.to",
+        ),
     ] {
         let res = app.post_json("/api/v1/jobs", &body).await;
         let problem = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -186,6 +196,7 @@ async fn failing_jobs_back_off_die_and_come_back_on_retry() {
         c.job_max_attempts = 3;
         c.job_backoff_ms = 400;
         c.job_poll_ms = 50;
+        c.backup_destinations = vec![std::env::temp_dir().display().to_string()];
     })
     .await;
     // A backup into a directory that cannot be created (a file is in the way).
@@ -594,7 +605,10 @@ async fn reindex_and_purge_do_their_work() {
 
 #[tokio::test]
 async fn backup_wipe_restore_gives_the_same_deployment() {
-    let app = TestApp::production().await;
+    let app = TestApp::production_with(|c| {
+        c.backup_destinations = vec![std::env::temp_dir().display().to_string()];
+    })
+    .await;
     let (_, reader) = app.key(&["read"]).await;
     let note = app.create_note(json!({"title": "Platypus", "body": "lays eggs", "tags": ["mammal"], "metadata": {"n": 1}})).await;
     app.create_note(json!({"title": "Échidna", "body": "also lays eggs"}))

@@ -3,6 +3,7 @@
 mod attachments;
 mod auth;
 mod common;
+mod hostile;
 mod index;
 mod ingest;
 mod jobs;

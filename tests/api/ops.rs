@@ -22,15 +22,10 @@ async fn health_and_readiness() {
 async fn readiness_fails_when_the_database_is_gone_but_liveness_does_not() {
     let app = TestApp::spawn().await;
     app.state.store().close().await;
-    let (status, body) = app.get_json("/readyz").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let body = app.wait_ready(StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(body["ready"], false);
-    assert!(
-        body["checks"]["database"]
-            .as_str()
-            .unwrap()
-            .starts_with("error")
-    );
+    // The probe is public: the driver's words stay in the log.
+    assert_eq!(body["checks"]["database"], "unavailable", "{body}");
     assert_eq!(
         app.get("/healthz").send().await.unwrap().status(),
         StatusCode::OK

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+mod validate;
+
 use crate::{
     blobs::{BlobError, Blobs},
     config::Config,
@@ -90,6 +92,23 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Every key one this service writes, every checksum a sha256.
+    fn check(&self) -> Result<(), String> {
+        for ObjectEntry { key, sha256, .. } in &self.objects {
+            validate::check_object_key(key)?;
+            if !validate::is_sha256(sha256) {
+                return Err(format!("object {key:?} has no valid sha256"));
+            }
+        }
+        for key in &self.skipped {
+            validate::check_object_key(key)?;
+        }
+        if !validate::is_sha256(&self.records_sha256) {
+            return Err("records_sha256 is not a sha256".into());
+        }
+        Ok(())
+    }
+
     /// What the CLI prints: where, when, how much (not the object list).
     pub fn summary(&self, location: &str) -> serde_json::Value {
         serde_json::json!({
@@ -247,9 +266,20 @@ pub async fn restore<'a>(
     let t = target.into();
     let src = Blobs::open_url(from, t.config)?;
     let dir = locate(&src).await?;
-    let manifest: Manifest =
-        serde_json::from_slice(&src.get_bytes(&format!("{dir}{MANIFEST}")).await?)
-            .map_err(|e| BackupError::Invalid(format!("manifest.json is invalid: {e}")))?;
+    let manifest = src
+        .get_bytes(&format!("{dir}{MANIFEST}"), validate::MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|e| match e {
+            BlobError::TooLarge { limit } => {
+                BackupError::Invalid(format!("{MANIFEST} is larger than {limit} bytes"))
+            }
+            e => e.into(),
+        })?;
+    let manifest: Manifest = serde_json::from_slice(&manifest)
+        .map_err(|e| BackupError::Invalid(format!("manifest.json is invalid: {e}")))?;
+    manifest
+        .check()
+        .map_err(|e| BackupError::Invalid(format!("manifest.json is invalid: {e}")))?;
     if manifest.format != FORMAT {
         return Err(BackupError::Invalid(format!(
             "unsupported backup format {:?} (this version reads {FORMAT})",
@@ -280,6 +310,8 @@ pub async fn restore<'a>(
     let expected = manifest.counts.keys + manifest.counts.notes + manifest.counts.attachments
         - manifest.skipped.len() as u64;
     let records_sha256 = manifest.records_sha256.clone();
+    let extract_max = t.config.extract_max_bytes;
+    let max_line = validate::max_record_bytes(extract_max);
     let read = async move {
         let mut body = src.get(&format!("{dir}{RECORDS}"), None).await?;
         let mut hasher = Sha256::new();
@@ -290,22 +322,41 @@ pub async fn restore<'a>(
             if line.iter().all(u8::is_ascii_whitespace) {
                 return None;
             }
+            let invalid = |e: &dyn std::fmt::Display| {
+                Some(Err(StoreError::Internal(
+                    format!("{RECORDS} line {line_no} is invalid: {e}").into(),
+                )))
+            };
             match serde_json::from_slice::<Record>(line) {
                 Ok(Record::Attachment { storage_key, .. })
                     if skipped.contains(storage_key.as_str()) =>
                 {
                     None
                 }
-                Ok(r) => Some(Ok(r)),
-                Err(e) => Some(Err(StoreError::Internal(
-                    format!("{RECORDS} line {line_no} is invalid: {e}").into(),
-                ))),
+                Ok(r) => match validate::check_record(&r, extract_max) {
+                    Ok(()) => Some(Ok(r)),
+                    Err(e) => invalid(&e),
+                },
+                Err(e) => invalid(&e),
             }
         };
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             hasher.update(&chunk);
             buf.extend_from_slice(&chunk);
+            let complete = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            if buf.len() - complete > max_line {
+                // A record that never ends is not buffered until memory does.
+                let item = Err(StoreError::Internal(
+                    format!(
+                        "{RECORDS} line {} is longer than {max_line} bytes",
+                        line_no + 1
+                    )
+                    .into(),
+                ));
+                let _ = tx.send(item).await;
+                return Ok(());
+            }
             while let Some(i) = buf.iter().position(|b| *b == b'\n') {
                 line_no += 1;
                 if let Some(item) = send(&buf[..i], line_no) {
