@@ -209,21 +209,67 @@ fn missing(field: &str, message: &str) -> ApiError {
     ApiError::validation(vec![FieldError::new(field, message)])
 }
 
-/// A note's attachments.
+pub const DEFAULT_ATTACHMENT_PAGE: u32 = 100;
+pub const MAX_ATTACHMENT_PAGE: u32 = 1000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttachmentListParams {
+    /// 1 to 1000, default 100.
+    pub limit: Option<u32>,
+    /// The `after` of the previous page's `Link: rel="next"`: the id of its last attachment.
+    pub after: Option<String>,
+}
+
+/// A note's attachments, in upload order, a page at a time. The body stays
+/// an array; when more follow, `Link: <…>; rel="next"` (RFC 8288) names
+/// the next page.
 #[utoipa::path(get, path = "/api/v1/notes/{id}/attachments", tag = "attachments",
-    params(("id" = String, Path, description = "Note id")),
-    responses((status = 200, body = Vec<Attachment>), (status = 404, body = Problem)),
+    params(("id" = String, Path, description = "Note id"), AttachmentListParams),
+    responses((status = 200, body = Vec<Attachment>, description = "`Link: <…>; rel=\"next\"` when more follow"),
+              (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = ["read"])))]
 pub async fn list(
     State(state): State<AppState>,
     _: Auth<Read>,
     Path(note_id): Path<String>,
-) -> ApiResult<Json<Vec<Attachment>>> {
+    ApiQuery(params): ApiQuery<AttachmentListParams>,
+) -> ApiResult<Response> {
     let note_id = parse_id(&note_id, "note")?;
+    let limit = params.limit.unwrap_or(DEFAULT_ATTACHMENT_PAGE);
+    if !(1..=MAX_ATTACHMENT_PAGE).contains(&limit) {
+        return Err(missing(
+            "limit",
+            &format!("must be 1 to {MAX_ATTACHMENT_PAGE}"),
+        ));
+    }
+    let after = params
+        .after
+        .as_deref()
+        .map(|a| Uuid::parse_str(a).map_err(|_| missing("after", "must be an attachment id")))
+        .transpose()?;
     if state.store().get_note(note_id).await?.is_none() {
         return Err(ApiError::not_found(format!("no note with id {note_id}")));
     }
-    Ok(Json(state.store().list_attachments(note_id).await?))
+    let mut items = state
+        .store()
+        .list_attachments(note_id, after, limit + 1)
+        .await?;
+    let next = (items.len() > limit as usize).then(|| {
+        items.truncate(limit as usize);
+        items.last().map(|a| a.id)
+    });
+    let mut res = Json(items).into_response();
+    if let Some(Some(last)) = next {
+        let link = format!(
+            "</api/v1/notes/{note_id}/attachments?limit={limit}&after={last}>; rel=\"next\""
+        );
+        res.headers_mut().insert(
+            header::LINK,
+            HeaderValue::from_str(&link).expect("ids and digits are a valid header"),
+        );
+    }
+    Ok(res)
 }
 
 async fn find(state: &AppState, id: &str) -> ApiResult<StoredAttachment> {

@@ -125,6 +125,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             ])
             .expose_headers([
                 header::ETAG,
+                header::LINK,
                 header::LOCATION,
                 header::RETRY_AFTER,
                 HeaderName::from_static(middleware::REQUEST_ID),

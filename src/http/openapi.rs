@@ -2,8 +2,14 @@
 
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+    openapi::{
+        ContentBuilder, Ref, RefOr, ResponseBuilder,
+        path::Operation,
+        security::{Http, HttpAuthScheme, SecurityScheme},
+    },
 };
+
+use super::error::PROBLEM_JSON;
 
 use super::{attachments, ingest, jobs, keys, notes, ops, search};
 
@@ -20,7 +26,7 @@ use super::{attachments, ingest, jobs, keys, notes, ops, search};
         jobs::create, jobs::get, jobs::list, jobs::retry,
         keys::create, keys::list, keys::delete,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ErrorResponses),
     tags((name = "notes"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"),
          (name = "operations", description = "Never require a key")),
 )]
@@ -35,5 +41,97 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// What the middleware answers on any route, whatever the handler says:
+/// every error is problem+json, and the statuses the layers around the
+/// handlers produce (keys, rate limits, load shedding, timeouts, body
+/// limits) are documented on every operation they can reach.
+struct ErrorResponses;
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let api = path.starts_with("/api/");
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                problem_json(op);
+                let body = op.request_body.is_some();
+                let layered: &[(&str, &str)] = &[
+                    (
+                        "429",
+                        "Too many requests from this client; see `Retry-After`",
+                    ),
+                    (
+                        "503",
+                        "Overloaded, timed out or a dependency is down; see `Retry-After`",
+                    ),
+                ];
+                let keyed: &[(&str, &str)] = &[
+                    ("400", "Malformed request"),
+                    ("401", "No valid API key"),
+                    ("403", "The key lacks the scope"),
+                    ("422", "Invalid parameters or body"),
+                ];
+                let bodied: &[(&str, &str)] = &[
+                    ("413", "The body is too large"),
+                    ("415", "Unsupported media type"),
+                ];
+                let mut add = |set: &[(&str, &str)]| {
+                    for (status, description) in set {
+                        op.responses
+                            .responses
+                            .entry((*status).to_owned())
+                            .or_insert_with(|| problem(description));
+                    }
+                };
+                add(layered);
+                if api {
+                    add(keyed);
+                }
+                if body {
+                    add(bodied);
+                }
+            }
+        }
+    }
+}
+
+fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// Responses annotated with a `Problem` body are sent as problem+json
+/// (the readiness 503 is plain JSON and stays so).
+fn problem_json(op: &mut Operation) {
+    for response in op.responses.responses.values_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        let is_problem = response.content.get("application/json").is_some_and(
+            |c| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")),
+        );
+        if is_problem && let Some(content) = response.content.shift_remove("application/json") {
+            response.content.insert(PROBLEM_JSON.to_owned(), content);
+        }
     }
 }

@@ -146,7 +146,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records an uploaded attachment; `NotFound` when its note is gone.
     async fn create_attachment(&self, attachment: StoredAttachment) -> Result<(), StoreError>;
-    async fn list_attachments(&self, note_id: Uuid) -> Result<Vec<Attachment>, StoreError>;
+    /// At most `limit` of the note's attachments, in id (upload) order,
+    /// after the one `after` names.
+    async fn list_attachments(
+        &self,
+        note_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Attachment>, StoreError>;
     async fn get_attachment(&self, id: Uuid) -> Result<Option<StoredAttachment>, StoreError>;
     /// Removes the row; returns the storage key of the object to delete.
     async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError>;

@@ -37,6 +37,10 @@ const NOTE_COLUMNS: &str =
 /// The row lock on the feed is held to commit, so writers that number
 /// changes commit one after the other and a reader that sees head H sees
 /// every change up to H.
+/// The advisory lock ingests with external ids take in turn ("notes-api
+/// ingest" as an int8; nothing else in the database uses advisory locks).
+const INGEST_LOCK: i64 = 0x6e6f_7465_735f_696e;
+
 async fn take_seqs(tx: &mut sqlx::PgConnection, n: usize) -> Result<i64, StoreError> {
     let last: i64 =
         sqlx::query_scalar("UPDATE search_feed SET head = head + $1 WHERE id = 1 RETURNING head")
@@ -373,9 +377,21 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
 
         // Rows are locked so that a concurrent batch upserting the same
-        // external ids waits instead of deciding on stale content.
+        // external ids waits instead of deciding on stale content. Two
+        // batches naming the same ids in different orders would lock (and,
+        // for new ids, insert) them in different orders and deadlock: the
+        // batches that name external ids take turns, and lock in order.
+        let mut ids = external_ids(&notes);
+        if !ids.is_empty() {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(INGEST_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        ids.sort_unstable();
         let mut existing = HashMap::new();
-        for chunk in external_ids(&notes).chunks(BATCH_ROWS) {
+        for chunk in ids.chunks(BATCH_ROWS) {
             let sql = format!(
                 "SELECT {NOTE_COLUMNS} FROM notes WHERE external_id = ANY($1) ORDER BY seq FOR UPDATE"
             );
@@ -458,11 +474,20 @@ impl Store for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn list_attachments(&self, note_id: Uuid) -> Result<Vec<Attachment>, StoreError> {
-        let sql =
-            format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE note_id = $1 ORDER BY id");
+    async fn list_attachments(
+        &self,
+        note_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Attachment>, StoreError> {
+        let sql = format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments
+             WHERE note_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        );
         let rows = sqlx::query_as::<_, AttachmentRow>(AssertSqlSafe(sql))
             .bind(note_id)
+            .bind(after)
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;

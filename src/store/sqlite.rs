@@ -564,11 +564,19 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn list_attachments(&self, note_id: Uuid) -> Result<Vec<Attachment>, StoreError> {
-        let sql =
-            format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE note_id = ? ORDER BY id");
+    async fn list_attachments(
+        &self,
+        note_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Attachment>, StoreError> {
+        let sql = format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE note_id = ? AND id > ? ORDER BY id LIMIT ?"
+        );
         let rows = sqlx::query_as::<_, AttachmentRow>(AssertSqlSafe(sql))
             .bind(note_id.to_string())
+            .bind(after.map(|a| a.to_string()).unwrap_or_default())
+            .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await
             .map_err(map_err)?;

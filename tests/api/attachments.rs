@@ -516,3 +516,61 @@ async fn storage_outage_is_503_and_recovers() {
     assert!(app.get(&url).send().await.unwrap().bytes().await.unwrap() == data);
     assert_eq!(s3.object_count(), 2);
 }
+
+/// Defect 8: a note's attachments come a page at a time, with
+/// `Link: rel="next"` while more follow, each exactly once, in upload order.
+#[tokio::test]
+async fn a_notes_attachments_are_listed_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    let note = note(&app).await;
+    let mut uploaded = Vec::new();
+    for i in 0..5 {
+        let res = upload_raw(
+            &app,
+            &note,
+            &format!("f{i}.bin"),
+            "application/octet-stream",
+            bytes(10),
+        )
+        .await;
+        let v: Value = res.json().await.unwrap();
+        uploaded.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let mut path = format!("/api/v1/notes/{note}/attachments?limit=2");
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let res = app.get(&path).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let link = res
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let page: Vec<Value> = res.json().await.unwrap();
+        assert!(page.len() <= 2);
+        pages += 1;
+        seen.extend(page.iter().map(|a| a["id"].as_str().unwrap().to_owned()));
+        match link {
+            Some(l) => {
+                assert!(l.ends_with("; rel=\"next\""), "{l}");
+                path = l
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, uploaded);
+    for bad in ["limit=0", "limit=1001", "after=../../etc", "limit=x"] {
+        let res = app
+            .get(&format!("/api/v1/notes/{note}/attachments?{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+}

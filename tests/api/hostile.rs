@@ -556,3 +556,227 @@ async fn a_hostile_snapshot_is_refused_whole() {
     assert!(err.to_string().contains("larger than"), "{err}");
     assert!(fresh.state.store().is_empty().await.unwrap());
 }
+
+/// A Redis of this test's own, so that it can be paused without touching
+/// the one other tests share.
+struct OwnRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test.sh installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+    fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Redis outage (the server stops answering, as in a partition): readiness
+/// turns 503 within 5 s, queue requests fail cleanly with 503 and no
+/// internals, and when Redis answers again everything resumes with nothing
+/// lost.
+#[tokio::test]
+async fn a_redis_outage_is_503_and_nothing_is_lost() {
+    let redis = OwnRedis::start();
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let app = TestApp::spawn_with(|c| {
+        c.queue_url = Some(notes_api::config::Secret::new(url));
+        c.workers = 0;
+        c.request_timeout = 3;
+    })
+    .await;
+    let before = app.enqueue("ping", json!({})).await;
+    redis.signal(libc::SIGSTOP);
+    let started = Instant::now();
+    let ready = app.wait_ready(StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_ne!(ready["checks"]["queue"], "ok", "{ready}");
+    assert_eq!(ready["checks"]["database"], "ok", "{ready}");
+    let res = app
+        .post_json("/api/v1/jobs", &json!({"kind": "ping"}))
+        .await;
+    let p = assert_problem(res, StatusCode::SERVICE_UNAVAILABLE).await;
+    let text = p.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.to_lowercase().contains("redis"),
+        "{p}"
+    );
+    // Notes do not need the queue.
+    app.create_note(json!({"title": "during"})).await;
+
+    redis.signal(libc::SIGCONT);
+    app.wait_ready(StatusCode::OK).await;
+    let (status, job) = app
+        .get_json(&format!("/api/v1/jobs/{}", before["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["status"], "queued");
+    app.enqueue("ping", json!({})).await;
+}
+
+/// A PostgreSQL server of this test's own (initdb in a temporary
+/// directory), so that it can be stopped and started again.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnPostgres {
+    fn pg(&self, args: &[&str]) {
+        let ok = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args([
+                "-D",
+                &self.data(),
+                "-w",
+                "-l",
+                &format!("{}/log", self.dir.path().display()),
+            ])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "pg_ctl {args:?}");
+    }
+    fn data(&self) -> String {
+        format!("{}/data", self.dir.path().display())
+    }
+    fn init() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries (scripts/test.sh installs them)")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .max()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::process::Command::new("chown")
+            .args(["postgres", &dir.path().display().to_string()])
+            .status()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = Self { dir, bin, port };
+        let ok = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(pg.bin.join("initdb"))
+            .args(["-D", &pg.data(), "--auth=trust", "-U", "postgres"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "initdb");
+        pg.start();
+        pg
+    }
+    fn start(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        self.pg(&["-o", &opts, "start"]);
+    }
+    fn stop(&self) {
+        self.pg(&["-m", "fast", "stop"]);
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// A PostgreSQL outage (the server stops, then starts again): readiness
+/// turns 503 within 5 s, writes fail with 503 and no internals, reads of
+/// what was there come back once it returns, and nothing is lost.
+#[tokio::test]
+async fn a_postgres_outage_is_503_and_nothing_is_lost() {
+    let pg = OwnPostgres::init();
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port);
+    let app = TestApp::spawn_with(|c| {
+        c.database_url = Some(notes_api::config::Secret::new(url));
+        c.db_connect_timeout = 1;
+        c.workers = 0;
+    })
+    .await;
+    let kept = app
+        .create_note(json!({"title": "kept", "body": "through the outage"}))
+        .await;
+    pg.stop();
+    let started = Instant::now();
+    let ready = app.wait_ready(StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_ne!(ready["checks"]["database"], "ok", "{ready}");
+    let res = app
+        .post_json("/api/v1/notes", &json!({"title": "during"}))
+        .await;
+    let p = assert_problem(res, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(!p.to_string().contains("127.0.0.1"), "{p}");
+
+    pg.start();
+    app.wait_ready(StatusCode::OK).await;
+    let (status, note) = app
+        .get_json(&format!("/api/v1/notes/{}", kept["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{note}");
+    assert_eq!(note["body"], "through the outage");
+    app.create_note(json!({"title": "after"})).await;
+    assert_eq!(app.count_notes().await, 2);
+}

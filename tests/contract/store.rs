@@ -35,6 +35,7 @@ contract_tests! {
     ingest_creates_updates_and_leaves_alone_by_external_id: sqlite, postgres;
     ingest_of_a_large_batch_upserts_every_note: sqlite, postgres;
     ingest_that_fails_writes_nothing: sqlite, postgres;
+    concurrent_ingests_of_the_same_ids_in_opposite_orders_both_land: sqlite, postgres;
     count_notes_counts_every_note: sqlite, postgres;
     attachments_are_created_listed_read_and_deleted: sqlite, postgres;
     attachment_of_a_missing_note_is_not_found: sqlite, postgres;
@@ -261,7 +262,12 @@ async fn delete_removes_the_note_and_returns_its_attachments_keys(s: DynStore) {
     want.sort();
     assert_eq!(keys, want);
     assert_eq!(s.get_note(note.id).await.unwrap(), None);
-    assert!(s.list_attachments(note.id).await.unwrap().is_empty());
+    assert!(
+        s.list_attachments(note.id, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(s.get_attachment(a.attachment.id).await.unwrap().is_none());
     assert!(s.get_attachment(b.attachment.id).await.unwrap().is_none());
     // The other note and its attachment are untouched.
@@ -432,6 +438,30 @@ async fn ingest_creates_updates_and_leaves_alone_by_external_id(s: DynStore) {
     assert_eq!(by_ext(&after, "ext-c").version, 1);
 }
 
+/// Two batches over the same external ids, one in reverse, at once and
+/// again: on PostgreSQL they used to lock rows (and insert new ids) in
+/// opposite orders and deadlock. Both must land, every time.
+async fn concurrent_ingests_of_the_same_ids_in_opposite_orders_both_land(s: DynStore) {
+    let batch = |round: usize, reverse: bool| -> Vec<NoteInput> {
+        let mut notes: Vec<NoteInput> = (0..1_200)
+            .map(|i| NoteInput {
+                external_id: Some(format!("shared-{i}")),
+                ..tagged(&format!("round {round} note {i} {reverse}"), &["shared"])
+            })
+            .collect();
+        if reverse {
+            notes.reverse();
+        }
+        notes
+    };
+    for round in 0..6 {
+        let (a, b) = tokio::join!(s.ingest(batch(round, false)), s.ingest(batch(round, true)));
+        a.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        b.unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    assert_eq!(s.count_notes().await.unwrap(), 1_200);
+}
+
 async fn ingest_of_a_large_batch_upserts_every_note(s: DynStore) {
     // More than one statement's worth of rows (`BATCH_ROWS`).
     let n: u64 = 1_234;
@@ -512,10 +542,15 @@ async fn attachments_are_created_listed_read_and_deleted(s: DynStore) {
     }
     // Listed by id: creation order, as ids are time-ordered.
     assert_eq!(
-        s.list_attachments(note.id).await.unwrap(),
+        s.list_attachments(note.id, None, 100).await.unwrap(),
         vec![a.attachment.clone(), b.attachment.clone()]
     );
-    assert!(s.list_attachments(Uuid::now_v7()).await.unwrap().is_empty());
+    assert!(
+        s.list_attachments(Uuid::now_v7(), None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let stored = s
         .get_attachment(a.attachment.id)
         .await
@@ -531,7 +566,7 @@ async fn attachments_are_created_listed_read_and_deleted(s: DynStore) {
     );
     assert!(s.get_attachment(a.attachment.id).await.unwrap().is_none());
     assert_eq!(
-        s.list_attachments(note.id).await.unwrap(),
+        s.list_attachments(note.id, None, 100).await.unwrap(),
         vec![b.attachment.clone()]
     );
     assert_eq!(s.delete_attachment(a.attachment.id).await.unwrap(), None);
