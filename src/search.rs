@@ -26,12 +26,16 @@ const SNIPPET_TOKENS: usize = 24;
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Words (all must match), "exact phrase", prefix*, -excluded.
+    #[param(required = true, pattern = r"\S")]
     pub q: Option<String>,
     /// Only notes with this tag.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub tag: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Hits to skip, at most 10,000.
+    #[param(maximum = 10_000)]
     pub offset: Option<u32>,
 }
 

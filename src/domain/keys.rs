@@ -56,7 +56,14 @@ pub struct CreatedKey {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct KeyRequest {
+    /// 1 to 100 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
 }
 

@@ -42,33 +42,51 @@ pub struct Note {
 /// ingest as they are.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct NoteDraft {
+    /// 1 to 500 characters, not blank, no NUL.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000]*\S[^\u0000]*$"
+    )]
     pub title: String,
     #[serde(default)]
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub body: String,
+    /// At most 64, each 1 to 64 of a-z, 0-9, '.', '_', '-' (upper case is
+    /// lowered).
     #[serde(default, deserialize_with = "tag_list")]
+    #[schema(max_items = 64, value_type = Vec<Tag>)]
     pub tags: Vec<String>,
+    /// 1 to 255 characters, no NUL.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     pub external_id: Option<String>,
     #[serde(default, deserialize_with = "metadata")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
 }
 
+/// One tag as a client may send it.
+#[derive(ToSchema)]
+#[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+#[allow(dead_code)]
+pub struct Tag(String);
+
 /// A partial update: absent fields stay as they are; `external_id: null`
 /// clears it; the other fields cannot be null.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct NotePatch {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 500, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, pattern = r"^[^\u0000]*$")]
     pub body: Option<Option<String>>,
     #[serde(default, deserialize_with = "present_tags")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Vec<Tag>, required = false, max_items = 64)]
     pub tags: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     pub external_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "present_metadata")]
     #[schema(value_type = Option<Object>)]

@@ -44,7 +44,9 @@ const MULTIPART_TOO_MUCH: &str = "a multipart upload may carry at most 64 KiB be
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UploadParams {
-    /// File name for a raw-body upload (multipart uploads carry their own).
+    /// File name of a raw-body upload (required for one; a multipart
+    /// upload carries its own).
+    #[param(required = true, min_length = 1)]
     pub filename: Option<String>,
 }
 
@@ -135,6 +137,7 @@ pub async fn upload(
         let filename = params
             .filename
             .as_deref()
+            .filter(|f| !f.is_empty())
             .map(sanitize_filename)
             .ok_or_else(|| missing("filename", "a raw upload needs ?filename="))?;
         let content_type = normalize_content_type(
@@ -216,8 +219,10 @@ pub const MAX_ATTACHMENT_PAGE: u32 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct AttachmentListParams {
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `after` of the previous page's `Link: rel="next"`: the id of its last attachment.
+    #[param(format = Uuid)]
     pub after: Option<String>,
 }
 

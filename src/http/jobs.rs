@@ -26,10 +26,13 @@ use crate::{
 #[into_params(parameter_in = Query)]
 pub struct JobListParams {
     /// queued, running, succeeded, failed or dead.
+    #[param(value_type = Option<JobStatus>)]
     pub status: Option<String>,
     /// A job kind, e.g. `backup`.
+    #[param(value_type = Option<JobKind>)]
     pub kind: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -121,7 +124,13 @@ pub async fn list(
         .map(JobKind::from_str)
         .transpose()
         .map_err(|e| invalid("kind", e))?;
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    // An empty cursor is the first page, as no cursor is.
+    let after = params
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let page = state
         .queue()
         .list(&JobListQuery {

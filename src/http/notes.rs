@@ -37,8 +37,10 @@ const MAX_PATCH_ATTEMPTS: usize = 64;
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only notes with this tag.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub tag: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -122,7 +124,13 @@ pub async fn list(
         .map(normalize_tag_filter)
         .transpose()
         .map_err(|e| ApiError::validation(vec![e]))?;
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    // An empty cursor is the first page, as no cursor is.
+    let after = params
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let query = ListQuery { tag, limit, after };
     let page = list_notes_within(state.store().as_ref(), &query, MAX_PAGE_BYTES).await?;
     Ok(Json(NotePage {
@@ -160,7 +168,8 @@ pub async fn get(
 #[utoipa::path(patch, path = "/api/v1/notes/{id}", tag = "notes", request_body = NotePatch,
     params(("id" = String, Path, description = "Note id"),
            ("If-Match" = Option<String>, Header, description = "`\"<version>\"` the update applies to")),
-    responses((status = 200, body = Note), (status = 404, body = Problem), (status = 412, body = Problem),
+    responses((status = 200, body = Note), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "external_id taken"), (status = 412, body = Problem),
               (status = 422, body = Problem)),
     security(("bearer" = ["write"])))]
 pub async fn update(

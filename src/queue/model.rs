@@ -241,6 +241,7 @@ impl JobArgs {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
+    #[schema(value_type = JobKind)]
     pub kind: String,
     #[serde(default, deserialize_with = "bounded_args")]
     #[schema(value_type = Object)]

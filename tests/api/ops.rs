@@ -213,3 +213,30 @@ async fn every_error_is_problem_json() {
     let v: Value = app.get_json("/api/v1/notes/zzz").await.1;
     assert_eq!(v["status"], 404);
 }
+
+/// The spec says what the layers answer: problem+json errors, and 401,
+/// 403, 429 and 503 on every API operation (schemathesis found them
+/// undocumented); the readiness 503 stays plain JSON.
+#[tokio::test]
+async fn the_spec_documents_every_error_the_layers_send() {
+    let app = TestApp::spawn().await;
+    let (_, spec) = app.get_json("/openapi.json").await;
+    for (path, method) in [
+        ("/api/v1/notes", "post"),
+        ("/api/v1/search", "get"),
+        ("/api/v1/ingest", "post"),
+        ("/api/v1/keys/{id}", "delete"),
+    ] {
+        let responses = &spec["paths"][path][method]["responses"];
+        for status in ["400", "401", "403", "422", "429", "503"] {
+            assert!(
+                responses[status]["content"]["application/problem+json"].is_object(),
+                "{method} {path} {status}: {}",
+                responses[status]
+            );
+            assert!(responses[status]["content"]["application/json"].is_null());
+        }
+    }
+    let ready = &spec["paths"]["/readyz"]["get"]["responses"]["503"]["content"];
+    assert!(ready["application/json"].is_object(), "{ready}");
+}
