@@ -32,8 +32,14 @@ TEST_PG_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL" cargo test --locked --no-fail-
 
 # The same API suite again: every test on a fresh PostgreSQL database, with
 # attachments on a real S3 server (s3s-fs) started per test.
-step "cargo test --test api (PostgreSQL + S3)"
-TEST_DATABASE_URL="$PG_URL" TEST_STORAGE=s3 cargo test --locked --no-fail-fast --test api
+# At debug level into one file, which is then scanned for every secret the
+# suite uses (master key, API keys, S3 secret, database password).
+step "cargo test --test api (PostgreSQL + S3), logs scanned for secrets"
+api_log=$(mktemp)
+TEST_LOG_FILE="$api_log" RUST_LOG="debug,tantivy=info" \
+  TEST_DATABASE_URL="$PG_URL" TEST_STORAGE=s3 cargo test --locked --no-fail-fast --test api
+./scripts/scan-logs.sh "$api_log"
+rm -f "$api_log"
 
 # And with jobs queued in Redis (the database stays SQLite): every queue
 # semantics test runs on the third backend.

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     extract::{Admin, ApiJson, ApiQuery, Auth, Read, Requirement, Write, parse_id},
-    notes::{DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor},
+    notes::{DEFAULT_PAGE, MAX_PAGE, cursor_position, encode_cursor},
     state::AppState,
 };
 use crate::{
@@ -124,13 +124,7 @@ pub async fn list(
         .map(JobKind::from_str)
         .transpose()
         .map_err(|e| invalid("kind", e))?;
-    // An empty cursor is the first page, as no cursor is.
-    let after = params
-        .cursor
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .map(decode_cursor)
-        .transpose()?;
+    let after = cursor_position(params.cursor.as_deref())?;
     let page = state
         .queue()
         .list(&JobListQuery {

@@ -68,7 +68,16 @@ pub(super) fn encode_cursor(position: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("n:{position}"))
 }
 
-pub(super) fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
+/// The position a `cursor` parameter names; none, or an empty one, is the
+/// first page.
+pub(super) fn cursor_position(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    cursor
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()
+}
+
+fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
@@ -124,13 +133,7 @@ pub async fn list(
         .map(normalize_tag_filter)
         .transpose()
         .map_err(|e| ApiError::validation(vec![e]))?;
-    // An empty cursor is the first page, as no cursor is.
-    let after = params
-        .cursor
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .map(decode_cursor)
-        .transpose()?;
+    let after = cursor_position(params.cursor.as_deref())?;
     let query = ListQuery { tag, limit, after };
     let page = list_notes_within(state.store().as_ref(), &query, MAX_PAGE_BYTES).await?;
     Ok(Json(NotePage {

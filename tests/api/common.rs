@@ -527,12 +527,26 @@ impl Drop for TestApp {
 }
 
 /// Server logs go through the test harness's capture, shown for failing tests.
+/// Logs to the test's output, or, with `TEST_LOG_FILE`, every line of
+/// every test to that file: scripts/test.sh runs the suite once so at
+/// debug level and scans the file for secrets (scripts/scan-logs.sh).
 fn init_test_logging() {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match std::env::var_os("TEST_LOG_FILE") {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("TEST_LOG_FILE can be opened");
+            builder
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .try_init()
+        }
+        None => builder.with_test_writer().try_init(),
+    };
 }
 
 /// Asserts a problem+json answer with this status, returning its body.

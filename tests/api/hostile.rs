@@ -557,6 +557,15 @@ async fn a_hostile_snapshot_is_refused_whole() {
     assert!(fresh.state.store().is_empty().await.unwrap());
 }
 
+/// A port nothing listens on (for a server of a test's own).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A Redis of this test's own, so that it can be paused without touching
 /// the one other tests share.
 struct OwnRedis {
@@ -566,11 +575,7 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -696,11 +701,7 @@ impl OwnPostgres {
             .args(["postgres", &dir.path().display().to_string()])
             .status()
             .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let pg = Self { dir, bin, port };
         let ok = std::process::Command::new("runuser")
             .args(["-u", "postgres", "--"])
