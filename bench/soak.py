@@ -70,13 +70,17 @@ def note_body(rng, i):
 
 
 class Mix:
-    def __init__(self, port, seed_ids):
+    def __init__(self, port, seed_ids, only=None):
         self.port = port
         self.ids = list(seed_ids)
         self.lock = threading.Lock()
+        # --only reads / writes: the share of the mix to draw from, to tell
+        # which half a finding belongs to.
+        self.span = {None: (0.0, 1.0), "reads": (0.0, 0.70), "writes": (0.70, 1.0)}[only]
 
     def one(self, client, rng):
-        r = rng.random()
+        lo, hi = self.span
+        r = lo + rng.random() * (hi - lo)
         if r < 0.40:
             q = rng.choice(WORDS)
             return client.request("GET", f"/api/v1/search?q={q}&limit=10"), (200,)
@@ -172,6 +176,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=600)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--out", default="bench/results/soak.json")
+    ap.add_argument("--only", choices=["reads", "writes"], help="only this half of the mix")
     args = ap.parse_args()
 
     data = tempfile.mkdtemp(prefix="notes-soak-")
@@ -191,7 +196,7 @@ def main():
         assert status == 200, status
         status, page = client.request("GET", "/api/v1/notes?limit=100")
         ids = [n["id"] for n in json.loads(page)["items"]]
-        mix = Mix(port, ids)
+        mix = Mix(port, ids, args.only)
 
         counts, errors = run(mix, args.threads, 20)
         capacity = counts["ok"] / 20
