@@ -201,11 +201,9 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
 
 /// Heavy routes run in a bounded number of slots (see [`shed`]).
 pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
+    // MatchedPath is an Arc: cloning it costs no allocation per request.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
-    state.slots().run(&method, &route, next.run(req)).await
+    let route = route.as_ref().map(MatchedPath::as_str).unwrap_or_default();
+    state.slots().run(&method, route, next.run(req)).await
 }
