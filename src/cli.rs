@@ -30,7 +30,17 @@ pub enum Command {
     /// /healthz, /readyz and /metrics on NOTES_LISTEN.
     Worker(#[command(flatten)] Config),
     /// Apply database migrations and exit (e.g. as a pre-deploy Job).
-    Migrate(#[command(flatten)] Config),
+    Migrate {
+        #[command(flatten)]
+        config: Config,
+        /// Apply nothing: exit 0 when every migration of this binary is
+        /// applied, else fail (an init container waiting for the Job).
+        #[arg(long)]
+        check: bool,
+        /// With --check, keep polling for up to this many seconds.
+        #[arg(long, default_value_t = 0, requires = "check")]
+        wait: u64,
+    },
     /// Write a snapshot (database records + attachment objects) under a
     /// directory, `file://DIR` or `s3://BUCKET/PREFIX`.
     Backup {
@@ -74,7 +84,21 @@ impl Cli {
         match command {
             Command::Serve(config) => with_config(config, server::serve).await,
             Command::Worker(config) => with_config(config, server::worker).await,
-            Command::Migrate(config) => with_config(config, migrate).await,
+            Command::Migrate {
+                config,
+                check: false,
+                ..
+            } => with_config(config, migrate).await,
+            Command::Migrate {
+                config,
+                check: true,
+                wait,
+            } => {
+                with_config(config, |config| async move {
+                    wait_for_schema(config, Duration::from_secs(wait)).await
+                })
+                .await
+            }
             Command::Backup { config, to } => {
                 with_config(config, |config| async move {
                     let to = to.unwrap_or_else(|| config.backup_to());
@@ -182,6 +206,32 @@ fn target<'a>(store: &'a DynStore, blobs: &'a Blobs, config: &'a Config) -> back
         store,
         blobs,
         config,
+    }
+}
+
+/// Polls until the schema has every migration of this binary, or `wait`
+/// has passed. The database may not even accept connections yet.
+async fn wait_for_schema(config: Config, wait: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let outcome = match store::connect(config.database_url(), &PoolSettings::new(&config)).await
+        {
+            Ok(store) => {
+                let outcome = store::require_current(store.as_ref()).await;
+                store.close().await;
+                outcome.map_err(anyhow::Error::from)
+            }
+            Err(err) => Err(err.into()),
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::info!("the database schema is current");
+                return Ok(());
+            }
+            Err(err) if tokio::time::Instant::now() >= deadline => return Err(err),
+            Err(err) => tracing::info!("waiting for migrations: {err}"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 

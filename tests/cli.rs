@@ -95,6 +95,45 @@ fn healthcheck_fails_when_nothing_listens() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// A process that leaves migrations to the Job refuses an older schema
+/// (a `kubectl apply` whose immutable Job did not run again), and
+/// `migrate --check` is what an init container waits on.
+#[test]
+fn without_migrate_on_start_an_unmigrated_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        notes_api()
+            .args(args)
+            .env("NOTES_DATA_DIR", dir.path())
+            .env("NOTES_MIGRATE_ON_START", "false")
+            .env("NOTES_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .output()
+            .unwrap()
+    };
+    for args in [&["serve"][..], &["worker"], &["migrate", "--check"]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("schema is behind") && stderr.contains("notes-api migrate"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // --wait keeps polling until the deadline, then fails the same way.
+    let started = std::time::Instant::now();
+    let out = run(&["migrate", "--check", "--wait", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+
+    assert!(run(&["migrate"]).status.success());
+    let out = run(&["migrate", "--check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn healthcheck_passes_against_a_running_server_and_migrate_works() {
     let dir = tempfile::tempdir().unwrap();

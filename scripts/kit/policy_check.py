@@ -143,6 +143,8 @@ class Checker:
                 self.check(bool(egress), f"{n}: egress restricted by a NetworkPolicy")
             for c in spec.get("containers", []) + spec.get("initContainers", []):
                 cn = f"{n} container {c['name']}"
+                # Init containers run to completion: no probes, no listener.
+                serving = d["kind"] in LONG_RUNNING and c not in spec.get("initContainers", [])
                 res = c.get("resources", {})
                 for kind in ("requests", "limits"):
                     for r in ("cpu", "memory"):
@@ -161,14 +163,14 @@ class Checker:
                                f"{cn}: image {image!r} has an explicit tag, not latest")
                 else:
                     self.check(bool(THIRD_PARTY_PINNED.search(image)), f"{cn}: image {image!r} pinned to a version")
-                if d["kind"] in LONG_RUNNING:
+                if serving:
                     self.check("livenessProbe" in c, f"{cn}: livenessProbe")
                     self.check("readinessProbe" in c, f"{cn}: readinessProbe")
                 for ef in c.get("envFrom", []):
                     ref = ef.get("configMapRef")
                     if ref and not ref.get("optional"):
                         self.check(ref["name"] in configmaps, f"{cn}: ConfigMap {ref['name']} exists")
-                if own and d["kind"] in LONG_RUNNING:
+                if own and serving:
                     cfg = {}
                     for ef in c.get("envFrom", []):
                         ref = ef.get("configMapRef")

@@ -12,6 +12,13 @@ const packages = {
   "traefik.io": "@kubernetes-models/traefik",
   "cert-manager.io": "@kubernetes-models/cert-manager",
   "acme.cert-manager.io": "@kubernetes-models/cert-manager",
+  "argoproj.io": "@kubernetes-models/argo-cd",
+  "source.toolkit.fluxcd.io": "@kubernetes-models/flux-cd",
+  "kustomize.toolkit.fluxcd.io": "@kubernetes-models/flux-cd",
+  "helm.toolkit.fluxcd.io": "@kubernetes-models/flux-cd",
+  "image.toolkit.fluxcd.io": "@kubernetes-models/flux-cd",
+  "notification.toolkit.fluxcd.io": "@kubernetes-models/flux-cd",
+  "external-secrets.io": "@kubernetes-models/external-secrets",
 };
 
 const objects = JSON.parse(readFileSync(process.argv[2], "utf8"));

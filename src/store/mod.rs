@@ -20,6 +20,8 @@ use crate::domain::{
 };
 
 mod open;
+mod schema;
+pub use schema::{SchemaError, require_current};
 pub mod postgres;
 pub mod sqlite;
 
@@ -121,6 +123,9 @@ pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`: for logs and `/readyz`, never for branching.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> Result<(), StoreError>;
+    /// Versions of the migrations this binary carries that the database has
+    /// not applied, oldest first. Read-only: it never creates the table.
+    async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError>;
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
     async fn close(&self);

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{
     BATCH_ROWS, Change, ChangePage, FeedHead, IndexDoc, IngestPlan, ListQuery, NewKey, Page,
-    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation,
+    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation, schema,
 };
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
@@ -230,6 +230,25 @@ impl Store for PgStore {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Internal(e.into()))
+    }
+
+    async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let applied: Vec<i64> = if exists {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+        } else {
+            Vec::new()
+        };
+        Ok(schema::pending(
+            &sqlx::migrate!("./migrations/postgres"),
+            &applied,
+        ))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

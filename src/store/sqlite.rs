@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     BATCH_ROWS, Change, ChangePage, FeedHead, IndexDoc, IngestPlan, ListQuery, NewKey, Page,
-    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation,
+    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation, schema,
 };
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
@@ -299,6 +299,27 @@ impl Store for SqliteStore {
             .run(&self.writer)
             .await
             .map_err(|e| StoreError::Internal(e.into()))
+    }
+
+    async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let applied: Vec<i64> = if exists {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(map_err)?
+        } else {
+            Vec::new()
+        };
+        Ok(schema::pending(
+            &sqlx::migrate!("./migrations/sqlite"),
+            &applied,
+        ))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

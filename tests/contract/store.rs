@@ -22,6 +22,7 @@ use notes_api::{
 contract_tests! {
     store;
     backend_answers_a_ping: sqlite, postgres;
+    a_migrated_store_has_no_pending_migration: sqlite, postgres;
     created_note_reads_back: sqlite, postgres;
     get_of_an_unknown_note_is_none: sqlite, postgres;
     update_replaces_the_content_and_bumps_the_version: sqlite, postgres;
@@ -183,6 +184,16 @@ async fn import(s: &DynStore, records: Vec<Result<Record, StoreError>>) -> Resul
 async fn backend_answers_a_ping(s: DynStore) {
     s.ping().await.expect("ping");
     assert!(["sqlite", "postgres"].contains(&s.backend()));
+}
+
+async fn a_migrated_store_has_no_pending_migration(s: DynStore) {
+    assert_eq!(
+        s.pending_migrations().await.expect("pending"),
+        Vec::<i64>::new()
+    );
+    notes_api::store::require_current(s.as_ref())
+        .await
+        .expect("current");
 }
 
 async fn created_note_reads_back(s: DynStore) {

@@ -1,0 +1,380 @@
+#!/usr/bin/env python3
+"""Checks that a rendered overlay works once delivered to a cluster.
+
+Schemas and policy say an object is well formed; these say the objects work
+together when Argo CD, Flux or `kubectl apply -k` creates them, in the order
+they create them. One check per way the kit has failed before (issue #11):
+
+  entrypoint        a container that gives `args` but no `command` runs an
+                    image whose ENTRYPOINT is known (Garage's image has none:
+                    `args: [server]` alone made the kubelet exec `server`)
+  config            the effective notes-api configuration is exactly what the
+                    overlay's expected-config.env promises, and no key is set
+                    both by an overlay and by one of its components (the
+                    component's merge runs later and silently wins)
+  migration-order   a migrations Job runs after what it references exists and
+                    before the Deployments: never a PreSync hook that needs
+                    objects of the Sync phase; sync waves in that order
+  migration-skip    with NOTES_MIGRATE_ON_START=false every notes-api
+                    Deployment waits for the schema (`migrate --check`)
+  egress            a configuration that reaches outside the cluster (an
+                    error-tracking DSN, an off-site s3:// backup) has a
+                    NetworkPolicy that lets it
+  backup-order      no CloudNativePG backup starts at apply time
+                    (`immediate`) when its credentials are not part of the
+                    same apply
+  placement         a workload sharing a ReadWriteOnce claim with another one
+                    is pinned to that one's node; with avoid-arm64, no
+                    notes-api workload can land on arm64
+
+usage:
+  delivery_check.py --tree deploy/kustomize RENDERED.yaml:EXPECTED.env...
+      (EXPECTED.env: the configuration the docs promise for that render;
+      a name ending +avoid-arm64.yaml also checks that component's effect)
+  delivery_check.py --self-test scripts/kit/fixtures/delivery
+      (each fixture names the check it must fail: `# expect: <check>`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import pathlib
+import re
+import sys
+
+import yaml
+
+# Images whose ENTRYPOINT is known, so `args` alone is meaningful.
+ENTRYPOINT_IMAGES = (
+    re.compile(r"^(ghcr\.io/notes-api/)?notes-api([:@].*)?$"),  # Dockerfile*: ENTRYPOINT notes-api
+)
+CONFIG = "notes-api-config"
+# Inline env that overrides the shared ConfigMap on purpose: the worker
+# Deployment runs the jobs that API pods (NOTES_WORKERS=0) leave to it.
+INTENDED_OVERRIDES = {("notes-worker", "NOTES_WORKERS")}
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+PUBLIC_PROBE = ipaddress.ip_address("1.1.1.1")
+
+
+def pod_spec(d):
+    if d["kind"] == "CronJob":
+        return d["spec"]["jobTemplate"]["spec"]["template"]
+    return d["spec"]["template"]
+
+
+def containers(spec):
+    return spec.get("initContainers", []) + spec.get("containers", [])
+
+
+def wave(d):
+    return int(d["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+def runs_notes_api(d):
+    return any(ENTRYPOINT_IMAGES[0].match(c["image"]) for c in pod_spec(d)["spec"]["containers"])
+
+
+def parse_env(text):
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = value
+    return out
+
+
+class Rendered:
+    def __init__(self, path, docs):
+        self.path = pathlib.Path(path)
+        self.docs = [d for d in docs if d]
+        self.extras = set(self.path.name.removesuffix(".yaml").split("+")[1:])
+        self.errors: list[tuple[str, str]] = []
+
+    def fail(self, check, msg):
+        self.errors.append((check, msg))
+
+    def of_kind(self, *kinds):
+        return [d for d in self.docs if d["kind"] in kinds]
+
+    def config(self):
+        cms = [d for d in self.of_kind("ConfigMap") if d["metadata"]["name"].startswith(CONFIG)]
+        return (cms[0].get("data") or {}) if len(cms) == 1 else None
+
+    def named(self, kind, name):
+        return next((d for d in self.of_kind(kind) if d["metadata"]["name"] == name), None)
+
+    # -- entrypoint ------------------------------------------------------------
+    def check_entrypoint(self):
+        for d in self.of_kind(*WORKLOADS):
+            for c in containers(pod_spec(d)["spec"]):
+                if c.get("args") and not c.get("command") \
+                        and not any(p.match(c["image"]) for p in ENTRYPOINT_IMAGES):
+                    self.fail("entrypoint", f"{d['kind']}/{d['metadata']['name']} container {c['name']}: "
+                              f"`args` without `command` on {c['image']}, whose entrypoint is not known "
+                              "(an image with only a CMD would exec the first arg)")
+
+    # -- config ----------------------------------------------------------------
+    def check_config(self, expected_file):
+        data = self.config()
+        if data is None:
+            self.fail("config", f"exactly one {CONFIG} ConfigMap")
+            return
+        if expected_file is None:
+            self.fail("config", f"{self.path.name}: no expected configuration given (RENDERED:EXPECTED)")
+            return
+        expected = parse_env(pathlib.Path(expected_file).read_text())
+        for key in sorted(set(expected) | set(data)):
+            if expected.get(key) != data.get(key):
+                self.fail("config", f"{CONFIG} {key}: rendered {data.get(key)!r}, "
+                          f"{expected_file} promises {expected.get(key)!r}")
+        # Every notes-api container reads that ConfigMap, and no inline env
+        # shadows one of its keys.
+        name = self.named_config()
+        for d in self.of_kind(*WORKLOADS):
+            for c in containers(pod_spec(d)["spec"]):
+                if not ENTRYPOINT_IMAGES[0].match(c["image"]):
+                    continue
+                refs = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
+                if name not in refs:
+                    self.fail("config", f"{d['kind']}/{d['metadata']['name']} {c['name']}: envFrom {name}")
+                for e in c.get("env", []):
+                    if e["name"] in data and (d["metadata"]["name"], e["name"]) not in INTENDED_OVERRIDES:
+                        self.fail("config", f"{d['kind']}/{d['metadata']['name']} {c['name']}: "
+                                  f"env {e['name']} shadows the ConfigMap's value")
+
+    def named_config(self):
+        return next(d["metadata"]["name"] for d in self.of_kind("ConfigMap")
+                    if d["metadata"]["name"].startswith(CONFIG))
+
+    # -- migrations ------------------------------------------------------------
+    def references(self, d):
+        spec = pod_spec(d)["spec"]
+        refs = set()
+        if spec.get("serviceAccountName"):
+            refs.add(("ServiceAccount", spec["serviceAccountName"]))
+        for c in containers(spec):
+            for e in c.get("envFrom", []):
+                if "configMapRef" in e:
+                    refs.add(("ConfigMap", e["configMapRef"]["name"]))
+                if "secretRef" in e:
+                    refs.add(("Secret", e["secretRef"]["name"]))
+        for v in spec.get("volumes", []):
+            if "configMap" in v:
+                refs.add(("ConfigMap", v["configMap"]["name"]))
+            if "persistentVolumeClaim" in v:
+                refs.add(("PersistentVolumeClaim", v["persistentVolumeClaim"]["claimName"]))
+            for s in v.get("projected", {}).get("sources", []):
+                if "secret" in s:
+                    refs.add(("Secret", s["secret"]["name"]))
+        return {r: self.named(*r) for r in refs if self.named(*r) is not None}
+
+    def check_migrations(self):
+        jobs = [j for j in self.of_kind("Job")
+                if j["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "migrations"]
+        apps = [d for d in self.of_kind("Deployment") if runs_notes_api(d)]
+        for job in jobs:
+            name = f"Job/{job['metadata']['name']}"
+            ann = job["metadata"].get("annotations", {})
+            hook = ann.get("argocd.argoproj.io/hook", "")
+            refs = self.references(job)
+            if "PreSync" in hook and refs:
+                self.fail("migration-order", f"{name}: a PreSync hook runs before the Sync phase creates "
+                          f"{sorted(f'{k}/{n}' for k, n in refs)}; it waits for them forever on a first sync")
+            for (kind, ref), obj in sorted(refs.items()):
+                if wave(obj) >= wave(job):
+                    self.fail("migration-order", f"{name} (wave {wave(job)}) must come after {kind}/{ref} "
+                              f"(wave {wave(obj)})")
+            for app in apps:
+                if wave(app) <= wave(job):
+                    self.fail("migration-order", f"Deployment/{app['metadata']['name']} (wave {wave(app)}) "
+                              f"must come after {name} (wave {wave(job)})")
+        data = self.config() or {}
+        if data.get("NOTES_MIGRATE_ON_START", "true") == "false":
+            if not jobs:
+                self.fail("migration-skip", "NOTES_MIGRATE_ON_START=false and no migrations Job")
+            for app in apps:
+                waits = any(c.get("args", [])[:2] == ["migrate", "--check"]
+                            for c in pod_spec(app)["spec"].get("initContainers", []))
+                if not waits:
+                    self.fail("migration-skip", f"Deployment/{app['metadata']['name']}: no init container "
+                              "waits for the schema (`migrate --check`); a skipped Job (plain kubectl "
+                              "apply on a finished, immutable Job) would run new code on the old schema")
+
+    # -- egress ----------------------------------------------------------------
+    def needs_external_egress(self):
+        data = self.config() or {}
+        reasons = []
+        if data.get("NOTES_SENTRY_DSN") or data.get("NOTES_SENTRY_DSN_FILE"):
+            reasons.append("an error-tracking DSN")
+        endpoint = data.get("AWS_ENDPOINT", "")
+        in_cluster = bool(re.match(r"^https?://[a-z0-9-]+(\.[a-z0-9-]+\.svc(\.cluster\.local)?)?(:\d+)?/?$",
+                                   endpoint))
+        for key in ("NOTES_BACKUP_TO", "NOTES_STORAGE_URL"):
+            if data.get(key, "").startswith("s3://") and not in_cluster:
+                reasons.append(f"{key}={data[key]} (AWS_ENDPOINT {endpoint or 'unset: AWS'})")
+        return reasons
+
+    def allows_public_https(self, labels):
+        for p in self.of_kind("NetworkPolicy"):
+            sel = p["spec"].get("podSelector", {}).get("matchLabels", {})
+            if not all(labels.get(k) == v for k, v in sel.items()):
+                continue
+            for rule in p["spec"].get("egress", []):
+                ports = rule.get("ports")
+                if ports and not any(pt.get("port") == 443 for pt in ports):
+                    continue
+                for peer in rule.get("to", []):
+                    block = peer.get("ipBlock")
+                    if block and PUBLIC_PROBE in ipaddress.ip_network(block["cidr"]) \
+                            and not any(PUBLIC_PROBE in ipaddress.ip_network(e) for e in block.get("except", [])):
+                        return True
+        return False
+
+    def check_egress(self):
+        reasons = self.needs_external_egress()
+        if not reasons:
+            return
+        for d in self.of_kind(*WORKLOADS):
+            if not runs_notes_api(d):
+                continue
+            labels = pod_spec(d)["metadata"].get("labels", {})
+            if not self.allows_public_https(labels):
+                self.fail("egress", f"{d['kind']}/{d['metadata']['name']} needs HTTPS out of the cluster "
+                          f"for {', '.join(reasons)}, and no NetworkPolicy allows it (components/egress-external)")
+
+    # -- CloudNativePG backups -------------------------------------------------
+    def check_backup_order(self):
+        secrets = {d["metadata"]["name"] for d in self.of_kind("Secret")}
+        stores = {d["metadata"]["name"]: d for d in self.of_kind("ObjectStore")}
+        for sb in self.of_kind("ScheduledBackup"):
+            if not sb["spec"].get("immediate"):
+                continue
+            store = next(iter(stores.values()), None)
+            creds = set()
+            if store:
+                for v in store["spec"]["configuration"].get("s3Credentials", {}).values():
+                    if isinstance(v, dict) and "name" in v:
+                        creds.add(v["name"])
+            missing = sorted(creds - secrets)
+            if missing or not store:
+                self.fail("backup-order", f"ScheduledBackup/{sb['metadata']['name']}: `immediate: true` starts "
+                          f"a backup at apply time, before {missing or 'its object store'} exist(s)")
+
+    # -- placement -------------------------------------------------------------
+    def check_placement(self):
+        rwo = {d["metadata"]["name"] for d in self.of_kind("PersistentVolumeClaim")
+               if "ReadWriteOnce" in d["spec"].get("accessModes", [])}
+        users: dict[str, list] = {}
+        for d in self.of_kind(*WORKLOADS):
+            for v in pod_spec(d)["spec"].get("volumes", []):
+                claim = v.get("persistentVolumeClaim", {}).get("claimName")
+                if claim in rwo:
+                    users.setdefault(claim, []).append(d)
+        for claim, ds in users.items():
+            owners = [d for d in ds if d["kind"] in ("Deployment", "StatefulSet")]
+            for d in ds:
+                if d in owners or not owners:
+                    continue
+                terms = (pod_spec(d)["spec"].get("affinity", {}).get("podAffinity", {})
+                         .get("requiredDuringSchedulingIgnoredDuringExecution", []))
+                owner_labels = pod_spec(owners[0])["metadata"].get("labels", {})
+                pinned = any(t.get("topologyKey") == "kubernetes.io/hostname"
+                             and all(owner_labels.get(k) == v
+                                     for k, v in t.get("labelSelector", {}).get("matchLabels", {}).items())
+                             for t in terms)
+                if not pinned:
+                    self.fail("placement", f"{d['kind']}/{d['metadata']['name']} mounts the ReadWriteOnce claim "
+                              f"{claim} of {owners[0]['kind']}/{owners[0]['metadata']['name']} without a required "
+                              "podAffinity to its node: scheduled elsewhere, it waits forever")
+        if "avoid-arm64" in self.extras:
+            for d in self.of_kind(*WORKLOADS):
+                if not runs_notes_api(d):
+                    continue
+                terms = (pod_spec(d)["spec"].get("affinity", {}).get("nodeAffinity", {})
+                         .get("requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms", []))
+                if not terms or not all(any(e["key"] == "kubernetes.io/arch" and e["operator"] == "NotIn"
+                                            and "arm64" in e["values"] for e in t.get("matchExpressions", []))
+                                        for t in terms):
+                    self.fail("placement", f"{d['kind']}/{d['metadata']['name']}: avoid-arm64 did not reach it")
+
+    def run(self, expected_config):
+        self.check_entrypoint()
+        self.check_config(expected_config)
+        self.check_migrations()
+        self.check_egress()
+        self.check_backup_order()
+        self.check_placement()
+        return self.errors
+
+
+def overlay_component_overlaps(tree: pathlib.Path):
+    """Keys an overlay merges into notes-api-config that one of its own
+    components also sets: the component's merge runs later and wins."""
+    errors = []
+
+    def literals(k):
+        keys = {}
+        for g in k.get("configMapGenerator", []) or []:
+            if g.get("name") == CONFIG:
+                for lit in g.get("literals", []):
+                    keys[lit.partition("=")[0]] = lit
+        return keys
+
+    for kfile in sorted((tree / "overlays").glob("*/kustomization.yaml")):
+        k = yaml.safe_load(kfile.read_text())
+        own = literals(k)
+        for comp in k.get("components", []) or []:
+            cfile = (kfile.parent / comp / "kustomization.yaml").resolve()
+            clash = sorted(set(own) & set(literals(yaml.safe_load(cfile.read_text()))))
+            for key in clash:
+                errors.append(("config", f"{kfile.parent.name}: {key} is set by the overlay and by "
+                               f"{comp}, whose merge runs later and wins"))
+    return errors
+
+
+def report(path, errors):
+    for check, msg in errors:
+        print(f"  FAIL [{check}] {path}: {msg}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tree", type=pathlib.Path)
+    ap.add_argument("--self-test", type=pathlib.Path)
+    ap.add_argument("files", nargs="*")
+    args = ap.parse_args()
+
+    if args.self_test:
+        bad = 0
+        fixtures = sorted(args.self_test.glob("*.yaml"))
+        for f in fixtures:
+            text = f.read_text()
+            expect = re.search(r"^# expect: (\S+)", text, re.M).group(1)
+            config = re.search(r"^# expected-config: (\S+)", text, re.M)
+            got = {c for c, _ in Rendered(f, yaml.safe_load_all(text)).run(config and config.group(1))}
+            if expect not in got:
+                print(f"  FAIL self-test {f.name}: the {expect} check did not catch it (got {sorted(got)})")
+                bad += 1
+        print(f"  ok: delivery checks catch {len(fixtures) - bad}/{len(fixtures)} recorded defects")
+        return 1 if bad else 0
+
+    errors = 0
+    if args.tree:
+        overlaps = overlay_component_overlaps(args.tree)
+        report(args.tree, overlaps)
+        errors += len(overlaps)
+    for arg in args.files:
+        f, _, expected = arg.partition(":")
+        r = Rendered(f, yaml.safe_load_all(open(f)))
+        found = r.run(expected or None)
+        report(r.path.name, found)
+        errors += len(found)
+        if not found:
+            print(f"  ok: delivery checks on {r.path.name}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
