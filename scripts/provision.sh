@@ -89,6 +89,22 @@ BUGSINK_PORT=${BUGSINK_PORT:-8765}
 BUGSINK_VENV="$HOME/.cache/notes-api/bugsink-venv"
 BUGSINK_DIR="$HOME/.cache/notes-api/bugsink"
 BUGSINK_URL="http://127.0.0.1:$BUGSINK_PORT"
+# schemathesis (PyPI), pinned: the spec-conformance run of the test command.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV=${SCHEMATHESIS_VENV:-$HOME/.cache/notes-api/schemathesis-venv}
+
+ensure_schemathesis() {
+  if ! "$SCHEMATHESIS_VENV/bin/python" -m pip show schemathesis 2>/dev/null | grep -qx "Version: $SCHEMATHESIS_VERSION"; then
+    echo "provision: pip install schemathesis $SCHEMATHESIS_VERSION (under a minute, once)"
+    if [ ! -x "$SCHEMATHESIS_VENV/bin/pip" ]; then
+      python3 -m venv --clear "$SCHEMATHESIS_VENV" 2>/dev/null ||
+        { apt_install python3-venv && python3 -m venv --clear "$SCHEMATHESIS_VENV"; } || return 1
+    fi
+    "$SCHEMATHESIS_VENV/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" || return 1
+  fi
+  export SCHEMATHESIS="$SCHEMATHESIS_VENV/bin/schemathesis"
+}
+
 bugsink_manage() { (cd "$BUGSINK_DIR" && DJANGO_SETTINGS_MODULE=bugsink_conf "$BUGSINK_VENV/bin/bugsink-manage" "$@"); }
 bugsink_ok() { curl -fsS -o /dev/null --max-time 2 "$BUGSINK_URL/health/ready" 2>/dev/null; }
 

@@ -2,8 +2,8 @@
 # The whole test suite. Provisions what it needs on a fresh Debian machine
 # (idempotently), then runs format and lint checks, every test on SQLite
 # (with the Store and Queue contract suites on every backend), the API
-# suite on PostgreSQL + S3 and with the Redis queue, and the deployment
-# kit's verification.
+# suite on PostgreSQL + S3 and with the Redis queue, schemathesis against
+# the served spec, and the deployment kit's verification.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/provision.sh
@@ -17,6 +17,7 @@ ensure_postgres
 ensure_redis
 ensure_s3s_fs
 ensure_bugsink
+ensure_schemathesis
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -45,6 +46,12 @@ rm -f "$api_log"
 # semantics test runs on the third backend.
 step "cargo test --test api (Redis queue)"
 TEST_QUEUE=redis TEST_REDIS_URL="$REDIS_URL" cargo test --locked --no-fail-fast --test api
+
+# Spec conformance: schemathesis with every check against the served
+# /openapi.json, in production mode with a key (tests/schemathesis/).
+step "schemathesis (production mode, every check)"
+cargo build --locked --bin notes-api
+./scripts/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/notes-api"
 
 # The deployment kit: renders, schemas, policy, linters, and a live smoke
 # test of the rendered dev overlay in podman (scripts/verify-kit.sh).

@@ -4,6 +4,7 @@
 pub mod attachment;
 pub mod bounded;
 pub mod ingest;
+pub mod json_shape;
 pub mod keys;
 pub mod note;
 pub mod timestamp;

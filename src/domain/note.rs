@@ -28,7 +28,7 @@ pub struct Note {
     pub body: String,
     pub tags: Vec<String>,
     pub external_id: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::domain::json_shape::Metadata)]
     pub metadata: Map<String, Value>,
     #[serde(with = "timestamp")]
     pub created_at: DateTime<Utc>,
@@ -43,10 +43,13 @@ pub struct Note {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct NoteDraft {
     /// 1 to 500 characters, not blank, no NUL.
+    // "Not blank" is spelled out as the characters `str::trim` removes:
+    // regex engines disagree on `\s` (Python's includes U+001C..U+001F,
+    // ECMAScript's U+FEFF), and a client's validator must agree with ours.
     #[schema(
         min_length = 1,
         max_length = 500,
-        pattern = r"^[^\u0000]*\S[^\u0000]*$"
+        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
     )]
     pub title: String,
     #[serde(default)]
@@ -62,7 +65,7 @@ pub struct NoteDraft {
     #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     pub external_id: Option<String>,
     #[serde(default, deserialize_with = "metadata")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::domain::json_shape::Metadata>)]
     pub metadata: Option<Value>,
 }
 
@@ -77,7 +80,7 @@ pub struct Tag(String);
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct NotePatch {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String, required = false, min_length = 1, max_length = 500, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 500, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$")]
     pub title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = String, required = false, pattern = r"^[^\u0000]*$")]
@@ -89,7 +92,7 @@ pub struct NotePatch {
     #[schema(value_type = Option<String>, min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     pub external_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "present_metadata")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::domain::json_shape::Metadata>)]
     pub metadata: Option<Option<Value>>,
 }
 

@@ -53,8 +53,9 @@ pub struct UploadParams {
 /// Upload an attachment: `multipart/form-data` (field `file`) or a raw body.
 #[utoipa::path(post, path = "/api/v1/notes/{id}/attachments", tag = "attachments",
     params(("id" = String, Path, description = "Note id"), UploadParams),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "The file as the raw body (with `?filename=`), or multipart/form-data with a `file` field"),
+    // Optional: an empty body is an empty file, which is a file.
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
+        description = "The file as the raw body (with `?filename=`; none is an empty file), or multipart/form-data with a `file` field"),
     responses((status = 201, body = Attachment), (status = 404, body = Problem), (status = 413, body = Problem),
               (status = 422, body = Problem), (status = 503, body = Problem, description = "Object storage unavailable")),
     security(("bearer" = ["write"])))]

@@ -292,7 +292,7 @@ pub struct Job {
     pub status: JobStatus,
     pub attempts: u32,
     pub max_attempts: u32,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = crate::domain::json_shape::AnyJson)]
     pub result: Option<Value>,
     pub error: Option<String>,
     #[serde(with = "timestamp")]
