@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Offline checks of the GitOps delivery (deploy/argocd, deploy/flux); fails on
+# any failure of:
+#   1. yamllint --strict of deploy/argocd and deploy/flux
+#   2. scripts/kit/check_gitops.py: every Application admitted by its
+#      AppProject (repositories, destinations, every rendered kind and
+#      namespace), automated prune+selfHeal, retry, sync waves in order, Git
+#      paths that exist and render (kubectl kustomize), pinned charts; Flux
+#      Kustomizations that prune, time out and render as kustomize-controller
+#      renders them, apps after infrastructure and secrets, SOPS decryption,
+#      image automation and the setter line of overlays/production; the same
+#      charts, versions and values in both engines. Then the same checks on
+#      temporary copies with one planted defect each, which must fail.
+#   3. every Argo CD and Flux object strictly against the vendored CRD
+#      schemas (validate_manifests.py) and the @kubernetes-models validators
+#      (validate_crds.mjs).
+# Uses the tools scripts/verify-kit.sh installs (KIT_TOOLS_DIR, default
+# ~/.cache/notes-api-kit); installs nothing. Usage: scripts/kit/check_gitops.sh
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
+tools=${KIT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/notes-api-kit}
+export PATH="$tools/venv/bin:$PATH"
+nodedir=$tools/node
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+ok() { printf '  ok: %s\n' "$*"; }
+die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+
+for t in kubectl yamllint python node; do
+  command -v "$t" >/dev/null || die "$t not found (scripts/verify-kit.sh installs the kit's tools into $tools)"
+done
+for m in argo-cd flux-cd; do
+  [ -d "$nodedir/node_modules/@kubernetes-models/$m" ] \
+    || die "@kubernetes-models/$m not in $nodedir (scripts/verify-kit.sh installs it)"
+done
+
+yamllint --strict -c .yamllint.yaml deploy/argocd deploy/flux || die "yamllint"
+ok "yamllint --strict deploy/argocd deploy/flux"
+
+python scripts/kit/check_gitops.py --repo "$repo" --render-dir "$work/rendered" || die "GitOps checks"
+
+python scripts/kit/validate_manifests.py --versions 1.33,1.37 --crd-dir deploy/schemas/crds \
+  --dump-custom-resources "$work/custom-resources.json" "$work"/rendered/*.yaml || die "schema validation"
+# The validator resolves its packages from the node_modules next to it.
+cp scripts/kit/validate_crds.mjs "$work/"
+ln -s "$nodedir/node_modules" "$work/node_modules"
+node "$work/validate_crds.mjs" "$work/custom-resources.json" || die "@kubernetes-models validation"
+ok "every Argo CD and Flux object valid against the vendored CRD schemas and @kubernetes-models"
