@@ -12,7 +12,10 @@
 #               (what a delivery would get wrong: entrypoints, effective
 #               config key by key, migration order, egress, placement) on
 #               every overlay and combination, after its self-test on the
-#               recorded defects (scripts/kit/fixtures/delivery)
+#               recorded defects (scripts/kit/fixtures/delivery); the
+#               delivery paths: Argo CD and Flux objects (check_gitops.sh),
+#               SOPS secrets and External Secrets (check_secrets.sh), the
+#               release workflows and promote step (check_pipeline.sh)
 #   4. lint     hadolint, yamllint, shellcheck, promtool check/test rules,
 #               dashboard queries through promtool
 #   5. smoke    static binary -> FROM-scratch image -> overlays/dev under
@@ -114,6 +117,8 @@ render() {
   ok "base: $(grep -c '^kind:' "$work/rendered/base.yaml") objects"
   kubectl kustomize deploy/cluster/cert-manager > "$work/rendered/cluster-cert-manager.yaml" || die "render cluster/cert-manager"
   ok "cluster/cert-manager: $(grep -c '^kind:' "$work/rendered/cluster-cert-manager.yaml") objects"
+  kubectl kustomize deploy/cluster/traefik > "$work/rendered/cluster-traefik.yaml" || die "render cluster/traefik"
+  ok "cluster/traefik: $(grep -c '^kind:' "$work/rendered/cluster-traefik.yaml") objects"
 
   # base + each component alone, in namespace notes.
   local k rel
@@ -133,6 +138,9 @@ render() {
   combination production+redis production components/redis
   combination production+egress-external production components/egress-external
   combination production+avoid-arm64 production components/avoid-arm64
+  # Error tracking to a server outside the cluster needs the egress too.
+  combination production+error-tracking+egress-external production components/error-tracking \
+    components/egress-external
   # "Off-site backups" from a single node: an external S3 and the egress
   # component that lets the CronJob reach it.
   combination single-node+offsite-backup+egress-external single-node components/egress-external \
@@ -223,11 +231,22 @@ delivery() {
   python scripts/kit/delivery_check.py --tree deploy/kustomize "${args[@]}" || die "delivery checks"
 }
 
+# ---- 3c. delivery paths -----------------------------------------------------------
+# GitOps (Argo CD, Flux), secrets in git (SOPS round trips, the plaintext
+# scan, External Secrets) and the release pipeline (actionlint, workflow
+# policy, the promote step against a temporary clone), each its own script.
+gitops() {
+  section "3c. delivery paths: GitOps, secrets, release pipeline"
+  scripts/kit/check_gitops.sh || die "GitOps (scripts/kit/check_gitops.sh)"
+  scripts/kit/check_secrets.sh || die "secrets (scripts/kit/check_secrets.sh)"
+  scripts/kit/check_pipeline.sh || die "release pipeline (scripts/kit/check_pipeline.sh)"
+}
+
 # ---- 4. lint ---------------------------------------------------------------------
 lint() {
   section "4. hadolint, yamllint, shellcheck, promtool"
-  hadolint Dockerfile Dockerfile.scratch || die hadolint
-  ok "hadolint Dockerfile Dockerfile.scratch"
+  hadolint Dockerfile Dockerfile.scratch Dockerfile.release || die hadolint
+  ok "hadolint Dockerfile Dockerfile.scratch Dockerfile.release"
   yamllint --strict -c .yamllint.yaml deploy .yamllint.yaml || die yamllint
   ok "yamllint --strict deploy/"
   shellcheck scripts/verify-kit.sh scripts/kit/*.sh || die shellcheck
@@ -269,6 +288,7 @@ render
 schemas
 policy
 delivery
+gitops
 lint
 skipped=0
 if [ "${KIT_SKIP_SMOKE:-0}" = 1 ]; then

@@ -23,6 +23,10 @@ they create them. One check per way the kit has failed before (issue #11):
   backup-order      no CloudNativePG backup starts at apply time
                     (`immediate`) when its credentials are not part of the
                     same apply
+  data-retention    what holds data (PersistentVolumeClaims, StatefulSets
+                    with claim templates, CloudNativePG Clusters) is never
+                    deleted by a GitOps prune (Argo CD Delete=false, Flux
+                    prune: disabled)
   placement         a workload sharing a ReadWriteOnce claim with another one
                     is pinned to that one's node; with avoid-arm64, no
                     notes-api workload can land on arm64
@@ -262,6 +266,18 @@ class Rendered:
                 self.fail("backup-order", f"ScheduledBackup/{sb['metadata']['name']}: `immediate: true` starts "
                           f"a backup at apply time, before {missing or 'its object store'} exist(s)")
 
+    # -- data retention --------------------------------------------------------
+    def check_data_retention(self):
+        holders = [d for d in self.docs if d["kind"] in ("PersistentVolumeClaim", "Cluster")
+                   or (d["kind"] == "StatefulSet" and d["spec"].get("volumeClaimTemplates"))]
+        for d in holders:
+            ann = d["metadata"].get("annotations", {})
+            if "Delete=false" not in ann.get("argocd.argoproj.io/sync-options", "") \
+                    or ann.get("kustomize.toolkit.fluxcd.io/prune") != "disabled":
+                self.fail("data-retention", f"{d['kind']}/{d['metadata']['name']} holds data and a GitOps prune "
+                          "would delete it (argocd.argoproj.io/sync-options: Delete=false, "
+                          "kustomize.toolkit.fluxcd.io/prune: disabled)")
+
     # -- placement -------------------------------------------------------------
     def check_placement(self):
         rwo = {d["metadata"]["name"] for d in self.of_kind("PersistentVolumeClaim")
@@ -305,6 +321,7 @@ class Rendered:
         self.check_migrations()
         self.check_egress()
         self.check_backup_order()
+        self.check_data_retention()
         self.check_placement()
         return self.errors
 

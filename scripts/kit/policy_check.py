@@ -24,8 +24,10 @@ WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
 REQUIRED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component",
                    "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by")
-# Our own image: a release tag (x.y.z), an immutable sha-<commit> tag or a digest.
-OWN_IMAGE_PINNED = re.compile(r"(@sha256:[0-9a-f]{64}$)|(:(v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?|sha-[0-9a-f]{7,40})$)")
+# Our own image: a release tag (x.y.z), an immutable sha-<commit>[-<unix time>]
+# tag (what the release workflow pushes) or a digest.
+OWN_IMAGE_PINNED = re.compile(
+    r"(@sha256:[0-9a-f]{64}$)|(:(v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?|sha-[0-9a-f]{7,40}(-\d{10,})?)$)")
 THIRD_PARTY_PINNED = re.compile(r"(@sha256:[0-9a-f]{64}$)|(:v?\d+(\.\d+)+[0-9A-Za-z.-]*$)")
 
 
