@@ -93,15 +93,21 @@ BUGSINK_URL="http://127.0.0.1:$BUGSINK_PORT"
 SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_VENV=${SCHEMATHESIS_VENV:-$HOME/.cache/notes-api/schemathesis-venv}
 
-ensure_schemathesis() {
-  if ! "$SCHEMATHESIS_VENV/bin/python" -m pip show schemathesis 2>/dev/null | grep -qx "Version: $SCHEMATHESIS_VERSION"; then
-    echo "provision: pip install schemathesis $SCHEMATHESIS_VERSION (under a minute, once)"
-    if [ ! -x "$SCHEMATHESIS_VENV/bin/pip" ]; then
-      python3 -m venv --clear "$SCHEMATHESIS_VENV" 2>/dev/null ||
-        { apt_install python3-venv && python3 -m venv --clear "$SCHEMATHESIS_VENV"; } || return 1
+# pip_venv VENV PACKAGE VERSION: PACKAGE==VERSION in its own virtualenv.
+pip_venv() {
+  local venv=$1 package=$2 version=$3
+  if ! "$venv/bin/python" -m pip show "$package" 2>/dev/null | grep -qx "Version: $version"; then
+    echo "provision: pip install $package $version (under a minute, once)"
+    if [ ! -x "$venv/bin/pip" ]; then
+      python3 -m venv --clear "$venv" 2>/dev/null ||
+        { apt_install python3-venv && python3 -m venv --clear "$venv"; } || return 1
     fi
-    "$SCHEMATHESIS_VENV/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" || return 1
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$package==$version" || return 1
   fi
+}
+
+ensure_schemathesis() {
+  pip_venv "$SCHEMATHESIS_VENV" schemathesis "$SCHEMATHESIS_VERSION" || return 1
   export SCHEMATHESIS="$SCHEMATHESIS_VENV/bin/schemathesis"
 }
 
@@ -110,14 +116,7 @@ bugsink_ok() { curl -fsS -o /dev/null --max-time 2 "$BUGSINK_URL/health/ready" 2
 
 ensure_bugsink() {
   command -v curl >/dev/null || apt_install curl ca-certificates
-  if ! "$BUGSINK_VENV/bin/python" -m pip show bugsink 2>/dev/null | grep -qx "Version: $BUGSINK_VERSION"; then
-    echo "provision: pip install bugsink $BUGSINK_VERSION (under a minute, once)"
-    if [ ! -x "$BUGSINK_VENV/bin/pip" ]; then
-      python3 -m venv --clear "$BUGSINK_VENV" 2>/dev/null ||
-        { apt_install python3-venv && python3 -m venv --clear "$BUGSINK_VENV"; } || return 1
-    fi
-    "$BUGSINK_VENV/bin/python" -m pip install -q --disable-pip-version-check "bugsink==$BUGSINK_VERSION" || return 1
-  fi
+  pip_venv "$BUGSINK_VENV" bugsink "$BUGSINK_VERSION" || return 1
   mkdir -p "$BUGSINK_DIR"
   if [ ! -f "$BUGSINK_DIR/bugsink_conf.py" ]; then
     echo "provision: configuring Bugsink in $BUGSINK_DIR"

@@ -18,16 +18,11 @@
 # ~/.cache/notes-api-kit); installs nothing. Usage: scripts/kit/check_gitops.sh
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$repo"
-tools=${KIT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/notes-api-kit}
-export PATH="$tools/venv/bin:$PATH"
-nodedir=$tools/node
+# shellcheck source=scripts/kit/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-ok() { printf '  ok: %s\n' "$*"; }
-die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 
 for t in kubectl yamllint python node; do
   command -v "$t" >/dev/null || die "$t not found (scripts/verify-kit.sh installs the kit's tools into $tools)"

@@ -17,16 +17,11 @@
 # Run scripts/verify-kit.sh once first: it installs the tools this uses.
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$repo"
-tools=${KIT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/notes-api-kit}
-nodedir=$tools/node
-export PATH="$tools/venv/bin:$PATH"
+# shellcheck source=scripts/kit/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-ok() { printf '  ok: %s\n' "$*"; }
-die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 section() { printf '\n== %s\n' "$*"; }
 
 for tool in kubectl python yamllint shellcheck hadolint git node; do
@@ -87,7 +82,7 @@ if ! grep -qF 'bin/${TARGETARCH}/notes-api' Dockerfile.release || grep -q '^RUN'
   die "Dockerfile.release: picks its binary by TARGETARCH and runs nothing (no QEMU needed)"
 fi
 ok "hadolint Dockerfile.release; binary picked by TARGETARCH, no RUN"
-shellcheck scripts/promote.sh scripts/kit/check_pipeline.sh || die shellcheck
+shellcheck -x scripts/promote.sh scripts/kit/check_pipeline.sh || die shellcheck
 ok "shellcheck scripts/promote.sh scripts/kit/check_pipeline.sh"
 
 # ---- 4. promote against a throw-away clone ------------------------------------------------
