@@ -1,6 +1,6 @@
 //! The command line: one binary, one subcommand per role.
 
-use std::{process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
@@ -71,6 +71,24 @@ pub enum Command {
     },
     /// Print the effective configuration as JSON, secrets redacted.
     Config(#[command(flatten)] Config),
+    /// Read-only datasets, served with NOTES_READ_ONLY=true.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Build a dataset file from NDJSON with the validation of
+    /// POST /api/v1/ingest, all or nothing: compact, no WAL, and renamed
+    /// into place only when complete.
+    Pack {
+        /// One note per line, as for POST /api/v1/ingest.
+        #[arg(long)]
+        from: PathBuf,
+        /// The dataset file to create; it must not exist.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 impl Cli {
@@ -125,6 +143,7 @@ impl Cli {
                 })
                 .await
             }
+            Command::Dataset(DatasetCommand::Pack { from, to }) => pack(&from, &to).await,
             Command::Config(config) => match check(config) {
                 Ok(config) => {
                     println!(
@@ -206,6 +225,32 @@ fn target<'a>(store: &'a DynStore, blobs: &'a Blobs, config: &'a Config) -> back
         store,
         blobs,
         config,
+    }
+}
+
+async fn pack(from: &std::path::Path, to: &std::path::Path) -> ExitCode {
+    match crate::dataset::pack(from, to).await {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("report serializes")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            if let crate::dataset::PackError::Invalid { errors, .. } = &err {
+                for e in errors {
+                    let line = e.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+                    let field = if e.field.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}: ", e.field)
+                    };
+                    eprintln!("notes-api: {line}{field}{}", e.message);
+                }
+            }
+            fail(&err)
+        }
     }
 }
 

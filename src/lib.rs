@@ -19,6 +19,7 @@ pub mod backup;
 pub mod blobs;
 pub mod cli;
 pub mod config;
+pub mod dataset;
 pub mod domain;
 pub mod healthcheck;
 pub mod http;

@@ -25,12 +25,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 async fn build_state_for(config: Config, role: Role) -> anyhow::Result<AppState> {
     let db = store::open(config.database_url(), &PoolSettings::new(&config)).await?;
     let store = db.store();
-    if !config.read_only {
-        if config.migrate_on_start {
-            store.migrate().await?;
-        } else {
-            store::require_current(store.as_ref()).await?;
-        }
+    if config.read_only {
+        crate::dataset::verify(store.as_ref()).await?;
+    } else if config.migrate_on_start {
+        store.migrate().await?;
+    } else {
+        store::require_current(store.as_ref()).await?;
     }
     let blobs = Blobs::open(&config)?;
     let queue = queue::connect(config.queue_url(), &db).await?;

@@ -853,3 +853,263 @@ fn the_hostile_corpus_gets_no_5xx_and_memory_stays_bounded() {
     assert!(!log.contains("panicked"), "{log}");
     assert!(peak_kib < 200 * 1024, "peak RSS {} MiB", peak_kib / 1024);
 }
+
+/// A server that is stopped however the test ends, so a failed assertion
+/// never leaves it holding the test's output open.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `dataset pack` then `serve` with NOTES_READ_ONLY=true: the file is
+/// compact and not in WAL mode, and serving it reads, searches and refuses
+/// writes without creating or changing a single file beside it.
+#[test]
+fn a_packed_dataset_is_served_read_only_without_writing_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let shelf = dir.path().join("shelf");
+    std::fs::create_dir(&shelf).unwrap();
+    let ndjson = dir.path().join("notes.ndjson");
+    let lines: String = (0..300)
+        .map(|i| {
+            let title = if i == 7 { "the quarterly marker".to_owned() } else { format!("note {i}") };
+            format!("{}\n", serde_json::json!({"title": title, "body": "text ".repeat(50), "external_id": format!("e{i}")}))
+        })
+        .collect();
+    std::fs::write(&ndjson, lines).unwrap();
+    let db = shelf.join("notes.db");
+    let out = notes_api()
+        .args(["dataset", "pack", "--from"])
+        .arg(&ndjson)
+        .arg("--to")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["notes"], 300);
+    let packed = std::fs::read(&db).unwrap();
+    assert_eq!(
+        (packed[18], packed[19]),
+        (1, 1),
+        "rollback journal mode, not WAL"
+    );
+    let listing = |d: &std::path::Path| {
+        let mut names: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listing(&shelf), ["notes.db"]);
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = KillOnDrop(
+        notes_api()
+            .arg("serve")
+            .env("NOTES_LISTEN", format!("127.0.0.1:{port}"))
+            .env("NOTES_READ_ONLY", "true")
+            .env("NOTES_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("NOTES_DATA_DIR", dir.path().join("data"))
+            .env("NOTES_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        wait_up(&client, &base).await;
+        let mut listed = 0;
+        let mut cursor = String::new();
+        loop {
+            let page: serde_json::Value = client
+                .get(format!("{base}/api/v1/notes?limit=100&cursor={cursor}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            listed += page["items"].as_array().expect("a page").len();
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => break,
+            }
+        }
+        assert_eq!(listed, 300);
+        let found: serde_json::Value = client
+            .get(format!("{base}/api/v1/search?q=quarterly"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(found["total"], 1, "{found}");
+        let write = client
+            .post(format!("{base}/api/v1/notes"))
+            .json(&serde_json::json!({"title": "no"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(write.status(), 405);
+    });
+    drop(server);
+    assert_eq!(
+        listing(&shelf),
+        ["notes.db"],
+        "no -wal, -shm or journal beside it"
+    );
+    assert!(
+        std::fs::read(&db).unwrap() == packed,
+        "the dataset is byte for byte unchanged"
+    );
+}
+
+/// Packing is all or nothing: an invalid line (reported with its number)
+/// leaves no file, and an existing dataset is never overwritten.
+#[test]
+fn pack_refuses_bad_input_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let ndjson = dir.path().join("notes.ndjson");
+    std::fs::write(
+        &ndjson,
+        "{\"title\":\"fine\",\"external_id\":\"a\"}\n{\"body\":\"no title\"}\n{\"title\":\"again\",\"external_id\":\"a\"}\n",
+    )
+    .unwrap();
+    let db = dir.path().join("out.db");
+    let pack = |to: &std::path::Path| {
+        notes_api()
+            .args(["dataset", "pack", "--from"])
+            .arg(&ndjson)
+            .arg("--to")
+            .arg(to)
+            .output()
+            .unwrap()
+    };
+    let out = pack(&db);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 2: title") && stderr.contains("line 3: external_id"),
+        "{stderr}"
+    );
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["notes.ndjson"], "no dataset and no partial file");
+
+    std::fs::write(&db, b"an earlier dataset").unwrap();
+    let out = pack(&db);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(std::fs::read(&db).unwrap(), b"an earlier dataset");
+}
+
+/// A read-only process refuses, at start and with the reason, a file it
+/// cannot serve as it is: not SQLite, in WAL mode, or damaged.
+#[test]
+fn a_file_unfit_for_serving_read_only_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve_ro = |db: &std::path::Path| {
+        notes_api()
+            .arg("serve")
+            .env("NOTES_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("NOTES_READ_ONLY", "true")
+            .env("NOTES_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("NOTES_DATA_DIR", dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![7u8; 8192]).unwrap();
+    let out = serve_ro(&garbage);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an SQLite database"));
+
+    // A database in WAL mode with commits still in its -wal file (a
+    // writer that is running or crashed): immutable would miss them. Once
+    // cleanly closed (no -wal left), the same database is served.
+    let live = dir.path().join("live");
+    assert!(
+        notes_api()
+            .arg("migrate")
+            .env("NOTES_DATA_DIR", &live)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let wal = live.join("notes.db-wal");
+    std::fs::write(&wal, vec![1u8; 4096]).unwrap();
+    let out = serve_ro(&live.join("notes.db"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-wal file"));
+    std::fs::remove_file(&wal).unwrap();
+    let mut served = KillOnDrop(
+        notes_api()
+            .arg("serve")
+            .env("NOTES_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("NOTES_READ_ONLY", "true")
+            .env(
+                "NOTES_DATABASE_URL",
+                format!("sqlite://{}", live.join("notes.db").display()),
+            )
+            .env("NOTES_DATA_DIR", dir.path().join("data"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        served.0.try_wait().unwrap().is_none(),
+        "a checkpointed WAL database is served"
+    );
+    drop(served);
+
+    // A packed dataset with a page overwritten.
+    let ndjson = dir.path().join("notes.ndjson");
+    let lines: String = (0..2000)
+        .map(|i| {
+            format!(
+                "{}\n",
+                serde_json::json!({"title": format!("n{i}"), "body": "b".repeat(200)})
+            )
+        })
+        .collect();
+    std::fs::write(&ndjson, lines).unwrap();
+    let db = dir.path().join("damaged.db");
+    let pack = notes_api()
+        .args(["dataset", "pack", "--from"])
+        .arg(&ndjson)
+        .arg("--to")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(pack.status.success());
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = 4096;
+    for b in &mut bytes[3 * page..3 * page + 64] {
+        *b = 0xff;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let out = serve_ro(&db);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("damaged") || stderr.contains("malformed"),
+        "{stderr}"
+    );
+}

@@ -177,7 +177,8 @@ fn read_ndjson<R: BufRead>(mut reader: R) -> Result<Batch, BatchError> {
     c.finish()
 }
 
-fn skip_line<R: BufRead>(reader: &mut R) -> std::io::Result<()> {
+/// Consumes the rest of the current line without holding it.
+pub fn skip_line<R: BufRead>(reader: &mut R) -> std::io::Result<()> {
     loop {
         let chunk = reader.fill_buf()?;
         if chunk.is_empty() {

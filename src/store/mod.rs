@@ -19,6 +19,7 @@ use crate::domain::{
     note::{Note, NoteInput},
 };
 
+pub mod dataset;
 mod open;
 mod schema;
 pub use schema::{SchemaError, require_current};
@@ -126,6 +127,9 @@ pub trait Store: Send + Sync + 'static {
     /// Versions of the migrations this binary carries that the database has
     /// not applied, oldest first. Read-only: it never creates the table.
     async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError>;
+    /// A quick structural check of the stored data (SQLite's
+    /// `quick_check`); a server's own guarantees elsewhere (PostgreSQL).
+    async fn check_integrity(&self) -> Result<(), StoreError>;
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
     async fn close(&self);
@@ -249,6 +253,9 @@ pub struct PoolSettings {
     pub max_connections: u32,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
+    /// A read-only dataset (SQLite): opened immutable, with no writer
+    /// connection, no WAL or shm file and no file created.
+    pub read_only: bool,
 }
 
 impl PoolSettings {
@@ -257,6 +264,7 @@ impl PoolSettings {
             max_connections: config.db_max_connections,
             connect_timeout: Duration::from_secs(config.db_connect_timeout),
             statement_timeout: Duration::from_secs(config.db_statement_timeout),
+            read_only: config.read_only,
         }
     }
 }
@@ -267,6 +275,7 @@ impl Default for PoolSettings {
             max_connections: 8,
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            read_only: false,
         }
     }
 }

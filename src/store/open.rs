@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{DynStore, PoolSettings, StoreError, postgres, sqlite};
+use super::{DynStore, PoolSettings, StoreError, dataset, postgres, sqlite};
 
 /// An open database, by backend: the store, and the job queue when jobs
 /// live in the same database.
@@ -30,9 +30,12 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<DynStore, Sto
 /// Opens the database a URL names.
 pub async fn open(url: &str, settings: &PoolSettings) -> Result<Database, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Database::Sqlite(Arc::new(
-            sqlite::SqliteStore::connect(url, settings).await?,
-        )))
+        let store = if settings.read_only {
+            dataset::open(url, settings).await?
+        } else {
+            sqlite::SqliteStore::connect(url, settings).await?
+        };
+        Ok(Database::Sqlite(Arc::new(store)))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Database::Postgres(Arc::new(
             postgres::PgStore::connect(url, settings).await?,

@@ -251,6 +251,12 @@ impl Store for PgStore {
         ))
     }
 
+    async fn check_integrity(&self) -> Result<(), StoreError> {
+        // PostgreSQL checks its own pages (data checksums, WAL); there is
+        // no cheap whole-database check to add here.
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -86,6 +86,24 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
+    /// Folds the WAL in, leaves WAL mode, drops free pages (VACUUM) and
+    /// closes: the file alone then holds everything.
+    pub(crate) async fn compact(self) -> Result<(), StoreError> {
+        self.reader.close().await;
+        for statement in [
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+            "PRAGMA journal_mode=DELETE",
+            "VACUUM",
+        ] {
+            sqlx::query(statement)
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?;
+        }
+        self.writer.close().await;
+        Ok(())
+    }
+
     /// A write transaction that takes the write lock at once, so it cannot
     /// fail part-way on a lock another process holds (SQLITE_BUSY).
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
@@ -320,6 +338,20 @@ impl Store for SqliteStore {
             &sqlx::migrate!("./migrations/sqlite"),
             &applied,
         ))
+    }
+
+    async fn check_integrity(&self) -> Result<(), StoreError> {
+        let problems: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        if problems == ["ok"] {
+            Ok(())
+        } else {
+            Err(StoreError::Internal(
+                format!("the database is damaged: {}", problems.join("; ")).into(),
+            ))
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
