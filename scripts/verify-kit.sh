@@ -207,7 +207,7 @@ policy() {
   #     their credentials from the environment only; all NOTES_* secrets are
   #     files (NOTES_*_FILE).
   local skip=CKV_K8S_43,CKV_K8S_15,CKV_K8S_35 f
-  for f in overlay-production overlay-single-node overlay-production+redis; do
+  for f in overlay-production overlay-single-node overlay-production+redis overlay-dataset; do
     checkov -f "$work/rendered/$f.yaml" --framework kubernetes --skip-check "$skip" --compact --quiet \
       > "$work/checkov-$f.txt" 2>&1 || { cat "$work/checkov-$f.txt"; die "checkov on $f"; }
     ok "checkov $f: $(grep -h 'Passed checks' "$work/checkov-$f.txt" || echo 'no findings')"

@@ -977,6 +977,117 @@ fn a_packed_dataset_is_served_read_only_without_writing_beside_it() {
     );
 }
 
+/// A running read-only process keeps serving the dataset it opened, whole,
+/// when a new file is renamed over it (the update runbook, before a
+/// restart): its connections and its index stay with the old file.
+#[test]
+fn a_dataset_renamed_over_the_served_one_is_not_mixed_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = |marker: &str, to: &std::path::Path| {
+        let ndjson = dir.path().join(format!("{marker}.ndjson"));
+        let lines: String = (0..50)
+            .map(|i| {
+                format!(
+                    "{}\n",
+                    serde_json::json!({"title": format!("{marker} {i}")})
+                )
+            })
+            .collect();
+        std::fs::write(&ndjson, lines).unwrap();
+        let out = notes_api()
+            .args(["dataset", "pack", "--from"])
+            .arg(&ndjson)
+            .arg("--to")
+            .arg(to)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let db = dir.path().join("notes.db");
+    pack("autumn", &db);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = KillOnDrop(
+        notes_api()
+            .arg("serve")
+            .env("NOTES_LISTEN", format!("127.0.0.1:{port}"))
+            .env("NOTES_READ_ONLY", "true")
+            .env("NOTES_DB_MAX_CONNECTIONS", "4")
+            .env("NOTES_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("NOTES_DATA_DIR", dir.path().join("data"))
+            .env("NOTES_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        wait_up(&client, &base).await;
+        let next = dir.path().join("notes.db.new");
+        pack("winter", &next);
+        std::fs::rename(&next, &db).unwrap();
+        // Many requests at once, so every pooled connection is used.
+        let pages = futures::future::join_all((0..32).map(|_| {
+            let client = client.clone();
+            let url = format!("{base}/api/v1/notes?limit=100");
+            async move {
+                let page: serde_json::Value =
+                    client.get(url).send().await.unwrap().json().await.unwrap();
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| {
+                        n["title"]
+                            .as_str()
+                            .unwrap()
+                            .split(' ')
+                            .next()
+                            .unwrap()
+                            .to_owned()
+                    })
+                    .collect::<std::collections::BTreeSet<_>>()
+            }
+        }))
+        .await;
+        for seen in pages {
+            assert_eq!(
+                seen,
+                ["autumn".to_owned()].into(),
+                "only the dataset it opened"
+            );
+        }
+        let (hits, none) = (
+            client
+                .get(format!("{base}/api/v1/search?q=autumn"))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap(),
+            client
+                .get(format!("{base}/api/v1/search?q=winter"))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            (hits["total"].as_u64(), none["total"].as_u64()),
+            (Some(50), Some(0))
+        );
+    });
+    drop(server);
+}
+
 /// Packing is all or nothing: an invalid line (reported with its number)
 /// leaves no file, and an existing dataset is never overwritten.
 #[test]

@@ -56,8 +56,16 @@ pub async fn open(url: &str, settings: &PoolSettings) -> Result<SqliteStore, Sto
         .pragma("temp_store", "memory")
         .pragma("cache_size", "-2000");
     check_header(options.get_filename())?;
+    // Every connection is opened now and kept for the life of the process:
+    // a connection opened later would open whatever file has the name by
+    // then, and a process must serve one dataset, not a mix, until it is
+    // restarted (or, later, swaps dataset and index together).
+    let connections = settings.max_connections.max(1);
     let reader = SqlitePoolOptions::new()
-        .max_connections(settings.max_connections.max(1))
+        .max_connections(connections)
+        .min_connections(connections)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.clone())
         .await
