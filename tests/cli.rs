@@ -347,14 +347,8 @@ fn a_crash_before_the_index_commit_loses_nothing_and_indexes_nothing_twice() {
     let mut server = start(None);
     let (total, hits) = rt.block_on(async {
         ready(&client).await;
-        let res: serde_json::Value = client
-            .get(format!("{base}/api/v1/search?q=phoenix"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let res: serde_json::Value =
+            get_json(&client, format!("{base}/api/v1/search?q=phoenix")).await;
         (res["total"].clone(), res["hits"].as_array().unwrap().len())
     });
     server.kill().unwrap();
@@ -380,6 +374,10 @@ fn serve(data: &std::path::Path, port: u16) -> std::process::Child {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap()
+}
+
+async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 async fn wait_up(client: &reqwest::Client, base: &str) {
@@ -468,8 +466,7 @@ fn kill_9_during_ingest_keeps_every_acknowledged_batch_and_no_partial_one() {
                 if let Some(c) = &cursor {
                     url.push_str(&format!("&cursor={c}"));
                 }
-                let page: serde_json::Value =
-                    client.get(url).send().await.unwrap().json().await.unwrap();
+                let page: serde_json::Value = get_json(&client, url).await;
                 count += page["items"].as_array().unwrap().len();
                 match page["next_cursor"].as_str() {
                     Some(c) => cursor = Some(c.to_owned()),
@@ -865,6 +862,31 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `notes-api dataset pack --from FROM --to TO`.
+fn pack_dataset(from: &std::path::Path, to: &std::path::Path) -> std::process::Output {
+    notes_api()
+        .args(["dataset", "pack", "--from"])
+        .arg(from)
+        .arg("--to")
+        .arg(to)
+        .output()
+        .unwrap()
+}
+
+/// `serve` with NOTES_READ_ONLY=true on the dataset `db`, its index under
+/// `data`.
+fn serve_dataset(db: &std::path::Path, data: &std::path::Path, port: u16) -> Command {
+    let mut cmd = notes_api();
+    cmd.arg("serve")
+        .env("NOTES_LISTEN", format!("127.0.0.1:{port}"))
+        .env("NOTES_READ_ONLY", "true")
+        .env("NOTES_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("NOTES_DATA_DIR", data)
+        .env("NOTES_LOG", "error")
+        .stdout(std::process::Stdio::null());
+    cmd
+}
+
 /// `dataset pack` then `serve` with NOTES_READ_ONLY=true: the file is
 /// compact and not in WAL mode, and serving it reads, searches and refuses
 /// writes without creating or changing a single file beside it.
@@ -882,13 +904,7 @@ fn a_packed_dataset_is_served_read_only_without_writing_beside_it() {
         .collect();
     std::fs::write(&ndjson, lines).unwrap();
     let db = shelf.join("notes.db");
-    let out = notes_api()
-        .args(["dataset", "pack", "--from"])
-        .arg(&ndjson)
-        .arg("--to")
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = pack_dataset(&ndjson, &db);
     assert!(
         out.status.success(),
         "{}",
@@ -915,14 +931,7 @@ fn a_packed_dataset_is_served_read_only_without_writing_beside_it() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let server = KillOnDrop(
-        notes_api()
-            .arg("serve")
-            .env("NOTES_LISTEN", format!("127.0.0.1:{port}"))
-            .env("NOTES_READ_ONLY", "true")
-            .env("NOTES_DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("NOTES_DATA_DIR", dir.path().join("data"))
-            .env("NOTES_LOG", "error")
-            .stdout(std::process::Stdio::null())
+        serve_dataset(&db, &dir.path().join("data"), port)
             .spawn()
             .unwrap(),
     );
@@ -933,14 +942,11 @@ fn a_packed_dataset_is_served_read_only_without_writing_beside_it() {
         let mut listed = 0;
         let mut cursor = String::new();
         loop {
-            let page: serde_json::Value = client
-                .get(format!("{base}/api/v1/notes?limit=100&cursor={cursor}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page: serde_json::Value = get_json(
+                &client,
+                format!("{base}/api/v1/notes?limit=100&cursor={cursor}"),
+            )
+            .await;
             listed += page["items"].as_array().expect("a page").len();
             match page["next_cursor"].as_str() {
                 Some(next) => cursor = next.to_owned(),
@@ -948,14 +954,8 @@ fn a_packed_dataset_is_served_read_only_without_writing_beside_it() {
             }
         }
         assert_eq!(listed, 300);
-        let found: serde_json::Value = client
-            .get(format!("{base}/api/v1/search?q=quarterly"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let found: serde_json::Value =
+            get_json(&client, format!("{base}/api/v1/search?q=quarterly")).await;
         assert_eq!(found["total"], 1, "{found}");
         let write = client
             .post(format!("{base}/api/v1/notes"))
@@ -994,13 +994,7 @@ fn a_dataset_renamed_over_the_served_one_is_not_mixed_in() {
             })
             .collect();
         std::fs::write(&ndjson, lines).unwrap();
-        let out = notes_api()
-            .args(["dataset", "pack", "--from"])
-            .arg(&ndjson)
-            .arg("--to")
-            .arg(to)
-            .output()
-            .unwrap();
+        let out = pack_dataset(&ndjson, to);
         assert!(
             out.status.success(),
             "{}",
@@ -1012,15 +1006,8 @@ fn a_dataset_renamed_over_the_served_one_is_not_mixed_in() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let server = KillOnDrop(
-        notes_api()
-            .arg("serve")
-            .env("NOTES_LISTEN", format!("127.0.0.1:{port}"))
-            .env("NOTES_READ_ONLY", "true")
+        serve_dataset(&db, &dir.path().join("data"), port)
             .env("NOTES_DB_MAX_CONNECTIONS", "4")
-            .env("NOTES_DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("NOTES_DATA_DIR", dir.path().join("data"))
-            .env("NOTES_LOG", "error")
-            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap(),
     );
@@ -1036,8 +1023,7 @@ fn a_dataset_renamed_over_the_served_one_is_not_mixed_in() {
             let client = client.clone();
             let url = format!("{base}/api/v1/notes?limit=100");
             async move {
-                let page: serde_json::Value =
-                    client.get(url).send().await.unwrap().json().await.unwrap();
+                let page: serde_json::Value = get_json(&client, url).await;
                 page["items"]
                     .as_array()
                     .unwrap()
@@ -1063,22 +1049,8 @@ fn a_dataset_renamed_over_the_served_one_is_not_mixed_in() {
             );
         }
         let (hits, none) = (
-            client
-                .get(format!("{base}/api/v1/search?q=autumn"))
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap(),
-            client
-                .get(format!("{base}/api/v1/search?q=winter"))
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap(),
+            get_json(&client, format!("{base}/api/v1/search?q=autumn")).await,
+            get_json(&client, format!("{base}/api/v1/search?q=winter")).await,
         );
         assert_eq!(
             (hits["total"].as_u64(), none["total"].as_u64()),
@@ -1100,15 +1072,7 @@ fn pack_refuses_bad_input_and_leaves_nothing_behind() {
     )
     .unwrap();
     let db = dir.path().join("out.db");
-    let pack = |to: &std::path::Path| {
-        notes_api()
-            .args(["dataset", "pack", "--from"])
-            .arg(&ndjson)
-            .arg("--to")
-            .arg(to)
-            .output()
-            .unwrap()
-    };
+    let pack = |to: &std::path::Path| pack_dataset(&ndjson, to);
     let out = pack(&db);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1135,16 +1099,8 @@ fn pack_refuses_bad_input_and_leaves_nothing_behind() {
 #[test]
 fn a_file_unfit_for_serving_read_only_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let serve_ro = |db: &std::path::Path| {
-        notes_api()
-            .arg("serve")
-            .env("NOTES_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .env("NOTES_READ_ONLY", "true")
-            .env("NOTES_DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("NOTES_DATA_DIR", dir.path().join("data"))
-            .output()
-            .unwrap()
-    };
+    let data = dir.path().join("data");
+    let serve_ro = |db: &std::path::Path| serve_dataset(db, &data, free_port()).output().unwrap();
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![7u8; 8192]).unwrap();
     let out = serve_ro(&garbage);
@@ -1170,15 +1126,7 @@ fn a_file_unfit_for_serving_read_only_is_refused_with_the_reason() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("-wal file"));
     std::fs::remove_file(&wal).unwrap();
     let mut served = KillOnDrop(
-        notes_api()
-            .arg("serve")
-            .env("NOTES_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .env("NOTES_READ_ONLY", "true")
-            .env(
-                "NOTES_DATABASE_URL",
-                format!("sqlite://{}", live.join("notes.db").display()),
-            )
-            .env("NOTES_DATA_DIR", dir.path().join("data"))
+        serve_dataset(&live.join("notes.db"), &data, free_port())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap(),
@@ -1202,13 +1150,7 @@ fn a_file_unfit_for_serving_read_only_is_refused_with_the_reason() {
         .collect();
     std::fs::write(&ndjson, lines).unwrap();
     let db = dir.path().join("damaged.db");
-    let pack = notes_api()
-        .args(["dataset", "pack", "--from"])
-        .arg(&ndjson)
-        .arg("--to")
-        .arg(&db)
-        .output()
-        .unwrap();
+    let pack = pack_dataset(&ndjson, &db);
     assert!(pack.status.success());
     let mut bytes = std::fs::read(&db).unwrap();
     let page = 4096;
