@@ -10,7 +10,7 @@ use super::{
     sqlite::{SqliteStore, map_err},
 };
 
-/// Bytes 18 and 19 of the header: 1 = rollback journal, 2 = WAL.
+/// The first 16 bytes of every SQLite database file.
 const HEADER_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 fn refused(path: &Path, why: &str) -> StoreError {
@@ -32,6 +32,7 @@ pub fn check_header(path: &Path) -> Result<(), StoreError> {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     let pending = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    // Header bytes 18 and 19: 1 = rollback journal, 2 = WAL.
     if (header[18] == 2 || header[19] == 2) && pending {
         return Err(refused(
             path,
