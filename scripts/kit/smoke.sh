@@ -4,7 +4,10 @@
 # that image -> `podman kube play` -> /readyz through the published port ->
 # create a note -> find it with search -> restart the pod (kube down + play:
 # a new pod on the same PVC-backed volume) -> the note is still there ->
-# `podman kube down`.
+# `podman kube down`. Then the readonly-dataset component: `notes-api
+# dataset pack` into a volume, the base + component played with that volume
+# mounted read-only -> search finds the dataset's marker, writes get 405,
+# and the volume is byte for byte as packed afterwards.
 #
 # Called by scripts/verify-kit.sh (which installs the tools); runnable alone
 # once kubectl (kustomize), podman, runc and promtool are on PATH.
@@ -43,7 +46,9 @@ quiet() { "$@" 2>&1 | { grep -v -e 'systemd' -e 'syslog' || true; } | sed 's/^/ 
 
 rendered=$work/rendered.yaml
 rendered_restart=$work/rendered-restart.yaml
+rendered_dataset=$work/rendered-dataset.yaml
 volume=notes-api-data-smoke
+dataset_volume=notes-dataset-smoke
 
 cleanup() {
   local rc=$?
@@ -56,7 +61,8 @@ cleanup() {
     done
   fi
   if [ -f "$rendered" ]; then pod kube down "$rendered" >/dev/null 2>&1 || true; fi
-  pod volume rm -f "$volume" >/dev/null 2>&1 || true
+  if [ -f "$rendered_dataset" ]; then pod kube down "$rendered_dataset" >/dev/null 2>&1 || true; fi
+  pod volume rm -f "$volume" "$dataset_volume" >/dev/null 2>&1 || true
   pod rmi -f "$image_name:$image_tag" >/dev/null 2>&1 || true
   rm -rf "$work"
   exit $rc
@@ -210,5 +216,82 @@ step "podman kube down"
 quiet pod kube down "$rendered_restart"
 pod volume rm -f "$volume" >/dev/null
 echo "   removed pod and volume $volume"
+
+# ---- the readonly-dataset component, the dataset volume mounted :ro ----
+step "pack a dataset (notes-api dataset pack) into the volume $dataset_volume"
+python3 - "$work/dataset.ndjson" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(500):
+        title = "the dataset marker" if i == 42 else f"dataset note {i}"
+        f.write(json.dumps({"title": title, "body": "read only " * 20, "external_id": f"d{i}"}) + "\n")
+PY
+"$binary" dataset pack --from "$work/dataset.ndjson" --to "$work/notes.db" | sed 's/^/   /'
+pod volume rm -f "$dataset_volume" >/dev/null 2>&1 || true
+pod volume create "$dataset_volume" >/dev/null
+dataset_dir=$(pod volume inspect "$dataset_volume" --format '{{.Mountpoint}}')
+cp "$work/notes.db" "$dataset_dir/notes.db"
+before=$(cd "$dataset_dir" && ls -A && sha256sum notes.db)
+
+step "render base + components/readonly-dataset (development mode, no key) with that image"
+mkdir -p "$work/dataset"
+rel=$(realpath --relative-to="$work/dataset" "$repo/deploy/kustomize")
+cat > "$work/dataset/kustomization.yaml" <<KUST
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $rel/base
+components:
+  - $rel/components/readonly-dataset
+nameSuffix: -smoke
+configMapGenerator:
+  - name: notes-api-config
+    behavior: merge
+    literals:
+      - NOTES_ENV=development
+      - NOTES_ALLOW_UNAUTHENTICATED=true
+images:
+  - name: notes-api
+    newName: $image_name
+    newTag: "$image_tag"
+patches:
+  - target:
+      kind: Deployment
+      name: notes-api
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/ports/0/hostPort
+        value: $port
+      - op: add
+        path: /spec/template/spec/containers/0/ports/0/hostIP
+        value: 127.0.0.1
+KUST
+# The claim's volume exists already (it holds the dataset): play the
+# workload without the PersistentVolumeClaim, as on a restart.
+kubectl kustomize "$work/dataset" | python3 -c '
+import sys
+docs = sys.stdin.read().split("\n---\n")
+print("\n---\n".join(d for d in docs if "kind: PersistentVolumeClaim" not in d))' > "$rendered_dataset"
+grep -q "claimName: $dataset_volume" "$rendered_dataset" || fail "the render does not mount $dataset_volume"
+
+step "podman kube play: the dataset served read-only"
+start=$SECONDS
+quiet pod kube play "$rendered_dataset"
+ctr=$(pod ps --format '{{.Names}}' | grep '^notes-api-smoke-pod.*-notes-api$' | head -n1)
+[ -n "$ctr" ] || fail "no notes-api container running"
+rw=$(pod inspect "$ctr" --format '{{range .Mounts}}{{if eq .Destination "/dataset"}}{{.RW}}{{end}}{{end}}')
+[ "$rw" = false ] || fail "/dataset is not mounted read-only (RW=$rw)"
+echo "   container $ctr: /dataset mounted read-only"
+wait_ready 90
+total=$(curl -sf -m 10 "$base/api/v1/search?q=marker" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
+[ "$total" = 1 ] || fail "search for the marker found $total notes, not 1"
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H 'Content-Type: application/json' -d '{"title":"no"}' "$base/api/v1/notes")
+[ "$code" = 405 ] || fail "POST /api/v1/notes on a read-only dataset -> $code, not 405"
+echo "   search finds the marker; POST /api/v1/notes -> 405"
+quiet pod kube down "$rendered_dataset"
+after=$(cd "$dataset_dir" && ls -A && sha256sum notes.db)
+[ "$before" = "$after" ] || fail "serving changed the dataset volume: before [$before] after [$after]"
+echo "   the dataset volume holds exactly notes.db, byte for byte as packed"
+pod volume rm -f "$dataset_volume" >/dev/null
 echo
 echo "smoke test passed; $(cat "$work/image-size.txt")"

@@ -31,7 +31,9 @@ async fn seeded_db(n: usize) -> (TestDb, Arc<tempfile::TempDir>) {
         .map(|i| {
             format!(
                 "{}\n",
-                json!({"title": format!("note {i}"), "body": format!("common w{i} text")})
+                // Some bulk per note, so a rebuild of a few thousand lasts
+                // long enough to be seen (not only on a slow machine).
+                json!({"title": format!("note {i}"), "body": format!("common w{i} text {}", "filler words ".repeat(60))})
             )
         })
         .collect();
@@ -157,7 +159,7 @@ async fn a_restart_catches_up_with_what_was_written_meanwhile() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|n| n["body"] == "common w3 text")
+        .find(|n| n["title"] == "note 3")
         .unwrap()["id"]
         .as_str()
         .unwrap()
