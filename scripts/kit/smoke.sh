@@ -95,6 +95,29 @@ step "build the FROM-scratch image $image_name:$image_tag (Dockerfile.scratch)"
 "$repo/scripts/kit/build-scratch-image.sh" --binary "$binary" --tag "$image_name:$image_tag" --engine podman \
   | tail -n 1 | tee "$work/image-size.txt"
 
+# podman kube play has no projected volumes: both renders drop the secrets
+# volume (development mode needs no key).
+# shellcheck disable=SC2016  # $patch is kustomize syntax, not a shell expansion
+no_secrets_volume='  - target:
+      kind: Deployment
+      name: notes-api
+    patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: notes-api
+      spec:
+        template:
+          spec:
+            containers:
+              - name: notes-api
+                volumeMounts:
+                  - mountPath: /run/secrets/notes-api
+                    $patch: delete
+            volumes:
+              - name: secrets
+                $patch: delete'
+
 step "render overlays/dev with that image"
 # A throw-away kustomization on top of the dev overlay: the smoke image, a
 # `-smoke` suffix so nothing collides with a developer's own podman objects,
@@ -124,25 +147,7 @@ patches:
       - op: add
         path: /spec/template/spec/containers/0/ports/0/hostIP
         value: 127.0.0.1
-  - target:
-      kind: Deployment
-      name: notes-api
-    patch: |-
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: notes-api
-      spec:
-        template:
-          spec:
-            containers:
-              - name: notes-api
-                volumeMounts:
-                  - mountPath: /run/secrets/notes-api
-                    \$patch: delete
-            volumes:
-              - name: secrets
-                \$patch: delete
+$no_secrets_volume
 EOF
 kubectl kustomize "$work/kustomize" > "$rendered"
 grep -E '^kind:' "$rendered" | sort | uniq -c | sed 's/^/   /'
@@ -265,6 +270,7 @@ patches:
       - op: add
         path: /spec/template/spec/containers/0/ports/0/hostIP
         value: 127.0.0.1
+$no_secrets_volume
 KUST
 # The claim's volume exists already (it holds the dataset): play the
 # workload without the PersistentVolumeClaim, as on a restart.
