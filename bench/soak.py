@@ -69,6 +69,18 @@ def note_body(rng, i):
     return {"title": f"soak {i} {rng.choice(WORDS)}", "body": words, "tags": [rng.choice(WORDS)]}
 
 
+SPANS = {
+    None: (0.0, 1.0),
+    "reads": (0.0, 0.70),
+    "writes": (0.70, 1.0),
+    "update": (0.70, 0.80),
+    "create": (0.80, 0.85),
+    "upload": (0.85, 0.90),
+    "ingest": (0.90, 0.95),
+    "job": (0.95, 1.0),
+}
+
+
 class Mix:
     def __init__(self, port, seed_ids, only=None):
         self.port = port
@@ -76,7 +88,9 @@ class Mix:
         self.lock = threading.Lock()
         # --only reads / writes: the share of the mix to draw from, to tell
         # which half a finding belongs to.
-        self.span = {None: (0.0, 1.0), "reads": (0.0, 0.70), "writes": (0.70, 1.0)}[only]
+        # One write alone (update, create, upload, ingest, job) tells which
+        # write a finding belongs to.
+        self.span = SPANS[only]
 
     def one(self, client, rng):
         lo, hi = self.span
@@ -176,7 +190,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=600)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--out", default="bench/results/soak.json")
-    ap.add_argument("--only", choices=["reads", "writes"], help="only this half of the mix")
+    ap.add_argument("--only", choices=[k for k in SPANS if k], help="only this part of the mix")
     args = ap.parse_args()
 
     data = tempfile.mkdtemp(prefix="notes-soak-")
