@@ -118,6 +118,19 @@ no_secrets_volume='  - target:
               - name: secrets
                 $patch: delete'
 
+# Both renders: the API's port published on loopback, and no secrets volume.
+smoke_patches="  - target:
+      kind: Deployment
+      name: notes-api
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/ports/0/hostPort
+        value: $port
+      - op: add
+        path: /spec/template/spec/containers/0/ports/0/hostIP
+        value: 127.0.0.1
+$no_secrets_volume"
+
 step "render overlays/dev with that image"
 # A throw-away kustomization on top of the dev overlay: the smoke image, a
 # `-smoke` suffix so nothing collides with a developer's own podman objects,
@@ -137,17 +150,7 @@ images:
     newName: $image_name
     newTag: "$image_tag"
 patches:
-  - target:
-      kind: Deployment
-      name: notes-api
-    patch: |-
-      - op: add
-        path: /spec/template/spec/containers/0/ports/0/hostPort
-        value: $port
-      - op: add
-        path: /spec/template/spec/containers/0/ports/0/hostIP
-        value: 127.0.0.1
-$no_secrets_volume
+$smoke_patches
 EOF
 kubectl kustomize "$work/kustomize" > "$rendered"
 grep -E '^kind:' "$rendered" | sort | uniq -c | sed 's/^/   /'
@@ -260,17 +263,7 @@ images:
     newName: $image_name
     newTag: "$image_tag"
 patches:
-  - target:
-      kind: Deployment
-      name: notes-api
-    patch: |-
-      - op: add
-        path: /spec/template/spec/containers/0/ports/0/hostPort
-        value: $port
-      - op: add
-        path: /spec/template/spec/containers/0/ports/0/hostIP
-        value: 127.0.0.1
-$no_secrets_volume
+$smoke_patches
 KUST
 # The claim's volume exists already (it holds the dataset): play the
 # workload without the PersistentVolumeClaim, as on a restart.
