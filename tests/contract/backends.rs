@@ -30,7 +30,7 @@ fn redis_url() -> String {
 }
 
 /// Small pools: tests run in parallel against one server.
-fn settings() -> PoolSettings {
+pub fn settings() -> PoolSettings {
     PoolSettings {
         max_connections: 4,
         ..PoolSettings::default()
@@ -58,7 +58,7 @@ async fn sqlite_db() -> (Database, Cleanup) {
     (db, Cleanup::Dir(dir))
 }
 
-async fn postgres_db() -> (Database, Cleanup) {
+async fn postgres_db(settings: PoolSettings) -> (Database, Cleanup) {
     let admin = pg_admin_url();
     let name = format!("notes_contract_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin)
@@ -75,7 +75,7 @@ async fn postgres_db() -> (Database, Cleanup) {
         name: name.clone(),
     };
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    let db = store::open(&format!("{base}/{name}"), &settings())
+    let db = store::open(&format!("{base}/{name}"), &settings)
         .await
         .expect("open PostgreSQL");
     db.store().migrate().await.expect("migrate PostgreSQL");
@@ -104,7 +104,11 @@ pub mod postgres {
     use super::*;
 
     pub async fn store() -> Fresh<DynStore> {
-        let (db, _cleanup) = postgres_db().await;
+        store_with(settings()).await
+    }
+
+    pub async fn store_with(settings: PoolSettings) -> Fresh<DynStore> {
+        let (db, _cleanup) = postgres_db(settings).await;
         Fresh {
             it: db.store(),
             _cleanup,
@@ -112,7 +116,7 @@ pub mod postgres {
     }
 
     pub async fn queue() -> Fresh<DynQueue> {
-        let (db, _cleanup) = postgres_db().await;
+        let (db, _cleanup) = postgres_db(settings()).await;
         let it = queue::connect(None, &db).await.expect("PostgreSQL queue");
         Fresh { it, _cleanup }
     }

@@ -167,6 +167,52 @@ async fn export(s: &DynStore) -> Vec<Record> {
     records
 }
 
+/// A backup of a large database reads for longer than the statement
+/// timeout that bounds requests (issue #10): the export lifts it for its own
+/// transaction, and only there. 24 MiB of notes is far more than the socket
+/// buffers hold, so with a slow reader the export's query is still running
+/// long after the 200 ms timeout of this pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_export_outlasts_the_statement_timeout() {
+    let fresh = crate::backends::postgres::store_with(notes_api::store::PoolSettings {
+        statement_timeout: std::time::Duration::from_millis(200),
+        ..crate::backends::settings()
+    })
+    .await;
+    let s = fresh.it.clone();
+    let body = "x".repeat(8 * 1024);
+    for batch in 0..3 {
+        let notes = (0..1000)
+            .map(|i| NoteInput {
+                body: body.clone(),
+                ..input(&format!("n{batch}-{i}"))
+            })
+            .collect();
+        s.ingest(notes).await.expect("ingest");
+    }
+    let (tx, mut rx) = mpsc::channel(16);
+    let store = s.clone();
+    let producer = tokio::spawn(async move { store.export(tx).await });
+    let started = std::time::Instant::now();
+    let mut notes = 0;
+    while let Some(record) = rx.recv().await {
+        if matches!(record, Record::Note(_)) {
+            notes += 1;
+            tokio::time::sleep(std::time::Duration::from_micros(300)).await;
+        }
+    }
+    producer
+        .await
+        .unwrap()
+        .expect("the export is not cut short");
+    assert_eq!(notes, 3000);
+    assert!(
+        started.elapsed() > std::time::Duration::from_millis(600),
+        "the reader was slower than the timeout"
+    );
+    fresh.it.close().await;
+}
+
 async fn import(s: &DynStore, records: Vec<Result<Record, StoreError>>) -> Result<u64, StoreError> {
     let (tx, rx) = mpsc::channel(16);
     let feeder = tokio::spawn(async move {
