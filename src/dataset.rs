@@ -176,6 +176,6 @@ fn read_chunk<R: BufRead>(
 /// is sound and has the schema this binary reads.
 pub async fn verify(db: &dyn Store) -> anyhow::Result<()> {
     db.check_integrity().await?;
-    store::require_current(db).await?;
+    store::require_exact(db).await?;
     Ok(())
 }

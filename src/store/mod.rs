@@ -22,7 +22,9 @@ use crate::domain::{
 pub mod dataset;
 mod open;
 mod schema;
-pub use schema::{SchemaError, require_current};
+mod versions;
+pub use schema::{SchemaError, require_current, require_exact};
+pub use versions::SchemaVersions;
 pub mod postgres;
 pub mod sqlite;
 
@@ -124,9 +126,10 @@ pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`: for logs and `/readyz`, never for branching.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> Result<(), StoreError>;
-    /// Versions of the migrations this binary carries that the database has
-    /// not applied, oldest first. Read-only: it never creates the table.
-    async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError>;
+    /// The migrations this binary carries that the database has not
+    /// applied, and those it has applied that this binary does not know.
+    /// Read-only: it never creates the table.
+    async fn schema_versions(&self) -> Result<SchemaVersions, StoreError>;
     /// A quick structural check of the stored data (SQLite's
     /// `quick_check`); a server's own guarantees elsewhere (PostgreSQL).
     async fn check_integrity(&self) -> Result<(), StoreError>;

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{
     BATCH_ROWS, Change, ChangePage, FeedHead, IndexDoc, IngestPlan, ListQuery, NewKey, Page,
-    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation, schema,
+    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation, versions,
 };
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
@@ -232,7 +232,7 @@ impl Store for PgStore {
             .map_err(|e| StoreError::Internal(e.into()))
     }
 
-    async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+    async fn schema_versions(&self) -> Result<versions::SchemaVersions, StoreError> {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(&self.pool)
             .await
@@ -245,7 +245,7 @@ impl Store for PgStore {
         } else {
             Vec::new()
         };
-        Ok(schema::pending(
+        Ok(versions::compare(
             &sqlx::migrate!("./migrations/postgres"),
             &applied,
         ))

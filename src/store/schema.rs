@@ -4,18 +4,6 @@
 //! must not serve on an older schema: `kubectl apply` can roll new pods
 //! while a finished, immutable Job keeps the migration from running.
 
-use sqlx::migrate::Migrator;
-
-/// The versions `migrator` carries that are not in `applied`, oldest first.
-pub(crate) fn pending(migrator: &Migrator, applied: &[i64]) -> Vec<i64> {
-    migrator
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .map(|m| m.version)
-        .filter(|v| !applied.contains(v))
-        .collect()
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error(
@@ -23,6 +11,11 @@ pub enum SchemaError {
          run `notes-api migrate` (the migrations Job) first"
     )]
     Behind { pending: Vec<i64> },
+    #[error(
+        "the database schema is ahead of this binary: migration(s) {unknown:?} are unknown \
+         to it; it was written by a newer notes-api"
+    )]
+    Ahead { unknown: Vec<i64> },
     #[error(transparent)]
     Store(#[from] super::StoreError),
 }
@@ -30,10 +23,29 @@ pub enum SchemaError {
 /// Fails with [`SchemaError::Behind`] unless every migration of this binary
 /// is applied.
 pub async fn require_current(store: &dyn super::Store) -> Result<(), SchemaError> {
-    let pending = store.pending_migrations().await?;
+    let pending = store.schema_versions().await?.pending;
     if pending.is_empty() {
         Ok(())
     } else {
         Err(SchemaError::Behind { pending })
+    }
+}
+
+/// Also fails with [`SchemaError::Ahead`] when the database has migrations
+/// this binary does not know. A read-only dataset must be of exactly this
+/// schema; a writable database may be ahead during a rolling update, when
+/// the new pods have migrated it and the old ones still serve.
+pub async fn require_exact(store: &dyn super::Store) -> Result<(), SchemaError> {
+    let versions = store.schema_versions().await?;
+    if !versions.pending.is_empty() {
+        Err(SchemaError::Behind {
+            pending: versions.pending,
+        })
+    } else if !versions.unknown.is_empty() {
+        Err(SchemaError::Ahead {
+            unknown: versions.unknown,
+        })
+    } else {
+        Ok(())
     }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     BATCH_ROWS, Change, ChangePage, FeedHead, IndexDoc, IngestPlan, ListQuery, NewKey, Page,
-    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation, schema,
+    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation, versions,
 };
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
@@ -319,7 +319,7 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError::Internal(e.into()))
     }
 
-    async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+    async fn schema_versions(&self) -> Result<versions::SchemaVersions, StoreError> {
         let exists: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
         )
@@ -334,7 +334,7 @@ impl Store for SqliteStore {
         } else {
             Vec::new()
         };
-        Ok(schema::pending(
+        Ok(versions::compare(
             &sqlx::migrate!("./migrations/sqlite"),
             &applied,
         ))
