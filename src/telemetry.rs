@@ -191,6 +191,14 @@ fn describe() {
         "notes_build_info",
         "Version and git commit of the running binary"
     );
+    describe_counter!(
+        "dataset_swaps_total",
+        "Read-only datasets renamed over the served file: swapped in, or rejected (the old one kept serving)"
+    );
+    describe_gauge!(
+        "dataset_swapped_timestamp_seconds",
+        "When the last read-only dataset was swapped in (Unix time)"
+    );
 }
 
 #[cfg(test)]

@@ -977,32 +977,117 @@ fn a_packed_dataset_is_served_read_only_without_writing_beside_it() {
     );
 }
 
-/// A running read-only process keeps serving the dataset it opened, whole,
-/// when a new file is renamed over it (the update runbook, before a
-/// restart): its connections and its index stay with the old file.
+/// The `dataset_swaps_total` count with this outcome, from `/metrics`.
+async fn swaps(client: &reqwest::Client, base: &str, outcome: &str) -> u64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("dataset_swaps_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+async fn search_total(client: &reqwest::Client, base: &str, q: &str) -> u64 {
+    get_json(client, format!("{base}/api/v1/search?q={q}")).await["total"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Waits until `done` holds, for at most `seconds`.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    seconds: u64,
+    what: &str,
+    mut done: impl FnMut() -> F,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !done().await {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// One request of the load: the dataset every item of the answer comes
+/// from (they must agree), or what went wrong.
+async fn dataset_of(client: &reqwest::Client, url: String) -> Result<u64, String> {
+    let res = client.get(&url).send().await.map_err(|e| e.to_string())?;
+    if res.status() != 200 {
+        return Err(format!("{url}: {}", res.status()));
+    }
+    let body: serde_json::Value = res.json().await.map_err(|e| e.to_string())?;
+    // A list page has `items`, a search `hits`.
+    let items = body["items"]
+        .as_array()
+        .or(body["hits"].as_array())
+        .ok_or("no items")?;
+    let sets: std::collections::BTreeSet<u64> = items
+        .iter()
+        .map(|n| {
+            let title = n["title"].as_str().unwrap_or_default();
+            title
+                .strip_prefix("set")
+                .and_then(|t| t.split(' ').next())
+                .and_then(|k| k.parse().ok())
+                .unwrap_or(u64::MAX)
+        })
+        .collect();
+    match sets.len() {
+        1 => Ok(*sets.first().unwrap()),
+        _ => Err(format!("{url}: one answer from several datasets: {sets:?}")),
+    }
+}
+
+/// The hot swap (issue #12): 20 datasets renamed over the served file, one
+/// after another, while searches and reads run. No request fails; every
+/// answer comes from one dataset, whole; once dataset k answers, dataset k
+/// finds its marker and k−1 is gone, and no later request of a client sees
+/// an older dataset. Then a damaged file, a file of another schema and one
+/// written by a newer binary are each rejected, counted, and the last good
+/// dataset keeps serving; a good file after them is swapped in.
 #[test]
-fn a_dataset_renamed_over_the_served_one_is_not_mixed_in() {
+fn datasets_renamed_over_the_served_one_are_swapped_in_without_a_failed_request() {
+    use futures::FutureExt;
+    const SETS: u64 = 20;
     let dir = tempfile::tempdir().unwrap();
-    let pack = |marker: &str, to: &std::path::Path| {
-        let ndjson = dir.path().join(format!("{marker}.ndjson"));
-        let lines: String = (0..50)
+    let packs = dir.path().join("packs");
+    let shelf = dir.path().join("shelf");
+    std::fs::create_dir_all(&packs).unwrap();
+    std::fs::create_dir_all(&shelf).unwrap();
+    let pack = |k: u64| {
+        let ndjson = packs.join(format!("set{k}.ndjson"));
+        let lines: String = (0..30)
             .map(|i| {
+                let title = format!("set{k} note {i}");
                 format!(
                     "{}\n",
-                    serde_json::json!({"title": format!("{marker} {i}")})
+                    serde_json::json!({"title": title, "body": "shared words"})
                 )
             })
             .collect();
         std::fs::write(&ndjson, lines).unwrap();
-        let out = pack_dataset(&ndjson, to);
+        let db = packs.join(format!("set{k}.db"));
+        let out = pack_dataset(&ndjson, &db);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        db
     };
-    let db = dir.path().join("notes.db");
-    pack("autumn", &db);
+    let sets: Vec<_> = (0..=SETS + 1).map(pack).collect();
+    let db = shelf.join("notes.db");
+    // The runbook: copy beside the served file, then rename over it.
+    let publish = |file: &std::path::Path| {
+        let next = shelf.join("notes.db.new");
+        std::fs::copy(file, &next).unwrap();
+        std::fs::rename(&next, &db).unwrap();
+    };
+    std::fs::copy(&sets[0], &db).unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let server = KillOnDrop(
@@ -1015,47 +1100,95 @@ fn a_dataset_renamed_over_the_served_one_is_not_mixed_in() {
     let client = reqwest::Client::new();
     rt.block_on(async {
         wait_up(&client, &base).await;
-        let next = dir.path().join("notes.db.new");
-        pack("winter", &next);
-        std::fs::rename(&next, &db).unwrap();
-        // Many requests at once, so every pooled connection is used.
-        let pages = futures::future::join_all((0..32).map(|_| {
-            let client = client.clone();
-            let url = format!("{base}/api/v1/notes?limit=100");
-            async move {
-                let page: serde_json::Value = get_json(&client, url).await;
-                page["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|n| {
-                        n["title"]
-                            .as_str()
-                            .unwrap()
-                            .split(' ')
-                            .next()
-                            .unwrap()
-                            .to_owned()
-                    })
-                    .collect::<std::collections::BTreeSet<_>>()
-            }
-        }))
-        .await;
-        for seen in pages {
-            assert_eq!(
-                seen,
-                ["autumn".to_owned()].into(),
-                "only the dataset it opened"
-            );
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load: Vec<_> = (0..4)
+            .map(|c| {
+                let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let (mut answered, mut newest, mut errors) = (0u64, 0u64, Vec::new());
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let url = if (answered + c) % 2 == 0 {
+                            format!("{base}/api/v1/notes?limit=100")
+                        } else {
+                            format!("{base}/api/v1/search?q=shared&limit=50")
+                        };
+                        match dataset_of(&client, url).await {
+                            Ok(k) if k < newest => {
+                                errors.push(format!("dataset {k} answered after {newest}"))
+                            }
+                            Ok(k) => newest = k,
+                            Err(e) => errors.push(e),
+                        }
+                        answered += 1;
+                    }
+                    (answered, errors)
+                })
+            })
+            .collect();
+        for k in 1..=SETS {
+            publish(&sets[k as usize]);
+            let marker = format!("set{k}");
+            eventually(30, &format!("dataset {k} serves"), || {
+                search_total(&client, &base, &marker).map(|n| n == 30)
+            })
+            .await;
+            let before = format!("set{}", k - 1);
+            assert_eq!(search_total(&client, &base, &before).await, 0, "{before} is gone");
         }
-        let (hits, none) = (
-            get_json(&client, format!("{base}/api/v1/search?q=autumn")).await,
-            get_json(&client, format!("{base}/api/v1/search?q=winter")).await,
-        );
-        assert_eq!(
-            (hits["total"].as_u64(), none["total"].as_u64()),
-            (Some(50), Some(0))
-        );
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut answered = 0;
+        for task in load {
+            let (n, errors) = task.await.unwrap();
+            assert!(errors.is_empty(), "{errors:#?}");
+            answered += n;
+        }
+        assert!(answered > 100, "the load ran ({answered} requests)");
+        assert_eq!(swaps(&client, &base, "swapped").await, SETS);
+
+        // Three files that must not be served.
+        let damaged = packs.join("damaged.db");
+        let mut bytes = std::fs::read(&sets[0]).unwrap();
+        let page = 4096;
+        bytes[page..2 * page].fill(0xff);
+        std::fs::write(&damaged, bytes).unwrap();
+        let other = packs.join("other.db");
+        let newer = packs.join("newer.db");
+        std::fs::copy(&sets[0], &newer).unwrap();
+        for (file, sql) in [
+            (&other, "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)"),
+            (
+                &newer,
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES (99990101000000, 'from the future', 1, x'00', 0)",
+            ),
+        ] {
+            use sqlx::ConnectOptions;
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(file)
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Delete)
+                .connect()
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+            sqlx::Connection::close(conn).await.unwrap();
+        }
+        for (n, file) in [damaged, other, newer].iter().enumerate() {
+            publish(file);
+            let want = n as u64 + 1;
+            eventually(15, &format!("rejection {want} counted"), || {
+                swaps(&client, &base, "rejected").map(move |r| r == want)
+            })
+            .await;
+            assert_eq!(search_total(&client, &base, &format!("set{SETS}")).await, 30);
+        }
+        publish(&sets[SETS as usize + 1]);
+        let last = format!("set{}", SETS + 1);
+        eventually(30, "a good file after the rejected ones serves", || {
+            search_total(&client, &base, &last).map(|n| n == 30)
+        })
+        .await;
+        assert_eq!(swaps(&client, &base, "swapped").await, SETS + 1);
     });
     drop(server);
 }

@@ -5,7 +5,7 @@
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, extract::ConnectInfo};
+use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -16,6 +16,7 @@ use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::served::Routes;
 use crate::config::Config;
 
 /// What one connection may hold: the request head (line and headers) must
@@ -51,12 +52,12 @@ impl Limits {
     }
 }
 
-/// Serves `app` on `listener` until `stop`, then stops accepting and waits
+/// Serves `routes` on `listener` until `stop`, then stops accepting and waits
 /// for the open connections to finish their requests (the caller bounds
 /// that wait).
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    routes: Routes,
     limits: Limits,
     stop: CancellationToken,
 ) -> io::Result<()> {
@@ -83,10 +84,10 @@ pub async fn serve(
         stream.set_read_timeout(Some(limits.idle_timeout));
         stream.set_write_timeout(Some(limits.idle_timeout));
         let io = TokioIo::new(Box::pin(stream));
-        let app = app.clone();
+        let routes = routes.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(req)
+            routes.router().oneshot(req)
         });
         let conn = builder
             .serve_connection_with_upgrades(io, service)

@@ -15,6 +15,7 @@ pub mod rate_limit;
 pub mod readiness;
 pub mod response;
 pub mod search;
+pub mod served;
 pub mod shed;
 pub mod state;
 
@@ -33,6 +34,7 @@ use tower_http::{
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use served::Routes;
 pub use state::AppState;
 
 /// JSON bodies of single notes: a 1 MiB body may grow when JSON-escaped.

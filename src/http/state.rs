@@ -26,6 +26,12 @@ struct Shared {
     jobs: Context,
     /// None in a worker process.
     index: Option<DynIndex>,
+    process: Arc<Process>,
+}
+
+/// What outlives a swap of the dataset: the process's limits, probes and
+/// flags belong to the process, not to the data it serves.
+struct Process {
     metrics: PrometheusHandle,
     shutting_down: AtomicBool,
     rate_limits: RateLimits,
@@ -35,15 +41,34 @@ struct Shared {
 
 impl AppState {
     pub fn new(jobs: Context, index: Option<DynIndex>, metrics: PrometheusHandle) -> Self {
-        Self(Arc::new(Shared {
+        let process = Process {
             rate_limits: RateLimits::new(&jobs.config),
             readiness: ReadinessCache::default(),
             slots: Slots::new(&jobs.config),
-            jobs,
-            index,
             metrics,
             shutting_down: AtomicBool::new(false),
+        };
+        Self(Arc::new(Shared {
+            jobs,
+            index,
+            process: Arc::new(process),
         }))
+    }
+
+    /// The same process serving other data (a read-only dataset that was
+    /// replaced): limits, readiness and the shutdown flag carry over.
+    pub fn with_data(&self, jobs: Context, index: Option<DynIndex>) -> Self {
+        Self(Arc::new(Shared {
+            jobs,
+            index,
+            process: self.0.process.clone(),
+        }))
+    }
+
+    /// Requests still running on this state (beyond the caller's handle):
+    /// the old dataset closes once they are done.
+    pub fn in_use(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
     }
 
     /// What the job runtime (workers, scheduler, backups) works with.
@@ -67,26 +92,26 @@ impl AppState {
         self.0.index.as_ref()
     }
     pub fn metrics(&self) -> &PrometheusHandle {
-        &self.0.metrics
+        &self.0.process.metrics
     }
     pub fn rate_limits(&self) -> &RateLimits {
-        &self.0.rate_limits
+        &self.0.process.rate_limits
     }
     pub fn slots(&self) -> &Slots {
-        &self.0.slots
+        &self.0.process.slots
     }
     /// The last dependency checks, shared by every readiness probe for a second.
     pub fn readiness(&self) -> &ReadinessCache {
-        &self.0.readiness
+        &self.0.process.readiness
     }
 
     /// Readiness answers 503 from now on, so load balancers stop sending traffic.
     pub fn begin_shutdown(&self) {
-        self.0.shutting_down.store(true, Ordering::SeqCst);
+        self.0.process.shutting_down.store(true, Ordering::SeqCst);
     }
 
     pub fn is_shutting_down(&self) -> bool {
-        self.0.shutting_down.load(Ordering::SeqCst)
+        self.0.process.shutting_down.load(Ordering::SeqCst)
     }
 
     /// Closes the index first: it reads the database.

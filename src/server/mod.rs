@@ -1,58 +1,57 @@
 //! Running the HTTP server with a graceful shutdown: readiness flips to 503
 //! at once, the listener closes, in-flight requests get the shutdown timeout.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    blobs::Blobs,
     config::Config,
-    http::{self, AppState},
-    index::{DynIndex, IndexSettings, TantivyIndex},
-    jobs, queue,
-    store::{self, PoolSettings},
-    telemetry,
+    http::{self, AppState, Routes},
+    jobs, telemetry,
 };
+
+mod open;
+mod swap;
+
+pub use open::Role;
 
 /// Opens the store (migrating it when configured), the object store, the
 /// job queue and the search index, and builds the app state of an API process.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    build_state_for(config, Role::Api).await
+    build_state_for(config, Role::Api)
+        .await
+        .map(|(state, _)| state)
 }
 
-async fn build_state_for(config: Config, role: Role) -> anyhow::Result<AppState> {
-    let db = store::open(config.database_url(), &PoolSettings::new(&config)).await?;
-    let store = db.store();
-    if config.read_only {
-        crate::dataset::verify(store.as_ref()).await?;
-    } else if config.migrate_on_start {
-        store.migrate().await?;
-    } else {
-        store::require_current(store.as_ref()).await?;
-    }
-    let blobs = Blobs::open(&config)?;
-    let queue = queue::connect(config.queue_url(), &db).await?;
-    let index: Option<DynIndex> = match role {
-        Role::Api => Some(Arc::new(TantivyIndex::open(
-            store.clone(),
-            IndexSettings::new(config.index_dir(), config.index_memory_mb),
-        )?)),
-        Role::Worker => None,
+/// The state, and for a read-only API the dataset it serves and where its
+/// index lives.
+async fn build_state_for(config: Config, role: Role) -> anyhow::Result<(AppState, Option<Follow>)> {
+    let dataset = (config.read_only && role == Role::Api)
+        .then(|| swap::Dataset::of(&config))
+        .transpose()?;
+    let opened = open::open(&config, role, None).await?;
+    let follow = match (dataset, opened.index_dir) {
+        (Some(dataset), Some(index_dir)) => {
+            swap::prune(&config.index_dir(), &index_dir);
+            Some(Follow {
+                config: config.clone(),
+                dataset,
+                index_dir,
+            })
+        }
+        _ => None,
     };
-    Ok(AppState::new(
-        jobs::Context::new(store, blobs, queue, config),
-        index,
-        telemetry::metrics(),
-    ))
+    let state = AppState::new(opened.jobs, opened.index, telemetry::metrics());
+    Ok((state, follow))
 }
 
-/// What a process serves: the API (with in-process workers), or only workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Api,
-    Worker,
+/// What a read-only API needs to follow its dataset file.
+struct Follow {
+    config: Config,
+    dataset: swap::Dataset,
+    index_dir: std::path::PathBuf,
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -69,12 +68,12 @@ async fn start(config: Config, role: Role) -> anyhow::Result<()> {
     if role == Role::Api {
         config.check_exposure()?;
     }
-    let state = build_state_for(config, role).await?;
+    let (state, follow) = build_state_for(config, role).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     announce(&state, &listener, role);
-    run_role(listener, state, role, shutdown_signal()).await
+    serve_until(listener, state, role, follow, shutdown_signal()).await
 }
 
 fn announce(state: &AppState, listener: &TcpListener, role: Role) {
@@ -127,49 +126,70 @@ pub async fn run_role(
     role: Role,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_until(listener, state, role, None, signal).await
+}
+
+async fn serve_until(
+    listener: TcpListener,
+    state: AppState,
+    role: Role,
+    follow: Option<Follow>,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
-    let upkeep = spawn_metrics_upkeep(state.clone(), stop.clone());
     let app = match role {
         Role::Api => http::router(state.clone()),
         Role::Worker => http::ops_router(state.clone()),
     };
+    let routes = Routes::new(state.clone(), app);
+    let upkeep = spawn_metrics_upkeep(routes.clone(), stop.clone());
     let limits = http::connections::Limits::new(state.config());
     let mut server = tokio::spawn(http::connections::serve(
         listener,
-        app,
+        routes.clone(),
         limits,
         stop.clone(),
     ));
-    let job_workers = tokio::spawn(jobs::worker::run(
-        state.jobs().clone(),
-        workers(&state),
-        stop.clone(),
-    ));
+    let swaps = follow.map(|f| {
+        tokio::spawn(swap::follow(
+            routes.clone(),
+            f.config,
+            f.dataset,
+            f.index_dir,
+            stop.clone(),
+        ))
+    });
+    // A read-only process runs no jobs; its store may be swapped, and a
+    // worker task would keep the first one open.
+    let job_workers = (workers(&state) > 0).then(|| {
+        tokio::spawn(jobs::worker::run(
+            state.jobs().clone(),
+            workers(&state),
+            stop.clone(),
+        ))
+    });
     let scheduler = (!state.config().read_only)
         .then(|| tokio::spawn(jobs::scheduler::run(state.jobs().clone(), stop.clone())));
+    // From here on the state is whatever `routes` serves at the moment.
+    drop(state);
 
     tokio::select! {
         res = &mut server => {
             // The server stopped on its own: an accept error, not a signal.
             // Jobs still drain (or are released) before the pools close.
             stop.cancel();
-            let _ = job_workers.await;
-            if let Some(s) = scheduler {
-                let _ = s.await;
-            }
-            upkeep.abort();
-            state.close().await;
+            finish(job_workers, scheduler, swaps, upkeep, &routes).await;
             return res?.map_err(Into::into);
         }
         () = signal => {}
     }
 
-    let timeout = state.config().shutdown_timeout();
+    let timeout = routes.state().config().shutdown_timeout();
     tracing::info!(
         timeout_s = timeout.as_secs(),
         "shutdown requested: not ready, draining in-flight requests and jobs"
     );
-    state.begin_shutdown();
+    routes.state().begin_shutdown();
     stop.cancel();
     match tokio::time::timeout(timeout, &mut server).await {
         Ok(Ok(Ok(()))) => tracing::info!("all requests finished"),
@@ -187,23 +207,35 @@ pub async fn run_role(
         }
     }
     // Workers keep their own clock: finish within the timeout, then release.
-    let _ = job_workers.await;
-    if let Some(s) = scheduler {
-        let _ = s.await;
+    finish(job_workers, scheduler, swaps, upkeep, &routes).await;
+    Ok(())
+}
+
+/// Waits for the background tasks that hold the state, then closes what
+/// the process serves from at that moment.
+async fn finish(
+    job_workers: Option<tokio::task::JoinHandle<()>>,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
+    swaps: Option<tokio::task::JoinHandle<()>>,
+    upkeep: tokio::task::JoinHandle<()>,
+    routes: &Routes,
+) {
+    for task in [job_workers, scheduler, swaps].into_iter().flatten() {
+        let _ = task.await;
     }
     upkeep.abort();
-    state.close().await;
-    Ok(())
+    routes.state().close().await;
 }
 
 /// Histograms are drained into buckets on upkeep; without it a process that
 /// is rarely scraped keeps every sample in memory.
-fn spawn_metrics_upkeep(state: AppState, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+fn spawn_metrics_upkeep(routes: Routes, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    let state = routes.state();
                     state.metrics().run_upkeep();
                     state.rate_limits().upkeep();
                     if let Ok(n) = state.queue().queued().await {

@@ -43,6 +43,15 @@ pub fn check_header(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The file a `sqlite:` URL names: what a read-only process watches for a
+/// new dataset.
+pub fn file_of(url: &str) -> Result<std::path::PathBuf, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Internal(e.into()))?
+        .get_filename()
+        .to_owned())
+}
+
 /// A read-only dataset, possibly on a read-only volume shared by many
 /// replicas: `immutable` tells SQLite the file never changes under it, so
 /// it takes no locks and creates no WAL or shm file. That holds because a
@@ -59,8 +68,8 @@ pub async fn open(url: &str, settings: &PoolSettings) -> Result<SqliteStore, Sto
     check_header(options.get_filename())?;
     // Every connection is opened now and kept for the life of the process:
     // a connection opened later would open whatever file has the name by
-    // then, and a process must serve one dataset, not a mix, until it is
-    // restarted (or, later, swaps dataset and index together).
+    // then, and a process must serve one dataset, not a mix, until it
+    // swaps dataset and index together (`server::swap`).
     let connections = settings.max_connections.max(1);
     let reader = SqlitePoolOptions::new()
         .max_connections(connections)

@@ -1,0 +1,97 @@
+//! Opening what a process serves from: the database (migrated, checked or
+//! verified as a dataset), the object store, the job queue and, for the
+//! API, the search index.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use crate::{
+    blobs::Blobs,
+    config::Config,
+    index::{DynIndex, IndexSettings, TantivyIndex},
+    jobs, queue,
+    store::{self, DynStore, PoolSettings},
+};
+
+/// What a process serves: the API (with in-process workers), or only workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Api,
+    Worker,
+}
+
+pub struct Opened {
+    pub jobs: jobs::Context,
+    pub index: Option<DynIndex>,
+    /// Read-only only: the directory this dataset's index lives in.
+    pub index_dir: Option<PathBuf>,
+}
+
+/// `busy`: an index directory in use by the dataset still serving, which
+/// this one must not take even if it is the same dataset copied again.
+pub async fn open(config: &Config, role: Role, busy: Option<&Path>) -> anyhow::Result<Opened> {
+    let db = store::open(config.database_url(), &PoolSettings::new(config)).await?;
+    let store = db.store();
+    let mut index_dir = None;
+    if config.read_only {
+        let checked = async {
+            crate::dataset::verify(store.as_ref()).await?;
+            let dir = dataset_index_dir(config, &store).await?;
+            Ok::<_, anyhow::Error>(if busy == Some(dir.as_path()) {
+                let mut name = dir.into_os_string();
+                name.push(format!("-{}", uuid::Uuid::now_v7().simple()));
+                PathBuf::from(name)
+            } else {
+                dir
+            })
+        };
+        match checked.await {
+            Ok(dir) => index_dir = Some(dir),
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        }
+    } else if config.migrate_on_start {
+        store.migrate().await?;
+    } else {
+        store::require_current(store.as_ref()).await?;
+    }
+    let blobs = Blobs::open(config)?;
+    let queue = queue::connect(config.queue_url(), &db).await?;
+    let index: Option<DynIndex> = match role {
+        Role::Api => {
+            let dir = index_dir.clone().unwrap_or_else(|| config.index_dir());
+            let settings = IndexSettings::new(dir, config.index_memory_mb);
+            match TantivyIndex::open(store.clone(), settings) {
+                Ok(index) => Some(Arc::new(index)),
+                Err(e) => {
+                    queue.close().await;
+                    store.close().await;
+                    return Err(e.into());
+                }
+            }
+        }
+        Role::Worker => None,
+    };
+    Ok(Opened {
+        jobs: jobs::Context::new(store, blobs, queue, config.clone()),
+        index,
+        index_dir,
+    })
+}
+
+/// One index directory per dataset, named by the dataset's feed
+/// generation, so a replica restarted on the same file reuses its index
+/// and a new file never meets an index of another.
+async fn dataset_index_dir(config: &Config, store: &DynStore) -> anyhow::Result<PathBuf> {
+    let generation = store.feed_head().await?.generation;
+    let name: String = generation
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect();
+    Ok(config.index_dir().join(format!("dataset-{name}")))
+}
