@@ -255,6 +255,16 @@ pub struct Config {
     #[arg(long, env = "NOTES_INDEX_MEMORY_MB", default_value_t = 48)]
     pub index_memory_mb: u32,
 
+    /// Mark the admin UI's session cookie `Secure` (sent over HTTPS only).
+    /// Default: on in production, off in development (plain-HTTP loopback).
+    #[arg(long, env = "NOTES_ADMIN_SECURE_COOKIE", value_parser = BoolishValueParser::new())]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_secure_cookie: Option<bool>,
+    /// Minutes an admin UI session lasts without a request (it ends after
+    /// 8 hours in any case).
+    #[arg(long, env = "NOTES_ADMIN_SESSION_IDLE_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=480))]
+    pub admin_session_idle_minutes: u64,
+
     /// Answer every write with 405; reads and search keep working.
     #[arg(long, env = "NOTES_READ_ONLY", default_value_t = false, value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub read_only: bool,
@@ -432,6 +442,10 @@ impl Config {
 
     /// Whether API keys are checked: whenever a master key is set, in either
     /// mode. (Production without one never gets this far.)
+    pub fn admin_secure_cookie(&self) -> bool {
+        self.admin_secure_cookie.unwrap_or(self.is_production())
+    }
+
     pub fn requires_keys(&self) -> bool {
         self.master_key.is_some()
     }

@@ -314,7 +314,13 @@ pub async fn content(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let stored = find(&state, &id).await?;
+    serve_content(&state, &id, &headers).await
+}
+
+/// An attachment's bytes, streamed, with `ETag`, conditional and range
+/// requests: for the API and the admin UI's download links alike.
+pub async fn serve_content(state: &AppState, id: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let stored = find(state, id).await?;
     let a = &stored.attachment;
     // Stored data is never trusted to be a valid header: a bad value
     // (a restored snapshot from elsewhere) must not take the process down.

@@ -185,9 +185,9 @@ fn charge(parts: &Parts, state: &AppState, principal: Option<&Principal>) -> Res
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     // A set master key is enforced in every mode: setting one and still
     // serving an open API would fail open.
-    let Some(master) = state.config().master_key.as_ref() else {
+    if state.config().master_key.is_none() {
         return Ok(Principal::Development);
-    };
+    }
     let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthorized("send an API key as 'Authorization: Bearer <key>'")
     })?;
@@ -201,12 +201,25 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <key>'"))?;
-    if matches_master(token, master.expose()) {
+    principal_of(state, token).await
+}
+
+/// Whom a key (or the master key) stands for. Looked up on every request,
+/// so a revoked key stops working at once on every replica. Only called
+/// with a master key set.
+pub async fn principal_of(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    if let Some(master) = state.config().master_key.as_ref()
+        && matches_master(token, master.expose())
+    {
         return Ok(Principal::Master);
     }
-    // Looked up on every request, so a revoked key stops working at once on
-    // every replica.
-    match state.store().find_key(&hash_key(token)).await? {
+    principal_of_hash(state, &hash_key(token)).await
+}
+
+/// The same, for a key known by its hash only (an admin session keeps the
+/// hash, never the key).
+pub async fn principal_of_hash(state: &AppState, hash: &str) -> Result<Principal, ApiError> {
+    match state.store().find_key(hash).await? {
         Some((id, scopes)) => Ok(Principal::Key { id, scopes }),
         None => Err(ApiError::unauthorized(
             "the API key is invalid or has been revoked",

@@ -107,6 +107,10 @@ pub async fn list(
     _: Auth<Read>,
     ApiQuery(params): ApiQuery<JobListParams>,
 ) -> ApiResult<Json<JobPage>> {
+    Ok(Json(job_page(&state, params).await?))
+}
+
+pub async fn job_page(state: &AppState, params: JobListParams) -> ApiResult<JobPage> {
     let invalid = |field: &str, e: String| ApiError::validation(vec![FieldError::new(field, e)]);
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -134,10 +138,10 @@ pub async fn list(
             after,
         })
         .await?;
-    Ok(Json(JobPage {
+    Ok(JobPage {
         items: page.items,
         next_cursor: page.next.map(encode_cursor),
-    }))
+    })
 }
 
 /// Put a dead job back in the queue, attempts reset.
@@ -151,8 +155,13 @@ pub async fn retry(
     _: Auth<Admin>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, "job")?;
-    let job = state
+    Ok(accepted(retry_job(&state, &id).await?))
+}
+
+/// Puts a dead job back in the queue.
+pub async fn retry_job(state: &AppState, id: &str) -> ApiResult<Job> {
+    let id = parse_id(id, "job")?;
+    state
         .queue()
         .retry(id, crate::domain::timestamp::now())
         .await
@@ -161,6 +170,5 @@ pub async fn retry(
                 ApiError::not_found(format!("no job with id {id}"))
             }
             e => e.into(),
-        })?;
-    Ok(accepted(job))
+        })
 }

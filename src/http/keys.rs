@@ -30,6 +30,11 @@ pub async fn create(
     _: Auth<Master>,
     ApiJson(req): ApiJson<KeyRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    Ok((StatusCode::CREATED, Json(create_key(&state, req).await?)))
+}
+
+/// Validates and stores a new key; the secret is only in the answer.
+pub async fn create_key(state: &AppState, req: KeyRequest) -> ApiResult<CreatedKey> {
     let (name, scopes) = req.validate().map_err(ApiError::validation)?;
     let generated = generate_key();
     let key = ApiKey {
@@ -47,13 +52,10 @@ pub async fn create(
         })
         .await?;
     tracing::info!(key_id = %key.id, name = %key.name, "API key created");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKey {
-            api_key: key,
-            key: generated.secret,
-        }),
-    ))
+    Ok(CreatedKey {
+        api_key: key,
+        key: generated.secret,
+    })
 }
 
 /// List API keys (never their secrets).
@@ -74,10 +76,15 @@ pub async fn delete(
     _: Auth<Master>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = parse_id(&id, "key")?;
+    revoke_key(&state, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn revoke_key(state: &AppState, id: &str) -> ApiResult<()> {
+    let id = parse_id(id, "key")?;
     if state.store().delete_key(id).await? {
         tracing::info!(key_id = %id, "API key revoked");
-        Ok(StatusCode::NO_CONTENT)
+        Ok(())
     } else {
         Err(ApiError::not_found(format!("no key with id {id}")))
     }

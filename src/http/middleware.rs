@@ -112,7 +112,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
 pub async fn problem_json(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let status = res.status();
-    if status.as_u16() < 400 || is_json(&res) {
+    if status.as_u16() < 400 || is_json(&res) || is_html(&res) {
         return res;
     }
     let (parts, body) = res.into_parts();
@@ -143,6 +143,13 @@ pub async fn problem_json(req: Request, next: Next) -> Response {
         }
     }
     out
+}
+
+/// The admin UI's error pages are HTML written on purpose, for a browser.
+fn is_html(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"))
 }
 
 /// Problem documents, and JSON error bodies written on purpose (the 503 of

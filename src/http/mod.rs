@@ -1,5 +1,6 @@
 //! The HTTP application: routes, and the layers every request goes through.
 
+pub mod admin;
 pub mod attachments;
 pub mod connections;
 pub mod error;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(ingest)
         .merge(ops::router())
+        .merge(admin::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .layer(from_fn_with_state(state.clone(), middleware::read_only))
         .layer(from_fn_with_state(state.clone(), middleware::rate_limit));

@@ -120,6 +120,10 @@ pub async fn list(
     _: Auth<Read>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<NotePage>> {
+    Ok(Json(note_page(&state, params).await?))
+}
+
+pub async fn note_page(state: &AppState, params: ListParams) -> ApiResult<NotePage> {
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::validation(vec![FieldError::new(
@@ -136,10 +140,10 @@ pub async fn list(
     let after = cursor_position(params.cursor.as_deref())?;
     let query = ListQuery { tag, limit, after };
     let page = list_notes_within(state.store().as_ref(), &query, MAX_PAGE_BYTES).await?;
-    Ok(Json(NotePage {
+    Ok(NotePage {
         items: page.items,
         next_cursor: page.next.map(encode_cursor),
-    }))
+    })
 }
 
 /// Get one note. Honours `If-None-Match`.

@@ -110,14 +110,8 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let mut checks = state.readiness().get(dependencies(&state)).await;
-    if let Some(index) = state.index() {
-        // Not ready until an index answers; a rebuild behind a serving
-        // index does not take the process out of rotation.
-        checks.insert("search", index.status().check());
-    }
+    let (ready, checks) = readiness(&state).await;
     let shutting_down = state.is_shutting_down();
-    let ready = !shutting_down && checks.values().all(|v| v == "ok");
     let status = if ready {
         StatusCode::OK
     } else {
@@ -132,6 +126,19 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             reason,
         }),
     )
+}
+
+/// Whether the process is ready, and every check: what `/readyz` answers
+/// and the admin UI's system page shows.
+pub async fn readiness(state: &AppState) -> (bool, Checks) {
+    let mut checks = state.readiness().get(dependencies(state)).await;
+    if let Some(index) = state.index() {
+        // Not ready until an index answers; a rebuild behind a serving
+        // index does not take the process out of rotation.
+        checks.insert("search", index.status().check());
+    }
+    let ready = !state.is_shutting_down() && checks.values().all(|v| v == "ok");
+    (ready, checks)
 }
 
 /// Prometheus metrics, text exposition format.

@@ -24,9 +24,14 @@ pub async fn search(
     let Some(index) = state.index() else {
         return Err(ApiError::unavailable("this process serves no search"));
     };
-    match search::search(index.as_ref(), params).await {
-        Ok(res) => Ok(Json(res)),
-        Err(SearchError::Invalid(errors)) => Err(ApiError::validation(errors)),
-        Err(SearchError::Index(e)) => Err(e.into()),
+    Ok(Json(search::search(index.as_ref(), params).await?))
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::Invalid(errors) => ApiError::validation(errors),
+            SearchError::Index(e) => e.into(),
+        }
     }
 }

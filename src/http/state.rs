@@ -9,7 +9,9 @@ use std::sync::{
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use super::{rate_limit::RateLimits, readiness::ReadinessCache, shed::Slots};
+use super::{
+    admin::session::Sessions, rate_limit::RateLimits, readiness::ReadinessCache, shed::Slots,
+};
 use crate::{
     blobs::Blobs,
     config::Config,
@@ -37,6 +39,7 @@ struct Process {
     rate_limits: RateLimits,
     readiness: ReadinessCache,
     slots: Slots,
+    admin_sessions: Sessions,
 }
 
 impl AppState {
@@ -45,6 +48,10 @@ impl AppState {
             rate_limits: RateLimits::new(&jobs.config),
             readiness: ReadinessCache::default(),
             slots: Slots::new(&jobs.config),
+            admin_sessions: Sessions::new(
+                std::time::Duration::from_secs(8 * 3600),
+                std::time::Duration::from_secs(jobs.config.admin_session_idle_minutes * 60),
+            ),
             metrics,
             shutting_down: AtomicBool::new(false),
         };
@@ -99,6 +106,10 @@ impl AppState {
     }
     pub fn slots(&self) -> &Slots {
         &self.0.process.slots
+    }
+    /// The admin UI's sessions: the process's, so they outlive a dataset swap.
+    pub fn admin_sessions(&self) -> &Sessions {
+        &self.0.process.admin_sessions
     }
     /// The last dependency checks, shared by every readiness probe for a second.
     pub fn readiness(&self) -> &ReadinessCache {

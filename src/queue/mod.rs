@@ -43,6 +43,9 @@ pub trait Queue: Send + Sync + 'static {
     async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError>;
     /// Jobs waiting to run (queued or failed), for the `jobs_queued` gauge.
     async fn queued(&self) -> Result<u64, StoreError>;
+    /// How many jobs are in each status, every status listed (zero too),
+    /// in [`JobStatus::ALL`]'s order: the admin UI's queue depth.
+    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, StoreError>;
 
     /// Takes the job due first, if any: queued or failed and due, or running
     /// with an expired lease. Counts an attempt.

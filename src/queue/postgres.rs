@@ -31,7 +31,7 @@ use tokio::{sync::Notify, task::JoinHandle};
 use uuid::Uuid;
 
 use super::{
-    Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup,
+    Claimed, Job, JobListQuery, JobPage, JobStatus, Outcome, Queue, Wakeup,
     model::{millis, not_retryable, outcome_columns},
     sql::{self, Dialect},
     stored::{self, IntoJob, StoredJob},
@@ -269,6 +269,14 @@ impl Queue for PgQueue {
             .await
             .map_err(map_err)?;
         Ok(n as u64)
+    }
+
+    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql::DEPTH)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(sql::depth(rows))
     }
 
     async fn claim(

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{
-    Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup,
+    Claimed, Job, JobListQuery, JobPage, JobStatus, Outcome, Queue, Wakeup,
     model::millis,
     stored::{IntoJob, TextJob, corrupt},
 };
@@ -449,6 +449,18 @@ impl Queue for RedisQueue {
             .await
             .map_err(unavailable)?;
         Ok(a + b)
+    }
+
+    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        let mut pipe = redis::pipe();
+        for status in JobStatus::ALL {
+            pipe.zcard(format!("{}:status:{}", self.prefix, status.as_str()));
+        }
+        let counts: Vec<u64> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(JobStatus::ALL.into_iter().zip(counts).collect())
     }
 
     async fn claim(

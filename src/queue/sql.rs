@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use sqlx::{AssertSqlSafe, Database, Encode, FromRow, Type, query::QueryAs};
 
-use super::{JobKind, JobListQuery};
+use super::{JobKind, JobListQuery, JobStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -112,6 +112,22 @@ pub const RETRY: &str = concat!(
 );
 
 pub const QUEUED: &str = "SELECT count(*) FROM jobs WHERE status IN ('queued', 'failed')";
+
+pub const DEPTH: &str = "SELECT status, count(*) FROM jobs GROUP BY status";
+
+/// Every status in order, with the counts a `DEPTH` query found.
+pub fn depth(rows: Vec<(String, i64)>) -> Vec<(JobStatus, u64)> {
+    JobStatus::ALL
+        .iter()
+        .map(|s| {
+            let n = rows
+                .iter()
+                .find(|(name, _)| name == s.as_str())
+                .map_or(0, |(_, n)| *n as u64);
+            (*s, n)
+        })
+        .collect()
+}
 
 pub const PING: &str = "SELECT 1 FROM jobs LIMIT 1";
 

@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    Claimed, Job, JobListQuery, JobPage, Outcome, Queue, Wakeup,
+    Claimed, Job, JobListQuery, JobPage, JobStatus, Outcome, Queue, Wakeup,
     model::{millis, not_retryable, outcome_columns},
     sql::{self, Dialect},
     stored::{self, TextJob},
@@ -121,6 +121,14 @@ impl Queue for SqliteQueue {
             .await
             .map_err(map_err)?;
         Ok(n as u64)
+    }
+
+    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql::DEPTH)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(sql::depth(rows))
     }
 
     async fn claim(

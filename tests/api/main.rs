@@ -1,5 +1,6 @@
 //! HTTP-level tests of the whole app (one binary, so one link).
 
+mod admin;
 mod attachments;
 mod auth;
 mod common;

@@ -48,6 +48,7 @@ contract_tests! {
     retry_of_a_queued_job_is_a_conflict: sqlite, postgres, redis;
     retry_of_an_unknown_job_is_not_found: sqlite, postgres, redis;
     queued_counts_queued_and_failed_jobs: sqlite, postgres, redis;
+    depth_counts_every_status: sqlite, postgres, redis;
     enqueue_tick_fires_once_per_name_and_tick: sqlite, postgres, redis;
     enqueue_tick_fires_once_under_concurrent_callers: sqlite, postgres, redis;
     purge_deletes_only_finished_jobs_older_than_the_cutoff: sqlite, postgres, redis;
@@ -658,6 +659,27 @@ async fn queued_counts_queued_and_failed_jobs(q: DynQueue) {
     // queued ×2 and failed ×1; not running, succeeded or dead.
     assert_eq!(jobs.len(), 6);
     assert_eq!(q.queued().await.unwrap(), 3);
+}
+
+async fn depth_counts_every_status(q: DynQueue) {
+    let empty = q.depth().await.unwrap();
+    assert_eq!(
+        empty,
+        JobStatus::ALL.iter().map(|s| (*s, 0)).collect::<Vec<_>>(),
+        "every status, in order, zeros included"
+    );
+    one_of_each_status(&q).await;
+    let depth = q.depth().await.unwrap();
+    assert_eq!(
+        depth,
+        vec![
+            (JobStatus::Queued, 2),
+            (JobStatus::Running, 1),
+            (JobStatus::Succeeded, 1),
+            (JobStatus::Failed, 1),
+            (JobStatus::Dead, 1),
+        ]
+    );
 }
 
 async fn enqueue_tick_fires_once_per_name_and_tick(q: DynQueue) {

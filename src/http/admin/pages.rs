@@ -1,0 +1,593 @@
+//! The admin UI's handlers: thin, over the same functions the API's
+//! handlers use, so a page shows exactly what the API would answer.
+
+use axum::{
+    body::Bytes,
+    extract::{Path, RawQuery, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::{Deserialize, de::DeserializeOwned};
+
+use super::{
+    auth::{AdminUser, COOKIE, check_form, master_hash, same_origin},
+    session::Holder,
+    views::{
+        Chrome, ErrorPage, Figure, JobDetail, Jobs, Keys, Login, NoteDetail, Notes, Search, System,
+        render, render_status,
+    },
+};
+use crate::{
+    domain::keys::{KeyRequest, Principal, Scope, hash_key},
+    http::{attachments, extract::principal_of, jobs, keys, notes, ops, state::AppState},
+    queue::{JobKind, JobStatus},
+    search::{self, SearchParams},
+};
+
+type Page = Result<Response, ErrorPage>;
+
+const NOTES_PER_PAGE: u32 = 50;
+const HITS_PER_PAGE: u32 = 20;
+/// The attachments a note's page lists; past it, the API lists them all.
+const ATTACHMENTS_SHOWN: u32 = 50;
+
+fn chrome(state: &AppState, user: &AdminUser, active: &'static str) -> Chrome {
+    Chrome {
+        active,
+        csrf: user.csrf.clone(),
+        development: matches!(user.principal, Principal::Development),
+        signed_in: user.session.is_some(),
+        master: user.is_master(),
+        read_only: state.config().read_only,
+    }
+}
+
+/// The query string as `T`; a malformed one is a 400 page.
+fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ErrorPage> {
+    match raw {
+        None => Ok(T::default()),
+        Some(q) => serde_urlencoded::from_str(&q)
+            .map_err(|_| ErrorPage::new(StatusCode::BAD_REQUEST, "The query string is malformed.")),
+    }
+}
+
+/// Every value of `name` in an urlencoded form body.
+fn fields<'a>(body: &'a [u8], name: &'a str) -> impl Iterator<Item = String> + 'a {
+    form_urlencoded::parse(body)
+        .filter(move |(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn field(body: &[u8], name: &str) -> String {
+    fields(body, name).next().unwrap_or_default()
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+fn read_only_refusal(state: &AppState) -> Result<(), ErrorPage> {
+    if state.config().read_only {
+        Err(ErrorPage::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "This instance serves a read-only dataset: nothing can be changed.",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+pub async fn index() -> Redirect {
+    Redirect::to("/admin/notes")
+}
+
+pub async fn login_page(State(state): State<AppState>) -> Response {
+    if state.config().master_key.is_none() {
+        return Redirect::to("/admin/notes").into_response();
+    }
+    render(&Login { error: None })
+}
+
+fn login_refused(status: StatusCode, why: &str) -> Response {
+    render_status(
+        status,
+        &Login {
+            error: Some(why.to_owned()),
+        },
+    )
+}
+
+pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Page {
+    if state.config().master_key.is_none() {
+        return Ok(Redirect::to("/admin/notes").into_response());
+    }
+    same_origin(&headers)?;
+    let key = field(&body, "key");
+    let key = key.trim();
+    if key.is_empty() {
+        return Ok(login_refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Enter a key.",
+        ));
+    }
+    let holder = match principal_of(&state, key).await {
+        Ok(Principal::Master) => Holder::Master {
+            hash: master_hash(&state).unwrap_or_default(),
+        },
+        Ok(p) if p.has(Scope::Admin) => Holder::Key {
+            hash: hash_key(key),
+        },
+        Ok(_) => {
+            return Ok(login_refused(
+                StatusCode::FORBIDDEN,
+                "This key lacks the admin scope.",
+            ));
+        }
+        Err(e) if e.problem().status == StatusCode::UNAUTHORIZED.as_u16() => {
+            return Ok(login_refused(
+                StatusCode::UNAUTHORIZED,
+                "This key is invalid or has been revoked.",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let id = state.admin_sessions().open(holder);
+    tracing::info!("admin UI: signed in");
+    let mut res = Redirect::to("/admin/notes").into_response();
+    set_cookie(&mut res, &state, &id, 8 * 3600);
+    Ok(res)
+}
+
+fn set_cookie(res: &mut Response, state: &AppState, value: &str, max_age: u64) {
+    let secure = if state.config().admin_secure_cookie() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    user: AdminUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Page {
+    check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
+    let Some(id) = user.session else {
+        return Ok(Redirect::to("/admin/notes").into_response());
+    };
+    state.admin_sessions().close(&id);
+    let mut res = Redirect::to("/admin/login").into_response();
+    set_cookie(&mut res, &state, "", 0);
+    Ok(res)
+}
+
+#[derive(Default, Deserialize)]
+pub struct NotesQuery {
+    tag: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn notes(State(state): State<AppState>, user: AdminUser, RawQuery(q): RawQuery) -> Page {
+    let q: NotesQuery = query(q)?;
+    let tag = non_empty(q.tag);
+    let page = notes::note_page(
+        &state,
+        notes::ListParams {
+            tag: tag.clone(),
+            limit: Some(NOTES_PER_PAGE),
+            cursor: non_empty(q.cursor),
+        },
+    )
+    .await?;
+    Ok(render(&Notes {
+        c: chrome(&state, &user, "notes"),
+        tag: tag.unwrap_or_default(),
+        notes: page.items,
+        next: page.next_cursor,
+    }))
+}
+
+#[derive(Default, Deserialize)]
+pub struct SearchQuery {
+    q: Option<String>,
+    tag: Option<String>,
+    offset: Option<u32>,
+}
+
+pub async fn search(State(state): State<AppState>, user: AdminUser, RawQuery(q): RawQuery) -> Page {
+    let q: SearchQuery = query(q)?;
+    let Some(text) = non_empty(q.q) else {
+        return Ok(Redirect::to("/admin/notes").into_response());
+    };
+    let index = state
+        .index()
+        .ok_or_else(|| ErrorPage::new(StatusCode::SERVICE_UNAVAILABLE, "No search index here."))?;
+    let tag = non_empty(q.tag);
+    let offset = q.offset.unwrap_or(0);
+    let found = search::search(
+        index.as_ref(),
+        SearchParams {
+            q: Some(text.clone()),
+            tag: tag.clone(),
+            limit: Some(HITS_PER_PAGE),
+            offset: Some(offset),
+        },
+    )
+    .await
+    .map_err(|e| ErrorPage::from_api(&e.into()))?;
+    let shown = offset as u64 + found.hits.len() as u64;
+    let next = (shown < found.total && shown < search::MAX_OFFSET as u64)
+        .then_some(offset + HITS_PER_PAGE);
+    Ok(render(&Search {
+        c: chrome(&state, &user, "notes"),
+        q: text,
+        tag: tag.unwrap_or_default(),
+        hits: found.hits,
+        total: found.total,
+        took_ms: found.took_ms,
+        offset,
+        next,
+    }))
+}
+
+fn parse_id(raw: &str, what: &str) -> Result<uuid::Uuid, ErrorPage> {
+    uuid::Uuid::parse_str(raw)
+        .map_err(|_| ErrorPage::new(StatusCode::NOT_FOUND, format!("There is no such {what}.")))
+}
+
+pub async fn note(State(state): State<AppState>, user: AdminUser, Path(id): Path<String>) -> Page {
+    let id = parse_id(&id, "note")?;
+    let store = state.store();
+    let note = store
+        .get_note(id)
+        .await
+        .map_err(|e| ErrorPage::from_api(&e.into()))?
+        .ok_or_else(|| ErrorPage::new(StatusCode::NOT_FOUND, "There is no such note."))?;
+    let mut attachments = store
+        .list_attachments(id, None, ATTACHMENTS_SHOWN + 1)
+        .await
+        .map_err(|e| ErrorPage::from_api(&e.into()))?;
+    let more_attachments = attachments.len() > ATTACHMENTS_SHOWN as usize;
+    attachments.truncate(ATTACHMENTS_SHOWN as usize);
+    Ok(render(&NoteDetail {
+        c: chrome(&state, &user, "notes"),
+        metadata: serde_json::to_string_pretty(&note.metadata).unwrap_or_default(),
+        note,
+        attachments,
+        more_attachments,
+    }))
+}
+
+pub async fn download(
+    State(state): State<AppState>,
+    _: AdminUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Page {
+    Ok(attachments::serve_content(&state, &id, &headers).await?)
+}
+
+#[derive(Default, Deserialize)]
+pub struct JobsQuery {
+    status: Option<String>,
+    kind: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn jobs(State(state): State<AppState>, user: AdminUser, RawQuery(q): RawQuery) -> Page {
+    let q: JobsQuery = query(q)?;
+    let (status, kind) = (non_empty(q.status), non_empty(q.kind));
+    let page = jobs::job_page(
+        &state,
+        jobs::JobListParams {
+            status: status.clone(),
+            kind: kind.clone(),
+            limit: Some(NOTES_PER_PAGE),
+            cursor: non_empty(q.cursor),
+        },
+    )
+    .await?;
+    Ok(render(&Jobs {
+        c: chrome(&state, &user, "jobs"),
+        status: status.unwrap_or_default(),
+        kind: kind.unwrap_or_default(),
+        statuses: JobStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        kinds: JobKind::ALL.iter().map(|k| k.as_str()).collect(),
+        jobs: page.items,
+        next: page.next_cursor,
+    }))
+}
+
+#[derive(Default, Deserialize)]
+pub struct JobQuery {
+    retried: Option<String>,
+}
+
+pub async fn job(
+    State(state): State<AppState>,
+    user: AdminUser,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Page {
+    let q: JobQuery = query(q)?;
+    let id = parse_id(&id, "job")?;
+    let job = state
+        .queue()
+        .get(id)
+        .await
+        .map_err(|e| ErrorPage::from_api(&e.into()))?
+        .ok_or_else(|| ErrorPage::new(StatusCode::NOT_FOUND, "There is no such job."))?;
+    Ok(render(&JobDetail {
+        c: chrome(&state, &user, "jobs"),
+        args: serde_json::to_string_pretty(&job.args).unwrap_or_default(),
+        result: job
+            .result
+            .as_ref()
+            .map(|r| serde_json::to_string_pretty(r).unwrap_or_default())
+            .unwrap_or_default(),
+        notice: q
+            .retried
+            .map(|_| "The job is queued again, its attempts reset.".to_owned()),
+        job,
+    }))
+}
+
+pub async fn retry(
+    State(state): State<AppState>,
+    user: AdminUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Page {
+    check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
+    read_only_refusal(&state)?;
+    let job = jobs::retry_job(&state, &id).await?;
+    tracing::info!(job_id = %job.id, "admin UI: dead job retried");
+    Ok(Redirect::to(&format!("/admin/jobs/{}?retried=1", job.id)).into_response())
+}
+
+fn master_only(user: &AdminUser) -> Result<(), ErrorPage> {
+    if user.is_master() {
+        Ok(())
+    } else {
+        Err(ErrorPage::forbidden(
+            "Only the master key manages API keys.",
+        ))
+    }
+}
+
+#[derive(Default, Deserialize)]
+pub struct KeysQuery {
+    revoked: Option<String>,
+}
+
+async fn keys_page(
+    state: &AppState,
+    user: &AdminUser,
+    created: Option<(String, String)>,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Page {
+    let keys = state
+        .store()
+        .list_keys()
+        .await
+        .map_err(|e| ErrorPage::from_api(&e.into()))?;
+    let mut res = render_status(
+        status,
+        &Keys {
+            c: chrome(state, user, "keys"),
+            keys,
+            created,
+            notice,
+        },
+    );
+    // A page with a secret on it is never cached.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+pub async fn keys(State(state): State<AppState>, user: AdminUser, RawQuery(q): RawQuery) -> Page {
+    master_only(&user)?;
+    let q: KeysQuery = query(q)?;
+    let notice = q.revoked.map(|_| "The key is revoked.".to_owned());
+    keys_page(&state, &user, None, notice, StatusCode::OK).await
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    user: AdminUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Page {
+    check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
+    master_only(&user)?;
+    read_only_refusal(&state)?;
+    let mut scopes = Vec::new();
+    for s in fields(&body, "scope") {
+        scopes.push(match s.as_str() {
+            "read" => Scope::Read,
+            "write" => Scope::Write,
+            "admin" => Scope::Admin,
+            _ => {
+                return Err(ErrorPage::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Unknown scope.",
+                ));
+            }
+        });
+    }
+    let created = keys::create_key(
+        &state,
+        KeyRequest {
+            name: field(&body, "name"),
+            scopes,
+        },
+    )
+    .await?;
+    let shown = Some((created.api_key.name.clone(), created.key));
+    keys_page(&state, &user, shown, None, StatusCode::CREATED).await
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    user: AdminUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Page {
+    check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
+    master_only(&user)?;
+    read_only_refusal(&state)?;
+    keys::revoke_key(&state, &id).await?;
+    Ok(Redirect::to("/admin/keys?revoked=1").into_response())
+}
+
+/// Sums every sample of the metric families named, from the rendered
+/// exposition: what the system page shows is what `/metrics` says.
+fn sum(metrics: &str, family: &str, filter: impl Fn(&str) -> bool) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let name = series.split('{').next()?;
+            (name == family && filter(series)).then(|| value.parse::<f64>().ok())?
+        })
+        // Not `sum()`: an empty f64 sum is -0.
+        .fold(0.0, |a, b| a + b)
+}
+
+pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
+    let (ready, checks) = ops::readiness(&state).await;
+    let depth = state
+        .queue()
+        .depth()
+        .await
+        .map_err(|e| ErrorPage::from_api(&e.into()))?;
+    let index = match state.index().map(|i| i.status()) {
+        None => vec![Figure {
+            name: "Index",
+            value: "none in this process".into(),
+        }],
+        Some(s) => vec![
+            Figure {
+                name: "State",
+                value: s.check(),
+            },
+            Figure {
+                name: "Documents",
+                value: s.documents.to_string(),
+            },
+            Figure {
+                name: "Segments",
+                value: s.segments.to_string(),
+            },
+            Figure {
+                name: "Last applied change",
+                value: s.applied.to_string(),
+            },
+            Figure {
+                name: "Rebuilding",
+                value: s.rebuilding.map_or("no".into(), |(done, of)| {
+                    format!("yes: {done} of {of} notes")
+                }),
+            },
+        ],
+    };
+    let m = state.metrics().render();
+    let count = |v: f64| format!("{v:.0}");
+    let figures = vec![
+        Figure {
+            name: "Requests served",
+            value: count(sum(&m, "http_requests_total", |_| true)),
+        },
+        Figure {
+            name: "Server errors (5xx)",
+            value: count(sum(&m, "http_requests_total", |s| s.contains("status=\"5"))),
+        },
+        Figure {
+            name: "Requests refused for load (503) or rate (429)",
+            value: count(sum(&m, "http_requests_total", |s| {
+                s.contains("status=\"503\"") || s.contains("status=\"429\"")
+            })),
+        },
+        Figure {
+            name: "Jobs run",
+            value: count(sum(&m, "jobs_total", |_| true)),
+        },
+        Figure {
+            name: "Search index lag (changes)",
+            value: count(sum(&m, "search_index_lag", |_| true)),
+        },
+        Figure {
+            name: "Datasets swapped in",
+            value: count(sum(&m, "dataset_swaps_total", |s| s.contains("swapped"))),
+        },
+        Figure {
+            name: "Datasets rejected",
+            value: count(sum(&m, "dataset_swaps_total", |s| s.contains("rejected"))),
+        },
+    ];
+    Ok(render(&System {
+        c: chrome(&state, &user, "system"),
+        version: crate::VERSION,
+        git_sha: crate::GIT_SHA,
+        environment: format!(
+            "{:?}{}",
+            state.config().env,
+            if state.config().read_only {
+                ", read-only dataset"
+            } else {
+                ""
+            }
+        )
+        .to_lowercase(),
+        ready,
+        checks: checks.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        queue: depth
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_owned(), n.to_string()))
+            .collect(),
+        index,
+        figures,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_sum_the_samples_of_one_family() {
+        let m = "# HELP http_requests_total x\n\
+                 http_requests_total{method=\"GET\",route=\"/a\",status=\"200\"} 3\n\
+                 http_requests_total{method=\"GET\",route=\"/a\",status=\"503\"} 2\n\
+                 http_requests_total_other 100\n\
+                 jobs_total{kind=\"ping\",status=\"succeeded\"} 4\n";
+        assert_eq!(sum(m, "http_requests_total", |_| true), 5.0);
+        assert_eq!(
+            sum(m, "http_requests_total", |s| s.contains("status=\"5")),
+            2.0
+        );
+        assert_eq!(sum(m, "jobs_total", |_| true), 4.0);
+        assert_eq!(sum(m, "absent", |_| true), 0.0);
+    }
+
+    #[test]
+    fn form_fields_repeat_and_decode() {
+        let body = b"csrf=a%2Bb&scope=read&scope=admin&name=ops+team";
+        assert_eq!(field(body, "csrf"), "a+b");
+        assert_eq!(field(body, "name"), "ops team");
+        assert_eq!(fields(body, "scope").collect::<Vec<_>>(), ["read", "admin"]);
+        assert_eq!(field(body, "missing"), "");
+    }
+}

@@ -1,0 +1,190 @@
+//! The admin UI's pages: one askama template each (`templates/admin/`),
+//! rendered on the server. Everything interpolated is HTML-escaped by
+//! askama; the one exception is a search snippet, which the snippet cutter
+//! builds escaped, with `<mark>` as its only markup.
+
+use askama::Template;
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+
+use crate::{
+    domain::{attachment::Attachment, keys::ApiKey, note::Note},
+    http::error::ApiError,
+    queue::Job,
+    search::SearchHit,
+};
+
+/// What every page's frame shows: the navigation, the log-out form and
+/// the development banner.
+pub struct Chrome {
+    pub active: &'static str,
+    pub csrf: String,
+    /// Development mode: no log-in, and a banner that says so.
+    pub development: bool,
+    /// Signed in (there is a session to end).
+    pub signed_in: bool,
+    /// Shows the keys page.
+    pub master: bool,
+    pub read_only: bool,
+}
+
+pub fn render(page: &impl Template) -> Response {
+    render_status(StatusCode::OK, page)
+}
+
+pub fn render_status(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "admin page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<!doctype html><title>Error</title><p>This page failed to render.</p>"),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+pub struct Login {
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/notes.html")]
+pub struct Notes {
+    pub c: Chrome,
+    pub tag: String,
+    pub notes: Vec<Note>,
+    pub next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/search.html")]
+pub struct Search {
+    pub c: Chrome,
+    pub q: String,
+    pub tag: String,
+    pub hits: Vec<SearchHit>,
+    pub total: u64,
+    pub took_ms: u64,
+    pub offset: u32,
+    pub next: Option<u32>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/note.html")]
+pub struct NoteDetail {
+    pub c: Chrome,
+    pub note: Note,
+    pub metadata: String,
+    pub attachments: Vec<Attachment>,
+    pub more_attachments: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/jobs.html")]
+pub struct Jobs {
+    pub c: Chrome,
+    pub status: String,
+    pub kind: String,
+    pub statuses: Vec<&'static str>,
+    pub kinds: Vec<&'static str>,
+    pub jobs: Vec<Job>,
+    pub next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/job.html")]
+pub struct JobDetail {
+    pub c: Chrome,
+    pub job: Job,
+    pub args: String,
+    pub result: String,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/keys.html")]
+pub struct Keys {
+    pub c: Chrome,
+    pub keys: Vec<ApiKey>,
+    /// A key just created: its secret, shown this once.
+    pub created: Option<(String, String)>,
+    pub notice: Option<String>,
+}
+
+pub struct Figure {
+    pub name: &'static str,
+    pub value: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/system.html")]
+pub struct System {
+    pub c: Chrome,
+    pub version: &'static str,
+    pub git_sha: &'static str,
+    pub environment: String,
+    pub ready: bool,
+    pub checks: Vec<(String, String)>,
+    pub queue: Vec<(String, String)>,
+    pub index: Vec<Figure>,
+    pub figures: Vec<Figure>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/error.html")]
+pub struct ErrorPage {
+    pub status: u16,
+    pub title: String,
+    pub detail: String,
+}
+
+impl ErrorPage {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status: status.as_u16(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
+
+    /// The API's error as a page: a 5xx shows no internals, as in the API.
+    pub fn from_api(e: &ApiError) -> Self {
+        let p = e.problem();
+        let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let detail = if status.is_server_error() {
+            "The service could not answer. Try again in a moment.".to_owned()
+        } else {
+            p.detail.unwrap_or_default()
+        };
+        Self::new(status, detail)
+    }
+}
+
+impl IntoResponse for ErrorPage {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut res = render_status(status, &self);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
+    }
+}
+
+impl From<ApiError> for ErrorPage {
+    fn from(e: ApiError) -> Self {
+        Self::from_api(&e)
+    }
+}
