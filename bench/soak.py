@@ -16,7 +16,8 @@ grows. An error is any status other than the expected 2xx, or a failed
 connection. RSS (VmRSS, and its anonymous part RssAnon, from /proc) is
 sampled every second. Pass: 0 errors, and the mean RSS of the last minute
 within 10 % of the mean of the second minute. Results:
-bench/results/soak.json.
+bench/results/soak.json (with the mean RSS of every minute), and the
+server's log beside it (soak.server.log).
 """
 
 import argparse
@@ -196,7 +197,12 @@ def main():
     data = tempfile.mkdtemp(prefix="notes-soak-")
     port = free_port()
     env = dict(os.environ, NOTES_LISTEN=f"127.0.0.1:{port}", NOTES_DATA_DIR=data, NOTES_LOG="warn")
-    server = subprocess.Popen([args.binary, "serve"], env=env, stdout=subprocess.DEVNULL)
+    # The server's log (warnings and errors) is kept beside the results, so
+    # an error the load saw can be traced to its cause.
+    log_path = os.path.splitext(args.out)[0] + ".server.log"
+    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    log = open(log_path, "w")
+    server = subprocess.Popen([args.binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         client = Client(port)
         for _ in range(200):
@@ -259,6 +265,9 @@ def main():
             "rss_anon_mib_second_minute": round(anon_second, 1),
             "rss_anon_mib_last_minute": round(anon_last, 1),
             "rss_ratio_last_to_second": round(last / second, 3) if second else None,
+            # Mean RSS of each minute: whether a growth levels off.
+            "rss_mib_by_minute": [round(mean(m * 60, (m + 1) * 60), 1) for m in range(args.seconds // 60)],
+            "server_log": log_path,
         }
         result["pass"] = result["errors"] == 0 and second > 0 and abs(last / second - 1) <= 0.10
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -269,6 +278,7 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
         shutil.rmtree(data, ignore_errors=True)
 
 
