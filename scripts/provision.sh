@@ -106,6 +106,38 @@ pip_venv() {
   fi
 }
 
+# Headless Chromium (Debian's) and the pinned npm packages that drive it
+# for the admin UI's browser tests: playwright-core and axe-core, installed
+# once into a cache directory (never `npx playwright install`).
+BROWSER_NPM_PINS=(playwright-core@1.65.1 axe-core@4.14.1)
+BROWSER_TOOLS=${BROWSER_TOOLS:-$HOME/.cache/notes-api/browser-tools}
+
+ensure_browser() {
+  # Debian's chromium. Ubuntu's package is a snap wrapper that cannot run
+  # here; its CI runners carry Google Chrome, which playwright-core drives
+  # the same way.
+  if [ -z "${CHROMIUM:-}" ]; then
+    if grep -qi '^ID=ubuntu' /etc/os-release 2>/dev/null && command -v google-chrome >/dev/null; then
+      CHROMIUM=$(command -v google-chrome)
+    else
+      apt_install chromium
+      CHROMIUM=/usr/bin/chromium
+    fi
+  fi
+  command -v npm >/dev/null || apt_install nodejs npm
+  local stamp
+  stamp=$(printf '%s\n' "${BROWSER_NPM_PINS[@]}" | sha256sum | cut -c1-16)
+  if [ ! -f "$BROWSER_TOOLS/.stamp-$stamp" ]; then
+    echo "provision: npm install ${BROWSER_NPM_PINS[*]} (once)"
+    rm -rf "$BROWSER_TOOLS"
+    mkdir -p "$BROWSER_TOOLS"
+    (cd "$BROWSER_TOOLS" && printf '{"name":"notes-api-browser-tools","private":true}\n' >package.json &&
+      npm install --no-audit --no-fund --silent --save-exact "${BROWSER_NPM_PINS[@]}") || return 1
+    touch "$BROWSER_TOOLS/.stamp-$stamp"
+  fi
+  export NODE_PATH="$BROWSER_TOOLS/node_modules" CHROMIUM
+}
+
 ensure_schemathesis() {
   pip_venv "$SCHEMATHESIS_VENV" schemathesis "$SCHEMATHESIS_VERSION" || return 1
   export SCHEMATHESIS="$SCHEMATHESIS_VENV/bin/schemathesis"

@@ -18,6 +18,7 @@ ensure_redis
 ensure_s3s_fs
 ensure_bugsink
 ensure_schemathesis
+ensure_browser
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -52,6 +53,11 @@ TEST_QUEUE=redis TEST_REDIS_URL="$REDIS_URL" cargo test --locked --no-fail-fast 
 step "schemathesis (production mode, every check)"
 cargo build --locked --bin notes-api
 ./scripts/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/notes-api"
+
+# The admin UI in headless Chromium (playwright-core), axe-core on every
+# page; screenshots in target/admin-screenshots (tests/admin/).
+step "admin UI in Chromium"
+./scripts/admin-browser.sh "${CARGO_TARGET_DIR:-target}/debug/notes-api"
 
 # The deployment kit: renders, schemas, policy, linters, and a live smoke
 # test of the rendered dev overlay in podman (scripts/verify-kit.sh).
