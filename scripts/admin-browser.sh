@@ -14,18 +14,11 @@ binary=$1
 shots=${ADMIN_SHOTS:-$PWD/target/admin-screenshots}
 rm -rf "$shots"
 
-dir=$(mktemp -d)
-key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-NOTES_ENV=production NOTES_MASTER_KEY="$key" NOTES_RATE_LIMIT=0 NOTES_DATA_DIR="$dir/data" \
-  NOTES_JOB_MAX_ATTEMPTS=1 NOTES_BACKUP_DESTINATIONS="$dir" \
-  NOTES_LISTEN="127.0.0.1:$port" NOTES_LOG=warn "$binary" serve >"$dir/server.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null && break
-  sleep 0.1
-done
+# shellcheck source=scripts/test-server.sh
+. scripts/test-server.sh
+# One attempt, so the backup the test blocks dies at once; backups may go
+# anywhere under the temporary directories (the blocker is in one).
+start_test_server "$binary" NOTES_JOB_MAX_ATTEMPTS=1 NOTES_BACKUP_DESTINATIONS="${TMPDIR:-/tmp}"
 
 # localhost, not 127.0.0.1: Chromium keeps a Secure cookie from
 # http://localhost (a secure context), which is what production sends.

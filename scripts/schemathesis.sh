@@ -11,17 +11,9 @@ binary=$1
 examples=${2:-30}
 schemathesis=${SCHEMATHESIS:?run scripts/provision.sh ensure_schemathesis first}
 
-dir=$(mktemp -d)
-key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-NOTES_ENV=production NOTES_MASTER_KEY="$key" NOTES_RATE_LIMIT=0 NOTES_DATA_DIR="$dir" \
-  NOTES_LISTEN="127.0.0.1:$port" NOTES_LOG=warn "$binary" serve >"$dir/server.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null && break
-  sleep 0.1
-done
+# shellcheck source=scripts/test-server.sh
+. scripts/test-server.sh
+start_test_server "$binary"
 
 # The config file sits beside the tests; the key reaches schemathesis
 # through the environment, never the command line.
