@@ -1189,6 +1189,21 @@ fn datasets_renamed_over_the_served_one_are_swapped_in_without_a_failed_request(
         })
         .await;
         assert_eq!(swaps(&client, &base, "swapped").await, SETS + 1);
+        // The admin UI reads the dataset too, and shows its state.
+        let system = client
+            .get(format!("{base}/admin/system"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(system.contains("<h2>Dataset</h2>"), "{system}");
+        assert!(system.contains("the database schema is ahead of this binary"), "{system}");
+        assert!(system.contains("<dt>Datasets rejected</dt><dd>3</dd>"), "{system}");
+        let notes = client.get(format!("{base}/admin/notes")).send().await.unwrap();
+        assert_eq!(notes.status(), 200);
+        assert!(notes.text().await.unwrap().contains(&last));
     });
     drop(server);
 }

@@ -7,6 +7,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::{
@@ -40,6 +41,19 @@ struct Process {
     readiness: ReadinessCache,
     slots: Slots,
     admin_sessions: Sessions,
+    /// Read-only processes only.
+    dataset: std::sync::Mutex<Option<DatasetState>>,
+}
+
+/// A read-only process's dataset, as the admin system page shows it.
+#[derive(Debug, Clone, Default)]
+pub struct DatasetState {
+    /// The feed generation of the dataset that serves.
+    pub generation: String,
+    /// When it was swapped in; `None`: opened at start.
+    pub swapped_at: Option<DateTime<Utc>>,
+    /// The last file refused: when, and why.
+    pub rejected: Option<(DateTime<Utc>, String)>,
 }
 
 impl AppState {
@@ -48,6 +62,7 @@ impl AppState {
             rate_limits: RateLimits::new(&jobs.config),
             readiness: ReadinessCache::default(),
             slots: Slots::new(&jobs.config),
+            dataset: std::sync::Mutex::new(None),
             admin_sessions: Sessions::new(
                 std::time::Duration::from_secs(8 * 3600),
                 std::time::Duration::from_secs(jobs.config.admin_session_idle_minutes * 60),
@@ -110,6 +125,14 @@ impl AppState {
     /// The admin UI's sessions: the process's, so they outlive a dataset swap.
     pub fn admin_sessions(&self) -> &Sessions {
         &self.0.process.admin_sessions
+    }
+    /// The dataset a read-only process serves, and its last swap.
+    pub fn dataset(&self) -> Option<DatasetState> {
+        self.0.process.dataset.lock().expect("dataset lock").clone()
+    }
+    pub fn update_dataset(&self, change: impl FnOnce(&mut DatasetState)) {
+        let mut dataset = self.0.process.dataset.lock().expect("dataset lock");
+        change(dataset.get_or_insert_with(DatasetState::default));
     }
     /// The last dependency checks, shared by every readiness probe for a second.
     pub fn readiness(&self) -> &ReadinessCache {

@@ -44,6 +44,9 @@ async fn build_state_for(config: Config, role: Role) -> anyhow::Result<(AppState
         _ => None,
     };
     let state = AppState::new(opened.jobs, opened.index, telemetry::metrics());
+    if let Some(generation) = opened.generation {
+        state.update_dataset(|d| d.generation = generation);
+    }
     Ok((state, follow))
 }
 

@@ -12,7 +12,7 @@ use crate::{
     config::Config,
     index::{DynIndex, IndexSettings, TantivyIndex},
     jobs, queue,
-    store::{self, DynStore, PoolSettings},
+    store::{self, PoolSettings},
 };
 
 /// What a process serves: the API (with in-process workers), or only workers.
@@ -27,6 +27,8 @@ pub struct Opened {
     pub index: Option<DynIndex>,
     /// Read-only only: the directory this dataset's index lives in.
     pub index_dir: Option<PathBuf>,
+    /// Read-only only: the dataset's feed generation.
+    pub generation: Option<String>,
 }
 
 /// `busy`: an index directory in use by the dataset still serving, which
@@ -34,21 +36,23 @@ pub struct Opened {
 pub async fn open(config: &Config, role: Role, busy: Option<&Path>) -> anyhow::Result<Opened> {
     let db = store::open(config.database_url(), &PoolSettings::new(config)).await?;
     let store = db.store();
-    let mut index_dir = None;
+    let (mut index_dir, mut generation) = (None, None);
     if config.read_only {
         let checked = async {
             crate::dataset::verify(store.as_ref()).await?;
-            let dir = dataset_index_dir(config, &store).await?;
-            Ok::<_, anyhow::Error>(if busy == Some(dir.as_path()) {
+            let found = store.feed_head().await?.generation;
+            let dir = dataset_index_dir(config, &found);
+            let dir = if busy == Some(dir.as_path()) {
                 let mut name = dir.into_os_string();
                 name.push(format!("-{}", uuid::Uuid::now_v7().simple()));
                 PathBuf::from(name)
             } else {
                 dir
-            })
+            };
+            Ok::<_, anyhow::Error>((dir, found))
         };
         match checked.await {
-            Ok(dir) => index_dir = Some(dir),
+            Ok((dir, found)) => (index_dir, generation) = (Some(dir), Some(found)),
             Err(e) => {
                 store.close().await;
                 return Err(e);
@@ -80,18 +84,18 @@ pub async fn open(config: &Config, role: Role, busy: Option<&Path>) -> anyhow::R
         jobs: jobs::Context::new(store, blobs, queue, config.clone()),
         index,
         index_dir,
+        generation,
     })
 }
 
 /// One index directory per dataset, named by the dataset's feed
 /// generation, so a replica restarted on the same file reuses its index
 /// and a new file never meets an index of another.
-async fn dataset_index_dir(config: &Config, store: &DynStore) -> anyhow::Result<PathBuf> {
-    let generation = store.feed_head().await?.generation;
+fn dataset_index_dir(config: &Config, generation: &str) -> PathBuf {
     let name: String = generation
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(64)
         .collect();
-    Ok(config.index_dir().join(format!("dataset-{name}")))
+    config.index_dir().join(format!("dataset-{name}"))
 }

@@ -134,6 +134,9 @@ pub async fn follow(
         match swap(&routes, &config, &dataset.path, &seen, &serving_dir, &stop).await {
             Ok(dir) => {
                 serving_dir = dir;
+                routes
+                    .state()
+                    .update_dataset(|d| d.swapped_at = Some(chrono::Utc::now()));
                 metrics::counter!("dataset_swaps_total", "outcome" => "swapped").increment(1);
                 metrics::gauge!("dataset_swapped_timestamp_seconds").set(unix_now());
                 tracing::info!(
@@ -144,11 +147,15 @@ pub async fn follow(
             }
             Err(e) => {
                 metrics::counter!("dataset_swaps_total", "outcome" => "rejected").increment(1);
+                let why = format!("{e:#}");
                 tracing::error!(
                     path = %dataset.path.display(),
-                    error = %format!("{e:#}"),
+                    error = %why,
                     "dataset: the new file is rejected; the old dataset keeps serving"
                 );
+                routes
+                    .state()
+                    .update_dataset(|d| d.rejected = Some((chrono::Utc::now(), why)));
             }
         }
     }
@@ -186,6 +193,7 @@ async fn swap(
         jobs,
         index,
         index_dir,
+        generation,
     } = opened;
     let dir = index_dir.expect("a read-only open names its index directory");
     let index = index.expect("an API open has an index");
@@ -204,6 +212,7 @@ async fn swap(
         return Err(e);
     }
     let current = routes.state();
+    current.update_dataset(|d| d.generation = generation.unwrap_or_default());
     let new = current.with_data(jobs, Some(index));
     let old = routes.replace(new.clone(), http::router(new));
     drop(current);

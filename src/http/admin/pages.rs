@@ -532,6 +532,25 @@ pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
             },
         ],
     };
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let dataset = state.dataset().map_or_else(Vec::new, |d| {
+        vec![
+            Figure {
+                name: "Generation",
+                value: d.generation,
+            },
+            Figure {
+                name: "Serving since",
+                value: d.swapped_at.map_or("the process started".into(), stamp),
+            },
+            Figure {
+                name: "Last file rejected",
+                value: d
+                    .rejected
+                    .map_or("none".into(), |(at, why)| format!("{}: {why}", stamp(at))),
+            },
+        ]
+    });
     let m = state.metrics().render();
     let figures = FIGURES
         .iter()
@@ -561,6 +580,7 @@ pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
             .map(|(s, n)| (s.as_str().to_owned(), n.to_string()))
             .collect(),
         index,
+        dataset,
         figures,
     }))
 }

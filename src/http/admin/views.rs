@@ -134,6 +134,8 @@ pub struct System {
     pub checks: Vec<(String, String)>,
     pub queue: Vec<(String, String)>,
     pub index: Vec<Figure>,
+    /// A read-only process's dataset; empty otherwise.
+    pub dataset: Vec<Figure>,
     pub figures: Vec<Figure>,
 }
 
