@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts that test a built binary from outside
 # (schemathesis.sh, admin-browser.sh): starts it in production mode on a
 # free loopback port, SQLite in a temporary directory, a random master key
