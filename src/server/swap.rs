@@ -102,7 +102,7 @@ pub async fn follow(
     let (tx, mut events) = mpsc::channel::<()>(1);
     // inotify on the directory: a rename over the file is an event of the
     // directory, and the file's own watch would follow the old inode.
-    let _watcher = dataset.path.parent().and_then(|dir| {
+    let watcher = dataset.path.parent().and_then(|dir| {
         let mut w = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
             let _ = tx.try_send(());
         })
@@ -110,7 +110,7 @@ pub async fn follow(
         w.watch(dir, notify::RecursiveMode::NonRecursive).ok()?;
         Some(w)
     });
-    if _watcher.is_none() {
+    if watcher.is_none() {
         tracing::info!(path = %dataset.path.display(), "dataset: no file events here; polling only");
     }
     let mut serving_dir = index_dir;
