@@ -380,6 +380,10 @@ async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde
     client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
+async fn get_text(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 async fn wait_up(client: &reqwest::Client, base: &str) {
     for _ in 0..200 {
         if let Ok(res) = client.get(format!("{base}/readyz")).send().await
@@ -979,14 +983,7 @@ fn a_packed_dataset_is_served_read_only_without_writing_beside_it() {
 
 /// The `dataset_swaps_total` count with this outcome, from `/metrics`.
 async fn swaps(client: &reqwest::Client, base: &str, outcome: &str) -> u64 {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(client, format!("{base}/metrics")).await;
     let series = format!("dataset_swaps_total{{outcome=\"{outcome}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&series))
@@ -1190,14 +1187,7 @@ fn datasets_renamed_over_the_served_one_are_swapped_in_without_a_failed_request(
         .await;
         assert_eq!(swaps(&client, &base, "swapped").await, SETS + 1);
         // The admin UI reads the dataset too, and shows its state.
-        let system = client
-            .get(format!("{base}/admin/system"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let system = get_text(&client, format!("{base}/admin/system")).await;
         assert!(system.contains("<h2>Dataset</h2>"), "{system}");
         assert!(system.contains("the database schema is ahead of this binary"), "{system}");
         assert!(system.contains("<dt>Datasets rejected</dt><dd>3</dd>"), "{system}");
