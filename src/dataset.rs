@@ -121,6 +121,7 @@ async fn fill<R: BufRead>(mut input: R, partial: &Path, from: &Path) -> Result<u
             Err(BatchError::Invalid {
                 errors: found,
                 total: n,
+                ..
             }) => {
                 total += n;
                 let room = MAX_REPORTED_ERRORS.saturating_sub(errors.len());

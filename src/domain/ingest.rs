@@ -43,6 +43,9 @@ pub enum BatchError {
     Invalid {
         errors: Vec<FieldError>,
         total: usize,
+        /// Some line (or the body) is not JSON at all, which the contract
+        /// answers with 400 rather than 422.
+        malformed: bool,
     },
     /// The reader failed (the body stream broke or went over its limit).
     Io(std::io::Error),
@@ -70,6 +73,7 @@ struct Collector {
     notes: Vec<NoteInput>,
     errors: Vec<FieldError>,
     total_errors: usize,
+    malformed: bool,
     seen_external_ids: HashMap<String, usize>,
 }
 
@@ -112,10 +116,18 @@ impl Collector {
         match serde_path_to_error::deserialize::<_, NoteDraft>(&mut de) {
             Ok(draft) => match de.end() {
                 Ok(()) => self.draft(line, draft),
-                Err(e) => self.error(json_error(&e).at_line(line)),
+                Err(e) => self.syntax_error(json_error(&e).at_line(line)),
             },
+            Err(e) if is_syntax(e.inner()) => {
+                self.syntax_error(json_error(e.inner()).at_line(line))
+            }
             Err(e) => self.error(json_field_error(&e).at_line(line)),
         }
+    }
+
+    fn syntax_error(&mut self, err: FieldError) {
+        self.malformed = true;
+        self.error(err);
     }
 
     fn too_long(&mut self, line: usize) {
@@ -135,6 +147,7 @@ impl Collector {
             Err(BatchError::Invalid {
                 errors: self.errors,
                 total: self.total_errors,
+                malformed: self.malformed,
             })
         }
     }
@@ -223,12 +236,25 @@ fn read_array<R: Read>(reader: R) -> Result<Batch, BatchError> {
             return Err(BatchError::Io(std::io::Error::other(e)));
         }
         let mut err = json_error(&e);
-        if e.classify() == serde_json::error::Category::Data && element == 1 {
-            err.message = "the body must be a JSON array of notes".to_owned();
+        if is_syntax(&e) {
+            c.syntax_error(err.at_line(element));
+        } else {
+            if element == 1 {
+                err.message = "the body must be a JSON array of notes".to_owned();
+            }
+            c.error(err.at_line(element));
         }
-        c.error(err.at_line(element));
     }
     c.finish()
+}
+
+/// Not JSON at all (bad syntax, bad UTF-8, cut short), as opposed to JSON
+/// of the wrong shape.
+fn is_syntax(e: &serde_json::Error) -> bool {
+    matches!(
+        e.classify(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+    )
 }
 
 /// What one array element (with the separator before it) may take; the
@@ -291,9 +317,40 @@ mod tests {
     }
     fn invalid(r: Result<Batch, BatchError>) -> (Vec<FieldError>, usize) {
         match r {
-            Err(BatchError::Invalid { errors, total }) => (errors, total),
+            Err(BatchError::Invalid { errors, total, .. }) => (errors, total),
             other => panic!("expected invalid, got {other:?}"),
         }
+    }
+
+    fn malformed(r: Result<Batch, BatchError>) -> bool {
+        match r {
+            Err(BatchError::Invalid { malformed, .. }) => malformed,
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_told_from_json_of_the_wrong_shape() {
+        // Cut short, not JSON, trailing text, a raw control character.
+        for body in [
+            "{\"title\":",
+            "not json",
+            "{\"title\":\"a\"} x",
+            "{\"title\":\"\u{1}\"}",
+        ] {
+            assert!(malformed(ndjson(body)), "{body:?}");
+        }
+        assert!(malformed(read_batch(
+            &b"{\"title\":\"\xff\"}"[..],
+            Format::Ndjson
+        )));
+        for body in ["{\"title\":[1]}", "{\"title\":\"\"}", "{}"] {
+            assert!(!malformed(ndjson(body)), "{body:?}");
+        }
+        assert!(malformed(array("[{\"title\":\"a\"}, {\"title\":")));
+        assert!(malformed(array("[{\"title\":\"a\"},]")));
+        assert!(!malformed(array("{\"title\":\"not an array\"}")));
+        assert!(!malformed(array("[{\"title\":5}]")));
     }
 
     #[test]

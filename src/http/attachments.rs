@@ -8,18 +8,14 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
-
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{
     extract::{ApiQuery, Auth, Read, Write, media_type, parse_id},
+    multipart::{self, Form},
     response::not_modified,
     state::AppState,
 };
@@ -34,12 +30,6 @@ use crate::{
     store::StoreError,
 };
 use serde_json::json;
-
-/// What a multipart upload may send besides the file's bytes: preamble,
-/// boundaries, part headers and other fields. Also what is ever buffered
-/// of them.
-const MULTIPART_OVERHEAD: u64 = 64 * 1024;
-const MULTIPART_TOO_MUCH: &str = "a multipart upload may carry at most 64 KiB besides the file (preamble, part headers, other fields)";
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -79,60 +69,24 @@ pub async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let slack = if is_multipart { MULTIPART_OVERHEAD } else { 0 };
+    let slack = if is_multipart { multipart::OVERHEAD } else { 0 };
     if declared.is_some_and(|n| n > limit + slack) {
         return Err(ApiError::payload_too_large(limit));
     }
 
     let attachment_id = attachment::new_id();
     let key = storage_key(note_id, attachment_id);
-    let (filename, content_type, written) = if is_multipart {
-        // multer buffers whatever precedes a boundary (the preamble, part
-        // headers, other fields) without a limit of its own: meter what it
-        // has read against what it has handed out as file bytes.
-        let boundary = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| multer::parse_boundary(v).ok())
-            .ok_or_else(|| ApiError::bad_request("a multipart upload needs a boundary"))?;
-        let held = Arc::new(AtomicU64::new(0));
-        let metered = {
-            let held = held.clone();
-            request.into_body().into_data_stream().map(move |chunk| {
-                let chunk = chunk.map_err(std::io::Error::other)?;
-                let now =
-                    held.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
-                if now > MULTIPART_OVERHEAD {
-                    return Err(std::io::Error::other(MULTIPART_TOO_MUCH));
-                }
-                Ok(chunk)
-            })
-        };
-        let mut multipart = multer::Multipart::new(metered, boundary);
-        let refused = |e: multer::Error| {
-            if held.load(Ordering::Relaxed) > MULTIPART_OVERHEAD {
-                ApiError::bad_request(MULTIPART_TOO_MUCH)
-            } else {
-                ApiError::bad_request(format!("the multipart body is malformed: {e}"))
-            }
-        };
+    let received = if is_multipart {
+        let mut form = Form::new(&headers, request.into_body(), limit)?;
         loop {
-            let field = multipart
+            let field = form
                 .next_field()
-                .await
-                .map_err(refused)?
+                .await?
                 .ok_or_else(|| missing("file", "a multipart upload needs a `file` field"))?;
-            if field.name() != Some("file") {
-                continue;
+            if field.name() == Some("file") {
+                break receive_field(&state, &form, field, &key).await?;
             }
-            let filename = sanitize_filename(field.file_name().unwrap_or_default());
-            let content_type = normalize_content_type(field.content_type().map(|m| m.as_ref()));
-            let held = held.clone();
-            let file = field.inspect_ok(move |b| {
-                held.fetch_sub(b.len() as u64, Ordering::Relaxed);
-            });
-            let written = store_bytes(&state, &key, file).await?;
-            break (filename, content_type, written);
+            form.skip(field).await?;
         }
     } else {
         let filename = params
@@ -147,19 +101,65 @@ pub async fn upload(
                 .and_then(|v| v.to_str().ok()),
         );
         let body = request.into_body().into_data_stream();
-        let written = store_bytes(&state, &key, body).await?;
-        (filename, content_type, written)
-    };
-
-    let (size, sha256) = written;
-    let stored = StoredAttachment {
-        attachment: Attachment {
-            id: attachment_id,
-            note_id,
+        let (size, sha256) = store_bytes(&state, &key, body).await?;
+        Received {
             filename,
             content_type,
             size,
             sha256,
+        }
+    };
+    let attachment = record(&state, note_id, attachment_id, key, received).await?;
+    let location =
+        HeaderValue::from_str(&format!("/api/v1/attachments/{attachment_id}")).expect("uuid path");
+    let mut res = (StatusCode::CREATED, Json(attachment)).into_response();
+    res.headers_mut().insert(header::LOCATION, location);
+    Ok(res)
+}
+
+/// A file in storage whose record is not written yet.
+pub struct Received {
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Streams a multipart `file` field to `key`.
+pub async fn receive_field(
+    state: &AppState,
+    form: &Form,
+    field: multer::Field<'static>,
+    key: &str,
+) -> ApiResult<Received> {
+    let filename = sanitize_filename(field.file_name().unwrap_or_default());
+    let content_type = normalize_content_type(field.content_type().map(|m| m.as_ref()));
+    let (size, sha256) = store_bytes(state, key, form.stream(field)).await?;
+    Ok(Received {
+        filename,
+        content_type,
+        size,
+        sha256,
+    })
+}
+
+/// Writes the record of a stored file, removing the object if that
+/// fails, and queues its text extraction.
+pub async fn record(
+    state: &AppState,
+    note_id: Uuid,
+    attachment_id: Uuid,
+    key: String,
+    received: Received,
+) -> ApiResult<Attachment> {
+    let stored = StoredAttachment {
+        attachment: Attachment {
+            id: attachment_id,
+            note_id,
+            filename: received.filename,
+            content_type: received.content_type,
+            size: received.size,
+            sha256: received.sha256,
             created_at: timestamp::now(),
         },
         storage_key: key.clone(),
@@ -188,11 +188,7 @@ pub async fn upload(
             tracing::error!(error = %e, attachment = %attachment_id, "could not queue text extraction");
         }
     }
-    let location =
-        HeaderValue::from_str(&format!("/api/v1/attachments/{attachment_id}")).expect("uuid path");
-    let mut res = (StatusCode::CREATED, Json(attachment)).into_response();
-    res.headers_mut().insert(header::LOCATION, location);
-    Ok(res)
+    Ok(attachment)
 }
 
 /// Streams to storage; returns (size, sha256). Text extraction happens

@@ -37,6 +37,7 @@ const READ_BUFFER: usize = 256 * 1024;
         description = "NDJSON (one note per line) or a JSON array of notes. Notes with an `external_id` are upserted."),
     responses((status = 200, body = IngestReport),
               (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 400, body = Problem, description = "Some line (or the array) is not JSON: every bad line, as `errors[].line`; nothing was written"),
               (status = 422, body = Problem, description = "Every bad line, as `errors[].line`; nothing was written")),
     security(("bearer" = ["write"])))]
 pub async fn ingest(
@@ -93,21 +94,32 @@ pub async fn ingest(
                 "the request body could not be read to its end",
             ));
         }
-        Err(BatchError::Invalid { errors, total }) => {
+        Err(BatchError::Invalid {
+            errors,
+            total,
+            malformed,
+        }) => {
             let detail = format!(
-                "{total} problem(s) in the batch{}; nothing was written",
+                "{total} problem(s) in the batch{}{}; nothing was written",
+                if malformed {
+                    ", some of it not JSON"
+                } else {
+                    ""
+                },
                 if total > errors.len() {
                     format!(", the first {} listed", errors.len())
                 } else {
                     String::new()
                 }
             );
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation-error",
-                detail,
-            )
-            .with_errors(errors));
+            // The contract: text that is not JSON is 400, JSON of the
+            // wrong shape 422; both name every bad line.
+            let (status, slug) = if malformed {
+                (StatusCode::BAD_REQUEST, "malformed-request")
+            } else {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation-error")
+            };
+            return Err(ApiError::new(status, slug, detail).with_errors(errors));
         }
     };
     let received = batch.notes.len() as u64;

@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod keys;
 pub mod middleware;
+pub mod multipart;
 pub mod notes;
 pub mod openapi;
 pub mod ops;

@@ -574,3 +574,151 @@ async fn a_notes_attachments_are_listed_a_page_at_a_time() {
         assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
 }
+
+/// How an upload reaches the server in the matrix below.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Raw,
+    /// multipart/form-data; `after_fields` puts other fields before the file.
+    Multipart {
+        after_fields: bool,
+    },
+}
+
+/// Sends `data` as `shape`, with a `Content-Length` or chunked.
+async fn upload_as(
+    app: &TestApp,
+    note: &str,
+    data: &[u8],
+    shape: Shape,
+    with_length: bool,
+) -> reqwest::Response {
+    let path = format!("/api/v1/notes/{note}/attachments");
+    // Chunked bodies arrive in uneven pieces, as from a socket.
+    let chunked = |data: Vec<u8>| {
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> = data
+            .chunks(37 * 1024 + 11)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
+        reqwest::Body::wrap_stream(futures::stream::iter(pieces))
+    };
+    match shape {
+        Shape::Raw => {
+            let body = if with_length {
+                reqwest::Body::from(data.to_vec())
+            } else {
+                chunked(data.to_vec())
+            };
+            app.request(Method::POST, &path)
+                .query(&[("filename", "matrix.bin")])
+                .header("content-type", "application/octet-stream")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+        Shape::Multipart { after_fields } => {
+            let part = if with_length {
+                multipart::Part::bytes(data.to_vec())
+            } else {
+                multipart::Part::stream(chunked(data.to_vec()))
+            };
+            let mut form = multipart::Form::new();
+            if after_fields {
+                form = form
+                    .text("title", "a field before the file")
+                    .text("notes", "x".repeat(10_000));
+            }
+            let form = form.part(
+                "file",
+                part.file_name("matrix.bin")
+                    .mime_str("application/octet-stream")
+                    .unwrap(),
+            );
+            app.request(Method::POST, &path)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+        }
+    }
+}
+
+/// The everyday path at the sizes people use: every size, as multipart
+/// (file first or after other fields) and as a raw body, with and without
+/// `Content-Length`, answers 201 and downloads byte for byte, with the
+/// sha256 as its ETag; one byte over the limit is 413 and leaves nothing.
+#[tokio::test]
+async fn uploads_of_every_size_and_shape_round_trip() {
+    const LIMIT: u64 = 12 * 1024 * 1024 + 7;
+    let app = TestApp::spawn_with(|c| c.max_upload_bytes = LIMIT).await;
+    let note = note(&app).await;
+    let sizes = [
+        0,
+        1,
+        64 * 1024 - 1,
+        64 * 1024,
+        64 * 1024 + 1,
+        1024 * 1024,
+        10 * 1024 * 1024,
+        LIMIT as usize,
+    ];
+    let shapes = [
+        Shape::Raw,
+        Shape::Multipart {
+            after_fields: false,
+        },
+        Shape::Multipart { after_fields: true },
+    ];
+    let mut uploaded = 0;
+    for size in sizes {
+        let data = bytes(size);
+        let sha = hex::encode(Sha256::digest(&data));
+        for shape in shapes {
+            for with_length in [true, false] {
+                let case = format!("{size} B, {shape:?}, content-length: {with_length}");
+                let res = upload_as(&app, &note, &data, shape, with_length).await;
+                let status = res.status();
+                let body = res.text().await.unwrap();
+                assert_eq!(status, StatusCode::CREATED, "{case}: {body}");
+                let meta: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(meta["size"], size, "{case}");
+                assert_eq!(meta["sha256"], sha, "{case}");
+                assert_eq!(meta["filename"], "matrix.bin", "{case}");
+                let res = app
+                    .get(&format!(
+                        "/api/v1/attachments/{}/content",
+                        meta["id"].as_str().unwrap()
+                    ))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::OK, "{case}");
+                assert_eq!(
+                    res.headers()["etag"],
+                    format!("\"{sha}\"").as_str(),
+                    "{case}"
+                );
+                let got = res.bytes().await.unwrap();
+                assert!(got.as_ref() == data.as_slice(), "{case}: bytes differ");
+                uploaded += 1;
+            }
+        }
+    }
+    let over = bytes(LIMIT as usize + 1);
+    for shape in shapes {
+        for with_length in [true, false] {
+            let res = upload_as(&app, &note, &over, shape, with_length).await;
+            assert_problem(res, StatusCode::PAYLOAD_TOO_LARGE).await;
+        }
+    }
+    let (_, list) = app
+        .get_json(&format!("/api/v1/notes/{note}/attachments?limit=1000"))
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), uploaded);
+    assert_eq!(
+        app.db.stored_objects(),
+        uploaded,
+        "a refused upload left an object behind"
+    );
+}

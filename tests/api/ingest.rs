@@ -104,7 +104,8 @@ async fn bad_utf8_wrong_types_and_garbage_lines_are_all_reported() {
     let mut body = b"{\"title\":\"ok\"}\n{\"title\":\"bad \xff\xfe utf8\"}\n{\"title\":[1]}\nnot json at all\n".to_vec();
     body.extend_from_slice(b"{\"title\":\"ok2\"}\n\xc3\x28\n");
     let res = app.ingest_ndjson(body).await;
-    let p = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // Lines that are not JSON make it a 400; every bad line is still named.
+    let p = assert_problem(res, StatusCode::BAD_REQUEST).await;
     let lines: Vec<u64> = p["errors"]
         .as_array()
         .unwrap()
@@ -186,7 +187,7 @@ async fn wrong_media_type_and_bad_array() {
         .send()
         .await
         .unwrap();
-    let p = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let p = assert_problem(res, StatusCode::BAD_REQUEST).await;
     assert_eq!(p["errors"][0]["line"], 2);
     assert_eq!(app.count_notes().await, 0);
 }
@@ -217,5 +218,79 @@ async fn a_body_cut_off_midway_writes_nothing() {
         assert!(res.status().is_client_error());
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.count_notes().await, 0);
+}
+
+/// The contract's split, for both formats: text that is not JSON is 400
+/// and JSON of the wrong shape 422, each naming its line, and neither
+/// writes anything.
+#[tokio::test]
+async fn a_malformed_batch_is_400_and_a_bad_value_422_with_nothing_written() {
+    let app = TestApp::spawn().await;
+    let cases: &[(&str, &str, StatusCode, u64, &str)] = &[
+        (
+            "application/json",
+            "[{\"title\":\"a\"},{\"title\":\"b\"",
+            StatusCode::BAD_REQUEST,
+            2,
+            "",
+        ),
+        (
+            "application/json",
+            "[{\"title\":\"a\"} {\"title\":\"b\"}]",
+            StatusCode::BAD_REQUEST,
+            2,
+            "",
+        ),
+        (
+            "application/json",
+            "[{\"title\":\"a\"},{\"title\":5}]",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            2,
+            "title",
+        ),
+        (
+            "application/json",
+            "[{\"title\":\"a\"},{\"title\":\"b\",\"tags\":\"x\"}]",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            2,
+            "tags",
+        ),
+        (
+            "application/x-ndjson",
+            "{\"title\":\"a\"}\n{\"title\":\"b\"\n",
+            StatusCode::BAD_REQUEST,
+            2,
+            "",
+        ),
+        (
+            "application/x-ndjson",
+            "{\"title\":\"a\"}\n{\"title\":\"b\",\"tags\":[1]}\n",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            2,
+            "tags",
+        ),
+    ];
+    for (ct, body, status, line, field) in cases {
+        let res = app
+            .request(Method::POST, "/api/v1/ingest")
+            .header("content-type", *ct)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let p = assert_problem(res, *status).await;
+        assert_eq!(p["errors"][0]["line"], *line, "{body}: {p}");
+        assert!(
+            p["errors"][0]["field"].as_str().unwrap().starts_with(field),
+            "{body}: {p}"
+        );
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("nothing was written")
+        );
+    }
     assert_eq!(app.count_notes().await, 0);
 }
