@@ -30,6 +30,8 @@ ensure_rust() {
   if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add rustfmt clippy
   fi
+  # The CLI tests upload files with curl -F, as a user does.
+  command -v curl >/dev/null || apt_install curl ca-certificates
 }
 
 # A PostgreSQL server on 127.0.0.1:5432 that accepts postgres/postgres.
