@@ -200,6 +200,11 @@ pub struct Config {
     /// Largest accepted ingest body in bytes.
     #[arg(long, env = "NOTES_MAX_INGEST_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_ingest_bytes: u64,
+    /// Most notes one ingest batch may hold (413 past it). A batch is held
+    /// in memory until it is written, at about 1.5 KiB a note however
+    /// small the note: bytes alone do not bound it.
+    #[arg(long, env = "NOTES_MAX_INGEST_NOTES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_ingest_notes: u64,
 
     /// Seconds a request may take before it is answered 503.
     #[arg(long, env = "NOTES_REQUEST_TIMEOUT", default_value_t = 30)]
@@ -236,10 +241,25 @@ pub struct Config {
     /// batch peaks near 200 MiB); more wait a second, then get 503.
     #[arg(long, env = "NOTES_MAX_INGESTS", default_value_t = 1)]
     pub max_ingests: usize,
-    /// Note writes, listings, searches, uploads and job submissions run at
-    /// once; more wait a second, then get 503.
+    /// Note writes, listings, searches and job submissions run at once;
+    /// more wait a second, then get 503. A JSON body is read before its
+    /// request takes a slot, so a slow client holds none.
     #[arg(long, env = "NOTES_MAX_HEAVY_REQUESTS", default_value_t = 8)]
     pub max_heavy_requests: usize,
+    /// Attachment uploads streaming at once (each holds up to about
+    /// 20 MiB of parts in flight); more wait a second, then get 503.
+    #[arg(long, env = "NOTES_MAX_UPLOADS", default_value_t = 8)]
+    pub max_uploads: usize,
+    /// Uploads and ingests one client (an API key, else an address) may
+    /// run at once; more are 429. Keeps one client from holding every
+    /// upload slot.
+    #[arg(long, env = "NOTES_MAX_UPLOADS_PER_CLIENT", default_value_t = 2)]
+    pub max_uploads_per_client: usize,
+    /// Slowest an upload or ingest body may arrive, in bytes per second
+    /// over any 10 s while the server waits for it (408 below it); 0 turns
+    /// the check off.
+    #[arg(long, env = "NOTES_MIN_BODY_RATE", default_value_t = 1024)]
+    pub min_body_rate: u64,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "NOTES_SHUTDOWN_TIMEOUT", default_value_t = 25)]
     pub shutdown_timeout: u64,

@@ -130,6 +130,7 @@ async fn fill<R: BufRead>(mut input: R, partial: &Path, from: &Path) -> Result<u
                     e
                 }));
             }
+            Err(BatchError::TooMany { .. }) => unreachable!("read without a note limit"),
             Err(BatchError::Io(source)) => {
                 return Err(PackError::Io {
                     path: from.to_owned(),

@@ -15,6 +15,7 @@
 //! - `http` is the thin HTTP edge; `server` wires a process together and
 //!   `cli` is the command line.
 
+pub mod alloc;
 pub mod backup;
 pub mod blobs;
 pub mod cli;

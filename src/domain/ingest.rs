@@ -49,6 +49,9 @@ pub enum BatchError {
     },
     /// The reader failed (the body stream broke or went over its limit).
     Io(std::io::Error),
+    /// More notes than a batch may hold; reading stopped at the first one
+    /// past the limit.
+    TooMany { limit: usize },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -70,6 +73,10 @@ pub struct IngestReport {
 /// Collects notes and problems line by line.
 #[derive(Default)]
 struct Collector {
+    /// Notes (lines or elements, good or bad) a batch may hold: what a
+    /// batch costs grows with the count, not only the bytes.
+    max_notes: usize,
+    seen: usize,
     notes: Vec<NoteInput>,
     errors: Vec<FieldError>,
     total_errors: usize,
@@ -112,6 +119,10 @@ impl Collector {
 
     /// One line or element: straight into a draft, never into a tree.
     fn parse(&mut self, line: usize, bytes: &[u8]) {
+        self.seen += 1;
+        if self.too_many() {
+            return;
+        }
         let mut de = serde_json::Deserializer::from_slice(bytes);
         match serde_path_to_error::deserialize::<_, NoteDraft>(&mut de) {
             Ok(draft) => match de.end() {
@@ -123,6 +134,10 @@ impl Collector {
             }
             Err(e) => self.error(json_field_error(&e).at_line(line)),
         }
+    }
+
+    fn too_many(&self) -> bool {
+        self.seen > self.max_notes
     }
 
     fn syntax_error(&mut self, err: FieldError) {
@@ -141,7 +156,11 @@ impl Collector {
     }
 
     fn finish(self) -> Result<Batch, BatchError> {
-        if self.total_errors == 0 {
+        if self.too_many() {
+            Err(BatchError::TooMany {
+                limit: self.max_notes,
+            })
+        } else if self.total_errors == 0 {
             Ok(Batch { notes: self.notes })
         } else {
             Err(BatchError::Invalid {
@@ -154,14 +173,27 @@ impl Collector {
 }
 
 pub fn read_batch<R: BufRead>(reader: R, format: Format) -> Result<Batch, BatchError> {
+    read_batch_of_at_most(reader, format, usize::MAX)
+}
+
+/// As [`read_batch`], refusing a batch of more than `max_notes` notes
+/// as soon as the one past the limit is read.
+pub fn read_batch_of_at_most<R: BufRead>(
+    reader: R,
+    format: Format,
+    max_notes: usize,
+) -> Result<Batch, BatchError> {
+    let c = Collector {
+        max_notes,
+        ..Collector::default()
+    };
     match format {
-        Format::Ndjson => read_ndjson(reader),
-        Format::JsonArray => read_array(reader),
+        Format::Ndjson => read_ndjson(reader, c),
+        Format::JsonArray => read_array(reader, c),
     }
 }
 
-fn read_ndjson<R: BufRead>(mut reader: R) -> Result<Batch, BatchError> {
-    let mut c = Collector::default();
+fn read_ndjson<R: BufRead>(mut reader: R, mut c: Collector) -> Result<Batch, BatchError> {
     let mut buf = Vec::new();
     let mut line = 0;
     loop {
@@ -185,6 +217,9 @@ fn read_ndjson<R: BufRead>(mut reader: R) -> Result<Batch, BatchError> {
         let bytes = buf.trim_ascii();
         if !bytes.is_empty() {
             c.parse(line, bytes);
+            if c.too_many() {
+                break;
+            }
         }
     }
     c.finish()
@@ -210,8 +245,7 @@ pub fn skip_line<R: BufRead>(reader: &mut R) -> std::io::Result<()> {
     }
 }
 
-fn read_array<R: Read>(reader: R) -> Result<Batch, BatchError> {
-    let mut c = Collector::default();
+fn read_array<R: Read>(reader: R, mut c: Collector) -> Result<Batch, BatchError> {
     let left = Cell::new(ELEMENT_BUDGET);
     let mut de = serde_json::Deserializer::from_reader(Budgeted {
         inner: reader,
@@ -225,7 +259,9 @@ fn read_array<R: Read>(reader: R) -> Result<Batch, BatchError> {
         },
     )
     .and_then(|()| de.end());
-    if let Err(e) = outcome {
+    if let Err(e) = outcome
+        && !c.too_many()
+    {
         // A syntax error stops the parser; say where, counting elements.
         let element = c.notes.len() + c.total_errors + 1;
         if e.is_io() && left.get() == 0 {
@@ -300,6 +336,9 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
             };
             line += 1;
             self.collector.parse(line, raw.get().as_bytes());
+            if self.collector.too_many() {
+                return Err(<A::Error as de::Error>::custom("too many notes"));
+            }
         }
         Ok(())
     }
@@ -351,6 +390,37 @@ mod tests {
         assert!(malformed(array("[{\"title\":\"a\"},]")));
         assert!(!malformed(array("{\"title\":\"not an array\"}")));
         assert!(!malformed(array("[{\"title\":5}]")));
+    }
+
+    #[test]
+    fn a_batch_past_its_note_limit_is_refused_without_reading_on() {
+        let ndjson: String = (0..1000)
+            .map(|i| format!("{{\"title\":\"t{i}\"}}\n"))
+            .collect();
+        for format in [Format::Ndjson, Format::JsonArray] {
+            let body = match format {
+                Format::Ndjson => ndjson.clone(),
+                Format::JsonArray => format!("[{}]", ndjson.trim_end().replace('\n', ",")),
+            };
+            assert_eq!(
+                read_batch_of_at_most(body.as_bytes(), format, 1000)
+                    .unwrap()
+                    .notes
+                    .len(),
+                1000
+            );
+            assert!(matches!(
+                read_batch_of_at_most(body.as_bytes(), format, 999),
+                Err(BatchError::TooMany { limit: 999 })
+            ));
+            // Stops at the note past the limit: what follows is never read,
+            // so garbage there changes nothing.
+            let cut = format!("{}garbage", &body[..body.len() / 2]);
+            assert!(matches!(
+                read_batch_of_at_most(cut.as_bytes(), format, 10),
+                Err(BatchError::TooMany { limit: 10 })
+            ));
+        }
     }
 
     #[test]

@@ -3,7 +3,13 @@
 //! connections, and bounded per-connection buffers. Without them a client
 //! that opens sockets and dribbles a byte at a time holds the server.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -64,11 +70,9 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let builder = builder(&limits);
+    let silent = Silent::default();
+    let mut next_id: u64 = 0;
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            () = stop.cancelled() => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -79,24 +83,57 @@ pub async fn serve(
             },
             () = stop.cancelled() => break,
         };
+        // At the cap, a connection that has not sent a byte yet gives its
+        // slot to the one just accepted: sockets opened and left silent
+        // must not keep clients that talk waiting. Otherwise the new one
+        // waits (and the rest wait in the listen backlog).
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                silent.evict_oldest();
+                tokio::select! {
+                    p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                    () = stop.cancelled() => break,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let mut stream = TimeoutStream::new(stream);
-        stream.set_read_timeout(Some(limits.idle_timeout));
-        stream.set_write_timeout(Some(limits.idle_timeout));
-        let io = TokioIo::new(Box::pin(stream));
-        let routes = routes.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            routes.router().oneshot(req)
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        next_id += 1;
+        let (id, evicted) = (next_id, silent.register(next_id));
+        let (silent, routes, builder, watcher) = (
+            silent.clone(),
+            routes.clone(),
+            builder.clone(),
+            graceful.watcher(),
+        );
         tokio::spawn(async move {
+            // hyper's header timeout starts only once it has read the
+            // first bytes (to tell HTTP/1 from HTTP/2), so the first byte
+            // gets the same deadline here.
+            let mut first_byte = [0u8; 1];
+            let spoke = tokio::select! {
+                first = tokio::time::timeout(limits.header_timeout, stream.peek(&mut first_byte)) => {
+                    matches!(first, Ok(Ok(n)) if n > 0)
+                }
+                () = evicted.cancelled() => false,
+            };
+            silent.forget(id);
+            if !spoke {
+                drop(permit);
+                return;
+            }
+            let mut stream = TimeoutStream::new(stream);
+            stream.set_read_timeout(Some(limits.idle_timeout));
+            stream.set_write_timeout(Some(limits.idle_timeout));
+            let io = TokioIo::new(Box::pin(stream));
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                routes.router().oneshot(req)
+            });
+            let conn = builder.serve_connection_with_upgrades(io, service);
             // A client that goes away or times out ends its connection; that
             // is not the server's error.
-            if let Err(e) = conn.await {
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection closed with an error");
             }
             drop(permit);
@@ -122,6 +159,32 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(limits.header_timeout)
         .keep_alive_timeout(limits.idle_timeout);
     builder
+}
+
+/// Connections accepted that have not sent their first byte, oldest first,
+/// each with the token that closes it.
+#[derive(Clone, Default)]
+struct Silent(Arc<Mutex<BTreeMap<u64, CancellationToken>>>);
+
+impl Silent {
+    fn register(&self, id: u64) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.0
+            .lock()
+            .expect("never poisoned")
+            .insert(id, token.clone());
+        token
+    }
+
+    fn forget(&self, id: u64) {
+        self.0.lock().expect("never poisoned").remove(&id);
+    }
+
+    fn evict_oldest(&self) {
+        if let Some((_, token)) = self.0.lock().expect("never poisoned").pop_first() {
+            token.cancel();
+        }
+    }
 }
 
 /// Running out of file descriptors must not spin the accept loop; a

@@ -24,12 +24,14 @@ use super::{
     state::AppState,
 };
 use crate::{
-    domain::ingest::{BatchError, Format, IngestReport, read_batch},
+    domain::ingest::{BatchError, Format, IngestReport, read_batch_of_at_most},
     http::error::{ApiError, ApiResult, Problem},
     search::elapsed_ms,
 };
 
 const READ_BUFFER: usize = 256 * 1024;
+/// Batches this large free enough to be worth a `malloc_trim`.
+const TRIM_AFTER_NOTES: u64 = 1000;
 
 /// Ingest a batch of notes (NDJSON or a JSON array), all or nothing.
 #[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest",
@@ -74,10 +76,12 @@ pub async fn ingest(
 
     let too_large = Arc::new(AtomicBool::new(false));
     let reader = limited_reader(body, limit, too_large.clone());
+    let max_notes = usize::try_from(state.config().max_ingest_notes).unwrap_or(usize::MAX);
     let batch = tokio::task::spawn_blocking(move || {
-        read_batch(
+        read_batch_of_at_most(
             BufReader::with_capacity(READ_BUFFER, SyncIoBridge::new(reader)),
             format,
+            max_notes,
         )
     })
     .await
@@ -87,6 +91,16 @@ pub async fn ingest(
         Ok(batch) => batch,
         Err(_) if too_large.load(Ordering::SeqCst) => {
             return Err(ApiError::payload_too_large(limit));
+        }
+        Err(BatchError::TooMany { limit }) => {
+            let _ = tokio::task::spawn_blocking(crate::alloc::release_freed).await;
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                format!(
+                    "a batch may hold at most {limit} notes (NOTES_MAX_INGEST_NOTES); send it in parts"
+                ),
+            ));
         }
         Err(BatchError::Io(e)) => {
             tracing::info!(error = %e, "ingest body could not be read");
@@ -123,7 +137,13 @@ pub async fn ingest(
         }
     };
     let received = batch.notes.len() as u64;
-    let counts = state.store().ingest(batch.notes).await?;
+    let counts = state.store().ingest(batch.notes).await;
+    if received >= TRIM_AFTER_NOTES {
+        // The batch is freed by now; give its memory back rather than
+        // keep the peak for good.
+        let _ = tokio::task::spawn_blocking(crate::alloc::release_freed).await;
+    }
+    let counts = counts?;
     state.searchable().await;
     metrics::counter!("notes_ingested_total").increment(received);
     Ok(Json(IngestReport {

@@ -210,7 +210,6 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
 pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // MatchedPath is an Arc: cloning it costs no allocation per request.
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
     let route = route.as_ref().map(MatchedPath::as_str).unwrap_or_default();
-    state.slots().run(&method, route, next.run(req)).await
+    state.slots().run(route, req, |req| next.run(req)).await
 }

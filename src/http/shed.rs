@@ -1,27 +1,62 @@
-//! Load shedding: the routes whose work or memory grows with the request
-//! run in a bounded number of slots. A request that finds none free within
-//! [`WAIT`] is answered 503 with `Retry-After`, so a burst costs latency and
-//! then refusals, never the pod's memory.
+//! Load shedding and fair shares: the routes whose work or memory grows
+//! with the request run in a bounded number of slots. A request that finds
+//! none free within [`WAIT`] is answered 503 with `Retry-After`, so a burst
+//! costs latency and then refusals, never the pod's memory.
+//!
+//! A slot is for work, not for waiting on a client: a heavy request's JSON
+//! body is read before it takes a slot (under a byte budget shared by all
+//! such reads), uploads and ingests stream in pools of their own, one
+//! client may hold only a share of those, and a body that arrives slower
+//! than `NOTES_MIN_BODY_RATE` is cut off with 408.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    hash::BuildHasher,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
+    body::{Body, BodyDataStream, Bytes},
+    extract::Request,
     http::{HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use tokio::sync::Semaphore;
+use futures::{Stream, StreamExt};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::{Instant, Sleep},
+};
 
-use super::error::ApiError;
-use crate::config::Config;
+use super::{error::ApiError, rate_limit::ClientAddr};
+use crate::{config::Config, domain::note::MAX_NOTE_JSON_BYTES};
 
 /// How long a request may wait for a slot before it is shed.
 const WAIT: Duration = Duration::from_secs(1);
+/// Bytes of JSON bodies read ahead of their heavy slot, all requests
+/// together.
+const READ_AHEAD_BUDGET: usize = 32 * 1024 * 1024;
+/// The window over which a streamed body's rate is measured.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 pub struct Slots {
     /// Bulk ingest: holds a whole batch in memory while it validates.
     ingest: Arc<Semaphore>,
-    /// Single-note writes, listing, search, uploads, job creation.
+    /// Single-note writes, listing, search, job creation.
     heavy: Arc<Semaphore>,
+    /// Attachment uploads: each streams with a few object parts in flight.
+    uploads: Arc<Semaphore>,
+    read_ahead: Arc<Semaphore>,
+    /// Uploads and ingests each client runs now.
+    streaming: Arc<Mutex<HashMap<u64, usize>>>,
+    per_client: usize,
+    min_body_rate: u64,
+    hasher: std::hash::RandomState,
 }
 
 impl Slots {
@@ -29,6 +64,12 @@ impl Slots {
         Self {
             ingest: Arc::new(Semaphore::new(config.max_ingests.max(1))),
             heavy: Arc::new(Semaphore::new(config.max_heavy_requests.max(1))),
+            uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
+            read_ahead: Arc::new(Semaphore::new(READ_AHEAD_BUDGET)),
+            streaming: Arc::default(),
+            per_client: config.max_uploads_per_client.max(1),
+            min_body_rate: config.min_body_rate,
+            hasher: std::hash::RandomState::new(),
         }
     }
 }
@@ -36,6 +77,7 @@ impl Slots {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
     Ingest,
+    Upload,
     Heavy,
     Light,
 }
@@ -43,26 +85,59 @@ enum Class {
 fn class(method: &Method, route: &str) -> Class {
     match (method.as_str(), route) {
         ("POST", "/api/v1/ingest") => Class::Ingest,
+        ("POST", "/api/v1/notes/{id}/attachments") => Class::Upload,
         ("GET" | "POST", "/api/v1/notes")
         | ("PATCH", "/api/v1/notes/{id}")
         | ("GET", "/api/v1/search")
-        | ("POST", "/api/v1/notes/{id}/attachments")
         | ("POST", "/api/v1/jobs") => Class::Heavy,
         _ => Class::Light,
     }
 }
 
 impl Slots {
-    /// Runs `work` in a slot of the pool its route belongs to, or sheds it.
-    pub async fn run<F>(&self, method: &Method, route: &str, work: F) -> Response
+    /// Runs `req` through `next` in a slot of the pool its route belongs
+    /// to, or sheds it.
+    pub async fn run<F, Fut>(&self, route: &str, req: Request, next: F) -> Response
     where
-        F: Future<Output = Response>,
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Response>,
     {
-        let pool = match class(method, route) {
-            Class::Ingest => &self.ingest,
-            Class::Heavy => &self.heavy,
-            Class::Light => return work.await,
-        };
+        match class(req.method(), route) {
+            Class::Light => next(req).await,
+            Class::Heavy => {
+                let (req, _budget) = match self.read_ahead(req).await {
+                    Ok(read) => read,
+                    Err(e) => return e.into_response(),
+                };
+                self.in_slot(&self.heavy, route, next(req)).await
+            }
+            class @ (Class::Ingest | Class::Upload) => {
+                let Some(_share) = self.share(&req) else {
+                    return too_many_streams(self.per_client).into_response();
+                };
+                let (req, slow) = self.metered(req);
+                let pool = if class == Class::Ingest {
+                    &self.ingest
+                } else {
+                    &self.uploads
+                };
+                let res = self.in_slot(pool, route, next(req)).await;
+                if slow.load(Ordering::Relaxed) {
+                    metrics::counter!("http_slow_bodies_total", "route" => route.to_owned())
+                        .increment(1);
+                    return too_slow(self.min_body_rate).into_response();
+                }
+                res
+            }
+        }
+    }
+
+    async fn in_slot(
+        &self,
+        pool: &Arc<Semaphore>,
+        route: &str,
+        work: impl Future<Output = Response>,
+    ) -> Response {
         match tokio::time::timeout(WAIT, pool.clone().acquire_owned()).await {
             Ok(Ok(_slot)) => work.await,
             _ => {
@@ -70,6 +145,137 @@ impl Slots {
                 overloaded().into_response()
             }
         }
+    }
+
+    /// Reads a JSON body whole before its request takes a slot, holding
+    /// its bytes' worth of the shared read-ahead budget until the response.
+    async fn read_ahead(
+        &self,
+        req: Request,
+    ) -> Result<(Request, Option<OwnedSemaphorePermit>), ApiError> {
+        if !matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT) {
+            return Ok((req, None));
+        }
+        let (parts, body) = req.into_parts();
+        let mut data = body.into_data_stream();
+        let mut bytes = Vec::new();
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        while let Some(chunk) = data.next().await {
+            // A body that breaks is the handler's to report, as before.
+            let Ok(chunk) = chunk else {
+                return Ok((Request::from_parts(parts, Body::empty()), held));
+            };
+            if bytes.len() + chunk.len() > MAX_NOTE_JSON_BYTES {
+                return Err(ApiError::payload_too_large(MAX_NOTE_JSON_BYTES as u64));
+            }
+            let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            let permit = tokio::time::timeout(WAIT, self.read_ahead.clone().acquire_many_owned(n))
+                .await
+                .map_err(|_| overloaded())?
+                .map_err(|_| overloaded())?;
+            match held.as_mut() {
+                Some(h) => h.merge(permit),
+                None => held = Some(permit),
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((Request::from_parts(parts, Body::from(bytes)), held))
+    }
+
+    /// One of the client's shares of the streaming pools, or `None` when
+    /// it holds all it may.
+    fn share(&self, req: &Request) -> Option<Share> {
+        // The key as sent, unchecked: a made-up one fails its check before
+        // the body is read, so it cannot hold a share for long.
+        let client = match req.headers().get(header::AUTHORIZATION) {
+            Some(auth) => self.hasher.hash_one(auth.as_bytes()),
+            None => self
+                .hasher
+                .hash_one(req.extensions().get::<ClientAddr>().map(|a| a.0)),
+        };
+        let mut streaming = self.streaming.lock().expect("never poisoned");
+        let held = streaming.entry(client).or_default();
+        if *held >= self.per_client {
+            return None;
+        }
+        *held += 1;
+        Some(Share {
+            streaming: self.streaming.clone(),
+            client,
+        })
+    }
+
+    /// The request with its body held to the minimum rate; the flag says
+    /// the body was cut off for it.
+    fn metered(&self, req: Request) -> (Request, Arc<AtomicBool>) {
+        let slow = Arc::new(AtomicBool::new(false));
+        if self.min_body_rate == 0 {
+            return (req, slow);
+        }
+        let (parts, body) = req.into_parts();
+        let body = Body::from_stream(MinRate {
+            inner: body.into_data_stream(),
+            min_per_window: self.min_body_rate.saturating_mul(RATE_WINDOW.as_secs()),
+            got: 0,
+            window_end: Box::pin(tokio::time::sleep(RATE_WINDOW)),
+            waiting: false,
+            slow: slow.clone(),
+        });
+        (Request::from_parts(parts, body), slow)
+    }
+}
+
+struct Share {
+    streaming: Arc<Mutex<HashMap<u64, usize>>>,
+    client: u64,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut streaming = self.streaming.lock().expect("never poisoned");
+        if let Some(held) = streaming.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                streaming.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// A body that must bring `min_per_window` bytes in every window during
+/// which the server waits for it. A window in which the server did not
+/// read (storage was slow) is not held against the client.
+struct MinRate {
+    inner: BodyDataStream,
+    min_per_window: u64,
+    got: u64,
+    window_end: Pin<Box<Sleep>>,
+    /// The last read found nothing from the client.
+    waiting: bool,
+    slow: Arc<AtomicBool>,
+}
+
+impl Stream for MinRate {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        while self.window_end.as_mut().poll(cx).is_ready() {
+            if self.waiting && self.got < self.min_per_window {
+                self.slow.store(true, Ordering::Relaxed);
+                return Poll::Ready(Some(Err(axum::Error::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the request body arrived too slowly",
+                )))));
+            }
+            self.got = 0;
+            self.window_end.as_mut().reset(Instant::now() + RATE_WINDOW);
+        }
+        let polled = self.inner.poll_next_unpin(cx);
+        self.waiting = polled.is_pending();
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            self.got += chunk.len() as u64;
+        }
+        polled
     }
 }
 
@@ -82,6 +288,28 @@ fn overloaded() -> ApiError {
     .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
 }
 
+fn too_many_streams(per_client: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-requests",
+        format!(
+            "this client already runs {per_client} uploads or ingests, the most it may run at once \
+             (NOTES_MAX_UPLOADS_PER_CLIENT); retry when one has finished"
+        ),
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+}
+
+fn too_slow(rate: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request-timeout",
+        format!(
+            "the request body arrived slower than {rate} bytes a second (NOTES_MIN_BODY_RATE); nothing was kept"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,9 +317,72 @@ mod tests {
     #[test]
     fn only_the_routes_that_grow_with_their_input_take_a_slot() {
         assert_eq!(class(&Method::POST, "/api/v1/ingest"), Class::Ingest);
+        assert_eq!(
+            class(&Method::POST, "/api/v1/notes/{id}/attachments"),
+            Class::Upload
+        );
         assert_eq!(class(&Method::GET, "/api/v1/search"), Class::Heavy);
         assert_eq!(class(&Method::PATCH, "/api/v1/notes/{id}"), Class::Heavy);
         assert_eq!(class(&Method::GET, "/api/v1/notes/{id}"), Class::Light);
         assert_eq!(class(&Method::GET, "/readyz"), Class::Light);
+    }
+
+    fn slots(tweak: impl FnOnce(&mut Config)) -> Slots {
+        let mut config = Config::defaults();
+        tweak(&mut config);
+        Slots::new(&config)
+    }
+
+    fn upload(key: &str) -> Request {
+        Request::post("/api/v1/notes/x/attachments")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    /// With every heavy slot taken, the next heavy request waits a second
+    /// and is shed with 503 + Retry-After.
+    #[tokio::test]
+    async fn heavy_requests_beyond_their_slots_are_shed() {
+        let slots = Arc::new(slots(|c| c.max_heavy_requests = 1));
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let holder = {
+            let slots = slots.clone();
+            tokio::spawn(async move {
+                let req = Request::get("/").body(Body::empty()).unwrap();
+                slots
+                    .run("/api/v1/search", req, |_| async {
+                        let _ = held.await;
+                        StatusCode::OK.into_response()
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        let req = Request::get("/").body(Body::empty()).unwrap();
+        let res = slots
+            .run("/api/v1/search", req, |_| async {
+                StatusCode::OK.into_response()
+            })
+            .await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()["retry-after"], "1");
+        assert!(started.elapsed() >= Duration::from_millis(900));
+        release.send(()).unwrap();
+        assert_eq!(holder.await.unwrap().status(), StatusCode::OK);
+    }
+
+    /// One client may run only its share of uploads; another client, and
+    /// the same client once one has ended, may still start one.
+    #[tokio::test]
+    async fn a_client_holds_at_most_its_share_of_uploads() {
+        let slots = slots(|c| c.max_uploads_per_client = 2);
+        let a1 = slots.share(&upload("a")).expect("first");
+        let _a2 = slots.share(&upload("a")).expect("second");
+        assert!(slots.share(&upload("a")).is_none(), "a third for one key");
+        assert!(slots.share(&upload("b")).is_some(), "another key");
+        drop(a1);
+        assert!(slots.share(&upload("a")).is_some(), "after one ended");
     }
 }

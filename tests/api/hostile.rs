@@ -65,6 +65,55 @@ async fn slow_headers_and_idle_connections_are_closed() {
     );
 }
 
+/// #21 defect 3: a socket that never sends a byte is closed at the header
+/// deadline, not the idle timeout (hyper starts its header clock only once
+/// it has read a byte).
+#[tokio::test]
+async fn a_silent_socket_is_closed_at_the_header_deadline() {
+    let app = TestApp::spawn_with(|c| {
+        c.header_timeout = 1;
+        c.idle_timeout = 60;
+    })
+    .await;
+    let mut sock = TcpStream::connect(addr(&app)).await.unwrap();
+    let (_, closed) = until_closed(&mut sock, Duration::from_secs(10)).await;
+    let closed = closed.expect("a silent socket was held past the header deadline");
+    assert!(closed < Duration::from_secs(3), "{closed:?}");
+}
+
+/// #21 defect 3: 1,030 silent sockets from one client, past the connection
+/// cap, do not keep a client that talks waiting: at the cap, the oldest
+/// socket that has said nothing gives its slot up.
+#[tokio::test]
+async fn silent_sockets_past_the_cap_do_not_delay_healthz() {
+    let app = TestApp::spawn_with(|c| c.max_connections = 1024).await;
+    let mut silent = Vec::new();
+    for _ in 0..1030 {
+        silent.push(TcpStream::connect(addr(&app)).await.unwrap());
+    }
+    // Let the server accept what it will.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let res = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get(format!("{}/healthz", app.base)).send(),
+    )
+    .await
+    .expect("/healthz waited behind silent sockets")
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
 /// Defect 5: a body that stops arriving is cut at NOTES_IDLE_TIMEOUT, long
 /// before the request timeout, and leaves nothing behind.
 #[tokio::test]
@@ -100,8 +149,12 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
     let url = format!("{}/healthz", app.base);
     // Let anything from start-up close first.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let a = TcpStream::connect(addr(&app)).await.unwrap();
-    let b = TcpStream::connect(addr(&app)).await.unwrap();
+    // Two clients that have begun a request hold the two slots (one that
+    // has said nothing would give its slot up).
+    let mut a = TcpStream::connect(addr(&app)).await.unwrap();
+    let mut b = TcpStream::connect(addr(&app)).await.unwrap();
+    a.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    b.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let blocked = tokio::time::timeout(Duration::from_millis(700), client.get(&url).send()).await;
     assert!(
@@ -342,38 +395,126 @@ async fn a_page_of_large_notes_ends_early_with_a_cursor() {
     assert_eq!(seen.len(), 6);
 }
 
-/// Defect 3: with every heavy slot taken, the next heavy request waits a
-/// second and is shed with 503 + Retry-After; light routes still answer.
+/// #21 defect 2: uploads that dribble hold no slot that others need. Eight
+/// uploads from four keys send a little and then nothing: another key's
+/// search and note writes answer at once, and a JSON body that dribbles
+/// does not hold a heavy slot either. A key's third upload at once is
+/// 429, and a dribbling body is cut off with 408 after the rate window,
+/// leaving nothing behind.
 #[tokio::test]
-async fn heavy_requests_beyond_their_slots_are_shed() {
-    let app = TestApp::spawn_with(|c| c.max_heavy_requests = 1).await;
+async fn dribbling_uploads_hold_no_slot_that_others_need() {
+    let app = TestApp::production_with(|c| {
+        c.max_heavy_requests = 1;
+        c.max_uploads = 8;
+    })
+    .await;
     let note = app.create_note(json!({"title": "holder"})).await;
     let id = note["id"].as_str().unwrap().to_owned();
-    // An upload whose body never ends holds the only slot.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-    tx.send(Ok(vec![0u8; 1024])).await.unwrap();
-    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
-    let upload = app
-        .request(Method::POST, &format!("/api/v1/notes/{id}/attachments"))
-        .query(&[("filename", "slow.bin")])
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .send();
-    let upload = tokio::spawn(upload);
+    let mut senders = Vec::new();
+    let mut uploads = Vec::new();
+    for k in 0..4 {
+        let (_, key) = app.key(&["write"]).await;
+        for _ in 0..2 {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+            tx.send(Ok(vec![0u8; 1024])).await.unwrap();
+            senders.push(tx);
+            let upload = app
+                .client
+                .post(format!("{}/api/v1/notes/{id}/attachments", app.base))
+                .bearer_auth(&key)
+                .query(&[("filename", "slow.bin")])
+                .header("content-type", "application/octet-stream")
+                .body(reqwest::Body::wrap_stream(tokio_stream_from(rx)))
+                .send();
+            uploads.push(tokio::spawn(upload));
+        }
+        if k == 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let third = app
+                .client
+                .post(format!("{}/api/v1/notes/{id}/attachments", app.base))
+                .bearer_auth(&key)
+                .query(&[("filename", "third.bin")])
+                .body("x")
+                .send()
+                .await
+                .unwrap();
+            let p = assert_problem(third, StatusCode::TOO_MANY_REQUESTS).await;
+            assert!(
+                p["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("NOTES_MAX_UPLOADS_PER_CLIENT")
+            );
+        }
+    }
+    // A JSON body that dribbles, on the one heavy slot's route.
+    let (json_tx, json_rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    json_tx.send(Ok(b"{\"title\":".to_vec())).await.unwrap();
+    let dribbling_create = tokio::spawn(
+        app.request(Method::POST, "/api/v1/notes")
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(tokio_stream_from(json_rx)))
+            .send(),
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let started = Instant::now();
-    let res = app.post_json("/api/v1/notes", &json!({"title": "t"})).await;
-    assert_eq!(res.headers()["retry-after"], "1");
-    assert_problem(res, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(started.elapsed() >= Duration::from_millis(900));
-    let (status, _) = app.get_json(&format!("/api/v1/notes/{id}")).await;
-    assert_eq!(status, StatusCode::OK, "a light route does not wait");
-    assert!(app.metrics().await.contains("http_shed_total"));
+    let (_, reader) = app.key(&["read", "write"]).await;
+    let other = |m: Method, path: &str| {
+        app.client
+            .request(m, format!("{}{path}", app.base))
+            .bearer_auth(&reader)
+    };
+    for _ in 0..3 {
+        let started = Instant::now();
+        let res = other(Method::GET, "/api/v1/search?q=holder")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = other(Method::POST, "/api/v1/notes")
+            .json(&json!({"title": "meanwhile"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "served in {:?} while uploads dribbled",
+            started.elapsed()
+        );
+    }
 
-    drop(tx);
-    let _ = upload.await;
-    app.create_note(json!({"title": "after"})).await;
+    // The rate window (10 s) passes with 1 KiB sent, below 1 KiB/s: every
+    // dribbling upload is cut off while its client still holds it open.
+    for upload in uploads {
+        let res = tokio::time::timeout(Duration::from_secs(25), upload)
+            .await
+            .expect("a dribbling upload was never cut off")
+            .unwrap();
+        if let Ok(res) = res {
+            let p = assert_problem(res, StatusCode::REQUEST_TIMEOUT).await;
+            assert!(
+                p["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("NOTES_MIN_BODY_RATE")
+            );
+        }
+    }
+    drop(senders);
+    drop(json_tx);
+    let _ = dribbling_create.await;
+    let (_, list) = app
+        .get_json(&format!("/api/v1/notes/{id}/attachments"))
+        .await;
+    assert_eq!(list, json!([]), "a cut-off upload left a record");
+    assert_eq!(
+        app.db.stored_objects(),
+        0,
+        "a cut-off upload left an object"
+    );
+    assert!(app.metrics().await.contains("http_slow_bodies_total"));
 }
 
 fn tokio_stream_from(

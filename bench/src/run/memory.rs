@@ -74,7 +74,12 @@ impl Ctx {
         let spec = self.service_spec(
             &data,
             None,
-            &[("NOTES_MAX_INGEST_BYTES", limit.to_string())],
+            // 64 MiB of the corpus's notes is 68,000 of them, over the
+            // default note limit of a batch.
+            &[
+                ("NOTES_MAX_INGEST_BYTES", limit.to_string()),
+                ("NOTES_MAX_INGEST_NOTES", "1000000".to_owned()),
+            ],
             "service-big",
         );
         let mut server = spec.spawn()?;
