@@ -252,9 +252,10 @@ pub struct Config {
     pub max_uploads: usize,
     /// Uploads and ingests one client (an API key, else an address) may
     /// run at once; more are 429. Keeps one client from holding every
-    /// upload slot.
-    #[arg(long, env = "NOTES_MAX_UPLOADS_PER_CLIENT", default_value_t = 2)]
-    pub max_uploads_per_client: usize,
+    /// upload slot. 0 turns it off. Default: 2 in production, off in
+    /// development (one person, one address), as the rate limit.
+    #[arg(long, env = "NOTES_MAX_UPLOADS_PER_CLIENT")]
+    pub max_uploads_per_client: Option<usize>,
     /// Slowest an upload or ingest body may arrive, in bytes per second
     /// over any 10 s while the server waits for it (408 below it); 0 turns
     /// the check off.
@@ -493,6 +494,14 @@ impl Config {
         } else {
             0
         })
+    }
+    pub fn max_uploads_per_client(&self) -> usize {
+        match self.max_uploads_per_client {
+            Some(0) => usize::MAX,
+            Some(n) => n,
+            None if self.is_production() => 2,
+            None => usize::MAX,
+        }
     }
     pub fn rate_burst(&self) -> u32 {
         self.rate_burst

@@ -67,7 +67,7 @@ impl Slots {
             uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
             read_ahead: Arc::new(Semaphore::new(READ_AHEAD_BUDGET)),
             streaming: Arc::default(),
-            per_client: config.max_uploads_per_client.max(1),
+            per_client: config.max_uploads_per_client(),
             min_body_rate: config.min_body_rate,
             hasher: std::hash::RandomState::new(),
         }
@@ -377,7 +377,7 @@ mod tests {
     /// the same client once one has ended, may still start one.
     #[tokio::test]
     async fn a_client_holds_at_most_its_share_of_uploads() {
-        let slots = slots(|c| c.max_uploads_per_client = 2);
+        let slots = slots(|c| c.max_uploads_per_client = Some(2));
         let a1 = slots.share(&upload("a")).expect("first");
         let _a2 = slots.share(&upload("a")).expect("second");
         assert!(slots.share(&upload("a")).is_none(), "a third for one key");
