@@ -306,10 +306,17 @@ impl Blobs {
     }
 
     /// Streams `key` of this store into `to_key` of `to`; returns what was
-    /// written (size and sha256 computed on the way).
-    pub async fn copy_to(&self, key: &str, to: &Blobs, to_key: &str) -> Result<Written, BlobError> {
+    /// written (size and sha256 computed on the way). Past `limit` bytes the
+    /// copy is aborted (`TooLarge`) and nothing is left at `to_key`.
+    pub async fn copy_to(
+        &self,
+        key: &str,
+        to: &Blobs,
+        to_key: &str,
+        limit: u64,
+    ) -> Result<Written, BlobError> {
         let body = self.get(key, None).await?;
-        to.put_stream(to_key, body, u64::MAX).await
+        to.put_stream(to_key, body, limit).await
     }
 
     /// Deletes an object; one that is already gone is not an error.

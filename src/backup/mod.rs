@@ -8,7 +8,10 @@
 //! SQLite and PostgreSQL, so a restore can also move a deployment from one
 //! backend to the other. No `pg_dump` is needed (the image has none).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -92,16 +95,24 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Every key one this service writes, every checksum a sha256.
+    /// Every key one this service writes, listed once, every checksum a
+    /// sha256.
     fn check(&self) -> Result<(), String> {
+        let mut keys = HashSet::new();
         for ObjectEntry { key, sha256, .. } in &self.objects {
             validate::check_object_key(key)?;
             if !validate::is_sha256(sha256) {
                 return Err(format!("object {key:?} has no valid sha256"));
             }
+            if !keys.insert(key) {
+                return Err(format!("object {key:?} is listed twice"));
+            }
         }
         for key in &self.skipped {
             validate::check_object_key(key)?;
+            if !keys.insert(key) {
+                return Err(format!("object {key:?} is listed twice"));
+            }
         }
         if !validate::is_sha256(&self.records_sha256) {
             return Err("records_sha256 is not a sha256".into());
@@ -185,7 +196,7 @@ pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Manif
     for (key, size, sha256) in attachments {
         match t
             .blobs
-            .copy_to(&key, &dest, &format!("{snapshot}/objects/{key}"))
+            .copy_to(&key, &dest, &format!("{snapshot}/objects/{key}"), u64::MAX)
             .await
         {
             Ok(w) if w.sha256 == sha256 && w.size == size => {
@@ -257,8 +268,12 @@ async fn locate(src: &Blobs) -> Result<String, BackupError> {
 }
 
 /// Brings an empty deployment back from the snapshot at (or newest under)
-/// `from`: objects first, then every record in one transaction, then the
-/// search index. Returns the manifest restored.
+/// `from`. Nothing is written until every record has been checked, against
+/// the API's rules and against the object the manifest lists for it; then
+/// the objects are copied, each checked against its record on the way, and
+/// every record is written in one transaction, after which the search index
+/// rebuilds. A refusal at any step removes the objects already copied and
+/// commits no row. Returns the manifest restored.
 pub async fn restore<'a>(
     target: impl Into<Target<'a>>,
     from: &str,
@@ -266,6 +281,41 @@ pub async fn restore<'a>(
     let t = target.into();
     let src = Blobs::open_url(from, t.config)?;
     let dir = locate(&src).await?;
+    let manifest = read_manifest(&src, &dir).await?;
+    if !t.store.is_empty().await? {
+        return Err(BackupError::NotEmpty);
+    }
+    let snapshot = Snapshot::new(&src, &dir, &manifest, t.config.extract_max_bytes)?;
+    snapshot.read_records(None).await?;
+
+    // Objects before rows, so that no committed row lacks its object. A
+    // process killed in between leaves at worst orphans, which `purge`
+    // reclaims; a refusal removes them itself. A key is listed before its
+    // copy starts: a copy that fails after writing must go too.
+    let mut copied = Vec::new();
+    let written = async {
+        snapshot.copy_objects(t.blobs, &mut copied).await?;
+        snapshot.import(t.store).await
+    }
+    .await;
+    if let Err(e) = written {
+        t.blobs.delete_all(&copied).await;
+        tracing::warn!(error = %e, removed = copied.len(), "restore refused; copied objects removed");
+        return Err(e);
+    }
+    // The import started a new feed generation: every index rebuilds.
+    tracing::info!(
+        from,
+        snapshot = manifest.snapshot,
+        notes = manifest.counts.notes,
+        "restore finished"
+    );
+    Ok(manifest)
+}
+
+/// The snapshot's manifest, size-checked before it is read and checked
+/// whole before it is believed.
+async fn read_manifest(src: &Blobs, dir: &str) -> Result<Manifest, BackupError> {
     let manifest = src
         .get_bytes(&format!("{dir}{MANIFEST}"), validate::MAX_MANIFEST_BYTES)
         .await
@@ -286,59 +336,83 @@ pub async fn restore<'a>(
             manifest.format
         )));
     }
-    if !t.store.is_empty().await? {
-        return Err(BackupError::NotEmpty);
+    Ok(manifest)
+}
+
+/// A snapshot being restored, with what its records are checked against.
+struct Snapshot<'a> {
+    src: &'a Blobs,
+    dir: &'a str,
+    manifest: &'a Manifest,
+    /// The manifest's objects by key: each attachment record must match
+    /// its entry, and each entry must belong to exactly one record.
+    objects: HashMap<&'a str, &'a ObjectEntry>,
+    /// Attachments whose object was deleted during the backup: their
+    /// records are dropped.
+    skipped: HashSet<&'a str>,
+    /// Records to write (skipped attachments left out).
+    expected: u64,
+    extract_max: u64,
+}
+
+type Sink = mpsc::Sender<Result<Record, StoreError>>;
+
+impl<'a> Snapshot<'a> {
+    fn new(
+        src: &'a Blobs,
+        dir: &'a str,
+        manifest: &'a Manifest,
+        extract_max: u64,
+    ) -> Result<Self, BackupError> {
+        let c = &manifest.counts;
+        let expected = c
+            .keys
+            .checked_add(c.notes)
+            .and_then(|n| n.checked_add(c.attachments))
+            .and_then(|n| n.checked_sub(manifest.skipped.len() as u64))
+            .ok_or_else(|| {
+                BackupError::Invalid("manifest.json is invalid: its counts do not add up".into())
+            })?;
+        Ok(Self {
+            src,
+            dir,
+            manifest,
+            objects: manifest
+                .objects
+                .iter()
+                .map(|o| (o.key.as_str(), o))
+                .collect(),
+            skipped: manifest.skipped.iter().map(String::as_str).collect(),
+            expected,
+            extract_max,
+        })
     }
 
-    // Objects before rows: an interrupted restore leaves at worst orphans.
-    for o in &manifest.objects {
-        let w = src
-            .copy_to(&format!("{dir}objects/{}", o.key), t.blobs, &o.key)
+    /// Streams `records.ndjson`, checking every record, the file's sha256
+    /// and its count; with a `sink`, sends each record there as it goes
+    /// (the import commits only once the sink closes without an error).
+    /// Memory: one line, plus a set of the object keys seen so far.
+    async fn read_records(&self, sink: Option<&Sink>) -> Result<(), BackupError> {
+        let max_line = validate::max_record_bytes(self.extract_max);
+        let mut body = self
+            .src
+            .get(&format!("{}{RECORDS}", self.dir), None)
             .await?;
-        if w.sha256 != o.sha256 {
-            return Err(BackupError::Invalid(format!(
-                "object {} in the backup is damaged (sha256 {} instead of {})",
-                o.key, w.sha256, o.sha256
-            )));
-        }
-    }
-
-    let skipped: std::collections::HashSet<&str> =
-        manifest.skipped.iter().map(String::as_str).collect();
-    let (tx, rx) = mpsc::channel(256);
-    let feed_tx = tx.clone();
-    let expected = manifest.counts.keys + manifest.counts.notes + manifest.counts.attachments
-        - manifest.skipped.len() as u64;
-    let records_sha256 = manifest.records_sha256.clone();
-    let extract_max = t.config.extract_max_bytes;
-    let max_line = validate::max_record_bytes(extract_max);
-    let read = async move {
-        let mut body = src.get(&format!("{dir}{RECORDS}"), None).await?;
         let mut hasher = Sha256::new();
+        let mut seen = HashSet::new();
         let mut sent = 0u64;
         let mut buf: Vec<u8> = Vec::new();
         let mut line_no = 0usize;
-        let send = |line: &[u8], line_no: usize| -> Option<Result<Record, StoreError>> {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                return None;
-            }
-            let invalid = |e: &dyn std::fmt::Display| {
-                Some(Err(StoreError::Internal(
-                    format!("{RECORDS} line {line_no} is invalid: {e}").into(),
-                )))
+        let mut take = async |line: &[u8], line_no: usize| -> Result<bool, BackupError> {
+            let Some(record) = self.record(line, line_no, &mut seen)? else {
+                return Ok(true);
             };
-            match serde_json::from_slice::<Record>(line) {
-                Ok(Record::Attachment { storage_key, .. })
-                    if skipped.contains(storage_key.as_str()) =>
-                {
-                    None
-                }
-                Ok(r) => match validate::check_record(&r, extract_max) {
-                    Ok(()) => Some(Ok(r)),
-                    Err(e) => invalid(&e),
-                },
-                Err(e) => invalid(&e),
-            }
+            sent += 1;
+            Ok(match sink {
+                // The import is gone (it failed): its error is the answer.
+                Some(sink) => sink.send(Ok(record)).await.is_ok(),
+                None => true,
+            })
         };
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
@@ -347,71 +421,169 @@ pub async fn restore<'a>(
             let complete = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
             if buf.len() - complete > max_line {
                 // A record that never ends is not buffered until memory does.
-                let item = Err(StoreError::Internal(
-                    format!(
-                        "{RECORDS} line {} is longer than {max_line} bytes",
-                        line_no + 1
-                    )
-                    .into(),
-                ));
-                let _ = tx.send(item).await;
-                return Ok(());
+                return Err(BackupError::Invalid(format!(
+                    "{RECORDS} line {} is longer than {max_line} bytes",
+                    line_no + 1
+                )));
             }
             while let Some(i) = buf.iter().position(|b| *b == b'\n') {
                 line_no += 1;
-                if let Some(item) = send(&buf[..i], line_no) {
-                    let failed = item.is_err();
-                    sent += 1;
-                    if tx.send(item).await.is_err() || failed {
-                        return Ok::<_, BackupError>(());
-                    }
+                if !take(&buf[..i], line_no).await? {
+                    return Ok(());
                 }
                 buf.drain(..=i);
             }
         }
-        if let Some(item) = send(&buf, line_no + 1) {
-            sent += 1;
-            if tx.send(item).await.is_err() {
-                return Ok(());
-            }
+        if !take(&buf, line_no + 1).await? {
+            return Ok(());
         }
         // Checked before the import may commit: a truncated or altered
         // file restores nothing.
         let sha256 = hex::encode(hasher.finalize());
-        if sha256 != records_sha256 {
+        if sha256 != self.manifest.records_sha256 {
             return Err(BackupError::Invalid(format!(
-                "{RECORDS} is damaged (sha256 {sha256}, the manifest says {records_sha256})"
+                "{RECORDS} is damaged (sha256 {sha256}, the manifest says {})",
+                self.manifest.records_sha256
             )));
         }
-        if sent != expected {
+        if sent != self.expected {
             return Err(BackupError::Invalid(format!(
-                "{RECORDS} holds {sent} records where the manifest lists {expected}"
+                "{RECORDS} holds {sent} records where the manifest lists {}",
+                self.expected
+            )));
+        }
+        if let Some(o) = self
+            .manifest
+            .objects
+            .iter()
+            .find(|o| !seen.contains(o.key.as_str()))
+        {
+            return Err(BackupError::Invalid(format!(
+                "{MANIFEST} lists object {}, which no attachment record names",
+                o.key
             )));
         }
         Ok(())
-    };
-    // A read that fails part-way must not let the import commit what it got.
-    let feed = async move {
-        let result = read.await;
-        if let Err(e) = &result {
-            let _ = feed_tx
-                .send(Err(StoreError::Internal(
-                    format!("restore aborted: {e}").into(),
-                )))
-                .await;
+    }
+
+    /// One line as a record to restore: `None` for a blank line or an
+    /// attachment skipped by the backup. An attachment must match the
+    /// object the manifest lists for it, and name it alone: otherwise its
+    /// downloads would be cut short, its ETag false, or its object missing.
+    fn record(
+        &self,
+        line: &[u8],
+        line_no: usize,
+        seen: &mut HashSet<&'a str>,
+    ) -> Result<Option<Record>, BackupError> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
         }
-        result
-    };
-    let (fed, imported) = tokio::join!(feed, t.store.import(rx));
-    fed?;
-    let imported = imported?;
-    debug_assert_eq!(imported, expected);
-    // The import started a new feed generation: every index rebuilds.
-    tracing::info!(
-        from,
-        snapshot = manifest.snapshot,
-        notes = manifest.counts.notes,
-        "restore finished"
-    );
-    Ok(manifest)
+        let invalid = |e: &dyn std::fmt::Display| {
+            BackupError::Invalid(format!("{RECORDS} line {line_no} is invalid: {e}"))
+        };
+        let record = serde_json::from_slice::<Record>(line).map_err(|e| invalid(&e))?;
+        if let Record::Attachment { storage_key, .. } = &record
+            && self.skipped.contains(storage_key.as_str())
+        {
+            return Ok(None);
+        }
+        validate::check_record(&record, self.extract_max).map_err(|e| invalid(&e))?;
+        if let Record::Attachment {
+            attachment: a,
+            storage_key,
+            ..
+        } = &record
+        {
+            let Some((key, o)) = self.objects.get_key_value(storage_key.as_str()) else {
+                return Err(invalid(&format_args!(
+                    "attachment {} has no object in the snapshot ({MANIFEST} lists none at {storage_key})",
+                    a.id
+                )));
+            };
+            if !seen.insert(*key) {
+                return Err(invalid(&format_args!(
+                    "attachment {} is the second record for object {key}",
+                    a.id
+                )));
+            }
+            if a.size != o.size {
+                return Err(invalid(&format_args!(
+                    "attachment {} is recorded as {} bytes, but {MANIFEST} lists its object as {}",
+                    a.id, a.size, o.size
+                )));
+            }
+            if a.sha256 != o.sha256 {
+                return Err(invalid(&format_args!(
+                    "attachment {} is recorded with sha256 {}, but {MANIFEST} lists its object with {}",
+                    a.id, a.sha256, o.sha256
+                )));
+            }
+        }
+        Ok(Some(record))
+    }
+
+    /// Copies every object into `to`, checking its size and sha256 on the
+    /// way (streamed; a copy is cut at the size its record gives). Each key
+    /// is pushed to `copied` before its copy starts.
+    async fn copy_objects(&self, to: &Blobs, copied: &mut Vec<String>) -> Result<(), BackupError> {
+        for o in &self.manifest.objects {
+            // Keys were checked: the last segment is the attachment's id.
+            let id = o.key.rsplit('/').next().unwrap_or_default();
+            let refuse = |why: String| {
+                BackupError::Invalid(format!("attachment {id}: its object {} {why}", o.key))
+            };
+            copied.push(o.key.clone());
+            let from = format!("{}objects/{}", self.dir, o.key);
+            let w = match self.src.copy_to(&from, to, &o.key, o.size).await {
+                Ok(w) => w,
+                Err(BlobError::NotFound) => {
+                    return Err(refuse("is missing from the snapshot".into()));
+                }
+                Err(BlobError::TooLarge { .. }) => {
+                    return Err(refuse(format!(
+                        "holds more than the {} bytes its record says",
+                        o.size
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if w.size != o.size {
+                return Err(refuse(format!(
+                    "holds {} bytes, not the {} its record says",
+                    w.size, o.size
+                )));
+            }
+            if w.sha256 != o.sha256 {
+                return Err(refuse(format!(
+                    "is damaged (sha256 {} instead of {})",
+                    w.sha256, o.sha256
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the records again (checking them all again: the file may have
+    /// changed since) into one import transaction.
+    async fn import(&self, store: &DynStore) -> Result<(), BackupError> {
+        let (tx, rx) = mpsc::channel(256);
+        // A read that fails part-way must not let the import commit what it got.
+        let feed = async move {
+            let result = self.read_records(Some(&tx)).await;
+            if let Err(e) = &result {
+                let _ = tx
+                    .send(Err(StoreError::Internal(
+                        format!("restore aborted: {e}").into(),
+                    )))
+                    .await;
+            }
+            result
+        };
+        let (fed, imported) = tokio::join!(feed, store.import(rx));
+        fed?;
+        let imported = imported?;
+        debug_assert_eq!(imported, self.expected);
+        Ok(())
+    }
 }

@@ -9,7 +9,7 @@ use crate::{
     domain::{
         attachment::{normalize_content_type, sanitize_filename, storage_key},
         keys::{KEY_PREFIX, KeyRequest},
-        note::{MAX_NOTE_JSON_BYTES, NoteDraft},
+        note::{MAX_NOTE_JSON_BYTES, MAX_NOTE_VERSION, NoteDraft},
     },
     store::Record,
 };
@@ -69,8 +69,11 @@ pub fn check_record(record: &Record, extract_max_bytes: u64) -> Result<(), Strin
             if valid.title != note.title || valid.tags != note.tags {
                 return Err(format!("note {} is not in its normal form", note.id));
             }
-            if note.version < 1 {
-                return Err(format!("note {} has version {}", note.id, note.version));
+            if !(1..=MAX_NOTE_VERSION).contains(&note.version) {
+                return Err(format!(
+                    "note {} has version {}; a version is 1 to {MAX_NOTE_VERSION}",
+                    note.id, note.version
+                ));
             }
             Ok(())
         }

@@ -16,6 +16,11 @@ pub const MAX_TAGS: usize = 64;
 pub const MAX_TAG_CHARS: usize = 64;
 pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// The highest version a note reaches: 2^53 − 1, the largest integer a
+/// client that reads JSON numbers as doubles (JavaScript) holds exactly.
+/// A restore refuses a note beyond it, and a change to a note at it is a
+/// conflict, so the databases' `version + 1` never overflows (it was a 500).
+pub const MAX_NOTE_VERSION: i64 = (1 << 53) - 1;
 /// One note as JSON: a 1 MiB body may grow when escaped. The limit of a
 /// single-note request body and of one ingest line or element.
 pub const MAX_NOTE_JSON_BYTES: usize = 4 * 1024 * 1024;

@@ -176,7 +176,7 @@ pub async fn get(
     params(("id" = String, Path, description = "Note id"),
            ("If-Match" = Option<String>, Header, description = "`\"<version>\"` the update applies to")),
     responses((status = 200, body = Note), (status = 404, body = Problem),
-              (status = 409, body = Problem, description = "external_id taken"), (status = 412, body = Problem),
+              (status = 409, body = Problem, description = "external_id taken, or the note is at its highest version (2^53 − 1) and cannot change"), (status = 412, body = Problem),
               (status = 422, body = Problem)),
     security(("bearer" = ["write"])))]
 pub async fn update(

@@ -16,7 +16,7 @@ use crate::domain::{
     attachment::{Attachment, StoredAttachment},
     ingest::IngestCounts,
     keys::{ApiKey, Scope},
-    note::{Note, NoteInput},
+    note::{MAX_NOTE_VERSION, Note, NoteInput},
 };
 
 pub mod dataset;
@@ -292,9 +292,25 @@ pub struct IngestPlan {
     pub unchanged: u64,
 }
 
+/// Refuses a change to a note at [`MAX_NOTE_VERSION`] before any backend
+/// writes `version + 1`: a clear conflict instead of an integer overflow.
+pub fn check_changeable(id: Uuid, version: i64) -> Result<(), StoreError> {
+    if version >= MAX_NOTE_VERSION {
+        return Err(StoreError::Conflict(format!(
+            "note {id} is at version {version}, the highest a note can reach; \
+             it cannot change any more (create a new note with its content)"
+        )));
+    }
+    Ok(())
+}
+
 impl IngestPlan {
     /// `existing` holds the stored notes whose external ids the batch names.
-    pub fn new(notes: Vec<NoteInput>, existing: &HashMap<String, Note>) -> Self {
+    /// A batch that would change a note at the highest version is refused.
+    pub fn new(
+        notes: Vec<NoteInput>,
+        existing: &HashMap<String, Note>,
+    ) -> Result<Self, StoreError> {
         let mut plan = Self {
             inserts: Vec::new(),
             updates: Vec::new(),
@@ -303,11 +319,14 @@ impl IngestPlan {
         for note in notes {
             match note.external_id.as_ref().and_then(|ext| existing.get(ext)) {
                 Some(current) if note.same_content(current) => plan.unchanged += 1,
-                Some(current) => plan.updates.push((current.id, note)),
+                Some(current) => {
+                    check_changeable(current.id, current.version)?;
+                    plan.updates.push((current.id, note));
+                }
                 None => plan.inserts.push(note),
             }
         }
-        plan
+        Ok(plan)
     }
 
     pub fn counts(&self) -> IngestCounts {

@@ -20,7 +20,8 @@ use uuid::Uuid;
 
 use super::{
     BATCH_ROWS, Change, ChangePage, FeedHead, IndexDoc, IngestPlan, ListQuery, NewKey, Page,
-    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation, versions,
+    PoolSettings, Record, Store, StoreError, check_changeable, external_ids, merge_changes,
+    new_generation, versions,
 };
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
@@ -329,6 +330,7 @@ impl Store for PgStore {
         note: NoteInput,
         expected_version: i64,
     ) -> Result<Note, StoreError> {
+        check_changeable(id, expected_version)?;
         // The feed is only bumped (and locked) when the version matches; a
         // mismatch leaves a gap in the numbers at worst, never a reorder.
         let sql = format!(
@@ -433,7 +435,7 @@ impl Store for PgStore {
             }
         }
 
-        let plan = IngestPlan::new(notes, &existing);
+        let plan = IngestPlan::new(notes, &existing)?;
         // Numbered first: the feed's lock orders this batch against every
         // other note write.
         let mut seq = take_seqs(&mut tx, plan.updates.len() + plan.inserts.len()).await?;

@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use super::{
     BATCH_ROWS, Change, ChangePage, FeedHead, IndexDoc, IngestPlan, ListQuery, NewKey, Page,
-    PoolSettings, Record, Store, StoreError, external_ids, merge_changes, new_generation, versions,
+    PoolSettings, Record, Store, StoreError, check_changeable, external_ids, merge_changes,
+    new_generation, versions,
 };
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
@@ -453,6 +454,7 @@ impl Store for SqliteStore {
         note: NoteInput,
         expected_version: i64,
     ) -> Result<Note, StoreError> {
+        check_changeable(id, expected_version)?;
         let mut tx = self.write_tx().await?;
         let seq = take_seqs(&mut tx, 1).await?;
         let sql = format!(
@@ -547,7 +549,7 @@ impl Store for SqliteStore {
             }
         }
 
-        let plan = IngestPlan::new(notes, &existing);
+        let plan = IngestPlan::new(notes, &existing)?;
         let mut seq = take_seqs(&mut tx, plan.updates.len() + plan.inserts.len()).await?;
         for (id, note) in &plan.updates {
             sqlx::query(

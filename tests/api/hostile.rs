@@ -580,21 +580,24 @@ async fn readiness_probes_share_one_round_of_checks() {
     );
 }
 
-/// A snapshot made by `backup` into `dir`, with one attachment; returns
-/// the snapshot folder.
+/// A snapshot made by `backup` into `dir`, with three attachments (so a
+/// refusal at the last object comes after two copies); returns the
+/// snapshot folder.
 async fn snapshot_with_attachment(dir: &std::path::Path) -> std::path::PathBuf {
     let app = TestApp::spawn().await;
     let note = app.create_note(json!({"title": "n"})).await;
     let id = note["id"].as_str().unwrap();
-    let res = app
-        .request(Method::POST, &format!("/api/v1/notes/{id}/attachments"))
-        .query(&[("filename", "a.bin")])
-        .header("content-type", "application/octet-stream")
-        .body(vec![7u8; 100])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+    for byte in [7u8, 8, 9] {
+        let res = app
+            .request(Method::POST, &format!("/api/v1/notes/{id}/attachments"))
+            .query(&[("filename", "a.bin")])
+            .header("content-type", "application/octet-stream")
+            .body(vec![byte; 100])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
     notes_api::backup::create(app.state.jobs(), &dir.display().to_string())
         .await
         .unwrap();
@@ -607,73 +610,274 @@ async fn snapshot_with_attachment(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Rewrites the records file with `edit` and fixes the manifest's
-/// checksum and counts, so only validation can tell.
-fn tamper(snapshot: &std::path::Path, edit: impl Fn(&mut Vec<Value>)) {
+/// checksum, so only validation can tell.
+fn tamper(snapshot: &std::path::Path, edit: impl FnOnce(&mut Vec<Value>)) {
     use sha2::Digest;
-    let text = std::fs::read_to_string(snapshot.join("records.ndjson")).unwrap();
-    let mut records: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut records = records(snapshot);
     edit(&mut records);
     let body: String = records.iter().map(|r| format!("{r}\n")).collect();
     std::fs::write(snapshot.join("records.ndjson"), &body).unwrap();
-    let mut manifest: Value =
-        serde_json::from_slice(&std::fs::read(snapshot.join("manifest.json")).unwrap()).unwrap();
-    manifest["records_sha256"] = json!(hex::encode(sha2::Sha256::digest(body.as_bytes())));
-    std::fs::write(snapshot.join("manifest.json"), manifest.to_string()).unwrap();
+    edit_manifest(snapshot, |m| {
+        m["records_sha256"] = json!(hex::encode(sha2::Sha256::digest(body.as_bytes())));
+    });
 }
 
-/// Defect 7: a snapshot whose records break the API's rules, point rows at
-/// objects they do not own, or never end a line is refused whole, and the
-/// empty deployment stays empty. Before, a sha256 with a control character
-/// restored, and the download of that attachment panicked the process.
+fn records(snapshot: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(snapshot.join("records.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn edit_manifest(snapshot: &std::path::Path, edit: impl FnOnce(&mut Value)) {
+    let path = snapshot.join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(path, manifest.to_string()).unwrap();
+}
+
+/// The manifest's last object (the last one restore copies) and the
+/// position of its attachment record.
+fn last_object(snapshot: &std::path::Path) -> (Value, usize) {
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(snapshot.join("manifest.json")).unwrap()).unwrap();
+    let object = manifest["objects"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let record = records(snapshot)
+        .iter()
+        .position(|r| r["storage_key"] == object["key"])
+        .unwrap();
+    (object, record)
+}
+
+/// Issue #10 defect 7 and issue #21 defects 5 and 6: a snapshot whose
+/// records break the API's rules, point rows at objects they do not own,
+/// disagree with their objects (size, sha256, a missing object), carry a
+/// version no update could follow, or never end a line is refused whole,
+/// with a message naming the record, and leaves the empty deployment empty:
+/// no row and no object. Before, a sha256 with a control character
+/// restored (and its download panicked the process); a wrong size restored
+/// (downloads cut short, a Range request answered "object storage is
+/// unavailable"), a wrong sha256 restored (false ETags), a missing object
+/// restored (its download a 500), version 2^63 − 1 restored (PATCH a 500),
+/// and every refusal left the objects copied so far in storage.
 #[tokio::test]
 async fn a_hostile_snapshot_is_refused_whole() {
-    type Edit = Box<dyn Fn(&mut Vec<Value>)>;
-    let attachment = |records: &mut Vec<Value>| -> usize {
-        records
+    use std::path::Path;
+    // Each edit returns what the message must name besides the keyword.
+    type Edit = Box<dyn Fn(&Path) -> String>;
+    let first_attachment = |snapshot: &Path| -> (usize, String) {
+        let records = records(snapshot);
+        let i = records
             .iter()
             .position(|r| r["type"] == "attachment")
-            .unwrap()
+            .unwrap();
+        (i, records[i]["id"].as_str().unwrap().to_owned())
     };
+    let zeros = "0".repeat(64);
     let cases: Vec<(&str, Edit)> = vec![
         (
             "sha256",
-            Box::new(move |r| {
-                let i = attachment(r);
-                r[i]["sha256"] = json!(format!("{}\n", "a".repeat(63)));
+            Box::new(move |s| {
+                let (i, id) = first_attachment(s);
+                tamper(s, |r| {
+                    r[i]["sha256"] = json!(format!("{}\n", "a".repeat(63)))
+                });
+                id
             }),
         ),
         (
             "points at",
-            Box::new(move |r| {
-                let i = attachment(r);
-                r[i]["storage_key"] = json!("../../etc/passwd");
+            Box::new(move |s| {
+                let (i, id) = first_attachment(s);
+                tamper(s, |r| r[i]["storage_key"] = json!("../../etc/passwd"));
+                id
             }),
         ),
         (
             "note rules",
-            Box::new(|r| {
-                let i = r.iter().position(|r| r["type"] == "note").unwrap();
-                r[i]["title"] = json!("");
+            Box::new(|s| {
+                let i = records(s).iter().position(|r| r["type"] == "note").unwrap();
+                tamper(s, |r| r[i]["title"] = json!(""));
+                String::new()
+            }),
+        ),
+        // The record disagrees with the object the manifest lists.
+        (
+            "recorded as 101 bytes",
+            Box::new(move |s| {
+                let (i, id) = first_attachment(s);
+                tamper(s, |r| r[i]["size"] = json!(101));
+                id
+            }),
+        ),
+        (
+            "recorded with sha256",
+            Box::new({
+                let zeros = zeros.clone();
+                move |s| {
+                    let (i, id) = first_attachment(s);
+                    tamper(s, |r| r[i]["sha256"] = json!(zeros));
+                    id
+                }
+            }),
+        ),
+        // Record and manifest agree with each other, not with the bytes:
+        // only the copy can tell, after two objects were copied.
+        (
+            "holds 100 bytes, not the 101",
+            Box::new(|s| {
+                let (object, i) = last_object(s);
+                tamper(s, |r| r[i]["size"] = json!(101));
+                edit_manifest(s, |m| {
+                    m["objects"].as_array_mut().unwrap().last_mut().unwrap()["size"] = json!(101)
+                });
+                object["key"].as_str().unwrap().to_owned()
+            }),
+        ),
+        (
+            "holds more than the 99 bytes",
+            Box::new(|s| {
+                let (object, i) = last_object(s);
+                tamper(s, |r| r[i]["size"] = json!(99));
+                edit_manifest(s, |m| {
+                    m["objects"].as_array_mut().unwrap().last_mut().unwrap()["size"] = json!(99)
+                });
+                object["key"].as_str().unwrap().to_owned()
+            }),
+        ),
+        (
+            "is damaged",
+            Box::new(move |s| {
+                let (object, i) = last_object(s);
+                tamper(s, |r| r[i]["sha256"] = json!(zeros));
+                edit_manifest(s, |m| {
+                    m["objects"].as_array_mut().unwrap().last_mut().unwrap()["sha256"] =
+                        json!(zeros)
+                });
+                object["key"].as_str().unwrap().to_owned()
+            }),
+        ),
+        // A missing object: not in the manifest, or not in the folder.
+        (
+            "has no object in the snapshot",
+            Box::new(|s| {
+                let (object, _) = last_object(s);
+                edit_manifest(s, |m| {
+                    m["objects"].as_array_mut().unwrap().pop();
+                });
+                object["key"].as_str().unwrap().to_owned()
+            }),
+        ),
+        (
+            "is missing from the snapshot",
+            Box::new(|s| {
+                let (object, _) = last_object(s);
+                let key = object["key"].as_str().unwrap();
+                std::fs::remove_file(s.join("objects").join(key)).unwrap();
+                key.to_owned()
+            }),
+        ),
+        // An object no record names, and an object two records name.
+        (
+            "no attachment record names",
+            Box::new(|s| {
+                let key = format!(
+                    "attachments/{}/{}",
+                    uuid::Uuid::now_v7(),
+                    uuid::Uuid::now_v7()
+                );
+                edit_manifest(s, |m| {
+                    m["objects"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"key": key, "size": 1, "sha256": "0".repeat(64)}))
+                });
+                key
+            }),
+        ),
+        (
+            "second record for object",
+            Box::new(|s| {
+                let (object, i) = last_object(s);
+                tamper(s, |r| r.push(r[i].clone()));
+                edit_manifest(s, |m| {
+                    let n = m["counts"]["attachments"].as_u64().unwrap();
+                    m["counts"]["attachments"] = json!(n + 1);
+                });
+                object["key"].as_str().unwrap().to_owned()
+            }),
+        ),
+        // A version no update could follow.
+        (
+            "has version 9223372036854775807",
+            Box::new(|s| {
+                let records = records(s);
+                let i = records.iter().position(|r| r["type"] == "note").unwrap();
+                let id = records[i]["id"].as_str().unwrap().to_owned();
+                tamper(s, |r| r[i]["version"] = json!(i64::MAX));
+                id
+            }),
+        ),
+        // Every record valid alone, refused by the database once the
+        // objects were copied (the same note twice).
+        (
+            "",
+            Box::new(|s| {
+                let i = records(s).iter().position(|r| r["type"] == "note").unwrap();
+                tamper(s, |r| r.insert(i, r[i].clone()));
+                edit_manifest(s, |m| {
+                    let n = m["counts"]["notes"].as_u64().unwrap();
+                    m["counts"]["notes"] = json!(n + 1);
+                });
+                String::new()
             }),
         ),
     ];
+    // Every case runs; the failures are reported together.
+    let mut failures = Vec::new();
     for (expect, edit) in cases {
         let dir = tempfile::tempdir().unwrap();
         let snapshot = snapshot_with_attachment(dir.path()).await;
-        tamper(&snapshot, edit);
+        let named = edit(&snapshot);
         let fresh = TestApp::spawn().await;
-        let err = notes_api::backup::restore(fresh.state.jobs(), &dir.path().display().to_string())
+        match notes_api::backup::restore(fresh.state.jobs(), &dir.path().display().to_string())
             .await
-            .unwrap_err();
-        assert!(err.to_string().contains(expect), "{expect}: {err}");
-        assert!(
-            fresh.state.store().is_empty().await.unwrap(),
-            "{expect}: rows kept"
-        );
+        {
+            Ok(_) => failures.push(format!("{expect:?}: restored")),
+            Err(e) if !e.to_string().contains(expect) || !e.to_string().contains(&named) => {
+                failures.push(format!(
+                    "{expect:?}: the message does not name {named:?}: {e}"
+                ));
+            }
+            Err(_) => {}
+        }
+        if !fresh.state.store().is_empty().await.unwrap() {
+            failures.push(format!("{expect:?}: rows kept"));
+        }
+        let objects = fresh.db.stored_objects();
+        if objects > 0 {
+            failures.push(format!("{expect:?}: {objects} objects kept"));
+        }
+        // The same deployment then takes the untouched snapshot.
+        if expect.is_empty() {
+            let good = tempfile::tempdir().unwrap();
+            snapshot_with_attachment(good.path()).await;
+            notes_api::backup::restore(fresh.state.jobs(), &good.path().display().to_string())
+                .await
+                .unwrap();
+            let objects = fresh.db.stored_objects();
+            if objects != 3 {
+                failures.push(format!("then restored: {objects} objects, not 3"));
+            }
+        }
     }
+    assert!(failures.is_empty(), "{failures:#?}");
 
     // A records file that never ends its line, and a huge manifest: both
     // refused without being read whole.
@@ -696,6 +900,54 @@ async fn a_hostile_snapshot_is_refused_whole() {
         .unwrap_err();
     assert!(err.to_string().contains("larger than"), "{err}");
     assert!(fresh.state.store().is_empty().await.unwrap());
+}
+
+/// Issue #21, defect 5: a note restored at version 2^63 − 1 made PATCH a
+/// 500. A restore now takes versions up to 2^53 − 1, and a note there
+/// answers every change with a clear 409, through PATCH and ingest alike,
+/// and stays as it was.
+#[tokio::test]
+async fn a_note_at_the_highest_version_answers_changes_with_a_clear_conflict() {
+    let top = notes_api::domain::note::MAX_NOTE_VERSION;
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = snapshot_with_attachment(dir.path()).await;
+    let i = records(&snapshot)
+        .iter()
+        .position(|r| r["type"] == "note")
+        .unwrap();
+    tamper(&snapshot, |r| {
+        r[i]["version"] = json!(top);
+        r[i]["external_id"] = json!("e-1");
+    });
+    let app = TestApp::spawn().await;
+    notes_api::backup::restore(app.state.jobs(), &dir.path().display().to_string())
+        .await
+        .unwrap();
+    let id = records(&snapshot)[i]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/notes/{id}");
+
+    for if_match in [None, Some(format!("\"{top}\""))] {
+        let mut req = app
+            .request(Method::PATCH, &path)
+            .json(&json!({"title": "changed"}));
+        if let Some(tag) = &if_match {
+            req = req.header("if-match", tag);
+        }
+        let problem = assert_problem(req.send().await.unwrap(), StatusCode::CONFLICT).await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&id) && detail.contains("highest"),
+            "{problem}"
+        );
+    }
+    let res = app
+        .ingest_ndjson("{\"title\":\"changed\",\"external_id\":\"e-1\"}\n")
+        .await;
+    assert_problem(res, StatusCode::CONFLICT).await;
+    let (status, note) = app.get_json(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(note["version"], json!(top));
+    assert_eq!(note["title"], "n");
 }
 
 /// A port nothing listens on (for a server of a test's own).

@@ -13,7 +13,7 @@ use notes_api::{
         attachment::{Attachment, StoredAttachment, storage_key},
         ingest::IngestCounts,
         keys::{ApiKey, Scope, generate_key},
-        note::{Note, NoteInput},
+        note::{MAX_NOTE_VERSION, Note, NoteInput},
         timestamp,
     },
     store::{Change, ChangePage, DynStore, ListQuery, NewKey, Record, StoreError},
@@ -28,6 +28,7 @@ contract_tests! {
     update_replaces_the_content_and_bumps_the_version: sqlite, postgres;
     update_at_a_stale_version_is_a_mismatch_and_changes_nothing: sqlite, postgres;
     update_of_an_unknown_note_is_not_found: sqlite, postgres;
+    a_note_at_the_highest_version_cannot_change: sqlite, postgres;
     delete_removes_the_note_and_returns_its_attachments_keys: sqlite, postgres;
     delete_of_an_unknown_note_is_none: sqlite, postgres;
     external_id_names_one_note_at_most: sqlite, postgres;
@@ -294,6 +295,63 @@ async fn update_at_a_stale_version_is_a_mismatch_and_changes_nothing(s: DynStore
         "{err:?}"
     );
     assert_eq!(get(&s, note.id).await, v2);
+}
+
+/// Issue #21, defect 5: a restored note at version 2^63 − 1 made every
+/// PATCH a 500 (`version + 1` overflowed). At the highest version a note
+/// may have, an update and an ingest are a clear conflict, and the note
+/// stays as it was; one below it still changes, once.
+async fn a_note_at_the_highest_version_cannot_change(s: DynStore) {
+    let at = |version: i64, external_id: &str| Note {
+        id: Uuid::now_v7(),
+        title: "old".into(),
+        body: String::new(),
+        tags: vec![],
+        external_id: Some(external_id.into()),
+        metadata: Map::new(),
+        created_at: timestamp::now(),
+        updated_at: timestamp::now(),
+        version,
+    };
+    let top = at(MAX_NOTE_VERSION, "top");
+    let below = at(MAX_NOTE_VERSION - 1, "below");
+    import(
+        &s,
+        vec![
+            Ok(Record::Note(top.clone())),
+            Ok(Record::Note(below.clone())),
+        ],
+    )
+    .await
+    .expect("import");
+
+    let err = s
+        .update_note(top.id, input("new"), MAX_NOTE_VERSION)
+        .await
+        .expect_err("no version after the highest");
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains(&top.id.to_string()) && m.contains("highest")),
+        "{err:?}"
+    );
+    let mut change = input("new");
+    change.external_id = Some("top".into());
+    let err = s.ingest(vec![change]).await.expect_err("ingest too");
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("highest")),
+        "{err:?}"
+    );
+    assert_eq!(get(&s, top.id).await, top, "unchanged");
+
+    let last = s
+        .update_note(below.id, input("new"), MAX_NOTE_VERSION - 1)
+        .await
+        .expect("the last change");
+    assert_eq!(last.version, MAX_NOTE_VERSION);
+    let err = s
+        .update_note(below.id, input("newer"), MAX_NOTE_VERSION)
+        .await
+        .expect_err("and no more");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 }
 
 async fn update_of_an_unknown_note_is_not_found(s: DynStore) {
