@@ -104,6 +104,43 @@ impl JobKind {
     pub fn is_maintenance(self) -> bool {
         matches!(self, Self::Reindex | Self::Backup | Self::Purge)
     }
+
+    /// The lane a job of this kind waits in: the service's own work never
+    /// queues behind what API clients submit.
+    pub fn lane(self) -> Lane {
+        match self {
+            Self::Ping | Self::Add => Lane::User,
+            Self::Reindex | Self::ExtractText | Self::Backup | Self::Purge => Lane::Internal,
+        }
+    }
+}
+
+/// Where a job waits. Each lane is claimed in due order on its own, and
+/// workers choose which lane to look in first (`crate::jobs::worker`), so a
+/// backlog in one lane never delays the other's jobs behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// The service's own work: text extraction, backups, purges, reindexing.
+    Internal,
+    /// What API clients submit for themselves (`ping`, `add`).
+    User,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Self::Internal, Self::User];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Internal => "internal",
+            Self::User => "user",
+        }
+    }
+}
+
+impl fmt::Display for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for JobKind {
@@ -280,6 +317,15 @@ impl NewJob {
     pub fn new(kind: JobKind, args: Value) -> Self {
         Self { kind, args }
     }
+}
+
+/// A submitter's share of the queue: at most `limit` of the jobs enqueued
+/// for `owner` may be waiting (queued, or failed with a retry due) or
+/// running at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub owner: Uuid,
+    pub limit: u32,
 }
 
 /// A job as the API shows it.
@@ -497,6 +543,17 @@ mod tests {
             "args.attachment_id"
         );
         assert_eq!(field(json!({"kind":"backup","args":{"to":""}})), "args.to");
+    }
+
+    #[test]
+    fn the_services_own_kinds_wait_in_the_internal_lane() {
+        for kind in JobKind::ALL {
+            let internal = matches!(
+                kind,
+                JobKind::ExtractText | JobKind::Backup | JobKind::Purge | JobKind::Reindex
+            );
+            assert_eq!(kind.lane() == Lane::Internal, internal, "{kind}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use notes_api::queue::{Job, JobKind, JobListQuery, JobStatus, NewJob, Outcome};
+use notes_api::queue::{Job, JobKind, JobListQuery, JobStatus, Lane, NewJob, Outcome};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -311,11 +311,18 @@ async fn queue_leases_fence_stale_workers() {
     let job = q.enqueue(new_job(JobKind::Ping, json!({}))).await.unwrap();
     assert_eq!(q.queued().await.unwrap(), 1);
 
-    let first = q.claim(lease, Utc::now()).await.unwrap().expect("due");
+    let first = q
+        .claim(&Lane::ALL, lease, Utc::now())
+        .await
+        .unwrap()
+        .expect("due");
     assert_eq!(first.job.id, job.id);
     assert_eq!(first.job.attempts, 1);
     assert!(
-        q.claim(lease, Utc::now()).await.unwrap().is_none(),
+        q.claim(&Lane::ALL, lease, Utc::now())
+            .await
+            .unwrap()
+            .is_none(),
         "claimed twice"
     );
     assert!(
@@ -326,7 +333,11 @@ async fn queue_leases_fence_stale_workers() {
 
     // The lease runs out: another worker takes the job over.
     let later = Utc::now() + chrono::Duration::seconds(5);
-    let second = q.claim(lease, later).await.unwrap().expect("lease expired");
+    let second = q
+        .claim(&Lane::ALL, lease, later)
+        .await
+        .unwrap()
+        .expect("lease expired");
     assert_eq!(second.job.attempts, 2);
     assert_ne!(first.token, second.token);
     // The first worker is fenced off: it can neither renew nor finish.
@@ -362,13 +373,21 @@ async fn queue_leases_fence_stale_workers() {
         .enqueue(new_job(JobKind::Add, json!({"x": 1, "y": 1})))
         .await
         .unwrap();
-    let c = q.claim(lease, Utc::now()).await.unwrap().unwrap();
+    let c = q
+        .claim(&Lane::ALL, lease, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(q.release(other.id, c.token, Utc::now()).await.unwrap());
     let back = q.get(other.id).await.unwrap().unwrap();
     assert_eq!((back.status, back.attempts), (JobStatus::Queued, 0));
 
     // A retry is not due before its time.
-    let c = q.claim(lease, Utc::now()).await.unwrap().unwrap();
+    let c = q
+        .claim(&Lane::ALL, lease, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
     let at = Utc::now() + chrono::Duration::seconds(60);
     let retry = Outcome::Retry {
         error: "boom".into(),
@@ -379,12 +398,17 @@ async fn queue_leases_fence_stale_workers() {
             .await
             .unwrap()
     );
-    assert!(q.claim(lease, Utc::now()).await.unwrap().is_none());
+    assert!(
+        q.claim(&Lane::ALL, lease, Utc::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let failed = q.get(other.id).await.unwrap().unwrap();
     assert_eq!(failed.status, JobStatus::Failed);
     assert_eq!(failed.error.as_deref(), Some("boom"));
     assert!(
-        q.claim(lease, at + chrono::Duration::seconds(1))
+        q.claim(&Lane::ALL, lease, at + chrono::Duration::seconds(1))
             .await
             .unwrap()
             .is_some()
@@ -780,4 +804,40 @@ async fn a_restart_fires_a_recent_missed_tick_once_and_never_again() {
         after_restart <= ticks_since_start(),
         "{after_restart} jobs: a restart fired a tick again"
     );
+}
+
+/// The other way round: a backlog of the service's own jobs leaves a
+/// client's job its turn. One worker alternates between the lanes.
+#[tokio::test]
+async fn a_backlog_of_internal_jobs_leaves_client_jobs_their_turn() {
+    let db = TestDb::new().await;
+    let setup = TestApp::spawn_on(&db, |c| c.workers = 0).await;
+    let q = setup.state.queue();
+    let mut purges = Vec::new();
+    for _ in 0..20 {
+        purges.push(
+            q.enqueue(new_job(JobKind::Purge, json!({})))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // Enqueued last, due last: due order alone would run it after every purge.
+    let add = q
+        .enqueue(new_job(JobKind::Add, json!({"x": 1, "y": 1})))
+        .await
+        .unwrap();
+    let app = TestApp::spawn_on(&db, |c| c.workers = 1).await;
+    let done = app.finished(&add.id.to_string()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let add_started = q.get(add.id).await.unwrap().unwrap().started_at.unwrap();
+    let mut before = 0;
+    for id in &purges {
+        let purge = q.get(*id).await.unwrap().unwrap();
+        if purge.started_at.is_some_and(|s| s < add_started) {
+            before += 1;
+        }
+    }
+    assert!(before <= 1, "{before} purges ran before the client's job");
+    app.shutdown().await;
 }
