@@ -216,6 +216,9 @@ struct PingArgs {
 }
 
 pub const MAX_PING_DELAY_MS: u64 = 60_000;
+/// The longest `ping` a key without the admin scope may submit: a probe
+/// needs no more, and a minute-long one holds a worker for a minute.
+pub const MAX_USER_PING_DELAY_MS: u64 = 1_000;
 
 impl JobArgs {
     /// Checks `args` for `kind`; the errors name the fields under `args`.
@@ -316,6 +319,19 @@ pub struct NewJob {
 impl NewJob {
     pub fn new(kind: JobKind, args: Value) -> Self {
         Self { kind, args }
+    }
+
+    /// Why only the admin scope may enqueue this job, if it may not be
+    /// enqueued with write: maintenance kinds act on the whole deployment,
+    /// and a long `ping` holds a worker for as long as it asks.
+    pub fn admin_only(&self) -> Option<String> {
+        if self.kind.is_maintenance() {
+            return Some(format!("a {} job needs the 'admin' scope", self.kind));
+        }
+        let delay = self.args.get("delay_ms").and_then(Value::as_u64);
+        (self.kind == JobKind::Ping && delay.is_some_and(|d| d > MAX_USER_PING_DELAY_MS)).then(
+            || format!("a ping longer than {MAX_USER_PING_DELAY_MS} ms needs the 'admin' scope"),
+        )
     }
 }
 
@@ -543,6 +559,24 @@ mod tests {
             "args.attachment_id"
         );
         assert_eq!(field(json!({"kind":"backup","args":{"to":""}})), "args.to");
+    }
+
+    #[test]
+    fn maintenance_kinds_and_long_pings_are_admin_only() {
+        let admin_only = |v| validate(v).unwrap().admin_only();
+        assert_eq!(admin_only(json!({"kind":"ping"})), None);
+        assert_eq!(
+            admin_only(json!({"kind":"ping","args":{"delay_ms": MAX_USER_PING_DELAY_MS}})),
+            None
+        );
+        let long =
+            admin_only(json!({"kind":"ping","args":{"delay_ms": MAX_USER_PING_DELAY_MS + 1}}));
+        assert!(long.unwrap().contains("longer than 1000 ms"));
+        assert_eq!(admin_only(json!({"kind":"add","args":{"x":1,"y":2}})), None);
+        for kind in ["backup", "purge", "reindex"] {
+            let why = admin_only(json!({"kind": kind})).expect(kind);
+            assert!(why.contains(kind), "{why}");
+        }
     }
 
     #[test]
