@@ -302,6 +302,10 @@ pub struct Config {
     /// `worker`: the pool size).
     #[arg(long, env = "NOTES_WORKERS", default_value_t = 2)]
     pub workers: usize,
+    /// Jobs one API key may have queued, failed (a retry due) or running at
+    /// once; past it `POST /jobs` answers 429. The master key is not counted.
+    #[arg(long, env = "NOTES_MAX_QUEUED_JOBS_PER_KEY", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_queued_jobs_per_key: u32,
     /// Attempts before a failing job becomes `dead`.
     #[arg(long, env = "NOTES_JOB_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub job_max_attempts: u32,

@@ -12,12 +12,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    extract::{Admin, ApiJson, ApiQuery, Auth, Read, Requirement, Write, parse_id},
+    extract::{Admin, ApiJson, ApiQuery, Auth, Read, Write, parse_id},
     notes::{DEFAULT_PAGE, MAX_PAGE, cursor_position, encode_cursor},
     state::AppState,
 };
 use crate::{
-    domain::validation::FieldError,
+    domain::{
+        keys::{Principal, Scope},
+        validation::FieldError,
+    },
     http::error::{ApiError, ApiResult, Problem},
     queue::{Job, JobKind, JobListQuery, JobStatus, model::JobRequest},
 };
@@ -52,10 +55,13 @@ fn accepted(job: Job) -> Response {
 }
 
 /// Enqueue a job. Unknown kinds and bad arguments are refused here, never
-/// discovered by a worker. `backup`, `purge` and `reindex` need the admin scope.
+/// discovered by a worker. `backup`, `purge`, `reindex` and a `ping` longer
+/// than 1000 ms need the admin scope. An API key may have at most
+/// `NOTES_MAX_QUEUED_JOBS_PER_KEY` jobs queued or running at once (429 past it).
 #[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = JobRequest,
     responses((status = 202, body = Job, description = "Queued; `Location` names the job"),
-              (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+              (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
+              (status = 429, body = Problem, description = "The key already has as many jobs queued or running as it may")),
     security(("bearer" = ["write"])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -64,9 +70,12 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let job = request.validate().map_err(ApiError::validation)?;
     // Maintenance kinds touch the whole deployment (a backup writes every
-    // note and key hash where it is told): admins only.
-    if job.kind.is_maintenance() {
-        Admin::check(&auth.0)?;
+    // note and key hash where it is told), and a long ping holds a worker
+    // for a minute: admins only.
+    if let Some(why) = job.admin_only()
+        && !auth.0.has(Scope::Admin)
+    {
+        return Err(ApiError::forbidden(why));
     }
     // A key may choose where a backup goes only within what the operator
     // configured: never /tmp, never another bucket.
@@ -76,7 +85,25 @@ pub async fn create(
             .check_backup_destination(to)
             .map_err(|e| ApiError::validation(vec![FieldError::new("args.to", e)]))?;
     }
-    Ok(accepted(state.enqueue(job).await?))
+    // API keys share the queue under a cap; the master key (and the open
+    // API of development mode) is the operator's.
+    let Principal::Key { id: key, .. } = auth.0 else {
+        return Ok(accepted(state.enqueue(job).await?));
+    };
+    match state.enqueue_for(key, job).await? {
+        Some(job) => Ok(accepted(job)),
+        None => {
+            let limit = state.config().max_queued_jobs_per_key;
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-jobs",
+                format!(
+                    "this key already has {limit} jobs queued or running, the limit \
+                     (NOTES_MAX_QUEUED_JOBS_PER_KEY); submit more once some have finished"
+                ),
+            ))
+        }
+    }
 }
 
 /// One job, with its result or error.

@@ -9,6 +9,7 @@ use std::sync::{
 
 use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
+use uuid::Uuid;
 
 use super::{
     admin::session::Sessions, rate_limit::RateLimits, readiness::ReadinessCache, shed::Slots,
@@ -170,5 +171,10 @@ impl AppState {
     /// Enqueues a validated job with the configured attempt budget.
     pub async fn enqueue(&self, job: NewJob) -> Result<Job, StoreError> {
         self.0.jobs.enqueue(job).await
+    }
+
+    /// The same for an API key, within its cap; `None` when it is at it.
+    pub async fn enqueue_for(&self, key: Uuid, job: NewJob) -> Result<Option<Job>, StoreError> {
+        self.0.jobs.enqueue_for(key, job).await
     }
 }

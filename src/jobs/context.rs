@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use crate::{
     backup,
     blobs::Blobs,
     config::Config,
     domain::timestamp,
-    queue::{DynQueue, Job, NewJob},
+    queue::{DynQueue, Job, NewJob, Quota},
     store::{DynStore, StoreError},
 };
 
@@ -38,6 +40,16 @@ impl Context {
 
     pub async fn enqueue(&self, job: NewJob) -> Result<Job, StoreError> {
         self.queue.enqueue(self.job(job)).await
+    }
+
+    /// Enqueues `job` for `owner` within the per-key cap
+    /// (`NOTES_MAX_QUEUED_JOBS_PER_KEY`); `None` when the owner is at it.
+    pub async fn enqueue_for(&self, owner: Uuid, job: NewJob) -> Result<Option<Job>, StoreError> {
+        let quota = Quota {
+            owner,
+            limit: self.config.max_queued_jobs_per_key,
+        };
+        self.queue.enqueue_within(self.job(job), quota).await
     }
 
     /// Closes the queue, then the database (the queue may share its pools).

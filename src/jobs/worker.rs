@@ -1,5 +1,13 @@
 //! Workers: claim a job, run it while renewing its lease, record the outcome.
 //!
+//! Lanes: the service's own jobs (text extraction, backups, purges,
+//! reindexing) and what API clients submit wait in separate lanes, and how
+//! workers choose between them ([`lanes`]) keeps either from starving the
+//! other. With two workers or more, the first serves the internal lane only,
+//! so client jobs, however many and however long, never hold every worker.
+//! The others alternate which lane they look in first, claim after claim,
+//! so a flood in either lane still leaves the other every second claim.
+//!
 //! Shutdown is in two steps. `stop` ends claiming; jobs in flight get the
 //! shutdown timeout to finish, and whatever still runs then is released back
 //! to the queue (not counted as an attempt), so a SIGTERM never loses a job.
@@ -14,7 +22,7 @@ use super::Context;
 use crate::{
     config::Config,
     queue::{
-        Claimed, Job, JobKind, Outcome,
+        Claimed, Job, JobKind, Lane, Outcome,
         model::{JobArgs, after_failure},
     },
 };
@@ -86,6 +94,22 @@ pub async fn run(ctx: Context, workers: usize, stop: CancellationToken) {
     tracing::info!("job workers stopped");
 }
 
+/// Which lanes worker `n` of `workers` looks in for its `turn`-th job, in
+/// order. Worker 0 of two or more is kept for the internal lane; every
+/// other worker (a lone one too) alternates which lane it prefers.
+pub fn lanes(n: usize, workers: usize, turn: u64) -> &'static [Lane] {
+    const INTERNAL_ONLY: &[Lane] = &[Lane::Internal];
+    const INTERNAL_FIRST: &[Lane] = &[Lane::Internal, Lane::User];
+    const USER_FIRST: &[Lane] = &[Lane::User, Lane::Internal];
+    if workers > 1 && n == 0 {
+        INTERNAL_ONLY
+    } else if turn.is_multiple_of(2) {
+        INTERNAL_FIRST
+    } else {
+        USER_FIRST
+    }
+}
+
 async fn work(
     ctx: Context,
     settings: Settings,
@@ -93,9 +117,14 @@ async fn work(
     stop: CancellationToken,
     abandon: CancellationToken,
 ) {
+    // Advances per job taken, not per look: an idle lane does not use up
+    // the other lane's turn.
+    let mut turn = 0u64;
     while !stop.is_cancelled() {
-        match ctx.queue.claim(settings.lease, Utc::now()).await {
+        let lanes = lanes(n, settings.workers, turn);
+        match ctx.queue.claim(lanes, settings.lease, Utc::now()).await {
             Ok(Some(claimed)) => {
+                turn += 1;
                 ctx.queue.wakeup().one();
                 run_one(&ctx, &settings, claimed, &abandon).await
             }
@@ -256,6 +285,43 @@ async fn keep_lease(ctx: &Context, lease: Duration, job: &Job, token: uuid::Uuid
                     return;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which lane a worker takes its next job from when both lanes have
+    /// jobs due: its preferred lane.
+    fn takes(n: usize, workers: usize, turn: u64) -> Lane {
+        lanes(n, workers, turn)[0]
+    }
+
+    #[test]
+    fn with_two_workers_or_more_the_first_serves_only_the_internal_lane() {
+        for workers in [2, 3, 8] {
+            for turn in 0..10 {
+                assert_eq!(lanes(0, workers, turn), [Lane::Internal]);
+            }
+        }
+        // A lone worker must serve both lanes.
+        assert!(lanes(0, 1, 0).contains(&Lane::User));
+        assert!(lanes(0, 1, 1).contains(&Lane::Internal));
+    }
+
+    #[test]
+    fn shared_workers_alternate_so_neither_lane_starves() {
+        for (n, workers) in [(0, 1), (1, 2), (3, 4)] {
+            let mut taken = std::collections::HashMap::<Lane, u32>::new();
+            for turn in 0..100 {
+                // Each turn looks in both lanes, so an empty lane never idles it.
+                assert_eq!(lanes(n, workers, turn).len(), 2);
+                *taken.entry(takes(n, workers, turn)).or_default() += 1;
+            }
+            assert_eq!(taken[&Lane::Internal], 50, "worker {n} of {workers}");
+            assert_eq!(taken[&Lane::User], 50, "worker {n} of {workers}");
         }
     }
 }

@@ -25,7 +25,9 @@ pub mod sqlite;
 pub mod stored;
 
 pub use connect::connect;
-pub use model::{Claimed, Job, JobKind, JobListQuery, JobPage, JobStatus, NewJob, Outcome};
+pub use model::{
+    Claimed, Job, JobKind, JobListQuery, JobPage, JobStatus, Lane, NewJob, Outcome, Quota,
+};
 
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
@@ -35,7 +37,12 @@ pub trait Queue: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     async fn close(&self) {}
 
+    /// Stores `job` in its kind's lane.
     async fn enqueue(&self, job: Job) -> Result<Job, StoreError>;
+    /// Stores `job` for `quota.owner`, unless that owner already has
+    /// `quota.limit` jobs queued, failed (a retry due) or running: `None`
+    /// then, and nothing is stored. Exact under concurrent callers.
+    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, StoreError>;
     async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError>;
     async fn list(&self, query: &JobListQuery) -> Result<JobPage, StoreError>;
     /// Puts a `dead` job back in the queue with its attempts reset;
@@ -47,10 +54,12 @@ pub trait Queue: Send + Sync + 'static {
     /// in [`JobStatus::ALL`]'s order: the admin UI's queue depth.
     async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, StoreError>;
 
-    /// Takes the job due first, if any: queued or failed and due, or running
-    /// with an expired lease. Counts an attempt.
+    /// Takes the job due first in the first of `lanes` that has one due, if
+    /// any: queued or failed and due, or running with an expired lease.
+    /// Lanes not listed are left alone. Counts an attempt.
     async fn claim(
         &self,
+        lanes: &[Lane],
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<Claimed>, StoreError>;

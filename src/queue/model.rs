@@ -104,6 +104,43 @@ impl JobKind {
     pub fn is_maintenance(self) -> bool {
         matches!(self, Self::Reindex | Self::Backup | Self::Purge)
     }
+
+    /// The lane a job of this kind waits in: the service's own work never
+    /// queues behind what API clients submit.
+    pub fn lane(self) -> Lane {
+        match self {
+            Self::Ping | Self::Add => Lane::User,
+            Self::Reindex | Self::ExtractText | Self::Backup | Self::Purge => Lane::Internal,
+        }
+    }
+}
+
+/// Where a job waits. Each lane is claimed in due order on its own, and
+/// workers choose which lane to look in first (`crate::jobs::worker`), so a
+/// backlog in one lane never delays the other's jobs behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// The service's own work: text extraction, backups, purges, reindexing.
+    Internal,
+    /// What API clients submit for themselves (`ping`, `add`).
+    User,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Self::Internal, Self::User];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Internal => "internal",
+            Self::User => "user",
+        }
+    }
+}
+
+impl fmt::Display for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for JobKind {
@@ -179,6 +216,9 @@ struct PingArgs {
 }
 
 pub const MAX_PING_DELAY_MS: u64 = 60_000;
+/// The longest `ping` a key without the admin scope may submit: a probe
+/// needs no more, and a minute-long one holds a worker for a minute.
+pub const MAX_USER_PING_DELAY_MS: u64 = 1_000;
 
 impl JobArgs {
     /// Checks `args` for `kind`; the errors name the fields under `args`.
@@ -280,6 +320,28 @@ impl NewJob {
     pub fn new(kind: JobKind, args: Value) -> Self {
         Self { kind, args }
     }
+
+    /// Why only the admin scope may enqueue this job, if it may not be
+    /// enqueued with write: maintenance kinds act on the whole deployment,
+    /// and a long `ping` holds a worker for as long as it asks.
+    pub fn admin_only(&self) -> Option<String> {
+        if self.kind.is_maintenance() {
+            return Some(format!("a {} job needs the 'admin' scope", self.kind));
+        }
+        let delay = self.args.get("delay_ms").and_then(Value::as_u64);
+        (self.kind == JobKind::Ping && delay.is_some_and(|d| d > MAX_USER_PING_DELAY_MS)).then(
+            || format!("a ping longer than {MAX_USER_PING_DELAY_MS} ms needs the 'admin' scope"),
+        )
+    }
+}
+
+/// A submitter's share of the queue: at most `limit` of the jobs enqueued
+/// for `owner` may be waiting (queued, or failed with a retry due) or
+/// running at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub owner: Uuid,
+    pub limit: u32,
 }
 
 /// A job as the API shows it.
@@ -497,6 +559,35 @@ mod tests {
             "args.attachment_id"
         );
         assert_eq!(field(json!({"kind":"backup","args":{"to":""}})), "args.to");
+    }
+
+    #[test]
+    fn maintenance_kinds_and_long_pings_are_admin_only() {
+        let admin_only = |v| validate(v).unwrap().admin_only();
+        assert_eq!(admin_only(json!({"kind":"ping"})), None);
+        assert_eq!(
+            admin_only(json!({"kind":"ping","args":{"delay_ms": MAX_USER_PING_DELAY_MS}})),
+            None
+        );
+        let long =
+            admin_only(json!({"kind":"ping","args":{"delay_ms": MAX_USER_PING_DELAY_MS + 1}}));
+        assert!(long.unwrap().contains("longer than 1000 ms"));
+        assert_eq!(admin_only(json!({"kind":"add","args":{"x":1,"y":2}})), None);
+        for kind in ["backup", "purge", "reindex"] {
+            let why = admin_only(json!({"kind": kind})).expect(kind);
+            assert!(why.contains(kind), "{why}");
+        }
+    }
+
+    #[test]
+    fn the_services_own_kinds_wait_in_the_internal_lane() {
+        for kind in JobKind::ALL {
+            let internal = matches!(
+                kind,
+                JobKind::ExtractText | JobKind::Backup | JobKind::Purge | JobKind::Reindex
+            );
+            assert_eq!(kind.lane() == Lane::Internal, internal, "{kind}");
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use tokio::{sync::Notify, task::JoinHandle};
 use uuid::Uuid;
 
 use super::{
-    Claimed, Job, JobListQuery, JobPage, JobStatus, Outcome, Queue, Wakeup,
+    Claimed, Job, JobListQuery, JobPage, JobStatus, Lane, Outcome, Queue, Quota, Wakeup,
     model::{millis, not_retryable, outcome_columns},
     sql::{self, Dialect},
     stored::{self, IntoJob, StoredJob},
@@ -42,6 +42,10 @@ use crate::store::{
 };
 
 const CHANNEL: &str = "notes_jobs";
+/// The first half of the two-key advisory lock that one owner's capped
+/// enqueues take in turn ("jobs" as an int4). Two-key locks never collide
+/// with the one-key lock ingests take: PostgreSQL keeps the spaces apart.
+const QUOTA_LOCK: i32 = 0x6a6f_6273;
 const SQL: Dialect = Dialect::Postgres;
 
 pub struct PgQueue {
@@ -187,7 +191,8 @@ impl IntoJob for Row {
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-fn bind_new<'q>(q: PgQuery<'q>, job: &Job) -> PgQuery<'q> {
+/// Binds a new job's columns, [`sql::INSERT_COLUMNS`], in order.
+fn bind_new<'q>(q: PgQuery<'q>, job: &Job, owner: Option<Uuid>) -> PgQuery<'q> {
     q.bind(job.id)
         .bind(job.kind.as_str())
         .bind(job.args.clone())
@@ -196,6 +201,18 @@ fn bind_new<'q>(q: PgQuery<'q>, job: &Job) -> PgQuery<'q> {
         .bind(job.max_attempts as i32)
         .bind(job.created_at)
         .bind(millis(job.run_at.unwrap_or(job.created_at)))
+        .bind(job.kind.lane().as_str())
+        .bind(owner)
+}
+
+/// The second half of an owner's advisory lock: its id folded to 32 bits.
+/// Two owners that fold alike only take turns.
+fn owner_lock(owner: Uuid) -> i32 {
+    owner
+        .as_bytes()
+        .chunks_exact(4)
+        .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .fold(0, |a, b| a ^ b)
 }
 
 #[async_trait]
@@ -220,12 +237,43 @@ impl Queue for PgQueue {
     }
 
     async fn enqueue(&self, job: Job) -> Result<Job, StoreError> {
-        bind_new(sqlx::query(SQL.sql(sql::INSERT)), &job)
+        bind_new(sqlx::query(SQL.sql(sql::INSERT)), &job, None)
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
         self.announce();
         Ok(job)
+    }
+
+    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, StoreError> {
+        // Under READ COMMITTED two concurrent inserts would each count the
+        // other's job as absent. One owner's enqueues take turns on an
+        // advisory lock, and the insert's own statement (a fresh snapshot
+        // taken after the lock) counts every job committed before it.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(QUOTA_LOCK)
+            .bind(owner_lock(quota.owner))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let stored = bind_new(
+            sqlx::query(SQL.sql(sql::INSERT_WITHIN)),
+            &job,
+            Some(quota.owner),
+        )
+        .bind(i64::from(quota.limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected()
+            == 1;
+        tx.commit().await.map_err(map_err)?;
+        if !stored {
+            return Ok(None);
+        }
+        self.announce();
+        Ok(Some(job))
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
@@ -281,20 +329,29 @@ impl Queue for PgQueue {
 
     async fn claim(
         &self,
+        lanes: &[Lane],
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<Claimed>, StoreError> {
+        if lanes.is_empty() {
+            return Ok(None);
+        }
         let token = Uuid::new_v4();
+        let kinds = sql::known_kinds();
+        let target = sql::due_first(lanes, |lane| {
+            format!(
+                "SELECT seq FROM jobs
+                 WHERE lane = '{lane}' AND status IN ('queued', 'failed', 'running')
+                   AND kind IN ({kinds}) AND due_at <= $4
+                 ORDER BY due_at LIMIT 1
+                 FOR UPDATE SKIP LOCKED"
+            )
+        });
         let sql = format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $1,
                     due_at = $2, started_at = $3, finished_at = NULL
-             WHERE seq = (SELECT seq FROM jobs
-                          WHERE status IN ('queued', 'failed', 'running')
-                            AND kind IN ({kinds}) AND due_at <= $4
-                          ORDER BY due_at LIMIT 1
-                          FOR UPDATE SKIP LOCKED)
+             WHERE seq = {target}
              RETURNING {columns}",
-            kinds = sql::known_kinds(),
             columns = sql::COLUMNS,
         );
         let row = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
@@ -383,14 +440,14 @@ impl Queue for PgQueue {
     ) -> Result<Option<Job>, StoreError> {
         // One statement: the tick row and the job commit together or not at all.
         let sql = format!(
-            "WITH t AS (INSERT INTO job_ticks (name, tick, job_id) VALUES ($9, $10, $1)
+            "WITH t AS (INSERT INTO job_ticks (name, tick, job_id) VALUES ($11, $12, $1)
                         ON CONFLICT DO NOTHING RETURNING job_id),
                   j AS (INSERT INTO jobs ({columns})
-                        SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM t RETURNING id)
+                        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM t RETURNING id)
              SELECT id FROM j",
             columns = sql::INSERT_COLUMNS,
         );
-        let fired = bind_new(sqlx::query(AssertSqlSafe(sql)), &job)
+        let fired = bind_new(sqlx::query(AssertSqlSafe(sql)), &job, None)
             .bind(name.to_owned())
             .bind(millis(tick))
             .execute(&self.pool)

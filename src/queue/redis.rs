@@ -7,8 +7,13 @@
 //!
 //! - `P:job:<id>`: hash of the record (args and result as JSON text, never
 //!   decoded by Lua, so numbers keep their precision);
-//! - `P:due`: sorted set by due time in ms (queued and failed jobs by when
-//!   they may run, running jobs by when their lease ends);
+//! - `P:due` (the user lane) and `P:due:internal` (the internal lane):
+//!   sorted sets by due time in ms (queued and failed jobs by when they may
+//!   run, running jobs by when their lease ends); a job's hash names its
+//!   `lane`, and a job without one (queued before lanes existed) is in the
+//!   user lane;
+//! - `P:owner:<key id>`: the jobs an API key submitted that are still
+//!   queued, failed or running, for the per-key cap;
 //! - `P:all`, `P:status:<status>`, `P:kind:<kind>`: sorted sets by position,
 //!   for listing newest first;
 //! - `P:finished`: succeeded and dead jobs by when they finished, for purge;
@@ -27,7 +32,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{
-    Claimed, Job, JobListQuery, JobPage, JobStatus, Outcome, Queue, Wakeup,
+    Claimed, Job, JobListQuery, JobPage, JobStatus, Lane, Outcome, Queue, Quota, Wakeup,
     model::millis,
     stored::{IntoJob, TextJob, corrupt},
 };
@@ -51,6 +56,7 @@ pub struct RedisQueue {
 
 struct Scripts {
     enqueue: Script,
+    enqueue_within: Script,
     claim: Script,
     renew: Script,
     finish: Script,
@@ -59,20 +65,41 @@ struct Scripts {
     purge: Script,
 }
 
-// Shared by the scripts that create a job (enqueue, and enqueue of a tick).
-// ARGV: prefix, id, kind, args, status, attempts, max_attempts, created_at, due_at
+// Shared by the scripts.
+// create's ARGV: prefix, id, kind, args, status, attempts, max_attempts,
+// created_at, due_at, lane, owner ('' for none).
 const CREATE: &str = r"
+-- The due set of a lane; the user lane keeps the name of the one set there
+-- was before lanes, so jobs queued then still run.
+local function due(p, lane)
+  if lane and lane ~= 'user' then return p .. ':due:' .. lane end
+  return p .. ':due'
+end
+local function due_of(p, key)
+  return due(p, redis.call('HGET', key, 'lane'))
+end
 local function create(a)
   local p = a[1]
   local seq = redis.call('INCR', p .. ':seq')
-  redis.call('HSET', p .. ':job:' .. a[2], 'id', a[2], 'seq', seq, 'kind', a[3], 'args', a[4],
-    'status', a[5], 'attempts', a[6], 'max_attempts', a[7], 'created_at', a[8], 'due_at', a[9])
-  redis.call('ZADD', p .. ':due', a[9], a[2])
+  local key = p .. ':job:' .. a[2]
+  redis.call('HSET', key, 'id', a[2], 'seq', seq, 'kind', a[3], 'args', a[4],
+    'status', a[5], 'attempts', a[6], 'max_attempts', a[7], 'created_at', a[8], 'due_at', a[9],
+    'lane', a[10])
+  if a[11] ~= '' then
+    redis.call('HSET', key, 'owner', a[11])
+    redis.call('SADD', p .. ':owner:' .. a[11], a[2])
+  end
+  redis.call('ZADD', due(p, a[10]), a[9], a[2])
   redis.call('ZADD', p .. ':all', seq, a[2])
   redis.call('ZADD', p .. ':status:' .. a[5], seq, a[2])
   redis.call('ZADD', p .. ':kind:' .. a[3], seq, a[2])
   redis.call('PUBLISH', p .. ':wake', '')
   return seq
+end
+-- A job that will not run again leaves its owner's count.
+local function settled(p, id, key)
+  local owner = redis.call('HGET', key, 'owner')
+  if owner then redis.call('SREM', p .. ':owner:' .. owner, id) end
 end
 -- Moves a job between status sets and records the new status.
 local function set_status(p, id, key, status)
@@ -91,37 +118,63 @@ fn script(body: &str) -> Script {
 impl Scripts {
     fn new() -> Self {
         Self {
-            // ARGV as `create`, then optional tick key, its TTL, its time in ms.
+            // ARGV as `create` (owner ''), then optional tick key, its TTL,
+            // its time in ms.
             enqueue: script(
                 r"
-if ARGV[10] then
-  if redis.call('SET', ARGV[10], ARGV[2], 'NX', 'EX', ARGV[11]) == false then return 0 end
-  redis.call('ZADD', ARGV[1] .. ':ticks', ARGV[12], ARGV[10])
+if ARGV[12] then
+  if redis.call('SET', ARGV[12], ARGV[2], 'NX', 'EX', ARGV[13]) == false then return 0 end
+  redis.call('ZADD', ARGV[1] .. ':ticks', ARGV[14], ARGV[12])
 end
 return create(ARGV)",
             ),
-            // ARGV: prefix, now_ms, lease_until_ms, token, started_at
+            // ARGV as `create`, then the owner's limit. Returns the
+            // position, or -1 when the owner is at its limit.
+            enqueue_within: script(
+                r"
+local p, owner, limit = ARGV[1], ARGV[11], tonumber(ARGV[12])
+local set = p .. ':owner:' .. owner
+if redis.call('SCARD', set) >= limit then
+  -- Forget members whose record is gone (evicted, deleted by hand) or
+  -- finished, so a lost record never holds a key at its limit. Only at the
+  -- limit, over at most `limit` members and what was lost.
+  for _, id in ipairs(redis.call('SMEMBERS', set)) do
+    local status = redis.call('HGET', p .. ':job:' .. id, 'status')
+    if not status or status == 'succeeded' or status == 'dead' then
+      redis.call('SREM', set, id)
+    end
+  end
+  if redis.call('SCARD', set) >= limit then return -1 end
+end
+return create(ARGV)",
+            ),
+            // ARGV: prefix, now_ms, lease_until_ms, token, started_at, then
+            // the lanes to look in, in order.
             claim: script(
                 r"
 local p = ARGV[1]
-local id, key
+local id, key, set
 -- Skip ids whose record is gone (evicted, deleted by hand): never let one
 -- block the queue.
-for _ = 1, 100 do
-  local due = redis.call('ZRANGEBYSCORE', p .. ':due', '-inf', ARGV[2], 'LIMIT', 0, 1)
-  if #due == 0 then return false end
-  id = due[1]
-  key = p .. ':job:' .. id
-  if redis.call('EXISTS', key) == 1 then break end
-  redis.call('ZREM', p .. ':due', id)
-  id = nil
+for l = 6, #ARGV do
+  set = due(p, ARGV[l])
+  for _ = 1, 100 do
+    local first = redis.call('ZRANGEBYSCORE', set, '-inf', ARGV[2], 'LIMIT', 0, 1)
+    if #first == 0 then break end
+    id = first[1]
+    key = p .. ':job:' .. id
+    if redis.call('EXISTS', key) == 1 then break end
+    redis.call('ZREM', set, id)
+    id = nil
+  end
+  if id then break end
 end
 if not id then return false end
 set_status(p, id, key, 'running')
 redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('HSET', key, 'token', ARGV[4], 'started_at', ARGV[5], 'due_at', ARGV[3])
 redis.call('HDEL', key, 'finished_at')
-redis.call('ZADD', p .. ':due', ARGV[3], id)
+redis.call('ZADD', set, ARGV[3], id)
 return redis.call('HGETALL', key)",
             ),
             // ARGV: prefix, id, token, lease_until_ms
@@ -130,7 +183,7 @@ return redis.call('HGETALL', key)",
 local key = ARGV[1] .. ':job:' .. ARGV[2]
 if redis.call('HGET', key, 'token') ~= ARGV[3] then return 0 end
 redis.call('HSET', key, 'due_at', ARGV[4])
-redis.call('ZADD', ARGV[1] .. ':due', ARGV[4], ARGV[2])
+redis.call('ZADD', due_of(ARGV[1], key), ARGV[4], ARGV[2])
 return 1",
             ),
             // ARGV: prefix, id, token, status, result|'', error|'', due_ms, finished_at, finished_ms
@@ -145,11 +198,12 @@ if ARGV[5] ~= '' then redis.call('HSET', key, 'result', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', key, 'error', ARGV[6]) end
 redis.call('HSET', key, 'due_at', ARGV[7], 'finished_at', ARGV[8], 'finished_ms', ARGV[9])
 if ARGV[4] == 'failed' then
-  redis.call('ZADD', p .. ':due', ARGV[7], id)
+  redis.call('ZADD', due_of(p, key), ARGV[7], id)
   redis.call('PUBLISH', p .. ':wake', '')
 else
-  redis.call('ZREM', p .. ':due', id)
+  redis.call('ZREM', due_of(p, key), id)
   redis.call('ZADD', p .. ':finished', ARGV[9], id)
+  settled(p, id, key)
 end
 return 1",
             ),
@@ -163,7 +217,7 @@ set_status(p, id, key, 'queued')
 if tonumber(redis.call('HGET', key, 'attempts')) > 0 then redis.call('HINCRBY', key, 'attempts', -1) end
 redis.call('HDEL', key, 'token', 'started_at')
 redis.call('HSET', key, 'due_at', ARGV[4])
-redis.call('ZADD', p .. ':due', ARGV[4], id)
+redis.call('ZADD', due_of(p, key), ARGV[4], id)
 redis.call('PUBLISH', p .. ':wake', '')
 return 1",
             ),
@@ -179,7 +233,9 @@ set_status(p, id, key, 'queued')
 redis.call('ZREM', p .. ':finished', id)
 redis.call('HDEL', key, 'token', 'result', 'error', 'started_at', 'finished_at', 'finished_ms')
 redis.call('HSET', key, 'attempts', 0, 'due_at', ARGV[3])
-redis.call('ZADD', p .. ':due', ARGV[3], id)
+redis.call('ZADD', due_of(p, key), ARGV[3], id)
+local owner = redis.call('HGET', key, 'owner')
+if owner then redis.call('SADD', p .. ':owner:' .. owner, id) end
 redis.call('PUBLISH', p .. ':wake', '')
 return 'retried'",
             ),
@@ -194,6 +250,7 @@ for _, id in ipairs(ids) do
   local key = p .. ':job:' .. id
   local status = redis.call('HGET', key, 'status')
   local kind = redis.call('HGET', key, 'kind')
+  settled(p, id, key)
   if status then redis.call('ZREM', p .. ':status:' .. status, id) end
   if kind then redis.call('ZREM', p .. ':kind:' .. kind, id) end
   redis.call('ZREM', p .. ':all', id)
@@ -367,6 +424,17 @@ impl Queue for RedisQueue {
         Ok(job)
     }
 
+    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, StoreError> {
+        let mut call = self.scripts.enqueue_within.prepare_invoke();
+        self.create_args(&mut call, &job, Some(quota.owner));
+        call.arg(quota.limit);
+        let seq: i64 = call
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok((seq > 0).then_some(job))
+    }
+
     async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
         let m: HashMap<String, String> = self
             .conn
@@ -465,18 +533,24 @@ impl Queue for RedisQueue {
 
     async fn claim(
         &self,
+        lanes: &[Lane],
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<Claimed>, StoreError> {
+        if lanes.is_empty() {
+            return Ok(None);
+        }
         let token = Uuid::new_v4();
-        let reply: Option<Vec<String>> = self
-            .scripts
-            .claim
-            .arg(&self.prefix)
+        let mut call = self.scripts.claim.prepare_invoke();
+        call.arg(&self.prefix)
             .arg(millis(now))
             .arg(millis(now) + lease.as_millis() as i64)
             .arg(token.to_string())
-            .arg(timestamp::format(&now))
+            .arg(timestamp::format(&now));
+        for lane in lanes {
+            call.arg(lane.as_str());
+        }
+        let reply: Option<Vec<String>> = call
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
@@ -600,6 +674,17 @@ impl RedisQueue {
     /// returns its position, 0 when the tick had fired.
     async fn enqueue_inner(&self, job: &Job, tick: Option<(&str, i64)>) -> Result<i64, StoreError> {
         let mut call = self.scripts.enqueue.prepare_invoke();
+        self.create_args(&mut call, job, None);
+        if let Some((marker, at)) = tick {
+            call.arg(marker).arg(TICK_TTL_SECS).arg(at);
+        }
+        call.invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    /// The arguments of the scripts' `create`, in order.
+    fn create_args(&self, call: &mut redis::ScriptInvocation<'_>, job: &Job, owner: Option<Uuid>) {
         call.arg(&self.prefix)
             .arg(job.id.to_string())
             .arg(job.kind.as_str())
@@ -608,13 +693,9 @@ impl RedisQueue {
             .arg(job.attempts)
             .arg(job.max_attempts)
             .arg(timestamp::format(&job.created_at))
-            .arg(millis(job.run_at.unwrap_or(job.created_at)));
-        if let Some((marker, at)) = tick {
-            call.arg(marker).arg(TICK_TTL_SECS).arg(at);
-        }
-        call.invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)
+            .arg(millis(job.run_at.unwrap_or(job.created_at)))
+            .arg(job.kind.lane().as_str())
+            .arg(owner.map(|o| o.to_string()).unwrap_or_default());
     }
 }
 

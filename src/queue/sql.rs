@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use sqlx::{AssertSqlSafe, Database, Encode, FromRow, Type, query::QueryAs};
 
-use super::{JobKind, JobListQuery, JobStatus};
+use super::{JobKind, JobListQuery, JobStatus, Lane};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -93,12 +93,23 @@ macro_rules! columns {
 }
 pub const COLUMNS: &str = columns!();
 
-/// Binds: id, kind, args, status, attempts, max_attempts, created_at, due_at.
+/// Binds: id, kind, args, status, attempts, max_attempts, created_at,
+/// due_at, lane, owner.
 pub const INSERT_COLUMNS: &str =
-    "id, kind, args, status, attempts, max_attempts, created_at, due_at";
+    "id, kind, args, status, attempts, max_attempts, created_at, due_at, lane, owner";
 
 pub const INSERT: &str = "INSERT INTO jobs (id, kind, args, status, attempts, max_attempts, \
-                          created_at, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+                          created_at, due_at, lane, owner) \
+                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// The insert, unless the owner ($10) already has as many jobs waiting or
+/// running as the limit ($11) allows. Exact only when callers for one owner
+/// take turns (SQLite's single writer; an advisory lock on PostgreSQL).
+pub const INSERT_WITHIN: &str = "INSERT INTO jobs (id, kind, args, status, attempts, \
+                                 max_attempts, created_at, due_at, lane, owner) \
+                                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+                                 WHERE (SELECT count(*) FROM jobs WHERE owner = $10 \
+                                        AND status IN ('queued', 'failed', 'running')) < $11";
 
 /// Binds: id.
 pub const GET: &str = concat!("SELECT ", columns!(), " FROM jobs WHERE id = $1");
@@ -154,6 +165,18 @@ pub const PURGE_JOBS: &str =
 /// Tick records past the cutoff. Binds: the cutoff in milliseconds.
 pub const PURGE_TICKS: &str = "DELETE FROM job_ticks WHERE tick < $1";
 
+/// The `seq` of the job due first in the first of `lanes` that has one:
+/// `pick(lane)` selects one lane's due-first job. Each lane is its own
+/// ordered scan of the `jobs_lane_due` index; `coalesce` looks at the next
+/// lane only when the ones before it have nothing due.
+pub fn due_first(lanes: &[Lane], pick: impl Fn(Lane) -> String) -> String {
+    let picks: Vec<String> = lanes.iter().map(|l| format!("({})", pick(*l))).collect();
+    match picks.as_slice() {
+        [one] => one.clone(),
+        many => format!("coalesce({})", many.join(", ")),
+    }
+}
+
 /// `'ping', 'add', …`: the kinds this binary can run. Claims take only
 /// these, so during a rolling upgrade older workers leave a new kind to the
 /// newer ones instead of failing it.
@@ -178,6 +201,20 @@ mod tests {
         );
         assert_eq!(Dialect::Postgres.sql(RENEW).0, RENEW);
         assert!(GET.starts_with("SELECT seq, id,"), "{GET}");
+    }
+
+    #[test]
+    fn due_first_looks_in_the_lanes_in_the_order_given() {
+        let pick = |l: Lane| format!("SELECT seq FROM jobs WHERE lane = '{l}'");
+        assert_eq!(
+            due_first(&[Lane::Internal], pick),
+            "(SELECT seq FROM jobs WHERE lane = 'internal')"
+        );
+        assert_eq!(
+            due_first(&[Lane::User, Lane::Internal], pick),
+            "coalesce((SELECT seq FROM jobs WHERE lane = 'user'), \
+             (SELECT seq FROM jobs WHERE lane = 'internal'))"
+        );
     }
 
     #[test]

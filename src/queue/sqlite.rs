@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    Claimed, Job, JobListQuery, JobPage, JobStatus, Outcome, Queue, Wakeup,
+    Claimed, Job, JobListQuery, JobPage, JobStatus, Lane, Outcome, Queue, Quota, Wakeup,
     model::{millis, not_retryable, outcome_columns},
     sql::{self, Dialect},
     stored::{self, TextJob},
@@ -43,9 +43,11 @@ impl SqliteQueue {
     }
 }
 
-async fn insert(conn: &mut sqlx::SqliteConnection, job: &Job) -> Result<(), StoreError> {
-    sqlx::query(SQL.sql(sql::INSERT))
-        .bind(job.id.to_string())
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds a new job's columns, [`sql::INSERT_COLUMNS`], in order.
+fn bind_new<'q>(q: SqliteQuery<'q>, job: &Job, owner: Option<Uuid>) -> SqliteQuery<'q> {
+    q.bind(job.id.to_string())
         .bind(job.kind.as_str())
         .bind(job.args.to_string())
         .bind(job.status.as_str())
@@ -53,6 +55,12 @@ async fn insert(conn: &mut sqlx::SqliteConnection, job: &Job) -> Result<(), Stor
         .bind(job.max_attempts as i64)
         .bind(timestamp::format(&job.created_at))
         .bind(millis(job.run_at.unwrap_or(job.created_at)))
+        .bind(job.kind.lane().as_str())
+        .bind(owner.map(|o| o.to_string()))
+}
+
+async fn insert(conn: &mut sqlx::SqliteConnection, job: &Job) -> Result<(), StoreError> {
+    bind_new(sqlx::query(SQL.sql(sql::INSERT)), job, None)
         .execute(conn)
         .await
         .map_err(map_err)?;
@@ -78,6 +86,27 @@ impl Queue for SqliteQueue {
         insert(&mut conn, &job).await?;
         self.wake.one();
         Ok(job)
+    }
+
+    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, StoreError> {
+        // One statement on the single writer: the count and the insert see
+        // the same database, so concurrent submissions cannot overshoot.
+        let stored = bind_new(
+            sqlx::query(SQL.sql(sql::INSERT_WITHIN)),
+            &job,
+            Some(quota.owner),
+        )
+        .bind(i64::from(quota.limit))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?
+        .rows_affected()
+            == 1;
+        if !stored {
+            return Ok(None);
+        }
+        self.wake.one();
+        Ok(Some(job))
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
@@ -133,19 +162,28 @@ impl Queue for SqliteQueue {
 
     async fn claim(
         &self,
+        lanes: &[Lane],
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<Claimed>, StoreError> {
+        if lanes.is_empty() {
+            return Ok(None);
+        }
         let token = Uuid::new_v4();
+        let kinds = sql::known_kinds();
+        let target = sql::due_first(lanes, |lane| {
+            format!(
+                "SELECT seq FROM jobs INDEXED BY jobs_lane_due
+                 WHERE lane = '{lane}' AND status IN ('queued', 'failed', 'running')
+                   AND kind IN ({kinds}) AND due_at <= ?4
+                 ORDER BY due_at LIMIT 1"
+            )
+        });
         let sql = format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = ?1,
                     due_at = ?2, started_at = ?3, finished_at = NULL
-             WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_due
-                          WHERE status IN ('queued', 'failed', 'running')
-                            AND kind IN ({kinds}) AND due_at <= ?4
-                          ORDER BY due_at LIMIT 1)
+             WHERE seq = {target}
              RETURNING {columns}",
-            kinds = sql::known_kinds(),
             columns = sql::COLUMNS,
         );
         let row = sqlx::query_as::<_, TextJob>(AssertSqlSafe(sql))

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use notes_api::queue::{Job, JobKind, JobListQuery, JobStatus, NewJob, Outcome};
+use notes_api::queue::{Job, JobKind, JobListQuery, JobStatus, Lane, NewJob, Outcome};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, TestDb, assert_problem};
+use crate::common::{self, TestApp, TestDb, assert_problem};
 
 fn new_job(kind: JobKind, args: Value) -> Job {
     Job::queued(NewJob::new(kind, args), 3, Utc::now())
@@ -311,11 +311,18 @@ async fn queue_leases_fence_stale_workers() {
     let job = q.enqueue(new_job(JobKind::Ping, json!({}))).await.unwrap();
     assert_eq!(q.queued().await.unwrap(), 1);
 
-    let first = q.claim(lease, Utc::now()).await.unwrap().expect("due");
+    let first = q
+        .claim(&Lane::ALL, lease, Utc::now())
+        .await
+        .unwrap()
+        .expect("due");
     assert_eq!(first.job.id, job.id);
     assert_eq!(first.job.attempts, 1);
     assert!(
-        q.claim(lease, Utc::now()).await.unwrap().is_none(),
+        q.claim(&Lane::ALL, lease, Utc::now())
+            .await
+            .unwrap()
+            .is_none(),
         "claimed twice"
     );
     assert!(
@@ -326,7 +333,11 @@ async fn queue_leases_fence_stale_workers() {
 
     // The lease runs out: another worker takes the job over.
     let later = Utc::now() + chrono::Duration::seconds(5);
-    let second = q.claim(lease, later).await.unwrap().expect("lease expired");
+    let second = q
+        .claim(&Lane::ALL, lease, later)
+        .await
+        .unwrap()
+        .expect("lease expired");
     assert_eq!(second.job.attempts, 2);
     assert_ne!(first.token, second.token);
     // The first worker is fenced off: it can neither renew nor finish.
@@ -362,13 +373,21 @@ async fn queue_leases_fence_stale_workers() {
         .enqueue(new_job(JobKind::Add, json!({"x": 1, "y": 1})))
         .await
         .unwrap();
-    let c = q.claim(lease, Utc::now()).await.unwrap().unwrap();
+    let c = q
+        .claim(&Lane::ALL, lease, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(q.release(other.id, c.token, Utc::now()).await.unwrap());
     let back = q.get(other.id).await.unwrap().unwrap();
     assert_eq!((back.status, back.attempts), (JobStatus::Queued, 0));
 
     // A retry is not due before its time.
-    let c = q.claim(lease, Utc::now()).await.unwrap().unwrap();
+    let c = q
+        .claim(&Lane::ALL, lease, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
     let at = Utc::now() + chrono::Duration::seconds(60);
     let retry = Outcome::Retry {
         error: "boom".into(),
@@ -379,12 +398,17 @@ async fn queue_leases_fence_stale_workers() {
             .await
             .unwrap()
     );
-    assert!(q.claim(lease, Utc::now()).await.unwrap().is_none());
+    assert!(
+        q.claim(&Lane::ALL, lease, Utc::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let failed = q.get(other.id).await.unwrap().unwrap();
     assert_eq!(failed.status, JobStatus::Failed);
     assert_eq!(failed.error.as_deref(), Some("boom"));
     assert!(
-        q.claim(lease, at + chrono::Duration::seconds(1))
+        q.claim(&Lane::ALL, lease, at + chrono::Duration::seconds(1))
             .await
             .unwrap()
             .is_some()
@@ -780,4 +804,264 @@ async fn a_restart_fires_a_recent_missed_tick_once_and_never_again() {
         after_restart <= ticks_since_start(),
         "{after_restart} jobs: a restart fired a tick again"
     );
+}
+
+/// Posts a job and returns the answer's status and body.
+async fn submit(app: &TestApp, kind: &str, args: Value) -> (StatusCode, Value) {
+    let res = app
+        .post_json("/api/v1/jobs", &json!({"kind": kind, "args": args}))
+        .await;
+    let status = res.status();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn long_pings_are_admin_only() {
+    let mut app = TestApp::production_with(|c| c.workers = 0).await;
+    let (_, write) = app.key(&["read", "write"]).await;
+    let (_, admin) = app.key(&["admin"]).await;
+    app.token = Some(write);
+    assert_eq!(
+        submit(&app, "ping", json!({"delay_ms": 1000})).await.0,
+        StatusCode::ACCEPTED,
+        "a short probe is anyone's"
+    );
+    for delay in [1001, 30_000, 60_000] {
+        let res = app
+            .post_json(
+                "/api/v1/jobs",
+                &json!({"kind": "ping", "args": {"delay_ms": delay}}),
+            )
+            .await;
+        let problem = assert_problem(res, StatusCode::FORBIDDEN).await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("1000 ms") && detail.contains("admin"),
+            "{problem}"
+        );
+    }
+    // Still a 422 beyond any ping's bound, whoever asks.
+    let (status, _) = submit(&app, "ping", json!({"delay_ms": 60_001})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, page) = app.get_json("/api/v1/jobs").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+
+    for token in [admin, common::MASTER.to_owned()] {
+        app.token = Some(token);
+        let (status, job) = submit(&app, "ping", json!({"delay_ms": 60_000})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_may_have_only_so_many_jobs_queued_or_running() {
+    let mut app = TestApp::production_with(|c| {
+        c.workers = 0;
+        c.max_queued_jobs_per_key = 3;
+    })
+    .await;
+    let (_, alice) = app.key(&["read", "write"]).await;
+    let (_, bob) = app.key(&["admin"]).await;
+    app.token = Some(alice.clone());
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (status, job) = submit(&app, "add", json!({"x": 1, "y": 2})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        ids.push(job["id"].as_str().unwrap().to_owned());
+    }
+    for kind in ["add", "ping"] {
+        let res = app
+            .post_json(
+                "/api/v1/jobs",
+                &json!({"kind": kind, "args": {"x": 1, "y": 2}}),
+            )
+            .await;
+        if kind == "ping" {
+            // Bad args are still a 422 first: the cap counts only jobs.
+            assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+            continue;
+        }
+        let problem = assert_problem(res, StatusCode::TOO_MANY_REQUESTS).await;
+        assert_eq!(problem["type"], "urn:notes-api:problem:too-many-jobs");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("3 jobs") && detail.contains("NOTES_MAX_QUEUED_JOBS_PER_KEY"),
+            "{problem}"
+        );
+    }
+    let (_, page) = app.get_json("/api/v1/jobs").await;
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        3,
+        "a refusal left a job"
+    );
+
+    // Other keys have their own count; the master key has none.
+    app.token = Some(bob);
+    for _ in 0..3 {
+        assert_eq!(
+            submit(&app, "ping", json!({})).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    assert_eq!(
+        submit(&app, "ping", json!({})).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.token = Some(common::MASTER.to_owned());
+    for _ in 0..5 {
+        assert_eq!(
+            submit(&app, "ping", json!({})).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+
+    // A job that finished makes room for one more, and only one.
+    let q = app.state.queue();
+    let claimed = loop {
+        let c = q
+            .claim(&[Lane::User], Duration::from_secs(30), Utc::now())
+            .await
+            .unwrap()
+            .expect("queued jobs");
+        if ids.contains(&c.job.id.to_string()) {
+            break c;
+        }
+    };
+    let done = Outcome::Succeeded(json!(3));
+    assert!(
+        q.finish(claimed.job.id, claimed.token, &done, Utc::now())
+            .await
+            .unwrap()
+    );
+    app.token = Some(alice);
+    assert_eq!(
+        submit(&app, "add", json!({"x": 1, "y": 2})).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        submit(&app, "add", json!({"x": 1, "y": 2})).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// Issue 21's case: a write key floods the queue, and an upload's text is
+/// still extracted and searchable within seconds. Long pings are refused
+/// to the write key; an admin's (the issue's 40 one-minute pings) wait in
+/// the user lane, and the key fills its cap with short ones.
+#[tokio::test]
+async fn a_flood_of_client_jobs_leaves_text_extraction_prompt() {
+    let mut app = TestApp::production_with(|c| {
+        // The issue's probe ran at the default two workers.
+        c.workers = 2;
+        c.rate_limit = Some(0);
+        c.shutdown_timeout = 1;
+    })
+    .await;
+    let (_, write) = app.key(&["read", "write"]).await;
+    let (_, admin) = app.key(&["admin"]).await;
+
+    app.token = Some(admin);
+    for _ in 0..40 {
+        let (status, job) = submit(&app, "ping", json!({"delay_ms": 60_000})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    }
+    app.token = Some(write);
+    for _ in 0..40 {
+        let (status, _) = submit(&app, "ping", json!({"delay_ms": 60_000})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let cap = app.state.config().max_queued_jobs_per_key;
+    let mut accepted = 0;
+    let refused = loop {
+        let (status, body) = submit(&app, "ping", json!({"delay_ms": 1000})).await;
+        match status {
+            StatusCode::ACCEPTED => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => break body,
+            other => panic!("{other}: {body}"),
+        }
+        assert!(accepted <= cap, "the cap of {cap} did not hold");
+    };
+    // Nothing of the key's finished meanwhile (the one shared worker holds
+    // an admin's one-minute ping), so the cap is exact.
+    assert_eq!(accepted, cap);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&cap.to_string()),
+        "{refused}"
+    );
+
+    // Every user job is older than the upload's extraction.
+    let note = app.create_note(json!({"title": "zoo"})).await;
+    let started = std::time::Instant::now();
+    let res = app
+        .request(
+            Method::POST,
+            &format!(
+                "/api/v1/notes/{}/attachments?filename=zoo.txt",
+                note["id"].as_str().unwrap()
+            ),
+        )
+        .header("content-type", "text/plain")
+        .body("The quokka lives on Rottnest Island.")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let within = Duration::from_secs(10);
+    loop {
+        let (_, hits) = app.get_json("/api/v1/search?q=quokka").await;
+        if hits["total"] == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < within,
+            "the upload's text is not searchable after {within:?}: {hits}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("searchable {:?} after the upload", started.elapsed());
+    // The backlog is all still there: the extraction went round it.
+    let (_, waiting) = app
+        .get_json("/api/v1/jobs?status=queued&kind=ping&limit=100")
+        .await;
+    assert_eq!(waiting["items"].as_array().unwrap().len(), 100, "{waiting}");
+}
+
+/// The other way round: a backlog of the service's own jobs leaves a
+/// client's job its turn. One worker alternates between the lanes.
+#[tokio::test]
+async fn a_backlog_of_internal_jobs_leaves_client_jobs_their_turn() {
+    let db = TestDb::new().await;
+    let setup = TestApp::spawn_on(&db, |c| c.workers = 0).await;
+    let q = setup.state.queue();
+    let mut purges = Vec::new();
+    for _ in 0..20 {
+        purges.push(
+            q.enqueue(new_job(JobKind::Purge, json!({})))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // Enqueued last, due last: due order alone would run it after every purge.
+    let add = q
+        .enqueue(new_job(JobKind::Add, json!({"x": 1, "y": 1})))
+        .await
+        .unwrap();
+    let app = TestApp::spawn_on(&db, |c| c.workers = 1).await;
+    let done = app.finished(&add.id.to_string()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let add_started = q.get(add.id).await.unwrap().unwrap().started_at.unwrap();
+    let mut before = 0;
+    for id in &purges {
+        let purge = q.get(*id).await.unwrap().unwrap();
+        if purge.started_at.is_some_and(|s| s < add_started) {
+            before += 1;
+        }
+    }
+    assert!(before <= 1, "{before} purges ran before the client's job");
+    app.shutdown().await;
 }

@@ -14,7 +14,10 @@ use uuid::Uuid;
 
 // Every path into the service that this file names.
 use notes_api::{
-    queue::{Claimed, DynQueue, Job, JobKind, JobListQuery, JobStatus, NewJob, Outcome, Wakeup},
+    queue::{
+        Claimed, DynQueue, Job, JobKind, JobListQuery, JobStatus, Lane, NewJob, Outcome, Quota,
+        Wakeup,
+    },
     store::StoreError,
 };
 
@@ -58,6 +61,17 @@ contract_tests! {
     finish_with_retry_wakes_a_waiting_worker: sqlite, postgres, redis;
     retry_of_a_dead_job_wakes_a_waiting_worker: sqlite, postgres, redis;
     release_wakes_a_waiting_worker: sqlite, postgres, redis;
+    each_kind_waits_in_its_lane: sqlite, postgres, redis;
+    claim_takes_the_first_listed_lane_with_a_job_due: sqlite, postgres, redis;
+    claim_leaves_lanes_not_listed_alone: sqlite, postgres, redis;
+    each_lane_is_claimed_in_due_order: sqlite, postgres, redis;
+    a_backlog_in_one_lane_does_not_delay_the_other: sqlite, postgres, redis;
+    a_job_comes_back_to_its_own_lane: sqlite, postgres, redis;
+    a_scheduled_tick_waits_in_its_kinds_lane: sqlite, postgres, redis;
+    enqueue_within_stops_at_the_owners_limit: sqlite, postgres, redis;
+    only_finished_jobs_free_an_owners_quota: sqlite, postgres, redis;
+    enqueue_within_is_exact_under_concurrent_callers: sqlite, postgres, redis;
+    enqueue_within_wakes_a_waiting_worker: sqlite, postgres, redis;
 }
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -91,7 +105,7 @@ async fn get(q: &DynQueue, id: Uuid) -> Job {
 }
 
 async fn claim(q: &DynQueue, at: DateTime<Utc>) -> Option<Claimed> {
-    q.claim(LEASE, at).await.expect("claim")
+    q.claim(&Lane::ALL, LEASE, at).await.expect("claim")
 }
 
 async fn list(q: &DynQueue, query: JobListQuery) -> (Vec<Uuid>, Option<i64>) {
@@ -887,4 +901,323 @@ async fn release_wakes_a_waiting_worker(q: DynQueue) {
         woken(q.wakeup()).await,
         "the released job is due and nobody was told"
     );
+}
+
+// Lanes: the service's own jobs and API clients' jobs wait apart; a claim
+// names the lanes it looks in, in order.
+
+const INTERNAL_FIRST: &[Lane] = &[Lane::Internal, Lane::User];
+const USER_FIRST: &[Lane] = &[Lane::User, Lane::Internal];
+
+/// A job of `kind` (its lane's) enqueued at `t`, due `due` from then.
+async fn in_lane(q: &DynQueue, kind: JobKind, t: DateTime<Utc>, due: chrono::Duration) -> Job {
+    let mut job = new_job(kind, t);
+    job.run_at = Some(t + due);
+    enqueue(q, job).await
+}
+
+async fn claim_in(q: &DynQueue, lanes: &[Lane], at: DateTime<Utc>) -> Option<Claimed> {
+    q.claim(lanes, LEASE, at).await.expect("claim")
+}
+
+async fn each_kind_waits_in_its_lane(q: DynQueue) {
+    let t = now();
+    for kind in JobKind::ALL {
+        let job = in_lane(&q, kind, t, secs(0)).await;
+        let other = match kind.lane() {
+            Lane::Internal => Lane::User,
+            Lane::User => Lane::Internal,
+        };
+        assert!(
+            claim_in(&q, &[other], t).await.is_none(),
+            "{kind} was claimed from the {other} lane"
+        );
+        let claimed = claim_in(&q, &[kind.lane()], t).await.expect("its lane");
+        assert_eq!(claimed.job.id, job.id, "{kind}");
+    }
+    assert_eq!(JobKind::ExtractText.lane(), Lane::Internal);
+    assert_eq!(JobKind::Backup.lane(), Lane::Internal);
+    assert_eq!(JobKind::Ping.lane(), Lane::User);
+}
+
+async fn claim_takes_the_first_listed_lane_with_a_job_due(q: DynQueue) {
+    let t = now();
+    // The user job has waited longer: due order alone would take it first.
+    let user = in_lane(&q, JobKind::Ping, t, secs(-30)).await;
+    let internal = in_lane(&q, JobKind::ExtractText, t, secs(-10)).await;
+    let first = claim_in(&q, INTERNAL_FIRST, t).await.expect("due");
+    assert_eq!(first.job.id, internal.id);
+    let second = claim_in(&q, INTERNAL_FIRST, t).await.expect("due");
+    assert_eq!(
+        second.job.id, user.id,
+        "the next lane once the first is empty"
+    );
+
+    let user = in_lane(&q, JobKind::Add, t, secs(-10)).await;
+    let internal = in_lane(&q, JobKind::Purge, t, secs(-30)).await;
+    assert_eq!(claim_in(&q, USER_FIRST, t).await.unwrap().job.id, user.id);
+    assert_eq!(
+        claim_in(&q, USER_FIRST, t).await.unwrap().job.id,
+        internal.id
+    );
+    assert!(claim_in(&q, USER_FIRST, t).await.is_none());
+}
+
+async fn claim_leaves_lanes_not_listed_alone(q: DynQueue) {
+    let t = now();
+    let user = in_lane(&q, JobKind::Ping, t, secs(-5)).await;
+    assert!(claim_in(&q, &[Lane::Internal], t).await.is_none());
+    assert!(claim_in(&q, &[], t).await.is_none(), "no lane, no job");
+    let internal = in_lane(&q, JobKind::Backup, t, secs(-5)).await;
+    assert_eq!(
+        claim_in(&q, &[Lane::Internal], t).await.unwrap().job.id,
+        internal.id
+    );
+    assert!(claim_in(&q, &[Lane::Internal], t).await.is_none());
+    assert_eq!(
+        claim_in(&q, &[Lane::User], t).await.unwrap().job.id,
+        user.id
+    );
+    // A job due later stays put in its lane.
+    in_lane(&q, JobKind::Reindex, t, secs(60)).await;
+    assert!(claim_in(&q, INTERNAL_FIRST, t).await.is_none());
+}
+
+async fn each_lane_is_claimed_in_due_order(q: DynQueue) {
+    let t = now();
+    let a = in_lane(&q, JobKind::ExtractText, t, secs(-10)).await;
+    let b = in_lane(&q, JobKind::Purge, t, secs(-30)).await;
+    let c = in_lane(&q, JobKind::Ping, t, secs(-20)).await;
+    let d = in_lane(&q, JobKind::Add, t, secs(-40)).await;
+    let e = in_lane(&q, JobKind::Backup, t, secs(-20)).await;
+    let mut internal = Vec::new();
+    while let Some(claimed) = claim_in(&q, &[Lane::Internal], t).await {
+        internal.push(claimed.job.id);
+    }
+    assert_eq!(internal, [b.id, e.id, a.id]);
+    let mut user = Vec::new();
+    while let Some(claimed) = claim_in(&q, &[Lane::User], t).await {
+        user.push(claimed.job.id);
+    }
+    assert_eq!(user, [d.id, c.id]);
+}
+
+/// The case: a key's backlog, all due before the upload's text
+/// extraction, does not stand in front of it.
+async fn a_backlog_in_one_lane_does_not_delay_the_other(q: DynQueue) {
+    let t = now();
+    let mut backlog = Vec::new();
+    for i in 0..300 {
+        backlog.push(in_lane(&q, JobKind::Ping, t, secs(-600 + i)).await.id);
+    }
+    let extract = in_lane(&q, JobKind::ExtractText, t, secs(0)).await;
+    let started = Instant::now();
+    let claimed = claim_in(&q, INTERNAL_FIRST, t).await.expect("due");
+    assert_eq!(claimed.job.id, extract.id);
+    // One ordered index scan per lane, not a walk over the other's backlog.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // And the other way round: a backlog of the service's own jobs does
+    // not stand in front of a client's job.
+    let internal = (0..300).map(|i| in_lane(&q, JobKind::ExtractText, t, secs(-900 + i)));
+    futures::future::join_all(internal).await;
+    let user = claim_in(&q, USER_FIRST, t).await.expect("due");
+    assert_eq!(user.job.id, backlog[0], "the user lane's oldest");
+}
+
+async fn a_job_comes_back_to_its_own_lane(q: DynQueue) {
+    let t = now();
+    let job = in_lane(&q, JobKind::ExtractText, t, secs(0)).await;
+    // An expired lease.
+    let first = claim_in(&q, &[Lane::Internal], t).await.expect("due");
+    let later = t + secs(31);
+    assert!(claim_in(&q, &[Lane::User], later).await.is_none());
+    let second = claim_in(&q, &[Lane::Internal], later)
+        .await
+        .expect("lease over");
+    assert_eq!(second.job.id, job.id);
+    assert_ne!(second.token, first.token);
+    // A renewed lease keeps it out of both lanes.
+    assert!(q.renew(job.id, second.token, LEASE, later).await.unwrap());
+    assert!(
+        claim_in(&q, INTERNAL_FIRST, later + secs(20))
+            .await
+            .is_none()
+    );
+    // A release.
+    assert!(q.release(job.id, second.token, later).await.unwrap());
+    assert!(claim_in(&q, &[Lane::User], later).await.is_none());
+    let third = claim_in(&q, &[Lane::Internal], later)
+        .await
+        .expect("released");
+    // A retry after a failure.
+    let at = later + secs(5);
+    let retry = Outcome::Retry {
+        error: "again".into(),
+        at,
+    };
+    assert!(q.finish(job.id, third.token, &retry, later).await.unwrap());
+    assert!(claim_in(&q, &[Lane::User], at).await.is_none());
+    let fourth = claim_in(&q, &[Lane::Internal], at)
+        .await
+        .expect("retry due");
+    // A dead job retried through the API.
+    let dead = Outcome::Dead("boom".into());
+    assert!(q.finish(job.id, fourth.token, &dead, at).await.unwrap());
+    q.retry(job.id, at).await.expect("retry");
+    assert!(claim_in(&q, &[Lane::User], at).await.is_none());
+    let fifth = claim_in(&q, &[Lane::Internal], at).await.expect("retried");
+    assert_eq!(fifth.job.id, job.id);
+}
+
+async fn a_scheduled_tick_waits_in_its_kinds_lane(q: DynQueue) {
+    let t = now();
+    let purge = new_job(JobKind::Purge, t);
+    q.enqueue_tick("purge", t, purge.clone()).await.unwrap();
+    let ping = new_job(JobKind::Ping, t);
+    q.enqueue_tick("ping", t, ping.clone()).await.unwrap();
+    assert_eq!(
+        claim_in(&q, &[Lane::Internal], t).await.unwrap().job.id,
+        purge.id
+    );
+    assert_eq!(
+        claim_in(&q, &[Lane::User], t).await.unwrap().job.id,
+        ping.id
+    );
+}
+
+// The per-owner cap.
+
+fn quota(owner: Uuid, limit: u32) -> Quota {
+    Quota { owner, limit }
+}
+
+async fn enqueue_within(q: &DynQueue, quota: Quota, at: DateTime<Utc>) -> Option<Job> {
+    let job = new_job(JobKind::Ping, at);
+    let stored = q.enqueue_within(job.clone(), quota).await.expect("enqueue");
+    if let Some(stored) = &stored {
+        assert_eq!(*stored, job);
+        assert_eq!(get(q, job.id).await, job);
+    }
+    stored
+}
+
+async fn count(q: &DynQueue) -> usize {
+    list_all(
+        q,
+        JobListQuery {
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .len()
+}
+
+async fn enqueue_within_stops_at_the_owners_limit(q: DynQueue) {
+    let t = now();
+    let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    // Jobs without an owner (the service's, the master key's) do not count.
+    for _ in 0..5 {
+        enqueue(&q, new_job(JobKind::ExtractText, t)).await;
+    }
+    for i in 0..3 {
+        assert!(
+            enqueue_within(&q, quota(alice, 3), t).await.is_some(),
+            "job {i}"
+        );
+    }
+    assert_eq!(enqueue_within(&q, quota(alice, 3), t).await, None);
+    assert_eq!(count(&q).await, 8, "a refused job left a record");
+    // Another owner has a count of its own; a larger limit lets more in.
+    assert!(enqueue_within(&q, quota(bob, 1), t).await.is_some());
+    assert_eq!(enqueue_within(&q, quota(bob, 1), t).await, None);
+    assert!(enqueue_within(&q, quota(alice, 4), t).await.is_some());
+    assert_eq!(enqueue_within(&q, quota(alice, 4), t).await, None);
+    assert_eq!(count(&q).await, 10);
+}
+
+async fn only_finished_jobs_free_an_owners_quota(q: DynQueue) {
+    let t = now();
+    let owner = Uuid::now_v7();
+    let limit = quota(owner, 2);
+    enqueue_within(&q, limit, t).await.expect("first");
+    enqueue_within(&q, limit, t).await.expect("second");
+    assert_eq!(enqueue_within(&q, limit, t).await, None);
+
+    // Running counts.
+    let running = claim_in(&q, &[Lane::User], t).await.expect("due");
+    assert_eq!(enqueue_within(&q, limit, t).await, None, "running");
+    // Failed with a retry due counts.
+    let retry = Outcome::Retry {
+        error: "x".into(),
+        at: t + secs(60),
+    };
+    let failed = running.job.id;
+    assert!(q.finish(failed, running.token, &retry, t).await.unwrap());
+    assert_eq!(enqueue_within(&q, limit, t).await, None, "failed");
+    // Succeeded frees one place.
+    let later = t + secs(60);
+    let again = claim_in(&q, &[Lane::User], later).await.expect("due");
+    let outcome = Outcome::Succeeded(json!("pong"));
+    assert!(
+        q.finish(again.job.id, again.token, &outcome, later)
+            .await
+            .unwrap()
+    );
+    enqueue_within(&q, limit, later)
+        .await
+        .expect("a place freed");
+    assert_eq!(enqueue_within(&q, limit, later).await, None);
+    // Dead frees one too; a retry of it counts again (an admin's choice, so
+    // it is not refused even at the limit).
+    let mut dead_id = None;
+    while let Some(claimed) = claim_in(&q, &[Lane::User], later).await {
+        let dead = Outcome::Dead("boom".into());
+        assert!(
+            q.finish(claimed.job.id, claimed.token, &dead, later)
+                .await
+                .unwrap()
+        );
+        dead_id = Some(claimed.job.id);
+    }
+    let dead_id = dead_id.expect("two jobs were due");
+    assert!(enqueue_within(&q, limit, later).await.is_some());
+    assert!(enqueue_within(&q, limit, later).await.is_some());
+    assert_eq!(enqueue_within(&q, limit, later).await, None);
+    q.retry(dead_id, later).await.expect("retry");
+    assert_eq!(enqueue_within(&q, limit, later).await, None);
+    // Purging finished jobs changes nothing.
+    q.purge(later + secs(1)).await.unwrap();
+    assert_eq!(enqueue_within(&q, limit, later).await, None);
+}
+
+async fn enqueue_within_is_exact_under_concurrent_callers(q: DynQueue) {
+    let t = now();
+    let owner = Uuid::now_v7();
+    let calls = (0..24).map(|_| {
+        let q = q.clone();
+        tokio::spawn(async move {
+            q.enqueue_within(new_job(JobKind::Add, t), quota(owner, 5))
+                .await
+                .expect("enqueue")
+        })
+    });
+    let stored = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|r| r.as_ref().expect("task").is_some())
+        .count();
+    assert_eq!(stored, 5);
+    assert_eq!(count(&q).await, 5);
+}
+
+async fn enqueue_within_wakes_a_waiting_worker(q: DynQueue) {
+    drain(q.wakeup()).await;
+    let stored = enqueue_within(&q, quota(Uuid::now_v7(), 1), now()).await;
+    assert!(stored.is_some());
+    assert!(woken(q.wakeup()).await);
 }
