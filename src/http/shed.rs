@@ -47,7 +47,11 @@ fn class(method: &Method, route: &str) -> Class {
         | ("PATCH", "/api/v1/notes/{id}")
         | ("GET", "/api/v1/search")
         | ("POST", "/api/v1/notes/{id}/attachments")
-        | ("POST", "/api/v1/jobs") => Class::Heavy,
+        | ("POST", "/api/v1/jobs")
+        // The admin UI's note forms and uploads: the same work as the API's.
+        | ("POST", "/admin/notes/new")
+        | ("POST", "/admin/notes/{id}/edit")
+        | ("POST", "/admin/notes/{id}/attachments") => Class::Heavy,
         _ => Class::Light,
     }
 }
@@ -93,5 +97,9 @@ mod tests {
         assert_eq!(class(&Method::PATCH, "/api/v1/notes/{id}"), Class::Heavy);
         assert_eq!(class(&Method::GET, "/api/v1/notes/{id}"), Class::Light);
         assert_eq!(class(&Method::GET, "/readyz"), Class::Light);
+        let admin_upload = "/admin/notes/{id}/attachments";
+        assert_eq!(class(&Method::POST, admin_upload), Class::Heavy);
+        assert_eq!(class(&Method::POST, "/admin/notes/{id}/edit"), Class::Heavy);
+        assert_eq!(class(&Method::GET, "/admin/notes/{id}/edit"), Class::Light);
     }
 }
