@@ -58,21 +58,12 @@ pub async fn upload(
 ) -> ApiResult<Response> {
     let note_id = parse_id(&note_id, "note")?;
     // Refuse before reading a byte when the note or the size is wrong.
-    if state.store().get_note(note_id).await?.is_none() {
-        return Err(ApiError::not_found(format!("no note with id {note_id}")));
-    }
+    note_exists(&state, note_id).await?;
     let limit = state.config().max_upload_bytes;
     let headers = request.headers().clone();
     let is_multipart =
         media_type(headers.get(header::CONTENT_TYPE)).as_deref() == Some("multipart/form-data");
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let slack = if is_multipart { multipart::OVERHEAD } else { 0 };
-    if declared.is_some_and(|n| n > limit + slack) {
-        return Err(ApiError::payload_too_large(limit));
-    }
+    declared_length_fits(&headers, limit, is_multipart)?;
 
     let attachment_id = attachment::new_id();
     let key = storage_key(note_id, attachment_id);
@@ -115,6 +106,29 @@ pub async fn upload(
     let mut res = (StatusCode::CREATED, Json(attachment)).into_response();
     res.headers_mut().insert(header::LOCATION, location);
     Ok(res)
+}
+
+/// 404 unless note `note_id` exists: checked before an upload is read.
+pub async fn note_exists(state: &AppState, note_id: Uuid) -> ApiResult<()> {
+    match state.store().get_note(note_id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found(format!("no note with id {note_id}"))),
+    }
+}
+
+/// 413 before a byte is read when the declared `Content-Length` is past
+/// `limit` (plus what a multipart body may carry besides the file). A body
+/// without one is measured as it streams.
+pub fn declared_length_fits(headers: &HeaderMap, limit: u64, is_multipart: bool) -> ApiResult<()> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let slack = if is_multipart { multipart::OVERHEAD } else { 0 };
+    if declared.is_some_and(|n| n > limit.saturating_add(slack)) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    Ok(())
 }
 
 /// A file in storage whose record is not written yet.

@@ -86,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(ingest)
         .merge(ops::router())
-        .merge(admin::router())
+        .merge(admin::router(&state))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .layer(from_fn_with_state(state.clone(), middleware::read_only))
         .layer(from_fn_with_state(state.clone(), middleware::rate_limit));

@@ -102,13 +102,19 @@ pub async fn create(
     _: Auth<Write>,
     ApiJson(draft): ApiJson<NoteDraft>,
 ) -> ApiResult<Response> {
-    let input = draft.validate().map_err(ApiError::validation)?;
-    let note = state.store().create_note(input).await?;
-    state.searchable().await;
+    let note = create_note(&state, draft).await?;
     let location = HeaderValue::from_str(&format!("/api/v1/notes/{}", note.id)).expect("uuid path");
     let mut res = with_etag(StatusCode::CREATED, note);
     res.headers_mut().insert(header::LOCATION, location);
     Ok(res)
+}
+
+/// Validates and stores a new note; returns once it is searchable.
+pub async fn create_note(state: &AppState, draft: NoteDraft) -> ApiResult<Note> {
+    let input = draft.validate().map_err(ApiError::validation)?;
+    let note = state.store().create_note(input).await?;
+    state.searchable().await;
+    Ok(note)
 }
 
 /// List notes, newest first, with cursor pagination.
@@ -186,8 +192,19 @@ pub async fn update(
     headers: HeaderMap,
     ApiJson(patch): ApiJson<NotePatch>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, "note")?;
-    let if_match = headers.get(header::IF_MATCH);
+    let note = update_note(&state, &id, &patch, headers.get(header::IF_MATCH)).await?;
+    Ok(with_etag(StatusCode::OK, note))
+}
+
+/// Applies `patch` to note `id`. With `if_match` (an `If-Match` value),
+/// only to the version it names: otherwise a 412 naming the current one.
+pub async fn update_note(
+    state: &AppState,
+    id: &str,
+    patch: &NotePatch,
+    if_match: Option<&HeaderValue>,
+) -> ApiResult<Note> {
+    let id = parse_id(id, "note")?;
     // Without If-Match the client asked for "apply my change", so a
     // concurrent writer means re-read and re-apply, not fail.
     for _ in 0..MAX_PATCH_ATTEMPTS {
@@ -206,12 +223,12 @@ pub async fn update(
         }
         let input = patch.apply(&current).map_err(ApiError::validation)?;
         if input.same_content(&current) {
-            return Ok(with_etag(StatusCode::OK, current));
+            return Ok(current);
         }
         match state.store().update_note(id, input, current.version).await {
             Ok(note) => {
                 state.searchable().await;
-                return Ok(with_etag(StatusCode::OK, note));
+                return Ok(note);
             }
             Err(StoreError::VersionMismatch { .. }) if if_match.is_none() => continue,
             Err(e) => return Err(e.into()),

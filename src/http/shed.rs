@@ -85,11 +85,16 @@ enum Class {
 fn class(method: &Method, route: &str) -> Class {
     match (method.as_str(), route) {
         ("POST", "/api/v1/ingest") => Class::Ingest,
-        ("POST", "/api/v1/notes/{id}/attachments") => Class::Upload,
+        ("POST", "/api/v1/notes/{id}/attachments" | "/admin/notes/{id}/attachments") => {
+            Class::Upload
+        }
         ("GET" | "POST", "/api/v1/notes")
         | ("PATCH", "/api/v1/notes/{id}")
         | ("GET", "/api/v1/search")
-        | ("POST", "/api/v1/jobs") => Class::Heavy,
+        | ("POST", "/api/v1/jobs")
+        // The admin UI's note forms: the same work as the API's.
+        | ("POST", "/admin/notes/new")
+        | ("POST", "/admin/notes/{id}/edit") => Class::Heavy,
         _ => Class::Light,
     }
 }
@@ -147,13 +152,22 @@ impl Slots {
         }
     }
 
-    /// Reads a JSON body whole before its request takes a slot, holding
-    /// its bytes' worth of the shared read-ahead budget until the response.
+    /// Reads a JSON or form body whole before its request takes a slot,
+    /// holding its bytes' worth of the shared read-ahead budget until the
+    /// response. A body over the limit is passed on unread past it, for
+    /// the handler to refuse in its own words (problem+json, or a page).
     async fn read_ahead(
         &self,
         req: Request,
     ) -> Result<(Request, Option<OwnedSemaphorePermit>), ApiError> {
-        if !matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT) {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if !matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT)
+            || declared.is_some_and(|n| n > MAX_NOTE_JSON_BYTES)
+        {
             return Ok((req, None));
         }
         let (parts, body) = req.into_parts();
@@ -166,7 +180,10 @@ impl Slots {
                 return Ok((Request::from_parts(parts, Body::empty()), held));
             };
             if bytes.len() + chunk.len() > MAX_NOTE_JSON_BYTES {
-                return Err(ApiError::payload_too_large(MAX_NOTE_JSON_BYTES as u64));
+                bytes.extend_from_slice(&chunk);
+                let read = futures::stream::once(async move { Ok(Bytes::from(bytes)) });
+                let body = Body::from_stream(read.chain(data));
+                return Ok((Request::from_parts(parts, body), held));
             }
             let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
             let permit = tokio::time::timeout(WAIT, self.read_ahead.clone().acquire_many_owned(n))
@@ -325,6 +342,10 @@ mod tests {
         assert_eq!(class(&Method::PATCH, "/api/v1/notes/{id}"), Class::Heavy);
         assert_eq!(class(&Method::GET, "/api/v1/notes/{id}"), Class::Light);
         assert_eq!(class(&Method::GET, "/readyz"), Class::Light);
+        let admin_upload = "/admin/notes/{id}/attachments";
+        assert_eq!(class(&Method::POST, admin_upload), Class::Upload);
+        assert_eq!(class(&Method::POST, "/admin/notes/{id}/edit"), Class::Heavy);
+        assert_eq!(class(&Method::GET, "/admin/notes/{id}/edit"), Class::Light);
     }
 
     fn slots(tweak: impl FnOnce(&mut Config)) -> Slots {

@@ -171,6 +171,55 @@ async function main() {
   assert.equal(crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex"), seeded.sha256);
   assert.equal(download.suggestedFilename(), "tracks.bin");
 
+  // Create a note through the form: refused first (the reason shown, the
+  // typed text kept), then accepted.
+  await page.goto(`${BASE}/admin/notes`);
+  await Promise.all([page.waitForURL(/\/admin\/notes\/new$/), page.click("text=New note")]);
+  await inspect(page, "note-new");
+  await page.fill("#title", "Garden diary");
+  await page.fill("#tags", "garden <spring>");
+  await page.fill("#body", "Sowed tomatoes.\nWatered twice.");
+  await page.click("text=Create note");
+  await page.waitForSelector("#form-problem");
+  assert.ok((await page.textContent("#tags-error")).includes("“<spring>”"), "the refused tag is named");
+  assert.equal(await page.inputValue("#tags"), "garden <spring>", "the typed text is kept");
+  assert.equal(await page.inputValue("#body"), "Sowed tomatoes.\nWatered twice.");
+  await inspect(page, "note-new-refused");
+  await page.fill("#tags", "garden, Spring");
+  await Promise.all([page.waitForURL(/\/admin\/notes\/[0-9a-f-]{36}\?created=1$/), page.click("text=Create note")]);
+  assert.equal((await page.textContent(".notice")).trim(), "The note is created.");
+  const created = page.url().match(/notes\/([0-9a-f-]{36})/)[1];
+  let stored = (await api("GET", `/api/v1/notes/${created}`)).json;
+  assert.equal(stored.title, "Garden diary");
+  assert.deepEqual(stored.tags, ["garden", "spring"]);
+  assert.equal(stored.body, "Sowed tomatoes.\nWatered twice.", "line breaks as LF, not the CRLF browsers send");
+
+  // Edit it.
+  await Promise.all([page.waitForURL(/\/edit$/), page.click("text=Edit this note")]);
+  assert.equal(await page.inputValue("#body"), "Sowed tomatoes.\nWatered twice.");
+  await inspect(page, "note-edit");
+  await page.fill("#title", "Garden diary, week 2");
+  await page.fill("#body", "Sowed tomatoes.\nWatered twice.\nFirst shoots!");
+  await Promise.all([page.waitForURL(/\?saved=1$/), page.click("text=Save changes")]);
+  assert.equal(await page.textContent("h1"), "Garden diary, week 2");
+  stored = (await api("GET", `/api/v1/notes/${created}`)).json;
+  assert.equal(stored.version, 2);
+  assert.equal(stored.body, "Sowed tomatoes.\nWatered twice.\nFirst shoots!");
+
+  // Upload 5 MB through the note's form, download it, compare.
+  const big = crypto.randomBytes(5 * 1024 * 1024);
+  await page.setInputFiles("#file", { name: "seeds.bin", mimeType: "application/octet-stream", buffer: big });
+  await Promise.all([page.waitForURL(/\?uploaded=1$/), page.click(`form[action$="/attachments"] button[type=submit]`)]);
+  assert.equal((await page.textContent(".notice")).trim(), "The file is uploaded.");
+  await inspect(page, "note-uploaded");
+  const listed = (await api("GET", `/api/v1/notes/${created}/attachments`)).json;
+  assert.equal(listed.length, 1);
+  assert.equal(listed[0].size, big.length);
+  const [bigDownload] = await Promise.all([page.waitForEvent("download"), page.click('a[download="seeds.bin"]')]);
+  const bigSha = crypto.createHash("sha256").update(fs.readFileSync(await bigDownload.path())).digest("hex");
+  assert.equal(bigSha, crypto.createHash("sha256").update(big).digest("hex"), "the 5 MB file came back byte for byte");
+  assert.equal(listed[0].sha256, bigSha);
+
   // Jobs: filter, open the dead one, retry it, see it succeed.
   await page.goto(`${BASE}/admin/jobs`);
   await page.selectOption("#status", "dead");

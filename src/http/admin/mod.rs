@@ -7,14 +7,16 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, Path},
     http::{HeaderValue, StatusCode, header},
+    middleware::from_fn_with_state,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 
-use crate::http::state::AppState;
+use crate::http::{middleware, state::AppState};
 
 pub mod auth;
+mod forms;
 mod pages;
 pub mod session;
 mod views;
@@ -30,10 +32,12 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 const CSS: &str = include_str!("../../../assets/admin/admin.css");
 const JS: &str = include_str!("../../../assets/admin/admin.js");
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    let config = state.config();
+    let timeout = |d| TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, d);
     let header =
         |name, value| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
-    Router::new()
+    let pages = Router::new()
         .route("/admin", get(pages::index))
         .route("/admin/", get(pages::index))
         .route("/admin/login", get(pages::login_page).post(pages::login))
@@ -49,7 +53,31 @@ pub fn router() -> Router<AppState> {
         .route("/admin/keys/{id}/revoke", post(pages::revoke_key))
         .route("/admin/system", get(pages::system))
         .route("/admin/static/{file}", get(asset))
-        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES));
+    // Note writes as the API's: in its heavy slots, within its request
+    // timeout; the handlers read the form up to MAX_NOTE_FORM_BYTES.
+    let notes = Router::new()
+        .route(
+            "/admin/notes/new",
+            get(forms::new_note).post(forms::create_note),
+        )
+        .route(
+            "/admin/notes/{id}/edit",
+            get(forms::edit_note).post(forms::save_note),
+        )
+        .route_layer(from_fn_with_state(state.clone(), middleware::shed))
+        .layer(DefaultBodyLimit::max(forms::MAX_NOTE_FORM_BYTES))
+        .layer(timeout(config.request_timeout()));
+    // Uploads as the API's: streamed and counted against the upload limit
+    // (never buffered), in the upload slots, within the ingest timeout.
+    let uploads = Router::new()
+        .route("/admin/notes/{id}/attachments", post(forms::upload))
+        .route_layer(from_fn_with_state(state.clone(), middleware::shed))
+        .layer(DefaultBodyLimit::disable())
+        .layer(timeout(config.ingest_timeout()));
+    pages
+        .merge(notes)
+        .merge(uploads)
         .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(header(header::REFERRER_POLICY, "same-origin"))

@@ -24,14 +24,14 @@ use crate::{
     search::{self, SearchParams},
 };
 
-type Page = Result<Response, ErrorPage>;
+pub(super) type Page = Result<Response, ErrorPage>;
 
 const NOTES_PER_PAGE: u32 = 50;
 const HITS_PER_PAGE: u32 = 20;
 /// The attachments a note's page lists; past it, the API lists them all.
 const ATTACHMENTS_SHOWN: u32 = 50;
 
-fn chrome(state: &AppState, user: &AdminUser, active: &'static str) -> Chrome {
+pub(super) fn chrome(state: &AppState, user: &AdminUser, active: &'static str) -> Chrome {
     Chrome {
         active,
         csrf: user.csrf.clone(),
@@ -43,7 +43,7 @@ fn chrome(state: &AppState, user: &AdminUser, active: &'static str) -> Chrome {
 }
 
 /// The query string as `T`; a malformed one is a 400 page.
-fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ErrorPage> {
+pub(super) fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ErrorPage> {
     match raw {
         None => Ok(T::default()),
         Some(q) => serde_urlencoded::from_str(&q)
@@ -52,13 +52,13 @@ fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ErrorP
 }
 
 /// Every value of `name` in an urlencoded form body.
-fn fields<'a>(body: &'a [u8], name: &'a str) -> impl Iterator<Item = String> + 'a {
+pub(super) fn fields<'a>(body: &'a [u8], name: &'a str) -> impl Iterator<Item = String> + 'a {
     form_urlencoded::parse(body)
         .filter(move |(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
 
-fn field(body: &[u8], name: &str) -> String {
+pub(super) fn field(body: &[u8], name: &str) -> String {
     fields(body, name).next().unwrap_or_default()
 }
 
@@ -66,7 +66,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.trim().is_empty())
 }
 
-fn read_only_refusal(state: &AppState) -> Result<(), ErrorPage> {
+pub(super) fn read_only_refusal(state: &AppState) -> Result<(), ErrorPage> {
     if state.config().read_only {
         Err(ErrorPage::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -237,13 +237,56 @@ pub async fn search(State(state): State<AppState>, user: AdminUser, RawQuery(q):
     }))
 }
 
-fn parse_id(raw: &str, what: &str) -> Result<uuid::Uuid, ErrorPage> {
+pub(super) fn parse_id(raw: &str, what: &str) -> Result<uuid::Uuid, ErrorPage> {
     uuid::Uuid::parse_str(raw)
         .map_err(|_| ErrorPage::new(StatusCode::NOT_FOUND, format!("There is no such {what}.")))
 }
 
-pub async fn note(State(state): State<AppState>, user: AdminUser, Path(id): Path<String>) -> Page {
+#[derive(Default, Deserialize)]
+pub struct NoteQuery {
+    created: Option<String>,
+    saved: Option<String>,
+    uploaded: Option<String>,
+}
+
+pub async fn note(
+    State(state): State<AppState>,
+    user: AdminUser,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Page {
+    let q: NoteQuery = query(q)?;
+    let notice = if q.created.is_some() {
+        Some("The note is created.")
+    } else if q.saved.is_some() {
+        Some("Your changes are saved.")
+    } else if q.uploaded.is_some() {
+        Some("The file is uploaded.")
+    } else {
+        None
+    };
     let id = parse_id(&id, "note")?;
+    note_page(
+        &state,
+        &user,
+        id,
+        notice.map(str::to_owned),
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// A note's page; `upload_error` is a refused upload's reason, shown by
+/// the upload form with `status`.
+pub(super) async fn note_page(
+    state: &AppState,
+    user: &AdminUser,
+    id: uuid::Uuid,
+    notice: Option<String>,
+    upload_error: Option<String>,
+    status: StatusCode,
+) -> Page {
     let store = state.store();
     let note = store
         .get_note(id)
@@ -256,13 +299,36 @@ pub async fn note(State(state): State<AppState>, user: AdminUser, Path(id): Path
         .map_err(|e| ErrorPage::from_api(&e.into()))?;
     let more_attachments = attachments.len() > ATTACHMENTS_SHOWN as usize;
     attachments.truncate(ATTACHMENTS_SHOWN as usize);
-    Ok(render(&NoteDetail {
-        c: chrome(&state, &user, "notes"),
-        metadata: serde_json::to_string_pretty(&note.metadata).unwrap_or_default(),
-        note,
-        attachments,
-        more_attachments,
-    }))
+    Ok(render_status(
+        status,
+        &NoteDetail {
+            c: chrome(state, user, "notes"),
+            metadata: serde_json::to_string_pretty(&note.metadata).unwrap_or_default(),
+            note,
+            attachments,
+            more_attachments,
+            notice,
+            upload_error,
+            max_upload: human_bytes(state.config().max_upload_bytes),
+        },
+    ))
+}
+
+/// A size as people read it: "100 MiB", "1.5 KiB", "512 bytes".
+pub(super) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text} {}", UNITS[unit])
 }
 
 pub async fn download(
@@ -602,6 +668,16 @@ mod tests {
         assert_eq!(sum(m, "http_requests_total", &either), 5.0);
         assert_eq!(sum(m, "jobs_total", &[]), 4.0);
         assert_eq!(sum(m, "absent", &[]), 0.0);
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1023), "1023 bytes");
+        assert_eq!(human_bytes(1024), "1 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(100 * 1024 * 1024), "100 MiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5 GiB");
     }
 
     #[test]

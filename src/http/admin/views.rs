@@ -84,6 +84,46 @@ pub struct NoteDetail {
     pub metadata: String,
     pub attachments: Vec<Attachment>,
     pub more_attachments: bool,
+    /// What the last form on it did (created, saved, uploaded).
+    pub notice: Option<String>,
+    /// Why an upload was refused, shown beside the upload form.
+    pub upload_error: Option<String>,
+    /// The largest file the upload form takes, for people.
+    pub max_upload: String,
+}
+
+/// The form that creates a note (`editing: None`) or edits one.
+#[derive(Template)]
+#[template(path = "admin/note_form.html")]
+pub struct NoteForm {
+    pub c: Chrome,
+    /// The note edited: its id and title as stored (the heading).
+    pub editing: Option<(uuid::Uuid, String)>,
+    /// The version the edit applies to.
+    pub version: i64,
+    /// The fields as typed (or as stored, on a fresh edit form).
+    pub title: String,
+    pub tags: String,
+    pub body: String,
+    /// Why the form was refused, in a sentence.
+    pub problem: Option<String>,
+    /// Each refused field: the id of its input and the reason.
+    pub errors: Vec<(&'static str, String)>,
+    /// On a conflict: the note as another change left it.
+    pub current: Option<Note>,
+}
+
+impl NoteForm {
+    /// The reasons given for one input, joined.
+    pub fn error_for(&self, input: &str) -> Option<String> {
+        let found: Vec<&str> = self
+            .errors
+            .iter()
+            .filter(|(i, _)| *i == input)
+            .map(|(_, m)| m.as_str())
+            .collect();
+        (!found.is_empty()).then(|| found.join(" "))
+    }
 }
 
 #[derive(Template)]
