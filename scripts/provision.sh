@@ -126,23 +126,46 @@ ensure_browser() {
       CHROMIUM=/usr/bin/chromium
     fi
   fi
+  npm_dir "$BROWSER_TOOLS" "${BROWSER_NPM_PINS[@]}" || return 1
+  export NODE_PATH="$BROWSER_TOOLS/node_modules" CHROMIUM
+}
+
+# npm_dir DIR PACKAGE@VERSION...: exactly these packages in DIR/node_modules,
+# installed once (a stamp of the pins marks the directory as done).
+npm_dir() {
+  local dir=$1
+  shift
   command -v npm >/dev/null || apt_install nodejs npm
   local stamp
-  stamp=$(printf '%s\n' "${BROWSER_NPM_PINS[@]}" | sha256sum | cut -c1-16)
-  if [ ! -f "$BROWSER_TOOLS/.stamp-$stamp" ]; then
-    echo "provision: npm install ${BROWSER_NPM_PINS[*]} (once)"
-    rm -rf "$BROWSER_TOOLS"
-    mkdir -p "$BROWSER_TOOLS"
-    (cd "$BROWSER_TOOLS" && printf '{"name":"notes-api-browser-tools","private":true}\n' >package.json &&
-      npm install --no-audit --no-fund --silent --save-exact "${BROWSER_NPM_PINS[@]}") || return 1
-    touch "$BROWSER_TOOLS/.stamp-$stamp"
+  stamp=$(printf '%s\n' "$@" | sha256sum | cut -c1-16)
+  if [ ! -f "$dir/.stamp-$stamp" ]; then
+    echo "provision: npm install $* (once)"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (cd "$dir" && printf '{"name":"notes-api-tools","private":true}\n' >package.json &&
+      npm install --no-audit --no-fund --silent --save-exact "$@") || return 1
+    touch "$dir/.stamp-$stamp"
   fi
-  export NODE_PATH="$BROWSER_TOOLS/node_modules" CHROMIUM
 }
 
 ensure_schemathesis() {
   pip_venv "$SCHEMATHESIS_VENV" schemathesis "$SCHEMATHESIS_VERSION" || return 1
   export SCHEMATHESIS="$SCHEMATHESIS_VENV/bin/schemathesis"
+}
+
+# The client generators the client-generation test runs against the served
+# spec (scripts/clients.sh), pinned: openapi-python-client (PyPI; its venv
+# also has httpx and attrs, which the generated client imports) and
+# openapi-typescript with the TypeScript compiler that checks its output.
+OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
+CLIENTS_VENV=${CLIENTS_VENV:-$HOME/.cache/notes-api/clients-venv}
+CLIENTS_NPM_PINS=(openapi-typescript@7.13.0 typescript@5.9.3)
+CLIENTS_NPM=${CLIENTS_NPM:-$HOME/.cache/notes-api/client-tools}
+
+ensure_clients() {
+  pip_venv "$CLIENTS_VENV" openapi-python-client "$OPENAPI_PYTHON_CLIENT_VERSION" || return 1
+  npm_dir "$CLIENTS_NPM" "${CLIENTS_NPM_PINS[@]}" || return 1
+  export CLIENTS_VENV CLIENTS_NPM
 }
 
 bugsink_manage() { (cd "$BUGSINK_DIR" && DJANGO_SETTINGS_MODULE=bugsink_conf "$BUGSINK_VENV/bin/bugsink-manage" "$@"); }

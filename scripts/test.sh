@@ -3,7 +3,8 @@
 # (idempotently), then runs format and lint checks, every test on SQLite
 # (with the Store and Queue contract suites on every backend), the API
 # suite on PostgreSQL + S3 and with the Redis queue, schemathesis against
-# the served spec, and the deployment kit's verification.
+# the served spec, clients generated from it, and the deployment kit's
+# verification.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/provision.sh
@@ -18,6 +19,7 @@ ensure_redis
 ensure_s3s_fs
 ensure_bugsink
 ensure_schemathesis
+ensure_clients
 ensure_browser
 
 step "cargo fmt --check"
@@ -53,6 +55,12 @@ TEST_QUEUE=redis TEST_REDIS_URL="$REDIS_URL" cargo test --locked --no-fail-fast 
 step "schemathesis (production mode, every check)"
 cargo build --locked --bin notes-api
 ./scripts/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/notes-api"
+
+# Client generation: a Python client and TypeScript types generated from
+# the served /openapi.json, nothing left out, the client used against the
+# server and the types compiled (tests/clients/).
+step "client generation (openapi-python-client, openapi-typescript)"
+./scripts/clients.sh "${CARGO_TARGET_DIR:-target}/debug/notes-api"
 
 # The admin UI in headless Chromium (playwright-core), axe-core on every
 # page; screenshots in target/admin-screenshots (tests/admin/).

@@ -4,25 +4,40 @@
 
 use std::borrow::Cow;
 
+use serde_json::json;
 use utoipa::{
     PartialSchema, ToSchema,
     openapi::{
-        ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, RefOr, Schema, Type,
+        ObjectBuilder, Ref, RefOr, Schema, Type,
+        extensions::Extensions,
         schema::{AdditionalProperties, SchemaType},
     },
 };
 
+use super::{bounded::MAX_DEPTH, note::MAX_METADATA_BYTES};
+
 /// NUL is refused in every string PostgreSQL stores, keys included.
-const NO_NUL: &str = r"^[^\u0000]*$";
+pub const NO_NUL: &str = r"^[^\u0000]*$";
+const METADATA: &str = "Metadata";
 const METADATA_VALUE: &str = "MetadataValue";
 
 /// A note's metadata: a JSON object whose keys and strings, at any depth,
 /// hold no NUL.
 pub struct Metadata;
 
+fn schema_ref(name: &str) -> serde_json::Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
 fn object_of_values() -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::Object)
+        .description(Some(format!(
+            "Free-form JSON: an object whose values are any JSON values. The server refuses \
+             (422, field `metadata`) metadata larger than {MAX_METADATA_BYTES} bytes as compact \
+             JSON, nested deeper than {MAX_DEPTH} levels (the metadata object is the first), or \
+             with a NUL character in any key or string at any depth."
+        )))
         .additional_properties(Some(AdditionalProperties::RefOr(RefOr::Ref(
             Ref::from_schema_name(METADATA_VALUE),
         ))))
@@ -34,19 +49,31 @@ fn object_of_values() -> Schema {
         .into()
 }
 
-/// One metadata value: any JSON value under the same rule (recursive).
+/// One metadata value: any JSON value under the same rule, at any depth.
+///
+/// Deliberately a schema without `type`: client generators read it as "any
+/// JSON value" (openapi-python-client drops a recursive `oneOf` of the six
+/// JSON types, and with it every schema that holds metadata), while a
+/// validator or schemathesis applies every keyword, each to the values it
+/// concerns: `pattern` to strings, `items` to arrays, `if`/`then` to objects
+/// (rather than `additionalProperties`, which openapi-typescript would take
+/// for "this is an object"). utoipa's `Object` has no field for `items` or
+/// `if` on an untyped schema; its extensions map serializes them as they are.
 fn metadata_value() -> Schema {
-    OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .item(ObjectBuilder::new().schema_type(Type::Boolean))
-        .item(ObjectBuilder::new().schema_type(Type::Number))
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some(NO_NUL)),
-        )
-        .item(ArrayBuilder::new().items(RefOr::Ref(Ref::from_schema_name(METADATA_VALUE))))
-        .item(object_of_values())
+    let keywords: Extensions = [
+        ("items", schema_ref(METADATA_VALUE)),
+        ("if", json!({ "type": "object" })),
+        ("then", schema_ref(METADATA)),
+    ]
+    .into_iter()
+    .collect();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::AnyValue)
+        .description(Some(
+            "Any JSON value; no NUL character in any key or string at any depth.",
+        ))
+        .pattern(Some(NO_NUL))
+        .extensions(Some(keywords))
         .into()
 }
 
@@ -58,7 +85,7 @@ impl PartialSchema for Metadata {
 
 impl ToSchema for Metadata {
     fn name() -> Cow<'static, str> {
-        "Metadata".into()
+        METADATA.into()
     }
 
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {

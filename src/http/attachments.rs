@@ -10,7 +10,10 @@ use axum::{
 };
 use futures::{Stream, TryStreamExt};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{
+    IntoParams, PartialSchema, ToSchema,
+    openapi::{ObjectBuilder, RefOr, Schema, Type},
+};
 use uuid::Uuid;
 
 use super::{
@@ -40,11 +43,37 @@ pub struct UploadParams {
     pub filename: Option<String>,
 }
 
+/// A file's bytes, sent as they are.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+#[allow(dead_code)]
+pub struct FileBytes(Vec<u8>);
+
+/// The OpenAPI shape of a multipart upload (the handler reads the stream
+/// itself).
+pub struct UploadForm;
+
+impl PartialSchema for UploadForm {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "The file's name and type come from its part's `Content-Disposition` and \
+                 `Content-Type`. Other fields are ignored.",
+            ))
+            .property("file", FileBytes::schema())
+            .required("file")
+            .into()
+    }
+}
+
+impl ToSchema for UploadForm {}
+
 /// Upload an attachment: `multipart/form-data` (field `file`) or a raw body.
 #[utoipa::path(post, path = "/api/v1/notes/{id}/attachments", tag = "attachments",
     params(("id" = String, Path, description = "Note id"), UploadParams),
     // Optional: an empty body is an empty file, which is a file.
-    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
+    request_body(content((FileBytes = "application/octet-stream"), (UploadForm = "multipart/form-data")),
         description = "The file as the raw body (with `?filename=`; none is an empty file), or multipart/form-data with a `file` field"),
     responses((status = 201, body = Attachment), (status = 404, body = Problem), (status = 413, body = Problem),
               (status = 422, body = Problem), (status = 503, body = Problem, description = "Object storage unavailable")),
@@ -240,7 +269,7 @@ pub struct AttachmentListParams {
 /// A note's attachments, in upload order, a page at a time. The body stays
 /// an array; when more follow, `Link: <…>; rel="next"` (RFC 8288) names
 /// the next page.
-#[utoipa::path(get, path = "/api/v1/notes/{id}/attachments", tag = "attachments",
+#[utoipa::path(get, path = "/api/v1/notes/{id}/attachments", operation_id = "list_attachments", tag = "attachments",
     params(("id" = String, Path, description = "Note id"), AttachmentListParams),
     responses((status = 200, body = Vec<Attachment>, description = "`Link: <…>; rel=\"next\"` when more follow"),
               (status = 404, body = Problem), (status = 422, body = Problem)),
@@ -298,7 +327,7 @@ async fn find(state: &AppState, id: &str) -> ApiResult<StoredAttachment> {
 }
 
 /// Attachment metadata.
-#[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "attachments",
+#[utoipa::path(get, path = "/api/v1/attachments/{id}", operation_id = "get_attachment", tag = "attachments",
     params(("id" = String, Path, description = "Attachment id")),
     responses((status = 200, body = Attachment), (status = 404, body = Problem)),
     security(("bearer" = ["read"])))]
@@ -398,7 +427,7 @@ pub async fn serve_content(state: &AppState, id: &str, headers: &HeaderMap) -> A
 }
 
 /// Delete an attachment and its object.
-#[utoipa::path(delete, path = "/api/v1/attachments/{id}", tag = "attachments",
+#[utoipa::path(delete, path = "/api/v1/attachments/{id}", operation_id = "delete_attachment", tag = "attachments",
     params(("id" = String, Path, description = "Attachment id")),
     responses((status = 204), (status = 404, body = Problem)),
     security(("bearer" = ["write"])))]

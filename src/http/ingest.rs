@@ -35,8 +35,12 @@ const TRIM_AFTER_NOTES: u64 = 1000;
 
 /// Ingest a batch of notes (NDJSON or a JSON array), all or nothing.
 #[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest",
-    request_body(content = Vec<crate::domain::note::NoteDraft>, content_type = "application/x-ndjson",
-        description = "NDJSON (one note per line) or a JSON array of notes. Notes with an `external_id` are upserted."),
+    // JSON first: a generator that cannot write NDJSON (openapi-python-client)
+    // still gets a typed body for the operation.
+    request_body(content((Vec<crate::domain::note::NoteDraft> = "application/json"),
+                         (Vec<crate::domain::note::NoteDraft> = "application/x-ndjson")),
+        description = "A JSON array of notes, or NDJSON (one note per line; also `application/ndjson`, \
+            `application/jsonl`). Notes with an `external_id` are upserted."),
     responses((status = 200, body = IngestReport),
               (status = 413, body = Problem), (status = 415, body = Problem),
               (status = 400, body = Problem, description = "Some line (or the array) is not JSON: every bad line, as `errors[].line`; nothing was written"),

@@ -58,7 +58,7 @@ fn accepted(job: Job) -> Response {
 /// discovered by a worker. `backup`, `purge`, `reindex` and a `ping` longer
 /// than 1000 ms need the admin scope. An API key may have at most
 /// `NOTES_MAX_QUEUED_JOBS_PER_KEY` jobs queued or running at once (429 past it).
-#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = JobRequest,
+#[utoipa::path(post, path = "/api/v1/jobs", operation_id = "create_job", tag = "jobs", request_body = JobRequest,
     responses((status = 202, body = Job, description = "Queued; `Location` names the job"),
               (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
               (status = 429, body = Problem, description = "The key already has as many jobs queued or running as it may")),
@@ -107,7 +107,7 @@ pub async fn create(
 }
 
 /// One job, with its result or error.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", operation_id = "get_job", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses((status = 200, body = Job), (status = 404, body = Problem)),
     security(("bearer" = ["read"])))]
@@ -126,7 +126,7 @@ pub async fn get(
 }
 
 /// Jobs, newest first, filtered by status and kind.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobListParams),
+#[utoipa::path(get, path = "/api/v1/jobs", operation_id = "list_jobs", tag = "jobs", params(JobListParams),
     responses((status = 200, body = JobPage), (status = 422, body = Problem)),
     security(("bearer" = ["read"])))]
 pub async fn list(

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// Create an API key. The secret is in this answer only.
-#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = KeyRequest,
+#[utoipa::path(post, path = "/api/v1/keys", operation_id = "create_key", tag = "keys", request_body = KeyRequest,
     responses((status = 201, body = CreatedKey), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 422, body = Problem)),
     security(("bearer" = ["master"])))]
@@ -59,7 +59,7 @@ pub async fn create_key(state: &AppState, req: KeyRequest) -> ApiResult<CreatedK
 }
 
 /// List API keys (never their secrets).
-#[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
+#[utoipa::path(get, path = "/api/v1/keys", operation_id = "list_keys", tag = "keys",
     responses((status = 200, body = Vec<ApiKey>), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = ["master"])))]
 pub async fn list(State(state): State<AppState>, _: Auth<Master>) -> ApiResult<Json<Vec<ApiKey>>> {
@@ -67,7 +67,7 @@ pub async fn list(State(state): State<AppState>, _: Auth<Master>) -> ApiResult<J
 }
 
 /// Revoke an API key, at once, on every replica.
-#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", operation_id = "delete_key", tag = "keys",
     params(("id" = String, Path, description = "Key id")),
     responses((status = 204), (status = 404, body = Problem)),
     security(("bearer" = ["master"])))]

@@ -92,7 +92,7 @@ fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
 }
 
 /// Create a note.
-#[utoipa::path(post, path = "/api/v1/notes", tag = "notes", request_body = NoteDraft,
+#[utoipa::path(post, path = "/api/v1/notes", operation_id = "create_note", tag = "notes", request_body = NoteDraft,
     responses((status = 201, body = Note, description = "Created; `Location` and `ETag` headers set"),
               (status = 400, body = Problem), (status = 409, body = Problem, description = "external_id taken"),
               (status = 413, body = Problem), (status = 422, body = Problem)),
@@ -118,7 +118,7 @@ pub async fn create_note(state: &AppState, draft: NoteDraft) -> ApiResult<Note> 
 }
 
 /// List notes, newest first, with cursor pagination.
-#[utoipa::path(get, path = "/api/v1/notes", tag = "notes", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/notes", operation_id = "list_notes", tag = "notes", params(ListParams),
     responses((status = 200, body = NotePage), (status = 422, body = Problem)),
     security(("bearer" = ["read"])))]
 pub async fn list(
@@ -153,7 +153,7 @@ pub async fn note_page(state: &AppState, params: ListParams) -> ApiResult<NotePa
 }
 
 /// Get one note. Honours `If-None-Match`.
-#[utoipa::path(get, path = "/api/v1/notes/{id}", tag = "notes",
+#[utoipa::path(get, path = "/api/v1/notes/{id}", operation_id = "get_note", tag = "notes",
     params(("id" = String, Path, description = "Note id")),
     responses((status = 200, body = Note, description = "`ETag: \"<version>\"`"), (status = 304), (status = 404, body = Problem)),
     security(("bearer" = ["read"])))]
@@ -242,7 +242,7 @@ pub async fn update_note(
 }
 
 /// Delete a note.
-#[utoipa::path(delete, path = "/api/v1/notes/{id}", tag = "notes",
+#[utoipa::path(delete, path = "/api/v1/notes/{id}", operation_id = "delete_note", tag = "notes",
     params(("id" = String, Path, description = "Note id")),
     responses((status = 204, description = "Deleted, with its attachments"), (status = 404, body = Problem)),
     security(("bearer" = ["write"])))]

@@ -26,7 +26,7 @@ use super::{attachments, ingest, jobs, keys, notes, ops, search};
         jobs::create, jobs::get, jobs::list, jobs::retry,
         keys::create, keys::list, keys::delete,
     ),
-    modifiers(&BearerAuth, &ErrorResponses),
+    modifiers(&BearerAuth, &ErrorResponses, &EmptyUpload),
     tags((name = "notes"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"),
          (name = "operations", description = "Never require a key")),
 )]
@@ -132,6 +132,25 @@ fn problem_json(op: &mut Operation) {
         );
         if is_problem && let Some(content) = response.content.shift_remove("application/json") {
             response.content.insert(PROBLEM_JSON.to_owned(), content);
+        }
+    }
+}
+
+/// An upload's body may be left out: no body is an empty file, which is a
+/// file. utoipa marks a body optional only by wrapping each of its schemas
+/// in a `null` alternative, which describes no request a client can send.
+struct EmptyUpload;
+
+impl Modify for EmptyUpload {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let body = openapi
+            .paths
+            .paths
+            .get_mut("/api/v1/notes/{id}/attachments")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut());
+        if let Some(body) = body {
+            body.required = None;
         }
     }
 }

@@ -1,13 +1,19 @@
 //! What a job is, the kinds the service knows and how their arguments are
 //! checked: independent of the queue backend and of HTTP.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{borrow::Cow, fmt, str::FromStr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{
+        ObjectBuilder, OneOfBuilder, Ref, RefOr, Schema, Type,
+        schema::{AdditionalProperties, Discriminator},
+    },
+};
 use uuid::Uuid;
 
 use crate::domain::{timestamp, validation::FieldError};
@@ -185,33 +191,56 @@ pub enum JobArgs {
     Purge,
 }
 
-#[derive(Deserialize)]
+// The arguments of each kind as they are read, and as the OpenAPI document
+// states them (`JobRequest`'s schema below): one struct for both, so the
+// document cannot drift from what is accepted.
+
+/// `add`: two numbers; integers add exactly, anything else as f64.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddArgs {
+    #[schema(schema_with = json_number)]
     x: serde_json::Number,
+    #[schema(schema_with = json_number)]
     y: serde_json::Number,
 }
 
-#[derive(Deserialize)]
+/// Any JSON number, integer or not (utoipa's f64 would say `double`).
+fn json_number() -> Schema {
+    ObjectBuilder::new().schema_type(Type::Number).into()
+}
+
+/// `extract_text`: the attachment whose text becomes searchable.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExtractArgs {
+struct ExtractTextArgs {
     attachment_id: Uuid,
 }
 
-#[derive(Deserialize)]
+/// `backup`: where the snapshot goes.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BackupArgs {
+    /// A path, `file://…` or `s3://…` URL of at most 1024 bytes, without
+    /// `..` segments or backslashes, under one of the destinations the
+    /// operator allows (NOTES_BACKUP_DESTINATIONS; 422 naming `args.to`
+    /// otherwise). Absent or null: the configured default (NOTES_BACKUP_TO).
+    #[schema(min_length = 1, max_length = 1024, pattern = r"^[^\u0000]*$")]
     to: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// `reindex` and `purge` take no arguments.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NoArgs {}
 
-#[derive(Deserialize)]
+/// `ping`: answers `"pong"`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PingArgs {
+    /// Hold the worker this long first (milliseconds).
     #[serde(default)]
+    #[schema(maximum = 60_000, default = 0)]
     delay_ms: u64,
 }
 
@@ -257,7 +286,7 @@ impl JobArgs {
             }
             JobKind::Add => de::<AddArgs>(args).map(|a| Self::Add { x: a.x, y: a.y })?,
             JobKind::Reindex => de::<NoArgs>(args).map(|_| Self::Reindex)?,
-            JobKind::ExtractText => de::<ExtractArgs>(args).map(|a| Self::ExtractText {
+            JobKind::ExtractText => de::<ExtractTextArgs>(args).map(|a| Self::ExtractText {
                 attachment_id: a.attachment_id,
             })?,
             JobKind::Backup => {
@@ -277,14 +306,13 @@ impl JobArgs {
     }
 }
 
-/// What a client asks for: `{"kind":"add","args":{"x":2,"y":3}}`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// What a client asks for: `{"kind":"add","args":{"x":2,"y":3}}`. Its
+/// OpenAPI schema (below) has one shape per kind.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
-    #[schema(value_type = JobKind)]
     pub kind: String,
     #[serde(default, deserialize_with = "bounded_args")]
-    #[schema(value_type = Object)]
     pub args: Value,
 }
 
@@ -306,6 +334,149 @@ impl JobRequest {
             self.args
         };
         Ok(NewJob { kind, args })
+    }
+}
+
+/// A kind's `args` schema, with the schemas it refers to.
+struct ArgsSchema {
+    name: Cow<'static, str>,
+    schema: RefOr<Schema>,
+    nested: Vec<(String, RefOr<Schema>)>,
+}
+
+/// The schema of a kind's `args` in a job request.
+fn args_schema(kind: JobKind) -> ArgsSchema {
+    fn of<T: ToSchema>() -> ArgsSchema {
+        let mut nested = Vec::new();
+        T::schemas(&mut nested);
+        ArgsSchema {
+            name: T::name(),
+            schema: T::schema(),
+            nested,
+        }
+    }
+    match kind {
+        JobKind::Ping => of::<PingArgs>(),
+        JobKind::Add => of::<AddArgs>(),
+        JobKind::Reindex | JobKind::Purge => of::<NoArgs>(),
+        JobKind::ExtractText => of::<ExtractTextArgs>(),
+        JobKind::Backup => of::<BackupArgs>(),
+    }
+}
+
+impl JobKind {
+    /// What the kind does, for the OpenAPI document.
+    fn summary(self) -> &'static str {
+        match self {
+            Self::Ping => "Answers `\"pong\"`: a probe of the workers.",
+            Self::Add => "Adds `x` and `y`.",
+            Self::Reindex => {
+                "Rebuilds the search index from the database (admin scope); \
+                 queues text extraction that never ran."
+            }
+            Self::ExtractText => {
+                "Makes a text-like attachment's text searchable (queued by \
+                 the server after each upload)."
+            }
+            Self::Backup => "Snapshots the database records and attachment objects (admin scope).",
+            Self::Purge => {
+                "Removes orphaned attachment objects and finished jobs past \
+                 their retention (admin scope)."
+            }
+        }
+    }
+
+    /// `extract_text` → `ExtractTextJobRequest`.
+    fn request_schema_name(self) -> String {
+        let camel: String = self
+            .as_str()
+            .split('_')
+            .map(|word| {
+                let mut chars = word.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        format!("{camel}JobRequest")
+    }
+
+    /// Whether `args` may be left out (or null): when `{}` is valid for it.
+    fn args_optional(self) -> bool {
+        JobArgs::parse(self, &Value::Object(Default::default())).is_ok()
+    }
+}
+
+/// The request shape of one kind: `kind` fixed to its name, `args` its own.
+fn request_schema(kind: JobKind) -> Schema {
+    let args = RefOr::Ref(Ref::from_schema_name(args_schema(kind).name));
+    // `const` is JSON Schema's word for "exactly this value"; utoipa's
+    // `Object` has no field for it, and its extensions serialize as they are.
+    let kind_schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .extensions(Some(
+            [("const", Value::from(kind.as_str()))]
+                .into_iter()
+                .collect(),
+        ));
+    let mut schema = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(kind.summary()))
+        .property("kind", kind_schema)
+        .required("kind")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    schema = if kind.args_optional() {
+        schema.property(
+            "args",
+            OneOfBuilder::new()
+                .item(args)
+                .item(ObjectBuilder::new().schema_type(Type::Null)),
+        )
+    } else {
+        schema.property("args", args).required("args")
+    };
+    schema.into()
+}
+
+impl PartialSchema for JobRequest {
+    fn schema() -> RefOr<Schema> {
+        let names: Vec<String> = JobKind::ALL
+            .iter()
+            .map(|k| k.request_schema_name())
+            .collect();
+        let mapping = JobKind::ALL
+            .iter()
+            .zip(&names)
+            .map(|(kind, name)| (kind.as_str(), format!("#/components/schemas/{name}")));
+        names
+            .iter()
+            .fold(OneOfBuilder::new(), |one_of, name| {
+                one_of.item(Ref::from_schema_name(name))
+            })
+            .description(Some(
+                "A job to enqueue: `{\"kind\":\"add\",\"args\":{\"x\":2,\"y\":3}}`. One \
+                 shape per kind, told apart by `kind`; absent or null `args` mean `{}`.",
+            ))
+            .discriminator(Some(Discriminator::with_mapping("kind", mapping)))
+            .into()
+    }
+}
+
+impl ToSchema for JobRequest {
+    fn name() -> Cow<'static, str> {
+        "JobRequest".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        for kind in JobKind::ALL {
+            let args = args_schema(kind);
+            if !schemas.iter().any(|(name, _)| *name == args.name) {
+                schemas.push((args.name.into_owned(), args.schema));
+                schemas.extend(args.nested);
+            }
+            schemas.push((kind.request_schema_name(), request_schema(kind).into()));
+        }
     }
 }
 
@@ -634,5 +805,117 @@ mod tests {
         for k in JobKind::ALL {
             assert_eq!(k.as_str().parse::<JobKind>().unwrap(), k);
         }
+    }
+
+    /// A value of each schema, as a client built from the document would
+    /// send it: every required property, of its type.
+    fn instance(schema: &Value, schemas: &Value) -> Value {
+        if let Some(name) = schema["$ref"].as_str() {
+            let name = name.trim_start_matches("#/components/schemas/");
+            return instance(&schemas[name], schemas);
+        }
+        match schema["type"].as_str() {
+            Some("object") => {
+                let mut out = serde_json::Map::new();
+                for name in schema["required"].as_array().into_iter().flatten() {
+                    let name = name.as_str().unwrap();
+                    out.insert(name.into(), instance(&schema["properties"][name], schemas));
+                }
+                Value::Object(out)
+            }
+            Some("string") if schema["const"].is_string() => schema["const"].clone(),
+            Some("string") if schema["format"] == "uuid" => json!(Uuid::now_v7()),
+            Some("string") => json!("x"),
+            Some("number") => json!(2.5),
+            Some("integer") => json!(7),
+            other => panic!("no instance for {other:?}: {schema}"),
+        }
+    }
+
+    /// The document's shape of each kind is what validation accepts: a
+    /// request built from the schema alone is valid, leaving out what it
+    /// requires or adding what it does not name is refused, and `args` may
+    /// be left out exactly where the schema says so.
+    #[test]
+    fn the_schema_of_each_kind_matches_its_validation() {
+        let mut named = Vec::new();
+        JobRequest::schemas(&mut named);
+        let schemas: Value = named
+            .into_iter()
+            .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap()))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        let request = serde_json::to_value(JobRequest::schema()).unwrap();
+        let mapping = &request["discriminator"]["mapping"];
+        assert_eq!(request["discriminator"]["propertyName"], "kind");
+        assert_eq!(
+            request["oneOf"].as_array().unwrap().len(),
+            JobKind::ALL.len()
+        );
+        for kind in JobKind::ALL {
+            let reference = mapping[kind.as_str()].as_str().unwrap();
+            assert!(
+                request["oneOf"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!({ "$ref": reference })),
+                "{kind} is not one of the request's shapes"
+            );
+            let variant = instance(&json!({ "$ref": reference }), &schemas);
+            let variant_schema = &schemas[reference.trim_start_matches("#/components/schemas/")];
+            assert_eq!(variant_schema["additionalProperties"], false, "{kind}");
+            let args_schema = &variant_schema["properties"]["args"];
+            let args_ref = args_schema["$ref"]
+                .as_str()
+                .or(args_schema["oneOf"][0]["$ref"].as_str())
+                .unwrap();
+            let args_schema = &schemas[args_ref.trim_start_matches("#/components/schemas/")];
+            let args = instance(args_schema, &schemas);
+            let full = json!({ "kind": kind.as_str(), "args": args.clone() });
+            assert!(validate(full).is_ok(), "{kind}: {args}");
+
+            let args_required = variant_schema["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("args"));
+            assert!(validate(variant).is_ok(), "{kind}");
+            let kind_only = validate(json!({ "kind": kind.as_str() }));
+            assert_eq!(kind_only.is_ok(), !args_required, "{kind}");
+            if !args_required {
+                assert!(validate(json!({ "kind": kind.as_str(), "args": null })).is_ok());
+            }
+
+            assert_eq!(args_schema["additionalProperties"], false, "{kind}");
+            let mut extra = args.clone();
+            extra["not_an_argument"] = json!(1);
+            assert!(
+                validate(json!({ "kind": kind.as_str(), "args": extra })).is_err(),
+                "{kind} accepts an argument its schema does not name"
+            );
+            for name in args_schema["required"].as_array().into_iter().flatten() {
+                let mut missing = args.clone();
+                missing
+                    .as_object_mut()
+                    .unwrap()
+                    .remove(name.as_str().unwrap());
+                let errors =
+                    validate(json!({ "kind": kind.as_str(), "args": missing })).unwrap_err();
+                assert_eq!(errors[0].field, format!("args.{}", name.as_str().unwrap()));
+            }
+        }
+    }
+
+    #[test]
+    fn the_schema_states_the_bounds_validation_applies() {
+        let schema = |v: Value| validate(json!({ "kind": "ping", "args": v }));
+        let mut named = Vec::new();
+        JobRequest::schemas(&mut named);
+        let ping = named.iter().find(|(n, _)| n == "PingArgs").unwrap();
+        let ping = serde_json::to_value(&ping.1).unwrap();
+        let max = ping["properties"]["delay_ms"]["maximum"].as_u64().unwrap();
+        assert_eq!(max, MAX_PING_DELAY_MS);
+        assert!(schema(json!({ "delay_ms": max })).is_ok());
+        assert!(schema(json!({ "delay_ms": max + 1 })).is_err());
+        assert!(schema(json!({ "delay_ms": -1 })).is_err());
     }
 }

@@ -240,3 +240,85 @@ async fn the_spec_documents_every_error_the_layers_send() {
     let ready = &spec["paths"]["/readyz"]["get"]["responses"]["503"]["content"];
     assert!(ready["application/json"].is_object(), "{ready}");
 }
+
+/// What client generators need from the document (scripts/clients.sh
+/// generates and uses clients): a request shape per job kind, metadata that
+/// is no recursive union (openapi-python-client drops one, and with it
+/// every schema holding a note), ingest's JSON-array body beside NDJSON, and
+/// uploads as binary bodies.
+#[tokio::test]
+async fn the_spec_gives_generators_typed_jobs_notes_ingest_and_uploads() {
+    let app = TestApp::spawn().await;
+    let (_, spec) = app.get_json("/openapi.json").await;
+    let schemas = &spec["components"]["schemas"];
+    let named = |r: &Value| {
+        let name = r["$ref"].as_str().unwrap_or_default();
+        schemas[name.trim_start_matches("#/components/schemas/")].clone()
+    };
+
+    let jobs = &spec["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]["application/json"];
+    let request = named(&jobs["schema"]);
+    assert_eq!(request["discriminator"]["propertyName"], "kind");
+    let kinds: Vec<&String> = request["discriminator"]["mapping"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        kinds,
+        ["add", "backup", "extract_text", "ping", "purge", "reindex"]
+    );
+    let add = &schemas["AddJobRequest"];
+    assert_eq!(add["properties"]["kind"]["const"], "add");
+    assert_eq!(add["required"], json!(["kind", "args"]));
+    let add_args = named(&add["properties"]["args"]);
+    assert_eq!(add_args["required"], json!(["x", "y"]));
+    assert_eq!(add_args["additionalProperties"], false);
+
+    let metadata = &schemas["Note"]["properties"]["metadata"];
+    let metadata = named(metadata);
+    assert_eq!(metadata["type"], "object");
+    let description = metadata["description"].as_str().unwrap();
+    assert!(description.contains("65536 bytes") && description.contains("32 levels"));
+    let value = named(&metadata["additionalProperties"]);
+    assert!(
+        value.get("type").is_none() && value.get("oneOf").is_none(),
+        "{value}"
+    );
+    // The NUL rule still holds at every depth for a validator.
+    assert_eq!(value["pattern"], r"^[^\u0000]*$");
+    assert_eq!(value["items"]["$ref"], "#/components/schemas/MetadataValue");
+    assert_eq!(value["then"]["$ref"], "#/components/schemas/Metadata");
+
+    let ingest = &spec["paths"]["/api/v1/ingest"]["post"]["requestBody"];
+    for media in ["application/json", "application/x-ndjson"] {
+        let schema = &ingest["content"][media]["schema"];
+        assert_eq!(schema["type"], "array", "{media}");
+        assert_eq!(schema["items"]["$ref"], "#/components/schemas/NoteDraft");
+    }
+    assert_eq!(ingest["required"], true);
+
+    let upload = &spec["paths"]["/api/v1/notes/{id}/attachments"]["post"]["requestBody"];
+    let raw = named(&upload["content"]["application/octet-stream"]["schema"]);
+    assert_eq!(raw["type"], "string");
+    assert_eq!(raw["contentMediaType"], "application/octet-stream");
+    let form = named(&upload["content"]["multipart/form-data"]["schema"]);
+    assert_eq!(form["required"], json!(["file"]));
+    assert_eq!(form["properties"]["file"], raw);
+    // No body is an empty file.
+    assert!(upload.get("required").is_none(), "{upload}");
+
+    // OpenAPI requires unique operation ids; generators key their
+    // functions and types by them.
+    let mut ids: Vec<&str> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "duplicate operation ids among {ids:?}");
+}
