@@ -1305,6 +1305,23 @@ fn a_file_unfit_for_serving_read_only_is_refused_with_the_reason() {
     );
 }
 
+/// `notes-api serve` on `data` and a free port, once it is ready; its
+/// base URL.
+fn serve_ready(data: &std::path::Path) -> (std::process::Child, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = serve(data, port);
+    let ready = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        Command::new("curl")
+            .args(["-sf", &format!("{base}/readyz")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    assert!(ready, "the server never became ready");
+    (server, base)
+}
+
 /// `curl` with `args` against the server; (HTTP status, body).
 fn curl(args: &[&str]) -> (u16, Vec<u8>) {
     let to_stdout: &[&str] = if args.contains(&"-o") {
@@ -1351,17 +1368,7 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 fn curl_uploads_everyday_files_and_memory_stays_flat() {
     use sha2::{Digest, Sha256};
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = serve(dir.path(), port);
-    let ready = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        Command::new("curl")
-            .args(["-sf", &format!("{base}/readyz")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    assert!(ready, "the server never became ready");
+    let (mut server, base) = serve_ready(dir.path());
     let (status, body) = curl(&[
         "-X",
         "POST",
@@ -1453,17 +1460,7 @@ fn curl_uploads_everyday_files_and_memory_stays_flat() {
 #[test]
 fn a_batch_of_many_tiny_notes_is_refused_at_the_note_limit_with_memory_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = serve(dir.path(), port);
-    let ready = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        Command::new("curl")
-            .args(["-sf", &format!("{base}/readyz")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    assert!(ready, "the server never became ready");
+    let (mut server, base) = serve_ready(dir.path());
     let pid = server.id();
     let ingest = |notes: usize| {
         let path = dir.path().join(format!("tiny-{notes}.ndjson"));

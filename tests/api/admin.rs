@@ -50,6 +50,23 @@ fn csrf(html: &str) -> String {
     html[at..at + 64].to_owned()
 }
 
+/// A POST as the browser sends it: the session cookie, and an `Origin`
+/// when one is given.
+fn browser_post(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    origin: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let req = browser()
+        .post(format!("{}{path}", app.base))
+        .header(header::COOKIE, cookie);
+    match origin {
+        Some(o) => req.header(header::ORIGIN, o),
+        None => req,
+    }
+}
+
 async fn post_form(
     app: &TestApp,
     cookie: &str,
@@ -57,14 +74,11 @@ async fn post_form(
     form: &[(&str, &str)],
     origin: Option<&str>,
 ) -> reqwest::Response {
-    let mut req = browser()
-        .post(format!("{}{path}", app.base))
-        .header(header::COOKIE, cookie)
-        .form(form);
-    if let Some(o) = origin {
-        req = req.header(header::ORIGIN, o);
-    }
-    req.send().await.unwrap()
+    browser_post(app, cookie, path, origin)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn location(res: &reqwest::Response) -> &str {
@@ -569,14 +583,16 @@ async fn post_upload(
     form: multipart::Form,
     origin: Option<&str>,
 ) -> reqwest::Response {
-    let mut req = browser()
-        .post(format!("{}/admin/notes/{note}/attachments", app.base))
-        .header(header::COOKIE, cookie)
-        .multipart(form);
-    if let Some(o) = origin {
-        req = req.header(header::ORIGIN, o);
-    }
-    req.send().await.unwrap()
+    browser_post(
+        app,
+        cookie,
+        &format!("/admin/notes/{note}/attachments"),
+        origin,
+    )
+    .multipart(form)
+    .send()
+    .await
+    .unwrap()
 }
 
 async fn attachments_of(app: &TestApp, note: &str) -> Vec<Value> {
