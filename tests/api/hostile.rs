@@ -72,7 +72,7 @@ async fn a_stalled_body_is_cut_at_the_idle_timeout() {
     let app = TestApp::spawn_with(|c| c.idle_timeout = 1).await;
     let mut sock = TcpStream::connect(addr(&app)).await.unwrap();
     sock.write_all(
-        b"POST /api/v1/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        b"POST /api/v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
           Content-Length: 1000\r\n\r\n{\"title\":\"stalled",
     )
     .await
