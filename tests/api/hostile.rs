@@ -557,6 +557,39 @@ async fn a_hostile_snapshot_is_refused_whole() {
     assert!(fresh.state.store().is_empty().await.unwrap());
 }
 
+/// Issue 21: a snapshot that holds one note or attachment twice was
+/// refused as "a note with this external_id already exists"; the refusal
+/// now names what is duplicated, and nothing is restored.
+#[tokio::test]
+async fn a_snapshot_with_a_duplicate_id_is_refused_naming_it() {
+    for (kind, expect) in [
+        ("note", "a note with this id already exists"),
+        ("attachment", "an attachment with this"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = snapshot_with_attachment(dir.path()).await;
+        tamper(&snapshot, |records| {
+            let i = records.iter().position(|r| r["type"] == kind).unwrap();
+            let twice = records[i].clone();
+            records.push(twice);
+        });
+        // The manifest counts the records too.
+        let path = snapshot.join("manifest.json");
+        let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let count = &mut manifest["counts"][format!("{kind}s")];
+        *count = json!(count.as_u64().unwrap() + 1);
+        std::fs::write(&path, manifest.to_string()).unwrap();
+        let fresh = TestApp::spawn().await;
+        let err = notes_api::backup::restore(fresh.state.jobs(), &dir.path().display().to_string())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expect), "{kind}: {err}");
+        assert!(!err.contains("external_id"), "{kind}: {err}");
+        assert!(fresh.state.store().is_empty().await.unwrap(), "{kind}");
+    }
+}
+
 /// A port nothing listens on (for a server of a test's own).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
