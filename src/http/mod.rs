@@ -4,6 +4,7 @@ pub mod admin;
 pub mod attachments;
 pub mod connections;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod host;
 pub mod ingest;

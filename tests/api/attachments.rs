@@ -182,14 +182,34 @@ async fn ranges_and_conditional_requests() {
     assert_problem(res, StatusCode::RANGE_NOT_SATISFIABLE).await;
     let res = get("bytes=0-1,5-6").await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let etag = format!("\"{}\"", meta["sha256"].as_str().unwrap());
+    let sha = meta["sha256"].as_str().unwrap();
+    // Issue 21: weak comparison (RFC 9110 §13.1.2): a weak tag and a list
+    // that holds the tag match too; before, only the exact strong tag did.
+    for tag in [
+        format!("\"{sha}\""),
+        format!("W/\"{sha}\""),
+        format!("\"{}\", W/\"{sha}\"", "0".repeat(64)),
+        "*".to_owned(),
+    ] {
+        let res = app
+            .get(&url)
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{tag}");
+        assert_eq!(res.headers()["etag"], format!("\"{sha}\"").as_str());
+    }
     let res = app
         .get(&url)
-        .header("if-none-match", etag)
+        .header(
+            "if-none-match",
+            format!("\"{}\", W/\"other\"", "0".repeat(64)),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -227,6 +227,31 @@ async fn etag_and_if_match() {
     // A patch that changes nothing keeps the version.
     let res = patch("\"2\"", "b").await.unwrap();
     assert_eq!(res.headers()["etag"], "\"2\"");
+    // Issue 21: If-Match compares strongly (RFC 9110 §13.1.1), so a weak
+    // tag never matches, even the current version's; before, `W/"2"` did.
+    for weak in ["W/\"2\"", "W/\"1\", W/\"2\""] {
+        let res = patch(weak, "d").await.unwrap();
+        assert_problem(res, StatusCode::PRECONDITION_FAILED).await;
+    }
+    let res = patch("\"1\", \"2\"", "d").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "a list with the current tag");
+    let res = patch("*", "e").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "* matches a note that exists");
+    let (_, now) = app.get_json(&path).await;
+    assert_eq!(
+        (now["title"].as_str(), now["version"].as_i64()),
+        (Some("e"), Some(4))
+    );
+    // If-None-Match compares weakly and takes lists.
+    for tag in ["W/\"4\"", "\"1\", W/\"4\"", "*"] {
+        let res = app
+            .get(&path)
+            .header("if-none-match", tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{tag}");
+    }
     // Null on a required field.
     let res = app
         .request(Method::PATCH, &path)
