@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .layer(from_fn_with_state(state.clone(), host::development_hosts))
         .merge(ops::router())
+        .layer(from_fn(admin::security_headers))
         .layer(from_fn_with_state(state.clone(), middleware::read_only))
         .layer(from_fn_with_state(state.clone(), middleware::rate_limit));
     if let Some(cors) = cors(&config.cors_origins) {

@@ -352,3 +352,17 @@ async fn development_mode_answers_only_the_names_it_is_reached_by() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// Issue 21: the answer that holds a new key's secret said nothing about
+/// caching; it is `Cache-Control: no-store` now.
+#[tokio::test]
+async fn a_new_keys_secret_is_never_cached() {
+    let app = TestApp::production().await;
+    let res = app
+        .post_json("/api/v1/keys", &json!({"name": "ci", "scopes": ["read"]}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let created: Value = res.json().await.unwrap();
+    assert!(created["key"].as_str().unwrap().starts_with("nk_"));
+}
