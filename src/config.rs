@@ -346,6 +346,15 @@ pub struct Config {
     #[arg(long, env = "NOTES_ALLOW_UNAUTHENTICATED", default_value_t = false, value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub allow_unauthenticated: bool,
 
+    /// The URL clients reach this server by (`https://notes.example.com`),
+    /// when that is not loopback or an IP address. Development mode (no
+    /// key checked) answers only requests whose `Host` is loopback, an IP
+    /// address or this URL's host: a page elsewhere that rebinds its own
+    /// name to this server's address is refused (421).
+    #[arg(long, env = "NOTES_PUBLIC_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+
     /// Where a `backup` job submitted through the API may write: prefixes
     /// (directories, `file://DIR`, `s3://BUCKET/PREFIX`), comma-separated.
     /// Default: NOTES_BACKUP_TO alone. The `backup` command is not limited.
@@ -439,6 +448,14 @@ impl Config {
                 "must be at least 1 second".into(),
             ));
         }
+        if let Some(url) = &self.public_url {
+            public_host(url).ok_or_else(|| {
+                ConfigError::Invalid(
+                    "NOTES_PUBLIC_URL",
+                    format!("{url:?} is not an http:// or https:// URL with a host"),
+                )
+            })?;
+        }
         for origin in &self.cors_origins {
             if origin.parse::<axum::http::HeaderValue>().is_err() || !origin.contains("://") {
                 return Err(ConfigError::Invalid("NOTES_CORS_ORIGINS", origin.clone()));
@@ -473,6 +490,11 @@ impl Config {
 
     pub fn requires_keys(&self) -> bool {
         self.master_key.is_some()
+    }
+
+    /// The host of NOTES_PUBLIC_URL, lowercase (checked by `resolve`).
+    pub fn public_host(&self) -> Option<String> {
+        self.public_url.as_deref().and_then(public_host)
     }
 
     /// The rule for a process that serves the API: without keys, only on
@@ -561,6 +583,16 @@ impl Config {
             None => format!("file://{}", self.data_dir.join("backups").display()),
         }
     }
+}
+
+/// The host of an `http(s)://` URL, lowercase, without port or brackets.
+fn public_host(url: &str) -> Option<String> {
+    let uri: axum::http::Uri = url.parse().ok()?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return None;
+    }
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 /// A destination as a URL: a bare path is a `file://` one; no trailing `/`.
@@ -729,6 +761,26 @@ mod tests {
             c.check_backup_destination("s3://backups/notes").is_err(),
             "the list replaces the default"
         );
+    }
+
+    #[test]
+    fn the_public_url_must_name_a_host() {
+        let mut c = Config::defaults();
+        c.public_url = Some("https://Notes.Example.com:8443/base".into());
+        assert_eq!(
+            c.clone().resolve().unwrap().public_host().as_deref(),
+            Some("notes.example.com")
+        );
+        for bad in [
+            "notes.example.com",
+            "ftp://notes.example.com",
+            "https://",
+            "/notes",
+        ] {
+            c.public_url = Some(bad.into());
+            let err = c.clone().resolve().unwrap_err();
+            assert!(err.to_string().contains("NOTES_PUBLIC_URL"), "{bad}: {err}");
+        }
     }
 
     #[test]

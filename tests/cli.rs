@@ -657,6 +657,9 @@ fn the_hostile_corpus_gets_no_5xx_and_memory_stays_bounded() {
         .env("NOTES_LOG", "warn")
         .env("NOTES_HEADER_TIMEOUT", "3")
         .env("NOTES_IDLE_TIMEOUT", "5")
+        // The corpus sends `Host: x`: this development server answers for it,
+        // so every case reaches the handlers instead of the host check.
+        .env("NOTES_PUBLIC_URL", "http://x")
         .stdout(std::process::Stdio::null())
         .stderr(stderr)
         .spawn()
@@ -827,6 +830,25 @@ fn the_hostile_corpus_gets_no_5xx_and_memory_stays_bounded() {
             server_errors.push(format!("case {i} -> {status}: {line}"));
         }
     }
+    // DNS rebinding (issue 21, defect 7): a page that points its own name
+    // at this development server gets a 421 on every route but the probes.
+    let rebound: Vec<Option<u16>> = [
+        "GET /admin/keys",
+        "POST /admin/keys",
+        "GET /api/v1/notes",
+        "POST /api/v1/keys",
+        "GET /openapi.json",
+    ]
+    .iter()
+    .map(|line| {
+        let req = format!(
+            "{line} HTTP/1.1\r\nHost: attacker.example:{port}\r\nOrigin: http://attacker.example:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        exchange(&addr, req.as_bytes())
+    })
+    .collect();
+    assert!(rebound.iter().all(|s| *s == Some(421)), "{rebound:?}");
+
     for t in slow {
         let _ = t.join();
     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::timestamp;
+use super::{timestamp, unicode::is_bidi_control};
 
 pub const MAX_FILENAME_CHARS: usize = 255;
 
@@ -49,10 +49,14 @@ pub fn id_of_key(key: &str) -> Option<Uuid> {
 }
 
 /// A filename is metadata: keep its last path component, drop control
-/// characters (NUL, newlines: they would break headers and logs), bound it.
+/// characters (NUL, newlines: they would break headers and logs) and bidi
+/// controls (they make `\u{202e}gnp.exe` show as `exe.png`), bound it.
 pub fn sanitize_filename(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).collect();
+    let cleaned: String = base
+        .chars()
+        .filter(|&c| !c.is_control() && !is_bidi_control(c))
+        .collect();
     let trimmed = cleaned.trim().trim_start_matches('.').trim();
     let bounded: String = trimmed.chars().take(MAX_FILENAME_CHARS).collect();
     if bounded.is_empty() {
@@ -185,6 +189,12 @@ mod tests {
         assert_eq!(sanitize_filename("C:\\Users\\x\\report.pdf"), "report.pdf");
         assert_eq!(sanitize_filename("/abs/path/a.txt"), "a.txt");
         assert_eq!(sanitize_filename("a\u{0}b\nc.txt"), "abc.txt");
+        assert_eq!(sanitize_filename("\u{202e}gnp.exe"), "gnp.exe");
+        assert_eq!(
+            sanitize_filename("a\u{2066}b\u{2069}\u{200e}\u{200f}\u{61c}\u{202a}c.txt"),
+            "abc.txt"
+        );
+        assert_eq!(sanitize_filename("\u{202e}"), "attachment");
         assert_eq!(sanitize_filename(".."), "attachment");
         assert_eq!(sanitize_filename(".hidden"), "hidden");
         assert_eq!(sanitize_filename(""), "attachment");

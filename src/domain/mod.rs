@@ -8,4 +8,5 @@ pub mod json_shape;
 pub mod keys;
 pub mod note;
 pub mod timestamp;
+pub mod unicode;
 pub mod validation;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{bounded, timestamp, validation::FieldError};
+use super::{bounded, timestamp, unicode::is_invisible, validation::FieldError};
 
 pub const MAX_TITLE_CHARS: usize = 500;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -47,14 +47,18 @@ pub struct Note {
 /// ingest as they are.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct NoteDraft {
-    /// 1 to 500 characters, not blank, no NUL.
-    // "Not blank" is spelled out as the characters `str::trim` removes:
-    // regex engines disagree on `\s` (Python's includes U+001C..U+001F,
+    /// 1 to 500 characters, not blank or invisible, no NUL.
+    // "Not blank" is spelled out as the characters `unicode::is_invisible`
+    // names (white space, controls, default-ignorable code points): regex
+    // engines disagree on `\s` (Python's includes U+001C..U+001F,
     // ECMAScript's U+FEFF), and a client's validator must agree with ours.
+    // The pattern lists the BMP ones only: ECMAScript without the `u` flag
+    // cannot range over astral characters, so a title made only of tag
+    // characters (U+E0000..) passes it and is still refused.
     #[schema(
         min_length = 1,
         max_length = 500,
-        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
+        pattern = r"^[^\u0000]*[^\u0000-\u0020\u007f-\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8][^\u0000]*$"
     )]
     pub title: String,
     #[serde(default)]
@@ -85,7 +89,7 @@ pub struct Tag(String);
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct NotePatch {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String, required = false, min_length = 1, max_length = 500, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$")]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 500, pattern = r"^[^\u0000]*[^\u0000-\u0020\u007f-\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8][^\u0000]*$")]
     pub title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = String, required = false, pattern = r"^[^\u0000]*$")]
@@ -255,8 +259,10 @@ fn has_nul(s: &str) -> bool {
 
 fn check_title(title: &str, errors: &mut Vec<FieldError>) {
     let chars = title.chars().count();
-    if title.trim().is_empty() {
-        errors.push(FieldError::new("title", "must not be blank"));
+    // Blank includes invisible: a title of U+200B or U+FEFF alone shows
+    // as nothing in a list.
+    if title.chars().all(is_invisible) {
+        errors.push(FieldError::new("title", "must not be blank or invisible"));
     } else if chars > MAX_TITLE_CHARS {
         errors.push(FieldError::new(
             "title",
@@ -410,6 +416,41 @@ mod tests {
                 "metadata"
             ]
         );
+    }
+
+    #[test]
+    fn a_title_of_invisible_characters_is_blank() {
+        for title in [
+            "\u{200b}",
+            "\u{feff}",
+            "\u{200b} \u{feff}\u{2060}",
+            "\u{202e}\t\u{3164}",
+        ] {
+            let errs = draft(json!({ "title": title })).validate().unwrap_err();
+            assert_eq!(errs[0].field, "title", "{title:?}");
+        }
+        assert!(draft(json!({"title": "\u{200b}x"})).validate().is_ok());
+    }
+
+    /// The spec's title pattern is what a client validates with: over the
+    /// whole BMP it must refuse exactly the characters validation calls
+    /// invisible (a title of one character, visible or not).
+    #[test]
+    fn the_title_pattern_refuses_exactly_the_invisible_characters() {
+        use utoipa::PartialSchema;
+        for schema in [NoteDraft::schema(), NotePatch::schema()] {
+            let schema = serde_json::to_value(schema).unwrap();
+            let pattern = schema["properties"]["title"]["pattern"].as_str().unwrap();
+            let re = regex::Regex::new(pattern).unwrap();
+            for c in (0..=0xFFFF).filter_map(char::from_u32) {
+                assert_eq!(
+                    re.is_match(&c.to_string()),
+                    !is_invisible(c),
+                    "U+{:04X}",
+                    c as u32
+                );
+            }
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use utoipa::{
 use uuid::Uuid;
 
 use super::{
+    etag,
     extract::{ApiQuery, Auth, Read, Write, media_type, parse_id},
     multipart::{self, Form},
     response::not_modified,
@@ -363,13 +364,13 @@ pub async fn serve_content(state: &AppState, id: &str, headers: &HeaderMap) -> A
     let a = &stored.attachment;
     // Stored data is never trusted to be a valid header: a bad value
     // (a restored snapshot from elsewhere) must not take the process down.
-    let etag = HeaderValue::from_str(&format!("\"{}\"", a.sha256))
+    let tag = HeaderValue::from_str(&format!("\"{}\"", a.sha256))
         .unwrap_or_else(|_| HeaderValue::from_static("\"invalid\""));
     if headers
         .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == etag.as_bytes() || v == "*")
+        .is_some_and(|v| etag::if_none_match(v, &a.sha256))
     {
-        return Ok(not_modified(etag));
+        return Ok(not_modified(tag));
     }
     let range = parse_range(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
@@ -405,7 +406,7 @@ pub async fn serve_content(state: &AppState, id: &str, headers: &HeaderMap) -> A
             .unwrap_or(HeaderValue::from_static(attachment::OCTET_STREAM)),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    h.insert(header::ETAG, etag);
+    h.insert(header::ETAG, tag);
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CONTENT_DISPOSITION,

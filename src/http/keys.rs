@@ -3,7 +3,7 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::StatusCode,
+    http::{StatusCode, header},
 };
 use uuid::Uuid;
 
@@ -22,15 +22,24 @@ use crate::{
 
 /// Create an API key. The secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/keys", operation_id = "create_key", tag = "keys", request_body = KeyRequest,
-    responses((status = 201, body = CreatedKey), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 422, body = Problem)),
+    responses((status = 201, body = CreatedKey, description = "The key and its secret; `Cache-Control: no-store`"),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = ["master"])))]
 pub async fn create(
     State(state): State<AppState>,
     _: Auth<Master>,
     ApiJson(req): ApiJson<KeyRequest>,
-) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
-    Ok((StatusCode::CREATED, Json(create_key(&state, req).await?)))
+) -> ApiResult<(
+    StatusCode,
+    [(header::HeaderName, &'static str); 1],
+    Json<CreatedKey>,
+)> {
+    // The secret must not outlive this answer in any cache on the way.
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(create_key(&state, req).await?),
+    ))
 }
 
 /// Validates and stores a new key; the secret is only in the answer.

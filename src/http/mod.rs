@@ -4,7 +4,9 @@ pub mod admin;
 pub mod attachments;
 pub mod connections;
 pub mod error;
+pub mod etag;
 pub mod extract;
+pub mod host;
 pub mod ingest;
 pub mod jobs;
 pub mod keys;
@@ -82,12 +84,17 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(timeout(config.ingest_timeout()));
 
+    // Probes and the scrape are open without a key in every mode and come
+    // from kubelets and load balancers by IP or by any name: they are
+    // left out of the development-mode host check.
     let mut app = Router::new()
         .merge(api)
         .merge(ingest)
-        .merge(ops::router())
         .merge(admin::router(&state))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .layer(from_fn_with_state(state.clone(), host::development_hosts))
+        .merge(ops::router())
+        .layer(from_fn(admin::security_headers))
         .layer(from_fn_with_state(state.clone(), middleware::read_only))
         .layer(from_fn_with_state(state.clone(), middleware::rate_limit));
     if let Some(cors) = cors(&config.cors_origins) {

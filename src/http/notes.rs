@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
+    etag,
     extract::{ApiJson, ApiQuery, Auth, Read, Write, parse_id},
     response::not_modified,
     state::AppState,
@@ -170,7 +171,7 @@ pub async fn get(
         .await?
         .ok_or_else(|| not_found(id))?;
     if let Some(inm) = headers.get(header::IF_NONE_MATCH)
-        && etag_list_matches(inm, note.version)
+        && etag::if_none_match(inm, &note.version.to_string())
     {
         return Ok(not_modified(etag(&note)));
     }
@@ -180,7 +181,7 @@ pub async fn get(
 /// Partially update a note. With `If-Match`, only if it is still at that version.
 #[utoipa::path(patch, path = "/api/v1/notes/{id}", tag = "notes", request_body = NotePatch,
     params(("id" = String, Path, description = "Note id"),
-           ("If-Match" = Option<String>, Header, description = "`\"<version>\"` the update applies to")),
+           ("If-Match" = Option<String>, Header, description = "`\"<version>\"` the update applies to (strong comparison: a weak `W/` tag never matches)")),
     responses((status = 200, body = Note), (status = 404, body = Problem),
               (status = 409, body = Problem, description = "external_id taken, or the note is at its highest version (2^53 − 1) and cannot change"), (status = 412, body = Problem),
               (status = 422, body = Problem)),
@@ -214,7 +215,7 @@ pub async fn update_note(
             .await?
             .ok_or_else(|| not_found(id))?;
         if let Some(expected) = if_match
-            && !etag_list_matches(expected, current.version)
+            && !etag::if_match(expected, &current.version.to_string())
         {
             return Err(StoreError::VersionMismatch {
                 current: current.version,
@@ -266,22 +267,6 @@ fn not_found(id: uuid::Uuid) -> ApiError {
     ApiError::not_found(format!("no note with id {id}"))
 }
 
-/// `If-Match` / `If-None-Match`: `*`, or a list of (possibly weak) entity tags.
-fn etag_list_matches(header: &HeaderValue, version: i64) -> bool {
-    let Ok(value) = header.to_str() else {
-        return false;
-    };
-    value.split(',').map(str::trim).any(|tag| {
-        tag == "*"
-            || tag
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .parse::<i64>()
-                .ok()
-                == Some(version)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,16 +277,5 @@ mod tests {
         for bad in ["", "!!", "bjo", &URL_SAFE_NO_PAD.encode("x:1")] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn etag_matching() {
-        let h = |s: &'static str| HeaderValue::from_static(s);
-        assert!(etag_list_matches(&h("\"3\""), 3));
-        assert!(etag_list_matches(&h("W/\"3\""), 3));
-        assert!(etag_list_matches(&h("\"1\", \"3\""), 3));
-        assert!(etag_list_matches(&h("*"), 3));
-        assert!(!etag_list_matches(&h("\"2\""), 3));
-        assert!(!etag_list_matches(&h("garbage"), 3));
     }
 }

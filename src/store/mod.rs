@@ -47,6 +47,26 @@ pub enum StoreError {
     Internal(#[source] Source),
 }
 
+/// A unique constraint a write broke, named `table.column` (PostgreSQL's
+/// constraint names and SQLite's messages both map to that), in words that
+/// say which one: a duplicate note id in a snapshot is not a taken
+/// `external_id`.
+pub(crate) fn unique_conflict(column: &str) -> StoreError {
+    let detail = match column {
+        "notes.external_id" => "a note with this external_id already exists",
+        "notes.id" => "a note with this id already exists",
+        "attachments.id" => "an attachment with this id already exists",
+        "attachments.storage_key" => "an attachment with this storage key already exists",
+        "api_keys.id" => "an API key with this id already exists",
+        "api_keys.key_hash" => "an API key with this secret already exists",
+        "jobs.id" => "a job with this id already exists",
+        other => {
+            return StoreError::Conflict(format!("a record already exists with the same {other}"));
+        }
+    };
+    StoreError::Conflict(detail.to_owned())
+}
+
 impl StoreError {
     /// What went wrong in words fit for a job record any reader may see:
     /// no driver text, no SQL, no hosts.

@@ -167,7 +167,7 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Tls(_) => StoreError::Unavailable(err.into()),
         sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict("a note with this external_id already exists".into())
+            super::unique_conflict(unique_column(db.constraint().unwrap_or("unknown")))
         }
         // 08: connection exceptions; 53: insufficient resources; 57P0x: the
         // server is shutting down; 57014: statement timeout (overload).
@@ -179,6 +179,21 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
             StoreError::Unavailable(err.into())
         }
         _ => StoreError::Internal(err.into()),
+    }
+}
+
+/// The `table.column` of a unique constraint, by the names PostgreSQL gives
+/// the migrations' `UNIQUE` and `PRIMARY KEY` clauses.
+fn unique_column(constraint: &str) -> &str {
+    match constraint {
+        "notes_external_id_key" => "notes.external_id",
+        "notes_id_key" => "notes.id",
+        "attachments_pkey" => "attachments.id",
+        "attachments_storage_key_key" => "attachments.storage_key",
+        "api_keys_pkey" => "api_keys.id",
+        "api_keys_key_hash_key" => "api_keys.key_hash",
+        "jobs_id_key" => "jobs.id",
+        other => other,
     }
 }
 

@@ -132,9 +132,13 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(err.into())
         }
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict("a note with this external_id already exists".into())
-        }
+        // SQLite names the columns in its message only:
+        // "UNIQUE constraint failed: notes.external_id".
+        sqlx::Error::Database(db) if db.is_unique_violation() => super::unique_conflict(
+            db.message()
+                .strip_prefix("UNIQUE constraint failed: ")
+                .unwrap_or("unknown"),
+        ),
         // SQLITE_BUSY / SQLITE_LOCKED: another process held the lock past busy_timeout.
         sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517")) => {
             StoreError::Unavailable(err.into())

@@ -454,6 +454,101 @@ async fn a_dead_job_is_shown_with_its_error_and_retried_from_the_ui() {
     );
 }
 
+/// Issue 21: unknown `/admin/*` paths were 404s without the CSP and frame
+/// headers (those were set on the admin routes only), and note pages had
+/// no Cache-Control. Every response under /admin now carries the headers,
+/// and pages are `private, no-store`; a static file and a download keep
+/// the policy they chose.
+#[tokio::test]
+async fn every_admin_response_carries_the_security_headers() {
+    let check = |res: &reqwest::Response, what: &str, cache: &str| {
+        let h = res.headers();
+        let csp = h
+            .get(header::CONTENT_SECURITY_POLICY)
+            .unwrap_or_else(|| panic!("{what}: no CSP"))
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "{what}");
+        assert_eq!(h[header::REFERRER_POLICY], "same-origin", "{what}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{what}");
+        assert_eq!(h[header::CACHE_CONTROL], cache, "{what}");
+    };
+    let app = TestApp::production().await;
+    for (path, status, cache) in [
+        ("/admin/nowhere", StatusCode::NOT_FOUND, "private, no-store"),
+        (
+            "/admin/notes/a/b/c",
+            StatusCode::NOT_FOUND,
+            "private, no-store",
+        ),
+        ("/admin/login", StatusCode::OK, "private, no-store"),
+        ("/admin/notes", StatusCode::SEE_OTHER, "private, no-store"),
+        ("/admin", StatusCode::SEE_OTHER, "private, no-store"),
+        (
+            "/admin/static/nope.js",
+            StatusCode::NOT_FOUND,
+            "private, no-store",
+        ),
+        (
+            "/admin/static/admin.css",
+            StatusCode::OK,
+            "public, max-age=3600",
+        ),
+    ] {
+        let res = browser()
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{path}");
+        check(&res, path, cache);
+    }
+    let res = browser()
+        .delete(format!("{}/admin/notes", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    check(&res, "DELETE /admin/notes", "private, no-store");
+
+    // A note's page, signed in; its attachment's download revalidates.
+    let cookie = log_in(&app, MASTER).await;
+    let note = app.create_note(json!({"title": "private"})).await;
+    let id = note["id"].as_str().unwrap();
+    let res = browser()
+        .get(format!("{}/admin/notes/{id}", app.base))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    check(&res, "a note's page", "private, no-store");
+    let res = app
+        .request(Method::POST, &format!("/api/v1/notes/{id}/attachments"))
+        .query(&[("filename", "a.txt")])
+        .body("bytes")
+        .send()
+        .await
+        .unwrap();
+    let attachment: Value = res.json().await.unwrap();
+    let res = browser()
+        .get(format!(
+            "{}/admin/attachments/{}/content",
+            app.base,
+            attachment["id"].as_str().unwrap()
+        ))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    check(&res, "a download", "private, no-cache");
+    // The API keeps its own headers: no admin CSP on /api.
+    let res = app.get("/api/v1/notes").send().await.unwrap();
+    assert!(res.headers().get(header::CONTENT_SECURITY_POLICY).is_none());
+}
+
 #[tokio::test]
 async fn development_mode_needs_no_log_in_and_says_so() {
     let app = TestApp::spawn().await;
@@ -716,7 +811,10 @@ async fn notes_are_created_and_edited_through_the_forms() {
     .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = res.text().await.unwrap();
-    assert!(html.contains("Title: must not be blank."), "{html}");
+    assert!(
+        html.contains("Title: must not be blank or invisible."),
+        "{html}"
+    );
     assert_eq!(textarea(&html), "\nno title");
     // A version that is no number is a 400, the text kept.
     let res = post_form(

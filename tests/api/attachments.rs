@@ -127,11 +127,44 @@ async fn multipart_upload_and_filename_tricks() {
         ("/abs/x.txt", "x.txt"),
         ("a\u{0}b\r\nc.txt", "abc.txt"),
         ("..", "attachment"),
+        // Issue 21: bidi controls are dropped, so `\u{202e}gnp.exe` no
+        // longer shows as `exe.png`.
+        ("\u{202e}gnp.exe", "gnp.exe"),
+        (
+            "report\u{2067}txt.\u{2069}\u{200f}\u{61c}exe",
+            "reporttxt.exe",
+        ),
     ] {
         let res = upload_raw(&app, &note, raw, "text/plain", b"x".to_vec()).await;
         assert_eq!(res.status(), StatusCode::CREATED);
         assert_eq!(res.json::<Value>().await.unwrap()["filename"], expected);
     }
+    // In a multipart upload too, and in the download's Content-Disposition.
+    let form = multipart::Form::new().part(
+        "file",
+        multipart::Part::bytes(b"MZ".to_vec()).file_name("invoice\u{202e}fdp.exe"),
+    );
+    let res = app
+        .request(Method::POST, &format!("/api/v1/notes/{note}/attachments"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let meta: Value = res.json().await.unwrap();
+    assert_eq!(meta["filename"], "invoicefdp.exe");
+    let res = app
+        .get(&format!(
+            "/api/v1/attachments/{}/content",
+            meta["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let disposition = res.headers()["content-disposition"].to_str().unwrap();
+    assert!(
+        !disposition.to_lowercase().contains("%e2%80%ae"),
+        "{disposition}"
+    );
     let long = "n".repeat(5000);
     let res = upload_raw(&app, &note, &long, "text/plain", b"x".to_vec()).await;
     assert_eq!(
@@ -142,7 +175,7 @@ async fn multipart_upload_and_filename_tricks() {
         255
     );
     // Nothing escaped the storage area: every object is under the blob root.
-    assert_eq!(app.db.stored_objects(), 5);
+    assert_eq!(app.db.stored_objects(), 8);
 }
 
 #[tokio::test]
@@ -182,14 +215,34 @@ async fn ranges_and_conditional_requests() {
     assert_problem(res, StatusCode::RANGE_NOT_SATISFIABLE).await;
     let res = get("bytes=0-1,5-6").await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let etag = format!("\"{}\"", meta["sha256"].as_str().unwrap());
+    let sha = meta["sha256"].as_str().unwrap();
+    // Issue 21: weak comparison (RFC 9110 §13.1.2): a weak tag and a list
+    // that holds the tag match too; before, only the exact strong tag did.
+    for tag in [
+        format!("\"{sha}\""),
+        format!("W/\"{sha}\""),
+        format!("\"{}\", W/\"{sha}\"", "0".repeat(64)),
+        "*".to_owned(),
+    ] {
+        let res = app
+            .get(&url)
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{tag}");
+        assert_eq!(res.headers()["etag"], format!("\"{sha}\"").as_str());
+    }
     let res = app
         .get(&url)
-        .header("if-none-match", etag)
+        .header(
+            "if-none-match",
+            format!("\"{}\", W/\"other\"", "0".repeat(64)),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -228,3 +228,141 @@ async fn key_requests_are_validated() {
     let res = app.get("/api/v1/keys").send().await.unwrap();
     assert_eq!(res.json::<Value>().await.unwrap(), json!([]));
 }
+
+/// Issue 21, defect 7 (DNS rebinding): a page on `attacker.example` that
+/// points its name at 127.0.0.1 sends `Host: attacker.example`. Before, a
+/// development server (no key checked) gave it the admin CSRF token, a new
+/// key and the open API. Now every such request is a 421 that changes
+/// nothing; loopback names, IP addresses and NOTES_PUBLIC_URL's host are
+/// served, and so are the probes whatever the name.
+#[tokio::test]
+async fn development_mode_answers_only_the_names_it_is_reached_by() {
+    let app = TestApp::spawn().await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let rebound = |method: Method, path: &str| {
+        app.request(method, path)
+            .header("host", "attacker.example")
+            .header("origin", "http://attacker.example")
+    };
+    for (method, path) in [
+        (Method::GET, "/admin/keys"),
+        (Method::GET, "/admin/notes"),
+        (Method::GET, "/api/v1/notes"),
+        (Method::GET, "/api/v1/keys"),
+        (Method::GET, "/openapi.json"),
+    ] {
+        let res = rebound(method.clone(), path).send().await.unwrap();
+        let problem = assert_problem(res, StatusCode::MISDIRECTED_REQUEST).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("NOTES_PUBLIC_URL"),
+            "{method} {path}: {problem}"
+        );
+    }
+    let res = rebound(Method::POST, "/api/v1/keys")
+        .json(&json!({"name": "stolen", "scopes": ["admin"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::MISDIRECTED_REQUEST).await;
+    let res = rebound(Method::POST, "/api/v1/notes")
+        .json(&json!({"title": "planted"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::MISDIRECTED_REQUEST).await;
+    // Even with the page's valid token (read here under a good name), the
+    // form is refused: before, Origin and Host agreeing let it through.
+    let html = app
+        .get("/admin/keys")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let token = &html[at..at + 64];
+    let res = rebound(Method::POST, "/admin/keys")
+        .form(&[("csrf", token), ("name", "stolen"), ("scope", "admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::MISDIRECTED_REQUEST).await;
+    let keys: Value = app
+        .get("/api/v1/keys")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys, json!([]), "a rebound page created a key");
+    assert_eq!(app.count_notes().await, 0, "a rebound page created a note");
+
+    // The names a developer reaches the server by.
+    for host in [
+        format!("localhost:{port}"),
+        format!("notes.localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "192.168.1.20".to_owned(),
+    ] {
+        let res = app
+            .get("/api/v1/notes")
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{host}");
+    }
+    // Probes come from kubelets and load balancers under any name.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let res = rebound(Method::GET, path).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+
+    // NOTES_PUBLIC_URL names one more host.
+    let public =
+        TestApp::spawn_with(|c| c.public_url = Some("https://Notes.Example.com".into())).await;
+    let res = public
+        .get("/api/v1/notes")
+        .header("host", "notes.example.com:443")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = public
+        .get("/api/v1/notes")
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::MISDIRECTED_REQUEST).await;
+
+    // Production: keys protect every route, whatever the name.
+    let prod = TestApp::production().await;
+    let res = prod
+        .get("/api/v1/notes")
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// Issue 21: the answer that holds a new key's secret said nothing about
+/// caching; it is `Cache-Control: no-store` now.
+#[tokio::test]
+async fn a_new_keys_secret_is_never_cached() {
+    let app = TestApp::production().await;
+    let res = app
+        .post_json("/api/v1/keys", &json!({"name": "ci", "scopes": ["read"]}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let created: Value = res.json().await.unwrap();
+    assert!(created["key"].as_str().unwrap().starts_with("nk_"));
+}

@@ -121,7 +121,7 @@ async fn a_stalled_body_is_cut_at_the_idle_timeout() {
     let app = TestApp::spawn_with(|c| c.idle_timeout = 1).await;
     let mut sock = TcpStream::connect(addr(&app)).await.unwrap();
     sock.write_all(
-        b"POST /api/v1/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        b"POST /api/v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
           Content-Length: 1000\r\n\r\n{\"title\":\"stalled",
     )
     .await
@@ -948,6 +948,40 @@ async fn a_note_at_the_highest_version_answers_changes_with_a_clear_conflict() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(note["version"], json!(top));
     assert_eq!(note["title"], "n");
+}
+
+/// Issue 21: a snapshot that holds one note or attachment twice was
+/// refused as "a note with this external_id already exists"; the refusal
+/// now names what is duplicated, and nothing is restored.
+#[tokio::test]
+async fn a_snapshot_with_a_duplicate_id_is_refused_naming_it() {
+    for (kind, expect) in [
+        ("note", "a note with this id already exists"),
+        // Restore finds this one before the database: two records, one object.
+        ("attachment", "is the second record for object"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = snapshot_with_attachment(dir.path()).await;
+        tamper(&snapshot, |records| {
+            let i = records.iter().position(|r| r["type"] == kind).unwrap();
+            let twice = records[i].clone();
+            records.push(twice);
+        });
+        // The manifest counts the records too.
+        let path = snapshot.join("manifest.json");
+        let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let count = &mut manifest["counts"][format!("{kind}s")];
+        *count = json!(count.as_u64().unwrap() + 1);
+        std::fs::write(&path, manifest.to_string()).unwrap();
+        let fresh = TestApp::spawn().await;
+        let err = notes_api::backup::restore(fresh.state.jobs(), &dir.path().display().to_string())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expect), "{kind}: {err}");
+        assert!(!err.contains("external_id"), "{kind}: {err}");
+        assert!(fresh.state.store().is_empty().await.unwrap(), "{kind}");
+    }
 }
 
 /// A port nothing listens on (for a server of a test's own).

@@ -127,13 +127,55 @@ async fn malformed_and_invalid_bodies() {
         .map(|e| e["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["title", "tags[0]", "metadata"]);
+    // Issue 21: a title of invisible characters is blank, on create, PATCH
+    // and ingest alike; before, U+200B or U+FEFF alone was accepted.
+    for title in [
+        "\u{200b}",
+        "\u{feff}",
+        " \u{200b}\u{200d}\u{2060}\u{3000} ",
+        "\u{202e}\u{ad}",
+    ] {
+        let res = app
+            .post_json("/api/v1/notes", &json!({"title": title}))
+            .await;
+        let p = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(p["errors"][0]["field"], "title", "{title:?}");
+    }
+    let visible = app.create_note(json!({"title": "\u{200b}a\u{feff}"})).await;
+    let res = app
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/notes/{}", visible["id"].as_str().unwrap()),
+        )
+        .json(&json!({"title": "\u{feff}"}))
+        .send()
+        .await
+        .unwrap();
+    let p = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(p["errors"][0]["field"], "title");
+    let res = app
+        .ingest_ndjson("{\"title\":\"ok\"}\n{\"title\":\"\\u200b\"}\n")
+        .await;
+    let p = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        (
+            p["errors"][0]["line"].as_u64(),
+            p["errors"][0]["field"].as_str()
+        ),
+        (Some(2), Some("title"))
+    );
+    assert_eq!(
+        app.count_notes().await,
+        1,
+        "only the visible title was kept"
+    );
     // Injection-shaped strings are just text.
     let evil = "'); DROP TABLE notes; -- <script>alert(1)</script> ../../etc/passwd %00";
     let note = app
         .create_note(json!({"title": evil, "body": evil, "external_id": evil}))
         .await;
     assert_eq!(note["title"], evil);
-    assert_eq!(app.count_notes().await, 1);
+    assert_eq!(app.count_notes().await, 2);
 }
 
 #[tokio::test]
@@ -227,6 +269,31 @@ async fn etag_and_if_match() {
     // A patch that changes nothing keeps the version.
     let res = patch("\"2\"", "b").await.unwrap();
     assert_eq!(res.headers()["etag"], "\"2\"");
+    // Issue 21: If-Match compares strongly (RFC 9110 §13.1.1), so a weak
+    // tag never matches, even the current version's; before, `W/"2"` did.
+    for weak in ["W/\"2\"", "W/\"1\", W/\"2\""] {
+        let res = patch(weak, "d").await.unwrap();
+        assert_problem(res, StatusCode::PRECONDITION_FAILED).await;
+    }
+    let res = patch("\"1\", \"2\"", "d").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "a list with the current tag");
+    let res = patch("*", "e").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "* matches a note that exists");
+    let (_, now) = app.get_json(&path).await;
+    assert_eq!(
+        (now["title"].as_str(), now["version"].as_i64()),
+        (Some("e"), Some(4))
+    );
+    // If-None-Match compares weakly and takes lists.
+    for tag in ["W/\"4\"", "\"1\", W/\"4\"", "*"] {
+        let res = app
+            .get(&path)
+            .header("if-none-match", tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{tag}");
+    }
     // Null on a required field.
     let res = app
         .request(Method::PATCH, &path)

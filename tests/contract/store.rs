@@ -56,6 +56,7 @@ contract_tests! {
     import_restores_an_export_as_it_was: sqlite, postgres;
     import_rolls_back_when_the_producer_fails: sqlite, postgres;
     import_of_an_attachment_without_its_note_fails: sqlite, postgres;
+    import_of_a_duplicate_names_what_is_duplicated: sqlite, postgres;
 }
 
 fn input(title: &str) -> NoteInput {
@@ -415,7 +416,10 @@ async fn external_id_names_one_note_at_most(s: DynStore) {
         .create_note(external("second", "dup"))
         .await
         .expect_err("taken external_id");
-    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("external_id")),
+        "{err:?}"
+    );
     assert_eq!(s.count_notes().await.unwrap(), 1);
     let other = create(&s, external("other", "free")).await;
     let err = s
@@ -1144,4 +1148,106 @@ async fn import_of_an_attachment_without_its_note_fails(s: DynStore) {
     let result = import(&s, records).await;
     assert!(result.is_err(), "{result:?}");
     assert!(s.is_empty().await.unwrap(), "nothing was written");
+}
+
+/// Issue 21: every unique violation was reported as "a note with this
+/// external_id already exists", a duplicate note or attachment id in a
+/// snapshot included. Each now names what is duplicated, and the import
+/// writes nothing.
+async fn import_of_a_duplicate_names_what_is_duplicated(s: DynStore) {
+    let (keys, notes, _) = fill(&s).await;
+    let exported = export(&s).await;
+    for note in &notes {
+        s.delete_note(note.id).await.unwrap();
+    }
+    for key in &keys {
+        s.delete_key(key.key.id).await.unwrap();
+    }
+    assert!(s.is_empty().await.unwrap());
+    let first = |want: &dyn Fn(&Record) -> bool| exported.iter().find(|r| want(r)).unwrap().clone();
+    let attachment = first(&|r| matches!(r, Record::Attachment { .. }));
+    let key = first(&|r| matches!(r, Record::Key { .. }));
+    let cases = [
+        (
+            "a note with this id",
+            first(&|r| matches!(r, Record::Note(n) if n.external_id.is_none())),
+        ),
+        (
+            "a note with this external_id",
+            match first(&|r| matches!(r, Record::Note(n) if n.external_id.is_some())) {
+                Record::Note(n) => Record::Note(Note {
+                    id: Uuid::now_v7(),
+                    ..n
+                }),
+                _ => unreachable!(),
+            },
+        ),
+        (
+            "an attachment with this id",
+            match attachment.clone() {
+                Record::Attachment {
+                    attachment,
+                    storage_key,
+                    search_text,
+                } => Record::Attachment {
+                    attachment,
+                    storage_key: format!("{storage_key}-copy"),
+                    search_text,
+                },
+                _ => unreachable!(),
+            },
+        ),
+        (
+            "an attachment with this storage key",
+            match attachment {
+                Record::Attachment {
+                    attachment,
+                    storage_key,
+                    search_text,
+                } => Record::Attachment {
+                    attachment: Attachment {
+                        id: Uuid::now_v7(),
+                        ..attachment
+                    },
+                    storage_key,
+                    search_text,
+                },
+                _ => unreachable!(),
+            },
+        ),
+        (
+            "an API key with this id",
+            match key.clone() {
+                Record::Key { key, .. } => Record::Key {
+                    key,
+                    hash: "0".repeat(64),
+                },
+                _ => unreachable!(),
+            },
+        ),
+        (
+            "an API key with this secret",
+            match key {
+                Record::Key { key, hash } => Record::Key {
+                    key: ApiKey {
+                        id: Uuid::now_v7(),
+                        ..key
+                    },
+                    hash,
+                },
+                _ => unreachable!(),
+            },
+        ),
+    ];
+    for (expect, duplicate) in cases {
+        let mut records: Vec<Result<Record, StoreError>> =
+            exported.iter().cloned().map(Ok).collect();
+        records.push(Ok(duplicate));
+        let err = import(&s, records).await.expect_err(expect);
+        assert!(
+            matches!(&err, StoreError::Conflict(m) if m.starts_with(expect)),
+            "{expect}: {err:?}"
+        );
+        assert!(s.is_empty().await.unwrap(), "{expect}: rows kept");
+    }
 }

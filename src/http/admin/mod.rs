@@ -5,13 +5,13 @@
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Path},
+    extract::{DefaultBodyLimit, Path, Request},
     http::{HeaderValue, StatusCode, header},
-    middleware::from_fn_with_state,
+    middleware::{Next, from_fn_with_state},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::http::{middleware, state::AppState};
 
@@ -32,11 +32,11 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 const CSS: &str = include_str!("../../../assets/admin/admin.css");
 const JS: &str = include_str!("../../../assets/admin/admin.js");
 
+/// The pages; their security headers come from [`security_headers`],
+/// which the application applies to every path under `/admin`.
 pub fn router(state: &AppState) -> Router<AppState> {
     let config = state.config();
     let timeout = |d| TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, d);
-    let header =
-        |name, value| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
     let pages = Router::new()
         .route("/admin", get(pages::index))
         .route("/admin/", get(pages::index))
@@ -75,13 +75,34 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route_layer(from_fn_with_state(state.clone(), middleware::shed))
         .layer(DefaultBodyLimit::disable())
         .layer(timeout(config.ingest_timeout()));
-    pages
-        .merge(notes)
-        .merge(uploads)
-        .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
-        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(header(header::REFERRER_POLICY, "same-origin"))
-        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+    pages.merge(notes).merge(uploads)
+}
+
+/// Every response under `/admin`, whoever wrote it (a page, a static file,
+/// the router's 404 for an unknown page, a refusal by an outer layer),
+/// carries the admin UI's headers. A layer on the admin routes alone left
+/// the 404s without them.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let admin = path == "/admin" || path.starts_with("/admin/");
+    let mut res = next.run(req).await;
+    if admin {
+        let h = res.headers_mut();
+        let set = |value| HeaderValue::from_static(value);
+        h.insert(header::CONTENT_SECURITY_POLICY, set(CSP));
+        h.insert(header::X_FRAME_OPTIONS, set("DENY"));
+        h.insert(header::REFERRER_POLICY, set("same-origin"));
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, set("nosniff"));
+        // Pages show notes and carry the CSRF token (the keys page, a new
+        // secret): no-store keeps them out of every cache, the browser's
+        // disk and back/forward cache included; no-cache would still store
+        // them. `private` for caches that predate no-store. A response that
+        // chose its own policy keeps it: the static files (public) and
+        // downloads (private, no-cache: revalidated by ETag).
+        h.entry(header::CACHE_CONTROL)
+            .or_insert(set("private, no-store"));
+    }
+    res
 }
 
 async fn asset(Path(file): Path<String>) -> Response {
