@@ -192,6 +192,7 @@ impl Ctx {
                     for form in forms {
                         let key = upload_key(size, form);
                         let before = server.status_kb("VmRSS")?;
+                        let ticks = procs::cpu_ticks(server.pid());
                         let sampler =
                             procs::RssSampler::start(server.pid(), Duration::from_millis(5));
                         let (mut up, cmd) = self.sub(&http(
@@ -206,6 +207,10 @@ impl Ctx {
                             ],
                         ))?;
                         let (peak, n) = sampler.stop();
+                        // The server's CPU time for the upload: what a busy
+                        // machine does not change much, unlike wall time.
+                        let ticks = procs::cpu_ticks(server.pid()) - ticks;
+                        up["server_cpu_s"] = json!(ticks as f64 / procs::ticks_per_sec());
                         up["server_rss_before_kb"] = json!(before);
                         up["server_rss_peak_kb"] = json!(peak);
                         up["rss_samples"] = json!(n);
@@ -315,6 +320,40 @@ impl Ctx {
                     commands: vec![spec.command_line(), cmd(&mp_key), cmd(&raw_key)],
                 });
             }
+            // Server CPU ms per MiB over every upload of one form.
+            let cpu = |form: Form| {
+                let (mut secs, mut bytes) = (0.0, 0.0);
+                for (size, ..) in &sizes {
+                    for r in res[&upload_key(size, form)]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        secs += f(r, &["server_cpu_s"]);
+                        bytes += f(r, &["object_bytes"]) * f(r, &["objects"]);
+                    }
+                }
+                secs * 1e3 / (bytes / 1048576.0)
+            };
+            let (mp, raw) = (cpu(Form::Multipart), cpu(Form::Raw));
+            self.push(Figure {
+                id: format!("storage_{label}_multipart_upload_cpu_ms_per_mib"),
+                name: format!(
+                    "Service CPU (user + system) per MiB uploaded as multipart/form-data, {store}, every size and rep together"
+                ),
+                value: mp,
+                unit: "ms/MiB".into(),
+                target: "(reported)".into(),
+                pass: None,
+                reference: "the same uploads as raw bodies, ms/MiB".into(),
+                reference_value: Some(raw),
+                ratio: Some(mp / raw),
+                commands: vec![
+                    spec.command_line(),
+                    cmd(&upload_key("big", Form::Multipart)),
+                    cmd(&upload_key("big", Form::Raw)),
+                ],
+            });
             let mb = |kb: u64| kb as f64 * 1024.0 / 1e6;
             for (size, mib) in [("big", big_mib), ("mid", mid_mib)] {
                 let (mp_key, raw_key) = (
