@@ -19,7 +19,8 @@
 # PostgreSQL server (127.0.0.1:5432, databases notes_bench_100k and
 # notes_bench_ref, dropped and created by the run). storage uploads and
 # downloads attachments through the API and with plain object_store to the
-# same store, local files and a real S3 server (s3s-fs on 127.0.0.1:18090).
+# same store, local files and a real S3 server (s3s-fs on 127.0.0.1:18090);
+# every upload goes both as a raw body and as multipart/form-data.
 #
 # Installs what it needs (wrk; taskset; PostgreSQL and s3s-fs through
 # scripts/provision.sh when those benchmarks run), builds the service binary in release
@@ -39,8 +40,8 @@
 # BENCH_SEARCH_REAL (1: also the real-text corpus), BENCH_WRITES_DURATION (10),
 # BENCH_WRITES_SEARCH_CONNECTIONS (4), BENCH_1M_NOTES (1000000),
 # BENCH_PG_URL (admin URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres),
-# BENCH_STORAGE_BIG_MIB (200), BENCH_STORAGE_SMALL_MIB (16),
-# BENCH_STORAGE_SMALL_COUNT (8), BENCH_STORAGE_REPS (3).
+# BENCH_STORAGE_BIG_MIB (200), BENCH_STORAGE_MID_MIB (100, uploads only),
+# BENCH_STORAGE_SMALL_MIB (16), BENCH_STORAGE_SMALL_COUNT (8), BENCH_STORAGE_REPS (3).
 # Each knob is also an option of `notes-bench run` (`notes-bench run --help`
 # lists them with their variables and defaults), and every one is recorded
 # under "settings" in latest.json.

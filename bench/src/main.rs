@@ -18,7 +18,7 @@
 //! notes-bench storage-ref --store file://DIR|s3://BUCKET [--s3-endpoint URL --s3-key K
 //!                         --s3-secret S] --mode raw|inproc --file F [--count 1]
 //! notes-bench storage-http --addr HOST:PORT --op upload|download|delete --note ID
-//!                          [--file F --count 1] [--ids ID,ID]
+//!                          [--file F --count 1 --form raw|multipart] [--ids ID,ID]
 //! notes-bench jobs-enqueue --addr HOST:PORT --jobs N [--concurrency 16] [--rate JOBS_PER_S]
 //! notes-bench run --service-bin P --hello-bin P --corpus DIR --work DIR
 //!                 --lua DIR --results DIR [--only healthz,ingest,search,memory,startup,jobs]
@@ -172,6 +172,9 @@ enum Cmd {
         file: Option<PathBuf>,
         #[arg(long, default_value_t = 1)]
         count: usize,
+        /// How an upload carries the file.
+        #[arg(long, value_enum, default_value = "raw")]
+        form: storage::Form,
         /// Comma-separated attachment ids.
         #[arg(long, value_delimiter = ',')]
         ids: Vec<String>,
@@ -327,10 +330,12 @@ fn main() -> Result<()> {
             note,
             file,
             count,
+            form,
             ids,
         } => print(&storage::storage_http(
             &addr,
             &op,
+            form,
             note.as_deref().unwrap_or_default(),
             &file.unwrap_or_default(),
             count,

@@ -11,7 +11,7 @@
 use std::{
     convert::Infallible,
     fs,
-    io::{BufWriter, Write},
+    io::{BufWriter, Read, Write},
     path::Path,
     sync::Arc,
     time::{Duration, Instant},
@@ -196,12 +196,73 @@ fn summary(mode: &str, bytes: usize, put: &[f64], get: &[f64]) -> Value {
     })
 }
 
+/// The multipart boundary of [`storage_http`]'s uploads, in curl's shape
+/// (`curl -F` sends 24 dashes and 22 random alphanumerics).
+const BOUNDARY: &str = "------------------------notesbenchboundary01";
+
+/// How an upload carries the file: the raw body (`?filename=`), or
+/// `multipart/form-data` with one `file` field, as `curl -F file=@F` sends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Form {
+    Raw,
+    Multipart,
+}
+
+impl Form {
+    /// Its `--form` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Form::Raw => "raw",
+            Form::Multipart => "multipart",
+        }
+    }
+}
+
+/// The request of one upload named `name`: its path, its content type, and
+/// the bytes that go before and after the file's.
+fn upload_request(form: Form, note: &str, name: &str) -> (String, String, Vec<u8>, Vec<u8>) {
+    let path = format!("/api/v1/notes/{note}/attachments");
+    match form {
+        Form::Raw => (
+            format!("{path}?filename={name}"),
+            "application/octet-stream".into(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        Form::Multipart => (
+            path,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .into_bytes(),
+            format!("\r\n--{BOUNDARY}--\r\n").into_bytes(),
+        ),
+    }
+}
+
+/// The sha256 of a file, read in 1 MiB pieces.
+fn sha256_file(file: &Path) -> Result<(String, u64)> {
+    let mut f = fs::File::open(file)?;
+    let (mut h, mut buf, mut n) = (Sha256::new(), vec![0u8; 1 << 20], 0u64);
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            return Ok((hex::encode(h.finalize()), n));
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+}
+
 /// `storage-http --op upload|download|delete`: one step of the API side, in
 /// its own process so that the run can sample the server's RSS around it.
-/// Uploads are raw bodies (`?filename=`), one after the other.
+/// Uploads go one after the other, each streamed from the file (which the
+/// sha256 taken before the clock has brought into the page cache).
 pub fn storage_http(
     addr: &str,
     op: &str,
+    form: Form,
     note: &str,
     file: &Path,
     count: usize,
@@ -210,17 +271,24 @@ pub fn storage_http(
     let timeout = Duration::from_secs(600);
     match op {
         "upload" => {
-            let data = fs::read(file)?;
-            let sha = hex::encode(Sha256::digest(&data));
+            let (sha, len) = sha256_file(file)?;
             let (mut secs, mut out_ids) = (Vec::new(), Vec::new());
             for i in 0..count {
+                let name = format!("blob-{i}.bin");
+                let (path, content_type, head, tail) = upload_request(form, note, &name);
                 let t = Instant::now();
-                let r = client::request(
+                let mut body = head
+                    .as_slice()
+                    .chain(fs::File::open(file)?)
+                    .chain(tail.as_slice());
+                let total = head.len() as u64 + len + tail.len() as u64;
+                let r = client::request_from(
                     addr,
                     "POST",
-                    &format!("/api/v1/notes/{note}/attachments?filename=blob-{i}.bin"),
-                    Some("application/octet-stream"),
-                    &data,
+                    &path,
+                    Some(&content_type),
+                    total,
+                    &mut body,
                     timeout,
                 )?;
                 secs.push(t.elapsed().as_secs_f64());
@@ -233,15 +301,16 @@ pub fn storage_http(
                 }
                 let v = r.json()?;
                 if v["sha256"].as_str() != Some(sha.as_str())
-                    || v["size"].as_u64() != Some(data.len() as u64)
+                    || v["size"].as_u64() != Some(len)
+                    || v["filename"].as_str() != Some(name.as_str())
                 {
                     bail!("upload: the service stored something else: {v}");
                 }
                 out_ids.push(v["id"].as_str().unwrap_or_default().to_owned());
             }
-            let mib = (data.len() * count) as f64 / 1048576.0;
+            let mib = (len * count as u64) as f64 / 1048576.0;
             Ok(json!({
-                "op": op, "object_bytes": data.len(), "objects": count, "secs": secs,
+                "op": op, "form": form.name(), "object_bytes": len, "objects": count, "secs": secs,
                 "mib_s": mib / secs.iter().sum::<f64>(), "ids": out_ids, "sha256": sha,
             }))
         }

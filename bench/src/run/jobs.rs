@@ -86,20 +86,6 @@ fn ms_summary(mut us: Vec<i64>) -> Value {
 
 // ----------------------------------------------------------- CPU accounting
 
-fn proc_ticks(pid: u32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the command: state is field 0, utime 11, stime 12 (clock ticks).
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    get(11) + get(12)
-}
-
 fn pids_named(name: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -134,10 +120,10 @@ fn machine_ticks() -> (u64, u64) {
 fn cpu_snapshot(procs: &[(&str, u32)]) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     for (label, pid) in procs {
-        m.insert((*label).to_owned(), proc_ticks(*pid));
+        m.insert((*label).to_owned(), procs::cpu_ticks(*pid));
     }
     for server in ["postgres", "redis-server"] {
-        let t: u64 = pids_named(server).into_iter().map(proc_ticks).sum();
+        let t: u64 = pids_named(server).into_iter().map(procs::cpu_ticks).sum();
         m.insert(server.to_owned(), t);
     }
     let (busy, total) = machine_ticks();
@@ -148,8 +134,7 @@ fn cpu_snapshot(procs: &[(&str, u32)]) -> BTreeMap<String, u64> {
 
 /// CPU seconds per process over the interval, and the machine's busy share.
 fn cpu_delta(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> Value {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let hz = procs::ticks_per_sec();
     let mut out = Map::new();
     for (k, v1) in b {
         if k.starts_with("machine_") {

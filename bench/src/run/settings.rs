@@ -84,6 +84,10 @@ pub struct Settings {
     pub pg_url: String,
     #[arg(long, env = "BENCH_STORAGE_BIG_MIB", default_value_t = 200)]
     pub storage_big_mib: u64,
+    /// A file of the service's default upload limit (100 MiB), uploaded raw
+    /// and as multipart/form-data (issue #20).
+    #[arg(long, env = "BENCH_STORAGE_MID_MIB", default_value_t = 100)]
+    pub storage_mid_mib: u64,
     #[arg(long, env = "BENCH_STORAGE_SMALL_MIB", default_value_t = 16)]
     pub storage_small_mib: u64,
     #[arg(long, env = "BENCH_STORAGE_SMALL_COUNT", default_value_t = 8)]

@@ -1,5 +1,6 @@
 //! storage: attachments through the API against plain object_store, on
-//! local files and on a real S3 server.
+//! local files and on a real S3 server; and multipart/form-data uploads
+//! against raw-body uploads of the same bytes.
 
 use std::{fs, time::Duration};
 
@@ -13,25 +14,53 @@ use super::{
 use crate::{
     client,
     procs::{self, Spec},
-    stats, storage,
+    stats,
+    storage::{self, Form},
 };
+
+/// The detail key of an upload step: raw bodies keep the key they had
+/// before multipart uploads were measured.
+fn upload_key(size: &str, form: Form) -> String {
+    match form {
+        Form::Raw => format!("{size}_upload"),
+        Form::Multipart => format!("{size}_multipart_upload"),
+    }
+}
 
 impl Ctx {
     /// Attachments through the API against plain `object_store` put/get of
     /// the same bytes to the same store, for local files and for a real S3
     /// server (s3s-fs on loopback), in the same run; and the service's RSS
-    /// during the big upload and download.
+    /// during the big upload and download. Every upload also goes as
+    /// multipart/form-data, against the raw body as its reference, at the
+    /// big and small sizes and at a third, the default upload limit's.
     pub fn storage(&mut self) -> Result<()> {
         let big_mib = self.set.storage_big_mib;
+        let mid_mib = self.set.storage_mid_mib;
         let small_mib = self.set.storage_small_mib;
         let small_count = self.set.storage_small_count;
         let reps = self.set.storage_reps;
         let dir = self.work.join("storage");
         fs::create_dir_all(&dir)?;
         let big = dir.join(format!("blob-{big_mib}mib.bin"));
+        let mid = dir.join(format!("blob-{mid_mib}mib.bin"));
         let small = dir.join(format!("blob-{small_mib}mib.bin"));
         storage::ensure_blob(&big, big_mib << 20)?;
+        storage::ensure_blob(&mid, mid_mib << 20)?;
         storage::ensure_blob(&small, small_mib << 20)?;
+        // (key, file, objects, with the references and downloads, label):
+        // the mid size is there for its uploads only.
+        let sizes = [
+            ("big", &big, 1usize, true, format!("1 x {big_mib} MiB")),
+            ("mid", &mid, 1, false, format!("1 x {mid_mib} MiB")),
+            (
+                "small",
+                &small,
+                small_count,
+                true,
+                format!("{small_count} x {small_mib} MiB"),
+            ),
+        ];
         let (key, secret) = ("bench-access", "bench-secret");
 
         // The S3 server, one for the whole benchmark, on an empty directory.
@@ -71,7 +100,12 @@ impl Ctx {
             }
             let mut env = vec![
                 ("NOTES_STORAGE_URL", url.clone()),
-                ("NOTES_MAX_UPLOAD_BYTES", ((big_mib + 1) << 20).to_string()),
+                // The limit counts the file's bytes (a multipart body may
+                // carry 128 KiB more), so a file of the limit's size fits.
+                (
+                    "NOTES_MAX_UPLOAD_BYTES",
+                    ((big_mib.max(mid_mib) + 1) << 20).to_string(),
+                ),
             ];
             let mut ref_args = vec!["--store".to_owned(), url.clone()];
             if *label == "s3" {
@@ -112,13 +146,15 @@ impl Ctx {
             let mut res = Map::new();
             let mut cmds = Map::new();
             for rep in 0..reps {
-                for (size, file, count) in [("big", &big, 1usize), ("small", &small, small_count)] {
+                for (size, file, count, full, _) in &sizes {
                     let file_s = file.display().to_string();
-                    let mut modes = vec!["raw"];
-                    if rep == 0 {
-                        modes.push("inproc");
-                    }
-                    for mode in modes {
+                    // The in-process path runs once.
+                    let modes: &[&str] = match (full, rep) {
+                        (false, _) => &[],
+                        (true, 0) => &["raw", "inproc"],
+                        (true, _) => &["raw"],
+                    };
+                    for &mode in modes {
                         let mut a = vec!["storage-ref".to_owned()];
                         a.extend(ref_args.iter().cloned());
                         a.extend([
@@ -146,39 +182,64 @@ impl Ctx {
                         a.extend(extra.iter().cloned());
                         a
                     };
-                    let sampler = procs::RssSampler::start(server.pid(), Duration::from_millis(5));
-                    let (mut up, cmd) = self.sub(&http(
-                        "upload",
-                        &[
-                            "--file".into(),
-                            file_s.clone(),
-                            "--count".into(),
-                            count.to_string(),
-                        ],
-                    ))?;
-                    let (peak, n) = sampler.stop();
-                    up["server_rss_peak_kb"] = json!(peak);
-                    up["rss_samples"] = json!(n);
-                    cmds.insert(format!("{size}_upload"), json!(cmd));
-                    let ids = up["ids"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    let ids_arg = ["--ids".to_owned(), ids];
-                    let before = server.status_kb("VmRSS")?;
-                    let sampler = procs::RssSampler::start(server.pid(), Duration::from_millis(5));
-                    let (mut down, cmd) = self.sub(&http("download", &ids_arg))?;
-                    let (peak, n) = sampler.stop();
-                    down["server_rss_before_kb"] = json!(before);
-                    down["server_rss_peak_kb"] = json!(peak);
-                    down["rss_samples"] = json!(n);
-                    cmds.insert(format!("{size}_download"), json!(cmd));
-                    self.sub(&http("delete", &ids_arg))?;
-                    push_run(&mut res, &format!("{size}_upload"), up);
-                    push_run(&mut res, &format!("{size}_download"), down);
+                    // Raw first in even reps, multipart first in odd ones:
+                    // neither form always meets the state (allocator, page
+                    // cache, S3 server) the other one leaves.
+                    let mut forms = [Form::Raw, Form::Multipart];
+                    if rep % 2 == 1 {
+                        forms.reverse();
+                    }
+                    for form in forms {
+                        let key = upload_key(size, form);
+                        let before = server.status_kb("VmRSS")?;
+                        let ticks = procs::cpu_ticks(server.pid());
+                        let sampler =
+                            procs::RssSampler::start(server.pid(), Duration::from_millis(5));
+                        let (mut up, cmd) = self.sub(&http(
+                            "upload",
+                            &[
+                                "--file".into(),
+                                file_s.clone(),
+                                "--count".into(),
+                                count.to_string(),
+                                "--form".into(),
+                                form.name().into(),
+                            ],
+                        ))?;
+                        let (peak, n) = sampler.stop();
+                        // The server's CPU time for the upload: what a busy
+                        // machine does not change much, unlike wall time.
+                        let ticks = procs::cpu_ticks(server.pid()) - ticks;
+                        up["server_cpu_s"] = json!(ticks as f64 / procs::ticks_per_sec());
+                        up["server_rss_before_kb"] = json!(before);
+                        up["server_rss_peak_kb"] = json!(peak);
+                        up["rss_samples"] = json!(n);
+                        cmds.insert(key.clone(), json!(cmd));
+                        let ids = up["ids"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",");
+                        let ids_arg = ["--ids".to_owned(), ids];
+                        // Downloads read the stored object, whichever form
+                        // brought it: measured once, after the raw upload.
+                        if *full && form == Form::Raw {
+                            let before = server.status_kb("VmRSS")?;
+                            let sampler =
+                                procs::RssSampler::start(server.pid(), Duration::from_millis(5));
+                            let (mut down, cmd) = self.sub(&http("download", &ids_arg))?;
+                            let (peak, n) = sampler.stop();
+                            down["server_rss_before_kb"] = json!(before);
+                            down["server_rss_peak_kb"] = json!(peak);
+                            down["rss_samples"] = json!(n);
+                            cmds.insert(format!("{size}_download"), json!(cmd));
+                            push_run(&mut res, &format!("{size}_download"), down);
+                        }
+                        self.sub(&http("delete", &ids_arg))?;
+                        push_run(&mut res, &key, up);
+                    }
                 }
             }
             server.stop()?;
@@ -208,10 +269,7 @@ impl Ctx {
                 "local files"
             };
             let cmd = |k: &str| cmds[k].as_str().unwrap_or_default().to_owned();
-            for (size, what) in [
-                ("big", format!("1 x {big_mib} MiB")),
-                ("small", format!("{small_count} x {small_mib} MiB")),
-            ] {
+            for (size, _, _, _, what) in sizes.iter().filter(|s| s.3) {
                 for (op, field, raw_op) in [
                     ("upload", "put_mib_s", "put_multipart"),
                     ("download", "get_mib_s", "get"),
@@ -241,7 +299,83 @@ impl Ctx {
                     });
                 }
             }
+            for (size, _, _, _, what) in &sizes {
+                let (mp_key, raw_key) = (
+                    upload_key(size, Form::Multipart),
+                    upload_key(size, Form::Raw),
+                );
+                let (mp, raw) = (med(&mp_key, "mib_s"), med(&raw_key, "mib_s"));
+                self.push(Figure {
+                    id: format!("storage_{label}_multipart_upload_{size}_mib_s"),
+                    name: format!(
+                        "Attachment upload as multipart/form-data through the API, {store}, {what}, one at a time (median of {reps})"
+                    ),
+                    value: mp,
+                    unit: "MiB/s".into(),
+                    target: ">= 0.80 x raw body".into(),
+                    pass: Some(mp / raw >= 0.80),
+                    reference: "the same bytes as a raw body (?filename=) through the API, same run, MiB/s".into(),
+                    reference_value: Some(raw),
+                    ratio: Some(mp / raw),
+                    commands: vec![spec.command_line(), cmd(&mp_key), cmd(&raw_key)],
+                });
+            }
+            // Server CPU ms per MiB over every upload of one form.
+            let cpu = |form: Form| {
+                let (mut secs, mut bytes) = (0.0, 0.0);
+                for (size, ..) in &sizes {
+                    for r in res[&upload_key(size, form)]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        secs += f(r, &["server_cpu_s"]);
+                        bytes += f(r, &["object_bytes"]) * f(r, &["objects"]);
+                    }
+                }
+                secs * 1e3 / (bytes / 1048576.0)
+            };
+            let (mp, raw) = (cpu(Form::Multipart), cpu(Form::Raw));
+            self.push(Figure {
+                id: format!("storage_{label}_multipart_upload_cpu_ms_per_mib"),
+                name: format!(
+                    "Service CPU (user + system) per MiB uploaded as multipart/form-data, {store}, every size and rep together"
+                ),
+                value: mp,
+                unit: "ms/MiB".into(),
+                target: "(reported)".into(),
+                pass: None,
+                reference: "the same uploads as raw bodies, ms/MiB".into(),
+                reference_value: Some(raw),
+                ratio: Some(mp / raw),
+                commands: vec![
+                    spec.command_line(),
+                    cmd(&upload_key("big", Form::Multipart)),
+                    cmd(&upload_key("big", Form::Raw)),
+                ],
+            });
             let mb = |kb: u64| kb as f64 * 1024.0 / 1e6;
+            for (size, mib) in [("big", big_mib), ("mid", mid_mib)] {
+                let (mp_key, raw_key) = (
+                    upload_key(size, Form::Multipart),
+                    upload_key(size, Form::Raw),
+                );
+                let added = mb(peak(&mp_key).saturating_sub(rss_idle));
+                self.push(Figure {
+                    id: format!("storage_{label}_rss_multipart_upload_{size}_mb"),
+                    name: format!(
+                        "Service RSS added during a {mib} MiB multipart/form-data upload, {store} (peak VmRSS sampled every 5 ms, max of {reps}, minus idle)"
+                    ),
+                    value: added,
+                    unit: "MB".into(),
+                    target: "< 50".into(),
+                    pass: Some(added < 50.0),
+                    reference: "the same bytes as a raw body: RSS added (peak - idle), MB".into(),
+                    reference_value: Some(mb(peak(&raw_key).saturating_sub(rss_idle))),
+                    ratio: None,
+                    commands: vec![spec.command_line(), cmd(&mp_key), cmd(&raw_key)],
+                });
+            }
             for op in ["upload", "download"] {
                 let added = mb(peak(&format!("big_{op}")).saturating_sub(rss_idle));
                 self.push(Figure {
