@@ -17,6 +17,14 @@ fn bytes(n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The path of the bytes of the attachment `meta` describes.
+fn content_path(meta: &Value) -> String {
+    format!(
+        "/api/v1/attachments/{}/content",
+        meta["id"].as_str().unwrap()
+    )
+}
+
 async fn note(app: &TestApp) -> String {
     app.create_note(json!({"title": "with files"})).await["id"]
         .as_str()
@@ -152,14 +160,7 @@ async fn multipart_upload_and_filename_tricks() {
         .unwrap();
     let meta: Value = res.json().await.unwrap();
     assert_eq!(meta["filename"], "invoicefdp.exe");
-    let res = app
-        .get(&format!(
-            "/api/v1/attachments/{}/content",
-            meta["id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get(&content_path(&meta)).send().await.unwrap();
     let disposition = res.headers()["content-disposition"].to_str().unwrap();
     assert!(
         !disposition.to_lowercase().contains("%e2%80%ae"),
@@ -194,10 +195,7 @@ async fn ranges_and_conditional_requests() {
     .json()
     .await
     .unwrap();
-    let url = format!(
-        "/api/v1/attachments/{}/content",
-        meta["id"].as_str().unwrap()
-    );
+    let url = content_path(&meta);
     let get = |range: &'static str| app.get(&url).header("range", range).send();
 
     let res = get("bytes=10-19").await.unwrap();
@@ -320,10 +318,7 @@ async fn concurrent_uploads_to_one_note() {
         .await;
     assert_eq!(list.as_array().unwrap().len(), 8);
     for (meta, data) in done {
-        let url = format!(
-            "/api/v1/attachments/{}/content",
-            meta["id"].as_str().unwrap()
-        );
+        let url = content_path(&meta);
         assert!(app.get(&url).send().await.unwrap().bytes().await.unwrap() == data);
     }
     assert_eq!(app.db.stored_objects(), 8);
@@ -540,10 +535,7 @@ async fn storage_outage_is_503_and_recovers() {
         !p["detail"].as_str().unwrap().contains("127.0.0.1"),
         "internals leaked: {p}"
     );
-    let url = format!(
-        "/api/v1/attachments/{}/content",
-        before["id"].as_str().unwrap()
-    );
+    let url = content_path(&before);
     assert_problem(
         app.get(&url).send().await.unwrap(),
         StatusCode::SERVICE_UNAVAILABLE,
@@ -738,14 +730,7 @@ async fn uploads_of_every_size_and_shape_round_trip() {
                 assert_eq!(meta["size"], size, "{case}");
                 assert_eq!(meta["sha256"], sha, "{case}");
                 assert_eq!(meta["filename"], "matrix.bin", "{case}");
-                let res = app
-                    .get(&format!(
-                        "/api/v1/attachments/{}/content",
-                        meta["id"].as_str().unwrap()
-                    ))
-                    .send()
-                    .await
-                    .unwrap();
+                let res = app.get(&content_path(&meta)).send().await.unwrap();
                 assert_eq!(res.status(), StatusCode::OK, "{case}");
                 assert_eq!(
                     res.headers()["etag"],

@@ -1057,10 +1057,10 @@ async fn export_sends_keys_then_notes_then_attachments(s: DynStore) {
     assert_eq!(records, want);
 }
 
-async fn import_restores_an_export_as_it_was(s: DynStore) {
-    let (keys, notes, _) = fill(&s).await;
-    let exported = export(&s).await;
-    // Empty the store again, then bring it back from the export.
+/// `fill`, its export, and the store emptied again: an export to import.
+async fn exported_then_emptied(s: &DynStore) -> (Vec<NewKey>, Vec<Note>, Vec<Record>) {
+    let (keys, notes, _) = fill(s).await;
+    let exported = export(s).await;
     for note in &notes {
         s.delete_note(note.id).await.unwrap();
     }
@@ -1068,6 +1068,12 @@ async fn import_restores_an_export_as_it_was(s: DynStore) {
         s.delete_key(key.key.id).await.unwrap();
     }
     assert!(s.is_empty().await.unwrap());
+    (keys, notes, exported)
+}
+
+async fn import_restores_an_export_as_it_was(s: DynStore) {
+    // Empty the store again, then bring it back from the export.
+    let (keys, notes, exported) = exported_then_emptied(&s).await;
     let before = s.feed_head().await.unwrap();
     let written = import(&s, exported.iter().cloned().map(Ok).collect())
         .await
@@ -1155,15 +1161,7 @@ async fn import_of_an_attachment_without_its_note_fails(s: DynStore) {
 /// snapshot included. Each now names what is duplicated, and the import
 /// writes nothing.
 async fn import_of_a_duplicate_names_what_is_duplicated(s: DynStore) {
-    let (keys, notes, _) = fill(&s).await;
-    let exported = export(&s).await;
-    for note in &notes {
-        s.delete_note(note.id).await.unwrap();
-    }
-    for key in &keys {
-        s.delete_key(key.key.id).await.unwrap();
-    }
-    assert!(s.is_empty().await.unwrap());
+    let (_, _, exported) = exported_then_emptied(&s).await;
     let first = |want: &dyn Fn(&Record) -> bool| exported.iter().find(|r| want(r)).unwrap().clone();
     let attachment = first(&|r| matches!(r, Record::Attachment { .. }));
     let key = first(&|r| matches!(r, Record::Key { .. }));
