@@ -237,8 +237,9 @@ pub struct Config {
     /// `X-Forwarded-For` names the client; nobody else's is believed.
     #[arg(long, env = "NOTES_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Bulk ingests run at once (each holds its batch in memory: a 64 MiB
-    /// batch peaks near 200 MiB); more wait a second, then get 503.
+    /// Bulk ingests written at once (each holds its batch in memory: a
+    /// 64 MiB batch peaks near 200 MiB). A batch streams to disk first and
+    /// then waits up to 30 s for its turn, then gets 503.
     #[arg(long, env = "NOTES_MAX_INGESTS", default_value_t = 1)]
     pub max_ingests: usize,
     /// Note writes, listings, searches and job submissions run at once;

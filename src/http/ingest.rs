@@ -1,26 +1,27 @@
-//! POST /api/v1/ingest: the body is streamed through a validating reader on a
-//! blocking thread; nothing touches the database until every line is valid.
+//! POST /api/v1/ingest: the body is written to an unnamed file on disk as
+//! it arrives, then, in an ingest slot, read back through a validating
+//! reader on a blocking thread; nothing touches the database until every
+//! line is valid. A client that sends slowly therefore holds no ingest slot
+//! and no memory.
 
 use std::{
-    io::BufReader,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    io::{BufReader, Seek},
+    path::Path,
     time::Instant,
 };
 
 use axum::{
-    Json,
+    Extension, Json,
     body::Body,
     extract::State,
     http::{HeaderMap, StatusCode, header},
 };
-use futures::TryStreamExt;
-use tokio_util::io::{StreamReader, SyncIoBridge};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
 
 use super::{
     extract::{Auth, Write, media_type},
+    shed::IngestTurn,
     state::AppState,
 };
 use crate::{
@@ -43,12 +44,14 @@ const TRIM_AFTER_NOTES: u64 = 1000;
             `application/jsonl`). Notes with an `external_id` are upserted."),
     responses((status = 200, body = IngestReport),
               (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 507, body = Problem, description = "The batch could not be staged on the server's disk; nothing was written"),
               (status = 400, body = Problem, description = "Some line (or the array) is not JSON: every bad line, as `errors[].line`; nothing was written"),
               (status = 422, body = Problem, description = "Every bad line, as `errors[].line`; nothing was written")),
     security(("bearer" = ["write"])))]
 pub async fn ingest(
     State(state): State<AppState>,
     _: Auth<Write>,
+    Extension(turn): Extension<IngestTurn>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<IngestReport>> {
@@ -78,12 +81,29 @@ pub async fn ingest(
         return Err(ApiError::payload_too_large(limit));
     }
 
-    let too_large = Arc::new(AtomicBool::new(false));
-    let reader = limited_reader(body, limit, too_large.clone());
+    let file = match spool(body, &state.config().data_dir.join(SPOOL_DIR), limit).await {
+        Ok(file) => file,
+        Err(Spool::TooLarge) => return Err(ApiError::payload_too_large(limit)),
+        Err(Spool::Body(e)) => {
+            tracing::info!(error = %e, "ingest body could not be read");
+            return Err(ApiError::bad_request(
+                "the request body could not be read to its end",
+            ));
+        }
+        Err(Spool::Disk(e)) => {
+            tracing::error!(error = %e, "ingest batch could not be written to disk");
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient-storage",
+                "the batch could not be staged on this server's disk; nothing was written",
+            ));
+        }
+    };
+    let _slot = turn.work().await?;
     let max_notes = usize::try_from(state.config().max_ingest_notes).unwrap_or(usize::MAX);
     let batch = tokio::task::spawn_blocking(move || {
         read_batch_of_at_most(
-            BufReader::with_capacity(READ_BUFFER, SyncIoBridge::new(reader)),
+            BufReader::with_capacity(READ_BUFFER, file),
             format,
             max_notes,
         )
@@ -93,9 +113,6 @@ pub async fn ingest(
 
     let batch = match batch {
         Ok(batch) => batch,
-        Err(_) if too_large.load(Ordering::SeqCst) => {
-            return Err(ApiError::payload_too_large(limit));
-        }
         Err(BatchError::TooMany { limit }) => {
             let _ = tokio::task::spawn_blocking(crate::alloc::release_freed).await;
             return Err(ApiError::new(
@@ -107,10 +124,8 @@ pub async fn ingest(
             ));
         }
         Err(BatchError::Io(e)) => {
-            tracing::info!(error = %e, "ingest body could not be read");
-            return Err(ApiError::bad_request(
-                "the request body could not be read to its end",
-            ));
+            tracing::error!(error = %e, "a staged ingest batch could not be read back");
+            return Err(ApiError::internal());
         }
         Err(BatchError::Invalid {
             errors,
@@ -159,30 +174,43 @@ pub async fn ingest(
     }))
 }
 
-/// The body as an async reader that fails once more than `limit` bytes have
-/// arrived, whatever Content-Length claimed (chunked bodies have none).
-fn limited_reader(
-    body: Body,
-    limit: u64,
-    too_large: Arc<AtomicBool>,
-) -> impl tokio::io::AsyncRead + Send + Unpin {
+/// Where batches are staged, under the data directory: on disk, not in
+/// `/tmp` (a memory-backed volume in the kit).
+const SPOOL_DIR: &str = "spool";
+
+enum Spool {
+    /// More than the limit arrived, whatever Content-Length claimed
+    /// (chunked bodies have none).
+    TooLarge,
+    Body(axum::Error),
+    Disk(std::io::Error),
+}
+
+/// The body, written to an unnamed file in `dir` as it arrives and rewound.
+/// The file has no name, so it goes with its last handle, even when the
+/// process dies, and a refused batch leaves nothing behind.
+async fn spool(body: Body, dir: &Path, limit: u64) -> Result<std::fs::File, Spool> {
+    let dir = dir.to_owned();
+    let file = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        tempfile::tempfile_in(&dir)
+    })
+    .await
+    .map_err(|e| Spool::Disk(std::io::Error::other(e)))?
+    .map_err(Spool::Disk)?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut data = body.into_data_stream();
     let mut seen: u64 = 0;
-    let stream = body
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .and_then(move |chunk| {
-            seen += chunk.len() as u64;
-            let over = seen > limit;
-            if over {
-                too_large.store(true, Ordering::SeqCst);
-            }
-            async move {
-                if over {
-                    Err(std::io::Error::other("request body over the ingest limit"))
-                } else {
-                    Ok(chunk)
-                }
-            }
-        });
-    StreamReader::new(Box::pin(stream))
+    while let Some(chunk) = data.next().await {
+        let chunk = chunk.map_err(Spool::Body)?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            return Err(Spool::TooLarge);
+        }
+        file.write_all(&chunk).await.map_err(Spool::Disk)?;
+    }
+    file.flush().await.map_err(Spool::Disk)?;
+    let mut file = file.into_std().await;
+    file.rewind().map_err(Spool::Disk)?;
+    Ok(file)
 }

@@ -5,9 +5,11 @@
 //!
 //! A slot is for work, not for waiting on a client: a heavy request's JSON
 //! body is read before it takes a slot (under a byte budget shared by all
-//! such reads), uploads and ingests stream in pools of their own, one
-//! client may hold only a share of those, and a body that arrives slower
-//! than `NOTES_MIN_BODY_RATE` is cut off with 408.
+//! such reads), uploads stream in a pool of their own, an ingest streams
+//! its batch to disk in that pool and takes its work slot ([`IngestTurn`])
+//! only once the batch is in, one client may hold only a share of the
+//! streams, and a body that arrives slower than `NOTES_MIN_BODY_RATE` is
+//! cut off with 408.
 
 use std::{
     collections::HashMap,
@@ -43,13 +45,19 @@ const WAIT: Duration = Duration::from_secs(1);
 const READ_AHEAD_BUDGET: usize = 32 * 1024 * 1024;
 /// The window over which a streamed body's rate is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// How long an ingest whose batch is already on disk waits for its work
+/// slot: it costs no memory while it waits, and its client has paid for
+/// the transfer, so it queues longer than a request that has sent nothing.
+const SPOOLED_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Slots {
-    /// Bulk ingest: holds a whole batch in memory while it validates.
+    /// Bulk ingest, once its batch is on disk: holds the batch in memory
+    /// while it validates and writes.
     ingest: Arc<Semaphore>,
     /// Single-note writes, listing, search, job creation.
     heavy: Arc<Semaphore>,
-    /// Attachment uploads: each streams with a few object parts in flight.
+    /// Streams: attachment uploads (each with a few object parts in
+    /// flight) and ingest batches on their way to disk.
     uploads: Arc<Semaphore>,
     read_ahead: Arc<Semaphore>,
     /// Uploads and ingests each client runs now.
@@ -120,13 +128,20 @@ impl Slots {
                 let Some(_share) = self.share(&req) else {
                     return too_many_streams(self.per_client).into_response();
                 };
-                let (req, slow) = self.metered(req);
-                let pool = if class == Class::Ingest {
-                    &self.ingest
+                let (mut req, slow) = self.metered(req);
+                let res = if class == Class::Ingest {
+                    let Some(stream) = take(&self.uploads, route, WAIT).await else {
+                        return overloaded().into_response();
+                    };
+                    req.extensions_mut().insert(IngestTurn {
+                        stream: Arc::new(Mutex::new(Some(stream))),
+                        work: self.ingest.clone(),
+                        route: route.to_owned(),
+                    });
+                    next(req).await
                 } else {
-                    &self.uploads
+                    self.in_slot(&self.uploads, route, next(req)).await
                 };
-                let res = self.in_slot(pool, route, next(req)).await;
                 if slow.load(Ordering::Relaxed) {
                     metrics::counter!("http_slow_bodies_total", "route" => route.to_owned())
                         .increment(1);
@@ -143,12 +158,9 @@ impl Slots {
         route: &str,
         work: impl Future<Output = Response>,
     ) -> Response {
-        match tokio::time::timeout(WAIT, pool.clone().acquire_owned()).await {
-            Ok(Ok(_slot)) => work.await,
-            _ => {
-                metrics::counter!("http_shed_total", "route" => route.to_owned()).increment(1);
-                overloaded().into_response()
-            }
+        match take(pool, route, WAIT).await {
+            Some(_slot) => work.await,
+            None => overloaded().into_response(),
         }
     }
 
@@ -239,6 +251,39 @@ impl Slots {
             slow: slow.clone(),
         });
         (Request::from_parts(parts, body), slow)
+    }
+}
+
+/// A slot of `pool` within `wait`, or `None` (counted as shed).
+async fn take(pool: &Arc<Semaphore>, route: &str, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    match tokio::time::timeout(wait, pool.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => Some(slot),
+        _ => {
+            metrics::counter!("http_shed_total", "route" => route.to_owned()).increment(1);
+            None
+        }
+    }
+}
+
+/// An ingest's place in line, in its request's extensions: it holds a
+/// streaming slot while its batch arrives, and [`IngestTurn::work`] trades
+/// that for an ingest slot once the batch is on disk, so a client that
+/// sends slowly keeps no other batch from being written.
+#[derive(Clone)]
+pub struct IngestTurn {
+    stream: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+    work: Arc<Semaphore>,
+    route: String,
+}
+
+impl IngestTurn {
+    /// Gives back the streaming slot and waits for an ingest slot: 503 with
+    /// `Retry-After` when none frees up within [`SPOOLED_WAIT`].
+    pub async fn work(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        drop(self.stream.lock().expect("never poisoned").take());
+        take(&self.work, &self.route, SPOOLED_WAIT)
+            .await
+            .ok_or_else(overloaded)
     }
 }
 

@@ -517,6 +517,60 @@ async fn dribbling_uploads_hold_no_slot_that_others_need() {
     assert!(app.metrics().await.contains("http_slow_bodies_total"));
 }
 
+/// Issue 21: one ingest that dribbled held the only ingest slot for as
+/// long as it dribbled, so every other client's batches were shed. A batch
+/// now streams to disk first, in the streaming pool, and takes its ingest
+/// slot only once it is whole; the staged file has no name, so neither a
+/// refused nor a written batch leaves anything on disk.
+#[tokio::test]
+async fn a_dribbling_ingest_holds_no_ingest_slot() {
+    let app = TestApp::production_with(|c| c.max_ingests = 1).await;
+    let (_, slow_key) = app.key(&["write"]).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    tx.send(Ok(b"{\"title\":\"slow one\"}\n".to_vec()))
+        .await
+        .unwrap();
+    let slow = tokio::spawn(
+        app.client
+            .post(format!("{}/api/v1/ingest", app.base))
+            .bearer_auth(&slow_key)
+            .header("content-type", "application/x-ndjson")
+            .body(reqwest::Body::wrap_stream(tokio_stream_from(rx)))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..3 {
+        let started = Instant::now();
+        let res = app
+            .request(Method::POST, "/api/v1/ingest")
+            .header("content-type", "application/x-ndjson")
+            .body(format!("{{\"title\":\"fast {i}\"}}\n"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "an ingest waited {:?} behind a dribbling one",
+            started.elapsed()
+        );
+    }
+    tx.send(Ok(b"{\"title\":\"slow two\"}\n".to_vec()))
+        .await
+        .unwrap();
+    drop(tx);
+    let res = slow.await.unwrap().unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(report["created"], 2, "{report}");
+
+    assert_eq!(app.count_notes().await, 5);
+    let staged: Vec<_> = std::fs::read_dir(app.db.dir().join("spool"))
+        .unwrap()
+        .collect();
+    assert!(staged.is_empty(), "staged files left: {staged:?}");
+}
+
 fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {

@@ -153,6 +153,9 @@ async fn oversized_batches_are_413_whether_declared_or_chunked() {
     )
     .await;
     assert_eq!(app.count_notes().await, 0);
+    // What was staged on disk before the limit went with the refusal.
+    let staged = std::fs::read_dir(app.db.dir().join("spool")).unwrap();
+    assert_eq!(staged.count(), 0);
 }
 
 #[tokio::test]
