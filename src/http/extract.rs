@@ -89,6 +89,7 @@ pub fn media_type(content_type: Option<&header::HeaderValue>) -> Option<String> 
 }
 
 /// Query string parsed like a body: wrong types are 422 naming the parameter.
+/// An empty value is a value (`tag=` is an empty tag, refused as such).
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
@@ -99,11 +100,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                ApiError::validation(vec![FieldError::new(field, e.inner().to_string())])
-            })
+            .map_err(query_error)
     }
+}
+
+/// [`ApiQuery`] for parameters that repeat (`tag=a&tag=b` into a `Vec`),
+/// which serde_urlencoded cannot read. An empty value of an `Option` is
+/// `None` here, so a handler that must refuse one checks it itself.
+pub struct ApiListQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiListQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_html_form::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiListQuery)
+            .map_err(query_error)
+    }
+}
+
+fn query_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiError {
+    let field = e.path().to_string();
+    ApiError::validation(vec![FieldError::new(field, e.inner().to_string())])
 }
 
 /// A path id: anything that is not a UUID cannot name a resource, so 404.

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
             get(notes::get).patch(notes::update).delete(notes::delete),
         )
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/search/suggest", get(search::suggest))
         .route(
             "/api/v1/attachments/{id}",
             get(attachments::get).delete(attachments::delete),

@@ -21,7 +21,7 @@ use super::{attachments, ingest, jobs, keys, notes, ops, search};
     paths(
         ops::healthz, ops::readyz, ops::metrics, ops::version,
         notes::create, notes::list, notes::get, notes::update, notes::delete,
-        ingest::ingest, search::search,
+        ingest::ingest, search::search, search::suggest,
         attachments::upload, attachments::list, attachments::get, attachments::content, attachments::delete,
         jobs::create, jobs::get, jobs::list, jobs::retry,
         keys::create, keys::list, keys::delete,

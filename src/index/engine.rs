@@ -1,32 +1,44 @@
 //! One tantivy index on disk: its schema, the documents it holds, and how a
 //! parsed [`Query`] becomes a tantivy query. Knows nothing of the feed.
 
-use std::path::{Path, PathBuf};
+use std::{
+    ops::Bound,
+    path::{Path, PathBuf},
+};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Score, TantivyDocument, Term,
-    collector::{Count, TopDocs},
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, Searcher,
+    TantivyDocument, Term,
+    collector::{
+        Count, TopDocs,
+        sort_key::{SortBySimilarityScore, SortByStaticFastValue, SortByString},
+    },
     merge_policy::LogMergePolicy,
     query::{
-        BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query,
-        TermQuery,
+        AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhrasePrefixQuery, PhraseQuery,
+        Query, RangeQuery, TermQuery,
     },
     schema::{
-        Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+        DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, NumericOptions,
+        STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
     },
 };
 use uuid::Uuid;
 
 use super::{
-    Excerpt, IndexError, SearchQuery, SearchResults, SearchRow, directory::NoSyncDirectory,
-    tokenizer,
+    Excerpt, Filter, IndexError, SearchQuery, SearchResults, SearchRow, Sort, Suggestion,
+    TimeRange, directory::NoSyncDirectory, engine_error, expand, facets, tokenizer,
 };
-use crate::{store::IndexDoc, text::query::Clause};
+use crate::{
+    store::IndexDoc,
+    text::query::{Clause, Query as Parsed},
+};
 
 /// Bumped whenever the schema, the tokenizer or the scoring fields change:
 /// an index of another format is rebuilt, never read.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// Field weights: a title hit outranks a body hit, which outranks a hit in
 /// an attachment's text.
@@ -36,6 +48,17 @@ const EXTRA_BOOST: Score = 0.5;
 /// Words a prefix inside a phrase (`"new yo*"`) may stand for. A lone
 /// prefix (`yo*`) has no such limit: it is a range of the term dictionary.
 const PHRASE_PREFIX_EXPANSIONS: u32 = 256;
+/// A word matched through a typo, or as the completion of a word being
+/// typed, scores this share of what the word as typed would.
+const TYPO_WEIGHT: Score = 0.5;
+const COMPLETION_WEIGHT: Score = 0.6;
+/// What a note gains for each word it matches as typed, when that word
+/// could also have matched otherwise. It is above any sum of BM25 scores
+/// (a term's is below 50 even at 10^8 notes, times the field weights), so
+/// every note that matches more words as typed ranks above every note that
+/// needs more typos or completions: a typo never pushes an exact match
+/// out of the first page, as in Meilisearch's `typo` ranking rule.
+const AS_TYPED_BONUS: Score = 10_000.0;
 
 /// What the index's last commit says it holds (the commit payload).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +76,20 @@ struct Fields {
     body: Field,
     extra: Field,
     tags: Field,
+    created: Field,
+    updated: Field,
+    attachments: Field,
+    title_sort: Field,
 }
+
+/// Fast-field names, as the sort keys and the tag counts read them.
+const ID: &str = "id";
+const TAGS: &str = "tags";
+const CREATED: &str = "created";
+const UPDATED: &str = "updated";
+const TITLE_SORT: &str = "title_sort";
+/// Bytes of the folded title kept to sort by.
+const TITLE_SORT_BYTES: usize = 256;
 
 pub struct Engine {
     pub dir: PathBuf,
@@ -67,19 +103,22 @@ fn schema() -> (Schema, Fields) {
         .set_tokenizer(tokenizer::NAME)
         .set_index_option(IndexRecordOption::WithFreqsAndPositions);
     let text = TextOptions::default().set_indexing_options(words);
+    // Microseconds: what both databases keep, so the filters' bounds
+    // (after inclusive, before exclusive) are exact.
+    let date = DateOptions::from(FAST | STORED).set_precision(DateTimePrecision::Microseconds);
     let mut b = Schema::builder();
     let fields = Fields {
-        id: b.add_text_field("id", STRING | STORED),
+        id: b.add_text_field(ID, STRING | STORED | FAST),
         title: b.add_text_field("title", text.clone().set_stored()),
         body: b.add_text_field("body", text.clone().set_stored()),
         extra: b.add_text_field("extra", text),
-        tags: b.add_text_field("tags", STRING | STORED),
+        tags: b.add_text_field(TAGS, STRING | STORED | FAST),
+        created: b.add_date_field(CREATED, date.clone()),
+        updated: b.add_date_field(UPDATED, date),
+        attachments: b.add_u64_field("attachments", NumericOptions::from(FAST | INDEXED)),
+        title_sort: b.add_text_field(TITLE_SORT, TextOptions::default().set_fast("raw")),
     };
     (b.build(), fields)
-}
-
-fn engine_error(e: impl std::fmt::Display) -> IndexError {
-    IndexError::Engine(e.to_string())
 }
 
 impl Engine {
@@ -185,19 +224,60 @@ impl Engine {
         for tag in &doc.tags {
             d.add_text(f.tags, tag);
         }
+        d.add_date(f.created, date(doc.created_at));
+        d.add_date(f.updated, date(doc.updated_at));
+        d.add_u64(f.attachments, u64::from(doc.attachments));
+        d.add_text(f.title_sort, title_sort_key(&doc.title));
         d
     }
 
-    /// Top hits by score and the exact number of matches.
+    /// One page of hits in the order asked for, the exact number of
+    /// matches, and the tag counts over all of them when asked for.
     pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, IndexError> {
-        let query = self.query(q);
         let searcher = self.reader.searcher();
-        let top = TopDocs::with_limit(q.limit as usize)
-            .and_offset(q.offset as usize)
-            .order_by_score();
-        let (hits, total) = searcher
-            .search(&query, &(top, Count))
-            .map_err(engine_error)?;
+        let query = self.query(&searcher, q)?;
+        let page = TopDocs::with_limit(q.limit as usize).and_offset(q.offset as usize);
+        let tags = q.facets.then_some(facets::TagCounts { field: TAGS });
+        let order = |descending: bool| if descending { Order::Desc } else { Order::Asc };
+        let by_id = (SortByString::for_field(ID), Order::Asc);
+        let (hits, total, tags): (Vec<(Score, DocAddress)>, usize, _) = match q.sort {
+            Sort::Relevance => {
+                // Ties (equal scores are common: the same words in notes of
+                // the same length) go by id, not by where a note sits in
+                // the index, which a merge between two pages changes.
+                let key = ((SortBySimilarityScore, Order::Desc), by_id);
+                let (hits, total, tags) = searcher
+                    .search(&query, &(page.order_by(key), Count, tags))
+                    .map_err(engine_error)?;
+                let hits = hits.into_iter().map(|((score, _), a)| (score, a)).collect();
+                (hits, total, tags)
+            }
+            Sort::Created { descending } | Sort::Updated { descending } => {
+                let field = if matches!(q.sort, Sort::Created { .. }) {
+                    CREATED
+                } else {
+                    UPDATED
+                };
+                let key = (
+                    (
+                        SortByStaticFastValue::<tantivy::DateTime>::for_field(field),
+                        order(descending),
+                    ),
+                    by_id,
+                );
+                let (hits, total, tags) = searcher
+                    .search(&query, &(page.order_by(key), Count, tags))
+                    .map_err(engine_error)?;
+                (unscored(hits), total, tags)
+            }
+            Sort::Title => {
+                let key = ((SortByString::for_field(TITLE_SORT), Order::Asc), by_id);
+                let (hits, total, tags) = searcher
+                    .search(&query, &(page.order_by(key), Count, tags))
+                    .map_err(engine_error)?;
+                (unscored(hits), total, tags)
+            }
+        };
         let rows = hits
             .into_iter()
             .map(|(score, address)| self.row(&searcher, score, address, &q.excerpt))
@@ -205,7 +285,49 @@ impl Engine {
         Ok(SearchResults {
             rows,
             total: total as u64,
+            tags: tags.map(facets::ranked),
         })
+    }
+
+    /// Words of the titles and bodies that complete `prefix`, or are
+    /// within its typos, with the notes they are in; the most frequent
+    /// first. The word itself counts when it is a word of the index.
+    pub fn suggest(&self, prefix: &str, limit: usize) -> Result<Vec<Suggestion>, IndexError> {
+        let searcher = self.reader.searcher();
+        let f = self.fields;
+        let fields = [f.title, f.body];
+        let mut words = vec![prefix.to_owned()];
+        words.extend(expand::completions(&searcher, &fields, prefix)?);
+        let edits = crate::text::typo::max_edits(prefix);
+        if edits > 0 {
+            words.extend(expand::typos(&searcher, &fields, prefix, edits)?);
+        }
+        words.dedup();
+        let mut found = Vec::new();
+        for word in words {
+            if found.iter().any(|s: &Suggestion| s.text == word) {
+                continue;
+            }
+            let either = BooleanQuery::new(
+                fields
+                    .iter()
+                    .map(|&field| {
+                        let q: Box<dyn Query> = Box::new(TermQuery::new(
+                            Term::from_field_text(field, &word),
+                            IndexRecordOption::Basic,
+                        ));
+                        (Occur::Should, q)
+                    })
+                    .collect(),
+            );
+            let count = searcher.search(&either, &Count).map_err(engine_error)? as u64;
+            if count > 0 {
+                found.push(Suggestion { text: word, count });
+            }
+        }
+        found.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.text.cmp(&b.text)));
+        found.truncate(limit);
+        Ok(found)
     }
 
     fn row(
@@ -223,6 +345,12 @@ impl Engine {
                 .unwrap_or_default()
                 .to_owned()
         };
+        let time = |field| {
+            doc.get_first(field)
+                .and_then(|v| v.as_datetime())
+                .and_then(|d| DateTime::from_timestamp_micros(d.into_timestamp_micros()))
+                .ok_or_else(|| IndexError::Engine("a document without its dates".into()))
+        };
         let id = Uuid::parse_str(&text(f.id)).map_err(engine_error)?;
         let title = text(f.title);
         let body = doc
@@ -231,54 +359,198 @@ impl Engine {
             .unwrap_or_default();
         Ok(SearchRow {
             id,
-            excerpt: excerpt.cut(&title, body),
+            cut: excerpt.cut(&title, body),
             title,
             tags: doc
                 .get_all(f.tags)
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect(),
             score: f64::from(score),
+            created_at: time(f.created)?,
+            updated_at: time(f.updated)?,
         })
     }
 
     /// Every include clause must match in some field; no exclude clause may
-    /// match in any. The tag filter does not score.
-    fn query(&self, q: &SearchQuery) -> BooleanQuery {
+    /// match in any. Filters do not score. No query at all matches every
+    /// note the filters let through.
+    fn query(&self, searcher: &Searcher, q: &SearchQuery) -> Result<BooleanQuery, IndexError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for c in &q.query.include {
-            clauses.push((Occur::Must, self.clause(c)));
+        match &q.query {
+            Some(Parsed { include, exclude }) if !include.is_empty() => {
+                for c in include {
+                    clauses.push((Occur::Must, self.clause(searcher, c)?));
+                }
+                for c in exclude {
+                    clauses.push((Occur::MustNot, self.exact_clause(c)));
+                }
+            }
+            _ => clauses.push((Occur::Must, Box::new(AllQuery))),
         }
-        for c in &q.query.exclude {
-            clauses.push((Occur::MustNot, self.clause(c)));
-        }
-        if let Some(tag) = &q.tag {
-            let term = TermQuery::new(
-                Term::from_field_text(self.fields.tags, tag),
-                IndexRecordOption::Basic,
-            );
-            clauses.push((
-                Occur::Must,
-                Box::new(ConstScoreQuery::new(Box::new(term), 0.0)),
-            ));
-        }
-        BooleanQuery::new(clauses)
+        self.filters(&q.filter, &mut clauses);
+        Ok(BooleanQuery::new(clauses))
     }
 
-    fn clause(&self, c: &Clause) -> Box<dyn Query> {
+    fn filters(&self, filter: &Filter, clauses: &mut Vec<(Occur, Box<dyn Query>)>) {
         let f = self.fields;
-        let per_field = [
+        let unscored =
+            |q: Box<dyn Query>| -> Box<dyn Query> { Box::new(ConstScoreQuery::new(q, 0.0)) };
+        let tag = |tag: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(f.tags, tag),
+                IndexRecordOption::Basic,
+            ))
+        };
+        for t in &filter.all_tags {
+            clauses.push((Occur::Must, unscored(tag(t))));
+        }
+        if !filter.any_tags.is_empty() {
+            let any = filter
+                .any_tags
+                .iter()
+                .map(|t| (Occur::Should, tag(t)))
+                .collect();
+            clauses.push((Occur::Must, unscored(Box::new(BooleanQuery::new(any)))));
+        }
+        for t in &filter.not_tags {
+            clauses.push((Occur::MustNot, tag(t)));
+        }
+        for (field, range) in [(f.created, filter.created), (f.updated, filter.updated)] {
+            if let Some(q) = time_range(field, range) {
+                clauses.push((Occur::Must, unscored(q)));
+            }
+        }
+        if let Some(has) = filter.has_attachments {
+            let zero = || Term::from_field_u64(f.attachments, 0);
+            let range = if has {
+                RangeQuery::new(Bound::Excluded(zero()), Bound::Unbounded)
+            } else {
+                RangeQuery::new(Bound::Included(zero()), Bound::Included(zero()))
+            };
+            clauses.push((Occur::Must, unscored(Box::new(range))));
+        }
+    }
+
+    /// A clause as the user means it: a lone word that may match through a
+    /// typo or as a completion matches the words it stands for, ranked
+    /// below the word as typed ([`AS_TYPED_BONUS`]).
+    fn clause(&self, searcher: &Searcher, c: &Clause) -> Result<Box<dyn Query>, IndexError> {
+        let [word] = c.tokens.as_slice() else {
+            return Ok(self.exact_clause(c));
+        };
+        if c.prefix || (c.typos == 0 && !c.completes) {
+            return Ok(self.exact_clause(c));
+        }
+        let f = self.fields;
+        let fields = [f.title, f.body, f.extra];
+        let mut others: Vec<(String, Score)> = Vec::new();
+        if c.typos > 0 {
+            for t in expand::typos(searcher, &fields, word, c.typos)? {
+                others.push((t, TYPO_WEIGHT));
+            }
+        }
+        if c.completes {
+            for t in expand::completions(searcher, &fields, word)? {
+                if !others.iter().any(|(o, _)| *o == t) {
+                    others.push((t, COMPLETION_WEIGHT));
+                }
+            }
+        }
+        if others.is_empty() {
+            return Ok(self.exact_clause(c));
+        }
+        let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (field, boost) in self.weighted() {
+            any.push((Occur::Should, scored(field, word, boost)));
+            for (other, weight) in &others {
+                any.push((Occur::Should, scored(field, other, boost * weight)));
+            }
+        }
+        let as_typed = BooleanQuery::new(
+            fields
+                .iter()
+                .map(|&field| {
+                    let q: Box<dyn Query> = Box::new(TermQuery::new(
+                        Term::from_field_text(field, word),
+                        IndexRecordOption::Basic,
+                    ));
+                    (Occur::Should, q)
+                })
+                .collect(),
+        );
+        any.push((
+            Occur::Should,
+            Box::new(ConstScoreQuery::new(Box::new(as_typed), AS_TYPED_BONUS)),
+        ));
+        Ok(Box::new(BooleanQuery::new(any)))
+    }
+
+    fn weighted(&self) -> [(Field, Score); 3] {
+        let f = self.fields;
+        [
             (f.title, TITLE_BOOST),
             (f.body, BODY_BOOST),
             (f.extra, EXTRA_BOOST),
         ]
-        .into_iter()
-        .map(|(field, boost)| {
-            let q: Box<dyn Query> = Box::new(BoostQuery::new(field_query(field, c), boost));
-            (Occur::Should, q)
-        })
-        .collect();
+    }
+
+    /// The clause exactly as typed, in any field.
+    fn exact_clause(&self, c: &Clause) -> Box<dyn Query> {
+        let per_field = self
+            .weighted()
+            .into_iter()
+            .map(|(field, boost)| {
+                let q: Box<dyn Query> = Box::new(BoostQuery::new(field_query(field, c), boost));
+                (Occur::Should, q)
+            })
+            .collect();
         Box::new(BooleanQuery::new(per_field))
     }
+}
+
+fn scored(field: Field, word: &str, boost: Score) -> Box<dyn Query> {
+    Box::new(BoostQuery::new(
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, word),
+            IndexRecordOption::WithFreqs,
+        )),
+        boost,
+    ))
+}
+
+fn unscored<K>(hits: Vec<(K, DocAddress)>) -> Vec<(Score, DocAddress)> {
+    hits.into_iter().map(|(_, a)| (0.0, a)).collect()
+}
+
+/// tantivy keeps nanoseconds in an i64 (years 1677 to 2262): a bound
+/// beyond them is clamped to the nearest one it can hold, which keeps its
+/// meaning, as no note is dated outside them.
+fn date(t: DateTime<Utc>) -> tantivy::DateTime {
+    const LIMIT: i64 = i64::MAX / 1000;
+    tantivy::DateTime::from_timestamp_micros(t.timestamp_micros().clamp(-LIMIT, LIMIT))
+}
+
+fn time_range(field: Field, range: TimeRange) -> Option<Box<dyn Query>> {
+    let bound = |t: Option<DateTime<Utc>>, included: bool| match t {
+        Some(t) if included => Bound::Included(Term::from_field_date(field, date(t))),
+        Some(t) => Bound::Excluded(Term::from_field_date(field, date(t))),
+        None => Bound::Unbounded,
+    };
+    if range.from.is_none() && range.before.is_none() {
+        return None;
+    }
+    Some(Box::new(RangeQuery::new(
+        bound(range.from, true),
+        bound(range.before, false),
+    )))
+}
+
+/// A title as it sorts: case-folded (so "apple" and "Banana" sort as a
+/// reader expects), cut to a bounded length.
+fn title_sort_key(title: &str) -> String {
+    let mut key = title.trim().to_lowercase();
+    key.truncate(key.floor_char_boundary(TITLE_SORT_BYTES));
+    key
 }
 
 fn field_query(field: Field, c: &Clause) -> Box<dyn Query> {

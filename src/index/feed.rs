@@ -28,7 +28,7 @@ use tokio::{runtime::Handle, sync::watch};
 use uuid::Uuid;
 
 use super::{
-    IndexError, IndexStatus, SearchIndex, SearchQuery, SearchResults,
+    IndexError, IndexStatus, SearchIndex, SearchQuery, SearchResults, Suggestion,
     engine::{Engine, FORMAT, Payload},
 };
 use crate::store::{Change, DynStore, FeedHead};
@@ -243,6 +243,16 @@ impl SearchIndex for TantivyIndex {
         // Off the async workers: a query over a large index may take
         // milliseconds of CPU.
         tokio::task::spawn_blocking(move || engine.search(&query))
+            .await
+            .map_err(|e| IndexError::Engine(e.to_string()))?
+    }
+
+    async fn suggest(&self, prefix: &str, limit: usize) -> Result<Vec<Suggestion>, IndexError> {
+        let Some(engine) = self.shared.engine() else {
+            return Err(IndexError::NotReady(self.status().check()));
+        };
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || engine.suggest(&prefix, limit))
             .await
             .map_err(|e| IndexError::Engine(e.to_string()))?
     }

@@ -10,41 +10,94 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{store::StoreError, text::query::Query};
 
 mod directory;
 mod engine;
+mod expand;
+mod facets;
 mod feed;
 pub mod tokenizer;
 
+pub use facets::MAX_VALUES as MAX_FACET_VALUES;
 pub use feed::{IndexSettings, TantivyIndex};
 
 #[derive(Debug, Clone)]
 pub struct SearchQuery {
-    /// Parsed and non-empty (`include` has at least one clause).
-    pub query: Query,
-    pub tag: Option<String>,
+    /// Parsed; `None` matches every note (a filtered, sorted listing).
+    /// When given, `include` has at least one clause.
+    pub query: Option<Query>,
+    pub filter: Filter,
+    pub sort: Sort,
+    /// Count the tags over the whole match set.
+    pub facets: bool,
     pub limit: u32,
     pub offset: u32,
     /// Cuts what a hit shows from its title and body.
     pub excerpt: Excerpt,
 }
 
-/// Turns a hit's `(title, body)` into its excerpt as the engine reads the
-/// hit, so a page of large notes never holds every body at once. The
+/// Conditions that narrow the matches without scoring them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// The note has every one.
+    pub all_tags: Vec<String>,
+    /// The note has at least one (when any are given).
+    pub any_tags: Vec<String>,
+    /// The note has none.
+    pub not_tags: Vec<String>,
+    pub created: TimeRange,
+    pub updated: TimeRange,
+    pub has_attachments: Option<bool>,
+}
+
+/// `from` inclusive, `before` exclusive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: Option<DateTime<Utc>>,
+    pub before: Option<DateTime<Utc>>,
+}
+
+/// The order of hits; every order but relevance ends with the note's id,
+/// so pages never overlap or skip however the index's segments merge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    #[default]
+    Relevance,
+    Created {
+        descending: bool,
+    },
+    Updated {
+        descending: bool,
+    },
+    /// By title, case-folded, A to Z.
+    Title,
+}
+
+/// What a hit shows: its title and an excerpt, both HTML with the matches
+/// marked.
+#[derive(Debug, Clone, Default)]
+pub struct Cut {
+    pub title_html: String,
+    pub snippet: String,
+}
+
+/// Turns a hit's `(title, body)` into what it shows as the engine reads
+/// the hit, so a page of large notes never holds every body at once. The
 /// caller supplies it: the index knows nothing of snippets.
 #[derive(Clone)]
 pub struct Excerpt(Arc<CutFn>);
 
-type CutFn = dyn Fn(&str, &str) -> String + Send + Sync;
+type CutFn = dyn Fn(&str, &str) -> Cut + Send + Sync;
 
 impl Excerpt {
-    pub fn new(cut: impl Fn(&str, &str) -> String + Send + Sync + 'static) -> Self {
+    pub fn new(cut: impl Fn(&str, &str) -> Cut + Send + Sync + 'static) -> Self {
         Self(Arc::new(cut))
     }
-    pub fn cut(&self, title: &str, body: &str) -> String {
+    pub fn cut(&self, title: &str, body: &str) -> Cut {
         (self.0)(title, body)
     }
 }
@@ -60,10 +113,12 @@ impl std::fmt::Debug for Excerpt {
 pub struct SearchRow {
     pub id: Uuid,
     pub title: String,
-    pub excerpt: String,
+    pub cut: Cut,
     pub tags: Vec<String>,
-    /// Higher is better.
+    /// Higher is better; 0 when sorted by anything but relevance.
     pub score: f64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug)]
@@ -71,6 +126,15 @@ pub struct SearchResults {
     pub rows: Vec<SearchRow>,
     /// Every match, counted exactly.
     pub total: u64,
+    /// Tags over every match, the most frequent first (when asked for).
+    pub tags: Option<Vec<(String, u64)>>,
+}
+
+/// A completion of a word being typed, and the notes it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suggestion {
+    pub text: String,
+    pub count: u64,
 }
 
 /// What readiness and the admin pages show.
@@ -104,6 +168,10 @@ impl IndexStatus {
     }
 }
 
+fn engine_error(e: impl std::fmt::Display) -> IndexError {
+    IndexError::Engine(e.to_string())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     /// No index can answer yet: the first build is running.
@@ -122,6 +190,9 @@ pub trait SearchIndex: Send + Sync + 'static {
     async fn refresh(&self) -> Result<(), IndexError>;
     /// Refreshes, then searches.
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, IndexError>;
+    /// Words of the index that complete `prefix` or are within its typos,
+    /// the most frequent first; no refresh (a search box asks often).
+    async fn suggest(&self, prefix: &str, limit: usize) -> Result<Vec<Suggestion>, IndexError>;
     fn status(&self) -> IndexStatus;
     /// Stops following the feed and releases the index (its writer lock).
     async fn close(&self);

@@ -8,6 +8,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -117,6 +118,10 @@ pub struct IndexDoc {
     pub tags: Vec<String>,
     /// The extracted text of its attachments, joined.
     pub extra: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// How many attachments it has (search filters on whether it has any).
+    pub attachments: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -484,6 +489,9 @@ mod tests {
             body: String::new(),
             tags: Vec::new(),
             extra: String::new(),
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+            attachments: 0,
         };
         (seq, Change::Upsert(doc))
     }

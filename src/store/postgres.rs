@@ -53,7 +53,7 @@ async fn take_seqs(tx: &mut sqlx::PgConnection, n: usize) -> Result<i64, StoreEr
 }
 
 /// Gives the note a new change number: its search document changed
-/// although its row did not (attachment text).
+/// although its row did not (its attachments).
 async fn touch_note(tx: &mut sqlx::PgConnection, note_id: Uuid) -> Result<(), StoreError> {
     let seq = take_seqs(&mut *tx, 1).await?;
     sqlx::query("UPDATE notes SET change_seq = $1 WHERE id = $2")
@@ -510,9 +510,8 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        if !stored.search_text.is_empty() {
-            touch_note(&mut tx, a.note_id).await?;
-        }
+        // Always: whether a note has attachments is in its search document.
+        touch_note(&mut tx, a.note_id).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -551,19 +550,16 @@ impl Store for PgStore {
 
     async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let deleted: Option<(String, Uuid, String)> = sqlx::query_as(
-            "DELETE FROM attachments WHERE id = $1 RETURNING storage_key, note_id, search_text",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some((key, note_id, text)) = deleted else {
+        let deleted: Option<(String, Uuid)> =
+            sqlx::query_as("DELETE FROM attachments WHERE id = $1 RETURNING storage_key, note_id")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some((key, note_id)) = deleted else {
             return Ok(None);
         };
-        if !text.is_empty() {
-            touch_note(&mut tx, note_id).await?;
-        }
+        touch_note(&mut tx, note_id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some(key))
     }
@@ -650,14 +646,20 @@ impl Store for PgStore {
             Option<String>,
             Option<Json<Vec<String>>>,
             Option<String>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            Option<i64>,
         );
         let rows: Vec<NoteChange> = sqlx::query_as(
-            "SELECT h.head, c.change_seq, c.id, c.title, c.body, c.tags, c.extra
+            "SELECT h.head, c.change_seq, c.id, c.title, c.body, c.tags, c.extra,
+                    c.created_at, c.updated_at, c.attachments
              FROM (SELECT head FROM search_feed WHERE id = 1) h
              LEFT JOIN LATERAL (
                  SELECT n.change_seq, n.id, n.title, n.body, n.tags,
                         coalesce((SELECT string_agg(a.search_text, ' ') FROM attachments a
-                                  WHERE a.note_id = n.id AND a.search_text != ''), '') AS extra
+                                  WHERE a.note_id = n.id AND a.search_text != ''), '') AS extra,
+                        n.created_at, n.updated_at,
+                        (SELECT count(*) FROM attachments a WHERE a.note_id = n.id) AS attachments
                  FROM notes n WHERE n.change_seq > $1 AND n.change_seq <= LEAST(h.head, $2)
                  ORDER BY n.change_seq LIMIT $3) c ON true",
         )
@@ -670,16 +672,21 @@ impl Store for PgStore {
         let mut through = rows.first().map_or(after, |r| r.0).min(upto);
         let upserts = rows
             .into_iter()
-            .filter_map(|(_, seq, id, title, body, tags, extra)| {
-                let doc = IndexDoc {
-                    id: id?,
-                    title: title?,
-                    body: body?,
-                    tags: tags?.0,
-                    extra: extra?,
-                };
-                Some((seq?, Change::Upsert(doc)))
-            })
+            .filter_map(
+                |(_, seq, id, title, body, tags, extra, created_at, updated_at, attachments)| {
+                    let doc = IndexDoc {
+                        id: id?,
+                        title: title?,
+                        body: body?,
+                        tags: tags?.0,
+                        extra: extra?,
+                        created_at: created_at?,
+                        updated_at: updated_at?,
+                        attachments: u32::try_from(attachments?).unwrap_or(u32::MAX),
+                    };
+                    Some((seq?, Change::Upsert(doc)))
+                },
+            )
             .collect();
         let mut removed = Vec::new();
         if deletes {

@@ -299,7 +299,7 @@ async fn take_seqs(tx: &mut sqlx::SqliteConnection, n: usize) -> Result<i64, Sto
 }
 
 /// Gives the note (by its row position) a new change number: its search
-/// document changed although its row did not (attachment text).
+/// document changed although its row did not (its attachments).
 async fn touch_note(tx: &mut sqlx::SqliteConnection, note_seq: i64) -> Result<(), StoreError> {
     let seq = take_seqs(&mut *tx, 1).await?;
     sqlx::query("UPDATE notes SET change_seq = ? WHERE seq = ?")
@@ -612,14 +612,13 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        if !stored.search_text.is_empty() {
-            let note_seq: i64 = sqlx::query_scalar("SELECT seq FROM notes WHERE id = ?")
-                .bind(stored.attachment.note_id.to_string())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            touch_note(&mut tx, note_seq).await?;
-        }
+        // Always: whether a note has attachments is in its search document.
+        let note_seq: i64 = sqlx::query_scalar("SELECT seq FROM notes WHERE id = ?")
+            .bind(stored.attachment.note_id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        touch_note(&mut tx, note_seq).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -657,19 +656,16 @@ impl Store for SqliteStore {
 
     async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let deleted: Option<(String, i64, bool)> = sqlx::query_as(
-            "DELETE FROM attachments WHERE id = ? RETURNING storage_key, note_seq, search_text != ''",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some((key, note_seq, had_text)) = deleted else {
+        let deleted: Option<(String, i64)> =
+            sqlx::query_as("DELETE FROM attachments WHERE id = ? RETURNING storage_key, note_seq")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some((key, note_seq)) = deleted else {
             return Ok(None);
         };
-        if had_text {
-            touch_note(&mut tx, note_seq).await?;
-        }
+        touch_note(&mut tx, note_seq).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some(key))
     }
@@ -747,10 +743,23 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         let through = head.min(upto.unwrap_or(i64::MAX));
-        let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
+        type NoteChange = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+        );
+        let rows: Vec<NoteChange> = sqlx::query_as(
             "SELECT n.change_seq, n.id, n.title, n.body, n.tags,
                     coalesce((SELECT group_concat(a.search_text, ' ') FROM attachments a
-                              WHERE a.note_seq = n.seq AND a.search_text != ''), '')
+                              WHERE a.note_seq = n.seq AND a.search_text != ''), ''),
+                    n.created_at, n.updated_at,
+                    (SELECT count(*) FROM attachments a WHERE a.note_seq = n.seq)
              FROM notes n WHERE n.change_seq > ? AND n.change_seq <= ?
              ORDER BY n.change_seq LIMIT ?",
         )
@@ -762,16 +771,23 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         let upserts = rows
             .into_iter()
-            .map(|(seq, id, title, body, tags, extra)| {
-                let doc = IndexDoc {
-                    id: Uuid::parse_str(&id).map_err(|e| corrupt("id", e))?,
-                    title,
-                    body,
-                    tags: serde_json::from_str(&tags).map_err(|e| corrupt("tags", e))?,
-                    extra,
-                };
-                Ok((seq, Change::Upsert(doc)))
-            })
+            .map(
+                |(seq, id, title, body, tags, extra, created, updated, attachments)| {
+                    let doc = IndexDoc {
+                        id: Uuid::parse_str(&id).map_err(|e| corrupt("id", e))?,
+                        title,
+                        body,
+                        tags: serde_json::from_str(&tags).map_err(|e| corrupt("tags", e))?,
+                        extra,
+                        created_at: timestamp::parse(&created)
+                            .map_err(|e| corrupt("created_at", e))?,
+                        updated_at: timestamp::parse(&updated)
+                            .map_err(|e| corrupt("updated_at", e))?,
+                        attachments: u32::try_from(attachments).unwrap_or(u32::MAX),
+                    };
+                    Ok((seq, Change::Upsert(doc)))
+                },
+            )
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut removed = Vec::new();
         if deletes {

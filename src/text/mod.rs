@@ -4,3 +4,4 @@
 
 pub mod query;
 pub mod snippet;
+pub mod typo;

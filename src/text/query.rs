@@ -9,11 +9,25 @@ use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 
 /// One thing to match: a sequence of tokens that must appear adjacent (a
 /// phrase; a single word is a 1-token phrase). `prefix` = the LAST token is a
-/// prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// prefix (`word*`: every completion matches alike).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Clause {
     pub tokens: Vec<String>,
     pub prefix: bool,
+    /// A lone word may also match words this many edits away
+    /// ([`super::typo`]); 0 for phrases, prefixes and exclusions.
+    pub typos: u8,
+    /// A lone last word being typed: it matches as typed and, ranked
+    /// below, as the start of a longer word.
+    pub completes: bool,
+}
+
+/// What a query tolerates besides the words as typed (the API's `typos`
+/// and `prefix_last`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tolerance {
+    pub typos: bool,
+    pub prefix_last: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -63,6 +77,48 @@ pub const MAX_TOKEN_BYTES: usize = 256;
 /// [`QueryError::TooManyTerms`] over [`MAX_TERMS`] words after dropping
 /// duplicates; [`QueryError::OnlyExclusions`] when every clause is excluded.
 pub fn parse(q: &str) -> Result<Query, QueryError> {
+    parse_with(q, Tolerance::default())
+}
+
+/// [`parse`], then: with `typos`, each lone included word may match with
+/// as many edits as [`super::typo::max_edits`] allows; with `prefix_last`,
+/// when `q` does not end in white space and its last term is an included
+/// lone word, that word also completes (as-you-type).
+///
+/// # Errors
+///
+/// As [`parse`].
+pub fn parse_with(q: &str, tolerance: Tolerance) -> Result<Query, QueryError> {
+    let mut query = parse_terms(q)?;
+    if tolerance.typos {
+        for c in &mut query.include {
+            if let [word] = c.tokens.as_slice()
+                && !c.prefix
+            {
+                c.typos = super::typo::max_edits(word);
+            }
+        }
+    }
+    let typing = !q.ends_with(char::is_whitespace);
+    if tolerance.prefix_last
+        && typing
+        && let Some(last) = (RawTerms { rest: q }).last()
+        && !last.exclude
+        && !last.prefix
+        && !last.quoted
+        && let Some(clause) = last.to_clause()
+        && clause.tokens.len() == 1
+        && let Some(c) = query
+            .include
+            .iter_mut()
+            .find(|c| c.tokens == clause.tokens && !c.prefix)
+    {
+        c.completes = true;
+    }
+    Ok(query)
+}
+
+fn parse_terms(q: &str) -> Result<Query, QueryError> {
     if q.len() > MAX_QUERY_BYTES {
         return Err(QueryError::TooLong {
             max: MAX_QUERY_BYTES,
@@ -102,6 +158,7 @@ struct RawTerm<'a> {
     text: &'a str,
     exclude: bool,
     prefix: bool,
+    quoted: bool,
 }
 
 impl RawTerm<'_> {
@@ -110,7 +167,11 @@ impl RawTerm<'_> {
         let tokens: Vec<String> = tokens(self.text).map(|(_, _, token)| token).collect();
         let last = tokens.last()?;
         let prefix = self.prefix && last.chars().count() >= MIN_PREFIX_CHARS;
-        Some(Clause { tokens, prefix })
+        Some(Clause {
+            tokens,
+            prefix,
+            ..Clause::default()
+        })
     }
 }
 
@@ -136,6 +197,7 @@ impl<'a> Iterator for RawTerms<'a> {
             }
             None => false,
         };
+        let quoted = self.rest.starts_with('"');
         let (text, prefix) = match self.rest.strip_prefix('"') {
             Some(after_quote) => self.phrase(after_quote),
             None => self.word(),
@@ -144,6 +206,7 @@ impl<'a> Iterator for RawTerms<'a> {
             text,
             exclude,
             prefix,
+            quoted,
         })
     }
 }
@@ -206,13 +269,22 @@ pub fn tokens(text: &str) -> impl Iterator<Item = (usize, usize, String)> + '_ {
 /// Token boundaries only, for callers that need positions but not the
 /// (allocating) normalized form. Every span normalizes to a non-empty token,
 /// because a span always starts with a letter, digit or private-use char.
+///
+/// Chinese, Japanese and Korean are written without spaces between words
+/// (Korean between phrases of words), so a run of their characters is one
+/// token per character, and a word typed in them is a phrase of its
+/// characters: it matches where they stand together, as Lucene's standard
+/// analyzer does for ideographs. No dictionary is needed to build or run.
 pub fn token_spans(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut chars = text.char_indices().peekable();
     std::iter::from_fn(move || {
-        let (start, _) = chars.find(|&(_, c)| starts_token(c))?;
+        let (start, first) = chars.find(|&(_, c)| starts_token(c))?;
+        if is_cjk(first) {
+            return Some((start, start + first.len_utf8()));
+        }
         let mut end = text.len();
         while let Some(&(i, c)) = chars.peek() {
-            if !continues_token(c) {
+            if !continues_token(c) || is_cjk(c) {
                 end = i;
                 break;
             }
@@ -220,6 +292,21 @@ pub fn token_spans(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
         }
         Some((start, end))
     })
+}
+
+/// Han ideographs, kana and Hangul syllables: the scripts written without
+/// spaces between words.
+fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{3040}'..='\u{30FF}'   // Hiragana, Katakana
+        | '\u{31F0}'..='\u{31FF}' // Katakana phonetic extensions
+        | '\u{3400}'..='\u{4DBF}' // CJK extension A
+        | '\u{4E00}'..='\u{9FFF}' // CJK unified ideographs
+        | '\u{AC00}'..='\u{D7AF}' // Hangul syllables
+        | '\u{F900}'..='\u{FAFF}' // CJK compatibility ideographs
+        | '\u{FF66}'..='\u{FF9F}' // half-width Katakana
+        | '\u{20000}'..='\u{3134F}' // extensions B to G
+    )
 }
 
 fn starts_token(c: char) -> bool {
@@ -342,6 +429,7 @@ mod tests {
         Clause {
             tokens: tokens.iter().map(|t| t.to_string()).collect(),
             prefix,
+            ..Clause::default()
         }
     }
 
@@ -404,6 +492,35 @@ mod tests {
             parse(r#"x1 "" " " "!?""#).unwrap(),
             query(vec![word("x1")], vec![])
         );
+    }
+
+    #[test]
+    fn tolerance_marks_typos_and_the_word_being_typed() {
+        let t = Tolerance {
+            typos: true,
+            prefix_last: true,
+        };
+        let shape = |q: &Query| {
+            q.include
+                .iter()
+                .map(|c| (c.typos, c.completes))
+                .collect::<Vec<_>>()
+        };
+        let q = parse_with("Kubernetes linux pod", t).unwrap();
+        assert_eq!(shape(&q), vec![(2, false), (1, false), (0, true)]);
+        // A trailing space: the last word is finished.
+        let q = parse_with("linux pod ", t).unwrap();
+        assert_eq!(shape(&q), vec![(1, false), (0, false)]);
+        // Phrases, prefixes, exclusions and numbers stay exact; a phrase
+        // or an exclusion last is not being completed.
+        let q = parse_with(r#""linux kernel" kuber* 123456 -windows"#, t).unwrap();
+        assert_eq!(shape(&q), vec![(0, false), (0, false), (0, false)]);
+        assert_eq!(q.exclude[0].typos, 0);
+        let q = parse_with(r#"linux "kern"#, t).unwrap();
+        assert_eq!(shape(&q), vec![(1, false), (0, false)]);
+        // Off: exactly what parse gives.
+        let q = parse_with("kubernetes pod", Tolerance::default()).unwrap();
+        assert_eq!(q, parse("kubernetes pod").unwrap());
     }
 
     #[test]
@@ -579,7 +696,8 @@ mod tests {
         assert_eq!(token.len(), MAX_TOKEN_BYTES);
         assert!(token.chars().all(|c| c == 'e' || c == 'u'));
 
-        let q = "日".repeat(100);
+        // Three bytes a character (Thai; ideographs are a token each).
+        let q = "ก".repeat(100);
         let token = &parse(&q).unwrap().include[0].tokens[0];
         assert_eq!(token.len(), 255);
     }
@@ -613,7 +731,12 @@ mod tests {
             ("ø Łódź straße ﬁne", &["ø", "łodz", "straße", "ﬁne"]),
             ("йод ЁЖ άλφα", &["йод", "ёж", "άλφα"]),
             ("ΛΟΓΟΣ λόγος", &["λογοσ", "λόγοσ"]),
-            ("한국어 日本語", &["한국어", "日本語"]),
+            // Not FTS5's: one token per character of these scripts.
+            (
+                "한국어 日本語です",
+                &["한", "국", "어", "日", "本", "語", "で", "す"],
+            ),
+            ("東京tower都", &["東", "京", "tower", "都"]),
             ("x² ½ ① Ⅻ", &["x²", "½", "①", "ⅻ"]),
             ("emoji😀z snake_case", &["emoji", "z", "snake", "case"]),
             ("q\u{E000}r", &["q\u{E000}r"]),

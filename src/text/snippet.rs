@@ -68,30 +68,48 @@ pub fn highlight(text: &str, query: &Query) -> String {
 struct Matcher<'q> {
     exact: Vec<&'q str>,
     prefixes: Vec<&'q str>,
+    /// Words that match with typos, and how many.
+    fuzzy: Vec<(&'q str, u8)>,
 }
 
 impl<'q> Matcher<'q> {
     fn new(query: &'q Query) -> Self {
         let mut exact = Vec::new();
         let mut prefixes = Vec::new();
+        let mut fuzzy = Vec::new();
         for clause in &query.include {
             let Some((last, init)) = clause.tokens.split_last() else {
                 continue;
             };
             exact.extend(init.iter().map(String::as_str));
-            if clause.prefix {
+            if clause.prefix || clause.completes {
                 prefixes.push(last.as_str());
             } else {
                 exact.push(last.as_str());
             }
+            if clause.typos > 0 {
+                fuzzy.push((last.as_str(), clause.typos));
+            }
         }
         exact.sort_unstable();
         exact.dedup();
-        Matcher { exact, prefixes }
+        Matcher {
+            exact,
+            prefixes,
+            fuzzy,
+        }
     }
 
     fn matches(&self, token: &str) -> bool {
-        self.exact.contains(&token) || self.prefixes.iter().any(|p| token.starts_with(p))
+        self.exact.contains(&token)
+            || self.prefixes.iter().any(|p| token.starts_with(p))
+            || self.matches_with_typos(token)
+    }
+
+    fn matches_with_typos(&self, token: &str) -> bool {
+        self.fuzzy
+            .iter()
+            .any(|(w, k)| super::typo::within(token, w, *k))
     }
 
     /// Whether the text's token at `span` (from [`token_spans`]) matches.
@@ -100,14 +118,20 @@ impl<'q> Matcher<'q> {
     /// any other is normalized into `buf` first.
     fn matches_span(&self, span: &str, buf: &mut String) -> bool {
         if span.is_ascii() {
-            let span = &span.as_bytes()[..span.len().min(MAX_TOKEN_BYTES)];
-            return self
+            let bytes = &span.as_bytes()[..span.len().min(MAX_TOKEN_BYTES)];
+            let hit = self
                 .exact
                 .iter()
-                .any(|t| t.as_bytes().eq_ignore_ascii_case(span))
+                .any(|t| t.as_bytes().eq_ignore_ascii_case(bytes))
                 || self.prefixes.iter().any(|p| {
-                    span.len() >= p.len() && span[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+                    bytes.len() >= p.len() && bytes[..p.len()].eq_ignore_ascii_case(p.as_bytes())
                 });
+            if hit || self.fuzzy.is_empty() {
+                return hit;
+            }
+            buf.clear();
+            normalize_into(span, buf);
+            return self.matches_with_typos(buf);
         }
         buf.clear();
         normalize_into(span, buf);
@@ -268,6 +292,33 @@ mod tests {
     }
 
     #[test]
+    fn typo_matches_and_the_word_being_typed_are_marked() {
+        let tolerant = |text: &str| {
+            let t = super::super::query::Tolerance {
+                typos: true,
+                prefix_last: true,
+            };
+            super::super::query::parse_with(text, t).unwrap()
+        };
+        assert_eq!(
+            highlight(
+                "The Kubernetes cluster, KUBRENETES, kubelet",
+                &tolerant("kubernetse")
+            ),
+            "The <mark>Kubernetes</mark> cluster, <mark>KUBRENETES</mark>, kubelet"
+        );
+        assert_eq!(
+            highlight("kubelet and kubectl, not kub", &tolerant("kube")),
+            "<mark>kubelet</mark> and <mark>kubectl</mark>, not kub"
+        );
+        // Words too short for a typo stay exact; accents fold first.
+        assert_eq!(
+            highlight("pods, pod, Münchhen", &tolerant("pos münchen ")),
+            "pods, pod, <mark>Münchhen</mark>"
+        );
+    }
+
+    #[test]
     fn prefix_marks_words_starting_with_it() {
         assert_eq!(
             highlight("newspaper, news, new", &q("news*")),
@@ -369,10 +420,7 @@ mod tests {
     #[test]
     fn snippet_handles_multibyte_text() {
         let text = "日本語 テキスト 😀 Ærø ñandú 한국어 über";
-        assert_eq!(
-            snippet(text, &q("nandu"), 3),
-            "…Ærø <mark>ñandú</mark> 한국어…"
-        );
+        assert_eq!(snippet(text, &q("nandu"), 3), "…Ærø <mark>ñandú</mark> 한…");
     }
 
     #[test]
@@ -419,8 +467,14 @@ mod tests {
             Just("<".to_owned()),
             Just("\"".to_owned()),
         ];
-        let clause = (prop::collection::vec(token, 0..3), any::<bool>())
-            .prop_map(|(tokens, prefix)| Clause { tokens, prefix });
+        let clause =
+            (prop::collection::vec(token, 0..3), any::<bool>()).prop_map(|(tokens, prefix)| {
+                Clause {
+                    tokens,
+                    prefix,
+                    ..Clause::default()
+                }
+            });
         (
             prop::collection::vec(clause.clone(), 0..4),
             prop::collection::vec(clause, 0..2),

@@ -458,6 +458,86 @@ async fn a_dead_job_is_shown_with_its_error_and_retried_from_the_ui() {
     );
 }
 
+/// Issue 22: the search page narrows by a tag of the matches (with their
+/// counts), sorts, filters by dates and attachments, marks matches in
+/// titles (typos included), and keeps all of it on the next page; it
+/// needs no JavaScript, only links and a GET form.
+#[tokio::test]
+async fn the_search_page_has_facets_sorts_filters_and_marked_titles() {
+    let app = TestApp::production().await;
+    for i in 0..25 {
+        let tags = if i % 5 == 0 {
+            json!(["work", "urgent"])
+        } else {
+            json!(["work"])
+        };
+        app.create_note(json!({"title": format!("Quarterly <report> {i:02}"), "tags": tags}))
+            .await;
+    }
+    app.create_note(json!({"title": "Holiday", "body": "not a report", "tags": ["home"]}))
+        .await;
+    let cookie = log_in(&app, MASTER).await;
+    let (status, body) = page(&app, &cookie, "/admin/search?q=reprot").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("26 matches"), "a typo finds all 26");
+    assert!(
+        body.contains("Quarterly &lt;<mark>report</mark>&gt;"),
+        "{body}"
+    );
+    assert!(
+        body.contains("work <span class=\"count\">25</span>"),
+        "{body}"
+    );
+    assert!(body.contains("urgent <span class=\"count\">5</span>"));
+    let urgent = body
+        .split("href=\"")
+        .find(|h| h.contains("tag=urgent"))
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    let (_, narrowed) = page(&app, &cookie, &urgent).await;
+    assert!(narrowed.contains("5 matches"), "{narrowed}");
+    assert!(narrowed.contains("All tags"));
+
+    let (_, sorted) = page(&app, &cookie, "/admin/search?sort=title&attachments=no").await;
+    assert!(sorted.contains("26 matches"), "a listing without q");
+    assert!(sorted.find("Holiday").unwrap() < sorted.find("Quarterly").unwrap());
+    let next = sorted
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .expect("a next page")
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    assert!(
+        next.contains("sort=title") && next.contains("attachments=no"),
+        "{next}"
+    );
+    let (_, second) = page(&app, &cookie, &next).await;
+    assert!(second.contains("Quarterly &lt;report&gt; 24"), "{second}");
+    let (_, none) = page(&app, &cookie, "/admin/search?sort=-created&attachments=yes").await;
+    assert!(none.contains("0 matches"));
+    let (_, future) = page(
+        &app,
+        &cookie,
+        "/admin/search?q=report&created_after=2999-01-01",
+    )
+    .await;
+    assert!(future.contains("0 matches"));
+    let (_, past) = page(
+        &app,
+        &cookie,
+        "/admin/search?q=report&created_before=2999-01-01",
+    )
+    .await;
+    assert!(past.contains("26 matches"));
+    let (status, _) = page(&app, &cookie, "/admin/search?q=report&created_after=soon").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
 /// Issue 21: unknown `/admin/*` paths were 404s without the CSP and frame
 /// headers (those were set on the admin routes only), and note pages had
 /// no Cache-Control. Every response under /admin now carries the headers,

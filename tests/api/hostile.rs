@@ -548,7 +548,12 @@ async fn a_dribbling_ingest_holds_no_ingest_slot() {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{}",
+            res.text().await.unwrap()
+        );
         assert!(
             started.elapsed() < Duration::from_millis(900),
             "an ingest waited {:?} behind a dribbling one",

@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 
 use crate::common::{TestApp, TestDb};
 
+/// Notes holding the word `q` exactly (`w42` is not completed to `w420`).
 async fn total(app: &TestApp, q: &str) -> u64 {
     let (status, res) = app
-        .get_json(&format!("/api/v1/search?q={q}&limit=100"))
+        .get_json(&format!("/api/v1/search?q={q}&limit=100&prefix_last=false"))
         .await;
     assert_eq!(status, StatusCode::OK, "{res}");
     res["total"].as_u64().unwrap()

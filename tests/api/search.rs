@@ -330,3 +330,483 @@ async fn hostile_queries_never_cause_a_server_error() {
     );
     assert!(!res.status().is_server_error());
 }
+
+async fn search(app: &TestApp, query: &str) -> Value {
+    let (status, res) = app.get_json(&format!("/api/v1/search?{query}")).await;
+    assert_eq!(status, StatusCode::OK, "{query}: {res}");
+    res
+}
+
+fn ids(res: &Value) -> Vec<String> {
+    res["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Issue 22: one wrong letter used to lose the note. Words of 5 to 8
+/// letters match with 1 edit, 9 or more with 2 (an adjacent swap is one);
+/// shorter words and numbers stay exact; `typos=false` turns it off; a
+/// typo match is marked in the title and the snippet.
+#[tokio::test]
+async fn a_word_with_a_typo_still_finds_the_note() {
+    let app = seeded().await;
+    for q in [
+        "kubernetse",
+        "kubrenetes",
+        "kuberntes",
+        "kubernetees",
+        "Kubernetas",
+    ] {
+        assert_eq!(
+            titles(&app, &format!("q={q}")).await,
+            ["Kubernetes upgrade", "Gardening notes"],
+            "{q}"
+        );
+    }
+    assert!(titles(&app, "q=kbrnetes").await.is_empty(), "3 edits");
+    assert_eq!(titles(&app, "q=upgarde").await, ["Kubernetes upgrade"]);
+    assert!(titles(&app, "q=upgarde&typos=false").await.is_empty());
+    assert!(
+        titles(&app, "q=mikl").await.is_empty(),
+        "4 letters stay exact"
+    );
+    assert_eq!(titles(&app, "q=tomatoes%20sun").await, ["Gardening notes"]);
+    let res = search(&app, "q=upgarde%20nodse").await;
+    let hit = &res["hits"][0];
+    assert_eq!(hit["title_html"], "Kubernetes <mark>upgrade</mark>");
+    let snippet = hit["snippet"].as_str().unwrap();
+    assert!(snippet.contains("<mark>nodes</mark>"), "{snippet}");
+    // "upgrading" is 3 edits from "upgarde": no match, no mark.
+    assert!(snippet.contains(" upgrading "), "{snippet}");
+
+    app.create_note(json!({"title": "Release 2026", "body": "version 123456"}))
+        .await;
+    assert!(
+        titles(&app, "q=123457").await.is_empty(),
+        "numbers stay exact"
+    );
+    assert!(
+        titles(&app, "q=%22drain%20nodse%22").await.is_empty(),
+        "phrases too"
+    );
+    assert!(titles(&app, "q=upgarde*").await.is_empty(), "prefixes too");
+}
+
+/// A note that matches as typed ranks above every note that needs a typo,
+/// however strongly those match (titles, repeated words): a typo never
+/// pushes an exact match out of the first page.
+#[tokio::test]
+async fn exact_matches_rank_above_typo_matches() {
+    let app = TestApp::spawn().await;
+    for i in 0..12 {
+        app.create_note(json!({"title": format!("Linex linex {i}"), "body": "linex linex linex"}))
+            .await;
+    }
+    app.create_note(json!({"title": "Notes", "body": "a long body that mentions linux once among many other words"}))
+        .await;
+    let res = search(&app, "q=linux&limit=5").await;
+    assert_eq!(res["total"], 13);
+    assert_eq!(res["hits"][0]["title"], "Notes", "{res}");
+    let res = search(&app, "q=linux&typos=false").await;
+    assert_eq!(res["total"], 1);
+}
+
+/// As-you-type: unless `q` ends in white space, its last word also
+/// matches as the start of a longer word; the word as typed ranks first.
+#[tokio::test]
+async fn the_last_word_completes_as_it_is_typed() {
+    let app = seeded().await;
+    assert_eq!(
+        titles(&app, "q=kube").await,
+        ["Kubernetes upgrade", "Gardening notes"]
+    );
+    assert_eq!(titles(&app, "q=drain%20no").await, ["Kubernetes upgrade"]);
+    assert!(
+        titles(&app, "q=kube%20").await.is_empty(),
+        "a finished word"
+    );
+    assert!(titles(&app, "q=kube&prefix_last=false").await.is_empty());
+    assert!(
+        titles(&app, "q=kube%20drain").await.is_empty(),
+        "only the last word"
+    );
+    let res = search(&app, "q=drain%20contr").await;
+    assert_eq!(res["hits"][0]["title_html"], "Kubernetes upgrade");
+    let snippet = res["hits"][0]["snippet"].as_str().unwrap();
+    assert!(snippet.contains("<mark>control</mark>"), "{snippet}");
+
+    app.create_note(json!({"title": "Kube", "body": "the short name"}))
+        .await;
+    let got = titles(&app, "q=kube").await;
+    assert_eq!(got[0], "Kube", "the word as typed first: {got:?}");
+    assert_eq!(got.len(), 3);
+    // One letter: bounded, and still a completion.
+    let got = titles(&app, "q=k").await;
+    assert!(got.contains(&"Kube".to_owned()), "{got:?}");
+}
+
+/// Tag counts are over every match, not the page: at most 100, by count
+/// then by value.
+#[tokio::test]
+async fn facets_count_tags_over_the_whole_match_set() {
+    let app = seeded().await;
+    let res = search(&app, "q=the&facets=tags&limit=1").await;
+    assert_eq!(res["hits"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        res["facets"]["tags"],
+        json!([{"value": "home", "count": 1}, {"value": "work", "count": 1}]),
+        "{res}"
+    );
+    let res = search(&app, "sort=title&facets=tags&limit=1").await;
+    assert_eq!(
+        res["facets"]["tags"],
+        json!([
+            {"value": "home", "count": 2},
+            {"value": "work", "count": 2},
+            {"value": "rust", "count": 1},
+            {"value": "travel", "count": 1},
+        ])
+    );
+    assert!(search(&app, "q=the").await.get("facets").is_none());
+    for i in 0..120 {
+        app.create_note(json!({"title": format!("many {i}"), "tags": [format!("t{i:03}")]}))
+            .await;
+    }
+    let res = search(&app, "q=many&facets=tags").await;
+    let tags = res["facets"]["tags"].as_array().unwrap();
+    assert_eq!(tags.len(), 100);
+    assert_eq!(tags[0], json!({"value": "t000", "count": 1}));
+}
+
+/// Each filter alone and together, with and without `q`.
+#[tokio::test]
+async fn filters_narrow_by_tags_dates_and_attachments() {
+    let app = seeded().await;
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(titles(&app, "sort=title&tag=home&tag=work").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        sorted(titles(&app, "sort=title&tag=work&tag=rust").await),
+        ["Rust tips"]
+    );
+    assert_eq!(
+        titles(&app, "sort=title&any_tag=travel&any_tag=rust").await,
+        ["Rust tips", "Travel"]
+    );
+    assert_eq!(
+        titles(&app, "sort=title&not_tag=home&not_tag=travel").await,
+        ["Kubernetes upgrade", "Rust tips"]
+    );
+    assert_eq!(
+        titles(&app, "q=new&any_tag=HOME&not_tag=work").await,
+        ["Shopping"]
+    );
+
+    let before = search(&app, "sort=created").await;
+    let last = before["hits"][4]["created_at"].as_str().unwrap().to_owned();
+    let enc = |t: &str| t.replace('+', "%2B").replace(':', "%3A");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let late = app
+        .create_note(json!({"title": "Late note", "tags": ["home"]}))
+        .await;
+    let at = late["created_at"].as_str().unwrap().to_owned();
+    assert_eq!(
+        titles(&app, &format!("sort=title&created_after={}", enc(&at))).await,
+        ["Late note"],
+        "after is inclusive"
+    );
+    assert_eq!(
+        titles(&app, &format!("sort=created&created_before={}", enc(&at)))
+            .await
+            .len(),
+        5,
+        "before is exclusive"
+    );
+    assert_eq!(
+        titles(
+            &app,
+            &format!(
+                "sort=created&created_after={}&created_before={}",
+                enc(&last),
+                enc(&at)
+            )
+        )
+        .await,
+        ["Rust tips"]
+    );
+
+    let shopping = &search(&app, "q=shopping").await["hits"][0]["id"];
+    let shopping = shopping.as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let res = app
+        .request(reqwest::Method::PATCH, &format!("/api/v1/notes/{shopping}"))
+        .json(&json!({"body": "Buy bread."}))
+        .send()
+        .await
+        .unwrap();
+    let updated: Value = res.json().await.unwrap();
+    let at = updated["updated_at"].as_str().unwrap();
+    assert_eq!(
+        titles(&app, &format!("sort=-updated&updated_after={}", enc(at))).await,
+        ["Shopping"]
+    );
+    assert!(
+        !titles(&app, &format!("sort=-updated&updated_before={}", enc(at)))
+            .await
+            .contains(&"Shopping".to_owned())
+    );
+
+    assert!(
+        titles(&app, "sort=title&has_attachments=true")
+            .await
+            .is_empty()
+    );
+    let res = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/notes/{shopping}/attachments?filename=list.txt"),
+        )
+        .body("bread")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let attachment: Value = res.json().await.unwrap();
+    assert_eq!(
+        titles(&app, "sort=title&has_attachments=true").await,
+        ["Shopping"]
+    );
+    assert_eq!(
+        titles(&app, "sort=title&has_attachments=false").await.len(),
+        5
+    );
+    assert_eq!(
+        titles(&app, "q=buy&has_attachments=true&tag=home").await,
+        ["Shopping"]
+    );
+    let id = attachment["id"].as_str().unwrap();
+    app.request(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/attachments/{id}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(
+        titles(&app, "sort=title&has_attachments=true")
+            .await
+            .is_empty()
+    );
+}
+
+/// Every sort, and paging through each one a page at a time meets every
+/// match once, even when many notes share a timestamp (one ingest).
+#[tokio::test]
+async fn every_sort_pages_through_every_match_once() {
+    let app = seeded().await;
+    assert_eq!(
+        titles(&app, "sort=title").await,
+        [
+            "Gardening notes",
+            "Kubernetes upgrade",
+            "Rust tips",
+            "Shopping",
+            "Travel"
+        ]
+    );
+    let created = titles(&app, "sort=created").await;
+    let mut newest = titles(&app, "sort=-created").await;
+    newest.reverse();
+    assert_eq!(created, newest);
+    assert_eq!(created[0], "Gardening notes");
+    let res = search(&app, "q=new&sort=-updated").await;
+    assert_eq!(res["hits"][0]["score"], 0.0);
+    assert_eq!(
+        titles(&app, "q=kubernetes&sort=title").await,
+        ["Gardening notes", "Kubernetes upgrade"]
+    );
+
+    let batch: String = (0..57)
+        .map(|i| format!("{{\"title\":\"batch {}\",\"tags\":[\"b\"]}}\n", 56 - i))
+        .collect();
+    let res = app
+        .request(reqwest::Method::POST, "/api/v1/ingest")
+        .header("content-type", "application/x-ndjson")
+        .body(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    for sort in [
+        "created",
+        "-created",
+        "updated",
+        "-updated",
+        "title",
+        "relevance",
+    ] {
+        let mut seen = Vec::new();
+        let mut offset = 0;
+        loop {
+            let res = search(
+                &app,
+                &format!("q=batch&tag=b&sort={sort}&limit=7&offset={offset}"),
+            )
+            .await;
+            assert_eq!(res["total"], 57);
+            let page = ids(&res);
+            if page.is_empty() {
+                break;
+            }
+            seen.extend(page);
+            offset += 7;
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!((seen.len(), unique.len()), (57, 57), "{sort}");
+    }
+}
+
+/// Suggestions complete the last word from the index's words, typo
+/// tolerant, by the notes they are in.
+#[tokio::test]
+async fn suggestions_complete_the_last_word() {
+    let app = seeded().await;
+    app.create_note(json!({"title": "kubectl", "body": "kubectl get pods"}))
+        .await;
+    let (status, res) = app.get_json("/api/v1/search/suggest?q=drain%20KUB").await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    assert_eq!(
+        res,
+        json!({"suggestions": [
+            {"text": "kubernetes", "count": 2},
+            {"text": "kubectl", "count": 1},
+        ]})
+    );
+    let (_, res) = app
+        .get_json("/api/v1/search/suggest?q=kubernets&limit=1")
+        .await;
+    assert_eq!(
+        res,
+        json!({"suggestions": [{"text": "kubernetes", "count": 2}]})
+    );
+    let (_, res) = app.get_json("/api/v1/search/suggest?q=%20%21%21").await;
+    assert_eq!(res, json!({"suggestions": []}));
+    let (_, res) = app.get_json("/api/v1/search/suggest?q=zzzz").await;
+    assert_eq!(res, json!({"suggestions": []}));
+    for bad in ["q=a&limit=0", "q=a&limit=21", "q=a&limit=x"] {
+        let res = app
+            .get(&format!("/api/v1/search/suggest?{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let long = "a".repeat(5000);
+    let res = app
+        .get(&format!("/api/v1/search/suggest?q={long}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+}
+
+/// The new parameters' hostile values: unknown sorts and facets, bad
+/// dates and booleans, huge lists; each names its field.
+#[tokio::test]
+async fn the_new_parameters_refuse_bad_values_by_name() {
+    let app = seeded().await;
+    let many: String = (0..33).map(|i| format!("&tag=t{i}")).collect();
+    for (q, field) in [
+        ("sort=created", ""),
+        ("sort=created&created_after=9999-12-31T23%3A59%3A59Z", ""),
+        (
+            "sort=created&created_before=0001-01-01T00%3A00%3A00%2B14%3A00",
+            "",
+        ),
+        (
+            "sort=title&updated_after=1000-01-01T00%3A00%3A00Z&updated_before=3000-01-01T00%3A00%3A00Z",
+            "",
+        ),
+        ("q=a&sort=newest", "sort"),
+        ("q=a&sort=created%3B%20DROP%20TABLE%20notes", "sort"),
+        ("q=a&facets=authors", "facets"),
+        ("q=a&created_after=yesterday", "created_after"),
+        (
+            "q=a&updated_before=2026-13-01T00%3A00%3A00Z",
+            "updated_before",
+        ),
+        ("q=a&has_attachments=maybe", "has_attachments"),
+        ("q=a&typos=2", "typos"),
+        ("q=a&any_tag=..%2F..%2Fetc", "any_tag"),
+        ("q=a&not_tag=%3Cscript%3E", "not_tag"),
+        ("sort=relevance", "q"),
+        (&format!("q=a{many}"), "tag"),
+    ] {
+        let res = app
+            .get(&format!("/api/v1/search?{q}"))
+            .send()
+            .await
+            .unwrap();
+        if field.is_empty() {
+            assert_eq!(res.status(), StatusCode::OK, "{q}");
+            continue;
+        }
+        let p = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(p.to_string().contains(field), "{q}: {p}");
+    }
+}
+
+/// Chinese, Japanese and Korean have no spaces between words: a word typed
+/// in them is found inside a sentence, and only where its characters
+/// stand together.
+#[tokio::test]
+async fn chinese_japanese_and_korean_are_searchable_by_their_words() {
+    let app = TestApp::spawn().await;
+    app.create_note(json!({"title": "会议", "body": "我们明天在北京开会，讨论新的项目计划。"}))
+        .await;
+    app.create_note(json!({"title": "天気予報", "body": "東京の天気は明日から雨になるでしょう。傘を持って行ってください。"}))
+        .await;
+    app.create_note(
+        json!({"title": "회의 안내", "body": "오늘 오후 세 시에 서울 사무실에서 회의가 있습니다."}),
+    )
+    .await;
+    let enc = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+    for (word, title) in [
+        ("北京", "会议"),
+        ("项目计划", "会议"),
+        ("東京", "天気予報"),
+        ("天気", "天気予報"),
+        ("傘", "天気予報"),
+        ("서울", "회의 안내"),
+        ("사무실", "회의 안내"),
+        ("회의", "회의 안내"),
+    ] {
+        assert_eq!(
+            titles(&app, &format!("q={}", enc(word))).await,
+            [title],
+            "{word}"
+        );
+    }
+    assert!(titles(&app, &format!("q={}", enc("京北"))).await.is_empty());
+    assert!(
+        titles(&app, &format!("q={}", enc("计划项目")))
+            .await
+            .is_empty()
+    );
+    let res = search(&app, &format!("q={}", enc("天気"))).await;
+    let snippet = res["hits"][0]["snippet"].as_str().unwrap();
+    assert!(
+        snippet.contains("<mark>天</mark><mark>気</mark>"),
+        "{snippet}"
+    );
+}

@@ -13,8 +13,8 @@ use super::{
     auth::{AdminUser, COOKIE, check_form, master_hash, same_origin},
     session::Holder,
     views::{
-        Chrome, ErrorPage, Figure, JobDetail, Jobs, Keys, Login, NoteDetail, Notes, Search, System,
-        render, render_status,
+        Chrome, ErrorPage, FacetLink, Figure, JobDetail, Jobs, Keys, Login, NoteDetail, Notes,
+        Search, System, render, render_status,
     },
 };
 use crate::{
@@ -198,37 +198,108 @@ pub async fn notes(State(state): State<AppState>, user: AdminUser, RawQuery(q): 
 pub struct SearchQuery {
     q: Option<String>,
     tag: Option<String>,
+    sort: Option<String>,
+    /// Dates (`YYYY-MM-DD`) from the form's date pickers, UTC days.
+    created_after: Option<String>,
+    created_before: Option<String>,
+    /// `yes`, `no`, or anything else for either.
+    attachments: Option<String>,
     offset: Option<u32>,
+}
+
+impl SearchQuery {
+    /// This search as a link, with `tag` and `offset` as given (the facet
+    /// links and the next page).
+    fn href(&self, tag: Option<&str>, offset: Option<u32>) -> String {
+        let mut link = form_urlencoded::Serializer::new(String::new());
+        let fields = [
+            ("q", self.q.as_deref()),
+            ("sort", self.sort.as_deref()),
+            ("created_after", self.created_after.as_deref()),
+            ("created_before", self.created_before.as_deref()),
+            ("attachments", self.attachments.as_deref()),
+            ("tag", tag),
+        ];
+        for (name, value) in fields {
+            if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+                link.append_pair(name, v);
+            }
+        }
+        if let Some(o) = offset {
+            link.append_pair("offset", &o.to_string());
+        }
+        format!("/admin/search?{}", link.finish())
+    }
+}
+
+/// A day picked in the form as the RFC 3339 instant it starts at (UTC);
+/// anything else is passed on for the API's validation to name.
+fn day_start(day: Option<&str>) -> Option<String> {
+    let day = day.filter(|d| !d.trim().is_empty())?;
+    Some(match chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d") {
+        Ok(d) => format!("{d}T00:00:00Z"),
+        Err(_) => day.to_owned(),
+    })
 }
 
 pub async fn search(State(state): State<AppState>, user: AdminUser, RawQuery(q): RawQuery) -> Page {
     let q: SearchQuery = query(q)?;
-    let Some(text) = non_empty(q.q) else {
+    let text = non_empty(q.q.clone());
+    let sort = non_empty(q.sort.clone()).filter(|s| s != "relevance");
+    if text.is_none() && sort.is_none() {
         return Ok(Redirect::to("/admin/notes").into_response());
-    };
+    }
     let index = state
         .index()
         .ok_or_else(|| ErrorPage::new(StatusCode::SERVICE_UNAVAILABLE, "No search index here."))?;
-    let tag = non_empty(q.tag);
+    let tag = non_empty(q.tag.clone());
     let offset = q.offset.unwrap_or(0);
     let found = search::search(
         index.as_ref(),
         SearchParams {
-            q: Some(text.clone()),
-            tag: tag.clone(),
+            q: text.clone(),
+            tag: tag.iter().cloned().collect(),
+            sort: sort.clone(),
+            created_after: day_start(q.created_after.as_deref()),
+            created_before: day_start(q.created_before.as_deref()),
+            has_attachments: match q.attachments.as_deref() {
+                Some("yes") => Some(true),
+                Some("no") => Some(false),
+                _ => None,
+            },
+            facets: Some("tags".into()),
             limit: Some(HITS_PER_PAGE),
             offset: Some(offset),
+            ..SearchParams::default()
         },
     )
     .await
     .map_err(|e| ErrorPage::from_api(&e.into()))?;
     let shown = offset as u64 + found.hits.len() as u64;
     let next = (shown < found.total && shown < search::MAX_OFFSET as u64)
-        .then_some(offset + HITS_PER_PAGE);
+        .then(|| q.href(tag.as_deref(), Some(offset + HITS_PER_PAGE)));
+    let facets = found
+        .facets
+        .map(|f| f.tags)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| FacetLink {
+            current: tag.as_deref() == Some(f.value.as_str()),
+            href: q.href(Some(&f.value), None),
+            value: f.value,
+            count: f.count,
+        })
+        .collect();
     Ok(render(&Search {
         c: chrome(&state, &user, "notes"),
-        q: text,
-        tag: tag.unwrap_or_default(),
+        q: text.unwrap_or_default(),
+        tag: tag.clone().unwrap_or_default(),
+        sort: sort.unwrap_or_else(|| "relevance".into()),
+        created_after: q.created_after.clone().unwrap_or_default(),
+        created_before: q.created_before.clone().unwrap_or_default(),
+        attachments: q.attachments.clone().unwrap_or_default(),
+        all_tags_href: tag.is_some().then(|| q.href(None, None)),
+        facets,
         hits: found.hits,
         total: found.total,
         took_ms: found.took_ms,

@@ -69,11 +69,28 @@ pub struct Search {
     pub c: Chrome,
     pub q: String,
     pub tag: String,
+    pub sort: String,
+    pub created_after: String,
+    pub created_before: String,
+    pub attachments: String,
+    /// The same search without its tag filter, when it has one.
+    pub all_tags_href: Option<String>,
+    pub facets: Vec<FacetLink>,
     pub hits: Vec<SearchHit>,
     pub total: u64,
     pub took_ms: u64,
     pub offset: u32,
-    pub next: Option<u32>,
+    /// The next page, as a link.
+    pub next: Option<String>,
+}
+
+/// A tag of the matches, with how many have it, linking to the same
+/// search narrowed to it.
+pub struct FacetLink {
+    pub value: String,
+    pub count: u64,
+    pub href: String,
+    pub current: bool,
 }
 
 #[derive(Template)]

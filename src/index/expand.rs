@@ -1,0 +1,143 @@
+//! The words of the index a typed word stands for: those within its typos,
+//! and the completions of a word being typed. Read from the term
+//! dictionaries of the searcher that will answer, so the expansion and the
+//! search see the same segments.
+//!
+//! Both are bounded, whatever the word: the dictionaries are walked for at
+//! most [`SCAN`] terms each, and only the [`KEEP`] words found in the most
+//! notes are kept. A one-letter word being typed therefore costs a bounded
+//! walk and a union of a few posting lists, never every word that starts
+//! with it.
+
+use std::collections::HashMap;
+
+use tantivy::{
+    Searcher, Term,
+    query::{DfaWrapper, FuzzyTermQuery},
+    schema::Field,
+    termdict::TermStreamer,
+};
+use tantivy_fst::Automaton;
+
+use super::{IndexError, engine_error};
+
+/// Words kept per expansion, the most frequent first: enough for every
+/// completion of a four-letter prefix seen in the benchmarks' corpora to
+/// rank, and few enough that the union they make stays cheap.
+pub const KEEP: usize = 32;
+/// Terms read per dictionary (per field and segment) at most.
+pub const SCAN: usize = 20_000;
+
+/// Words of `fields` within `edits` of `word` (an adjacent swap is one
+/// edit), `word` itself left out.
+pub fn typos(
+    searcher: &Searcher,
+    fields: &[Field],
+    word: &str,
+    edits: u8,
+) -> Result<Vec<String>, IndexError> {
+    let Some(&first) = fields.first() else {
+        return Ok(Vec::new());
+    };
+    // The automaton depends on the word only, not the field.
+    let automaton = FuzzyTermQuery::new(Term::from_field_text(first, word), edits, true)
+        .automaton()
+        .map_err(engine_error)?;
+    tally(searcher, fields, word, &Walk::Within(&automaton))
+}
+
+/// Words of `fields` that start with `prefix`, `prefix` itself left out.
+pub fn completions(
+    searcher: &Searcher,
+    fields: &[Field],
+    prefix: &str,
+) -> Result<Vec<String>, IndexError> {
+    let end = prefix_end(prefix.as_bytes());
+    let walk = Walk::Completing(prefix.as_bytes(), end.as_deref());
+    tally(searcher, fields, prefix, &walk)
+}
+
+/// Which terms of a dictionary to read.
+enum Walk<'a> {
+    Within(&'a DfaWrapper),
+    /// From the prefix up to (not including) the end of its range.
+    Completing(&'a [u8], Option<&'a [u8]>),
+}
+
+/// Sums the document frequency of each word the walk finds over every
+/// dictionary (up to [`SCAN`] terms each), then keeps the [`KEEP`] most
+/// frequent.
+fn tally(
+    searcher: &Searcher,
+    fields: &[Field],
+    word: &str,
+    walk: &Walk,
+) -> Result<Vec<String>, IndexError> {
+    let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
+    for segment in searcher.segment_readers() {
+        for &field in fields {
+            let index = segment.inverted_index(field).map_err(engine_error)?;
+            let dict = index.terms();
+            match walk {
+                Walk::Within(automaton) => {
+                    let terms = dict.search(*automaton).into_stream();
+                    count(terms.map_err(engine_error)?, word, &mut counts);
+                }
+                Walk::Completing(from, end) => {
+                    let range = dict.range().ge(from);
+                    let terms = match end {
+                        Some(end) => range.lt(end).into_stream(),
+                        None => range.into_stream(),
+                    };
+                    count(terms.map_err(engine_error)?, word, &mut counts);
+                }
+            }
+        }
+    }
+    let mut found: Vec<(Vec<u8>, u64)> = counts.into_iter().collect();
+    found.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(found
+        .into_iter()
+        .take(KEEP)
+        .filter_map(|(term, _)| String::from_utf8(term).ok())
+        .collect())
+}
+
+fn count<A: Automaton>(
+    mut terms: TermStreamer<'_, A>,
+    word: &str,
+    counts: &mut HashMap<Vec<u8>, u64>,
+) {
+    let mut read = 0;
+    while read < SCAN && terms.advance() {
+        read += 1;
+        if terms.key() != word.as_bytes() {
+            *counts.entry(terms.key().to_vec()).or_default() += u64::from(terms.value().doc_freq);
+        }
+    }
+}
+
+/// The smallest byte string above every string that starts with `prefix`
+/// (`None`: there is none, the prefix is all 0xFF).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_end_of_a_prefix_range() {
+        assert_eq!(prefix_end(b"kube"), Some(b"kubf".to_vec()));
+        assert_eq!(prefix_end(&[b'a', 0xFF]), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+    }
+}
