@@ -26,6 +26,9 @@ use super::{attachments, ingest, jobs, keys, notes, ops, search};
         jobs::create, jobs::get, jobs::list, jobs::retry,
         keys::create, keys::list, keys::delete,
     ),
+    // Referenced only from parameters (`tag`, `any_tag`, `not_tag`), which
+    // utoipa does not collect schemas from.
+    components(schemas(crate::search::TagFilter)),
     modifiers(&BearerAuth, &ErrorResponses, &EmptyUpload),
     tags((name = "notes"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"),
          (name = "operations", description = "Never require a key")),

@@ -159,8 +159,18 @@ async function main() {
   // Search, and see the match marked.
   await page.fill("#q", "platypus");
   await Promise.all([page.waitForURL(/\/admin\/search\?q=platypus/), page.press("#q", "Enter")]);
-  assert.equal(await page.locator("mark").first().textContent(), "platypus");
+  // Marked in the title (its own case kept) and in the snippet.
+  assert.equal(await page.locator("ol.hits a mark").first().textContent(), "Platypus");
+  assert.equal(await page.locator("ol.hits .snippet mark").first().textContent(), "platypus");
+  // The tags of the matches, with counts; one narrows the search.
+  assert.ok((await page.locator("nav.facets a.tag").count()) >= 1, "tag facets");
   await inspect(page, "search");
+  // A typo and a sort, through the form, without JavaScript's help.
+  await page.fill("#q", "platypsu");
+  await page.selectOption("#sort", "-updated");
+  await Promise.all([page.waitForURL(/sort=-updated/), page.press("#q", "Enter")]);
+  assert.equal(await page.locator("ol.hits .snippet mark").first().textContent(), "platypus");
+  await page.goto(`${BASE}/admin/search?q=platypus`);
 
   // Open the note, download its attachment.
   await Promise.all([page.waitForURL(/\/admin\/notes\/[0-9a-f-]{36}$/), page.click("ol.hits a")]);
