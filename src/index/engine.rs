@@ -296,18 +296,18 @@ impl Engine {
         let searcher = self.reader.searcher();
         let f = self.fields;
         let fields = [f.title, f.body];
-        let mut words = vec![prefix.to_owned()];
-        words.extend(expand::completions(&searcher, &fields, prefix)?);
+        // Candidates by their document frequencies, which the walks read
+        // for free; only the few kept are counted exactly.
+        let mut candidates = vec![(prefix.to_owned(), u64::MAX)];
+        candidates.extend(expand::completions(&searcher, &fields, prefix)?);
         let edits = crate::text::typo::max_edits(prefix);
         if edits > 0 {
-            words.extend(expand::typos(&searcher, &fields, prefix, edits)?);
+            candidates.extend(expand::typos(&searcher, &fields, prefix, edits)?);
         }
-        words.dedup();
+        candidates.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        candidates.dedup_by(|a, b| a.0 == b.0);
         let mut found = Vec::new();
-        for word in words {
-            if found.iter().any(|s: &Suggestion| s.text == word) {
-                continue;
-            }
+        for (word, _) in candidates.into_iter().take(limit + 1) {
             let either = BooleanQuery::new(
                 fields
                     .iter()
@@ -445,12 +445,12 @@ impl Engine {
         let fields = [f.title, f.body, f.extra];
         let mut others: Vec<(String, Score)> = Vec::new();
         if c.typos > 0 {
-            for t in expand::typos(searcher, &fields, word, c.typos)? {
+            for (t, _) in expand::typos(searcher, &fields, word, c.typos)? {
                 others.push((t, TYPO_WEIGHT));
             }
         }
         if c.completes {
-            for t in expand::completions(searcher, &fields, word)? {
+            for (t, _) in expand::completions(searcher, &fields, word)? {
                 if !others.iter().any(|(o, _)| *o == t) {
                     others.push((t, COMPLETION_WEIGHT));
                 }
@@ -570,5 +570,58 @@ fn field_query(field: Field, c: &Clause) -> Box<dyn Query> {
             q.set_max_expansions(PHRASE_PREFIX_EXPANSIONS);
             Box::new(q)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(title: &str, body: &str) -> IndexDoc {
+        IndexDoc {
+            id: Uuid::new_v4(),
+            title: title.into(),
+            body: body.into(),
+            tags: Vec::new(),
+            extra: String::new(),
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+            attachments: 0,
+        }
+    }
+
+    fn engine_with(docs: &[IndexDoc]) -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::create(dir.path()).unwrap();
+        let mut writer = engine.writer(20_000_000).unwrap();
+        for d in docs {
+            writer.add_document(engine.document(d)).unwrap();
+        }
+        writer.commit().unwrap();
+        engine.reload().unwrap();
+        (dir, engine)
+    }
+
+    /// A one-letter word being typed expands to the most frequent of its
+    /// completions only, however many the index holds.
+    #[test]
+    fn expansions_keep_the_most_frequent_words_only() {
+        // k000..k199: word i is in i + 1 notes' bodies.
+        let mut docs = Vec::new();
+        for n in 0..200 {
+            let body: Vec<String> = (n..200).map(|i| format!("k{i:03}")).collect();
+            docs.push(doc("t", &body.join(" ")));
+        }
+        let (_dir, engine) = engine_with(&docs);
+        let searcher = engine.reader.searcher();
+        let f = engine.fields;
+        let got = expand::completions(&searcher, &[f.title, f.body], "k").unwrap();
+        assert_eq!(got.len(), expand::KEEP);
+        let expected: Vec<(String, u64)> = (0..expand::KEEP)
+            .map(|i| (format!("k{:03}", 199 - i), 200 - i as u64))
+            .collect();
+        assert_eq!(got, expected);
+        let typos = expand::typos(&searcher, &[f.body], "k150x", 1).unwrap();
+        assert_eq!(typos, [("k150".to_owned(), 151)]);
     }
 }

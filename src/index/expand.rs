@@ -29,13 +29,14 @@ pub const KEEP: usize = 32;
 pub const SCAN: usize = 20_000;
 
 /// Words of `fields` within `edits` of `word` (an adjacent swap is one
-/// edit), `word` itself left out.
+/// edit), `word` itself left out, with the documents they are in over all
+/// the fields (a document that has one in two fields counts twice).
 pub fn typos(
     searcher: &Searcher,
     fields: &[Field],
     word: &str,
     edits: u8,
-) -> Result<Vec<String>, IndexError> {
+) -> Result<Vec<(String, u64)>, IndexError> {
     let Some(&first) = fields.first() else {
         return Ok(Vec::new());
     };
@@ -46,12 +47,13 @@ pub fn typos(
     tally(searcher, fields, word, &Walk::Within(&automaton))
 }
 
-/// Words of `fields` that start with `prefix`, `prefix` itself left out.
+/// Words of `fields` that start with `prefix`, `prefix` itself left out,
+/// with their documents as [`typos`] counts them.
 pub fn completions(
     searcher: &Searcher,
     fields: &[Field],
     prefix: &str,
-) -> Result<Vec<String>, IndexError> {
+) -> Result<Vec<(String, u64)>, IndexError> {
     let end = prefix_end(prefix.as_bytes());
     let walk = Walk::Completing(prefix.as_bytes(), end.as_deref());
     tally(searcher, fields, prefix, &walk)
@@ -72,7 +74,7 @@ fn tally(
     fields: &[Field],
     word: &str,
     walk: &Walk,
-) -> Result<Vec<String>, IndexError> {
+) -> Result<Vec<(String, u64)>, IndexError> {
     let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
     for segment in searcher.segment_readers() {
         for &field in fields {
@@ -99,7 +101,7 @@ fn tally(
     Ok(found
         .into_iter()
         .take(KEEP)
-        .filter_map(|(term, _)| String::from_utf8(term).ok())
+        .filter_map(|(term, n)| Some((String::from_utf8(term).ok()?, n)))
         .collect())
 }
 
