@@ -17,8 +17,8 @@ use tantivy::{
     },
     merge_policy::LogMergePolicy,
     query::{
-        AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhrasePrefixQuery, PhraseQuery,
-        Query, RangeQuery, TermQuery,
+        AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur,
+        PhrasePrefixQuery, PhraseQuery, Query, RangeQuery, TermQuery,
     },
     schema::{
         DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, NumericOptions,
@@ -52,6 +52,17 @@ const PHRASE_PREFIX_EXPANSIONS: u32 = 256;
 /// typed, scores this share of what the word as typed would.
 const TYPO_WEIGHT: Score = 0.5;
 const COMPLETION_WEIGHT: Score = 0.6;
+/// Words a typo or a word being typed may stand for, the most frequent
+/// first. Each is a posting list to merge and count, so few: Typesense's
+/// `max_candidates` default is 4 for the same reason.
+const KEEP_TYPOS: usize = 8;
+const KEEP_COMPLETIONS: usize = 8;
+/// A word as typed in this many notes (titles and bodies) or more is taken
+/// as spelled as meant, and its neighbours are not looked for, as
+/// Typesense does with `typo_tokens_threshold`: a word of the index does
+/// not need correcting, and its neighbours (files, tiles, miles) would
+/// only add notes below it at the cost of merging their posting lists.
+const TYPOS_BELOW_NOTES: u64 = 10;
 /// What a note gains for each word it matches as typed, when that word
 /// could also have matched otherwise. It is above any sum of BM25 scores
 /// (a term's is below 50 even at 10^8 notes, times the field weights), so
@@ -299,10 +310,10 @@ impl Engine {
         // Candidates by their document frequencies, which the walks read
         // for free; only the few kept are counted exactly.
         let mut candidates = vec![(prefix.to_owned(), u64::MAX)];
-        candidates.extend(expand::completions(&searcher, &fields, prefix)?);
+        candidates.extend(expand::completions(&searcher, &fields, prefix, limit)?);
         let edits = crate::text::typo::max_edits(prefix);
         if edits > 0 {
-            candidates.extend(expand::typos(&searcher, &fields, prefix, edits)?);
+            candidates.extend(expand::typos(&searcher, &fields, prefix, edits, limit)?);
         }
         candidates.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         candidates.dedup_by(|a, b| a.0 == b.0);
@@ -432,8 +443,10 @@ impl Engine {
     }
 
     /// A clause as the user means it: a lone word that may match through a
-    /// typo or as a completion matches the words it stands for, ranked
-    /// below the word as typed ([`AS_TYPED_BONUS`]).
+    /// typo or as a completion matches the words it stands for. A note
+    /// that has the word as typed scores [`AS_TYPED_BONUS`] plus its BM25;
+    /// one that has only other words scores the best of their (weighted)
+    /// BM25, so neighbours never add to an exact match's score.
     fn clause(&self, searcher: &Searcher, c: &Clause) -> Result<Box<dyn Query>, IndexError> {
         let [word] = c.tokens.as_slice() else {
             return Ok(self.exact_clause(c));
@@ -442,15 +455,18 @@ impl Engine {
             return Ok(self.exact_clause(c));
         }
         let f = self.fields;
-        let fields = [f.title, f.body, f.extra];
+        // Attachment text is searched for every word found, but walked for
+        // none: titles and bodies hold nearly all of the words, at a third
+        // less of the walking.
+        let walked = [f.title, f.body];
         let mut others: Vec<(String, Score)> = Vec::new();
-        if c.typos > 0 {
-            for (t, _) in expand::typos(searcher, &fields, word, c.typos)? {
+        if c.typos > 0 && self.notes_with(searcher, &walked, word)? < TYPOS_BELOW_NOTES {
+            for (t, _) in expand::typos(searcher, &walked, word, c.typos, KEEP_TYPOS)? {
                 others.push((t, TYPO_WEIGHT));
             }
         }
         if c.completes {
-            for (t, _) in expand::completions(searcher, &fields, word)? {
+            for (t, _) in expand::completions(searcher, &walked, word, KEEP_COMPLETIONS)? {
                 if !others.iter().any(|(o, _)| *o == t) {
                     others.push((t, COMPLETION_WEIGHT));
                 }
@@ -459,17 +475,10 @@ impl Engine {
         if others.is_empty() {
             return Ok(self.exact_clause(c));
         }
-        let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for (field, boost) in self.weighted() {
-            any.push((Occur::Should, scored(field, word, boost)));
-            for (other, weight) in &others {
-                any.push((Occur::Should, scored(field, other, boost * weight)));
-            }
-        }
         let as_typed = BooleanQuery::new(
-            fields
-                .iter()
-                .map(|&field| {
+            self.weighted()
+                .into_iter()
+                .map(|(field, _)| {
                     let q: Box<dyn Query> = Box::new(TermQuery::new(
                         Term::from_field_text(field, word),
                         IndexRecordOption::Basic,
@@ -478,11 +487,39 @@ impl Engine {
                 })
                 .collect(),
         );
-        any.push((
-            Occur::Should,
+        let mut exact: Vec<(Occur, Box<dyn Query>)> = vec![(
+            Occur::Must,
             Box::new(ConstScoreQuery::new(Box::new(as_typed), AS_TYPED_BONUS)),
-        ));
-        Ok(Box::new(BooleanQuery::new(any)))
+        )];
+        let mut otherwise: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (field, boost) in self.weighted() {
+            exact.push((Occur::Should, scored(field, word, boost)));
+            for (other, weight) in &others {
+                otherwise.push((Occur::Should, scored(field, other, boost * weight)));
+            }
+        }
+        Ok(Box::new(DisjunctionMaxQuery::new(vec![
+            Box::new(BooleanQuery::new(exact)),
+            Box::new(BooleanQuery::new(otherwise)),
+        ])))
+    }
+
+    /// Notes (with deleted ones not yet merged away) that hold `word` in
+    /// any of `fields`, counted per field: an upper bound, read from the
+    /// term dictionaries alone.
+    fn notes_with(
+        &self,
+        searcher: &Searcher,
+        fields: &[Field],
+        word: &str,
+    ) -> Result<u64, IndexError> {
+        let mut n = 0;
+        for &field in fields {
+            n += searcher
+                .doc_freq(&Term::from_field_text(field, word))
+                .map_err(engine_error)?;
+        }
+        Ok(n)
     }
 
     fn weighted(&self) -> [(Field, Score); 3] {
@@ -615,13 +652,13 @@ mod tests {
         let (_dir, engine) = engine_with(&docs);
         let searcher = engine.reader.searcher();
         let f = engine.fields;
-        let got = expand::completions(&searcher, &[f.title, f.body], "k").unwrap();
-        assert_eq!(got.len(), expand::KEEP);
-        let expected: Vec<(String, u64)> = (0..expand::KEEP)
+        let got = expand::completions(&searcher, &[f.title, f.body], "k", 32).unwrap();
+        assert_eq!(got.len(), 32);
+        let expected: Vec<(String, u64)> = (0..32)
             .map(|i| (format!("k{:03}", 199 - i), 200 - i as u64))
             .collect();
         assert_eq!(got, expected);
-        let typos = expand::typos(&searcher, &[f.body], "k150x", 1).unwrap();
+        let typos = expand::typos(&searcher, &[f.body], "k150x", 1, 8).unwrap();
         assert_eq!(typos, [("k150".to_owned(), 151)]);
     }
 }

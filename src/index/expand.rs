@@ -4,10 +4,11 @@
 //! search see the same segments.
 //!
 //! Both are bounded, whatever the word: the dictionaries are walked for at
-//! most [`SCAN`] terms each, and only the [`KEEP`] words found in the most
-//! notes are kept. A one-letter word being typed therefore costs a bounded
-//! walk and a union of a few posting lists, never every word that starts
-//! with it.
+//! most [`SCAN`] terms each, and only the `keep` words found in the most
+//! notes are kept (the caller's bound: a search keeps few, since each word
+//! kept is a posting list to merge). A one-letter word being typed
+//! therefore costs a bounded walk and a union of a few posting lists,
+//! never every word that starts with it.
 
 use std::collections::HashMap;
 
@@ -21,10 +22,6 @@ use tantivy_fst::Automaton;
 
 use super::{IndexError, engine_error};
 
-/// Words kept per expansion, the most frequent first: enough for every
-/// completion of a four-letter prefix seen in the benchmarks' corpora to
-/// rank, and few enough that the union they make stays cheap.
-pub const KEEP: usize = 32;
 /// Terms read per dictionary (per field and segment) at most.
 pub const SCAN: usize = 20_000;
 
@@ -36,6 +33,7 @@ pub fn typos(
     fields: &[Field],
     word: &str,
     edits: u8,
+    keep: usize,
 ) -> Result<Vec<(String, u64)>, IndexError> {
     let Some(&first) = fields.first() else {
         return Ok(Vec::new());
@@ -44,7 +42,7 @@ pub fn typos(
     let automaton = FuzzyTermQuery::new(Term::from_field_text(first, word), edits, true)
         .automaton()
         .map_err(engine_error)?;
-    tally(searcher, fields, word, &Walk::Within(&automaton))
+    tally(searcher, fields, word, &Walk::Within(&automaton), keep)
 }
 
 /// Words of `fields` that start with `prefix`, `prefix` itself left out,
@@ -53,10 +51,11 @@ pub fn completions(
     searcher: &Searcher,
     fields: &[Field],
     prefix: &str,
+    keep: usize,
 ) -> Result<Vec<(String, u64)>, IndexError> {
     let end = prefix_end(prefix.as_bytes());
     let walk = Walk::Completing(prefix.as_bytes(), end.as_deref());
-    tally(searcher, fields, prefix, &walk)
+    tally(searcher, fields, prefix, &walk, keep)
 }
 
 /// Which terms of a dictionary to read.
@@ -67,13 +66,14 @@ enum Walk<'a> {
 }
 
 /// Sums the document frequency of each word the walk finds over every
-/// dictionary (up to [`SCAN`] terms each), then keeps the [`KEEP`] most
+/// dictionary (up to [`SCAN`] terms each), then keeps the `keep` most
 /// frequent.
 fn tally(
     searcher: &Searcher,
     fields: &[Field],
     word: &str,
     walk: &Walk,
+    keep: usize,
 ) -> Result<Vec<(String, u64)>, IndexError> {
     let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
     for segment in searcher.segment_readers() {
@@ -100,7 +100,7 @@ fn tally(
     found.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(found
         .into_iter()
-        .take(KEEP)
+        .take(keep)
         .filter_map(|(term, n)| Some((String::from_utf8(term).ok()?, n)))
         .collect())
 }

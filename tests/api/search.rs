@@ -412,6 +412,14 @@ async fn exact_matches_rank_above_typo_matches() {
     assert_eq!(res["hits"][0]["title"], "Notes", "{res}");
     let res = search(&app, "q=linux&typos=false").await;
     assert_eq!(res["total"], 1);
+    // A word found as typed in 10 notes or more is taken as meant: its
+    // neighbours are not looked for (Typesense's typo_tokens_threshold).
+    for i in 0..9 {
+        app.create_note(json!({"title": format!("Linux {i}")}))
+            .await;
+    }
+    let res = search(&app, "q=linux%20").await;
+    assert_eq!(res["total"], 10, "{res}");
 }
 
 /// As-you-type: unless `q` ends in white space, its last word also
