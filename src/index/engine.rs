@@ -2,6 +2,7 @@
 //! parsed [`Query`] becomes a tantivy query. Knows nothing of the feed.
 
 use std::{
+    collections::HashMap,
     ops::Bound,
     path::{Path, PathBuf},
 };
@@ -13,7 +14,7 @@ use tantivy::{
     TantivyDocument, Term,
     collector::{
         Count, TopDocs,
-        sort_key::{SortBySimilarityScore, SortByStaticFastValue, SortByString},
+        sort_key::{SortByStaticFastValue, SortByString},
     },
     merge_policy::LogMergePolicy,
     query::{
@@ -54,15 +55,16 @@ const TYPO_WEIGHT: Score = 0.5;
 const COMPLETION_WEIGHT: Score = 0.6;
 /// Words a typo or a word being typed may stand for, the most frequent
 /// first. Each is a posting list to merge and count, so few: Typesense's
-/// `max_candidates` default is 4 for the same reason.
-const KEEP_TYPOS: usize = 8;
+/// `max_candidates` default is 4 for the same reason. Completions keep a
+/// few more, since a prefix has more of them than a word has neighbours.
+const KEEP_TYPOS: usize = 4;
 const KEEP_COMPLETIONS: usize = 8;
-/// A word as typed in this many notes (titles and bodies) or more is taken
-/// as spelled as meant, and its neighbours are not looked for, as
-/// Typesense does with `typo_tokens_threshold`: a word of the index does
-/// not need correcting, and its neighbours (files, tiles, miles) would
-/// only add notes below it at the cost of merging their posting lists.
-const TYPOS_BELOW_NOTES: u64 = 10;
+/// A last word found as typed in this share of the notes or more is taken
+/// as finished: its notes already fill the first pages, and completing it
+/// (include: included, includes, including) would merge and count posting
+/// lists as long as its own for hits ranked below all of them.
+const COMPLETE_BELOW_SHARE: u64 = 100;
+const COMPLETE_BELOW_NOTES_AT_LEAST: u64 = 100;
 /// What a note gains for each word it matches as typed, when that word
 /// could also have matched otherwise. It is above any sum of BM25 scores
 /// (a term's is below 50 even at 10^8 notes, times the field weights), so
@@ -91,6 +93,31 @@ struct Fields {
     updated: Field,
     attachments: Field,
     title_sort: Field,
+}
+
+/// A page of hits, the number of matches, the tag counts.
+type Found = (
+    Vec<(Score, DocAddress)>,
+    usize,
+    Option<HashMap<String, u64>>,
+);
+
+/// How far a search pass looks beyond the words as typed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tolerate {
+    /// Completions of a last word that is not common; no typos.
+    AsTyped,
+    /// Every completion; no typos.
+    Completions,
+    /// Every typo and completion the query allows.
+    All,
+}
+
+/// What a pass left out that a more tolerant one would look for.
+#[derive(Clone, Copy, Default)]
+struct Withheld {
+    typos: bool,
+    completions: bool,
 }
 
 /// Fast-field names, as the sort keys and the tag counts read them.
@@ -244,24 +271,56 @@ impl Engine {
 
     /// One page of hits in the order asked for, the exact number of
     /// matches, and the tag counts over all of them when asked for.
+    ///
+    /// First with the words as typed (and the completions of a last word
+    /// that is not common); when that does not fill the page asked for,
+    /// again with every completion; when nothing matched, again with every
+    /// typo the query allows. The last is Typesense's `typo_tokens_threshold`
+    /// at its default (1): a query whose words match as typed costs what it
+    /// did before typos existed.
     pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, IndexError> {
         let searcher = self.reader.searcher();
-        let query = self.query(&searcher, q)?;
+        let (query, withheld) = self.query(&searcher, q, Tolerate::AsTyped)?;
+        let mut found = self.collect(&searcher, &query, q)?;
+        if withheld.completions && found.1 < (q.offset + q.limit) as usize {
+            let (query, _) = self.query(&searcher, q, Tolerate::Completions)?;
+            found = self.collect(&searcher, &query, q)?;
+        }
+        if withheld.typos && found.1 == 0 {
+            let (query, _) = self.query(&searcher, q, Tolerate::All)?;
+            found = self.collect(&searcher, &query, q)?;
+        }
+        let (hits, total, tags) = found;
+        let rows = hits
+            .into_iter()
+            .map(|(score, address)| self.row(&searcher, score, address, &q.excerpt))
+            .collect::<Result<_, _>>()?;
+        Ok(SearchResults {
+            rows,
+            total: total as u64,
+            tags: tags.map(facets::ranked),
+        })
+    }
+
+    /// The page, the number of matches and the tag counts of `query`.
+    fn collect(
+        &self,
+        searcher: &Searcher,
+        query: &BooleanQuery,
+        q: &SearchQuery,
+    ) -> Result<Found, IndexError> {
         let page = TopDocs::with_limit(q.limit as usize).and_offset(q.offset as usize);
         let tags = q.facets.then_some(facets::TagCounts { field: TAGS });
         let order = |descending: bool| if descending { Order::Desc } else { Order::Asc };
         let by_id = (SortByString::for_field(ID), Order::Asc);
-        let (hits, total, tags): (Vec<(Score, DocAddress)>, usize, _) = match q.sort {
+        Ok(match q.sort {
             Sort::Relevance => {
-                // Ties (equal scores are common: the same words in notes of
-                // the same length) go by id, not by where a note sits in
-                // the index, which a merge between two pages changes.
-                let key = ((SortBySimilarityScore, Order::Desc), by_id);
-                let (hits, total, tags) = searcher
-                    .search(&query, &(page.order_by(key), Count, tags))
-                    .map_err(engine_error)?;
-                let hits = hits.into_iter().map(|((score, _), a)| (score, a)).collect();
-                (hits, total, tags)
+                // Equal scores keep the index's order, which a merge of
+                // segments may change between two pages; breaking ties by
+                // id cost a third of the throughput (a key per match).
+                searcher
+                    .search(query, &(page.order_by_score(), Count, tags))
+                    .map_err(engine_error)?
             }
             Sort::Created { descending } | Sort::Updated { descending } => {
                 let field = if matches!(q.sort, Sort::Created { .. }) {
@@ -277,26 +336,17 @@ impl Engine {
                     by_id,
                 );
                 let (hits, total, tags) = searcher
-                    .search(&query, &(page.order_by(key), Count, tags))
+                    .search(query, &(page.order_by(key), Count, tags))
                     .map_err(engine_error)?;
                 (unscored(hits), total, tags)
             }
             Sort::Title => {
                 let key = ((SortByString::for_field(TITLE_SORT), Order::Asc), by_id);
                 let (hits, total, tags) = searcher
-                    .search(&query, &(page.order_by(key), Count, tags))
+                    .search(query, &(page.order_by(key), Count, tags))
                     .map_err(engine_error)?;
                 (unscored(hits), total, tags)
             }
-        };
-        let rows = hits
-            .into_iter()
-            .map(|(score, address)| self.row(&searcher, score, address, &q.excerpt))
-            .collect::<Result<_, _>>()?;
-        Ok(SearchResults {
-            rows,
-            total: total as u64,
-            tags: tags.map(facets::ranked),
         })
     }
 
@@ -385,12 +435,23 @@ impl Engine {
     /// Every include clause must match in some field; no exclude clause may
     /// match in any. Filters do not score. No query at all matches every
     /// note the filters let through.
-    fn query(&self, searcher: &Searcher, q: &SearchQuery) -> Result<BooleanQuery, IndexError> {
+    /// The query, and what it left out that a more tolerant pass would
+    /// look for.
+    fn query(
+        &self,
+        searcher: &Searcher,
+        q: &SearchQuery,
+        tolerate: Tolerate,
+    ) -> Result<(BooleanQuery, Withheld), IndexError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut withheld = Withheld::default();
         match &q.query {
             Some(Parsed { include, exclude }) if !include.is_empty() => {
                 for c in include {
-                    clauses.push((Occur::Must, self.clause(searcher, c)?));
+                    let (clause, held) = self.clause(searcher, c, tolerate)?;
+                    withheld.typos |= held.typos;
+                    withheld.completions |= held.completions;
+                    clauses.push((Occur::Must, clause));
                 }
                 for c in exclude {
                     clauses.push((Occur::MustNot, self.exact_clause(c)));
@@ -399,7 +460,7 @@ impl Engine {
             _ => clauses.push((Occur::Must, Box::new(AllQuery))),
         }
         self.filters(&q.filter, &mut clauses);
-        Ok(BooleanQuery::new(clauses))
+        Ok((BooleanQuery::new(clauses), withheld))
     }
 
     fn filters(&self, filter: &Filter, clauses: &mut Vec<(Occur, Box<dyn Query>)>) {
@@ -443,65 +504,95 @@ impl Engine {
     }
 
     /// A clause as the user means it: a lone word that may match through a
-    /// typo or as a completion matches the words it stands for. A note
-    /// that has the word as typed scores [`AS_TYPED_BONUS`] plus its BM25;
-    /// one that has only other words scores the best of their (weighted)
-    /// BM25, so neighbours never add to an exact match's score.
-    fn clause(&self, searcher: &Searcher, c: &Clause) -> Result<Box<dyn Query>, IndexError> {
+    /// typo or as a completion matches the words it stands for. The word
+    /// as typed and its completions score their BM25 (completions at
+    /// [`COMPLETION_WEIGHT`]): a word being typed is matched as Meilisearch
+    /// matches it, a prefix counting as typed. When typo neighbours are
+    /// looked for, a note with the word as typed or completed also gains
+    /// [`AS_TYPED_BONUS`], and one with only neighbours scores the best of
+    /// theirs (a disjunction-max, so neighbours never add to an exact
+    /// match's score). Also says what it left out for a later pass.
+    fn clause(
+        &self,
+        searcher: &Searcher,
+        c: &Clause,
+        tolerate: Tolerate,
+    ) -> Result<(Box<dyn Query>, Withheld), IndexError> {
+        let none = Withheld::default();
         let [word] = c.tokens.as_slice() else {
-            return Ok(self.exact_clause(c));
+            return Ok((self.exact_clause(c), none));
         };
         if c.prefix || (c.typos == 0 && !c.completes) {
-            return Ok(self.exact_clause(c));
+            return Ok((self.exact_clause(c), none));
         }
         let f = self.fields;
         // Attachment text is searched for every word found, but walked for
         // none: titles and bodies hold nearly all of the words, at a third
         // less of the walking.
         let walked = [f.title, f.body];
-        let mut others: Vec<(String, Score)> = Vec::new();
-        if c.typos > 0 && self.notes_with(searcher, &walked, word)? < TYPOS_BELOW_NOTES {
-            for (t, _) in expand::typos(searcher, &walked, word, c.typos, KEEP_TYPOS)? {
-                others.push((t, TYPO_WEIGHT));
+        let mut withheld = none;
+        let mut neighbours = Vec::new();
+        if c.typos > 0 {
+            if tolerate == Tolerate::All {
+                neighbours = expand::typos(searcher, &walked, word, c.typos, KEEP_TYPOS)?;
+            } else {
+                withheld.typos = true;
             }
         }
+        let mut completions = Vec::new();
         if c.completes {
-            for (t, _) in expand::completions(searcher, &walked, word, KEEP_COMPLETIONS)? {
-                if !others.iter().any(|(o, _)| *o == t) {
-                    others.push((t, COMPLETION_WEIGHT));
-                }
+            let common =
+                (searcher.num_docs() / COMPLETE_BELOW_SHARE).max(COMPLETE_BELOW_NOTES_AT_LEAST);
+            if tolerate != Tolerate::AsTyped || self.notes_with(searcher, &walked, word)? < common {
+                completions = expand::completions(searcher, &walked, word, KEEP_COMPLETIONS)?;
+            } else {
+                withheld.completions = true;
             }
         }
-        if others.is_empty() {
-            return Ok(self.exact_clause(c));
+        neighbours.retain(|(n, _)| !completions.iter().any(|(c, _)| c == n));
+        if neighbours.is_empty() && completions.is_empty() {
+            return Ok((self.exact_clause(c), withheld));
         }
-        let as_typed = BooleanQuery::new(
-            self.weighted()
-                .into_iter()
-                .map(|(field, _)| {
-                    let q: Box<dyn Query> = Box::new(TermQuery::new(
-                        Term::from_field_text(field, word),
-                        IndexRecordOption::Basic,
-                    ));
-                    (Occur::Should, q)
-                })
-                .collect(),
-        );
-        let mut exact: Vec<(Occur, Box<dyn Query>)> = vec![(
-            Occur::Must,
-            Box::new(ConstScoreQuery::new(Box::new(as_typed), AS_TYPED_BONUS)),
-        )];
+        // The word as typed and its completions, scored.
+        let mut typed: Vec<Box<dyn Query>> = Vec::new();
+        let mut typed_any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut exact: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut completed: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut otherwise: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (field, boost) in self.weighted() {
             exact.push((Occur::Should, scored(field, word, boost)));
-            for (other, weight) in &others {
-                otherwise.push((Occur::Should, scored(field, other, boost * weight)));
+            typed_any.push((Occur::Should, present(field, word)));
+            for (t, _) in &completions {
+                completed.push((Occur::Should, scored(field, t, boost * COMPLETION_WEIGHT)));
+                typed_any.push((Occur::Should, present(field, t)));
+            }
+            for (t, _) in &neighbours {
+                otherwise.push((Occur::Should, scored(field, t, boost * TYPO_WEIGHT)));
             }
         }
-        Ok(Box::new(DisjunctionMaxQuery::new(vec![
-            Box::new(BooleanQuery::new(exact)),
+        typed.push(Box::new(BooleanQuery::new(exact)));
+        if !completed.is_empty() {
+            typed.push(Box::new(BooleanQuery::new(completed)));
+        }
+        let typed = DisjunctionMaxQuery::new(typed);
+        if otherwise.is_empty() {
+            return Ok((Box::new(typed), withheld));
+        }
+        let tiered = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(
+                    Box::new(BooleanQuery::new(typed_any)),
+                    AS_TYPED_BONUS,
+                )),
+            ),
+            (Occur::Should, Box::new(typed)),
+        ]);
+        let either = DisjunctionMaxQuery::new(vec![
+            Box::new(tiered),
             Box::new(BooleanQuery::new(otherwise)),
-        ])))
+        ]);
+        Ok((Box::new(either), withheld))
     }
 
     /// Notes (with deleted ones not yet merged away) that hold `word` in
@@ -552,6 +643,14 @@ fn scored(field: Field, word: &str, boost: Score) -> Box<dyn Query> {
             IndexRecordOption::WithFreqs,
         )),
         boost,
+    ))
+}
+
+/// Whether `word` is in `field`, unscored (postings without frequencies).
+fn present(field: Field, word: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, word),
+        IndexRecordOption::Basic,
     ))
 }
 
