@@ -526,9 +526,7 @@ async fn inproc_search(
                 } else {
                     let params = SearchParams {
                         q: Some(q.clone()),
-                        tag: None,
-                        limit: None,
-                        offset: None,
+                        ..SearchParams::default()
                     };
                     let res = notes_api::search::search(index.as_ref(), params)
                         .await
