@@ -317,10 +317,27 @@ impl Ctx {
             let mut server = spec.spawn()?;
             server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(300))?;
             let url = format!("http://{SERVICE_ADDR}/");
-            let files: Vec<(&str, PathBuf)> = corpus::QUERY_KINDS
+            let mut files: Vec<(&str, PathBuf)> = corpus::QUERY_KINDS
                 .iter()
                 .map(|k| (*k, c.dir.join(format!("queries-{k}.paths"))))
                 .collect();
+            if !old {
+                // The same queries with typos and as-you-type off: what
+                // the rest of the change (index format 2, tie-break by id,
+                // fast fields) costs on its own.
+                let strict = ["1term-strict", "2term-strict", "phrase-strict", "prefix-strict"];
+                for (k, name) in corpus::QUERY_KINDS.iter().zip(strict) {
+                    let text = fs::read_to_string(c.dir.join(format!("queries-{k}.paths")))?;
+                    let lines: Vec<String> = text
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!("{l}&typos=false&prefix_last=false"))
+                        .collect();
+                    let p = ctx.work.join(format!("queries-{}-{name}.paths", c.label));
+                    fs::write(&p, lines.join("\n") + "\n")?;
+                    files.push((name, p));
+                }
+            }
             ctx.wrk(None, ctx.set.search_connections, 3, "search.lua", &url, &[files[0].1.display().to_string()], &format!("wrk-tolerant-{who}-{}-warmup", c.label))?;
             ctx.wrk_set(&url, &files, dur, &format!("{who}-{}", c.label), out, cmds)?;
             server.stop()?;
@@ -463,6 +480,29 @@ impl Ctx {
                             exact_cmds[&format!("new-{c}")]["service"].as_str().unwrap_or_default().to_owned(),
                             exact_cmds[&format!("new-{c}")][k].as_str().unwrap_or_default().to_owned(),
                             exact_cmds[&format!("old-{c}")]["service"].as_str().unwrap_or_default().to_owned(),
+                            exact_cmds[&format!("old-{c}")][k].as_str().unwrap_or_default().to_owned(),
+                        ],
+                    });
+                }
+            }
+        }
+        if self.set.old_service_bin.is_some() {
+            for c in ["synthetic", "real"] {
+                for k in corpus::QUERY_KINDS {
+                    let n = &exact[&format!("new-{c}")][&format!("{k}-strict")];
+                    let o = &exact[&format!("old-{c}")][k];
+                    self.push(Figure {
+                        id: format!("tolerant_exact_mix_{c}_{k}_strict_qps_new_over_old"),
+                        name: format!("Search {k}, {c} 100k, HTTP, {conns} connections, typos=false&prefix_last=false: q/s of this binary (p99 {:.2} ms; old {:.2} ms)", p99(n), p99(o)),
+                        value: qps(n),
+                        unit: "q/s".into(),
+                        target: "(reported: the change without tolerance)".into(),
+                        pass: None,
+                        reference: "the old binary, same queries (it has no tolerance): q/s".into(),
+                        reference_value: Some(qps(o)),
+                        ratio: Some(qps(n) / qps(o)),
+                        commands: vec![
+                            exact_cmds[&format!("new-{c}")][&format!("{k}-strict")].as_str().unwrap_or_default().to_owned(),
                             exact_cmds[&format!("old-{c}")][k].as_str().unwrap_or_default().to_owned(),
                         ],
                     });
