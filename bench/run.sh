@@ -4,6 +4,7 @@
 #   bench/run.sh                 # every benchmark (about 30 minutes once built)
 #   bench/run.sh search          # one of: healthz ingest search memory startup
 #                                #   writes ingest-pg search-pg storage jobs
+#                                #   relevance search-tolerant
 #   bench/run.sh healthz,startup # several
 #   bench/run.sh search-1m       # not in the default set: 1,000,000 notes
 #   BENCH_ONLY=memory bench/run.sh
@@ -46,6 +47,19 @@
 # lists them with their variables and defaults), and every one is recorded
 # under "settings" in latest.json.
 #
+# relevance (issue #22) asks the service (over HTTP, its defaults) and raw
+# tantivy (plain BM25; fuzzy/prefix automata) for 300 known items of the
+# real-text corpus, their title's two rarest words as typed, with one typo
+# and as-you-type: success@10 and MRR per kind. search-tolerant: q/s and
+# latency of typo, as-you-type, mixed and suggest queries against raw
+# tantivy's FuzzyTermQuery/prefix in-process, and the exact-word search
+# mixes on this binary and on BENCH_OLD_SERVICE_BIN (a notes-api binary of
+# an earlier commit, e.g. e3e91a1, built by hand from its own worktree).
+# BENCH_MEILI_BIN (a Meilisearch binary built outside this repository; see
+# docs/performance.md) adds Meilisearch to both as the reference, on
+# 127.0.0.1:18700 with its data under bench/target/work/meili-real.
+# Knobs: BENCH_RELEVANCE_TARGETS (300), BENCH_TOLERANT_QUERIES (2000).
+#
 # `jobs` (6–8 minutes on a busy 2 vCPU) needs PostgreSQL and Redis on loopback: it creates
 # and drops the database notes_bench_jobs (BENCH_JOBS_PG, default
 # postgres://postgres@127.0.0.1:5432, trust auth) and flushes Redis db
@@ -81,7 +95,7 @@ apt_install wrk util-linux strace
 case "$only" in
   # The real-text corpus: kernel and Python documentation (man pages are
   # already on the machine, under /usr/share/man).
-  all | *search*) apt_install linux-doc python3-doc ;;
+  all | *search* | *relevance*) apt_install linux-doc python3-doc ;;
 esac
 # shellcheck source=../scripts/provision.sh
 source "$root/scripts/provision.sh"

@@ -20,6 +20,9 @@
 //! notes-bench storage-http --addr HOST:PORT --op upload|download|delete --note ID
 //!                          [--file F --count 1 --form raw|multipart] [--ids ID,ID]
 //! notes-bench jobs-enqueue --addr HOST:PORT --jobs N [--concurrency 16] [--rate JOBS_PER_S]
+//! notes-bench relevance --corpus DIR [--addr HOST:PORT] [--index DIR] [--meili HOST:PORT]
+//!                       [--targets 300] [--seed S] [--items-out FILE]
+//! notes-bench tolerant-mixes --corpus DIR --out DIR [--items 2000] [--seed S]
 //! notes-bench run --service-bin P --hello-bin P --corpus DIR --work DIR
 //!                 --lua DIR --results DIR [--only healthz,ingest,search,memory,startup,jobs]
 //! ```
@@ -30,6 +33,7 @@ mod corpus;
 mod jobload;
 mod procs;
 mod real;
+mod relevance;
 mod refs;
 mod run;
 mod stats;
@@ -108,7 +112,7 @@ enum Cmd {
     SearchRef {
         #[arg(long)]
         queries: PathBuf,
-        /// tantivy, tantivy-nodocs, tantivy-snippets, tantivy-svc, inproc or feedhead.
+        /// tantivy, tantivy-nodocs, tantivy-snippets, tantivy-svc, tantivy-tolerant, inproc or feedhead.
         #[arg(long, default_value = "tantivy")]
         mode: String,
         #[arg(long)]
@@ -191,9 +195,44 @@ enum Cmd {
         #[arg(long, default_value_t = 0.0)]
         rate: f64,
     },
+    /// Known-item relevance on the real-text corpus (issue #22).
+    Relevance {
+        #[arg(long)]
+        corpus: PathBuf,
+        /// The service to ask (its defaults).
+        #[arg(long)]
+        addr: Option<String>,
+        /// The raw tantivy index of the same notes (BM25 and fuzzy references).
+        #[arg(long)]
+        index: Option<PathBuf>,
+        /// A Meilisearch holding the same notes.
+        #[arg(long)]
+        meili: Option<String>,
+        #[arg(long, default_value = "notes")]
+        meili_index: String,
+        #[arg(long, default_value_t = 300)]
+        targets: usize,
+        #[arg(long, default_value_t = RELEVANCE_SEED)]
+        seed: u64,
+        #[arg(long)]
+        items_out: Option<PathBuf>,
+    },
+    /// The typo, as-you-type, mixed and suggest query files (speed).
+    TolerantMixes {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        items: usize,
+        #[arg(long, default_value_t = RELEVANCE_SEED ^ 0xA5A5)]
+        seed: u64,
+    },
     /// Every benchmark (what bench/run.sh calls).
     Run(Box<run::RunArgs>),
 }
+
+pub const RELEVANCE_SEED: u64 = 20_261_204;
 
 fn print(v: &serde_json::Value) {
     println!("{v}");
@@ -347,6 +386,31 @@ fn main() -> Result<()> {
             concurrency,
             rate,
         } => print(&jobload::enqueue(&addr, jobs, concurrency, rate)?),
+        Cmd::Relevance {
+            corpus,
+            addr,
+            index,
+            meili,
+            meili_index,
+            targets,
+            seed,
+            items_out,
+        } => print(&relevance::relevance(&relevance::Args {
+            corpus: &corpus,
+            targets,
+            seed,
+            addr: addr.as_deref(),
+            index: index.as_deref(),
+            meili: meili.as_deref(),
+            meili_index: &meili_index,
+            items_out: items_out.as_deref(),
+        })?),
+        Cmd::TolerantMixes {
+            corpus,
+            out,
+            items,
+            seed,
+        } => print(&relevance::mixes(&corpus, &out, items, seed)?),
         Cmd::Run(args) => run::run(*args)?,
     }
     Ok(())

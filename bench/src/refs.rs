@@ -428,6 +428,10 @@ pub async fn inproc_ingest(db: &Path, files: &[PathBuf]) -> Result<Value> {
 /// - `inproc`: the service's whole `search::search` (feed-head query,
 ///   refresh, spawn_blocking, tantivy, snippets) and its JSON, without HTTP,
 ///   through the service's `TantivyIndex` on `--data-dir`'s index;
+/// - `tantivy-tolerant`: `tantivy` with the queries parsed as the service
+///   parses them by default (typos, last word completing) and searched
+///   with `FuzzyTermQuery` (transpositions cost 1) and prefix automata
+///   ([`tantivy_ref::build_tolerant_query`]);
 /// - `feedhead`: only `Store::feed_head()`, the query every search makes.
 #[allow(clippy::too_many_arguments)]
 pub async fn search_ref(
@@ -446,9 +450,13 @@ pub async fn search_ref(
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect();
-    let work = |docs, snippets| tantivy_ref::Work { docs, snippets };
+    let work = |docs, snippets| tantivy_ref::Work {
+        docs,
+        snippets,
+        tolerant: false,
+    };
     let mut out = match mode {
-        "tantivy" | "tantivy-nodocs" | "tantivy-snippets" | "tantivy-svc" => {
+        "tantivy" | "tantivy-nodocs" | "tantivy-snippets" | "tantivy-svc" | "tantivy-tolerant" => {
             let index = index.context("--index is required")?;
             // A service's NOTES_INDEX_DIR holds builds in sub-directories.
             let dir = if index.join("meta.json").exists() {
@@ -459,6 +467,10 @@ pub async fn search_ref(
             let w = match mode {
                 "tantivy-nodocs" => work(false, false),
                 "tantivy-snippets" => work(true, true),
+                "tantivy-tolerant" => tantivy_ref::Work {
+                    tolerant: true,
+                    ..work(true, false)
+                },
                 _ => work(true, false),
             };
             let queries = queries.clone();
@@ -526,9 +538,7 @@ async fn inproc_search(
                 } else {
                     let params = SearchParams {
                         q: Some(q.clone()),
-                        tag: None,
-                        limit: None,
-                        offset: None,
+                        ..SearchParams::default()
                     };
                     let res = notes_api::search::search(index.as_ref(), params)
                         .await

@@ -20,6 +20,7 @@ mod healthz;
 mod ingest;
 mod jobs;
 mod memory;
+mod relevance;
 mod report;
 mod search;
 mod settings;
@@ -31,7 +32,7 @@ use backend::Backend;
 use ctx::Ctx;
 use settings::Settings;
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 12] = [
     "healthz",
     "ingest",
     "search",
@@ -42,6 +43,8 @@ const ALL: [&str; 10] = [
     "search-pg",
     "storage",
     "jobs",
+    "relevance",
+    "search-tolerant",
 ];
 
 /// Benchmarks that run only when named (`bench/run.sh search-1m`): they
@@ -137,6 +140,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             "writes" => ctx.writes()?,
             "search-1m" => ctx.search_1m()?,
             "jobs" => ctx.jobs()?,
+            "relevance" => ctx.relevance()?,
+            "search-tolerant" => ctx.search_tolerant()?,
             _ => unreachable!(),
         }
         eprintln!("   {b} took {:.0} s", t.elapsed().as_secs_f64());

@@ -22,14 +22,17 @@ use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, TantivyDocument,
     Term,
     collector::{Count, TopDocs},
-    query::{BooleanQuery, BoostQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, TermQuery},
+    query::{
+        BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query,
+        TermQuery,
+    },
     schema::{
         Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
         Value as _,
     },
 };
 
-use notes_api::text::query::{self, Clause};
+use notes_api::text::query::{self, Clause, Tolerance};
 
 use crate::stats;
 
@@ -165,6 +168,69 @@ pub fn build_query(f: &Fields, q: &query::Query) -> BooleanQuery {
     BooleanQuery::new(clauses)
 }
 
+/// What tantivy offers alone for a tolerant query (the `tantivy-tolerant`
+/// reference of the typo and as-you-type mixes): each clause the service
+/// would widen is, per field (same boosts), the word as a BM25 term OR a
+/// `FuzzyTermQuery` within the clause's edits (adjacent swap = 1 edit)
+/// and/or a prefix `FuzzyTermQuery` (distance 0: every word starting with
+/// it). tantivy's automaton queries score a constant, so this ranks
+/// matches by the exact word's BM25 only; it is a reference for speed.
+pub fn build_tolerant_query(f: &Fields, q: &query::Query) -> BooleanQuery {
+    let clause = |c: &Clause| -> Box<dyn Query> {
+        let widened = c.tokens.len() == 1 && !c.prefix && (c.typos > 0 || c.completes);
+        let per_field = [
+            (f.title, TITLE_BOOST),
+            (f.body, BODY_BOOST),
+            (f.extra, EXTRA_BOOST),
+        ]
+        .into_iter()
+        .flat_map(|(field, boost)| {
+            let mut qs: Vec<(Occur, Box<dyn Query>)> = vec![(
+                Occur::Should,
+                Box::new(BoostQuery::new(field_query(field, c), boost)),
+            )];
+            if widened {
+                let term = Term::from_field_text(field, &c.tokens[0]);
+                if c.typos > 0 {
+                    qs.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(
+                            Box::new(FuzzyTermQuery::new(term.clone(), c.typos, true)),
+                            boost * 0.5,
+                        )),
+                    ));
+                }
+                if c.completes {
+                    qs.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(
+                            Box::new(FuzzyTermQuery::new_prefix(term, 0, true)),
+                            boost * 0.6,
+                        )),
+                    ));
+                }
+            }
+            qs
+        })
+        .collect();
+        Box::new(BooleanQuery::new(per_field))
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for c in &q.include {
+        clauses.push((Occur::Must, clause(c)));
+    }
+    for c in &q.exclude {
+        clauses.push((Occur::MustNot, clause(c)));
+    }
+    BooleanQuery::new(clauses)
+}
+
+/// The service's defaults: typos and as-you-type on.
+pub const SERVICE_TOLERANCE: Tolerance = Tolerance {
+    typos: true,
+    prefix_last: true,
+};
+
 #[derive(serde::Deserialize)]
 struct Line {
     title: String,
@@ -235,10 +301,17 @@ pub fn service_build(index_dir: &Path) -> Result<PathBuf> {
 pub struct Work {
     pub docs: bool,
     pub snippets: bool,
+    /// Parse as the service does by default (typos, as-you-type) and
+    /// search with [`build_tolerant_query`].
+    pub tolerant: bool,
 }
 
 fn one(searcher: &Searcher, f: &Fields, q: &query::Query, work: Work) -> Result<u64> {
-    let tq = build_query(f, q);
+    let tq = if work.tolerant {
+        build_tolerant_query(f, q)
+    } else {
+        build_query(f, q)
+    };
     let top = TopDocs::with_limit(20).and_offset(0).order_by_score();
     let (hits, total): (Vec<(Score, DocAddress)>, usize) = searcher.search(&tq, &(top, Count))?;
     if work.docs {
@@ -282,7 +355,14 @@ pub fn search_load(
     let docs = reader.searcher().num_docs();
     let parsed: Vec<query::Query> = queries
         .iter()
-        .map(|q| query::parse(q).map_err(|e| anyhow!("{q:?}: {e}")))
+        .map(|q| {
+            let parsed = if work.tolerant {
+                query::parse_with(q, SERVICE_TOLERANCE)
+            } else {
+                query::parse(q)
+            };
+            parsed.map_err(|e| anyhow!("{q:?}: {e}"))
+        })
         .collect::<Result<_>>()?;
     let parsed = Arc::new(parsed);
     let deadline = Instant::now() + duration;

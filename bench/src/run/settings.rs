@@ -129,4 +129,21 @@ pub struct Settings {
     pub jobs_redis: String,
     #[arg(long, env = "BENCH_JOBS_REDIS_DB", default_value_t = 13)]
     pub jobs_redis_db: u32,
+    /// Known items of the relevance benchmark (issue #22).
+    #[arg(long, env = "BENCH_RELEVANCE_TARGETS", default_value_t = 300)]
+    pub relevance_targets: usize,
+    /// Queries per kind of search-tolerant's typo, as-you-type and mixed
+    /// files.
+    #[arg(long, env = "BENCH_TOLERANT_QUERIES", default_value_t = 2000)]
+    pub tolerant_queries: usize,
+    /// A notes-api binary of an earlier commit: search-tolerant runs the
+    /// exact-word search mixes on it too, on its own data dirs (its index
+    /// format may differ), for the q/s ratio new/old.
+    #[arg(long, env = "BENCH_OLD_SERVICE_BIN")]
+    pub old_service_bin: Option<std::path::PathBuf>,
+    /// A Meilisearch binary: relevance and search-tolerant measure it as
+    /// the reference (on 127.0.0.1:18700, its own data dir under the work
+    /// dir), on the same real-text notes. Built outside this repository.
+    #[arg(long, env = "BENCH_MEILI_BIN")]
+    pub meili_bin: Option<std::path::PathBuf>,
 }
