@@ -138,32 +138,33 @@ async fn writes_are_searchable_at_once_and_deletes_vanish() {
 #[tokio::test]
 async fn invalid_parameters_are_422() {
     let app = seeded().await;
-    for q in [
-        "",
-        "q=",
-        "q=%20%20",
-        "q=-only%20-exclusions",
-        "q=a&limit=0",
-        "q=a&limit=101",
-        "q=a&limit=x",
-        "q=a&offset=-1",
-        "q=a&offset=10001",
-        "q=a&tag=bad%20tag",
-    ] {
-        let res = app
-            .get(&format!("/api/v1/search?{q}"))
-            .send()
-            .await
-            .unwrap();
+    refused_with_422(
+        &app,
+        "/api/v1/search",
+        &[
+            "",
+            "q=",
+            "q=%20%20",
+            "q=-only%20-exclusions",
+            "q=a&limit=0",
+            "q=a&limit=101",
+            "q=a&limit=x",
+            "q=a&offset=-1",
+            "q=a&offset=10001",
+            "q=a&tag=bad%20tag",
+        ],
+    )
+    .await;
+}
+
+/// Each query string is refused with 422 on `route`, and so is a `q` of
+/// 5,000 bytes.
+async fn refused_with_422(app: &TestApp, route: &str, queries: &[&str]) {
+    let long = format!("q={}", "a".repeat(5000));
+    for q in queries.iter().copied().chain([long.as_str()]) {
+        let res = app.get(&format!("{route}?{q}")).send().await.unwrap();
         assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    let long = "a".repeat(5000);
-    let res = app
-        .get(&format!("/api/v1/search?q={long}"))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
 }
 
 /// Strings aimed at the FTS5 grammar, SQL, the parser and the snippet code.
@@ -724,21 +725,12 @@ async fn suggestions_complete_the_last_word() {
     assert_eq!(res, json!({"suggestions": []}));
     let (_, res) = app.get_json("/api/v1/search/suggest?q=zzzz").await;
     assert_eq!(res, json!({"suggestions": []}));
-    for bad in ["q=a&limit=0", "q=a&limit=21", "q=a&limit=x"] {
-        let res = app
-            .get(&format!("/api/v1/search/suggest?{bad}"))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-    }
-    let long = "a".repeat(5000);
-    let res = app
-        .get(&format!("/api/v1/search/suggest?q={long}"))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    refused_with_422(
+        &app,
+        "/api/v1/search/suggest",
+        &["q=a&limit=0", "q=a&limit=21", "q=a&limit=x"],
+    )
+    .await;
 }
 
 /// The new parameters' hostile values: unknown sorts and facets, bad
