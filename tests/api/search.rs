@@ -464,14 +464,7 @@ async fn the_last_word_completes_as_it_is_typed() {
     let batch: String = (0..100)
         .map(|i| format!("{{\"title\":\"deploy {i}\"}}\n"))
         .collect();
-    let res = app
-        .request(reqwest::Method::POST, "/api/v1/ingest")
-        .header("content-type", "application/x-ndjson")
-        .body(batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.ingest_ndjson(batch).await.status(), StatusCode::OK);
     assert_eq!(search(&app, "q=deploy").await["total"], 100);
 }
 
@@ -664,14 +657,7 @@ async fn every_sort_pages_through_every_match_once() {
     let batch: String = (0..57)
         .map(|i| format!("{{\"title\":\"batch {}\",\"tags\":[\"b\"]}}\n", 56 - i))
         .collect();
-    let res = app
-        .request(reqwest::Method::POST, "/api/v1/ingest")
-        .header("content-type", "application/x-ndjson")
-        .body(batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.ingest_ndjson(batch).await.status(), StatusCode::OK);
     // Relevance is left out: equal scores keep the index's order, which a
     // merge of segments between two pages may change.
     for sort in ["created", "-created", "updated", "-updated", "title"] {
