@@ -239,10 +239,7 @@ pub fn known_items(dir: &Path, n: usize, seed: u64, unique: bool) -> Result<(Vec
                 title,
                 exact: format!("{a} {b}"),
                 typo,
-                typo_edit: format!(
-                    "{edit} of {:?}",
-                    if second_longer { &b } else { &a }
-                ),
+                typo_edit: format!("{edit} of {:?}", if second_longer { &b } else { &a }),
                 typing,
                 words: [a, b],
                 df,
@@ -374,10 +371,7 @@ fn meili<'a>(
 
 /// Raw tantivy on the bench's index: `tolerant` = fuzzy and prefix
 /// automata, else plain BM25 over the exact words.
-fn raw(
-    dir: &Path,
-    tolerant: bool,
-) -> Result<impl FnMut(&str) -> Result<Vec<(String, String)>>> {
+fn raw(dir: &Path, tolerant: bool) -> Result<impl FnMut(&str) -> Result<Vec<(String, String)>>> {
     let (_index, reader, f) = tantivy_ref::open_reader(dir)?;
     let searcher = reader.searcher();
     Ok(move |q: &str| {
@@ -437,7 +431,10 @@ pub fn relevance(a: &Args) -> Result<Value> {
         engines.insert("tantivy_fuzzy".into(), evaluate(&items, raw(dir, true)?)?);
     }
     if let Some(m) = a.meili {
-        engines.insert("meilisearch".into(), evaluate(&items, meili(m, a.meili_index))?);
+        engines.insert(
+            "meilisearch".into(),
+            evaluate(&items, meili(m, a.meili_index))?,
+        );
     }
     Ok(json!({
         "targets": drawn,
@@ -462,7 +459,10 @@ pub fn mixes(corpus: &Path, out: &Path, n: usize, seed: u64) -> Result<Value> {
     let (items, drawn) = known_items(corpus, n, seed, false)?;
     fs::create_dir_all(out)?;
     let write = |name: &str, qs: &[String], extra: &str| -> Result<()> {
-        fs::write(out.join(format!("queries-{name}.txt")), qs.join("\n") + "\n")?;
+        fs::write(
+            out.join(format!("queries-{name}.txt")),
+            qs.join("\n") + "\n",
+        )?;
         let paths: Vec<String> = qs
             .iter()
             .map(|q| format!("/api/v1/search?q={}{extra}", url_encode(q)))

@@ -158,14 +158,14 @@ pub fn build_query(f: &Fields, q: &query::Query) -> BooleanQuery {
         .collect();
         Box::new(BooleanQuery::new(per_field))
     };
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for c in &q.include {
-        clauses.push((Occur::Must, clause(c)));
-    }
-    for c in &q.exclude {
-        clauses.push((Occur::MustNot, clause(c)));
-    }
-    BooleanQuery::new(clauses)
+    every_clause(q, clause)
+}
+
+/// Every include clause must match, no exclude clause may.
+fn every_clause(q: &query::Query, clause: impl Fn(&Clause) -> Box<dyn Query>) -> BooleanQuery {
+    let include = q.include.iter().map(|c| (Occur::Must, clause(c)));
+    let exclude = q.exclude.iter().map(|c| (Occur::MustNot, clause(c)));
+    BooleanQuery::new(include.chain(exclude).collect())
 }
 
 /// What tantivy offers alone for a tolerant query (the `tantivy-tolerant`
@@ -215,14 +215,7 @@ pub fn build_tolerant_query(f: &Fields, q: &query::Query) -> BooleanQuery {
         .collect();
         Box::new(BooleanQuery::new(per_field))
     };
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for c in &q.include {
-        clauses.push((Occur::Must, clause(c)));
-    }
-    for c in &q.exclude {
-        clauses.push((Occur::MustNot, clause(c)));
-    }
-    BooleanQuery::new(clauses)
+    every_clause(q, clause)
 }
 
 /// The service's defaults: typos and as-you-type on.

@@ -101,19 +101,35 @@ impl Ctx {
         }
         let spec = self.meili_spec(&bin);
         let mut server = spec.spawn()?;
-        server.wait_ready("/health", Duration::from_millis(20), Duration::from_secs(120))?;
+        server.wait_ready(
+            "/health",
+            Duration::from_millis(20),
+            Duration::from_secs(120),
+        )?;
         let mut report = json!({"reused": !fresh});
         if fresh {
             let t = Instant::now();
             let call = |method: &str, path: &str, ct: Option<&str>, body: &[u8]| -> Result<Value> {
-                let r = client::request(MEILI_ADDR, method, path, ct, body, Duration::from_secs(600))?;
+                let r =
+                    client::request(MEILI_ADDR, method, path, ct, body, Duration::from_secs(600))?;
                 if r.status >= 300 {
-                    bail!("meilisearch {method} {path}: HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body));
+                    bail!(
+                        "meilisearch {method} {path}: HTTP {}: {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    );
                 }
                 r.json()
             };
             let json_ct = Some("application/json");
-            call("POST", "/indexes", json_ct, json!({"uid": MEILI_INDEX, "primaryKey": "external_id"}).to_string().as_bytes())?;
+            call(
+                "POST",
+                "/indexes",
+                json_ct,
+                json!({"uid": MEILI_INDEX, "primaryKey": "external_id"})
+                    .to_string()
+                    .as_bytes(),
+            )?;
             // Titles before bodies (its `attribute` rule ranks a title match
             // higher); the rest of its settings are its defaults.
             call(
@@ -135,7 +151,12 @@ impl Ctx {
                 )?;
             }
             loop {
-                let v = call("GET", "/tasks?statuses=enqueued,processing&limit=1", None, b"")?;
+                let v = call(
+                    "GET",
+                    "/tasks?statuses=enqueued,processing&limit=1",
+                    None,
+                    b"",
+                )?;
                 if v["total"].as_u64() == Some(0) {
                     break;
                 }
@@ -151,9 +172,13 @@ impl Ctx {
             let stats = call("GET", &format!("/indexes/{MEILI_INDEX}/stats"), None, b"")?;
             let expected = c.desc["notes"].as_u64();
             if stats["numberOfDocuments"].as_u64() != expected {
-                bail!("meilisearch holds {} documents, expected {expected:?}", stats["numberOfDocuments"]);
+                bail!(
+                    "meilisearch holds {} documents, expected {expected:?}",
+                    stats["numberOfDocuments"]
+                );
             }
-            report = json!({"reused": false, "index_secs": t.elapsed().as_secs_f64(), "stats": stats});
+            report =
+                json!({"reused": false, "index_secs": t.elapsed().as_secs_f64(), "stats": stats});
             fs::write(&marker, c.desc["params"].to_string())?;
         }
         let version = client::get(MEILI_ADDR, "/version", Duration::from_secs(5))?.json()?;
@@ -169,7 +194,11 @@ impl Ctx {
         let meili = self.meili_on(&c)?;
         let spec = self.service_on(&c, Backend::Sqlite, "service-relevance");
         let mut server = spec.spawn()?;
-        server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(300))?;
+        server.wait_ready(
+            "/readyz",
+            Duration::from_millis(5),
+            Duration::from_secs(300),
+        )?;
         let items = self.work.join("relevance-items.json");
         let mut args: Vec<String> = vec![
             "relevance".into(),
@@ -313,9 +342,17 @@ impl Ctx {
         let dur = self.set.search_duration_s;
         self.with_service(bin, |ctx| {
             ctx.ensure_data(&set, Backend::Sqlite)?;
-            let spec = ctx.service_on(&set, Backend::Sqlite, &format!("service-tolerant-{who}-{}", c.label));
+            let spec = ctx.service_on(
+                &set,
+                Backend::Sqlite,
+                &format!("service-tolerant-{who}-{}", c.label),
+            );
             let mut server = spec.spawn()?;
-            server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(300))?;
+            server.wait_ready(
+                "/readyz",
+                Duration::from_millis(5),
+                Duration::from_secs(300),
+            )?;
             let url = format!("http://{SERVICE_ADDR}/");
             let mut files: Vec<(&str, PathBuf)> = corpus::QUERY_KINDS
                 .iter()
@@ -325,7 +362,12 @@ impl Ctx {
                 // The same queries with typos and as-you-type off: what
                 // the rest of the change (index format 2, tie-break by id,
                 // fast fields) costs on its own.
-                let strict = ["1term-strict", "2term-strict", "phrase-strict", "prefix-strict"];
+                let strict = [
+                    "1term-strict",
+                    "2term-strict",
+                    "phrase-strict",
+                    "prefix-strict",
+                ];
                 for (k, name) in corpus::QUERY_KINDS.iter().zip(strict) {
                     let text = fs::read_to_string(c.dir.join(format!("queries-{k}.paths")))?;
                     let lines: Vec<String> = text
@@ -338,7 +380,15 @@ impl Ctx {
                     files.push((name, p));
                 }
             }
-            ctx.wrk(None, ctx.set.search_connections, 3, "search.lua", &url, &[files[0].1.display().to_string()], &format!("wrk-tolerant-{who}-{}-warmup", c.label))?;
+            ctx.wrk(
+                None,
+                ctx.set.search_connections,
+                3,
+                "search.lua",
+                &url,
+                &[files[0].1.display().to_string()],
+                &format!("wrk-tolerant-{who}-{}-warmup", c.label),
+            )?;
             ctx.wrk_set(&url, &files, dur, &format!("{who}-{}", c.label), out, cmds)?;
             server.stop()?;
             Ok(spec.command_line())
@@ -386,7 +436,11 @@ impl Ctx {
         let ready_data = self.ensure_data(&real, Backend::Sqlite)?;
         let spec = self.service_on(&real, Backend::Sqlite, "service-tolerant-mixes");
         let mut server = spec.spawn()?;
-        server.wait_ready("/readyz", Duration::from_millis(5), Duration::from_secs(300))?;
+        server.wait_ready(
+            "/readyz",
+            Duration::from_millis(5),
+            Duration::from_secs(300),
+        )?;
         let url = format!("http://{SERVICE_ADDR}/");
         let names = ["exact-strict", "exact", "typo", "typing", "mixed"];
         let mut files: Vec<(&str, PathBuf)> = names
@@ -394,7 +448,15 @@ impl Ctx {
             .map(|k| (*k, mixes.join(format!("queries-{k}.paths"))))
             .collect();
         files.push(("suggest", mixes.join("suggest.paths")));
-        self.wrk(None, conns, 3, "search.lua", &url, &[files[3].1.display().to_string()], "wrk-tolerant-warmup")?;
+        self.wrk(
+            None,
+            conns,
+            3,
+            "search.lua",
+            &url,
+            &[files[3].1.display().to_string()],
+            "wrk-tolerant-warmup",
+        )?;
         let (mut http, mut http_cmds) = (Map::new(), Map::new());
         self.wrk_set(&url, &files, dur, "new-real", &mut http, &mut http_cmds)?;
         // Sanity: what each kind finds on average (first 200 queries).
@@ -449,7 +511,15 @@ impl Ctx {
                 .iter()
                 .map(|k| (*k, mixes.join(format!("meili-{k}.paths"))))
                 .collect();
-            self.wrk(None, conns, 3, "search.lua", &murl, &[mfiles[2].1.display().to_string()], "wrk-tolerant-meili-warmup")?;
+            self.wrk(
+                None,
+                conns,
+                3,
+                "search.lua",
+                &murl,
+                &[mfiles[2].1.display().to_string()],
+                "wrk-tolerant-meili-warmup",
+            )?;
             self.wrk_set(&murl, &mfiles, dur, "meili", &mut meili, &mut meili_cmds)?;
             m.stop()?;
             meili_report = report;
@@ -531,15 +601,26 @@ impl Ctx {
             let ratio = p99(h) / p99(strict);
             self.push(Figure {
                 id: format!("tolerant_{k}_p99_over_exact"),
-                name: format!("Search {k}, real-text 100k, HTTP, {conns} connections: p99 (p50 {:.2} ms)", p50(h)),
+                name: format!(
+                    "Search {k}, real-text 100k, HTTP, {conns} connections: p99 (p50 {:.2} ms)",
+                    p50(h)
+                ),
                 value: p99(h),
                 unit: "ms".into(),
                 target: "<= 2x the exact-word p99".into(),
                 pass: Some(ratio <= 2.0),
-                reference: "the same words typed exactly, typos=false&prefix_last=false: p99 ms".into(),
+                reference: "the same words typed exactly, typos=false&prefix_last=false: p99 ms"
+                    .into(),
                 reference_value: Some(p99(strict)),
                 ratio: Some(ratio),
-                commands: vec![svc_cmd.clone(), http_cmds[k].as_str().unwrap_or_default().to_owned(), http_cmds["exact-strict"].as_str().unwrap_or_default().to_owned()],
+                commands: vec![
+                    svc_cmd.clone(),
+                    http_cmds[k].as_str().unwrap_or_default().to_owned(),
+                    http_cmds["exact-strict"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                ],
             });
         }
         let s = &http["suggest"];
@@ -582,10 +663,17 @@ impl Ctx {
         detail.insert("hits".into(), Value::Object(hits));
         detail.insert("references".into(), Value::Object(refs));
         detail.insert("reference_commands".into(), Value::Object(ref_cmds));
-        detail.insert("meilisearch".into(), json!({"http": meili, "commands": meili_cmds, "report": meili_report}));
+        detail.insert(
+            "meilisearch".into(),
+            json!({"http": meili, "commands": meili_cmds, "report": meili_report}),
+        );
         detail.insert("old_service_bin".into(), json!(self.set.old_service_bin));
-        detail.insert("ingested_now".into(), json!(ready_data.map(|(v, c)| json!({"client": v, "commands": c}))));
-        self.details.insert(self.current.clone(), Value::Object(detail));
+        detail.insert(
+            "ingested_now".into(),
+            json!(ready_data.map(|(v, c)| json!({"client": v, "commands": c}))),
+        );
+        self.details
+            .insert(self.current.clone(), Value::Object(detail));
         Ok(())
     }
 }
