@@ -315,19 +315,20 @@ fn service(addr: &str) -> impl FnMut(&str) -> Result<Vec<(String, String)>> + '_
         if r.status != 200 {
             bail!("{path}: HTTP {}", r.status);
         }
-        let v = r.json()?;
-        Ok(v["hits"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|h| {
-                (
-                    String::new(),
-                    h["title"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect())
+        Ok(hits(&r.json()?, None))
     }
+}
+
+/// A search answer's hits as (external id, title); the id is empty when
+/// the engine does not return one.
+fn hits(answer: &Value, id: Option<&str>) -> Vec<(String, String)> {
+    let text = |h: &Value, field: &str| h[field].as_str().unwrap_or_default().to_owned();
+    answer["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| (id.map(|f| text(h, f)).unwrap_or_default(), text(h, "title")))
+        .collect()
 }
 
 /// Meilisearch: POST /indexes/INDEX/search {"q", "limit": 10} (its
@@ -354,18 +355,7 @@ fn meili<'a>(
                 String::from_utf8_lossy(&r.body)
             );
         }
-        let v = r.json()?;
-        Ok(v["hits"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|h| {
-                (
-                    h["external_id"].as_str().unwrap_or_default().to_owned(),
-                    h["title"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect())
+        Ok(hits(&r.json()?, Some("external_id")))
     }
 }
 

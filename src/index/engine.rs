@@ -372,13 +372,7 @@ impl Engine {
             let either = BooleanQuery::new(
                 fields
                     .iter()
-                    .map(|&field| {
-                        let q: Box<dyn Query> = Box::new(TermQuery::new(
-                            Term::from_field_text(field, &word),
-                            IndexRecordOption::Basic,
-                        ));
-                        (Occur::Should, q)
-                    })
+                    .map(|&field| (Occur::Should, present(field, &word)))
                     .collect(),
             );
             let count = searcher.search(&either, &Count).map_err(engine_error)? as u64;
