@@ -17,7 +17,7 @@ use crate::{
         note::MAX_NOTE_JSON_BYTES,
         validation::FieldError,
     },
-    store::{self, Store, StoreError, dataset},
+    store::{self, Maintenance, Notes, Store, StoreError, dataset},
 };
 
 /// Lines are validated and written this many bytes at a time, so packing a

@@ -31,7 +31,7 @@ use super::{
     IndexError, IndexStatus, SearchIndex, SearchQuery, SearchResults, Suggestion,
     engine::{Engine, FORMAT, Payload},
 };
-use crate::store::{Change, DynStore, FeedHead};
+use crate::store::{Change, FeedHead, FeedReader};
 
 /// Notes read from the store per query while catching up or building.
 const PAGE: u32 = 1000;
@@ -70,7 +70,7 @@ pub struct TantivyIndex {
 }
 
 struct Shared {
-    store: DynStore,
+    store: Arc<dyn FeedReader>,
     heads: HeadReads,
     settings: IndexSettings,
     serving: RwLock<Option<Arc<Engine>>>,
@@ -86,7 +86,7 @@ impl TantivyIndex {
     /// Takes the index directory and starts following the feed in the
     /// background; searches answer once an index serves (at once when the
     /// directory holds a usable one).
-    pub fn open(store: DynStore, settings: IndexSettings) -> Result<Self, IndexError> {
+    pub fn open(store: Arc<dyn FeedReader>, settings: IndexSettings) -> Result<Self, IndexError> {
         std::fs::create_dir_all(&settings.dir).map_err(|e| dir_error(&settings.dir, e))?;
         let lock =
             File::create(settings.dir.join("lock")).map_err(|e| dir_error(&settings.dir, e))?;
@@ -159,7 +159,7 @@ struct HeadReads {
 }
 
 impl HeadReads {
-    async fn read(&self, store: &dyn crate::store::Store) -> Result<FeedHead, IndexError> {
+    async fn read(&self, store: &dyn FeedReader) -> Result<FeedHead, IndexError> {
         let arrived = self.started.load(Ordering::SeqCst);
         let fresh = || {
             self.last

@@ -23,10 +23,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{
-    AssertSqlSafe, PgPool,
-    postgres::{PgListener, PgPoolOptions},
-};
+use sqlx::{AssertSqlSafe, PgPool, postgres::PgPoolOptions};
 use tokio::{sync::Notify, task::JoinHandle};
 use uuid::Uuid;
 
@@ -38,7 +35,7 @@ use super::{
 };
 use crate::store::{
     StoreError,
-    postgres::{PgStore, map_err},
+    postgres::{PgStore, listen, map_err},
 };
 
 const CHANNEL: &str = "notes_jobs";
@@ -64,8 +61,8 @@ impl PgQueue {
     pub async fn new(store: &PgStore) -> Result<Self, StoreError> {
         let wake = Wakeup::default();
         let announce = Arc::new(Notify::new());
-        let store_options = store.pool.options();
-        let connect = (*store.pool.connect_options()).clone().options([
+        let store_options = store.pool().options();
+        let connect = (*store.pool().connect_options()).clone().options([
             ("synchronous_commit", "off"),
             // The claim must walk the due index in order and stop at the
             // first unlocked row. A backlog enqueued faster than autovacuum
@@ -82,11 +79,14 @@ impl PgQueue {
             .acquire_timeout(store_options.get_acquire_timeout())
             .connect_lazy_with(connect);
         let tasks = [
-            tokio::spawn(listen(store.pool.clone(), wake.clone())),
-            tokio::spawn(announcer(store.pool.clone(), announce.clone())),
+            tokio::spawn(listen(store.pool().clone(), CHANNEL, {
+                let wake = wake.clone();
+                move || wake.one()
+            })),
+            tokio::spawn(announcer(store.pool().clone(), announce.clone())),
         ];
         Ok(Self {
-            pool: store.pool.clone(),
+            pool: store.pool().clone(),
             workers,
             wake,
             announce,
@@ -114,39 +114,6 @@ async fn announcer(pool: PgPool, announce: Arc<Notify>) {
         {
             // Other processes' workers still poll: a lost NOTIFY costs latency.
             tracing::debug!(error = %e, "NOTIFY failed");
-        }
-    }
-}
-
-/// Turns notifications into wake-ups for this process's workers. A lost
-/// connection only costs latency (workers also poll), so it is retried
-/// quietly.
-async fn listen(pool: PgPool, wake: Wakeup) {
-    loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::debug!(error = %e, "job listener cannot connect; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
-            }
-        };
-        if let Err(e) = listener.listen(CHANNEL).await {
-            tracing::debug!(error = %e, "LISTEN failed; retrying");
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            continue;
-        }
-        loop {
-            match listener.recv().await {
-                Ok(_) => wake.one(),
-                Err(e) => {
-                    tracing::debug!(error = %e, "job listener lost its connection");
-                    // Jobs enqueued while disconnected announced nothing.
-                    wake.one();
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    break;
-                }
-            }
         }
     }
 }

@@ -1,38 +1,16 @@
 //! The statements the two SQL queues (SQLite, PostgreSQL) share, written
 //! once. They are portable SQL with numbered placeholders (`$1`), which
-//! [`Dialect::sql`] turns into SQLite's `?1`. Each backend binds its own
+//! [`Dialect::sql`] (the store's) turns into SQLite's `?1`. Each backend binds its own
 //! column types (text on SQLite; uuid, jsonb, timestamptz on PostgreSQL)
 //! and keeps only what really differs: the claim, notifications, ticks.
-
-use std::borrow::Cow;
 
 use sqlx::{AssertSqlSafe, Database, Encode, FromRow, Type, query::QueryAs};
 
 use super::{JobKind, JobListQuery, JobStatus, Lane};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
+pub use crate::store::sql::Dialect;
 
 impl Dialect {
-    /// `sql`, one of the statements below, as this dialect numbers its
-    /// placeholders.
-    pub fn sql(self, sql: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
-        AssertSqlSafe(match self {
-            Self::Postgres => Cow::Borrowed(sql),
-            Self::Sqlite => Cow::Owned(sql.replace('$', "?")),
-        })
-    }
-
-    fn placeholder(self, n: usize) -> String {
-        match self {
-            Self::Postgres => format!("${n}"),
-            Self::Sqlite => format!("?{n}"),
-        }
-    }
-
     /// One page of `GET /jobs`, newest first, bound and ready to fetch
     /// (`limit + 1` rows, for [`crate::store::Page::from_rows`]).
     pub fn list<'q, DB, O>(self, q: &JobListQuery) -> QueryAs<'q, DB, O, DB::Arguments>

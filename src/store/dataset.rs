@@ -6,7 +6,7 @@ use std::{io::Read, path::Path, str::FromStr, time::Duration};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use super::{
-    PoolSettings, Store, StoreError,
+    Maintenance, PoolSettings, StoreError,
     sqlite::{SqliteStore, map_err},
 };
 

@@ -27,6 +27,8 @@ mod versions;
 pub use schema::{SchemaError, require_current, require_exact};
 pub use versions::SchemaVersions;
 pub mod postgres;
+pub(crate) mod rows;
+pub mod sql;
 pub mod sqlite;
 
 pub use open::{Database, connect, open};
@@ -146,8 +148,18 @@ pub struct NewKey {
     pub hash: String,
 }
 
+/// Everything a deployment's database holds, for the server, the CLI and
+/// the jobs, which touch most of it. Each part is a trait of its own, so a
+/// layer that needs one part asks for that part only: the search index
+/// follows a [`FeedReader`], a backup reads and writes through [`Backup`].
+/// Every backend implements all of them.
+pub trait Store: Maintenance + Notes + Attachments + FeedReader + Keys + Backup {}
+
+impl<T: Maintenance + Notes + Attachments + FeedReader + Keys + Backup> Store for T {}
+
+/// The database itself: opening, migrating, checking, closing.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Maintenance: Send + Sync + 'static {
     /// `sqlite` or `postgres`: for logs and `/readyz`, never for branching.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> Result<(), StoreError>;
@@ -161,7 +173,13 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
     async fn close(&self);
+    /// Starts a new feed generation, which makes every index rebuild itself.
+    async fn renew_feed(&self) -> Result<FeedHead, StoreError>;
+}
 
+/// Notes: the API, the admin UI and ingest.
+#[async_trait]
+pub trait Notes: Send + Sync + 'static {
     async fn create_note(&self, note: NoteInput) -> Result<Note, StoreError>;
     async fn get_note(&self, id: Uuid) -> Result<Option<Note>, StoreError>;
     async fn list_notes(&self, query: &ListQuery) -> Result<Page, StoreError>;
@@ -179,8 +197,12 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a whole batch in one transaction: notes with a known
     /// `external_id` are updated (or left alone when nothing changed).
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError>;
-    async fn count_notes(&self) -> Result<u64, StoreError>;
+}
 
+/// Attachments' records (their bytes are in `blobs`): the API, and the
+/// jobs that extract their text and check a restore.
+#[async_trait]
+pub trait Attachments: Send + Sync + 'static {
     /// Records an uploaded attachment; `NotFound` when its note is gone.
     async fn create_attachment(&self, attachment: StoredAttachment) -> Result<(), StoreError>;
     /// At most `limit` of the note's attachments, in id (upload) order,
@@ -194,12 +216,22 @@ pub trait Store: Send + Sync + 'static {
     async fn get_attachment(&self, id: Uuid) -> Result<Option<StoredAttachment>, StoreError>;
     /// Removes the row; returns the storage key of the object to delete.
     async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError>;
-
     /// Sets an attachment's extracted text (it joins its note's search
     /// document); `false` when the attachment is gone.
     async fn set_attachment_text(&self, id: Uuid, text: &str) -> Result<bool, StoreError>;
     /// Which of `ids` name attachments that exist.
     async fn attachments_present(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError>;
+    /// Non-empty attachments of these content types that have no extracted
+    /// text (an `extract_text` job that never ran, or found nothing).
+    async fn attachments_without_text(
+        &self,
+        content_types: &[&str],
+    ) -> Result<Vec<Uuid>, StoreError>;
+}
+
+/// The change feed, as the search index follows it.
+#[async_trait]
+pub trait FeedReader: Send + Sync + 'static {
     /// The change feed's head, read fresh.
     async fn feed_head(&self) -> Result<FeedHead, StoreError>;
     /// Changes numbered after `after` (and up to `upto`, if given), in
@@ -215,8 +247,6 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         deletes: bool,
     ) -> Result<ChangePage, StoreError>;
-    /// Starts a new feed generation, which makes every index rebuild itself.
-    async fn renew_feed(&self) -> Result<FeedHead, StoreError>;
     /// Calls `changed` soon after any process commits a change to the feed,
     /// where the backend can announce it (PostgreSQL); followers poll too.
     /// The task ends when the handle is aborted.
@@ -226,13 +256,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Option<tokio::task::JoinHandle<()>> {
         None
     }
-    /// Non-empty attachments of these content types that have no extracted
-    /// text (an `extract_text` job that never ran, or found nothing).
-    async fn attachments_without_text(
-        &self,
-        content_types: &[&str],
-    ) -> Result<Vec<Uuid>, StoreError>;
+    /// How many notes there are: what a rebuild from the feed will read.
+    async fn count_notes(&self) -> Result<u64, StoreError>;
+}
 
+/// API keys: the authentication extractor and the key endpoints.
+#[async_trait]
+pub trait Keys: Send + Sync + 'static {
+    async fn create_key(&self, key: NewKey) -> Result<(), StoreError>;
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    async fn delete_key(&self, id: Uuid) -> Result<bool, StoreError>;
+    async fn find_key(&self, hash: &str) -> Result<Option<(Uuid, Vec<Scope>)>, StoreError>;
+}
+
+/// A logical copy of everything, for `backup` and `restore`.
+#[async_trait]
+pub trait Backup: Send + Sync + 'static {
     /// Sends every key, note and attachment, in that order, read from one
     /// consistent snapshot.
     async fn export(&self, out: mpsc::Sender<Record>) -> Result<(), StoreError>;
@@ -246,11 +285,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// No notes, attachments or keys: a deployment a restore may fill.
     async fn is_empty(&self) -> Result<bool, StoreError>;
-
-    async fn create_key(&self, key: NewKey) -> Result<(), StoreError>;
-    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
-    async fn delete_key(&self, id: Uuid) -> Result<bool, StoreError>;
-    async fn find_key(&self, hash: &str) -> Result<Option<(Uuid, Vec<Scope>)>, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

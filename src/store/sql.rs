@@ -1,0 +1,844 @@
+//! The store, written once for both SQL backends. [`SqlStore`] implements
+//! [`Store`] over any [`Backend`]; the statements are portable SQL with
+//! numbered placeholders (`$1`), which [`Dialect::sql`] turns into SQLite's
+//! `?1`, and the rows are `rows`' types, which read either backend's column
+//! types. Each backend (`sqlite.rs`, `postgres.rs`) keeps only what truly
+//! differs: how it connects and migrates, how a write is numbered in the
+//! change feed and locked (single statements on PostgreSQL, one writer on
+//! SQLite), the bulk upsert of an ingest, tag filters and list parameters,
+//! and PostgreSQL's `LISTEN`.
+
+use std::{
+    borrow::Cow,
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use sqlx::{
+    AssertSqlSafe, Database, Executor, IntoArguments, Pool, Transaction, query::Query, types::Json,
+};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{
+    Attachments, BATCH_ROWS, Backup, ChangePage, FeedHead, FeedReader, Keys, ListQuery,
+    Maintenance, NewKey, Notes, Page, Record, StoreError, merge_changes, new_generation,
+    rows::{
+        ATTACHMENT_COLUMNS, AttachmentRow, Bind, ExportAttachmentRow, ExportKeyRow, FeedRow, Id,
+        KEY_COLUMNS, KeyRow, NOTE_COLUMNS, NoteRow, Rows, Time,
+    },
+    send, versions,
+};
+use crate::domain::{
+    attachment::{Attachment, StoredAttachment},
+    ingest::IngestCounts,
+    keys::{ApiKey, Scope},
+    note::{Note, NoteInput},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `sql`, written with `$n` placeholders, as this dialect numbers them.
+    pub fn sql(self, sql: &str) -> AssertSqlSafe<Cow<'_, str>> {
+        AssertSqlSafe(match self {
+            Self::Postgres => Cow::Borrowed(sql),
+            Self::Sqlite => Cow::Owned(sql.replace('$', "?")),
+        })
+    }
+
+    pub(crate) fn placeholder(self, n: usize) -> String {
+        match self {
+            Self::Postgres => format!("${n}"),
+            Self::Sqlite => format!("?{n}"),
+        }
+    }
+}
+
+/// A store on one SQL database. On SQLite the writer is a pool of one
+/// connection and readers never wait for it; on PostgreSQL both are the
+/// same pool.
+pub struct SqlStore<DB: Database> {
+    pub(crate) writer: Pool<DB>,
+    pub(crate) reader: Pool<DB>,
+}
+
+/// What one SQL backend does its own way. Implemented by sqlx's `Sqlite` and
+/// `Postgres`; everything else is [`SqlStore`]'s, written once.
+#[async_trait]
+pub trait Backend: Database<Arguments: IntoArguments<Self>> {
+    /// `sqlite` or `postgres`: for logs and `/readyz`.
+    const BACKEND: &'static str;
+    const DIALECT: Dialect;
+    /// Inserts an attachment's row (binds: id, filename, content_type, size,
+    /// sha256, storage_key, created_at, search_text, note id) only if its
+    /// note exists, so a missing note inserts nothing.
+    const INSERT_ATTACHMENT: &'static str;
+    /// Notes changed after $1 and up to $2, at most $3, as [`FeedRow`]s,
+    /// with their attachments' text and count.
+    const FEED_NOTES: &'static str;
+    /// `column IN` the list bound at `$1` (see [`Self::id_list`]).
+    const IN_LIST: &'static str;
+    /// The locking clause of a read that decides a write (an ingest's
+    /// look-up of the notes it may update).
+    const LOCK_ROWS: &'static str;
+    /// Whether sqlx's migrations table exists (read-only).
+    const MIGRATIONS_EXIST: &'static str;
+
+    /// Lists of ids and of strings as [`Self::IN_LIST`] takes them.
+    type IdList: for<'q> sqlx::Encode<'q, Self> + sqlx::Type<Self> + Send + 'static;
+    type TextList: for<'q> sqlx::Encode<'q, Self> + sqlx::Type<Self> + Send + 'static;
+    fn id_list(ids: &[Uuid]) -> Self::IdList;
+    fn text_list(values: &[&str]) -> Self::TextList;
+
+    fn exec<'c>(c: &'c mut Self::Connection) -> impl Executor<'c, Database = Self>;
+    fn bind<'q, T: Bind + 'q>(
+        q: Query<'q, Self, Self::Arguments>,
+        value: T,
+    ) -> Query<'q, Self, Self::Arguments>;
+    fn decode<T: Rows>(row: &Self::Row) -> Result<T, sqlx::Error>;
+    fn affected(done: &Self::QueryResult) -> u64;
+    fn map_err(err: sqlx::Error) -> StoreError;
+    fn migrator() -> &'static sqlx::migrate::Migrator;
+
+    /// A transaction that may write, locked as this backend needs.
+    async fn begin_write(store: &SqlStore<Self>) -> Result<Transaction<'static, Self>, StoreError>;
+    /// A read-only transaction that sees one snapshot throughout; with
+    /// `unbounded`, exempt from the statement timeout (a whole export).
+    async fn begin_snapshot(
+        store: &SqlStore<Self>,
+        unbounded: bool,
+    ) -> Result<Transaction<'static, Self>, StoreError>;
+    async fn migrate(store: &SqlStore<Self>) -> Result<(), StoreError>;
+    async fn check_integrity(store: &SqlStore<Self>) -> Result<(), StoreError>;
+
+    async fn create_note(store: &SqlStore<Self>, note: NoteInput) -> Result<Note, StoreError>;
+    /// The update if the note is still at `expected_version`; `None` when
+    /// it is not (or is gone), and nothing was written.
+    async fn update_note(
+        store: &SqlStore<Self>,
+        id: Uuid,
+        note: NoteInput,
+        expected_version: i64,
+    ) -> Result<Option<Note>, StoreError>;
+    async fn list_notes(store: &SqlStore<Self>, q: &ListQuery) -> Result<Page, StoreError>;
+    async fn ingest(
+        store: &SqlStore<Self>,
+        notes: Vec<NoteInput>,
+    ) -> Result<IngestCounts, StoreError>;
+
+    fn watch_feed(
+        _store: &SqlStore<Self>,
+        _changed: Arc<dyn Fn() + Send + Sync>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
+}
+
+/// The part of a [`Backend`] that only forwards to sqlx's impls for its
+/// database. Generic code cannot reach them (Rust does not carry bounds such
+/// as `for<'c> &'c mut DB::Connection: Executor<'c>` from a trait to its
+/// users), so each backend states them through this macro, with its
+/// connection, arguments, row and result types, its error mapping and its
+/// migrations.
+macro_rules! forward_to_sqlx {
+    ($conn:ty, $args:ty, $row:ty, $done:ty, $map_err:path, $migrator:path) => {
+        fn exec<'c>(c: &'c mut $conn) -> impl sqlx::Executor<'c, Database = Self> {
+            c
+        }
+        fn bind<'q, T: $crate::store::rows::Bind + 'q>(
+            q: sqlx::query::Query<'q, Self, $args>,
+            value: T,
+        ) -> sqlx::query::Query<'q, Self, $args> {
+            q.bind(value)
+        }
+        fn decode<T: $crate::store::rows::Rows>(row: &$row) -> Result<T, sqlx::Error> {
+            <T as sqlx::FromRow<'_, $row>>::from_row(row)
+        }
+        fn affected(done: &$done) -> u64 {
+            done.rows_affected()
+        }
+        fn map_err(err: sqlx::Error) -> $crate::store::StoreError {
+            $map_err(err)
+        }
+        fn migrator() -> &'static sqlx::migrate::Migrator {
+            &$migrator
+        }
+    };
+}
+pub(crate) use forward_to_sqlx;
+
+/// A statement of this module, numbered for `B`.
+pub(crate) fn query<B: Backend>(sql: &str) -> Query<'static, B, B::Arguments> {
+    sqlx::query(AssertSqlSafe(B::DIALECT.sql(sql).0.into_owned()))
+}
+
+/// `.arg(v)`: binds through the backend, so shared code binds [`Id`] and
+/// [`Time`] without naming the database.
+pub(crate) trait Args: Sized {
+    fn arg<T: Bind + 'static>(self, value: T) -> Self;
+}
+
+impl<B: Backend> Args for Query<'static, B, B::Arguments> {
+    fn arg<T: Bind + 'static>(self, value: T) -> Self {
+        B::bind(self, value)
+    }
+}
+
+/// Every row of `q`, read as `T`.
+pub(crate) async fn fetch_all<B: Backend, T: Rows>(
+    c: &mut B::Connection,
+    q: Query<'static, B, B::Arguments>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = q.fetch_all(B::exec(c)).await.map_err(B::map_err)?;
+    rows.iter()
+        .map(|r| B::decode(r).map_err(B::map_err))
+        .collect()
+}
+
+pub(crate) async fn fetch_optional<B: Backend, T: Rows>(
+    c: &mut B::Connection,
+    q: Query<'static, B, B::Arguments>,
+) -> Result<Option<T>, StoreError> {
+    let row = q.fetch_optional(B::exec(c)).await.map_err(B::map_err)?;
+    row.map(|r| B::decode(&r).map_err(B::map_err)).transpose()
+}
+
+pub(crate) async fn fetch_one<B: Backend, T: Rows>(
+    c: &mut B::Connection,
+    q: Query<'static, B, B::Arguments>,
+) -> Result<T, StoreError> {
+    let row = q.fetch_one(B::exec(c)).await.map_err(B::map_err)?;
+    B::decode(&row).map_err(B::map_err)
+}
+
+/// Runs `q`; how many rows it changed.
+pub(crate) async fn execute<B: Backend>(
+    c: &mut B::Connection,
+    q: Query<'static, B, B::Arguments>,
+) -> Result<u64, StoreError> {
+    let done = q.execute(B::exec(c)).await.map_err(B::map_err)?;
+    Ok(B::affected(&done))
+}
+
+impl<B: Backend> SqlStore<B> {
+    async fn read(&self) -> Result<sqlx::pool::PoolConnection<B>, StoreError> {
+        self.reader.acquire().await.map_err(B::map_err)
+    }
+
+    async fn write(&self) -> Result<sqlx::pool::PoolConnection<B>, StoreError> {
+        self.writer.acquire().await.map_err(B::map_err)
+    }
+}
+
+/// Takes `n` change numbers for the writing transaction; returns the first.
+/// Writers that number changes commit one after the other (SQLite's one
+/// writer; the feed row's lock, held to commit, on PostgreSQL), so a
+/// reader that sees head H sees every change up to H.
+pub(crate) async fn take_seqs<B: Backend>(
+    c: &mut B::Connection,
+    n: usize,
+) -> Result<i64, StoreError> {
+    let (last,): (i64,) = fetch_one(
+        c,
+        query::<B>("UPDATE search_feed SET head = head + $1 WHERE id = 1 RETURNING head")
+            .arg(n as i64),
+    )
+    .await?;
+    Ok(last - n as i64 + 1)
+}
+
+/// Gives the note a new change number: its search document changed
+/// although its row did not (its attachments).
+async fn touch_note<B: Backend>(c: &mut B::Connection, note_id: Uuid) -> Result<(), StoreError> {
+    let seq = take_seqs::<B>(&mut *c, 1).await?;
+    execute(
+        c,
+        query::<B>("UPDATE notes SET change_seq = $1 WHERE id = $2")
+            .arg(seq)
+            .arg(Id(note_id)),
+    )
+    .await?;
+    Ok(())
+}
+
+fn insert_attachment<B: Backend>(
+    a: &Attachment,
+    storage_key: &str,
+    search_text: &str,
+) -> Query<'static, B, B::Arguments> {
+    query::<B>(B::INSERT_ATTACHMENT)
+        .arg(Id(a.id))
+        .arg(a.filename.clone())
+        .arg(a.content_type.clone())
+        .arg(a.size as i64)
+        .arg(a.sha256.clone())
+        .arg(storage_key.to_owned())
+        .arg(Time(a.created_at))
+        .arg(search_text.to_owned())
+        .arg(Id(a.note_id))
+}
+
+fn insert_key<B: Backend>(key: &ApiKey, hash: &str) -> Query<'static, B, B::Arguments> {
+    query::<B>(
+        "INSERT INTO api_keys (id, name, scopes, prefix, key_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .arg(Id(key.id))
+    .arg(key.name.clone())
+    .arg(Json(key.scopes.clone()))
+    .arg(key.prefix.clone())
+    .arg(hash.to_owned())
+    .arg(Time(key.created_at))
+}
+
+/// A note as a backup holds it, written back as it was.
+fn insert_exported_note<B: Backend>(n: &Note) -> Query<'static, B, B::Arguments> {
+    query::<B>(
+        "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at,
+                            updated_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .arg(Id(n.id))
+    .arg(n.title.clone())
+    .arg(n.body.clone())
+    .arg(Json(n.tags.clone()))
+    .arg(n.external_id.clone())
+    .arg(Json(n.metadata.clone()))
+    .arg(Time(n.created_at))
+    .arg(Time(n.updated_at))
+    .arg(n.version)
+}
+
+/// The stored notes with these external ids (an ingest's upserts), read
+/// in position order and locked as the backend locks rows for a write.
+pub(crate) async fn notes_by_external_id<B: Backend>(
+    c: &mut B::Connection,
+    ids: &[String],
+) -> Result<HashMap<String, Note>, StoreError> {
+    let sql = format!(
+        "SELECT {NOTE_COLUMNS} FROM notes WHERE external_id {} ORDER BY seq {}",
+        B::IN_LIST,
+        B::LOCK_ROWS
+    );
+    let mut existing = HashMap::new();
+    for chunk in ids.chunks(BATCH_ROWS) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let rows: Vec<NoteRow> =
+            fetch_all(&mut *c, query::<B>(&sql).bind(B::text_list(&chunk))).await?;
+        for row in rows {
+            let note = row.into_note();
+            if let Some(ext) = note.external_id.clone() {
+                existing.insert(ext, note);
+            }
+        }
+    }
+    Ok(existing)
+}
+
+/// The current version of a note an update did not change: why it did not.
+async fn update_refused<B: Backend>(c: &mut B::Connection, id: Uuid) -> StoreError {
+    let current: Result<Option<(i64,)>, _> = fetch_optional(
+        c,
+        query::<B>("SELECT version FROM notes WHERE id = $1").arg(Id(id)),
+    )
+    .await;
+    match current {
+        Ok(Some((current,))) => StoreError::VersionMismatch { current },
+        Ok(None) => StoreError::NotFound,
+        Err(e) => e,
+    }
+}
+
+async fn feed_head<B: Backend>(c: &mut B::Connection) -> Result<FeedHead, StoreError> {
+    let (generation, seq): (String, i64) = fetch_one(
+        c,
+        query::<B>("SELECT generation, head FROM search_feed WHERE id = 1"),
+    )
+    .await?;
+    Ok(FeedHead { generation, seq })
+}
+
+fn parse_ids(ids: Vec<(Id,)>) -> HashSet<Uuid> {
+    ids.into_iter().map(|(id,)| id.0).collect()
+}
+
+#[async_trait]
+impl<B: Backend> Maintenance for SqlStore<B> {
+    fn backend(&self) -> &'static str {
+        B::BACKEND
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        B::migrate(self).await
+    }
+
+    async fn schema_versions(&self) -> Result<versions::SchemaVersions, StoreError> {
+        let mut c = self.read().await?;
+        let (exists,): (bool,) = fetch_one(&mut *c, query::<B>(B::MIGRATIONS_EXIST)).await?;
+        let applied: Vec<(i64,)> = if exists {
+            fetch_all(
+                &mut *c,
+                query::<B>("SELECT version FROM _sqlx_migrations WHERE success"),
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
+        let applied: Vec<i64> = applied.into_iter().map(|(v,)| v).collect();
+        Ok(versions::compare(B::migrator(), &applied))
+    }
+
+    async fn check_integrity(&self) -> Result<(), StoreError> {
+        B::check_integrity(self).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Readers, not the writer: a long ingest must not make the pod unready.
+        let mut c = self
+            .reader
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.into()))?;
+        query::<B>("SELECT 1")
+            .execute(B::exec(&mut *c))
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Unavailable(e.into()))
+    }
+
+    async fn close(&self) {
+        // Readers first: on SQLite the last connection to close checkpoints
+        // the WAL into the database file, and only the writer can.
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+    async fn renew_feed(&self) -> Result<FeedHead, StoreError> {
+        let (generation, seq): (String, i64) = fetch_one(
+            &mut *self.write().await?,
+            query::<B>(
+                "UPDATE search_feed SET generation = $1 WHERE id = 1 RETURNING generation, head",
+            )
+            .arg(new_generation()),
+        )
+        .await?;
+        Ok(FeedHead { generation, seq })
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Notes for SqlStore<B> {
+    async fn create_note(&self, note: NoteInput) -> Result<Note, StoreError> {
+        B::create_note(self, note).await
+    }
+
+    async fn get_note(&self, id: Uuid) -> Result<Option<Note>, StoreError> {
+        let row: Option<NoteRow> = fetch_optional(
+            &mut *self.read().await?,
+            query::<B>(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = $1")).arg(Id(id)),
+        )
+        .await?;
+        Ok(row.map(NoteRow::into_note))
+    }
+
+    async fn list_notes(&self, q: &ListQuery) -> Result<Page, StoreError> {
+        B::list_notes(self, q).await
+    }
+
+    async fn update_note(
+        &self,
+        id: Uuid,
+        note: NoteInput,
+        expected_version: i64,
+    ) -> Result<Note, StoreError> {
+        super::check_changeable(id, expected_version)?;
+        match B::update_note(self, id, note, expected_version).await? {
+            Some(note) => Ok(note),
+            None => Err(update_refused::<B>(&mut *self.read().await?, id).await),
+        }
+    }
+
+    async fn delete_note(&self, id: Uuid) -> Result<Option<Vec<String>>, StoreError> {
+        let mut tx = B::begin_write(self).await?;
+        let keys: Vec<(String,)> = fetch_all(
+            &mut *tx,
+            query::<B>("SELECT storage_key FROM attachments WHERE note_id = $1").arg(Id(id)),
+        )
+        .await?;
+        let deleted = execute(
+            &mut *tx,
+            query::<B>("DELETE FROM notes WHERE id = $1").arg(Id(id)),
+        )
+        .await?;
+        if deleted == 0 {
+            return Ok(None);
+        }
+        let seq = take_seqs::<B>(&mut *tx, 1).await?;
+        execute(
+            &mut *tx,
+            query::<B>("INSERT INTO note_tombstones (change_seq, note_id) VALUES ($1, $2)")
+                .arg(seq)
+                .arg(Id(id)),
+        )
+        .await?;
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(Some(keys.into_iter().map(|(k,)| k).collect()))
+    }
+
+    async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError> {
+        B::ingest(self, notes).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Attachments for SqlStore<B> {
+    async fn create_attachment(&self, stored: StoredAttachment) -> Result<(), StoreError> {
+        let a = &stored.attachment;
+        let mut tx = B::begin_write(self).await?;
+        let inserted = execute(
+            &mut *tx,
+            insert_attachment::<B>(a, &stored.storage_key, &stored.search_text),
+        )
+        .await?;
+        if inserted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        // Always: whether a note has attachments is in its search document.
+        touch_note::<B>(&mut *tx, a.note_id).await?;
+        tx.commit().await.map_err(B::map_err)
+    }
+
+    async fn list_attachments(
+        &self,
+        note_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Attachment>, StoreError> {
+        let rows: Vec<AttachmentRow> = fetch_all(
+            &mut *self.read().await?,
+            query::<B>(&format!(
+                "SELECT {ATTACHMENT_COLUMNS} FROM attachments
+                 WHERE note_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            ))
+            .arg(Id(note_id))
+            .arg(after.map(Id))
+            .arg(i64::from(limit)),
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_stored().attachment)
+            .collect())
+    }
+
+    async fn get_attachment(&self, id: Uuid) -> Result<Option<StoredAttachment>, StoreError> {
+        let row: Option<AttachmentRow> = fetch_optional(
+            &mut *self.read().await?,
+            query::<B>(&format!(
+                "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE id = $1"
+            ))
+            .arg(Id(id)),
+        )
+        .await?;
+        Ok(row.map(AttachmentRow::into_stored))
+    }
+
+    async fn delete_attachment(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        let mut tx = B::begin_write(self).await?;
+        let deleted: Option<(String, Id)> = fetch_optional(
+            &mut *tx,
+            query::<B>("DELETE FROM attachments WHERE id = $1 RETURNING storage_key, note_id")
+                .arg(Id(id)),
+        )
+        .await?;
+        let Some((key, note_id)) = deleted else {
+            return Ok(None);
+        };
+        touch_note::<B>(&mut *tx, note_id.0).await?;
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(Some(key))
+    }
+
+    async fn set_attachment_text(&self, id: Uuid, text: &str) -> Result<bool, StoreError> {
+        let mut tx = B::begin_write(self).await?;
+        let changed: Option<(Id,)> = fetch_optional(
+            &mut *tx,
+            query::<B>("UPDATE attachments SET search_text = $1 WHERE id = $2 RETURNING note_id")
+                .arg(text.to_owned())
+                .arg(Id(id)),
+        )
+        .await?;
+        let Some((note_id,)) = changed else {
+            return Ok(false);
+        };
+        touch_note::<B>(&mut *tx, note_id.0).await?;
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(true)
+    }
+
+    async fn attachments_present(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let list = B::id_list(ids);
+        let rows: Vec<(Id,)> = fetch_all(
+            &mut *self.read().await?,
+            query::<B>(&format!(
+                "SELECT id FROM attachments WHERE id {}",
+                B::IN_LIST
+            ))
+            .bind(list),
+        )
+        .await?;
+        Ok(parse_ids(rows))
+    }
+
+    async fn attachments_without_text(
+        &self,
+        content_types: &[&str],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let list = B::text_list(content_types);
+        let rows: Vec<(Id,)> = fetch_all(
+            &mut *self.read().await?,
+            query::<B>(&format!(
+                "SELECT id FROM attachments WHERE search_text = '' AND size > 0
+                   AND content_type {}",
+                B::IN_LIST
+            ))
+            .bind(list),
+        )
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id.0).collect())
+    }
+}
+
+#[async_trait]
+impl<B: Backend> FeedReader for SqlStore<B> {
+    async fn feed_head(&self) -> Result<FeedHead, StoreError> {
+        feed_head::<B>(&mut *self.read().await?).await
+    }
+
+    async fn feed_changes(
+        &self,
+        after: i64,
+        upto: Option<i64>,
+        limit: u32,
+        deletes: bool,
+    ) -> Result<ChangePage, StoreError> {
+        // One snapshot: the head and both halves of the page are read from
+        // it, and every change up to that head is visible in it (numbers
+        // commit in order), so the page is complete up to the head. A note
+        // changed again since an earlier head was read shows up under its
+        // new number.
+        let mut tx = B::begin_snapshot(self, false).await?;
+        let head = feed_head::<B>(&mut *tx).await?.seq;
+        let through = head.min(upto.unwrap_or(i64::MAX));
+        let rows: Vec<FeedRow> = fetch_all(
+            &mut *tx,
+            query::<B>(B::FEED_NOTES)
+                .arg(after)
+                .arg(through)
+                .arg(i64::from(limit)),
+        )
+        .await?;
+        let upserts = rows.into_iter().map(FeedRow::into_change).collect();
+        let mut removed = Vec::new();
+        if deletes {
+            let rows: Vec<(i64, Id)> = fetch_all(
+                &mut *tx,
+                query::<B>(
+                    "SELECT change_seq, note_id FROM note_tombstones
+                     WHERE change_seq > $1 AND change_seq <= $2 ORDER BY change_seq LIMIT $3",
+                )
+                .arg(after)
+                .arg(through)
+                .arg(i64::from(limit)),
+            )
+            .await?;
+            removed = rows
+                .into_iter()
+                .map(|(seq, id)| (seq, super::Change::Delete(id.0)))
+                .collect();
+        }
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(merge_changes(upserts, removed, through, limit as usize))
+    }
+
+    fn watch_feed(
+        &self,
+        changed: Arc<dyn Fn() + Send + Sync>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        B::watch_feed(self, changed)
+    }
+    async fn count_notes(&self) -> Result<u64, StoreError> {
+        let (n,): (i64,) = fetch_one(
+            &mut *self.read().await?,
+            query::<B>("SELECT count(*) FROM notes"),
+        )
+        .await?;
+        Ok(n as u64)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Backup for SqlStore<B> {
+    async fn export(&self, out: mpsc::Sender<Record>) -> Result<(), StoreError> {
+        let mut tx = B::begin_snapshot(self, true).await?;
+        let keys: Vec<ExportKeyRow> = fetch_all(
+            &mut *tx,
+            query::<B>(&format!(
+                "SELECT {KEY_COLUMNS}, key_hash FROM api_keys ORDER BY id"
+            )),
+        )
+        .await?;
+        for k in keys {
+            let record = Record::Key {
+                key: k.row.into_key(),
+                hash: k.key_hash,
+            };
+            send(&out, record).await?;
+        }
+        // Notes and attachments are streamed: a backup of any size is read
+        // a row at a time.
+        let notes = query::<B>(&format!("SELECT {NOTE_COLUMNS} FROM notes ORDER BY seq"));
+        let mut notes = notes.fetch(B::exec(&mut *tx));
+        while let Some(row) = notes.try_next().await.map_err(B::map_err)? {
+            let row: NoteRow = B::decode(&row).map_err(B::map_err)?;
+            send(&out, Record::Note(row.into_note())).await?;
+        }
+        drop(notes);
+        let attachments = query::<B>(&format!(
+            "SELECT {ATTACHMENT_COLUMNS}, search_text FROM attachments ORDER BY id"
+        ));
+        let mut attachments = attachments.fetch(B::exec(&mut *tx));
+        while let Some(row) = attachments.try_next().await.map_err(B::map_err)? {
+            let r: ExportAttachmentRow = B::decode(&row).map_err(B::map_err)?;
+            let stored = r.row.into_stored();
+            let record = Record::Attachment {
+                attachment: stored.attachment,
+                storage_key: stored.storage_key,
+                search_text: r.search_text,
+            };
+            send(&out, record).await?;
+        }
+        drop(attachments);
+        tx.commit().await.map_err(B::map_err)
+    }
+
+    async fn import(
+        &self,
+        mut records: mpsc::Receiver<Result<Record, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = B::begin_write(self).await?;
+        let mut n = 0;
+        while let Some(record) = records.recv().await {
+            let record = record?;
+            n += 1;
+            let q = match &record {
+                Record::Key { key, hash } => insert_key::<B>(key, hash),
+                Record::Note(note) => insert_exported_note::<B>(note),
+                Record::Attachment {
+                    attachment,
+                    storage_key,
+                    search_text,
+                } => insert_attachment::<B>(attachment, storage_key, search_text),
+            };
+            // An attachment whose note is not in the batch inserts nothing.
+            if execute(&mut *tx, q).await? != 1 {
+                return Err(StoreError::Internal(
+                    "a record names a note that is not in the export".into(),
+                ));
+            }
+        }
+        // The store was empty: every note is new to the feed, and a new
+        // generation makes every index rebuild from what was restored.
+        let head = take_seqs::<B>(&mut *tx, 0).await? - 1;
+        execute(
+            &mut *tx,
+            query::<B>("UPDATE notes SET change_seq = $1 + seq").arg(head),
+        )
+        .await?;
+        execute(
+            &mut *tx,
+            query::<B>(
+                "UPDATE search_feed SET generation = $1,
+                        head = head + coalesce((SELECT max(seq) FROM notes), 0) WHERE id = 1",
+            )
+            .arg(new_generation()),
+        )
+        .await?;
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(n)
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let (any,): (bool,) = fetch_one(
+            &mut *self.read().await?,
+            query::<B>(
+                "SELECT EXISTS (SELECT 1 FROM notes) OR EXISTS (SELECT 1 FROM attachments)
+                        OR EXISTS (SELECT 1 FROM api_keys)",
+            ),
+        )
+        .await?;
+        Ok(!any)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Keys for SqlStore<B> {
+    async fn create_key(&self, new: NewKey) -> Result<(), StoreError> {
+        execute(
+            &mut *self.write().await?,
+            insert_key::<B>(&new.key, &new.hash),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows: Vec<KeyRow> = fetch_all(
+            &mut *self.read().await?,
+            query::<B>(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
+            )),
+        )
+        .await?;
+        Ok(rows.into_iter().map(KeyRow::into_key).collect())
+    }
+
+    async fn delete_key(&self, id: Uuid) -> Result<bool, StoreError> {
+        let deleted = execute(
+            &mut *self.write().await?,
+            query::<B>("DELETE FROM api_keys WHERE id = $1").arg(Id(id)),
+        )
+        .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<(Uuid, Vec<Scope>)>, StoreError> {
+        let row: Option<(Id, Json<Vec<Scope>>)> = fetch_optional(
+            &mut *self.read().await?,
+            query::<B>("SELECT id, scopes FROM api_keys WHERE key_hash = $1").arg(hash.to_owned()),
+        )
+        .await?;
+        Ok(row.map(|(id, scopes)| (id.0, scopes.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_numbers_the_same_placeholders() {
+        let sql = "UPDATE notes SET change_seq = $1 WHERE id = $2";
+        assert_eq!(
+            Dialect::Sqlite.sql(sql).0,
+            "UPDATE notes SET change_seq = ?1 WHERE id = ?2"
+        );
+        assert_eq!(Dialect::Postgres.sql(sql).0, sql);
+    }
+}
