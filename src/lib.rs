@@ -29,6 +29,7 @@ pub mod jobs;
 pub mod queue;
 pub mod search;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod text;

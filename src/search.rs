@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    domain::{note, validation::FieldError},
+    domain::{note, timestamp, validation::FieldError},
     index::{
         Cut, Excerpt, Filter, IndexError, SearchIndex, SearchQuery, Sort, Suggestion, TimeRange,
     },
@@ -260,7 +260,7 @@ pub async fn search(
             hits: Vec::new(),
             total: 0,
             facets: facets.then(|| Facets { tags: Vec::new() }),
-            took_ms: elapsed_ms(started),
+            took_ms: timestamp::elapsed_ms(started),
         });
     }
     let terms = checked.query.clone().unwrap_or_default();
@@ -307,7 +307,7 @@ pub async fn search(
                 .map(|(value, count)| FacetValue { value, count })
                 .collect(),
         }),
-        took_ms: elapsed_ms(started),
+        took_ms: timestamp::elapsed_ms(started),
     })
 }
 
@@ -390,14 +390,4 @@ fn time(
             None
         }
     }
-}
-
-/// Tag filters follow the tag rules (lower-cased), so a filter that can never
-/// match a stored tag is a client error rather than a silent empty result.
-pub fn normalize_tag_filter(tag: &str) -> Result<String, FieldError> {
-    note::normalize_tag(tag).ok_or_else(|| FieldError::new("tag", note::TAG_RULE))
-}
-
-pub fn elapsed_ms(since: Instant) -> u64 {
-    since.elapsed().as_millis() as u64
 }

@@ -23,6 +23,18 @@ pub enum Scope {
     Admin,
 }
 
+/// A scope given as text (a form field), read by the same parser as the
+/// API's JSON (serde's, from the derive above), so both accept exactly the
+/// same names.
+impl std::str::FromStr for Scope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        use serde::de::value::{Error, StrDeserializer};
+        Scope::deserialize(StrDeserializer::<Error>::new(s)).map_err(|e| e.to_string())
+    }
+}
+
 impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -160,6 +172,19 @@ pub fn matches_master(candidate: &str, master: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_parses_from_text_as_from_json() {
+        for scope in [Scope::Read, Scope::Write, Scope::Admin] {
+            assert_eq!(scope.as_str().parse::<Scope>(), Ok(scope));
+            let json: Scope = serde_json::from_str(&format!("\"{}\"", scope.as_str())).unwrap();
+            assert_eq!(json, scope);
+        }
+        for bad in ["", "Read", "root", "read "] {
+            assert!(bad.parse::<Scope>().is_err(), "{bad:?}");
+            assert!(serde_json::from_str::<Scope>(&format!("{bad:?}")).is_err());
+        }
+    }
 
     #[test]
     fn scopes_are_hierarchical() {

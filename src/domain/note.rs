@@ -315,6 +315,12 @@ pub fn normalize_tag(tag: &str) -> Option<String> {
     valid.then_some(tag)
 }
 
+/// Tag filters follow the tag rules (lower-cased), so a filter that can never
+/// match a stored tag is a client error rather than a silent empty result.
+pub fn normalize_tag_filter(tag: &str) -> Result<String, FieldError> {
+    normalize_tag(tag).ok_or_else(|| FieldError::new("tag", TAG_RULE))
+}
+
 /// Lower-cases, checks and de-duplicates tags, keeping their first order.
 fn normalize_tags(tags: Vec<String>, errors: &mut Vec<FieldError>) -> Vec<String> {
     if tags.len() > MAX_TAGS {

@@ -17,6 +17,10 @@ pub fn now() -> DateTime<Utc> {
     let t = Utc::now();
     parse(&format(&t)).unwrap_or(t)
 }
+/// Milliseconds since `since`: how long an answer took, as the API reports it.
+pub fn elapsed_ms(since: std::time::Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
 pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format(t))
 }

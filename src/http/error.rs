@@ -10,7 +10,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    blobs::BlobError, domain::validation::FieldError, index::IndexError, store::StoreError,
+    blobs::BlobError, domain::validation::FieldError, index::IndexError, service::ServiceError,
+    store::StoreError,
 };
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -151,6 +152,19 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %source, "store error");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Invalid(errors) => ApiError::validation(errors),
+            e @ ServiceError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            e @ ServiceError::Contended(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            ServiceError::Store(e) => e.into(),
         }
     }
 }

@@ -25,9 +25,11 @@ use super::{
     state::AppState,
 };
 use crate::{
-    domain::ingest::{BatchError, Format, IngestReport, read_batch_of_at_most},
+    domain::{
+        ingest::{BatchError, Format, IngestReport, read_batch_of_at_most},
+        timestamp,
+    },
     http::error::{ApiError, ApiResult, Problem},
-    search::elapsed_ms,
 };
 
 const READ_BUFFER: usize = 256 * 1024;
@@ -170,7 +172,7 @@ pub async fn ingest(
         created: counts.created,
         updated: counts.updated,
         unchanged: counts.unchanged,
-        took_ms: elapsed_ms(started),
+        took_ms: timestamp::elapsed_ms(started),
     }))
 }
 

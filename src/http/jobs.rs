@@ -1,19 +1,16 @@
 //! /api/v1/jobs: enqueue, inspect, list and retry background jobs.
 
-use std::str::FromStr;
-
 use axum::{
     Json,
     extract::{Path, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::{
     extract::{Admin, ApiJson, ApiQuery, Auth, Read, Write, parse_id},
-    notes::{DEFAULT_PAGE, MAX_PAGE, cursor_position, encode_cursor},
     state::AppState,
 };
 use crate::{
@@ -22,7 +19,11 @@ use crate::{
         validation::FieldError,
     },
     http::error::{ApiError, ApiResult, Problem},
-    queue::{Job, JobKind, JobListQuery, JobStatus, model::JobRequest},
+    queue::{Job, JobKind, JobStatus, model::JobRequest},
+    service::{
+        PageRequest,
+        jobs::{self, JobPage},
+    },
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -39,12 +40,6 @@ pub struct JobListParams {
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct JobPage {
-    pub items: Vec<Job>,
-    pub next_cursor: Option<String>,
 }
 
 fn accepted(job: Job) -> Response {
@@ -134,41 +129,14 @@ pub async fn list(
     _: Auth<Read>,
     ApiQuery(params): ApiQuery<JobListParams>,
 ) -> ApiResult<Json<JobPage>> {
-    Ok(Json(job_page(&state, params).await?))
-}
-
-pub async fn job_page(state: &AppState, params: JobListParams) -> ApiResult<JobPage> {
-    let invalid = |field: &str, e: String| ApiError::validation(vec![FieldError::new(field, e)]);
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(invalid("limit", format!("must be 1 to {MAX_PAGE}")));
-    }
-    let status = params
-        .status
-        .as_deref()
-        .map(JobStatus::from_str)
-        .transpose()
-        .map_err(|e| invalid("status", e))?;
-    let kind = params
-        .kind
-        .as_deref()
-        .map(JobKind::from_str)
-        .transpose()
-        .map_err(|e| invalid("kind", e))?;
-    let after = cursor_position(params.cursor.as_deref())?;
-    let page = state
-        .queue()
-        .list(&JobListQuery {
-            status,
-            kind,
-            limit,
-            after,
-        })
-        .await?;
-    Ok(JobPage {
-        items: page.items,
-        next_cursor: page.next.map(encode_cursor),
-    })
+    let page = PageRequest {
+        limit: params.limit,
+        cursor: params.cursor.as_deref(),
+    };
+    let (status, kind) = (params.status.as_deref(), params.kind.as_deref());
+    Ok(Json(
+        jobs::page(state.queue().as_ref(), status, kind, page).await?,
+    ))
 }
 
 /// Put a dead job back in the queue, attempts reset.
@@ -182,20 +150,6 @@ pub async fn retry(
     _: Auth<Admin>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(accepted(retry_job(&state, &id).await?))
-}
-
-/// Puts a dead job back in the queue.
-pub async fn retry_job(state: &AppState, id: &str) -> ApiResult<Job> {
-    let id = parse_id(id, "job")?;
-    state
-        .queue()
-        .retry(id, crate::domain::timestamp::now())
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound => {
-                ApiError::not_found(format!("no job with id {id}"))
-            }
-            e => e.into(),
-        })
+    let id = parse_id(&id, "job")?;
+    Ok(accepted(jobs::retry(state.queue().as_ref(), id).await?))
 }

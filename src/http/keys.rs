@@ -5,19 +5,15 @@ use axum::{
     extract::{Path, State},
     http::{StatusCode, header},
 };
-use uuid::Uuid;
 
 use super::{
     extract::{ApiJson, Auth, Master, parse_id},
     state::AppState,
 };
 use crate::{
-    domain::{
-        keys::{ApiKey, CreatedKey, KeyRequest, generate_key},
-        timestamp,
-    },
-    http::error::{ApiError, ApiResult, Problem},
-    store::NewKey,
+    domain::keys::{ApiKey, CreatedKey, KeyRequest},
+    http::error::{ApiResult, Problem},
+    service::keys,
 };
 
 /// Create an API key. The secret is in this answer only.
@@ -38,33 +34,8 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
-        Json(create_key(&state, req).await?),
+        Json(keys::create(state.store().as_ref(), req).await?),
     ))
-}
-
-/// Validates and stores a new key; the secret is only in the answer.
-pub async fn create_key(state: &AppState, req: KeyRequest) -> ApiResult<CreatedKey> {
-    let (name, scopes) = req.validate().map_err(ApiError::validation)?;
-    let generated = generate_key();
-    let key = ApiKey {
-        id: Uuid::now_v7(),
-        name,
-        scopes,
-        prefix: generated.prefix,
-        created_at: timestamp::now(),
-    };
-    state
-        .store()
-        .create_key(NewKey {
-            key: key.clone(),
-            hash: generated.hash,
-        })
-        .await?;
-    tracing::info!(key_id = %key.id, name = %key.name, "API key created");
-    Ok(CreatedKey {
-        api_key: key,
-        key: generated.secret,
-    })
 }
 
 /// List API keys (never their secrets).
@@ -85,16 +56,6 @@ pub async fn delete(
     _: Auth<Master>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    revoke_key(&state, &id).await?;
+    keys::revoke(state.store().as_ref(), parse_id(&id, "key")?).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn revoke_key(state: &AppState, id: &str) -> ApiResult<()> {
-    let id = parse_id(id, "key")?;
-    if state.store().delete_key(id).await? {
-        tracing::info!(key_id = %id, "API key revoked");
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!("no key with id {id}")))
-    }
 }

@@ -17,11 +17,13 @@ pub mod openapi;
 pub mod ops;
 pub mod rate_limit;
 pub mod readiness;
+pub mod ready;
 pub mod response;
 pub mod search;
 pub mod served;
 pub mod shed;
 pub mod state;
+pub mod transfer;
 
 use axum::{
     Router,

@@ -1,6 +1,6 @@
 //! Operational endpoints: never behind a key.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use axum::{
     Json, Router,
@@ -13,7 +13,7 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{readiness::Checks, state::AppState};
+use super::{ready::readiness, state::AppState};
 
 /// The probes, the scrape and the version. All but `/version` are polled
 /// constantly, so their responses are marked [`Quiet`].
@@ -36,9 +36,6 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Clone, Copy)]
 pub struct Quiet;
 
-/// How long readiness waits for the database before calling it down.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     status: &'static str,
@@ -58,46 +55,6 @@ pub struct Readiness {
 pub struct Version {
     version: &'static str,
     git_sha: &'static str,
-}
-
-async fn dependencies(state: &AppState) -> Checks {
-    let (database, storage, queue) = tokio::join!(
-        check("database", async {
-            state.store().ping().await.map_err(|e| e.to_string())
-        }),
-        check("storage", async {
-            state.blobs().ping().await.map_err(|e| e.to_string())
-        }),
-        check("queue", async {
-            state.queue().ping().await.map_err(|e| e.to_string())
-        }),
-    );
-    BTreeMap::from([
-        ("database", database),
-        ("storage", storage),
-        ("queue", queue),
-    ])
-}
-
-/// `"ok"`, `"unavailable"` or `"timeout"` within [`CHECK_TIMEOUT`]. The
-/// probe is public, so the driver's own words (hosts, users, paths) go to
-/// the log, not to the answer.
-async fn check(name: &'static str, probe: impl Future<Output = Result<(), String>>) -> String {
-    match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
-        Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(e)) => {
-            tracing::warn!(dependency = name, error = %e, "readiness check failed");
-            "unavailable".to_owned()
-        }
-        Err(_) => {
-            tracing::warn!(
-                dependency = name,
-                timeout_s = CHECK_TIMEOUT.as_secs(),
-                "readiness check timed out"
-            );
-            "timeout".to_owned()
-        }
-    }
 }
 
 /// Liveness: the process can serve. Touches no dependency.
@@ -126,19 +83,6 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             reason,
         }),
     )
-}
-
-/// Whether the process is ready, and every check: what `/readyz` answers
-/// and the admin UI's system page shows.
-pub async fn readiness(state: &AppState) -> (bool, Checks) {
-    let mut checks = state.readiness().get(dependencies(state)).await;
-    if let Some(index) = state.index() {
-        // Not ready until an index answers; a rebuild behind a serving
-        // index does not take the process out of rotation.
-        checks.insert("search", index.status().check());
-    }
-    let ready = !state.is_shutting_down() && checks.values().all(|v| v == "ok");
-    (ready, checks)
 }
 
 /// Prometheus metrics, text exposition format.

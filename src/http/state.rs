@@ -20,6 +20,7 @@ use crate::{
     index::DynIndex,
     jobs::Context,
     queue::{DynQueue, Job, NewJob},
+    service::{self, notes::NoteService},
     store::{DynStore, StoreError},
 };
 
@@ -158,13 +159,17 @@ impl AppState {
     }
 
     /// Waits until this process's index holds every write committed so
-    /// far, so a write returns once it is searchable. The write itself has
-    /// committed: an index that lags is logged, not reported as its failure.
+    /// far (see [`service::searchable`]).
     pub async fn searchable(&self) {
-        if let Some(index) = self.index()
-            && let Err(e) = index.refresh().await
-        {
-            tracing::warn!(error = %e, "a write committed but is not searchable yet");
+        service::searchable(self.index()).await;
+    }
+
+    /// The notes, as a request changes them.
+    pub fn notes(&self) -> NoteService<'_> {
+        NoteService {
+            store: self.store().as_ref(),
+            index: self.index(),
+            blobs: self.blobs(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The admin UI's writing forms: a new note, a note's edit, a file upload.
-//! Thin over the API's own functions (`notes::create_note`,
-//! `notes::update_note`, `attachments::{receive_field, record}`), so a form
+//! Thin over the use-cases the API calls too (`service::notes`) and the
+//! API's upload path (`transfer::{receive_field, record}`), so a form
 //! obeys every rule the API does. A success redirects (303) to the note's
 //! page; refused input comes back in its form, as typed, with the reason
 //! and the status the API would give (400, 409, 413, 422).
@@ -8,7 +8,7 @@
 use axum::{
     body::Body,
     extract::{Path, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Redirect},
 };
 use futures::StreamExt;
@@ -26,11 +26,10 @@ use crate::{
         validation::FieldError,
     },
     http::{
-        attachments::{declared_length_fits, note_exists, receive_field, record},
         error::ApiError,
         multipart::Form,
-        notes,
         state::AppState,
+        transfer::{declared_length_fits, note_exists, receive_field, record},
     },
 };
 
@@ -258,7 +257,7 @@ pub async fn create_note(
         external_id: None,
         metadata: None,
     };
-    match notes::create_note(&state, draft).await {
+    match state.notes().create(draft).await.map_err(ApiError::from) {
         Ok(note) => {
             tracing::info!(note_id = %note.id, "admin UI: note created");
             Ok(Redirect::to(&format!("/admin/notes/{}?created=1", note.id)).into_response())
@@ -338,8 +337,12 @@ pub async fn save_note(
             };
             // The version the form was opened on: a change made since is
             // a conflict (412 from the API), never overwritten unseen.
-            let if_match = HeaderValue::from_str(&format!("\"{version}\"")).expect("digits");
-            notes::update_note(&state, &id.to_string(), &patch, Some(&if_match)).await
+            let opened_on = move |current: i64| current == version;
+            state
+                .notes()
+                .patch(id, &patch, Some(&opened_on))
+                .await
+                .map_err(ApiError::from)
         }
         None => Err(ApiError::bad_request(
             "the form did not say which version of the note it edits; your text is below: save it again",

@@ -19,9 +19,10 @@ use super::{
 };
 use crate::{
     domain::keys::{KeyRequest, Principal, Scope, hash_key},
-    http::{attachments, extract::principal_of, jobs, keys, notes, ops, state::AppState},
+    http::{extract::principal_of, ready, state::AppState, transfer},
     queue::{JobKind, JobStatus},
     search::{self, SearchParams},
+    service::{self, PageRequest},
 };
 
 pub(super) type Page = Result<Response, ErrorPage>;
@@ -177,15 +178,12 @@ pub struct NotesQuery {
 pub async fn notes(State(state): State<AppState>, user: AdminUser, RawQuery(q): RawQuery) -> Page {
     let q: NotesQuery = query(q)?;
     let tag = non_empty(q.tag);
-    let page = notes::note_page(
-        &state,
-        notes::ListParams {
-            tag: tag.clone(),
-            limit: Some(NOTES_PER_PAGE),
-            cursor: non_empty(q.cursor),
-        },
-    )
-    .await?;
+    let cursor = non_empty(q.cursor);
+    let page = PageRequest {
+        limit: Some(NOTES_PER_PAGE),
+        cursor: cursor.as_deref(),
+    };
+    let page = service::notes::page(state.store().as_ref(), tag.as_deref(), page).await?;
     Ok(render(&Notes {
         c: chrome(&state, &user, "notes"),
         tag: tag.unwrap_or_default(),
@@ -408,7 +406,7 @@ pub async fn download(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Page {
-    Ok(attachments::serve_content(&state, &id, &headers).await?)
+    Ok(transfer::serve_content(&state, &id, &headers).await?)
 }
 
 #[derive(Default, Deserialize)]
@@ -421,16 +419,13 @@ pub struct JobsQuery {
 pub async fn jobs(State(state): State<AppState>, user: AdminUser, RawQuery(q): RawQuery) -> Page {
     let q: JobsQuery = query(q)?;
     let (status, kind) = (non_empty(q.status), non_empty(q.kind));
-    let page = jobs::job_page(
-        &state,
-        jobs::JobListParams {
-            status: status.clone(),
-            kind: kind.clone(),
-            limit: Some(NOTES_PER_PAGE),
-            cursor: non_empty(q.cursor),
-        },
-    )
-    .await?;
+    let cursor = non_empty(q.cursor);
+    let page = PageRequest {
+        limit: Some(NOTES_PER_PAGE),
+        cursor: cursor.as_deref(),
+    };
+    let queue = state.queue().as_ref();
+    let page = service::jobs::page(queue, status.as_deref(), kind.as_deref(), page).await?;
     Ok(render(&Jobs {
         c: chrome(&state, &user, "jobs"),
         status: status.unwrap_or_default(),
@@ -485,7 +480,7 @@ pub async fn retry(
 ) -> Page {
     check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
     read_only_refusal(&state)?;
-    let job = jobs::retry_job(&state, &id).await?;
+    let job = service::jobs::retry(state.queue().as_ref(), parse_id(&id, "job")?).await?;
     tracing::info!(job_id = %job.id, "admin UI: dead job retried");
     Ok(Redirect::to(&format!("/admin/jobs/{}?retried=1", job.id)).into_response())
 }
@@ -550,20 +545,13 @@ pub async fn create_key(
     read_only_refusal(&state)?;
     let mut scopes = Vec::new();
     for s in fields(&body, "scope") {
-        scopes.push(match s.as_str() {
-            "read" => Scope::Read,
-            "write" => Scope::Write,
-            "admin" => Scope::Admin,
-            _ => {
-                return Err(ErrorPage::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Unknown scope.",
-                ));
-            }
-        });
+        let scope = s
+            .parse::<Scope>()
+            .map_err(|_| ErrorPage::new(StatusCode::UNPROCESSABLE_ENTITY, "Unknown scope."))?;
+        scopes.push(scope);
     }
-    let created = keys::create_key(
-        &state,
+    let created = service::keys::create(
+        state.store().as_ref(),
         KeyRequest {
             name: field(&body, "name"),
             scopes,
@@ -584,7 +572,7 @@ pub async fn revoke_key(
     check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
     master_only(&user)?;
     read_only_refusal(&state)?;
-    keys::revoke_key(&state, &id).await?;
+    service::keys::revoke(state.store().as_ref(), parse_id(&id, "key")?).await?;
     Ok(Redirect::to("/admin/keys?revoked=1").into_response())
 }
 
@@ -633,7 +621,7 @@ fn sum(metrics: &str, family: &str, any_of: &[&str]) -> f64 {
 }
 
 pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
-    let (ready, checks) = ops::readiness(&state).await;
+    let (ready, checks) = ready::readiness(&state).await;
     let depth = state
         .queue()
         .depth()

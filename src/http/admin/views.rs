@@ -14,6 +14,7 @@ use crate::{
     http::error::ApiError,
     queue::Job,
     search::SearchHit,
+    service::ServiceError,
 };
 
 /// What every page's frame shows: the navigation, the log-out form and
@@ -245,5 +246,11 @@ impl IntoResponse for ErrorPage {
 impl From<ApiError> for ErrorPage {
     fn from(e: ApiError) -> Self {
         Self::from_api(&e)
+    }
+}
+
+impl From<ServiceError> for ErrorPage {
+    fn from(e: ServiceError) -> Self {
+        Self::from_api(&e.into())
     }
 }
