@@ -32,7 +32,8 @@ cargo clippy --locked --all-targets -- -D warnings
 # (tests/contract) on every backend, which need both servers.
 # BUGSINK_* (from ensure_bugsink) point the error-tracking test at Bugsink.
 step "cargo test (SQLite; contract suites on SQLite, PostgreSQL and Redis)"
-TEST_PG_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL" cargo test --locked --no-fail-fast
+TEST_REQUIRE_SERVERS=1 TEST_PG_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL" \
+  cargo test --locked --no-fail-fast
 
 # The same API suite again: every test on a fresh PostgreSQL database, with
 # attachments on a real S3 server (s3s-fs) started per test.

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sqlx::{AssertSqlSafe, Connection};
+use crate::support::{self, PgDatabase, RedisPrefix};
 
 use notes_api::{
     config::{Config, Environment, Secret},
@@ -27,21 +27,17 @@ struct DbInner {
     dir: TempDir,
     /// A real S3 server when `TEST_STORAGE=s3`; local files otherwise.
     s3: Option<S3Server>,
-    /// (admin URL, database name) to drop on PostgreSQL.
-    postgres: Option<(String, String)>,
-    /// A Redis queue URL with a key prefix of its own, when `TEST_QUEUE=redis`.
-    redis: Option<(String, String)>,
+    /// The database of its own on PostgreSQL, dropped with this.
+    _postgres: Option<PgDatabase>,
+    /// A key prefix of its own for the queue, when `TEST_QUEUE=redis`.
+    redis: Option<RedisPrefix>,
 }
 
 /// Redis for the queue when `TEST_QUEUE=redis` (`TEST_REDIS_URL`, default the
 /// local server): one key prefix per test, deleted afterwards.
-fn test_redis() -> Option<(String, String)> {
-    (std::env::var("TEST_QUEUE").as_deref() == Ok("redis")).then(|| {
-        let base =
-            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-        let prefix = format!("notes-test-{}", uuid::Uuid::new_v4().simple());
-        (format!("{base}?prefix={prefix}"), prefix)
-    })
+fn test_redis() -> Option<RedisPrefix> {
+    (std::env::var("TEST_QUEUE").as_deref() == Ok("redis"))
+        .then(|| RedisPrefix::new(&support::redis_url(), "notes-test"))
 }
 
 impl TestDb {
@@ -57,25 +53,16 @@ impl TestDb {
                 url,
                 dir,
                 s3,
-                postgres: None,
+                _postgres: None,
                 redis: test_redis(),
             }));
         };
-        let name = format!("notes_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-        let url = format!("{base}/{name}");
+        let database = PgDatabase::create(&admin, "notes_test").await;
         Self(Arc::new(DbInner {
-            url,
+            url: database.url.clone(),
             dir,
             s3,
-            postgres: Some((admin, name)),
+            _postgres: Some(database),
             redis: test_redis(),
         }))
     }
@@ -100,8 +87,8 @@ impl TestDb {
         if let Some(s3) = &self.0.s3 {
             s3.apply(config);
         }
-        if let Some((url, _)) = &self.0.redis {
-            config.queue_url = Some(Secret::new(url.clone()));
+        if let Some(redis) = &self.0.redis {
+            config.queue_url = Some(Secret::new(redis.queue_url()));
         }
     }
 
@@ -114,8 +101,8 @@ impl TestDb {
                 self.0.dir.path().display().to_string(),
             ),
         ];
-        if let Some((url, _)) = &self.0.redis {
-            env.push(("NOTES_QUEUE_URL".into(), url.clone()));
+        if let Some(redis) = &self.0.redis {
+            env.push(("NOTES_QUEUE_URL".into(), redis.queue_url()));
         }
         if let Some(s3) = &self.0.s3 {
             env.extend([
@@ -133,40 +120,6 @@ impl TestDb {
 
     pub fn dir(&self) -> &std::path::Path {
         self.0.dir.path()
-    }
-}
-
-impl Drop for DbInner {
-    fn drop(&mut self) {
-        if let Some((url, prefix)) = self.redis.take() {
-            let base = url.split('?').next().unwrap_or(&url).to_owned();
-            if let Ok(mut conn) = redis::Client::open(base).and_then(|c| c.get_connection()) {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{prefix}:*"))
-                    .query(&mut conn)
-                    .unwrap_or_default();
-                for chunk in keys.chunks(500) {
-                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
-                }
-            }
-        }
-        let Some((admin, name)) = self.postgres.take() else {
-            return;
-        };
-        // Drop runs outside async context; a small runtime on its own thread does the I/O.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
-                }
-            });
-        })
-        .join();
     }
 }
 
@@ -349,10 +302,9 @@ impl TestApp {
         }
     }
 
-    /// Waits until the search index serves, as a load balancer waits for
-    /// readiness before it sends traffic.
     /// Polls `/readyz` until it answers `status`, for up to 5 s (the
-    /// dependency checks are cached for a second), and returns its body.
+    /// dependency checks are cached for a second), and returns its body:
+    /// as a load balancer waits for readiness before it sends traffic.
     pub async fn wait_ready(&self, status: StatusCode) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {

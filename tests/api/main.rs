@@ -12,4 +12,6 @@ mod notes;
 mod ops;
 mod search;
 mod shutdown;
+#[path = "../support/mod.rs"]
+mod support;
 mod workers;

@@ -1,0 +1,44 @@
+//! Helpers every subject uses: the binary, a free port, a server on it.
+
+use std::process::Command;
+
+pub fn notes_api() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_notes-api"));
+    cmd.env_clear();
+    cmd
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn serve(data: &std::path::Path, port: u16) -> std::process::Child {
+    notes_api()
+        .arg("serve")
+        .env("NOTES_LISTEN", format!("127.0.0.1:{port}"))
+        .env("NOTES_DATA_DIR", data)
+        .env("NOTES_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+pub async fn wait_up(client: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if let Ok(res) = client.get(format!("{base}/readyz")).send().await
+            && res.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server never became ready");
+}

@@ -1,0 +1,12 @@
+//! The binary's subcommands as an operator runs them, by subject.
+
+mod backup;
+mod common;
+mod datasets;
+mod durability;
+mod errors;
+mod hostile;
+mod startup;
+#[path = "../support/mod.rs"]
+mod support;
+mod uploads;
