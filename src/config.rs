@@ -483,12 +483,14 @@ impl Config {
         self.env == Environment::Production
     }
 
-    /// Whether API keys are checked: whenever a master key is set, in either
-    /// mode. (Production without one never gets this far.)
+    /// Whether the admin UI's session cookie is `Secure`: as configured,
+    /// else in production only (development serves plain HTTP).
     pub fn admin_secure_cookie(&self) -> bool {
         self.admin_secure_cookie.unwrap_or(self.is_production())
     }
 
+    /// Whether API keys are checked: whenever a master key is set, in either
+    /// mode. (Production without one never gets this far.)
     pub fn requires_keys(&self) -> bool {
         self.master_key.is_some()
     }

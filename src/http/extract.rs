@@ -185,7 +185,7 @@ impl<R: Requirement> FromRequestParts<AppState> for Auth<R> {
 }
 
 /// A request that carries a key is charged here, once the key is known
-/// (`rate_limit::limit` charged the others already): to the key when it
+/// (`middleware::rate_limit` charged the others already): to the key when it
 /// is valid, to the address when it is not, so made-up keys buy nothing.
 fn charge(parts: &Parts, state: &AppState, principal: Option<&Principal>) -> Result<(), ApiError> {
     if !parts.headers.contains_key(header::AUTHORIZATION) {

@@ -1,4 +1,4 @@
-//! Per-client rate limits (API.md: `429` with `Retry-After`): a token
+//! Per-client rate limits (`429` with `Retry-After`, `docs/reliability.md`): a token
 //! bucket per API key, else per client address. The address is the peer's,
 //! or the one a trusted proxy names in `X-Forwarded-For`.
 //!

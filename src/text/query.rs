@@ -50,9 +50,10 @@ pub enum QueryError {
 
 pub const MAX_QUERY_BYTES: usize = 2048;
 /// Limit on the words of a query, counted over all clauses, so a phrase of
-/// 3 words counts 3. FTS5 reads one doclist per token, so the cost of a query
-/// grows with its words rather than its clauses: a single 1000-word phrase took
-/// seconds on a 100k-row index, 32 words about 0.2 s.
+/// 3 words counts 3. The index reads one posting list per word (and, with
+/// typos or the last word completed, per word it stands for), so the cost
+/// of a query grows with its words rather than its clauses; 32 words keep
+/// the worst query within a request's budget on a 100k-note index.
 pub const MAX_TERMS: usize = 32;
 /// A prefix shorter than this is matched as a whole word instead (avoid
 /// expanding `a*` over the whole index).
@@ -66,7 +67,7 @@ pub const MAX_TOKEN_BYTES: usize = 256;
 ///
 /// Words must all match; `"exact phrase"`; `prefix*`; `-excluded` (also
 /// `-"phrase"`, `-prefix*`). A word with inner punctuation such as `e-mail` is
-/// the phrase `"e mail"`, as FTS5 indexes it. Input that holds no searchable
+/// the phrase `"e mail"`, as the tokenizer indexes it. Input that holds no searchable
 /// token at all (e.g. `"!!!"`, `"😀"`) is `Ok(Query::default())`, which the
 /// caller answers with "no hits" without asking the database.
 ///

@@ -1,4 +1,4 @@
-//! `/admin`: a server-rendered admin UI (API.md, "Admin UI"). Every asset
+//! `/admin`: a server-rendered admin UI (`docs/admin.md`). Every asset
 //! is in the binary; it works without JavaScript (one small script shows
 //! times in the browser's zone). Pages and sessions are in `pages.rs` and
 //! `session.rs`, who may enter in `auth.rs`.
