@@ -1,6 +1,6 @@
 //! `backup` and `restore` from the command line.
 
-use crate::common::notes_api;
+use crate::common::{assert_ok, notes_api, run_ok};
 
 #[test]
 fn backup_and_restore_from_the_command_line() {
@@ -32,17 +32,12 @@ fn backup_and_restore_from_the_command_line() {
 
     // A backup opens only the database and the blobs: a queue URL that
     // nothing answers is never dialled, and no search index is built.
-    let out = notes_api()
-        .args(["backup", "--to", &backups.path().display().to_string()])
-        .env("NOTES_DATA_DIR", source.path())
-        .env("NOTES_LOG", "error")
-        .env("NOTES_QUEUE_URL", "redis://127.0.0.1:1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        notes_api()
+            .args(["backup", "--to", &backups.path().display().to_string()])
+            .env("NOTES_DATA_DIR", source.path())
+            .env("NOTES_LOG", "error")
+            .env("NOTES_QUEUE_URL", "redis://127.0.0.1:1"),
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["counts"]["notes"], 1, "{summary}");
@@ -50,11 +45,7 @@ fn backup_and_restore_from_the_command_line() {
 
     let from = backups.path().display().to_string();
     let out = run(target.path(), &["restore", "--from", &from]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let count = rt.block_on(async {
         let url = format!("sqlite://{}/notes.db", target.path().display());
         let store = notes_api::store::connect(&url, &Default::default())

@@ -2,6 +2,22 @@
 
 use std::process::Command;
 
+/// Fails the test, with the command's stderr, unless it succeeded.
+pub fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `cmd` to its end; fails the test unless it succeeded.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert_ok(&out);
+    out
+}
+
 pub fn notes_api() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_notes-api"));
     cmd.env_clear();

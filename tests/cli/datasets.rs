@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::common::{free_port, get_json, notes_api, wait_up};
+use crate::common::{assert_ok, free_port, get_json, notes_api, wait_up};
 
 async fn get_text(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
@@ -62,11 +62,7 @@ fn a_packed_dataset_is_served_read_only_without_writing_beside_it() {
     std::fs::write(&ndjson, lines).unwrap();
     let db = shelf.join("notes.db");
     let out = pack_dataset(&ndjson, &db);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["notes"], 300);
     let packed = std::fs::read(&db).unwrap();
@@ -222,11 +218,7 @@ fn datasets_renamed_over_the_served_one_are_swapped_in_without_a_failed_request(
         std::fs::write(&ndjson, lines).unwrap();
         let db = packs.join(format!("set{k}.db"));
         let out = pack_dataset(&ndjson, &db);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         db
     };
     let sets: Vec<_> = (0..=SETS + 1).map(pack).collect();

@@ -1,7 +1,7 @@
 //! Starting up: refusals with their reasons, the effective configuration,
 //! the image's health check, migrations and the schedule.
 
-use crate::common::{free_port, notes_api};
+use crate::common::{assert_ok, free_port, notes_api, run_ok};
 
 #[test]
 fn production_refuses_to_start_without_a_master_key_and_says_why() {
@@ -29,21 +29,16 @@ fn config_prints_effective_settings_with_secrets_redacted() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("master");
     std::fs::write(&key_file, "m".repeat(48)).unwrap();
-    let out = notes_api()
-        .arg("config")
-        .env("NOTES_ENV", "production")
-        .env("NOTES_MASTER_KEY_FILE", &key_file)
-        .env(
-            "NOTES_DATABASE_URL",
-            "sqlite:///var/lib/notes/secret-path.db",
-        )
-        .env("NOTES_CORS_ORIGINS", "https://a.example,https://b.example")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        notes_api()
+            .arg("config")
+            .env("NOTES_ENV", "production")
+            .env("NOTES_MASTER_KEY_FILE", &key_file)
+            .env(
+                "NOTES_DATABASE_URL",
+                "sqlite:///var/lib/notes/secret-path.db",
+            )
+            .env("NOTES_CORS_ORIGINS", "https://a.example,https://b.example"),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains(&"m".repeat(48)), "{stdout}");
@@ -122,26 +117,13 @@ fn without_migrate_on_start_an_unmigrated_schema_is_refused() {
 
     assert!(run(&["migrate"]).status.success());
     let out = run(&["migrate", "--check"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
 }
 
 #[test]
 fn healthcheck_passes_against_a_running_server_and_migrate_works() {
     let dir = tempfile::tempdir().unwrap();
-    let migrate = notes_api()
-        .arg("migrate")
-        .env("NOTES_DATA_DIR", dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    run_ok(notes_api().arg("migrate").env("NOTES_DATA_DIR", dir.path()));
     assert!(dir.path().join("notes.db").exists());
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
