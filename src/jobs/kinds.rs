@@ -11,9 +11,39 @@ use crate::{
     queue::{JobKind, NewJob, model::JobArgs},
 };
 
-/// Why an attempt failed, as the job record shows it to any reader: a short
-/// message; the detail (driver errors, paths, hosts) goes to the log only.
-pub type JobError = String;
+/// Why an attempt failed. Its text (`Display`) is what the job record
+/// shows any reader: a short message that says what failed; the detail
+/// (driver errors, paths, hosts) is in the source, which goes to the log
+/// only.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The arguments cannot be worked with, although they were valid when
+    /// the job was queued (an integer overflow, a destination the
+    /// configuration no longer allows).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{what} failed: {}", .source.brief())]
+    Store {
+        what: &'static str,
+        #[source]
+        source: crate::store::StoreError,
+    },
+    #[error("{what} failed: {}", .source.brief())]
+    Storage {
+        what: &'static str,
+        #[source]
+        source: crate::blobs::BlobError,
+    },
+    #[error("{what} failed: {}", .source.brief())]
+    Backup {
+        what: &'static str,
+        #[source]
+        source: backup::BackupError,
+    },
+    /// The job panicked (the panic's message is in the log).
+    #[error("the job panicked")]
+    Panicked,
+}
 
 /// Runs one job to its result.
 pub async fn execute(ctx: &Context, args: JobArgs) -> Result<Value, JobError> {
@@ -26,25 +56,18 @@ pub async fn execute(ctx: &Context, args: JobArgs) -> Result<Value, JobError> {
         JobArgs::Reindex => {
             // A new feed generation: every process's index rebuilds itself
             // from the store, serving its old build until the new one is done.
-            ctx.store
-                .renew_feed()
-                .await
-                .map_err(|e| fail("reindex", e))?;
-            let notes = ctx
-                .store
-                .count_notes()
-                .await
-                .map_err(|e| fail("reindex", e))?;
+            ctx.store.renew_feed().await.map_err(fail("reindex"))?;
+            let notes = ctx.store.count_notes().await.map_err(fail("reindex"))?;
             // Text whose extraction never ran (its enqueue failed) gets
             // another chance.
             let missing = ctx
                 .store
                 .attachments_without_text(&attachment::TEXT_LIKE)
                 .await
-                .map_err(|e| fail("reindex", e))?;
+                .map_err(fail("reindex"))?;
             for id in &missing {
                 let job = NewJob::new(JobKind::ExtractText, json!({ "attachment_id": id }));
-                ctx.enqueue(job).await.map_err(|e| fail("reindex", e))?;
+                ctx.enqueue(job).await.map_err(fail("reindex"))?;
             }
             Ok(json!({ "notes": notes, "extractions_queued": missing.len() }))
         }
@@ -55,12 +78,10 @@ pub async fn execute(ctx: &Context, args: JobArgs) -> Result<Value, JobError> {
             if let Some(to) = &to {
                 ctx.config
                     .check_backup_destination(to)
-                    .map_err(|e| format!("backup destination {to:?} {e}"))?;
+                    .map_err(|e| JobError::Refused(format!("backup destination {to:?} {e}")))?;
             }
             let to = to.unwrap_or_else(|| ctx.config.backup_to());
-            let manifest = backup::create(ctx, &to)
-                .await
-                .map_err(|e| fail("backup", e))?;
+            let manifest = backup::create(ctx, &to).await.map_err(fail("backup"))?;
             Ok(json!({
                 "to": to,
                 "notes": manifest.counts.notes,
@@ -72,28 +93,34 @@ pub async fn execute(ctx: &Context, args: JobArgs) -> Result<Value, JobError> {
     }
 }
 
-trait Brief: std::fmt::Display {
-    fn brief(&self) -> String;
+/// What a step of a job may fail with, as the [`JobError`] that names the
+/// step.
+trait Cause: std::fmt::Display {
+    fn failed(self, what: &'static str) -> JobError;
 }
-impl Brief for crate::store::StoreError {
-    fn brief(&self) -> String {
-        crate::store::StoreError::brief(self)
+impl Cause for crate::store::StoreError {
+    fn failed(self, what: &'static str) -> JobError {
+        JobError::Store { what, source: self }
     }
 }
-impl Brief for crate::blobs::BlobError {
-    fn brief(&self) -> String {
-        crate::blobs::BlobError::brief(self)
+impl Cause for crate::blobs::BlobError {
+    fn failed(self, what: &'static str) -> JobError {
+        JobError::Storage { what, source: self }
     }
 }
-impl Brief for backup::BackupError {
-    fn brief(&self) -> String {
-        backup::BackupError::brief(self)
+impl Cause for backup::BackupError {
+    fn failed(self, what: &'static str) -> JobError {
+        JobError::Backup { what, source: self }
     }
 }
 
-fn fail(what: &str, e: impl Brief) -> JobError {
-    tracing::warn!(error = %e, "{what} failed");
-    format!("{what} failed: {}", e.brief())
+/// `.map_err(fail("step"))`: the error, logged with its detail, as the
+/// job's error naming the step.
+fn fail<E: Cause>(what: &'static str) -> impl FnOnce(E) -> JobError {
+    move |e| {
+        tracing::warn!(error = %e, "{what} failed");
+        e.failed(what)
+    }
 }
 
 /// Integers add exactly (and refuse to overflow); anything else as f64.
@@ -102,7 +129,7 @@ fn add(x: &serde_json::Number, y: &serde_json::Number) -> Result<Value, JobError
         return a
             .checked_add(b)
             .map(Value::from)
-            .ok_or_else(|| format!("{a} + {b} overflows a 64-bit integer"));
+            .ok_or_else(|| JobError::Refused(format!("{a} + {b} overflows a 64-bit integer")));
     }
     let (a, b) = (
         x.as_f64().unwrap_or(f64::NAN),
@@ -110,7 +137,7 @@ fn add(x: &serde_json::Number, y: &serde_json::Number) -> Result<Value, JobError
     );
     serde_json::Number::from_f64(a + b)
         .map(Value::Number)
-        .ok_or_else(|| format!("{x} + {y} is not a finite number"))
+        .ok_or_else(|| JobError::Refused(format!("{x} + {y} is not a finite number")))
 }
 
 /// Reads the head of a text-like attachment and makes it part of its note's
@@ -120,7 +147,7 @@ async fn extract_text(ctx: &Context, id: uuid::Uuid) -> Result<Value, JobError> 
         .store
         .get_attachment(id)
         .await
-        .map_err(|e| fail("extract_text", e))?
+        .map_err(fail("extract_text"))?
     else {
         return Ok(json!({ "skipped": "the attachment was deleted" }));
     };
@@ -133,18 +160,18 @@ async fn extract_text(ctx: &Context, id: uuid::Uuid) -> Result<Value, JobError> 
         .blobs
         .get(&stored.storage_key, Some(0..len))
         .await
-        .map_err(|e| fail("extract_text", e))?
+        .map_err(fail("extract_text"))?
         .map_ok(|chunk| chunk.to_vec())
         .try_concat()
         .await
-        .map_err(|e| fail("extract_text", e))?;
+        .map_err(fail("extract_text"))?;
     let text = attachment::extract_text(&a.content_type, &bytes).unwrap_or_default();
     let chars = text.chars().count();
     let updated = ctx
         .store
         .set_attachment_text(id, &text)
         .await
-        .map_err(|e| fail("extract_text", e))?;
+        .map_err(fail("extract_text"))?;
     if !updated {
         return Ok(json!({ "skipped": "the attachment was deleted" }));
     }
@@ -169,7 +196,7 @@ async fn purge(ctx: &Context) -> Result<Value, JobError> {
         .queue
         .purge(now - retention)
         .await
-        .map_err(|e| fail("purge", e))?;
+        .map_err(fail("purge"))?;
     Ok(json!({ "objects": objects, "jobs": jobs }))
 }
 
@@ -179,7 +206,7 @@ pub async fn purge_orphans(ctx: &Context, cutoff: chrono::DateTime<Utc>) -> Resu
         .blobs
         .list(attachment::KEY_PREFIX)
         .await
-        .map_err(|e| fail("purge", e))?;
+        .map_err(fail("purge"))?;
     let mut deleted = 0;
     for chunk in objects.chunks(crate::store::BATCH_ROWS) {
         let candidates: Vec<_> = chunk.iter().filter(|o| o.last_modified < cutoff).collect();
@@ -191,14 +218,11 @@ pub async fn purge_orphans(ctx: &Context, cutoff: chrono::DateTime<Utc>) -> Resu
             .store
             .attachments_present(&ids)
             .await
-            .map_err(|e| fail("purge", e))?;
+            .map_err(fail("purge"))?;
         for object in candidates {
             let known = attachment::id_of_key(&object.key).is_some_and(|id| present.contains(&id));
             if !known {
-                ctx.blobs
-                    .delete(&object.key)
-                    .await
-                    .map_err(|e| fail("purge", e))?;
+                ctx.blobs.delete(&object.key).await.map_err(fail("purge"))?;
                 tracing::info!(key = %object.key, "purged an orphaned object");
                 deleted += 1;
             }

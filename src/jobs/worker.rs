@@ -175,17 +175,21 @@ async fn run_one(
             async move {
                 match JobArgs::parse(kind, &args) {
                     Ok(args) => super::kinds::execute(&ctx, args).await,
-                    Err(errors) => Err(format!("invalid arguments: {}", errors[0])),
+                    Err(errors) => Err(super::kinds::JobError::Refused(format!(
+                        "invalid arguments: {}",
+                        errors[0]
+                    ))),
                 }
             }
         });
         let outcome = tokio::select! {
             res = &mut run => Some(match res {
                 Ok(Ok(value)) => Outcome::Succeeded(value),
-                Ok(Err(error)) => after_failure(&job, error, settings.backoff, BACKOFF_CAP, Utc::now()),
+                Ok(Err(error)) => after_failure(&job, error.to_string(), settings.backoff, BACKOFF_CAP, Utc::now()),
                 Err(e) => {
                     tracing::error!(job = %job.id, kind, error = %e, "job panicked");
-                    after_failure(&job, "the job panicked".into(), settings.backoff, BACKOFF_CAP, Utc::now())
+                    let error = super::kinds::JobError::Panicked.to_string();
+                    after_failure(&job, error, settings.backoff, BACKOFF_CAP, Utc::now())
                 }
             }),
             () = keep_lease(ctx, lease, &job, token) => None,
