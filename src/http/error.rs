@@ -10,8 +10,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    blobs::BlobError, domain::validation::FieldError, index::IndexError, service::ServiceError,
-    store::StoreError,
+    blobs::BlobError, domain::validation::FieldError, index::IndexError, queue::QueueError,
+    service::ServiceError, store::StoreError,
 };
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -156,6 +156,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        match err {
+            QueueError::NotFound => ApiError::not_found("no such job"),
+            QueueError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
+            QueueError::Unavailable(source) => {
+                tracing::error!(error = %source, "job queue unavailable");
+                ApiError::unavailable("the job queue is unavailable; retry shortly")
+            }
+            QueueError::Internal(source) => {
+                tracing::error!(error = %source, "job queue error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
@@ -165,6 +182,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             ServiceError::Store(e) => e.into(),
+            ServiceError::Queue(e) => e.into(),
         }
     }
 }

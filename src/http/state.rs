@@ -19,9 +19,9 @@ use crate::{
     config::Config,
     index::DynIndex,
     jobs::Context,
-    queue::{DynQueue, Job, NewJob},
+    queue::{DynQueue, Job, NewJob, QueueError},
     service::{self, notes::NoteService},
-    store::{DynStore, StoreError},
+    store::DynStore,
 };
 
 #[derive(Clone)]
@@ -174,12 +174,12 @@ impl AppState {
     }
 
     /// Enqueues a validated job with the configured attempt budget.
-    pub async fn enqueue(&self, job: NewJob) -> Result<Job, StoreError> {
+    pub async fn enqueue(&self, job: NewJob) -> Result<Job, QueueError> {
         self.0.jobs.enqueue(job).await
     }
 
     /// The same for an API key, within its cap; `None` when it is at it.
-    pub async fn enqueue_for(&self, key: Uuid, job: NewJob) -> Result<Option<Job>, StoreError> {
+    pub async fn enqueue_for(&self, key: Uuid, job: NewJob) -> Result<Option<Job>, QueueError> {
         self.0.jobs.enqueue_for(key, job).await
     }
 }

@@ -10,8 +10,8 @@ use crate::{
     blobs::Blobs,
     config::Config,
     domain::timestamp,
-    queue::{DynQueue, Job, NewJob, Quota},
-    store::{DynStore, StoreError},
+    queue::{DynQueue, Job, NewJob, QueueError, Quota},
+    store::DynStore,
 };
 
 #[derive(Clone)]
@@ -38,13 +38,13 @@ impl Context {
         Job::queued(job, self.config.job_max_attempts, timestamp::now())
     }
 
-    pub async fn enqueue(&self, job: NewJob) -> Result<Job, StoreError> {
+    pub async fn enqueue(&self, job: NewJob) -> Result<Job, QueueError> {
         self.queue.enqueue(self.job(job)).await
     }
 
     /// Enqueues `job` for `owner` within the per-key cap
     /// (`NOTES_MAX_QUEUED_JOBS_PER_KEY`); `None` when the owner is at it.
-    pub async fn enqueue_for(&self, owner: Uuid, job: NewJob) -> Result<Option<Job>, StoreError> {
+    pub async fn enqueue_for(&self, owner: Uuid, job: NewJob) -> Result<Option<Job>, QueueError> {
         let quota = Quota {
             owner,
             limit: self.config.max_queued_jobs_per_key,

@@ -35,6 +35,12 @@ pub enum JobError {
         source: crate::blobs::BlobError,
     },
     #[error("{what} failed: {}", .source.brief())]
+    Queue {
+        what: &'static str,
+        #[source]
+        source: crate::queue::QueueError,
+    },
+    #[error("{what} failed: {}", .source.brief())]
     Backup {
         what: &'static str,
         #[source]
@@ -106,6 +112,11 @@ impl Cause for crate::store::StoreError {
 impl Cause for crate::blobs::BlobError {
     fn failed(self, what: &'static str) -> JobError {
         JobError::Storage { what, source: self }
+    }
+}
+impl Cause for crate::queue::QueueError {
+    fn failed(self, what: &'static str) -> JobError {
+        JobError::Queue { what, source: self }
     }
 }
 impl Cause for backup::BackupError {

@@ -255,7 +255,7 @@ async fn finish(
     job: &Job,
     token: uuid::Uuid,
     outcome: &Outcome,
-) -> Result<bool, crate::store::StoreError> {
+) -> Result<bool, crate::queue::QueueError> {
     let mut delay = Duration::from_millis(100);
     for _ in 0..4 {
         match ctx.queue.finish(job.id, token, outcome, Utc::now()).await {

@@ -3,16 +3,17 @@
 
 use std::sync::Arc;
 
+use super::QueueError;
 use super::{DynQueue, postgres, redis, sqlite};
-use crate::store::{Database, StoreError};
+use crate::store::Database;
 
 /// The queue `url` names (`redis://…`), else the database the store uses.
-pub async fn connect(url: Option<&str>, db: &Database) -> Result<DynQueue, StoreError> {
+pub async fn connect(url: Option<&str>, db: &Database) -> Result<DynQueue, QueueError> {
     match url {
         Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
             Ok(Arc::new(redis::RedisQueue::connect(url).await?))
         }
-        Some(url) => Err(StoreError::Internal(
+        Some(url) => Err(QueueError::Internal(
             format!(
                 "unsupported queue URL scheme {:?}: use redis://HOST:PORT[/DB], or leave \
                  NOTES_QUEUE_URL unset to queue in the database",

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::store::StoreError;
+mod error;
+pub use error::QueueError;
 
 mod connect;
 pub mod model;
@@ -34,25 +35,25 @@ pub trait Queue: Send + Sync + 'static {
     /// `sqlite`, `postgres` or `redis`: for logs and metrics only.
     fn backend(&self) -> &'static str;
     /// Cheap round trip for readiness.
-    async fn ping(&self) -> Result<(), StoreError>;
+    async fn ping(&self) -> Result<(), QueueError>;
     async fn close(&self) {}
 
     /// Stores `job` in its kind's lane.
-    async fn enqueue(&self, job: Job) -> Result<Job, StoreError>;
+    async fn enqueue(&self, job: Job) -> Result<Job, QueueError>;
     /// Stores `job` for `quota.owner`, unless that owner already has
     /// `quota.limit` jobs queued, failed (a retry due) or running: `None`
     /// then, and nothing is stored. Exact under concurrent callers.
-    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, StoreError>;
-    async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError>;
-    async fn list(&self, query: &JobListQuery) -> Result<JobPage, StoreError>;
+    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, QueueError>;
+    async fn get(&self, id: Uuid) -> Result<Option<Job>, QueueError>;
+    async fn list(&self, query: &JobListQuery) -> Result<JobPage, QueueError>;
     /// Puts a `dead` job back in the queue with its attempts reset;
     /// `NotFound`, or `Conflict` when the job is not dead.
-    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError>;
+    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, QueueError>;
     /// Jobs waiting to run (queued or failed), for the `jobs_queued` gauge.
-    async fn queued(&self) -> Result<u64, StoreError>;
+    async fn queued(&self) -> Result<u64, QueueError>;
     /// How many jobs are in each status, every status listed (zero too),
     /// in [`JobStatus::ALL`]'s order: the admin UI's queue depth.
-    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, StoreError>;
+    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, QueueError>;
 
     /// Takes the job due first in the first of `lanes` that has one due, if
     /// any: queued or failed and due, or running with an expired lease.
@@ -62,7 +63,7 @@ pub trait Queue: Send + Sync + 'static {
         lanes: &[Lane],
         lease: Duration,
         now: DateTime<Utc>,
-    ) -> Result<Option<Claimed>, StoreError>;
+    ) -> Result<Option<Claimed>, QueueError>;
     /// Extends the lease; `false` when it was lost.
     async fn renew(
         &self,
@@ -70,7 +71,7 @@ pub trait Queue: Send + Sync + 'static {
         token: Uuid,
         lease: Duration,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, QueueError>;
     /// Records how the attempt ended; `false` when the lease was lost (the
     /// outcome is then not recorded: the job belongs to another worker).
     async fn finish(
@@ -79,9 +80,9 @@ pub trait Queue: Send + Sync + 'static {
         token: Uuid,
         outcome: &Outcome,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, QueueError>;
     /// Gives the job back without counting the attempt (a worker shutting down).
-    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, QueueError>;
     /// This process's idle workers, woken when the backend announces a job.
     fn wakeup(&self) -> &Wakeup;
 
@@ -92,10 +93,10 @@ pub trait Queue: Send + Sync + 'static {
         name: &str,
         tick: DateTime<Utc>,
         job: Job,
-    ) -> Result<Option<Job>, StoreError>;
+    ) -> Result<Option<Job>, QueueError>;
     /// Deletes finished jobs (succeeded or dead) and schedule ticks older
     /// than `before`; returns how many jobs went.
-    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, QueueError>;
 }
 
 /// Where this process's idle workers wait for a job to become due. A

@@ -668,10 +668,10 @@ pub fn outcome_columns(
 }
 
 /// Why `retry` changed nothing: no such job, or it is not dead.
-pub fn not_retryable(job: Option<Job>) -> crate::store::StoreError {
+pub fn not_retryable(job: Option<Job>) -> super::QueueError {
     match job {
-        None => crate::store::StoreError::NotFound,
-        Some(job) => crate::store::StoreError::Conflict(format!(
+        None => super::QueueError::NotFound,
+        Some(job) => super::QueueError::Conflict(format!(
             "job {} is {}; only dead jobs can be retried",
             job.id, job.status
         )),

@@ -28,15 +28,13 @@ use tokio::{sync::Notify, task::JoinHandle};
 use uuid::Uuid;
 
 use super::{
-    Claimed, Job, JobListQuery, JobPage, JobStatus, Lane, Outcome, Queue, Quota, Wakeup,
+    Claimed, Job, JobListQuery, JobPage, JobStatus, Lane, Outcome, Queue, QueueError, Quota,
+    Wakeup,
     model::{millis, not_retryable, outcome_columns},
     sql::{self, Dialect},
     stored::{self, IntoJob, StoredJob},
 };
-use crate::store::{
-    StoreError,
-    postgres::{PgStore, listen, map_err},
-};
+use crate::store::postgres::{PgStore, listen, map_err};
 
 const CHANNEL: &str = "notes_jobs";
 /// The first half of the two-key advisory lock that one owner's capped
@@ -58,7 +56,7 @@ pub struct PgQueue {
 }
 
 impl PgQueue {
-    pub async fn new(store: &PgStore) -> Result<Self, StoreError> {
+    pub async fn new(store: &PgStore) -> Result<Self, QueueError> {
         let wake = Wakeup::default();
         let announce = Arc::new(Notify::new());
         let store_options = store.pool().options();
@@ -136,7 +134,7 @@ struct Row {
 }
 
 impl IntoJob for Row {
-    fn into_job(self) -> Result<(i64, Job), StoreError> {
+    fn into_job(self) -> Result<(i64, Job), QueueError> {
         StoredJob {
             seq: self.seq,
             id: self.id,
@@ -188,7 +186,7 @@ impl Queue for PgQueue {
         "postgres"
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), QueueError> {
         sqlx::query(sql::PING)
             .execute(&self.pool)
             .await
@@ -203,7 +201,7 @@ impl Queue for PgQueue {
         self.workers.close().await;
     }
 
-    async fn enqueue(&self, job: Job) -> Result<Job, StoreError> {
+    async fn enqueue(&self, job: Job) -> Result<Job, QueueError> {
         bind_new(sqlx::query(SQL.sql(sql::INSERT)), &job, None)
             .execute(&self.pool)
             .await
@@ -212,7 +210,7 @@ impl Queue for PgQueue {
         Ok(job)
     }
 
-    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, StoreError> {
+    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, QueueError> {
         // Under READ COMMITTED two concurrent inserts would each count the
         // other's job as absent. One owner's enqueues take turns on an
         // advisory lock, and the insert's own statement (a fresh snapshot
@@ -243,7 +241,7 @@ impl Queue for PgQueue {
         Ok(Some(job))
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
+    async fn get(&self, id: Uuid) -> Result<Option<Job>, QueueError> {
         sqlx::query_as::<_, Row>(SQL.sql(sql::GET))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -253,7 +251,7 @@ impl Queue for PgQueue {
             .transpose()
     }
 
-    async fn list(&self, q: &JobListQuery) -> Result<JobPage, StoreError> {
+    async fn list(&self, q: &JobListQuery) -> Result<JobPage, QueueError> {
         let rows = SQL
             .list::<_, Row>(q)
             .fetch_all(&self.pool)
@@ -262,7 +260,7 @@ impl Queue for PgQueue {
         stored::page(rows, q.limit)
     }
 
-    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError> {
+    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, QueueError> {
         let row = sqlx::query_as::<_, Row>(SQL.sql(sql::RETRY))
             .bind(millis(now))
             .bind(id)
@@ -278,7 +276,7 @@ impl Queue for PgQueue {
         }
     }
 
-    async fn queued(&self) -> Result<u64, StoreError> {
+    async fn queued(&self) -> Result<u64, QueueError> {
         let n: i64 = sqlx::query_scalar(sql::QUEUED)
             .fetch_one(&self.pool)
             .await
@@ -286,7 +284,7 @@ impl Queue for PgQueue {
         Ok(n as u64)
     }
 
-    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, QueueError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(sql::DEPTH)
             .fetch_all(&self.pool)
             .await
@@ -299,7 +297,7 @@ impl Queue for PgQueue {
         lanes: &[Lane],
         lease: Duration,
         now: DateTime<Utc>,
-    ) -> Result<Option<Claimed>, StoreError> {
+    ) -> Result<Option<Claimed>, QueueError> {
         if lanes.is_empty() {
             return Ok(None);
         }
@@ -339,7 +337,7 @@ impl Queue for PgQueue {
         token: Uuid,
         lease: Duration,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, QueueError> {
         let done = sqlx::query(SQL.sql(sql::RENEW))
             .bind(millis(now) + lease.as_millis() as i64)
             .bind(id)
@@ -356,7 +354,7 @@ impl Queue for PgQueue {
         token: Uuid,
         outcome: &Outcome,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, QueueError> {
         let (result, error, due) = outcome_columns(outcome, now);
         let done = sqlx::query(SQL.sql(sql::FINISH))
             .bind(outcome.status().as_str())
@@ -376,7 +374,7 @@ impl Queue for PgQueue {
         Ok(done)
     }
 
-    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, QueueError> {
         let done = sqlx::query(SQL.sql(sql::RELEASE))
             .bind(millis(now))
             .bind(id)
@@ -404,7 +402,7 @@ impl Queue for PgQueue {
         name: &str,
         tick: DateTime<Utc>,
         job: Job,
-    ) -> Result<Option<Job>, StoreError> {
+    ) -> Result<Option<Job>, QueueError> {
         // One statement: the tick row and the job commit together or not at all.
         let sql = format!(
             "WITH t AS (INSERT INTO job_ticks (name, tick, job_id) VALUES ($11, $12, $1)
@@ -428,7 +426,7 @@ impl Queue for PgQueue {
         Ok(fired.then_some(job))
     }
 
-    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, QueueError> {
         // One transaction, as on SQLite: a purge that fails halfway leaves
         // both tables as they were.
         let mut tx = self.pool.begin().await.map_err(map_err)?;

@@ -32,14 +32,12 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{
-    Claimed, Job, JobListQuery, JobPage, JobStatus, Lane, Outcome, Queue, Quota, Wakeup,
+    Claimed, Job, JobListQuery, JobPage, JobStatus, Lane, Outcome, Queue, QueueError, Quota,
+    Wakeup,
     model::millis,
     stored::{IntoJob, TextJob, corrupt},
 };
-use crate::{
-    domain::timestamp,
-    store::{Page, StoreError},
-};
+use crate::{domain::timestamp, store::Page};
 
 /// How long a tick's marker lives: far longer than any grace period.
 const TICK_TTL_SECS: u64 = 14 * 24 * 3600;
@@ -268,11 +266,11 @@ return {#ids, #ticks}",
     }
 }
 
-fn unavailable(e: redis::RedisError) -> StoreError {
+fn unavailable(e: redis::RedisError) -> QueueError {
     if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
-        StoreError::Unavailable(e.into())
+        QueueError::Unavailable(e.into())
     } else {
-        StoreError::Internal(e.into())
+        QueueError::Internal(e.into())
     }
 }
 
@@ -301,10 +299,10 @@ fn split_prefix(url: &str) -> (String, String) {
 }
 
 impl RedisQueue {
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str) -> Result<Self, QueueError> {
         let (url, prefix) = split_prefix(url);
         let client =
-            redis::Client::open(url.as_str()).map_err(|e| StoreError::Internal(e.into()))?;
+            redis::Client::open(url.as_str()).map_err(|e| QueueError::Internal(e.into()))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(10)))
@@ -328,7 +326,7 @@ impl RedisQueue {
         format!("{}:job:{id}", self.prefix)
     }
 
-    async fn fetch(&self, ids: &[String]) -> Result<Vec<Job>, StoreError> {
+    async fn fetch(&self, ids: &[String]) -> Result<Vec<Job>, QueueError> {
         let mut pipe = redis::pipe();
         for id in ids {
             pipe.hgetall(format!("{}:job:{id}", self.prefix));
@@ -365,9 +363,9 @@ async fn listen(client: redis::Client, channel: String, wake: Wakeup) {
     }
 }
 
-fn from_hash(mut m: HashMap<String, String>) -> Result<(i64, Job), StoreError> {
+fn from_hash(mut m: HashMap<String, String>) -> Result<(i64, Job), QueueError> {
     let mut take = |k: &str| m.remove(k).filter(|v| !v.is_empty());
-    let num = |v: Option<String>, what: &str| -> Result<i64, StoreError> {
+    let num = |v: Option<String>, what: &str| -> Result<i64, QueueError> {
         v.as_deref()
             .unwrap_or("0")
             .parse()
@@ -407,7 +405,7 @@ impl Queue for RedisQueue {
         "redis"
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), QueueError> {
         let _: String = redis::cmd("PING")
             .query_async(&mut self.conn.clone())
             .await
@@ -419,12 +417,12 @@ impl Queue for RedisQueue {
         self.listener.abort();
     }
 
-    async fn enqueue(&self, job: Job) -> Result<Job, StoreError> {
+    async fn enqueue(&self, job: Job) -> Result<Job, QueueError> {
         self.enqueue_inner(&job, None).await?;
         Ok(job)
     }
 
-    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, StoreError> {
+    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, QueueError> {
         let mut call = self.scripts.enqueue_within.prepare_invoke();
         self.create_args(&mut call, &job, Some(quota.owner));
         call.arg(quota.limit);
@@ -435,7 +433,7 @@ impl Queue for RedisQueue {
         Ok((seq > 0).then_some(job))
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
+    async fn get(&self, id: Uuid) -> Result<Option<Job>, QueueError> {
         let m: HashMap<String, String> = self
             .conn
             .clone()
@@ -448,7 +446,7 @@ impl Queue for RedisQueue {
         from_hash(m).map(|(_, j)| Some(j))
     }
 
-    async fn list(&self, q: &JobListQuery) -> Result<JobPage, StoreError> {
+    async fn list(&self, q: &JobListQuery) -> Result<JobPage, QueueError> {
         // Walk the narrowest index newest first, filtering by the other field.
         let set = match (q.status, q.kind) {
             (Some(s), _) => format!("{}:status:{s}", self.prefix),
@@ -493,7 +491,7 @@ impl Queue for RedisQueue {
         Ok(Page::from_rows(rows, q.limit as usize))
     }
 
-    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError> {
+    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, QueueError> {
         let status: Option<String> = self
             .scripts
             .retry
@@ -504,12 +502,12 @@ impl Queue for RedisQueue {
             .await
             .map_err(unavailable)?;
         match status.as_deref() {
-            Some("retried") => self.get(id).await?.ok_or(StoreError::NotFound),
+            Some("retried") => self.get(id).await?.ok_or(QueueError::NotFound),
             _ => Err(super::model::not_retryable(self.get(id).await?)),
         }
     }
 
-    async fn queued(&self) -> Result<u64, StoreError> {
+    async fn queued(&self) -> Result<u64, QueueError> {
         let (a, b): (u64, u64) = redis::pipe()
             .zcard(format!("{}:status:queued", self.prefix))
             .zcard(format!("{}:status:failed", self.prefix))
@@ -519,7 +517,7 @@ impl Queue for RedisQueue {
         Ok(a + b)
     }
 
-    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, QueueError> {
         let mut pipe = redis::pipe();
         for status in JobStatus::ALL {
             pipe.zcard(format!("{}:status:{}", self.prefix, status.as_str()));
@@ -536,7 +534,7 @@ impl Queue for RedisQueue {
         lanes: &[Lane],
         lease: Duration,
         now: DateTime<Utc>,
-    ) -> Result<Option<Claimed>, StoreError> {
+    ) -> Result<Option<Claimed>, QueueError> {
         if lanes.is_empty() {
             return Ok(None);
         }
@@ -578,7 +576,7 @@ impl Queue for RedisQueue {
         token: Uuid,
         lease: Duration,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, QueueError> {
         let n: i64 = self
             .scripts
             .renew
@@ -598,7 +596,7 @@ impl Queue for RedisQueue {
         token: Uuid,
         outcome: &Outcome,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, QueueError> {
         let (result, error, due) = super::model::outcome_columns(outcome, now);
         let n: i64 = self
             .scripts
@@ -618,7 +616,7 @@ impl Queue for RedisQueue {
         Ok(n == 1)
     }
 
-    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, QueueError> {
         let n: i64 = self
             .scripts
             .release
@@ -641,7 +639,7 @@ impl Queue for RedisQueue {
         name: &str,
         tick: DateTime<Utc>,
         job: Job,
-    ) -> Result<Option<Job>, StoreError> {
+    ) -> Result<Option<Job>, QueueError> {
         let marker = format!("{}:tick:{name}:{}", self.prefix, millis(tick));
         let seq = self
             .enqueue_inner(&job, Some((&marker, millis(tick))))
@@ -649,7 +647,7 @@ impl Queue for RedisQueue {
         Ok((seq > 0).then_some(job))
     }
 
-    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, QueueError> {
         let mut total = 0u64;
         loop {
             let (jobs, ticks): (u64, u64) = self
@@ -672,7 +670,7 @@ impl Queue for RedisQueue {
 impl RedisQueue {
     /// Creates the job (unless `tick` names a marker that already exists);
     /// returns its position, 0 when the tick had fired.
-    async fn enqueue_inner(&self, job: &Job, tick: Option<(&str, i64)>) -> Result<i64, StoreError> {
+    async fn enqueue_inner(&self, job: &Job, tick: Option<(&str, i64)>) -> Result<i64, QueueError> {
         let mut call = self.scripts.enqueue.prepare_invoke();
         self.create_args(&mut call, job, None);
         if let Some((marker, at)) = tick {

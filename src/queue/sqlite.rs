@@ -12,17 +12,15 @@ use sqlx::{AssertSqlSafe, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    Claimed, Job, JobListQuery, JobPage, JobStatus, Lane, Outcome, Queue, Quota, Wakeup,
+    Claimed, Job, JobListQuery, JobPage, JobStatus, Lane, Outcome, Queue, QueueError, Quota,
+    Wakeup,
     model::{millis, not_retryable, outcome_columns},
     sql::{self, Dialect},
     stored::{self, TextJob},
 };
 use crate::{
     domain::timestamp,
-    store::{
-        StoreError,
-        sqlite::{SqliteStore, map_err},
-    },
+    store::sqlite::{SqliteStore, map_err},
 };
 
 const SQL: Dialect = Dialect::Sqlite;
@@ -59,7 +57,7 @@ fn bind_new<'q>(q: SqliteQuery<'q>, job: &Job, owner: Option<Uuid>) -> SqliteQue
         .bind(owner.map(|o| o.to_string()))
 }
 
-async fn insert(conn: &mut sqlx::SqliteConnection, job: &Job) -> Result<(), StoreError> {
+async fn insert(conn: &mut sqlx::SqliteConnection, job: &Job) -> Result<(), QueueError> {
     bind_new(sqlx::query(SQL.sql(sql::INSERT)), job, None)
         .execute(conn)
         .await
@@ -73,7 +71,7 @@ impl Queue for SqliteQueue {
         "sqlite"
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), QueueError> {
         sqlx::query(sql::PING)
             .execute(&self.reader)
             .await
@@ -81,14 +79,14 @@ impl Queue for SqliteQueue {
         Ok(())
     }
 
-    async fn enqueue(&self, job: Job) -> Result<Job, StoreError> {
+    async fn enqueue(&self, job: Job) -> Result<Job, QueueError> {
         let mut conn = self.writer.acquire().await.map_err(map_err)?;
         insert(&mut conn, &job).await?;
         self.wake.one();
         Ok(job)
     }
 
-    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, StoreError> {
+    async fn enqueue_within(&self, job: Job, quota: Quota) -> Result<Option<Job>, QueueError> {
         // One statement on the single writer: the count and the insert see
         // the same database, so concurrent submissions cannot overshoot.
         let stored = bind_new(
@@ -109,7 +107,7 @@ impl Queue for SqliteQueue {
         Ok(Some(job))
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
+    async fn get(&self, id: Uuid) -> Result<Option<Job>, QueueError> {
         sqlx::query_as::<_, TextJob>(SQL.sql(sql::GET))
             .bind(id.to_string())
             .fetch_optional(&self.reader)
@@ -119,7 +117,7 @@ impl Queue for SqliteQueue {
             .transpose()
     }
 
-    async fn list(&self, q: &JobListQuery) -> Result<JobPage, StoreError> {
+    async fn list(&self, q: &JobListQuery) -> Result<JobPage, QueueError> {
         let rows = SQL
             .list::<_, TextJob>(q)
             .fetch_all(&self.reader)
@@ -128,7 +126,7 @@ impl Queue for SqliteQueue {
         stored::page(rows, q.limit)
     }
 
-    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, StoreError> {
+    async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job, QueueError> {
         let row = sqlx::query_as::<_, TextJob>(SQL.sql(sql::RETRY))
             .bind(millis(now))
             .bind(id.to_string())
@@ -144,7 +142,7 @@ impl Queue for SqliteQueue {
         }
     }
 
-    async fn queued(&self) -> Result<u64, StoreError> {
+    async fn queued(&self) -> Result<u64, QueueError> {
         let n: i64 = sqlx::query_scalar(sql::QUEUED)
             .fetch_one(&self.reader)
             .await
@@ -152,7 +150,7 @@ impl Queue for SqliteQueue {
         Ok(n as u64)
     }
 
-    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+    async fn depth(&self) -> Result<Vec<(JobStatus, u64)>, QueueError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(sql::DEPTH)
             .fetch_all(&self.reader)
             .await
@@ -165,7 +163,7 @@ impl Queue for SqliteQueue {
         lanes: &[Lane],
         lease: Duration,
         now: DateTime<Utc>,
-    ) -> Result<Option<Claimed>, StoreError> {
+    ) -> Result<Option<Claimed>, QueueError> {
         if lanes.is_empty() {
             return Ok(None);
         }
@@ -204,7 +202,7 @@ impl Queue for SqliteQueue {
         token: Uuid,
         lease: Duration,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, QueueError> {
         let done = sqlx::query(SQL.sql(sql::RENEW))
             .bind(millis(now) + lease.as_millis() as i64)
             .bind(id.to_string())
@@ -221,7 +219,7 @@ impl Queue for SqliteQueue {
         token: Uuid,
         outcome: &Outcome,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, QueueError> {
         let (result, error, due) = outcome_columns(outcome, now);
         let done = sqlx::query(SQL.sql(sql::FINISH))
             .bind(outcome.status().as_str())
@@ -241,7 +239,7 @@ impl Queue for SqliteQueue {
         Ok(done)
     }
 
-    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn release(&self, id: Uuid, token: Uuid, now: DateTime<Utc>) -> Result<bool, QueueError> {
         let done = sqlx::query(SQL.sql(sql::RELEASE))
             .bind(millis(now))
             .bind(id.to_string())
@@ -265,7 +263,7 @@ impl Queue for SqliteQueue {
         name: &str,
         tick: DateTime<Utc>,
         job: Job,
-    ) -> Result<Option<Job>, StoreError> {
+    ) -> Result<Option<Job>, QueueError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let claimed =
             sqlx::query("INSERT OR IGNORE INTO job_ticks (name, tick, job_id) VALUES (?, ?, ?)")
@@ -286,7 +284,7 @@ impl Queue for SqliteQueue {
         Ok(Some(job))
     }
 
-    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, QueueError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let jobs = sqlx::query(SQL.sql(sql::PURGE_JOBS))
             .bind(timestamp::format(&before))

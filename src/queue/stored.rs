@@ -6,26 +6,23 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Job, JobPage, JobStatus, model::run_at};
-use crate::{
-    domain::timestamp,
-    store::{Page, StoreError},
-};
+use super::{Job, JobPage, JobStatus, QueueError, model::run_at};
+use crate::{domain::timestamp, store::Page};
 
 /// A backend's row type: what it stores, back into a job.
 pub trait IntoJob {
     /// The job and its sequence number (the list cursor).
-    fn into_job(self) -> Result<(i64, Job), StoreError>;
+    fn into_job(self) -> Result<(i64, Job), QueueError>;
 }
 
 /// One stored job.
-pub fn job(row: impl IntoJob) -> Result<Job, StoreError> {
+pub fn job(row: impl IntoJob) -> Result<Job, QueueError> {
     row.into_job().map(|(_, job)| job)
 }
 
 /// Rows fetched with `limit + 1` (to learn whether a next page exists) as
 /// one page.
-pub fn page<R: IntoJob>(rows: Vec<R>, limit: u32) -> Result<JobPage, StoreError> {
+pub fn page<R: IntoJob>(rows: Vec<R>, limit: u32) -> Result<JobPage, QueueError> {
     let rows = rows
         .into_iter()
         .map(IntoJob::into_job)
@@ -33,8 +30,8 @@ pub fn page<R: IntoJob>(rows: Vec<R>, limit: u32) -> Result<JobPage, StoreError>
     Ok(Page::from_rows(rows, limit as usize))
 }
 
-pub fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(format!("stored job {what} is invalid: {e}").into())
+pub fn corrupt(what: &str, e: impl std::fmt::Display) -> QueueError {
+    QueueError::Internal(format!("stored job {what} is invalid: {e}").into())
 }
 
 /// The stored fields, typed: what PostgreSQL returns, and what the text
@@ -57,7 +54,7 @@ pub struct StoredJob {
 }
 
 impl IntoJob for StoredJob {
-    fn into_job(self) -> Result<(i64, Job), StoreError> {
+    fn into_job(self) -> Result<(i64, Job), QueueError> {
         let status: JobStatus = self.status.parse().map_err(|e| corrupt("status", e))?;
         let count = |n: i64, what| u32::try_from(n).map_err(|e| corrupt(what, e));
         let job = Job {
@@ -97,7 +94,7 @@ pub struct TextJob {
 }
 
 impl IntoJob for TextJob {
-    fn into_job(self) -> Result<(i64, Job), StoreError> {
+    fn into_job(self) -> Result<(i64, Job), QueueError> {
         let time = |s: &str| timestamp::parse(s).map_err(|e| corrupt("timestamp", e));
         let opt_time = |s: Option<String>| s.as_deref().map(time).transpose();
         let json = |s: &str, what| serde_json::from_str::<Value>(s).map_err(|e| corrupt(what, e));

@@ -9,8 +9,7 @@ use uuid::Uuid;
 use super::{PageRequest, ServiceError, ServiceResult, cursor};
 use crate::{
     domain::timestamp,
-    queue::{Job, JobKind, JobListQuery, JobStatus, Queue},
-    store::StoreError,
+    queue::{Job, JobKind, JobListQuery, JobStatus, Queue, QueueError},
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,7 +55,7 @@ pub async fn retry(queue: &dyn Queue, id: Uuid) -> ServiceResult<Job> {
         .retry(id, timestamp::now())
         .await
         .map_err(|e| match e {
-            StoreError::NotFound => ServiceError::NotFound { what: "job", id },
+            QueueError::NotFound => ServiceError::NotFound { what: "job", id },
             e => e.into(),
         })
 }

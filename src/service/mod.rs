@@ -11,7 +11,9 @@ pub mod notes;
 
 use uuid::Uuid;
 
-use crate::{domain::validation::FieldError, index::DynIndex, store::StoreError};
+use crate::{
+    domain::validation::FieldError, index::DynIndex, queue::QueueError, store::StoreError,
+};
 
 pub use cursor::PageRequest;
 
@@ -27,6 +29,8 @@ pub enum ServiceError {
     Contended(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 impl ServiceError {

@@ -13,12 +13,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 // Every path into the service that this file names.
-use notes_api::{
-    queue::{
-        Claimed, DynQueue, Job, JobKind, JobListQuery, JobStatus, Lane, NewJob, Outcome, Quota,
-        Wakeup,
-    },
-    store::StoreError,
+use notes_api::queue::{
+    Claimed, DynQueue, Job, JobKind, JobListQuery, JobStatus, Lane, NewJob, Outcome, QueueError,
+    Quota, Wakeup,
 };
 
 contract_tests! {
@@ -627,7 +624,7 @@ async fn retry_is_a_conflict(q: &DynQueue, id: Uuid) {
     let before = get(q, id).await;
     let err = q.retry(id, now()).await.expect_err("not dead");
     assert!(
-        matches!(err, StoreError::Conflict(_)),
+        matches!(err, QueueError::Conflict(_)),
         "{}: {err:?}",
         before.status
     );
@@ -664,7 +661,7 @@ async fn retry_of_a_queued_job_is_a_conflict(q: DynQueue) {
 
 async fn retry_of_an_unknown_job_is_not_found(q: DynQueue) {
     let err = q.retry(Uuid::now_v7(), now()).await.expect_err("unknown");
-    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    assert!(matches!(err, QueueError::NotFound), "{err:?}");
 }
 
 async fn queued_counts_queued_and_failed_jobs(q: DynQueue) {
