@@ -100,8 +100,8 @@ impl Cli {
                     None => unreachable!("serve was given"),
                 });
         match command {
-            Command::Serve(config) => with_config(config, server::serve).await,
-            Command::Worker(config) => with_config(config, server::worker).await,
+            Command::Serve(config) => with_config(config, server::run_api).await,
+            Command::Worker(config) => with_config(config, server::run_worker).await,
             Command::Migrate {
                 config,
                 check: false,

@@ -502,7 +502,7 @@ async fn inproc_search(
     duration: Duration,
 ) -> Result<Value> {
     let config = service_config(db, data, concurrency as u32)?;
-    let state = notes_api::server::build_state(config).await?;
+    let state = notes_api::server::open_api(config).await?;
     let index = state
         .index()
         .cloned()

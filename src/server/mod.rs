@@ -18,16 +18,18 @@ mod swap;
 pub use open::Role;
 
 /// Opens the store (migrating it when configured), the object store, the
-/// job queue and the search index, and builds the app state of an API process.
-pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    build_state_for(config, Role::Api)
+/// job queue and the search index, and builds the state of an API process:
+/// what tests and benchmarks serve on a listener of their own
+/// ([`serve_api_until`]).
+pub async fn open_api(config: Config) -> anyhow::Result<AppState> {
+    open_for_role(config, Role::Api)
         .await
         .map(|(state, _)| state)
 }
 
 /// The state, and for a read-only API the dataset it serves and where its
 /// index lives.
-async fn build_state_for(config: Config, role: Role) -> anyhow::Result<(AppState, Option<Follow>)> {
+async fn open_for_role(config: Config, role: Role) -> anyhow::Result<(AppState, Option<Follow>)> {
     let dataset = (config.read_only && role == Role::Api)
         .then(|| swap::Dataset::of(&config))
         .transpose()?;
@@ -57,26 +59,29 @@ struct Follow {
     index_dir: std::path::PathBuf,
 }
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    start(config, Role::Api).await
+/// `notes-api serve`: the API (and in-process workers) on the configured
+/// address, until SIGTERM or Ctrl-C.
+pub async fn run_api(config: Config) -> anyhow::Result<()> {
+    run_until_sigterm(config, Role::Api).await
 }
 
 /// `notes-api worker`: job workers and the scheduler, with probes and metrics.
-pub async fn worker(config: Config) -> anyhow::Result<()> {
-    start(config, Role::Worker).await
+pub async fn run_worker(config: Config) -> anyhow::Result<()> {
+    run_until_sigterm(config, Role::Worker).await
 }
 
-async fn start(config: Config, role: Role) -> anyhow::Result<()> {
+/// Binds the configured address and serves `role` until SIGTERM or Ctrl-C.
+async fn run_until_sigterm(config: Config, role: Role) -> anyhow::Result<()> {
     let listen = config.listen;
     if role == Role::Api {
         config.check_exposure()?;
     }
-    let (state, follow) = build_state_for(config, role).await?;
+    let (state, follow) = open_for_role(config, role).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     announce(&state, &listener, role);
-    serve_until(listener, state, role, follow, shutdown_signal()).await
+    serve_role_until(listener, state, role, follow, shutdown_signal()).await
 }
 
 fn announce(state: &AppState, listener: &TcpListener, role: Role) {
@@ -113,26 +118,18 @@ fn workers(state: &AppState) -> usize {
 }
 
 /// Serves the API until `signal` resolves, then drains. Tests pass their own signal.
-pub async fn run(
+pub async fn serve_api_until(
     listener: TcpListener,
     state: AppState,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_role(listener, state, Role::Api, signal).await
+    serve_role_until(listener, state, Role::Api, None, signal).await
 }
 
 /// Serves `role` until `signal` resolves, then drains requests and jobs
-/// together within the shutdown timeout.
-pub async fn run_role(
-    listener: TcpListener,
-    state: AppState,
-    role: Role,
-    signal: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    serve_until(listener, state, role, None, signal).await
-}
-
-async fn serve_until(
+/// together within the shutdown timeout; a read-only API also follows its
+/// dataset file.
+async fn serve_role_until(
     listener: TcpListener,
     state: AppState,
     role: Role,

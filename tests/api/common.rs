@@ -270,7 +270,7 @@ impl TestApp {
         config.index_dir = Some(index_dir.path().to_path_buf());
         tweak(&mut config);
         let config = config.resolve().expect("valid test config");
-        let state = server::build_state(config).await.expect("state");
+        let state = server::open_api(config).await.expect("state");
         Self::serve(state, db.clone(), index_dir).await
     }
 
@@ -282,7 +282,7 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(server::run(listener, state.clone(), async {
+        let handle = tokio::spawn(server::serve_api_until(listener, state.clone(), async {
             let _ = rx.await;
         }));
         let client = Client::builder()

@@ -311,7 +311,7 @@ async fn two_processes_cannot_share_an_index_directory() {
     db.apply(&mut config);
     config.index_dir = Some(a.index_dir.path().to_path_buf());
     let config = config.resolve().unwrap();
-    let err = match notes_api::server::build_state(config).await {
+    let err = match notes_api::server::open_api(config).await {
         Ok(_) => panic!("a second process took the same index directory"),
         Err(e) => e.to_string(),
     };
