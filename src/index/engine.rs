@@ -120,6 +120,10 @@ struct Withheld {
     completions: bool,
 }
 
+/// A pass's query, what it left out, and the typo neighbours it searched
+/// (for the excerpts to mark).
+type Built = (BooleanQuery, Withheld, Vec<String>);
+
 /// Fast-field names, as the sort keys and the tag counts read them.
 const ID: &str = "id";
 const TAGS: &str = "tags";
@@ -280,20 +284,21 @@ impl Engine {
     /// did before typos existed.
     pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, IndexError> {
         let searcher = self.reader.searcher();
-        let (query, withheld) = self.query(&searcher, q, Tolerate::AsTyped)?;
+        let (query, withheld, mut neighbours) = self.query(&searcher, q, Tolerate::AsTyped)?;
         let mut found = self.collect(&searcher, &query, q)?;
         if withheld.completions && found.1 < (q.offset + q.limit) as usize {
-            let (query, _) = self.query(&searcher, q, Tolerate::Completions)?;
+            let (query, _, _) = self.query(&searcher, q, Tolerate::Completions)?;
             found = self.collect(&searcher, &query, q)?;
         }
         if withheld.typos && found.1 == 0 {
-            let (query, _) = self.query(&searcher, q, Tolerate::All)?;
+            let query;
+            (query, _, neighbours) = self.query(&searcher, q, Tolerate::All)?;
             found = self.collect(&searcher, &query, q)?;
         }
         let (hits, total, tags) = found;
         let rows = hits
             .into_iter()
-            .map(|(score, address)| self.row(&searcher, score, address, &q.excerpt))
+            .map(|(score, address)| self.row(&searcher, score, address, &q.excerpt, &neighbours))
             .collect::<Result<_, _>>()?;
         Ok(SearchResults {
             rows,
@@ -391,6 +396,7 @@ impl Engine {
         score: Score,
         address: DocAddress,
         excerpt: &Excerpt,
+        neighbours: &[String],
     ) -> Result<SearchRow, IndexError> {
         let f = self.fields;
         let doc: TantivyDocument = searcher.doc(address).map_err(engine_error)?;
@@ -414,7 +420,7 @@ impl Engine {
             .unwrap_or_default();
         Ok(SearchRow {
             id,
-            cut: excerpt.cut(&title, body),
+            cut: excerpt.cut(&title, body, neighbours),
             title,
             tags: doc
                 .get_all(f.tags)
@@ -429,22 +435,24 @@ impl Engine {
     /// Every include clause must match in some field; no exclude clause may
     /// match in any. Filters do not score. No query at all matches every
     /// note the filters let through.
-    /// The query, and what it left out that a more tolerant pass would
-    /// look for.
+    /// The query, what it left out that a more tolerant pass would look
+    /// for, and the typo neighbours it searched.
     fn query(
         &self,
         searcher: &Searcher,
         q: &SearchQuery,
         tolerate: Tolerate,
-    ) -> Result<(BooleanQuery, Withheld), IndexError> {
+    ) -> Result<Built, IndexError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut withheld = Withheld::default();
+        let mut neighbours = Vec::new();
         match &q.query {
             Some(Parsed { include, exclude }) if !include.is_empty() => {
                 for c in include {
-                    let (clause, held) = self.clause(searcher, c, tolerate)?;
+                    let (clause, held, words) = self.clause(searcher, c, tolerate)?;
                     withheld.typos |= held.typos;
                     withheld.completions |= held.completions;
+                    neighbours.extend(words);
                     clauses.push((Occur::Must, clause));
                 }
                 for c in exclude {
@@ -454,7 +462,7 @@ impl Engine {
             _ => clauses.push((Occur::Must, Box::new(AllQuery))),
         }
         self.filters(&q.filter, &mut clauses);
-        Ok((BooleanQuery::new(clauses), withheld))
+        Ok((BooleanQuery::new(clauses), withheld, neighbours))
     }
 
     fn filters(&self, filter: &Filter, clauses: &mut Vec<(Occur, Box<dyn Query>)>) {
@@ -505,19 +513,20 @@ impl Engine {
     /// looked for, a note with the word as typed or completed also gains
     /// [`AS_TYPED_BONUS`], and one with only neighbours scores the best of
     /// theirs (a disjunction-max, so neighbours never add to an exact
-    /// match's score). Also says what it left out for a later pass.
+    /// match's score). Also says what it left out for a later pass, and
+    /// which neighbours it searched.
     fn clause(
         &self,
         searcher: &Searcher,
         c: &Clause,
         tolerate: Tolerate,
-    ) -> Result<(Box<dyn Query>, Withheld), IndexError> {
+    ) -> Result<(Box<dyn Query>, Withheld, Vec<String>), IndexError> {
         let none = Withheld::default();
         let [word] = c.tokens.as_slice() else {
-            return Ok((self.exact_clause(c), none));
+            return Ok((self.exact_clause(c), none, Vec::new()));
         };
         if c.prefix || (c.typos == 0 && !c.completes) {
-            return Ok((self.exact_clause(c), none));
+            return Ok((self.exact_clause(c), none, Vec::new()));
         }
         let f = self.fields;
         // Attachment text is searched for the word as typed but neither
@@ -545,7 +554,7 @@ impl Engine {
         }
         neighbours.retain(|(n, _)| !completions.iter().any(|(c, _)| c == n));
         if neighbours.is_empty() && completions.is_empty() {
-            return Ok((self.exact_clause(c), withheld));
+            return Ok((self.exact_clause(c), withheld, Vec::new()));
         }
         // The word as typed and its completions, scored.
         let mut typed: Vec<Box<dyn Query>> = Vec::new();
@@ -575,7 +584,7 @@ impl Engine {
         }
         let typed = DisjunctionMaxQuery::new(typed);
         if otherwise.is_empty() {
-            return Ok((Box::new(typed), withheld));
+            return Ok((Box::new(typed), withheld, Vec::new()));
         }
         let tiered = BooleanQuery::new(vec![
             (
@@ -591,7 +600,8 @@ impl Engine {
             Box::new(tiered),
             Box::new(BooleanQuery::new(otherwise)),
         ]);
-        Ok((Box::new(either), withheld))
+        let words = neighbours.into_iter().map(|(n, _)| n).collect();
+        Ok((Box::new(either), withheld, words))
     }
 
     /// Notes (with deleted ones not yet merged away) that hold `word` in
