@@ -614,17 +614,21 @@ impl Engine {
         let walked = [f.title, f.body];
         let mut withheld = none;
         let mut neighbours = Vec::new();
+        let common =
+            (searcher.num_docs() / COMPLETE_BELOW_SHARE).max(COMPLETE_BELOW_NOTES_AT_LEAST);
         if c.typos > 0 {
-            if tolerate == Tolerate::All {
-                neighbours = expand::typos(searcher, lexicon, &walked, word, c.typos, KEEP_TYPOS)?;
-            } else {
+            // A word found as typed in 1 % of the notes or more is taken as
+            // meant: the query missed through another word, and a common
+            // word's neighbours are common words too, long posting lists
+            // to merge for notes that rank below every note with it.
+            if tolerate != Tolerate::All {
                 withheld.typos = true;
+            } else if self.notes_with(searcher, &walked, word)? < common {
+                neighbours = expand::typos(searcher, lexicon, &walked, word, c.typos, KEEP_TYPOS)?;
             }
         }
         let mut completions = Vec::new();
         if c.completes {
-            let common =
-                (searcher.num_docs() / COMPLETE_BELOW_SHARE).max(COMPLETE_BELOW_NOTES_AT_LEAST);
             if tolerate != Tolerate::AsTyped || self.notes_with(searcher, &walked, word)? < common {
                 completions =
                     expand::completions(searcher, lexicon, &walked, word, KEEP_COMPLETIONS)?;
