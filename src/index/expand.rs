@@ -16,7 +16,10 @@
 //! written since: a word's typo neighbours cost one automaton walk rather
 //! than one per field and segment.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+};
 
 use tantivy::{
     Searcher, SegmentReader, Term,
@@ -39,6 +42,23 @@ use super::{IndexError, engine_error};
 pub struct Lexicon {
     covered: HashSet<SegmentId>,
     words: Map<Vec<u8>>,
+    /// What its walks found, by walk and word: a lexicon never changes,
+    /// and a search box asks for the same words again at every key
+    /// pressed. Bounded: [`MEMO_WALKS`] walks of at most
+    /// [`MEMO_MAX_FOUND`] words each; emptied when full.
+    memo: Mutex<HashMap<(WalkKind, String), Arc<[(Vec<u8>, u64)]>>>,
+}
+
+/// Walks a lexicon remembers, and the most words one may have found.
+const MEMO_WALKS: usize = 4096;
+const MEMO_MAX_FOUND: usize = 64;
+
+/// What a remembered walk looked for: completions, or words within
+/// this many edits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum WalkKind {
+    Completions,
+    Typos(u8),
 }
 
 impl Lexicon {
@@ -73,6 +93,7 @@ impl Lexicon {
                 .map(SegmentReader::segment_id)
                 .collect(),
             words,
+            memo: Mutex::default(),
         })
     }
 
@@ -108,16 +129,19 @@ pub fn typos(
     let Some(&first) = fields.first() else {
         return Ok(Vec::new());
     };
-    // The automaton depends on the word only, not the field.
-    let automaton = FuzzyTermQuery::new(Term::from_field_text(first, word), edits, true)
-        .automaton()
-        .map_err(engine_error)?;
+    // The automaton depends on the word only, not the field; it is built
+    // only when a dictionary is walked (not for a remembered walk).
+    let automaton = || {
+        FuzzyTermQuery::new(Term::from_field_text(first, word), edits, true)
+            .automaton()
+            .map_err(engine_error)
+    };
     tally(
         searcher,
         lexicon,
         fields,
         word,
-        &Walk::Within(&automaton),
+        &Walk::Within(edits, &automaton),
         keep,
     )
 }
@@ -136,11 +160,23 @@ pub fn completions(
     tally(searcher, lexicon, fields, prefix, &walk, keep)
 }
 
+type Dfa<'a> = &'a dyn Fn() -> Result<DfaWrapper, IndexError>;
+
 /// Which terms of a dictionary to read.
 enum Walk<'a> {
-    Within(&'a DfaWrapper),
+    /// Within this many edits: the terms the automaton accepts.
+    Within(u8, Dfa<'a>),
     /// From the prefix up to (not including) the end of its range.
     Completing(&'a [u8], Option<&'a [u8]>),
+}
+
+impl Walk<'_> {
+    fn kind(&self) -> WalkKind {
+        match self {
+            Walk::Within(edits, _) => WalkKind::Typos(*edits),
+            Walk::Completing(..) => WalkKind::Completions,
+        }
+    }
 }
 
 /// Sums the document frequency of each word the walk finds over every
@@ -155,19 +191,47 @@ fn tally(
     keep: usize,
 ) -> Result<Vec<(String, u64)>, IndexError> {
     let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
+    // Built once, at the first dictionary walked.
+    let mut dfa: Option<DfaWrapper> = None;
     if let Some(lexicon) = lexicon {
-        let words = &lexicon.words;
-        match walk {
-            Walk::Within(automaton) => {
-                count_in(words.search(*automaton).into_stream(), word, &mut counts)
-            }
-            Walk::Completing(from, end) => {
-                let range = words.range().ge(from);
-                match end {
-                    Some(end) => count_in(range.lt(end).into_stream(), word, &mut counts),
-                    None => count_in(range.into_stream(), word, &mut counts),
+        let key = (walk.kind(), word.to_owned());
+        let remembered = lexicon.memo.lock().ok().and_then(|m| m.get(&key).cloned());
+        let found = match remembered {
+            Some(found) => found,
+            None => {
+                let mut found = HashMap::new();
+                let words = &lexicon.words;
+                match walk {
+                    Walk::Within(_, make) => {
+                        let a = match dfa.take() {
+                            Some(a) => a,
+                            None => make()?,
+                        };
+                        count_in(words.search(&a).into_stream(), word, &mut found);
+                        dfa = Some(a);
+                    }
+                    Walk::Completing(from, end) => {
+                        let range = words.range().ge(from);
+                        match end {
+                            Some(end) => count_in(range.lt(end).into_stream(), word, &mut found),
+                            None => count_in(range.into_stream(), word, &mut found),
+                        }
+                    }
                 }
+                let found: Arc<[(Vec<u8>, u64)]> = found.into_iter().collect();
+                if found.len() <= MEMO_MAX_FOUND
+                    && let Ok(mut memo) = lexicon.memo.lock()
+                {
+                    if memo.len() >= MEMO_WALKS {
+                        memo.clear();
+                    }
+                    memo.insert(key, Arc::clone(&found));
+                }
+                found
             }
+        };
+        for (term, notes) in found.iter() {
+            *counts.entry(term.clone()).or_default() += notes;
         }
     }
     for segment in searcher.segment_readers() {
@@ -178,9 +242,14 @@ fn tally(
             let index = segment.inverted_index(field).map_err(engine_error)?;
             let dict = index.terms();
             match walk {
-                Walk::Within(automaton) => {
-                    let terms = dict.search(*automaton).into_stream();
+                Walk::Within(_, make) => {
+                    let a = match dfa.take() {
+                        Some(a) => a,
+                        None => make()?,
+                    };
+                    let terms = dict.search(&a).into_stream();
                     count(terms.map_err(engine_error)?, word, &mut counts);
+                    dfa = Some(a);
                 }
                 Walk::Completing(from, end) => {
                     let range = dict.range().ge(from);
