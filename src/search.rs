@@ -264,14 +264,30 @@ pub async fn search(
         });
     }
     let terms = checked.query.clone().unwrap_or_default();
-    let excerpt = Excerpt::new(move |title, body| Cut {
-        title_html: snippet::highlight(title, &terms),
-        // A title-only note still gets a snippet showing why it matched.
-        snippet: if body.trim().is_empty() {
-            snippet::highlight(title, &terms)
+    let excerpt = Excerpt::new(move |title, body, neighbours| {
+        // The typo neighbours the engine matched are marked as words of
+        // their own: what matched, and no edit distance per word of a body.
+        let with_neighbours;
+        let terms = if neighbours.is_empty() {
+            &terms
         } else {
-            snippet::snippet(body, &terms, SNIPPET_TOKENS)
-        },
+            let mut q = terms.clone();
+            q.include.extend(neighbours.iter().map(|n| query::Clause {
+                tokens: vec![n.clone()],
+                ..query::Clause::default()
+            }));
+            with_neighbours = q;
+            &with_neighbours
+        };
+        Cut {
+            title_html: snippet::highlight(title, terms),
+            // A title-only note still gets a snippet showing why it matched.
+            snippet: if body.trim().is_empty() {
+                snippet::highlight(title, terms)
+            } else {
+                snippet::snippet(body, terms, SNIPPET_TOKENS)
+            },
+        }
     });
     let results = index
         .search(&SearchQuery {

@@ -5,6 +5,10 @@ use std::{
     collections::HashMap,
     ops::Bound,
     path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use chrono::{DateTime, Utc};
@@ -30,7 +34,11 @@ use uuid::Uuid;
 
 use super::{
     Excerpt, Filter, IndexError, SearchQuery, SearchResults, SearchRow, Sort, Suggestion,
-    TimeRange, directory::NoSyncDirectory, engine_error, expand, facets, tokenizer,
+    TimeRange,
+    directory::NoSyncDirectory,
+    engine_error,
+    expand::{self, Lexicon},
+    facets, tokenizer,
 };
 use crate::{
     store::IndexDoc,
@@ -120,6 +128,17 @@ struct Withheld {
     completions: bool,
 }
 
+/// A pass's query, what it left out, and the typo neighbours it searched
+/// (for the excerpts to mark).
+type Built = (BooleanQuery, Withheld, Vec<String>);
+
+/// Where a search's passes look words up: the searcher that answers, and
+/// the lexicon, when one is built.
+struct Words<'s> {
+    searcher: &'s Searcher,
+    lexicon: Option<Arc<Lexicon>>,
+}
+
 /// Fast-field names, as the sort keys and the tag counts read them.
 const ID: &str = "id";
 const TAGS: &str = "tags";
@@ -129,11 +148,21 @@ const TITLE_SORT: &str = "title_sort";
 /// Bytes of the folded title kept to sort by.
 const TITLE_SORT_BYTES: usize = 256;
 
+/// A lexicon is rebuilt once the segments it does not cover hold this
+/// share of the documents or more (1/4): until then the walks read it and
+/// the few newer segments' own dictionaries.
+const LEXICON_STALE_SHARE: u64 = 4;
+
 pub struct Engine {
     pub dir: PathBuf,
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// The words of titles and bodies in one dictionary, for the typo and
+    /// completion walks (see [`expand::Lexicon`]); built off the request
+    /// path, by one thread at a time.
+    lexicon: Arc<Mutex<Option<Arc<Lexicon>>>>,
+    building: Arc<AtomicBool>,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -158,6 +187,10 @@ fn schema() -> (Schema, Fields) {
     };
     (b.build(), fields)
 }
+
+/// A clause's query, what it left out for a later pass, and the typo
+/// neighbours it searched.
+type BuiltClause = (Box<dyn Query>, Withheld, Vec<String>);
 
 impl Engine {
     /// A new, empty index in `dir` (which must not hold one).
@@ -210,7 +243,50 @@ impl Engine {
             index,
             reader,
             fields,
+            lexicon: Arc::default(),
+            building: Arc::default(),
         })
+    }
+
+    /// The lexicon to walk with `searcher`, if one is built. When there is
+    /// none, or the segments it does not cover hold a quarter of the
+    /// documents or more, a new one is built on a thread of its own over
+    /// `searcher`'s segments: at 100k notes that reads every word of the
+    /// index (a few hundred milliseconds), which no request should wait
+    /// for; meanwhile the walks read what they can.
+    fn lexicon(&self, searcher: &Searcher) -> Option<Arc<Lexicon>> {
+        let current = self.lexicon.lock().ok()?.clone();
+        let stale = current.as_ref().is_none_or(|l| {
+            let (outside, all) = l.uncovered(searcher);
+            outside > 0 && outside * LEXICON_STALE_SHARE >= all
+        });
+        if stale && !self.building.swap(true, Ordering::AcqRel) {
+            let (searcher, slot, building) = (
+                searcher.clone(),
+                Arc::clone(&self.lexicon),
+                Arc::clone(&self.building),
+            );
+            let fields = [self.fields.title, self.fields.body];
+            let spawned = std::thread::Builder::new()
+                .name("lexicon".into())
+                .spawn(move || {
+                    match Lexicon::build(&searcher, &fields) {
+                        Ok(built) => {
+                            if let Ok(mut slot) = slot.lock() {
+                                *slot = Some(Arc::new(built));
+                            }
+                        }
+                        // The walks read every segment meanwhile; the next
+                        // search tries again.
+                        Err(e) => tracing::warn!(error = %e, "building the search lexicon failed"),
+                    }
+                    building.store(false, Ordering::Release);
+                });
+            if spawned.is_err() {
+                self.building.store(false, Ordering::Release);
+            }
+        }
+        current
     }
 
     pub fn writer(&self, memory_bytes: usize) -> Result<IndexWriter, IndexError> {
@@ -280,20 +356,25 @@ impl Engine {
     /// did before typos existed.
     pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, IndexError> {
         let searcher = self.reader.searcher();
-        let (query, withheld) = self.query(&searcher, q, Tolerate::AsTyped)?;
+        let words = Words {
+            searcher: &searcher,
+            lexicon: q.query.as_ref().and_then(|_| self.lexicon(&searcher)),
+        };
+        let (query, withheld, mut neighbours) = self.query(&words, q, Tolerate::AsTyped)?;
         let mut found = self.collect(&searcher, &query, q)?;
         if withheld.completions && found.1 < (q.offset + q.limit) as usize {
-            let (query, _) = self.query(&searcher, q, Tolerate::Completions)?;
+            let (query, _, _) = self.query(&words, q, Tolerate::Completions)?;
             found = self.collect(&searcher, &query, q)?;
         }
         if withheld.typos && found.1 == 0 {
-            let (query, _) = self.query(&searcher, q, Tolerate::All)?;
+            let query;
+            (query, _, neighbours) = self.query(&words, q, Tolerate::All)?;
             found = self.collect(&searcher, &query, q)?;
         }
         let (hits, total, tags) = found;
         let rows = hits
             .into_iter()
-            .map(|(score, address)| self.row(&searcher, score, address, &q.excerpt))
+            .map(|(score, address)| self.row(&searcher, score, address, &q.excerpt, &neighbours))
             .collect::<Result<_, _>>()?;
         Ok(SearchResults {
             rows,
@@ -355,15 +436,21 @@ impl Engine {
     /// first. The word itself counts when it is a word of the index.
     pub fn suggest(&self, prefix: &str, limit: usize) -> Result<Vec<Suggestion>, IndexError> {
         let searcher = self.reader.searcher();
+        let lexicon = self.lexicon(&searcher);
+        let lexicon = lexicon.as_deref();
         let f = self.fields;
         let fields = [f.title, f.body];
         // Candidates by their document frequencies, which the walks read
         // for free; only the few kept are counted exactly.
         let mut candidates = vec![(prefix.to_owned(), u64::MAX)];
-        candidates.extend(expand::completions(&searcher, &fields, prefix, limit)?);
+        candidates.extend(expand::completions(
+            &searcher, lexicon, &fields, prefix, limit,
+        )?);
         let edits = crate::text::typo::max_edits(prefix);
         if edits > 0 {
-            candidates.extend(expand::typos(&searcher, &fields, prefix, edits, limit)?);
+            candidates.extend(expand::typos(
+                &searcher, lexicon, &fields, prefix, edits, limit,
+            )?);
         }
         candidates.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         candidates.dedup_by(|a, b| a.0 == b.0);
@@ -391,6 +478,7 @@ impl Engine {
         score: Score,
         address: DocAddress,
         excerpt: &Excerpt,
+        neighbours: &[String],
     ) -> Result<SearchRow, IndexError> {
         let f = self.fields;
         let doc: TantivyDocument = searcher.doc(address).map_err(engine_error)?;
@@ -414,7 +502,7 @@ impl Engine {
             .unwrap_or_default();
         Ok(SearchRow {
             id,
-            cut: excerpt.cut(&title, body),
+            cut: excerpt.cut(&title, body, neighbours),
             title,
             tags: doc
                 .get_all(f.tags)
@@ -429,22 +517,24 @@ impl Engine {
     /// Every include clause must match in some field; no exclude clause may
     /// match in any. Filters do not score. No query at all matches every
     /// note the filters let through.
-    /// The query, and what it left out that a more tolerant pass would
-    /// look for.
+    /// The query, what it left out that a more tolerant pass would look
+    /// for, and the typo neighbours it searched.
     fn query(
         &self,
-        searcher: &Searcher,
+        words: &Words,
         q: &SearchQuery,
         tolerate: Tolerate,
-    ) -> Result<(BooleanQuery, Withheld), IndexError> {
+    ) -> Result<Built, IndexError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut withheld = Withheld::default();
+        let mut neighbours = Vec::new();
         match &q.query {
             Some(Parsed { include, exclude }) if !include.is_empty() => {
                 for c in include {
-                    let (clause, held) = self.clause(searcher, c, tolerate)?;
+                    let (clause, held, found) = self.clause(words, c, tolerate)?;
                     withheld.typos |= held.typos;
                     withheld.completions |= held.completions;
+                    neighbours.extend(found);
                     clauses.push((Occur::Must, clause));
                 }
                 for c in exclude {
@@ -454,7 +544,7 @@ impl Engine {
             _ => clauses.push((Occur::Must, Box::new(AllQuery))),
         }
         self.filters(&q.filter, &mut clauses);
-        Ok((BooleanQuery::new(clauses), withheld))
+        Ok((BooleanQuery::new(clauses), withheld, neighbours))
     }
 
     fn filters(&self, filter: &Filter, clauses: &mut Vec<(Occur, Box<dyn Query>)>) {
@@ -505,20 +595,22 @@ impl Engine {
     /// looked for, a note with the word as typed or completed also gains
     /// [`AS_TYPED_BONUS`], and one with only neighbours scores the best of
     /// theirs (a disjunction-max, so neighbours never add to an exact
-    /// match's score). Also says what it left out for a later pass.
+    /// match's score). Also says what it left out for a later pass, and
+    /// which neighbours it searched.
     fn clause(
         &self,
-        searcher: &Searcher,
+        words: &Words,
         c: &Clause,
         tolerate: Tolerate,
-    ) -> Result<(Box<dyn Query>, Withheld), IndexError> {
+    ) -> Result<BuiltClause, IndexError> {
         let none = Withheld::default();
         let [word] = c.tokens.as_slice() else {
-            return Ok((self.exact_clause(c), none));
+            return Ok((self.exact_clause(c), none, Vec::new()));
         };
         if c.prefix || (c.typos == 0 && !c.completes) {
-            return Ok((self.exact_clause(c), none));
+            return Ok((self.exact_clause(c), none, Vec::new()));
         }
+        let (searcher, lexicon) = (words.searcher, words.lexicon.as_deref());
         let f = self.fields;
         // Attachment text is searched for the word as typed but neither
         // walked nor searched for the words it stands for: titles and
@@ -526,26 +618,31 @@ impl Engine {
         let walked = [f.title, f.body];
         let mut withheld = none;
         let mut neighbours = Vec::new();
+        let common =
+            (searcher.num_docs() / COMPLETE_BELOW_SHARE).max(COMPLETE_BELOW_NOTES_AT_LEAST);
         if c.typos > 0 {
-            if tolerate == Tolerate::All {
-                neighbours = expand::typos(searcher, &walked, word, c.typos, KEEP_TYPOS)?;
-            } else {
+            // A word found as typed in 1 % of the notes or more is taken as
+            // meant: the query missed through another word, and a common
+            // word's neighbours are common words too, long posting lists
+            // to merge for notes that rank below every note with it.
+            if tolerate != Tolerate::All {
                 withheld.typos = true;
+            } else if self.notes_with(searcher, &walked, word)? < common {
+                neighbours = expand::typos(searcher, lexicon, &walked, word, c.typos, KEEP_TYPOS)?;
             }
         }
         let mut completions = Vec::new();
         if c.completes {
-            let common =
-                (searcher.num_docs() / COMPLETE_BELOW_SHARE).max(COMPLETE_BELOW_NOTES_AT_LEAST);
             if tolerate != Tolerate::AsTyped || self.notes_with(searcher, &walked, word)? < common {
-                completions = expand::completions(searcher, &walked, word, KEEP_COMPLETIONS)?;
+                completions =
+                    expand::completions(searcher, lexicon, &walked, word, KEEP_COMPLETIONS)?;
             } else {
                 withheld.completions = true;
             }
         }
         neighbours.retain(|(n, _)| !completions.iter().any(|(c, _)| c == n));
         if neighbours.is_empty() && completions.is_empty() {
-            return Ok((self.exact_clause(c), withheld));
+            return Ok((self.exact_clause(c), withheld, Vec::new()));
         }
         // The word as typed and its completions, scored.
         let mut typed: Vec<Box<dyn Query>> = Vec::new();
@@ -575,7 +672,7 @@ impl Engine {
         }
         let typed = DisjunctionMaxQuery::new(typed);
         if otherwise.is_empty() {
-            return Ok((Box::new(typed), withheld));
+            return Ok((Box::new(typed), withheld, Vec::new()));
         }
         let tiered = BooleanQuery::new(vec![
             (
@@ -591,7 +688,8 @@ impl Engine {
             Box::new(tiered),
             Box::new(BooleanQuery::new(otherwise)),
         ]);
-        Ok((Box::new(either), withheld))
+        let words = neighbours.into_iter().map(|(n, _)| n).collect();
+        Ok((Box::new(either), withheld, words))
     }
 
     /// Notes (with deleted ones not yet merged away) that hold `word` in
@@ -750,13 +848,60 @@ mod tests {
         let (_dir, engine) = engine_with(&docs);
         let searcher = engine.reader.searcher();
         let f = engine.fields;
-        let got = expand::completions(&searcher, &[f.title, f.body], "k", 32).unwrap();
+        let got = expand::completions(&searcher, None, &[f.title, f.body], "k", 32).unwrap();
         assert_eq!(got.len(), 32);
         let expected: Vec<(String, u64)> = (0..32)
             .map(|i| (format!("k{:03}", 199 - i), 200 - i as u64))
             .collect();
         assert_eq!(got, expected);
-        let typos = expand::typos(&searcher, &[f.body], "k150x", 1, 8).unwrap();
+        let typos = expand::typos(&searcher, None, &[f.body], "k150x", 1, 8).unwrap();
         assert_eq!(typos, [("k150".to_owned(), 151)]);
+    }
+
+    /// A lexicon finds what the segments' own dictionaries find, with the
+    /// same counts; a segment written after it is walked on its own.
+    #[test]
+    fn a_lexicon_walks_like_the_segments_it_covers() {
+        let (_dir, engine) = engine_with(&[
+            doc("Kubernetes upgrade", "drain the nodes, kubelet and kubectl"),
+            doc("Notes", "kubernetes nodes node"),
+        ]);
+        let f = engine.fields;
+        let fields = [f.title, f.body];
+        let older = Lexicon::build(&engine.reader.searcher(), &fields).unwrap();
+        let mut writer = engine.writer(20_000_000).unwrap();
+        writer
+            .add_document(engine.document(&doc("Kubectl", "kubectl kubeadm nodse")))
+            .unwrap();
+        writer.commit().unwrap();
+        engine.reload().unwrap();
+        let searcher = engine.reader.searcher();
+        assert_eq!(searcher.segment_readers().len(), 2);
+        let walks = |lexicon: Option<&Lexicon>| {
+            (
+                expand::completions(&searcher, lexicon, &fields, "kube", 8).unwrap(),
+                expand::typos(&searcher, lexicon, &fields, "nodez", 1, 8).unwrap(),
+            )
+        };
+        let by_segments = walks(None);
+        assert_eq!(
+            by_segments.1,
+            [("nodes".to_owned(), 2), ("node".to_owned(), 1)]
+        );
+        assert_eq!(
+            by_segments.0,
+            [
+                ("kubectl".to_owned(), 3),
+                ("kubernetes".to_owned(), 2),
+                ("kubeadm".to_owned(), 1),
+                ("kubelet".to_owned(), 1)
+            ],
+            "a note with the word in its title and body counts twice"
+        );
+        let whole = Lexicon::build(&searcher, &fields).unwrap();
+        assert_eq!(whole.uncovered(&searcher), (0, 3));
+        assert_eq!(walks(Some(&whole)), by_segments);
+        assert_eq!(older.uncovered(&searcher), (1, 3));
+        assert_eq!(walks(Some(&older)), by_segments);
     }
 }

@@ -88,17 +88,22 @@ pub struct Cut {
 /// Turns a hit's `(title, body)` into what it shows as the engine reads
 /// the hit, so a page of large notes never holds every body at once. The
 /// caller supplies it: the index knows nothing of snippets.
+///
+/// The third argument is the words the search matched besides those typed
+/// and the completions of a word being typed: the typo neighbours it looked
+/// for (none unless nothing matched as typed). So an excerpt marks what
+/// matched, and needs no edit distance per word of a body.
 #[derive(Clone)]
 pub struct Excerpt(Arc<CutFn>);
 
-type CutFn = dyn Fn(&str, &str) -> Cut + Send + Sync;
+type CutFn = dyn Fn(&str, &str, &[String]) -> Cut + Send + Sync;
 
 impl Excerpt {
-    pub fn new(cut: impl Fn(&str, &str) -> Cut + Send + Sync + 'static) -> Self {
+    pub fn new(cut: impl Fn(&str, &str, &[String]) -> Cut + Send + Sync + 'static) -> Self {
         Self(Arc::new(cut))
     }
-    pub fn cut(&self, title: &str, body: &str) -> Cut {
-        (self.0)(title, body)
+    pub fn cut(&self, title: &str, body: &str, also: &[String]) -> Cut {
+        (self.0)(title, body, also)
     }
 }
 

@@ -15,8 +15,12 @@ const ELLIPSIS: &str = "…";
 /// each matching token wrapped in <mark>…</mark>.
 ///
 /// A token matches if it equals an include-clause token (or starts with the
-/// last token of a prefix clause); phrase tokens are marked individually and
-/// exclude clauses never are. The window holds at most `max_tokens` tokens and
+/// last token of a prefix clause or of a word being typed); phrase tokens are
+/// marked individually and exclude clauses never are. A clause's typos mark
+/// nothing by themselves: the words a search matched through typos are
+/// known to the engine only, which hands them over as clauses of their own
+/// (see `crate::search`), so only what matched is marked and no body word
+/// needs an edit distance. The window holds at most `max_tokens` tokens and
 /// is the one with the most matches (the earliest on ties), with the slack
 /// split evenly around its matches so they get context on both sides. "…"
 /// marks an end where the window does not reach the start/end of text. If
@@ -63,20 +67,18 @@ pub fn highlight(text: &str, query: &Query) -> String {
 }
 
 /// Decides whether a token of the text is a hit for the query. A query has
-/// a few tokens (at most [`super::query::MAX_TERMS`]), so a scan of a list
-/// beats hashing every token of a body.
+/// a few tokens (at most [`super::query::MAX_TERMS`], and a few typo
+/// neighbours each), so a scan of a list beats hashing every token of a
+/// body.
 struct Matcher<'q> {
     exact: Vec<&'q str>,
     prefixes: Vec<&'q str>,
-    /// Words that match with typos, and how many.
-    fuzzy: Vec<(&'q str, u8)>,
 }
 
 impl<'q> Matcher<'q> {
     fn new(query: &'q Query) -> Self {
         let mut exact = Vec::new();
         let mut prefixes = Vec::new();
-        let mut fuzzy = Vec::new();
         for clause in &query.include {
             let Some((last, init)) = clause.tokens.split_last() else {
                 continue;
@@ -87,29 +89,14 @@ impl<'q> Matcher<'q> {
             } else {
                 exact.push(last.as_str());
             }
-            if clause.typos > 0 {
-                fuzzy.push((last.as_str(), clause.typos));
-            }
         }
         exact.sort_unstable();
         exact.dedup();
-        Matcher {
-            exact,
-            prefixes,
-            fuzzy,
-        }
+        Matcher { exact, prefixes }
     }
 
     fn matches(&self, token: &str) -> bool {
-        self.exact.contains(&token)
-            || self.prefixes.iter().any(|p| token.starts_with(p))
-            || self.matches_with_typos(token)
-    }
-
-    fn matches_with_typos(&self, token: &str) -> bool {
-        self.fuzzy
-            .iter()
-            .any(|(w, k)| super::typo::within(token, w, *k))
+        self.exact.contains(&token) || self.prefixes.iter().any(|p| token.starts_with(p))
     }
 
     /// Whether the text's token at `span` (from [`token_spans`]) matches.
@@ -119,19 +106,13 @@ impl<'q> Matcher<'q> {
     fn matches_span(&self, span: &str, buf: &mut String) -> bool {
         if span.is_ascii() {
             let bytes = &span.as_bytes()[..span.len().min(MAX_TOKEN_BYTES)];
-            let hit = self
+            return self
                 .exact
                 .iter()
                 .any(|t| t.as_bytes().eq_ignore_ascii_case(bytes))
                 || self.prefixes.iter().any(|p| {
                     bytes.len() >= p.len() && bytes[..p.len()].eq_ignore_ascii_case(p.as_bytes())
                 });
-            if hit || self.fuzzy.is_empty() {
-                return hit;
-            }
-            buf.clear();
-            normalize_into(span, buf);
-            return self.matches_with_typos(buf);
         }
         buf.clear();
         normalize_into(span, buf);
@@ -292,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn typo_matches_and_the_word_being_typed_are_marked() {
+    fn the_word_being_typed_is_marked_and_typos_only_as_words_given() {
         let tolerant = |text: &str| {
             let t = super::super::query::Tolerance {
                 typos: true,
@@ -300,20 +281,40 @@ mod tests {
             };
             super::super::query::parse_with(text, t).unwrap()
         };
+        // A typo the search did not match through marks nothing: the words
+        // it did match through arrive as clauses (as `crate::search` adds
+        // the engine's neighbours).
         assert_eq!(
             highlight(
                 "The Kubernetes cluster, KUBRENETES, kubelet",
-                &tolerant("kubernetse")
+                &tolerant("kubernetse ")
             ),
-            "The <mark>Kubernetes</mark> cluster, <mark>KUBRENETES</mark>, kubelet"
+            "The Kubernetes cluster, KUBRENETES, kubelet"
+        );
+        let mut with_neighbour = tolerant("kubernetse ");
+        with_neighbour.include.push(Clause {
+            tokens: vec!["kubernetes".into()],
+            ..Clause::default()
+        });
+        assert_eq!(
+            highlight(
+                "The Kubernetes cluster, KUBRENETES, kubelet",
+                &with_neighbour
+            ),
+            "The <mark>Kubernetes</mark> cluster, KUBRENETES, kubelet"
         );
         assert_eq!(
             highlight("kubelet and kubectl, not kub", &tolerant("kube")),
             "<mark>kubelet</mark> and <mark>kubectl</mark>, not kub"
         );
-        // Words too short for a typo stay exact; accents fold first.
+        // Accents fold first.
+        let mut folded = tolerant("münchen ");
+        folded.include.push(Clause {
+            tokens: vec!["munchhen".into()],
+            ..Clause::default()
+        });
         assert_eq!(
-            highlight("pods, pod, Münchhen", &tolerant("pos münchen ")),
+            highlight("pods, pod, Münchhen", &folded),
             "pods, pod, <mark>Münchhen</mark>"
         );
     }

@@ -1,13 +1,14 @@
 //! Typo tolerance: how many edits a query word may be away from a word of
-//! the text and still match it, and the edit distance that decides it.
+//! the text and still match it.
 //!
 //! The rule is Meilisearch's, which people who pick a search engine expect:
 //! words of 5 to 8 characters match with 1 edit, 9 or more with 2; shorter
 //! words and anything with a digit in it (numbers, versions, ids) stay
 //! exact. An edit is an insertion, a deletion, a substitution, or a swap of
 //! two adjacent characters: the optimal string alignment distance, which
-//! tantivy's `FuzzyTermQuery` with `transposition_cost_one` matches by, so
-//! the index and the snippets agree on what matched.
+//! tantivy's Levenshtein automaton with `transposition_cost_one` accepts
+//! by. The snippets mark the words the automaton found, so the index and
+//! the snippets agree on what matched.
 
 /// Characters a word needs before it may match with one edit.
 pub const ONE_TYPO_CHARS: usize = 5;
@@ -30,17 +31,6 @@ pub fn max_edits(word: &str) -> u8 {
     }
 }
 
-/// Whether `a` and `b` are at most `k` edits apart (optimal string
-/// alignment, strsim's: an adjacent swap is one edit). Most words of a text
-/// differ in length by more than `k` and are turned away before any table.
-pub fn within(a: &str, b: &str, k: u8) -> bool {
-    if a == b {
-        return true;
-    }
-    let k = usize::from(k);
-    k > 0 && a.chars().count().abs_diff(b.chars().count()) <= k && strsim::osa_distance(a, b) <= k
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,23 +45,5 @@ mod tests {
         assert_eq!(max_edits("python3"), 0, "so do words with digits");
         assert_eq!(max_edits(&"a".repeat(33)), 0, "and words past any real one");
         assert_eq!(max_edits("größer"), 1, "characters, not bytes");
-    }
-
-    #[test]
-    fn one_swap_drop_insert_or_change_is_one_edit() {
-        assert!(within("kubernetes", "kubernetes", 0));
-        assert!(!within("linux", "linex", 0));
-        assert!(within("linux", "lniux", 1), "adjacent swap");
-        assert!(within("linux", "linx", 1), "drop");
-        assert!(within("linux", "linuux", 1), "insert");
-        assert!(within("linux", "linex", 1), "change");
-        assert!(!within("linux", "lnx", 1));
-        assert!(within("kubernetes", "kuberentse", 2), "two swaps");
-        assert!(!within("kubernetes", "kbrnetes", 1));
-        assert!(within("kubernetes", "kbrnetes", 2));
-        assert!(!within("kubernetes", "kbrnts", 2));
-        assert!(within("größer", "grösser", 2));
-        assert!(!within("ab", "ba", 0));
-        assert!(within("ab", "ba", 1));
     }
 }
