@@ -132,6 +132,9 @@ struct Withheld {
 /// (for the excerpts to mark).
 type Built = (BooleanQuery, Withheld, Vec<String>);
 
+/// A clause's query, what it left out, and the neighbours it searched.
+type BuiltClause = (Box<dyn Query>, Withheld, Vec<String>);
+
 /// Where a search's passes look words up: the searcher that answers, and
 /// the lexicon, when one is built.
 struct Words<'s> {
@@ -598,7 +601,7 @@ impl Engine {
         words: &Words,
         c: &Clause,
         tolerate: Tolerate,
-    ) -> Result<(Box<dyn Query>, Withheld, Vec<String>), IndexError> {
+    ) -> Result<BuiltClause, IndexError> {
         let none = Withheld::default();
         let [word] = c.tokens.as_slice() else {
             return Ok((self.exact_clause(c), none, Vec::new()));

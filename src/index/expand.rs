@@ -46,8 +46,11 @@ pub struct Lexicon {
     /// and a search box asks for the same words again at every key
     /// pressed. Bounded: [`MEMO_WALKS`] walks of at most
     /// [`MEMO_MAX_FOUND`] words each; emptied when full.
-    memo: Mutex<HashMap<(WalkKind, String), Arc<[(Vec<u8>, u64)]>>>,
+    memo: Mutex<HashMap<(WalkKind, String), Found>>,
 }
+
+/// Words a walk found, with their note counts.
+type Found = Arc<[(Vec<u8>, u64)]>;
 
 /// Walks a lexicon remembers, and the most words one may have found.
 const MEMO_WALKS: usize = 4096;
@@ -218,7 +221,7 @@ fn tally(
                         }
                     }
                 }
-                let found: Arc<[(Vec<u8>, u64)]> = found.into_iter().collect();
+                let found: Found = found.into_iter().collect();
                 if found.len() <= MEMO_MAX_FOUND
                     && let Ok(mut memo) = lexicon.memo.lock()
                 {
