@@ -132,6 +132,9 @@ struct Withheld {
 /// (for the excerpts to mark).
 type Built = (BooleanQuery, Withheld, Vec<String>);
 
+/// A clause's query, what it left out, and the neighbours it searched.
+type BuiltClause = (Box<dyn Query>, Withheld, Vec<String>);
+
 /// Where a search's passes look words up: the searcher that answers, and
 /// the lexicon, when one is built.
 struct Words<'s> {
@@ -187,10 +190,6 @@ fn schema() -> (Schema, Fields) {
     };
     (b.build(), fields)
 }
-
-/// A clause's query, what it left out for a later pass, and the typo
-/// neighbours it searched.
-type BuiltClause = (Box<dyn Query>, Withheld, Vec<String>);
 
 impl Engine {
     /// A new, empty index in `dir` (which must not hold one).

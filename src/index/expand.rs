@@ -49,8 +49,7 @@ pub struct Lexicon {
     memo: Mutex<HashMap<(WalkKind, String), Found>>,
 }
 
-/// What one walk found: each word (its bytes in the index) and how many
-/// notes hold it.
+/// Words a walk found, with their note counts.
 type Found = Arc<[(Vec<u8>, u64)]>;
 
 /// Walks a lexicon remembers, and the most words one may have found.
