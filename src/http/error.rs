@@ -197,7 +197,16 @@ impl From<IndexError> for ApiError {
                 format!("the search index is being built ({state}); retry shortly"),
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("5")),
-            IndexError::Engine(e) => {
+            // Each of these is the index of this process failing or lagging:
+            // another replica may answer, and this one may recover.
+            e @ (IndexError::Engine(_)
+            | IndexError::Directory { .. }
+            | IndexError::Locked(_)
+            | IndexError::Unusable(_)
+            | IndexError::Lagging { .. }
+            | IndexError::FeedShort { .. }
+            | IndexError::Stopped
+            | IndexError::Task(_)) => {
                 tracing::error!(error = %e, "search index error");
                 ApiError::unavailable("search is unavailable; retry shortly")
             }

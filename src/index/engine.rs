@@ -210,11 +210,11 @@ impl Engine {
         let index = Index::open(directory).map_err(engine_error)?;
         let (schema, fields) = schema();
         if index.schema() != schema {
-            return Err(IndexError::Engine("built with another schema".into()));
+            return Err(IndexError::Unusable("built with another schema".into()));
         }
         let damaged = index.validate_checksum().map_err(engine_error)?;
         if !damaged.is_empty() {
-            return Err(IndexError::Engine(format!("damaged files: {damaged:?}")));
+            return Err(IndexError::Unusable(format!("damaged files: {damaged:?}")));
         }
         let payload = index
             .load_metas()
@@ -222,7 +222,7 @@ impl Engine {
             .payload
             .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
             .filter(|p| p.format == FORMAT)
-            .ok_or_else(|| IndexError::Engine("no commit of this format".into()))?;
+            .ok_or_else(|| IndexError::Unusable("no commit of this format".into()))?;
         Ok((Self::with(dir, index, fields)?, payload))
     }
 
@@ -491,7 +491,7 @@ impl Engine {
             doc.get_first(field)
                 .and_then(|v| v.as_datetime())
                 .and_then(|d| DateTime::from_timestamp_micros(d.into_timestamp_micros()))
-                .ok_or_else(|| IndexError::Engine("a document without its dates".into()))
+                .ok_or_else(|| IndexError::Unusable("a document without its dates".into()))
         };
         let id = Uuid::parse_str(&text(f.id)).map_err(engine_error)?;
         let title = text(f.title);

@@ -30,6 +30,7 @@ use uuid::Uuid;
 use super::{
     IndexError, IndexStatus, SearchIndex, SearchQuery, SearchResults, Suggestion,
     engine::{Engine, FORMAT, Payload},
+    engine_error,
 };
 use crate::store::{Change, FeedHead, FeedReader};
 
@@ -90,12 +91,8 @@ impl TantivyIndex {
         std::fs::create_dir_all(&settings.dir).map_err(|e| dir_error(&settings.dir, e))?;
         let lock =
             File::create(settings.dir.join("lock")).map_err(|e| dir_error(&settings.dir, e))?;
-        lock.try_lock().map_err(|_| {
-            IndexError::Engine(format!(
-                "{} is in use by another process: every replica needs its own NOTES_INDEX_DIR",
-                settings.dir.display()
-            ))
-        })?;
+        lock.try_lock()
+            .map_err(|_| IndexError::Locked(settings.dir.clone()))?;
         let (status, _) = watch::channel(IndexStatus {
             serving: false,
             documents: 0,
@@ -122,7 +119,7 @@ impl TantivyIndex {
         let thread = std::thread::Builder::new()
             .name("search-index".into())
             .spawn(move || Writer::new(worker, runtime).run())
-            .map_err(|e| IndexError::Engine(e.to_string()))?;
+            .map_err(engine_error)?;
         Ok(Self {
             shared,
             thread: Mutex::new(Some(thread)),
@@ -185,8 +182,11 @@ impl HeadReads {
     }
 }
 
-fn dir_error(dir: &Path, e: std::io::Error) -> IndexError {
-    IndexError::Engine(format!("index directory {}: {e}", dir.display()))
+fn dir_error(dir: &Path, source: std::io::Error) -> IndexError {
+    IndexError::Directory {
+        dir: dir.to_owned(),
+        source,
+    }
 }
 
 impl Shared {
@@ -225,12 +225,11 @@ impl SearchIndex for TantivyIndex {
         let caught_up = status.wait_for(|s| !s.serving || s.applied >= head.seq);
         match tokio::time::timeout(self.shared.settings.refresh_timeout, caught_up).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(IndexError::Engine("the index writer stopped".into())),
-            Err(_) => Err(IndexError::Engine(format!(
-                "the index did not catch up with change {} within {}s",
-                head.seq,
-                self.shared.settings.refresh_timeout.as_secs()
-            ))),
+            Ok(Err(_)) => Err(IndexError::Stopped),
+            Err(_) => Err(IndexError::Lagging {
+                seq: head.seq,
+                secs: self.shared.settings.refresh_timeout.as_secs(),
+            }),
         }
     }
 
@@ -242,9 +241,7 @@ impl SearchIndex for TantivyIndex {
         let query = query.clone();
         // Off the async workers: a query over a large index may take
         // milliseconds of CPU.
-        tokio::task::spawn_blocking(move || engine.search(&query))
-            .await
-            .map_err(|e| IndexError::Engine(e.to_string()))?
+        tokio::task::spawn_blocking(move || engine.search(&query)).await?
     }
 
     async fn suggest(&self, prefix: &str, limit: usize) -> Result<Vec<Suggestion>, IndexError> {
@@ -252,9 +249,7 @@ impl SearchIndex for TantivyIndex {
             return Err(IndexError::NotReady(self.status().check()));
         };
         let prefix = prefix.to_owned();
-        tokio::task::spawn_blocking(move || engine.suggest(&prefix, limit))
-            .await
-            .map_err(|e| IndexError::Engine(e.to_string()))?
+        tokio::task::spawn_blocking(move || engine.suggest(&prefix, limit)).await?
     }
 
     fn status(&self) -> IndexStatus {
@@ -392,7 +387,7 @@ impl Writer {
         });
         rx.recv().map_err(|_| {
             self.shared.stop.store(true, Ordering::SeqCst);
-            IndexError::Engine("the runtime stopped".into())
+            IndexError::Stopped
         })
     }
 
@@ -495,7 +490,7 @@ impl Writer {
                             .live
                             .writer
                             .add_document(build.live.engine.document(doc))
-                            .map_err(|e| IndexError::Engine(e.to_string()))?;
+                            .map_err(engine_error)?;
                         added += 1;
                     }
                 }
@@ -543,9 +538,7 @@ impl Writer {
             while cursor < target {
                 let page = self.changes(cursor, None, true)?;
                 if page.through <= cursor {
-                    return Err(IndexError::Engine(format!(
-                        "the feed stopped at {cursor} short of {target}"
-                    )));
+                    return Err(IndexError::FeedShort { at: cursor, target });
                 }
                 metrics::counter!("search_index_changes_total")
                     .increment(page.changes.len() as u64);
@@ -555,7 +548,7 @@ impl Writer {
                             live.writer.delete_term(live.engine.id_term(doc.id));
                             live.writer
                                 .add_document(live.engine.document(doc))
-                                .map_err(|e| IndexError::Engine(e.to_string()))?;
+                                .map_err(engine_error)?;
                         }
                         Change::Delete(id) => {
                             live.writer.delete_term(live.engine.id_term(*id));
@@ -618,14 +611,9 @@ fn commit(live: &mut Live, seq: i64) -> Result<(), IndexError> {
         seq,
     };
     let started = std::time::Instant::now();
-    let mut prepared = live
-        .writer
-        .prepare_commit()
-        .map_err(|e| IndexError::Engine(e.to_string()))?;
+    let mut prepared = live.writer.prepare_commit().map_err(engine_error)?;
     prepared.set_payload(&serde_json::to_string(&payload).expect("payload serializes"));
-    prepared
-        .commit()
-        .map_err(|e| IndexError::Engine(e.to_string()))?;
+    prepared.commit().map_err(engine_error)?;
     live.engine.reload()?;
     metrics::histogram!("search_index_commit_seconds").record(started.elapsed().as_secs_f64());
     live.applied = seq;

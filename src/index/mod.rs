@@ -173,8 +173,10 @@ impl IndexStatus {
     }
 }
 
-fn engine_error(e: impl std::fmt::Display) -> IndexError {
-    IndexError::Engine(e.to_string())
+/// Tantivy's own failure (reading, writing, committing, parsing a stored
+/// value), with its source for the log.
+fn engine_error(e: impl std::error::Error + Send + Sync + 'static) -> IndexError {
+    IndexError::Engine(Box::new(e))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,8 +186,34 @@ pub enum IndexError {
     NotReady(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("search index error: {0}")]
-    Engine(String),
+    #[error("search engine error: {0}")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The index directory cannot be created, read or locked.
+    #[error("index directory {dir}: {source}")]
+    Directory {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is in use by another process: every replica needs its own NOTES_INDEX_DIR")]
+    Locked(std::path::PathBuf),
+    /// The files on disk are not an index this binary can serve (another
+    /// schema, damaged files, no commit of this format): it is rebuilt.
+    #[error("the index on disk is unusable: {0}")]
+    Unusable(String),
+    /// The index did not take in a committed change within the refresh
+    /// timeout.
+    #[error("the index did not catch up with change {seq} within {secs}s")]
+    Lagging { seq: i64, secs: u64 },
+    /// The feed ended before the change a rebuild must reach.
+    #[error("the feed stopped at {at} short of {target}")]
+    FeedShort { at: i64, target: i64 },
+    /// The writer thread, or the runtime it reads the store on, stopped.
+    #[error("the index writer stopped")]
+    Stopped,
+    /// A search or suggestion task failed (it panicked or was cancelled).
+    #[error("a search task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 #[async_trait]
