@@ -144,16 +144,23 @@ impl From<StoreError> for ApiError {
                     .expect("digits are a valid header"),
             ),
             StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
-            StoreError::Unavailable(source) => {
-                tracing::error!(error = %source, "store unavailable");
-                ApiError::unavailable("the database is unavailable; retry shortly")
-            }
-            StoreError::Internal(source) => {
-                tracing::error!(error = %source, "store error");
-                ApiError::internal()
-            }
+            StoreError::Unavailable(source) => down("the database", &*source),
+            StoreError::Internal(source) => failed("store", &*source),
         }
     }
+}
+
+/// A backing service that is down: 503, worth a retry. The cause (hosts,
+/// driver text) goes to the log, never to the client.
+fn down(service: &str, source: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(error = %source, "{service} is unavailable");
+    ApiError::unavailable(format!("{service} is unavailable; retry shortly"))
+}
+
+/// A backing service that failed otherwise: 500, the cause in the log.
+fn failed(service: &str, source: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(error = %source, "{service} error");
+    ApiError::internal()
 }
 
 impl From<QueueError> for ApiError {
@@ -161,14 +168,8 @@ impl From<QueueError> for ApiError {
         match err {
             QueueError::NotFound => ApiError::not_found("no such job"),
             QueueError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
-            QueueError::Unavailable(source) => {
-                tracing::error!(error = %source, "job queue unavailable");
-                ApiError::unavailable("the job queue is unavailable; retry shortly")
-            }
-            QueueError::Internal(source) => {
-                tracing::error!(error = %source, "job queue error");
-                ApiError::internal()
-            }
+            QueueError::Unavailable(source) => down("the job queue", &*source),
+            QueueError::Internal(source) => failed("job queue", &*source),
         }
     }
 }
