@@ -24,28 +24,11 @@ shift 4
 rounds=${BENCH_AB_ROUNDS:-2}
 secs=${BENCH_AB_SECS:-6}
 conns=${BENCH_AB_CONNECTIONS:-8}
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-start() { # BIN DATA PORT
-  NOTES_LISTEN="127.0.0.1:$3" NOTES_DATA_DIR="$2" NOTES_LOG=warn "$1" serve \
-    >"$2.ab.log" 2>&1 &
-  pids+=("$!")
-  local i
-  for i in $(seq 600); do
-    if curl -fsS "http://127.0.0.1:$3/readyz" >/dev/null 2>&1; then return 0; fi
-    sleep 0.5
-  done
-  echo "ab: $1 on :$3 not ready" >&2
-  exit 1
-}
-start "$a_bin" "$a_data" 18081
-start "$b_bin" "$b_data" 18082
+# shellcheck source=bench/serve.sh
+. "$here/serve.sh"
+trap stop_servers EXIT
+serve_ready "$a_bin" "$a_data" 18081 "$a_data.ab.log"
+serve_ready "$b_bin" "$b_data" 18082 "$b_data.ab.log"
 
 # run PORT FILE SECS: prints "q/s p99_ms"
 run() {

@@ -13,13 +13,10 @@ bin=$1 corpus=$2 data=$3
 tools="$here/target/service/release"
 rm -rf "$data"
 mkdir -p "$data"
-NOTES_LISTEN=127.0.0.1:18080 NOTES_DATA_DIR="$data" NOTES_LOG=warn "$bin" serve >"$data.ingest.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-  curl -fsS http://127.0.0.1:18080/readyz >/dev/null 2>&1 && break
-  sleep 0.2
-done
+# shellcheck source=bench/serve.sh
+. "$here/serve.sh"
+trap stop_servers EXIT
+serve_ready "$bin" "$data" 18080 "$data.ingest.log"
 "$tools/notes-bench" http-ingest --addr 127.0.0.1:18080 "$corpus"/batch-*.ndjson
 # The marker notes-bench writes: the corpus's params as compact JSON.
 python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["params"], separators=(",", ":"), sort_keys=True), end="")' \

@@ -9,13 +9,10 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin=$1 data=$2
-NOTES_LISTEN=127.0.0.1:18083 NOTES_DATA_DIR="$data" NOTES_LOG=warn "$bin" serve >"$data.rel.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-  curl -fsS http://127.0.0.1:18083/readyz >/dev/null 2>&1 && break
-  sleep 0.5
-done
+# shellcheck source=bench/serve.sh
+. "$here/serve.sh"
+trap stop_servers EXIT
+serve_ready "$bin" "$data" 18083 "$data.rel.log"
 "$here/target/service/release/notes-bench" relevance --corpus "$here/target/corpus-real" \
   --addr 127.0.0.1:18083 --targets 300 |
   python3 -c '
