@@ -497,7 +497,7 @@ fn the_checker_sees_known_edges() {
     // `use super::{…, state::AppState}` in a handler.
     assert!(edge("http/notes.rs", "http/state.rs"));
     // `crate::store::…` through a `use crate::{…}` group.
-    assert!(edge("index/feed.rs", "store/mod.rs"));
+    assert!(edge("index/writer.rs", "store/mod.rs"));
     // A path written inline in code, not in a `use`.
     assert!(edge("jobs/kinds.rs", "store/mod.rs"));
     // `pub use` followed to the defining file: jobs::Context is in context.rs.

@@ -19,11 +19,14 @@ mod directory;
 mod engine;
 mod expand;
 mod facets;
-mod feed;
+mod shared;
+mod tantivy_index;
 pub mod tokenizer;
+mod writer;
 
 pub use facets::MAX_VALUES as MAX_FACET_VALUES;
-pub use feed::{IndexSettings, TantivyIndex};
+pub use shared::IndexSettings;
+pub use tantivy_index::TantivyIndex;
 
 #[derive(Debug, Clone)]
 pub struct SearchQuery {

@@ -1,38 +1,28 @@
-//! [`TantivyIndex`]: a tantivy index that follows the store's change feed.
+//! The index's writer thread: follows the store's change feed into the
+//! serving build, and makes a new build from the store when the serving
+//! one is missing, damaged, of another format or of another feed
+//! generation.
 //!
-//! One thread owns the `IndexWriter`. Callers never write to the index:
-//! they ask it to catch up ([`SearchIndex::refresh`]) and wait until the
-//! commit that covers the feed's head, as read after their own write, is
-//! visible. Every waiter shares the next commit (group commit), so a commit
-//! per document only happens when writes arrive one at a time.
-//!
-//! The index directory holds one sub-directory per build. A build that is
-//! missing, damaged, of another format or of another feed generation is
-//! replaced by a new one made from the store; while that runs, the old
-//! build (if it is of the same database) keeps answering and following the
-//! feed, and readiness says so.
+//! The index directory holds one sub-directory per build. While a new
+//! build is made, the old one (if it is of the same database) keeps
+//! answering and following the feed, and readiness says so.
 
 use std::{
-    fs::File,
     path::{Path, PathBuf},
-    sync::{
-        Arc, Condvar, Mutex, RwLock,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
+    sync::{Arc, atomic::Ordering},
 };
 
-use async_trait::async_trait;
 use tantivy::IndexWriter;
-use tokio::{runtime::Handle, sync::watch};
+use tokio::runtime::Handle;
 use uuid::Uuid;
 
 use super::{
-    IndexError, IndexStatus, SearchIndex, SearchQuery, SearchResults, Suggestion,
+    IndexError, IndexStatus,
     engine::{Engine, FORMAT, Payload},
     engine_error,
+    shared::Shared,
 };
-use crate::store::{Change, FeedHead, FeedReader};
+use crate::store::{Change, FeedHead};
 
 /// Notes read from the store per query while catching up or building.
 const PAGE: u32 = 1000;
@@ -40,233 +30,9 @@ const PAGE: u32 = 1000;
 /// writes stay searchable at once while a rebuild runs.
 const BUILD_STEP: u64 = 20_000;
 
-#[derive(Debug, Clone)]
-pub struct IndexSettings {
-    pub dir: PathBuf,
-    /// The writer's buffer, in bytes, before it flushes a segment.
-    pub memory_bytes: usize,
-    /// How often the index looks at the feed when nothing asks it to: the
-    /// bound on how stale an idle replica gets.
-    pub poll: Duration,
-    /// How long a refresh waits for the index to catch up.
-    pub refresh_timeout: Duration,
-}
-
-impl IndexSettings {
-    pub fn new(dir: PathBuf, memory_mb: u32) -> Self {
-        Self {
-            dir,
-            memory_bytes: memory_mb as usize * 1024 * 1024,
-            poll: Duration::from_secs(1),
-            refresh_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-pub struct TantivyIndex {
-    shared: Arc<Shared>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// The store's announcements of other processes' writes, if it has any.
-    watch: Option<tokio::task::JoinHandle<()>>,
-}
-
-struct Shared {
-    store: Arc<dyn FeedReader>,
-    heads: HeadReads,
-    settings: IndexSettings,
-    serving: RwLock<Option<Arc<Engine>>>,
-    status: watch::Sender<IndexStatus>,
-    wake: Mutex<bool>,
-    woken: Condvar,
-    stop: AtomicBool,
-    /// Held for the process's life: one process per index directory.
-    _lock: File,
-}
-
-impl TantivyIndex {
-    /// Takes the index directory and starts following the feed in the
-    /// background; searches answer once an index serves (at once when the
-    /// directory holds a usable one).
-    pub fn open(store: Arc<dyn FeedReader>, settings: IndexSettings) -> Result<Self, IndexError> {
-        std::fs::create_dir_all(&settings.dir).map_err(|e| dir_error(&settings.dir, e))?;
-        let lock =
-            File::create(settings.dir.join("lock")).map_err(|e| dir_error(&settings.dir, e))?;
-        lock.try_lock()
-            .map_err(|_| IndexError::Locked(settings.dir.clone()))?;
-        let (status, _) = watch::channel(IndexStatus {
-            serving: false,
-            documents: 0,
-            segments: 0,
-            applied: 0,
-            rebuilding: None,
-            error: None,
-        });
-        let shared = Arc::new(Shared {
-            store,
-            heads: HeadReads::default(),
-            settings,
-            serving: RwLock::new(None),
-            status,
-            wake: Mutex::new(false),
-            woken: Condvar::new(),
-            stop: AtomicBool::new(false),
-            _lock: lock,
-        });
-        let runtime = Handle::current();
-        let waker = shared.clone();
-        let watch = shared.store.watch_feed(Arc::new(move || waker.wake()));
-        let worker = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("search-index".into())
-            .spawn(move || Writer::new(worker, runtime).run())
-            .map_err(engine_error)?;
-        Ok(Self {
-            shared,
-            thread: Mutex::new(Some(thread)),
-            watch,
-        })
-    }
-}
-
-impl Drop for TantivyIndex {
-    /// A process that ends without [`SearchIndex::close`] (a test's runtime
-    /// going away) still stops its writer thread.
-    fn drop(&mut self) {
-        if let Some(w) = &self.watch {
-            w.abort();
-        }
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.wake();
-    }
-}
-
-/// Reads of the feed's head, shared by the callers that wait at once. A
-/// caller takes the result of a read that began after it arrived, which is
-/// as fresh as a read of its own would be; so concurrent searches cost one
-/// query per round trip instead of one each (on PostgreSQL, a round trip
-/// per search was most of a search's time under load).
-#[derive(Default)]
-struct HeadReads {
-    /// Reads begun so far; the round number of the next one.
-    started: std::sync::atomic::AtomicU64,
-    /// The last read that finished: its round and what it found.
-    last: Mutex<Option<(u64, Result<FeedHead, String>)>>,
-    /// Held by the caller whose read is in flight; the others queue on it.
-    reading: tokio::sync::Mutex<()>,
-}
-
-impl HeadReads {
-    async fn read(&self, store: &dyn FeedReader) -> Result<FeedHead, IndexError> {
-        let arrived = self.started.load(Ordering::SeqCst);
-        let fresh = || {
-            self.last
-                .lock()
-                .expect("head lock")
-                .as_ref()
-                .filter(|(round, _)| *round > arrived)
-                .map(|(_, head)| head.clone())
-        };
-        // Cancellation-safe: a caller dropped mid-read releases the lock,
-        // and the next one in the queue reads for itself.
-        let _turn = self.reading.lock().await;
-        let head = match fresh() {
-            Some(head) => head,
-            None => {
-                let round = self.started.fetch_add(1, Ordering::SeqCst) + 1;
-                let head = store.feed_head().await.map_err(|e| e.to_string());
-                *self.last.lock().expect("head lock") = Some((round, head.clone()));
-                head
-            }
-        };
-        head.map_err(|e| IndexError::Store(crate::store::StoreError::Unavailable(e.into())))
-    }
-}
-
-fn dir_error(dir: &Path, source: std::io::Error) -> IndexError {
-    IndexError::Directory {
-        dir: dir.to_owned(),
-        source,
-    }
-}
-
-impl Shared {
-    fn wake(&self) {
-        *self.wake.lock().expect("wake lock") = true;
-        self.woken.notify_one();
-    }
-
-    /// Sleeps until woken, stopped or `timeout`.
-    fn sleep(&self, timeout: Duration) {
-        let guard = self.wake.lock().expect("wake lock");
-        let (mut woken, _) = self
-            .woken
-            .wait_timeout_while(guard, timeout, |w| !*w && !self.stop.load(Ordering::SeqCst))
-            .expect("wake lock");
-        *woken = false;
-    }
-
-    fn engine(&self) -> Option<Arc<Engine>> {
-        self.serving.read().expect("serving lock").clone()
-    }
-}
-
-#[async_trait]
-impl SearchIndex for TantivyIndex {
-    async fn refresh(&self) -> Result<(), IndexError> {
-        let head = self.shared.heads.read(self.shared.store.as_ref()).await?;
-        let mut status = self.shared.status.subscribe();
-        {
-            let now = status.borrow_and_update();
-            if !now.serving || now.applied >= head.seq {
-                return Ok(());
-            }
-        }
-        self.shared.wake();
-        let caught_up = status.wait_for(|s| !s.serving || s.applied >= head.seq);
-        match tokio::time::timeout(self.shared.settings.refresh_timeout, caught_up).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(IndexError::Stopped),
-            Err(_) => Err(IndexError::Lagging {
-                seq: head.seq,
-                secs: self.shared.settings.refresh_timeout.as_secs(),
-            }),
-        }
-    }
-
-    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, IndexError> {
-        self.refresh().await?;
-        let Some(engine) = self.shared.engine() else {
-            return Err(IndexError::NotReady(self.status().check()));
-        };
-        let query = query.clone();
-        // Off the async workers: a query over a large index may take
-        // milliseconds of CPU.
-        tokio::task::spawn_blocking(move || engine.search(&query)).await?
-    }
-
-    async fn suggest(&self, prefix: &str, limit: usize) -> Result<Vec<Suggestion>, IndexError> {
-        let Some(engine) = self.shared.engine() else {
-            return Err(IndexError::NotReady(self.status().check()));
-        };
-        let prefix = prefix.to_owned();
-        tokio::task::spawn_blocking(move || engine.suggest(&prefix, limit)).await?
-    }
-
-    fn status(&self) -> IndexStatus {
-        self.shared.status.borrow().clone()
-    }
-
-    async fn close(&self) {
-        if let Some(w) = &self.watch {
-            w.abort();
-        }
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.wake();
-        let thread = self.thread.lock().expect("thread lock").take();
-        if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
-    }
+/// The thread's body: follows the feed until the index stops.
+pub(super) fn run(shared: Arc<Shared>, runtime: Handle) {
+    Writer::new(shared, runtime).run();
 }
 
 /// A build and its writer, with how far it has got.
