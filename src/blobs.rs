@@ -13,7 +13,7 @@ use object_store::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::config::{S3, Storage};
 
 /// Parts uploaded at once: bounds memory to about this many 5 MiB parts.
 pub const UPLOAD_CONCURRENCY: usize = 4;
@@ -98,23 +98,26 @@ pub struct Listed {
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store: object_store leaves the folders of
+    /// deleted files behind, and [`Self::delete_folder`] removes them.
+    local: Option<std::path::PathBuf>,
 }
 
 impl Blobs {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self { store, local: None }
     }
 
-    /// `file://DIR` or `s3://BUCKET`, with S3 settings from the config
-    /// (and the standard AWS_* variables as fallback).
-    pub fn open(config: &Config) -> Result<Self, BlobError> {
-        Self::open_url(config.storage_url(), config)
+    /// The attachments' store: `file://DIR` or `s3://BUCKET`, with the S3
+    /// settings given (and the standard AWS_* variables as fallback).
+    pub fn open(storage: &Storage) -> Result<Self, BlobError> {
+        Self::open_url(&storage.url, &storage.s3)
     }
 
     /// A store rooted at `url`: `file://DIR`, a plain directory path, or
-    /// `s3://BUCKET[/PREFIX]` (with the S3 settings of `config`). Backups use
+    /// `s3://BUCKET[/PREFIX]` (with the S3 settings `s3`). Backups use
     /// this for their destination.
-    pub fn open_url(url: &str, config: &Config) -> Result<Self, BlobError> {
+    pub fn open_url(url: &str, s3: &S3) -> Result<Self, BlobError> {
         let url = if url.contains("://") {
             url.to_owned()
         } else {
@@ -131,7 +134,10 @@ impl Blobs {
             // note that once had an attachment.
             let fs = LocalFileSystem::new_with_prefix(dir)
                 .map_err(|e| BlobError::Config(e.to_string()))?;
-            return Ok(Self::new(Arc::new(fs)));
+            return Ok(Self {
+                local: Some(dir.into()),
+                ..Self::new(Arc::new(fs))
+            });
         }
         let Some(bucket) = url.strip_prefix("s3://") else {
             return Err(BlobError::Config(format!(
@@ -143,27 +149,27 @@ impl Blobs {
             None => (bucket.trim_end_matches('/'), None),
         };
         let mut builder = s3_client_settings(AmazonS3Builder::from_env().with_bucket_name(bucket));
-        if let Some(region) = &config.s3_region {
+        if let Some(region) = &s3.region {
             builder = builder.with_region(region);
         }
-        if let Some(endpoint) = &config.s3_endpoint {
+        if let Some(endpoint) = &s3.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
                 .with_allow_http(endpoint.starts_with("http://"))
-                .with_virtual_hosted_style_request(!config.s3_path_style);
+                .with_virtual_hosted_style_request(!s3.path_style);
         }
-        if let Some(id) = &config.s3_access_key_id {
+        if let Some(id) = &s3.access_key_id {
             builder = builder.with_access_key_id(id.expose());
         }
-        if let Some(secret) = &config.s3_secret_access_key {
+        if let Some(secret) = &s3.secret_access_key {
             builder = builder.with_secret_access_key(secret.expose());
         }
-        let s3 = builder
+        let client = builder
             .build()
             .map_err(|e| BlobError::Config(e.to_string()))?;
         Ok(match prefix {
-            Some(prefix) => Self::new(Arc::new(PrefixStore::new(s3, prefix))),
-            None => Self::new(Arc::new(s3)),
+            Some(prefix) => Self::new(Arc::new(PrefixStore::new(client, prefix))),
+            None => Self::new(Arc::new(client)),
         })
     }
 
@@ -327,6 +333,54 @@ impl Blobs {
         }
     }
 
+    /// The folders directly under `prefix` (`""`: the root), without
+    /// listing what is in them: as many entries as folders, however many
+    /// objects they hold.
+    pub async fn folders(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
+        let listed = self
+            .store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(unavailable)?;
+        Ok(listed
+            .common_prefixes
+            .into_iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect())
+    }
+
+    /// Deletes every object under the folder `prefix`, streaming the
+    /// listing into the deletes (batched on S3); returns how many went.
+    pub async fn delete_folder(&self, prefix: &str) -> Result<u64, BlobError> {
+        let folder = Path::from(prefix);
+        let locations = self
+            .store
+            .list(Some(&folder))
+            .map_ok(|meta| meta.location)
+            .boxed();
+        let deleted = self
+            .store
+            .delete_stream(locations)
+            .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+            .await
+            .map_err(unavailable)?;
+        if let Some(root) = &self.local {
+            // Only empty folders are left once every file is deleted.
+            match std::fs::remove_dir_all(root.join(folder.as_ref())) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(BlobError::Unavailable(object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(e),
+                    }));
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Deletes objects after their rows are gone; a failure leaves an orphan
     /// for the purge job, never a row without its object.
     pub async fn delete_all(&self, keys: &[String]) {
@@ -380,11 +434,19 @@ mod tests {
     /// With object_store's automatic cleanup a delete removed a directory
     /// another upload had just created, and that upload failed (one 503 in
     /// 637,910 requests of the 30-minute soak).
+    fn test_s3() -> S3 {
+        crate::config::Config::defaults()
+            .resolve()
+            .expect("the defaults resolve")
+            .storage
+            .s3
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_uploads_and_deletes_on_local_storage_never_fail() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}", dir.path().display());
-        let blobs = Blobs::open_url(&url, &Config::defaults()).unwrap();
+        let blobs = Blobs::open_url(&url, &test_s3()).unwrap();
         let tasks: Vec<_> =
             (0..8)
                 .map(|t| {

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use crate::{
     backup,
     blobs::Blobs,
-    config::Config,
+    config::{Config, Settings},
     healthcheck,
     jobs::schedule::Schedule,
     server,
@@ -49,6 +49,10 @@ pub enum Command {
         /// Destination; default NOTES_BACKUP_TO, else backups/ beside the attachments.
         #[arg(long)]
         to: Option<String>,
+        /// Keep this many complete snapshots there, removing older ones
+        /// once this one is complete (default NOTES_BACKUP_KEEP; 0 keeps all).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+        keep: Option<u32>,
     },
     /// Restore an empty deployment from a snapshot (or the newest one under
     /// the given location). Refuses a database that already holds data.
@@ -88,6 +92,11 @@ pub enum DatasetCommand {
         /// The dataset file to create; it must not exist.
         #[arg(long)]
         to: PathBuf,
+        /// A read-only API key to pack into the dataset (repeatable), so
+        /// its readers need no master key. Each key's secret is printed
+        /// once, in the report.
+        #[arg(long = "key", value_name = "NAME")]
+        keys: Vec<String>,
     },
 }
 
@@ -117,14 +126,21 @@ impl Cli {
                 })
                 .await
             }
-            Command::Backup { config, to } => {
+            Command::Backup {
+                mut config,
+                to,
+                keep,
+            } => {
+                if let Some(keep) = keep {
+                    config.storage.backup_keep = keep;
+                }
                 with_config(config, |config| async move {
-                    let to = to.unwrap_or_else(|| config.backup_to());
+                    let to = to.unwrap_or_else(|| config.storage.backup_to.clone());
                     let (store, blobs) = open_data(&config).await?;
-                    let manifest = backup::create(target(&store, &blobs, &config), &to).await;
+                    let created = backup::create(target(&store, &blobs, &config), &to).await;
                     store.close().await;
-                    let manifest = manifest?;
-                    println!("{}", serde_json::to_string_pretty(&manifest.summary(&to))?);
+                    let created = created?;
+                    println!("{}", serde_json::to_string_pretty(&created.summary(&to))?);
                     Ok(())
                 })
                 .await
@@ -143,12 +159,14 @@ impl Cli {
                 })
                 .await
             }
-            Command::Dataset(DatasetCommand::Pack { from, to }) => pack(&from, &to).await,
+            Command::Dataset(DatasetCommand::Pack { from, to, keys }) => {
+                pack(&from, &to, &keys).await
+            }
             Command::Config(config) => match check(config) {
-                Ok(config) => {
+                Ok(settings) => {
                     println!(
                         "{}",
-                        serde_json::to_string_pretty(&config).expect("config serializes")
+                        serde_json::to_string_pretty(settings.given()).expect("config serializes")
                     );
                     ExitCode::SUCCESS
                 }
@@ -159,7 +177,7 @@ impl Cli {
                 path,
                 timeout,
             } => {
-                let addr = healthcheck::probe_addr(config.listen);
+                let addr = healthcheck::probe_addr(config.server.listen);
                 match healthcheck::check(addr, &path, Duration::from_secs(timeout)).await {
                     Ok(200) => ExitCode::SUCCESS,
                     Ok(status) => {
@@ -178,15 +196,19 @@ impl Cli {
 
 async fn with_config<F, Fut>(config: Config, run: F) -> ExitCode
 where
-    F: FnOnce(Config) -> Fut,
+    F: FnOnce(Settings) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    telemetry::init_logging(&config);
-    let config = match check(config) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
+    let telemetry = config.telemetry.clone();
+    let settings = match check(config) {
+        Ok(settings) => settings,
+        Err(e) => {
+            telemetry::init_logging_unresolved(&telemetry);
+            return fail(&e);
+        }
     };
-    let code = match run(config).await {
+    telemetry::init_logging(&settings);
+    let code = match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&*e),
     };
@@ -196,11 +218,11 @@ where
 
 /// The settings every subcommand starts from: resolved, and the schedule
 /// parsed, so a bad NOTES_SCHEDULE stops any process before it starts.
-fn check(config: Config) -> Result<Config, String> {
-    let config = config.resolve().map_err(|e| e.to_string())?;
-    Schedule::parse(&config.schedule)
+fn check(config: Config) -> Result<Settings, String> {
+    let settings = config.resolve().map_err(|e| e.to_string())?;
+    Schedule::parse(&settings.jobs.schedule)
         .map_err(|e| format!("invalid value for NOTES_SCHEDULE: {e}"))?;
-    Ok(config)
+    Ok(settings)
 }
 
 fn fail(err: &dyn std::fmt::Display) -> ExitCode {
@@ -212,24 +234,29 @@ fn fail(err: &dyn std::fmt::Display) -> ExitCode {
 
 /// What a backup or a restore needs, and nothing more: the database
 /// (migrated when configured, as a serving process would) and the blobs.
-async fn open_data(config: &Config) -> anyhow::Result<(DynStore, Blobs)> {
-    let store = store::connect(config.database_url(), &PoolSettings::new(config)).await?;
-    if config.migrate_on_start && !config.read_only {
+async fn open_data(settings: &Settings) -> anyhow::Result<(DynStore, Blobs)> {
+    let store = connect(settings).await?;
+    if settings.server.migrate_on_start && !settings.server.read_only {
         store.migrate().await?;
     }
-    Ok((store, Blobs::open(config)?))
+    Ok((store, Blobs::open(&settings.storage)?))
 }
 
-fn target<'a>(store: &'a DynStore, blobs: &'a Blobs, config: &'a Config) -> backup::Target<'a> {
+async fn connect(settings: &Settings) -> Result<DynStore, store::StoreError> {
+    let db = &settings.database;
+    store::connect(db.url.expose(), &PoolSettings::new(db)).await
+}
+
+fn target<'a>(store: &'a DynStore, blobs: &'a Blobs, settings: &'a Settings) -> backup::Target<'a> {
     backup::Target {
         store,
         blobs,
-        config,
+        storage: &settings.storage,
     }
 }
 
-async fn pack(from: &std::path::Path, to: &std::path::Path) -> ExitCode {
-    match crate::dataset::pack(from, to).await {
+async fn pack(from: &std::path::Path, to: &std::path::Path, keys: &[String]) -> ExitCode {
+    match crate::dataset::pack(from, to, keys).await {
         Ok(report) => {
             println!(
                 "{}",
@@ -256,11 +283,10 @@ async fn pack(from: &std::path::Path, to: &std::path::Path) -> ExitCode {
 
 /// Polls until the schema has every migration of this binary, or `wait`
 /// has passed. The database may not even accept connections yet.
-async fn wait_for_schema(config: Config, wait: Duration) -> anyhow::Result<()> {
+async fn wait_for_schema(settings: Settings, wait: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let outcome = match store::connect(config.database_url(), &PoolSettings::new(&config)).await
-        {
+        let outcome = match connect(&settings).await {
             Ok(store) => {
                 let outcome = store::require_current(store.as_ref()).await;
                 store.close().await;
@@ -280,8 +306,8 @@ async fn wait_for_schema(config: Config, wait: Duration) -> anyhow::Result<()> {
     }
 }
 
-async fn migrate(config: Config) -> anyhow::Result<()> {
-    let store = store::connect(config.database_url(), &PoolSettings::new(&config)).await?;
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let store = connect(&settings).await?;
     store.migrate().await?;
     store.close().await;
     tracing::info!(backend = store.backend(), "migrations applied");

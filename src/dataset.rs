@@ -14,10 +14,11 @@ use serde::Serialize;
 use crate::{
     domain::{
         ingest::{BatchError, Format, MAX_REPORTED_ERRORS, read_batch, skip_line},
+        keys::{CreatedKey, IssuedKey, KeyRequest, Scope},
         note::MAX_NOTE_JSON_BYTES,
         validation::FieldError,
     },
-    store::{self, Maintenance, Notes, Store, StoreError, dataset},
+    store::{self, Keys, Maintenance, NewKey, Notes, Store, StoreError, dataset},
 };
 
 /// Lines are validated and written this many bytes at a time, so packing a
@@ -45,13 +46,20 @@ pub enum PackError {
 pub struct PackReport {
     pub notes: u64,
     pub bytes: u64,
+    /// Read-only keys packed into the dataset, with their secrets: shown
+    /// this once.
+    pub keys: Vec<CreatedKey>,
 }
 
 /// Builds the dataset `to` from the NDJSON file `from` with the validation
 /// of `POST /api/v1/ingest`, all or nothing: it is written beside `to` and
 /// renamed into place only when complete, so `to` is never half a dataset
 /// (and a replica watching it never sees one).
-pub async fn pack(from: &Path, to: &Path) -> Result<PackReport, PackError> {
+///
+/// Each of `key_names` becomes a read-only API key inside the dataset, so
+/// that its readers need no master key: replicas check keys against the
+/// dataset they serve, and a new file brings its own keys.
+pub async fn pack(from: &Path, to: &Path, key_names: &[String]) -> Result<PackReport, PackError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| PackError::Io { path, source }
@@ -62,10 +70,11 @@ pub async fn pack(from: &Path, to: &Path) -> Result<PackReport, PackError> {
             "already exists (pack to a new file, then rename it over the old one)",
         )));
     }
+    let keys = read_keys(key_names)?;
     let input = std::fs::File::open(from).map_err(io(from))?;
     let partial = partial_path(to);
     let _ = std::fs::remove_file(&partial);
-    let outcome = fill(BufReader::new(input), &partial, from).await;
+    let outcome = fill(BufReader::new(input), &partial, from, &keys).await;
     let notes = match outcome {
         Ok(notes) => notes,
         Err(e) => {
@@ -78,7 +87,43 @@ pub async fn pack(from: &Path, to: &Path) -> Result<PackReport, PackError> {
         .map_err(io(&partial))?;
     std::fs::rename(&partial, to).map_err(io(to))?;
     let bytes = std::fs::metadata(to).map_err(io(to))?.len();
-    Ok(PackReport { notes, bytes })
+    Ok(PackReport {
+        notes,
+        bytes,
+        keys: keys.into_iter().map(|k| k.created).collect(),
+    })
+}
+
+/// A read-only key per name, checked like a key created through the API;
+/// a bad or repeated name refuses the pack before anything is read.
+fn read_keys(names: &[String]) -> Result<Vec<IssuedKey>, PackError> {
+    let mut errors = Vec::new();
+    let mut keys = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            errors.push(FieldError::new("--key", format!("{name:?} is given twice")));
+            continue;
+        }
+        let request = KeyRequest {
+            name: name.clone(),
+            scopes: vec![Scope::Read],
+        };
+        match request.issue() {
+            Ok(key) => keys.push(key),
+            Err(found) => errors.extend(found.into_iter().map(|mut e| {
+                e.field = "--key".into();
+                e
+            })),
+        }
+    }
+    if errors.is_empty() {
+        Ok(keys)
+    } else {
+        Err(PackError::Invalid {
+            total: errors.len(),
+            errors,
+        })
+    }
 }
 
 fn partial_path(to: &Path) -> PathBuf {
@@ -87,7 +132,12 @@ fn partial_path(to: &Path) -> PathBuf {
     to.with_file_name(name)
 }
 
-async fn fill<R: BufRead>(mut input: R, partial: &Path, from: &Path) -> Result<u64, PackError> {
+async fn fill<R: BufRead>(
+    mut input: R,
+    partial: &Path,
+    from: &Path,
+    keys: &[IssuedKey],
+) -> Result<u64, PackError> {
     let db = dataset::create(partial).await?;
     let mut errors = Vec::new();
     let mut total = 0;
@@ -145,6 +195,13 @@ async fn fill<R: BufRead>(mut input: R, partial: &Path, from: &Path) -> Result<u
     if total > 0 {
         db.close().await;
         return Err(PackError::Invalid { errors, total });
+    }
+    for key in keys {
+        db.create_key(NewKey {
+            key: key.created.api_key.clone(),
+            hash: key.hash.clone(),
+        })
+        .await?;
     }
     dataset::finish(db).await?;
     Ok(notes)

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod domain;
+pub mod figures;
 pub mod healthcheck;
 pub mod http;
 pub mod index;

@@ -6,7 +6,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
 use tracing_subscriber::{EnvFilter, Layer, Registry, filter::LevelFilter, fmt, prelude::*};
 
-use crate::config::{Config, LogFormat};
+use crate::config::{LogFormat, Settings, TelemetryArgs};
 
 /// Latency buckets from 1 ms to 10 s: the API answers in milliseconds and the
 /// alerting rules read p95 from these.
@@ -28,8 +28,8 @@ static SENTRY: OnceLock<sentry::ClientInitGuard> = OnceLock::new();
 /// Reports carry the release and environment, never a request body
 /// (none is logged) and never a secret: every configured secret is
 /// replaced before an event leaves.
-fn init_sentry(config: &Config) -> Option<Box<dyn Layer<Registry> + Send + Sync>> {
-    let dsn = config.sentry_dsn.as_ref()?;
+fn init_sentry(settings: &Settings) -> Option<Box<dyn Layer<Registry> + Send + Sync>> {
+    let dsn = settings.telemetry.sentry_dsn.as_ref()?;
     let dsn: sentry::types::Dsn = match dsn.expose().parse() {
         Ok(dsn) => dsn,
         Err(_) => {
@@ -37,18 +37,14 @@ fn init_sentry(config: &Config) -> Option<Box<dyn Layer<Registry> + Send + Sync>
             return None;
         }
     };
-    let secrets = config.secrets();
-    let environment = config
-        .sentry_environment
-        .clone()
-        .unwrap_or_else(|| format!("{:?}", config.env).to_lowercase());
+    let secrets = settings.secrets();
     let options = sentry::ClientOptions::new()
         .release(format!("notes-api@{}", crate::VERSION))
-        .environment(environment)
+        .environment(settings.telemetry.sentry_environment.clone())
         .send_default_pii(false)
         .before_send(move |event| scrub(event, &secrets))
         .before_breadcrumb({
-            let secrets = config.secrets();
+            let secrets = settings.secrets();
             move |crumb| scrub_breadcrumb(crumb, &secrets)
         });
     let guard = sentry::init((dsn, options));
@@ -108,17 +104,26 @@ pub fn flush_errors() {
     }
 }
 
-pub fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
-        eprintln!(
-            "invalid NOTES_LOG filter {:?} ({e}); using \"info\"",
-            config.log
-        );
+/// Logs, and error reports when a DSN is set: from the resolved settings,
+/// so that a DSN and secrets mounted as files are read first.
+pub fn init_logging(settings: &Settings) {
+    let t = &settings.telemetry;
+    init(&t.log, t.log_format, init_sentry(settings));
+}
+
+/// Logs alone, for a process whose settings do not resolve: it can still
+/// say why, in the format asked for.
+pub fn init_logging_unresolved(given: &TelemetryArgs) {
+    init(&given.log, given.log_format, None);
+}
+
+fn init(log: &str, format: LogFormat, sentry: Option<Box<dyn Layer<Registry> + Send + Sync>>) {
+    let filter = EnvFilter::try_new(log).unwrap_or_else(|e| {
+        eprintln!("invalid NOTES_LOG filter {log:?} ({e}); using \"info\"");
         EnvFilter::new("info")
     });
-    let sentry = init_sentry(config);
     let registry = tracing_subscriber::registry().with(sentry).with(filter);
-    let result = match config.log_format {
+    let result = match format {
         LogFormat::Json => registry
             .with(
                 fmt::layer()

@@ -31,7 +31,7 @@ use sqlx::{
 };
 
 use notes_api::{
-    config::{Config, Secret},
+    config::{Config, Secret, Settings},
     domain::{
         ingest::{Format, read_batch},
         timestamp,
@@ -356,14 +356,14 @@ const PG_INSERT: &str = "INSERT INTO notes (id, title, body, tags, external_id, 
 
 /// The service's configuration for database `db` (a SQLite file or a
 /// `postgres://` URL) with data (and index) directory `data_dir`.
-fn service_config(db: &Path, data_dir: &Path, readers: u32) -> Result<Config> {
+fn service_config(db: &Path, data_dir: &Path, readers: u32) -> Result<Settings> {
     let mut config = Config::defaults();
-    config.data_dir = data_dir.to_owned();
-    config.database_url = Some(Secret::new(match pg_url(db) {
+    config.server.data_dir = data_dir.to_owned();
+    config.database.database_url = Some(Secret::new(match pg_url(db) {
         Some(url) => url.to_owned(),
         None => format!("sqlite://{}", db.display()),
     }));
-    config.db_max_connections = readers;
+    config.database.db_max_connections = readers;
     Ok(config.resolve()?)
 }
 
@@ -374,8 +374,9 @@ async fn service_store(db: &Path, readers: u32) -> Result<DynStore> {
         .filter(|_| pg_url(db).is_none())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| std::env::temp_dir().join("notes-bench-inproc"));
-    let config = service_config(db, &data, readers)?;
-    let store = notes_api::store::connect(config.database_url(), &PoolSettings::new(&config))
+    let settings = service_config(db, &data, readers)?;
+    let database = &settings.database;
+    let store = notes_api::store::connect(database.url.expose(), &PoolSettings::new(database))
         .await
         .map_err(|e| anyhow!("{e}"))?;
     store.migrate().await.map_err(|e| anyhow!("{e}"))?;

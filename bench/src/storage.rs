@@ -95,11 +95,12 @@ impl Target {
     /// The service's `Blobs`, opened as the service opens them.
     fn blobs(&self) -> Result<Blobs> {
         let mut config = Config::defaults();
-        config.storage_url = Some(self.url.clone());
-        config.s3_endpoint = self.endpoint.clone();
-        config.s3_access_key_id = self.key_id.clone().map(Secret::new);
-        config.s3_secret_access_key = self.secret.clone().map(Secret::new);
-        Blobs::open_url(&self.url, &config).map_err(|e| anyhow::anyhow!("{e}"))
+        config.storage.storage_url = Some(self.url.clone());
+        config.storage.s3_endpoint = self.endpoint.clone();
+        config.storage.s3_access_key_id = self.key_id.clone().map(Secret::new);
+        config.storage.s3_secret_access_key = self.secret.clone().map(Secret::new);
+        let settings = config.resolve()?;
+        Blobs::open(&settings.storage).map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 

@@ -4,7 +4,10 @@
 //! A snapshot is a folder `notes-api-<UTC time>/` holding `records.ndjson`
 //! (keys, notes, attachments, read in one transaction), `objects/<key>` and
 //! `manifest.json`, written last: a folder without a manifest is an
-//! interrupted backup and restore ignores it. The format is the same for
+//! interrupted backup and restore ignores it. With a retention
+//! (`NOTES_BACKUP_KEEP`), a backup that completes removes the oldest complete
+//! snapshots past the newest N, and interrupted ones older than a day
+//! (`retention.rs`). The format is the same for
 //! SQLite and PostgreSQL, so a restore can also move a deployment from one
 //! backend to the other. No `pg_dump` is needed (the image has none).
 
@@ -20,19 +23,22 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+mod layout;
+mod retention;
 mod validate;
+
+use layout::{MANIFEST, RECORDS, SNAPSHOT_PREFIX};
+
+pub use retention::{INTERRUPTED_AFTER, Pruned};
 
 use crate::{
     blobs::{BlobError, Blobs},
-    config::Config,
+    config::Storage,
     domain::timestamp,
     store::{DynStore, Record, StoreError},
 };
 
 pub const FORMAT: &str = "notes-api-backup/1";
-const MANIFEST: &str = "manifest.json";
-const RECORDS: &str = "records.ndjson";
-const SNAPSHOT_PREFIX: &str = "notes-api-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -137,17 +143,42 @@ impl Manifest {
 pub struct Target<'a> {
     pub store: &'a DynStore,
     pub blobs: &'a Blobs,
-    pub config: &'a Config,
+    pub storage: &'a Storage,
 }
 
-/// Writes a snapshot under `to`; returns its manifest.
-pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Manifest, BackupError> {
+/// A snapshot written, and what the retention removed after it.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub manifest: Manifest,
+    pub pruned: Pruned,
+    /// Why the retention could not finish; the snapshot is complete anyway.
+    pub prune_error: Option<String>,
+}
+
+impl Created {
+    /// What the CLI prints and the job records.
+    pub fn summary(&self, location: &str) -> serde_json::Value {
+        let mut v = self.manifest.summary(location);
+        v["removed"] = serde_json::json!(self.pruned.removed);
+        v["interrupted_removed"] = serde_json::json!(self.pruned.interrupted);
+        if let Some(e) = &self.prune_error {
+            v["prune_error"] = e.clone().into();
+        }
+        v
+    }
+}
+
+/// Writes a snapshot under `to`, then applies the retention
+/// (`NOTES_BACKUP_KEEP`) to the snapshots there. A retention that fails is
+/// logged and reported, not an error: the new snapshot is complete, and a
+/// retry would only write another.
+pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Created, BackupError> {
     let t = target.into();
-    let dest = Blobs::open_url(to, t.config)?;
+    let dest = Blobs::open_url(to, &t.storage.s3)?;
     let now = Utc::now();
     let snapshot = format!(
         "{SNAPSHOT_PREFIX}{}-{}",
-        now.format("%Y%m%dT%H%M%S%.3fZ"),
+        now.format(layout::STAMP),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
 
@@ -241,7 +272,32 @@ pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Manif
         attachments = manifest.counts.attachments,
         "backup written"
     );
-    Ok(manifest)
+    let (mut pruned, mut prune_error) = (Pruned::default(), None);
+    if let Some(keep) = t.storage.backup_keep {
+        match retention::prune(&dest, keep, &snapshot, Utc::now()).await {
+            Ok(p) => {
+                if !p.removed.is_empty() || !p.interrupted.is_empty() {
+                    tracing::info!(
+                        to,
+                        keep,
+                        removed = ?p.removed,
+                        interrupted = ?p.interrupted,
+                        "old backups removed"
+                    );
+                }
+                pruned = p;
+            }
+            Err(e) => {
+                tracing::error!(to, keep, error = %e, "backup written, but old backups could not be removed");
+                prune_error = Some(e.brief());
+            }
+        }
+    }
+    Ok(Created {
+        manifest,
+        pruned,
+        prune_error,
+    })
 }
 
 /// The snapshot folder `from` names: itself when it holds a manifest, else
@@ -250,20 +306,11 @@ async fn locate(src: &Blobs) -> Result<String, BackupError> {
     if src.exists(MANIFEST).await? {
         return Ok(String::new());
     }
-    let mut snapshots: Vec<String> = src
-        .list("")
+    retention::snapshots(src)
         .await?
         .into_iter()
-        .filter_map(|o| {
-            let (dir, file) = o.key.rsplit_once('/')?;
-            (file == MANIFEST && dir.starts_with(SNAPSHOT_PREFIX) && !dir.contains('/'))
-                .then(|| dir.to_owned())
-        })
-        .collect();
-    snapshots.sort();
-    snapshots
-        .pop()
-        .map(|s| format!("{s}/"))
+        .rev()
+        .find_map(|(name, complete)| complete.then(|| format!("{name}/")))
         .ok_or_else(|| BackupError::Invalid("no backup found there (no manifest.json)".into()))
 }
 
@@ -279,13 +326,13 @@ pub async fn restore<'a>(
     from: &str,
 ) -> Result<Manifest, BackupError> {
     let t = target.into();
-    let src = Blobs::open_url(from, t.config)?;
+    let src = Blobs::open_url(from, &t.storage.s3)?;
     let dir = locate(&src).await?;
     let manifest = read_manifest(&src, &dir).await?;
     if !t.store.is_empty().await? {
         return Err(BackupError::NotEmpty);
     }
-    let snapshot = Snapshot::new(&src, &dir, &manifest, t.config.extract_max_bytes)?;
+    let snapshot = Snapshot::new(&src, &dir, &manifest, t.storage.extract_max_bytes)?;
     snapshot.read_records(None).await?;
 
     // Objects before rows, so that no committed row lacks its object. A

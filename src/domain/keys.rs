@@ -114,6 +114,34 @@ impl KeyRequest {
     }
 }
 
+/// A key made from a valid request: what to store (its hash) and the
+/// answer that shows its secret once.
+pub struct IssuedKey {
+    pub created: CreatedKey,
+    pub hash: String,
+}
+
+impl KeyRequest {
+    /// Validates the request and generates its key.
+    pub fn issue(self) -> Result<IssuedKey, Vec<FieldError>> {
+        let (name, scopes) = self.validate()?;
+        let generated = generate_key();
+        Ok(IssuedKey {
+            created: CreatedKey {
+                api_key: ApiKey {
+                    id: Uuid::now_v7(),
+                    name,
+                    scopes,
+                    prefix: generated.prefix,
+                    created_at: timestamp::now(),
+                },
+                key: generated.secret,
+            },
+            hash: generated.hash,
+        })
+    }
+}
+
 /// A freshly generated key: the secret to show once and what to store.
 pub struct GeneratedKey {
     pub secret: String,

@@ -84,7 +84,7 @@ pub async fn upload(
     let note_id = parse_id(&note_id, "note")?;
     // Refuse before reading a byte when the note or the size is wrong.
     note_exists(&state, note_id).await?;
-    let limit = state.config().max_upload_bytes;
+    let limit = state.settings().storage.max_upload_bytes;
     let headers = request.headers().clone();
     let is_multipart =
         media_type(headers.get(header::CONTENT_TYPE)).as_deref() == Some("multipart/form-data");

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::served::Routes;
-use crate::config::Config;
+use crate::config;
 
 /// What one connection may hold: the request head (line and headers) must
 /// fit in this buffer, else 431. Large enough for big cookies and tokens;
@@ -49,11 +49,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(limits: &config::Limits) -> Self {
         Self {
-            header_timeout: Duration::from_secs(config.header_timeout),
-            idle_timeout: Duration::from_secs(config.idle_timeout),
-            max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+            header_timeout: limits.header_timeout,
+            idle_timeout: limits.idle_timeout,
+            max_connections: usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
         }
     }
 }

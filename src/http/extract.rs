@@ -205,7 +205,7 @@ fn charge(parts: &Parts, state: &AppState, principal: Option<&Principal>) -> Res
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     // A set master key is enforced in every mode: setting one and still
     // serving an open API would fail open.
-    if state.config().master_key.is_none() {
+    if state.settings().server.master_key.is_none() {
         return Ok(Principal::Development);
     }
     let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
@@ -228,7 +228,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
 /// so a revoked key stops working at once on every replica. Only called
 /// with a master key set.
 pub async fn principal_of(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    if let Some(master) = state.config().master_key.as_ref()
+    if let Some(master) = state.settings().server.master_key.as_ref()
         && matches_master(token, master.expose())
     {
         return Ok(Principal::Master);

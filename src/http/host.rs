@@ -29,8 +29,8 @@ pub async fn development_hosts(
     req: Request,
     next: Next,
 ) -> Response {
-    let config = state.config();
-    if config.requires_keys() {
+    let server = &state.settings().server;
+    if server.requires_keys() {
         return next.run(req).await;
     }
     // HTTP/2 and absolute-form requests carry the host in the target, and
@@ -41,7 +41,7 @@ pub async fn development_hosts(
     };
     let allowed = match host {
         None => true,
-        Some(Ok(host)) => is_allowed(host, config.public_host().as_deref()),
+        Some(Ok(host)) => is_allowed(host, server.public_host.as_deref()),
         Some(Err(_)) => false,
     };
     if allowed {

@@ -74,7 +74,7 @@ pub async fn ingest(
             ));
         }
     };
-    let limit = state.config().max_ingest_bytes;
+    let limit = state.settings().limits.max_ingest_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -83,7 +83,13 @@ pub async fn ingest(
         return Err(ApiError::payload_too_large(limit));
     }
 
-    let file = match spool(body, &state.config().data_dir.join(SPOOL_DIR), limit).await {
+    let file = match spool(
+        body,
+        &state.settings().server.data_dir.join(SPOOL_DIR),
+        limit,
+    )
+    .await
+    {
         Ok(file) => file,
         Err(Spool::TooLarge) => return Err(ApiError::payload_too_large(limit)),
         Err(Spool::Body(e)) => {
@@ -102,7 +108,7 @@ pub async fn ingest(
         }
     };
     let _slot = turn.work().await?;
-    let max_notes = usize::try_from(state.config().max_ingest_notes).unwrap_or(usize::MAX);
+    let max_notes = usize::try_from(state.settings().limits.max_ingest_notes).unwrap_or(usize::MAX);
     let batch = tokio::task::spawn_blocking(move || {
         read_batch_of_at_most(
             BufReader::with_capacity(READ_BUFFER, file),

@@ -76,7 +76,8 @@ pub async fn create(
     // configured: never /tmp, never another bucket.
     if let Some(to) = job.args.get("to").and_then(|v| v.as_str()) {
         state
-            .config()
+            .settings()
+            .storage
             .check_backup_destination(to)
             .map_err(|e| ApiError::validation(vec![FieldError::new("args.to", e)]))?;
     }
@@ -88,7 +89,7 @@ pub async fn create(
     match state.enqueue_for(key, job).await? {
         Some(job) => Ok(accepted(job)),
         None => {
-            let limit = state.config().max_queued_jobs_per_key;
+            let limit = state.settings().jobs.max_queued_per_key;
             Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-jobs",

@@ -88,6 +88,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         "status" => status.to_string()
     )
     .increment(1);
+    crate::figures::process().answered(status);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone())
         .record(elapsed.as_secs_f64());
 
@@ -177,7 +178,7 @@ fn default_detail(status: StatusCode) -> &'static str {
 /// NOTES_READ_ONLY: every write under /api answers 405.
 pub async fn read_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if state.config().read_only && write && req.uri().path().starts_with("/api/") {
+    if state.settings().server.read_only && write && req.uri().path().starts_with("/api/") {
         return ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "read-only",

@@ -47,7 +47,7 @@ pub use state::AppState;
 pub const MAX_JSON_BYTES: usize = crate::domain::note::MAX_NOTE_JSON_BYTES;
 
 pub fn router(state: AppState) -> Router {
-    let config = &state.config();
+    let settings = state.settings();
     let timeout = |d| TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, d);
 
     let api = Router::new()
@@ -73,7 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::delete))
         .route_layer(from_fn_with_state(state.clone(), middleware::shed))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
-        .layer(timeout(config.request_timeout()));
+        .layer(timeout(settings.limits.request_timeout));
 
     // Uploads stream and count their own bytes against their limits, and
     // may take long on slow links.
@@ -85,7 +85,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route_layer(from_fn_with_state(state.clone(), middleware::shed))
         .layer(DefaultBodyLimit::disable())
-        .layer(timeout(config.ingest_timeout()));
+        .layer(timeout(settings.limits.ingest_timeout));
 
     // Probes and the scrape are open without a key in every mode and come
     // from kubelets and load balancers by IP or by any name: they are
@@ -100,7 +100,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn(admin::security_headers))
         .layer(from_fn_with_state(state.clone(), middleware::read_only))
         .layer(from_fn_with_state(state.clone(), middleware::rate_limit));
-    if let Some(cors) = cors(&config.cors_origins) {
+    if let Some(cors) = cors(&settings.server.cors_origins) {
         app = app.layer(cors);
     }
     common_layers(app, state)

@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::config::Config;
+use crate::config::{Limits, Server};
 
 /// Buckets kept at once. Past it, new clients share one bucket until idle
 /// ones are dropped: the table cannot grow with the number of addresses
@@ -51,14 +51,14 @@ pub struct RateLimits {
 pub struct ClientAddr(pub IpAddr);
 
 impl RateLimits {
-    pub fn new(config: &Config) -> Self {
-        let limiter = NonZeroU32::new(config.rate_limit()).map(|rate| {
-            let burst = NonZeroU32::new(config.rate_burst()).unwrap_or(rate);
+    pub fn new(limits: &Limits, server: &Server) -> Self {
+        let limiter = NonZeroU32::new(limits.rate_limit).map(|rate| {
+            let burst = NonZeroU32::new(limits.rate_burst).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
         Self {
             limiter,
-            trusted: config.trusted_proxies.clone(),
+            trusted: server.trusted_proxies.clone(),
         }
     }
 
@@ -146,11 +146,12 @@ mod tests {
     use super::*;
 
     fn limits(rate: u32, burst: u32, trusted: &[&str]) -> RateLimits {
-        let mut c = Config::defaults();
-        c.rate_limit = Some(rate);
-        c.rate_burst = Some(burst);
-        c.trusted_proxies = trusted.iter().map(|t| t.parse().unwrap()).collect();
-        RateLimits::new(&c)
+        let mut c = crate::config::Config::defaults();
+        c.limits.rate_limit = Some(rate);
+        c.limits.rate_burst = Some(burst);
+        c.server.trusted_proxies = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        let s = c.resolve().expect("valid settings");
+        RateLimits::new(&s.limits, &s.server)
     }
 
     fn xff(v: &str) -> HeaderMap {

@@ -36,7 +36,7 @@ use tokio::{
 };
 
 use super::{error::ApiError, rate_limit::ClientAddr};
-use crate::{config::Config, domain::note::MAX_NOTE_JSON_BYTES};
+use crate::{config::Limits, domain::note::MAX_NOTE_JSON_BYTES};
 
 /// How long a request may wait for a slot before it is shed.
 const WAIT: Duration = Duration::from_secs(1);
@@ -68,15 +68,15 @@ pub struct Slots {
 }
 
 impl Slots {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(limits: &Limits) -> Self {
         Self {
-            ingest: Arc::new(Semaphore::new(config.max_ingests.max(1))),
-            heavy: Arc::new(Semaphore::new(config.max_heavy_requests.max(1))),
-            uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
+            ingest: Arc::new(Semaphore::new(limits.max_ingests.max(1))),
+            heavy: Arc::new(Semaphore::new(limits.max_heavy_requests.max(1))),
+            uploads: Arc::new(Semaphore::new(limits.max_uploads.max(1))),
             read_ahead: Arc::new(Semaphore::new(READ_AHEAD_BUDGET)),
             streaming: Arc::default(),
-            per_client: config.max_uploads_per_client(),
-            min_body_rate: config.min_body_rate,
+            per_client: limits.max_uploads_per_client,
+            min_body_rate: limits.min_body_rate,
             hasher: std::hash::RandomState::new(),
         }
     }
@@ -393,10 +393,10 @@ mod tests {
         assert_eq!(class(&Method::GET, "/admin/notes/{id}/edit"), Class::Light);
     }
 
-    fn slots(tweak: impl FnOnce(&mut Config)) -> Slots {
-        let mut config = Config::defaults();
+    fn slots(tweak: impl FnOnce(&mut crate::config::Config)) -> Slots {
+        let mut config = crate::config::Config::defaults();
         tweak(&mut config);
-        Slots::new(&config)
+        Slots::new(&config.resolve().expect("valid settings").limits)
     }
 
     fn upload(key: &str) -> Request {
@@ -410,7 +410,7 @@ mod tests {
     /// and is shed with 503 + Retry-After.
     #[tokio::test]
     async fn heavy_requests_beyond_their_slots_are_shed() {
-        let slots = Arc::new(slots(|c| c.max_heavy_requests = 1));
+        let slots = Arc::new(slots(|c| c.limits.max_heavy_requests = 1));
         let (release, held) = tokio::sync::oneshot::channel::<()>();
         let holder = {
             let slots = slots.clone();
@@ -443,7 +443,7 @@ mod tests {
     /// the same client once one has ended, may still start one.
     #[tokio::test]
     async fn a_client_holds_at_most_its_share_of_uploads() {
-        let slots = slots(|c| c.max_uploads_per_client = Some(2));
+        let slots = slots(|c| c.limits.max_uploads_per_client = Some(2));
         let a1 = slots.share(&upload("a")).expect("first");
         let _a2 = slots.share(&upload("a")).expect("second");
         assert!(slots.share(&upload("a")).is_none(), "a third for one key");

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     blobs::Blobs,
-    config::Config,
+    config::Settings,
     index::DynIndex,
     jobs::Context,
     queue::{DynQueue, Job, NewJob, QueueError},
@@ -61,13 +61,13 @@ pub struct DatasetState {
 impl AppState {
     pub fn new(jobs: Context, index: Option<DynIndex>, metrics: PrometheusHandle) -> Self {
         let process = Process {
-            rate_limits: RateLimits::new(&jobs.config),
+            rate_limits: RateLimits::new(&jobs.settings.limits, &jobs.settings.server),
             readiness: ReadinessCache::default(),
-            slots: Slots::new(&jobs.config),
+            slots: Slots::new(&jobs.settings.limits),
             dataset: std::sync::Mutex::new(None),
             admin_sessions: Sessions::new(
                 std::time::Duration::from_secs(8 * 3600),
-                std::time::Duration::from_secs(jobs.config.admin_session_idle_minutes * 60),
+                jobs.settings.admin.session_idle,
             ),
             metrics,
             shutting_down: AtomicBool::new(false),
@@ -108,8 +108,8 @@ impl AppState {
     pub fn queue(&self) -> &DynQueue {
         &self.0.jobs.queue
     }
-    pub fn config(&self) -> &Config {
-        &self.0.jobs.config
+    pub fn settings(&self) -> &Settings {
+        &self.0.jobs.settings
     }
     /// The search index this process serves; none in a worker process.
     pub fn index(&self) -> Option<&DynIndex> {

@@ -140,7 +140,7 @@ where
 {
     let written = state
         .blobs()
-        .put_stream(key, body, state.config().max_upload_bytes)
+        .put_stream(key, body, state.settings().storage.max_upload_bytes)
         .await?;
     Ok((written.size, written.sha256))
 }

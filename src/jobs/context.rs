@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     backup,
     blobs::Blobs,
-    config::Config,
+    config::Settings,
     domain::timestamp,
     queue::{DynQueue, Job, NewJob, QueueError, Quota},
     store::DynStore,
@@ -19,23 +19,23 @@ pub struct Context {
     pub store: DynStore,
     pub blobs: Blobs,
     pub queue: DynQueue,
-    pub config: Arc<Config>,
+    pub settings: Arc<Settings>,
 }
 
 impl Context {
-    pub fn new(store: DynStore, blobs: Blobs, queue: DynQueue, config: Config) -> Self {
+    pub fn new(store: DynStore, blobs: Blobs, queue: DynQueue, settings: Settings) -> Self {
         Self {
             store,
             blobs,
             queue,
-            config: Arc::new(config),
+            settings: Arc::new(settings),
         }
     }
 
     /// A validated job, due now, with the configured attempt budget: the one
     /// rule every producer (API, scheduler, job kinds) follows.
     pub fn job(&self, job: NewJob) -> Job {
-        Job::queued(job, self.config.job_max_attempts, timestamp::now())
+        Job::queued(job, self.settings.jobs.max_attempts, timestamp::now())
     }
 
     pub async fn enqueue(&self, job: NewJob) -> Result<Job, QueueError> {
@@ -47,7 +47,7 @@ impl Context {
     pub async fn enqueue_for(&self, owner: Uuid, job: NewJob) -> Result<Option<Job>, QueueError> {
         let quota = Quota {
             owner,
-            limit: self.config.max_queued_jobs_per_key,
+            limit: self.settings.jobs.max_queued_per_key,
         };
         self.queue.enqueue_within(self.job(job), quota).await
     }
@@ -64,7 +64,7 @@ impl<'a> From<&'a Context> for backup::Target<'a> {
         Self {
             store: &ctx.store,
             blobs: &ctx.blobs,
-            config: &ctx.config,
+            storage: &ctx.settings.storage,
         }
     }
 }

@@ -82,18 +82,26 @@ pub async fn execute(ctx: &Context, args: JobArgs) -> Result<Value, JobError> {
             // Checked again here: the job may have been queued under an
             // earlier configuration.
             if let Some(to) = &to {
-                ctx.config
+                ctx.settings
+                    .storage
                     .check_backup_destination(to)
                     .map_err(|e| JobError::Refused(format!("backup destination {to:?} {e}")))?;
             }
-            let to = to.unwrap_or_else(|| ctx.config.backup_to());
-            let manifest = backup::create(ctx, &to).await.map_err(fail("backup"))?;
-            Ok(json!({
+            let to = to.unwrap_or_else(|| ctx.settings.storage.backup_to.clone());
+            let created = backup::create(ctx, &to).await.map_err(fail("backup"))?;
+            let counts = &created.manifest.counts;
+            let mut result = json!({
                 "to": to,
-                "notes": manifest.counts.notes,
-                "attachments": manifest.counts.attachments,
-                "bytes": manifest.counts.bytes,
-            }))
+                "notes": counts.notes,
+                "attachments": counts.attachments,
+                "bytes": counts.bytes,
+                "removed": created.pruned.removed,
+                "interrupted_removed": created.pruned.interrupted,
+            });
+            if let Some(e) = created.prune_error {
+                result["prune_error"] = e.into();
+            }
+            Ok(result)
         }
         JobArgs::Purge => purge(ctx).await,
     }
@@ -166,7 +174,7 @@ async fn extract_text(ctx: &Context, id: uuid::Uuid) -> Result<Value, JobError> 
     if !attachment::is_text_like(&a.content_type) || a.size == 0 {
         return Ok(json!({ "chars": 0 }));
     }
-    let len = a.size.min(ctx.config.extract_max_bytes);
+    let len = a.size.min(ctx.settings.storage.extract_max_bytes);
     let bytes: Vec<u8> = ctx
         .blobs
         .get(&stored.storage_key, Some(0..len))
@@ -194,14 +202,12 @@ async fn extract_text(ctx: &Context, id: uuid::Uuid) -> Result<Value, JobError> 
 /// their retention.
 async fn purge(ctx: &Context) -> Result<Value, JobError> {
     let now = Utc::now();
-    let cutoff = now - chrono::Duration::from_std(ctx.config.purge_grace()).unwrap_or_default();
+    let jobs_settings = &ctx.settings.jobs;
+    let cutoff = now - chrono::Duration::from_std(jobs_settings.purge_grace).unwrap_or_default();
     let objects = purge_orphans(ctx, cutoff).await?;
     // Tick records must outlive the schedule's grace, or a restart within it
     // would fire a tick again.
-    let keep = ctx
-        .config
-        .job_retention()
-        .max(std::time::Duration::from_secs(ctx.config.schedule_grace));
+    let keep = jobs_settings.retention.max(jobs_settings.schedule_grace);
     let retention = chrono::Duration::from_std(keep).unwrap_or_default();
     let jobs = ctx
         .queue

@@ -19,7 +19,7 @@ use crate::queue::NewJob;
 
 /// Runs every entry of the configured schedule until `stop`.
 pub async fn run(ctx: Context, stop: CancellationToken) {
-    let schedule = match Schedule::parse(&ctx.config.schedule) {
+    let schedule = match Schedule::parse(&ctx.settings.jobs.schedule) {
         Ok(s) => s,
         Err(e) => {
             // Start-up already refused this; a library caller may not have.
@@ -31,7 +31,7 @@ pub async fn run(ctx: Context, stop: CancellationToken) {
         return;
     }
     tracing::info!(schedule = ?schedule.entries, "scheduler started");
-    let grace = Duration::from_secs(ctx.config.schedule_grace);
+    let grace = ctx.settings.jobs.schedule_grace;
     let tasks: Vec<_> = schedule
         .entries
         .into_iter()

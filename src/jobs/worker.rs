@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use crate::{
-    config::Config,
+    config,
     queue::{
         Claimed, Job, JobKind, Lane, Outcome,
         model::{JobArgs, after_failure},
@@ -42,13 +42,14 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(settings: &config::Settings) -> Self {
+        let jobs = &settings.jobs;
         Self {
-            workers: config.workers,
-            lease: Duration::from_secs(config.job_lease),
-            backoff: Duration::from_millis(config.job_backoff_ms),
-            poll: Duration::from_millis(config.job_poll_ms),
-            shutdown_timeout: config.shutdown_timeout(),
+            workers: jobs.workers,
+            lease: jobs.lease,
+            backoff: jobs.backoff,
+            poll: jobs.poll,
+            shutdown_timeout: settings.server.shutdown_timeout,
         }
     }
 }
@@ -58,7 +59,7 @@ impl Settings {
 pub async fn run(ctx: Context, workers: usize, stop: CancellationToken) {
     let settings = Settings {
         workers,
-        ..Settings::new(&ctx.config)
+        ..Settings::new(&ctx.settings)
     };
     if settings.workers == 0 {
         stop.cancelled().await;
@@ -217,6 +218,7 @@ async fn run_one(
         Ok(true) => {
             metrics::counter!("jobs_total", "kind" => kind, "status" => status.as_str())
                 .increment(1);
+            crate::figures::process().job_run();
             metrics::histogram!("job_duration_seconds", "kind" => kind)
                 .record(started.elapsed().as_secs_f64());
             match &outcome {

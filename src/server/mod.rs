@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::Config,
+    config::Settings,
     http::{self, AppState, Routes},
     jobs, telemetry,
 };
@@ -21,24 +21,27 @@ pub use open::Role;
 /// job queue and the search index, and builds the state of an API process:
 /// what tests and benchmarks serve on a listener of their own
 /// ([`serve_api_until`]).
-pub async fn open_api(config: Config) -> anyhow::Result<AppState> {
-    open_for_role(config, Role::Api)
+pub async fn open_api(settings: Settings) -> anyhow::Result<AppState> {
+    open_for_role(settings, Role::Api)
         .await
         .map(|(state, _)| state)
 }
 
 /// The state, and for a read-only API the dataset it serves and where its
 /// index lives.
-async fn open_for_role(config: Config, role: Role) -> anyhow::Result<(AppState, Option<Follow>)> {
-    let dataset = (config.read_only && role == Role::Api)
-        .then(|| swap::Dataset::of(&config))
+async fn open_for_role(
+    settings: Settings,
+    role: Role,
+) -> anyhow::Result<(AppState, Option<Follow>)> {
+    let dataset = (settings.server.read_only && role == Role::Api)
+        .then(|| swap::Dataset::of(&settings))
         .transpose()?;
-    let opened = open::open(&config, role, None).await?;
+    let opened = open::open(&settings, role, None).await?;
     let follow = match (dataset, opened.index_dir) {
         (Some(dataset), Some(index_dir)) => {
-            swap::prune(&config.index_dir(), &index_dir);
+            swap::prune(&settings.index.dir, &index_dir);
             Some(Follow {
-                config: config.clone(),
+                settings: settings.clone(),
                 dataset,
                 index_dir,
             })
@@ -54,29 +57,29 @@ async fn open_for_role(config: Config, role: Role) -> anyhow::Result<(AppState, 
 
 /// What a read-only API needs to follow its dataset file.
 struct Follow {
-    config: Config,
+    settings: Settings,
     dataset: swap::Dataset,
     index_dir: std::path::PathBuf,
 }
 
 /// `notes-api serve`: the API (and in-process workers) on the configured
 /// address, until SIGTERM or Ctrl-C.
-pub async fn run_api(config: Config) -> anyhow::Result<()> {
-    run_until_sigterm(config, Role::Api).await
+pub async fn run_api(settings: Settings) -> anyhow::Result<()> {
+    run_until_sigterm(settings, Role::Api).await
 }
 
 /// `notes-api worker`: job workers and the scheduler, with probes and metrics.
-pub async fn run_worker(config: Config) -> anyhow::Result<()> {
-    run_until_sigterm(config, Role::Worker).await
+pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+    run_until_sigterm(settings, Role::Worker).await
 }
 
 /// Binds the configured address and serves `role` until SIGTERM or Ctrl-C.
-async fn run_until_sigterm(config: Config, role: Role) -> anyhow::Result<()> {
-    let listen = config.listen;
+async fn run_until_sigterm(settings: Settings, role: Role) -> anyhow::Result<()> {
+    let listen = settings.server.listen;
     if role == Role::Api {
-        config.check_exposure()?;
+        settings.server.check_exposure()?;
     }
-    let (state, follow) = open_for_role(config, role).await?;
+    let (state, follow) = open_for_role(settings, role).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -95,12 +98,12 @@ fn announce(state: &AppState, listener: &TcpListener, role: Role) {
         backend = state.store().backend(),
         queue = state.queue().backend(),
         workers = workers(state),
-        env = ?state.config().env,
-        read_only = state.config().read_only,
+        env = ?state.settings().server.env,
+        read_only = state.settings().server.read_only,
         version = crate::VERSION,
         "notes-api listening"
     );
-    if !state.config().requires_keys() {
+    if !state.settings().server.requires_keys() {
         tracing::warn!(
             "DEVELOPMENT MODE: no API key is required on any route. Set NOTES_ENV=production \
              and NOTES_MASTER_KEY before exposing this server."
@@ -110,10 +113,10 @@ fn announce(state: &AppState, listener: &TcpListener, role: Role) {
 
 /// In-process workers: none in read-only mode (jobs write).
 fn workers(state: &AppState) -> usize {
-    if state.config().read_only {
+    if state.settings().server.read_only {
         0
     } else {
-        state.config().workers
+        state.settings().jobs.workers
     }
 }
 
@@ -143,7 +146,7 @@ async fn serve_role_until(
     };
     let routes = Routes::new(state.clone(), app);
     let upkeep = spawn_metrics_upkeep(routes.clone(), stop.clone());
-    let limits = http::connections::Limits::new(state.config());
+    let limits = http::connections::Limits::new(&state.settings().limits);
     let mut server = tokio::spawn(http::connections::serve(
         listener,
         routes.clone(),
@@ -153,7 +156,7 @@ async fn serve_role_until(
     let swaps = follow.map(|f| {
         tokio::spawn(swap::follow(
             routes.clone(),
-            f.config,
+            f.settings,
             f.dataset,
             f.index_dir,
             stop.clone(),
@@ -168,7 +171,7 @@ async fn serve_role_until(
             stop.clone(),
         ))
     });
-    let scheduler = (!state.config().read_only)
+    let scheduler = (!state.settings().server.read_only)
         .then(|| tokio::spawn(jobs::scheduler::run(state.jobs().clone(), stop.clone())));
     // From here on the state is whatever `routes` serves at the moment.
     drop(state);
@@ -184,7 +187,7 @@ async fn serve_role_until(
         () = signal => {}
     }
 
-    let timeout = routes.state().config().shutdown_timeout();
+    let timeout = routes.state().settings().server.shutdown_timeout;
     tracing::info!(
         timeout_s = timeout.as_secs(),
         "shutdown requested: not ready, draining in-flight requests and jobs"

@@ -9,7 +9,7 @@ use std::{
 
 use crate::{
     blobs::Blobs,
-    config::Config,
+    config::{Secret, Settings},
     index::{DynIndex, IndexSettings, TantivyIndex},
     jobs, queue,
     store::{self, PoolSettings},
@@ -33,15 +33,19 @@ pub struct Opened {
 
 /// `busy`: an index directory in use by the dataset still serving, which
 /// this one must not take even if it is the same dataset copied again.
-pub async fn open(config: &Config, role: Role, busy: Option<&Path>) -> anyhow::Result<Opened> {
-    let db = store::open(config.database_url(), &PoolSettings::new(config)).await?;
+pub async fn open(settings: &Settings, role: Role, busy: Option<&Path>) -> anyhow::Result<Opened> {
+    let db = store::open(
+        settings.database.url.expose(),
+        &PoolSettings::new(&settings.database),
+    )
+    .await?;
     let store = db.store();
     let (mut index_dir, mut generation) = (None, None);
-    if config.read_only {
+    if settings.server.read_only {
         let checked = async {
             crate::dataset::verify(store.as_ref()).await?;
             let found = store.feed_head().await?.generation;
-            let dir = dataset_index_dir(config, &found);
+            let dir = dataset_index_dir(settings, &found);
             let dir = if busy == Some(dir.as_path()) {
                 let mut name = dir.into_os_string();
                 name.push(format!("-{}", uuid::Uuid::now_v7().simple()));
@@ -58,18 +62,20 @@ pub async fn open(config: &Config, role: Role, busy: Option<&Path>) -> anyhow::R
                 return Err(e);
             }
         }
-    } else if config.migrate_on_start {
+    } else if settings.server.migrate_on_start {
         store.migrate().await?;
     } else {
         store::require_current(store.as_ref()).await?;
     }
-    let blobs = Blobs::open(config)?;
-    let queue = queue::connect(config.queue_url(), &db).await?;
+    let blobs = Blobs::open(&settings.storage)?;
+    let queue = queue::connect(settings.jobs.queue_url.as_ref().map(Secret::expose), &db).await?;
     let index: Option<DynIndex> = match role {
         Role::Api => {
-            let dir = index_dir.clone().unwrap_or_else(|| config.index_dir());
-            let settings = IndexSettings::new(dir, config.index_memory_mb);
-            match TantivyIndex::open(store.clone(), settings) {
+            let dir = index_dir
+                .clone()
+                .unwrap_or_else(|| settings.index.dir.clone());
+            let index_settings = IndexSettings::new(dir, settings.index.memory_mb);
+            match TantivyIndex::open(store.clone(), index_settings) {
                 Ok(index) => Some(Arc::new(index)),
                 Err(e) => {
                     queue.close().await;
@@ -81,7 +87,7 @@ pub async fn open(config: &Config, role: Role, busy: Option<&Path>) -> anyhow::R
         Role::Worker => None,
     };
     Ok(Opened {
-        jobs: jobs::Context::new(store, blobs, queue, config.clone()),
+        jobs: jobs::Context::new(store, blobs, queue, settings.clone()),
         index,
         index_dir,
         generation,
@@ -91,11 +97,11 @@ pub async fn open(config: &Config, role: Role, busy: Option<&Path>) -> anyhow::R
 /// One index directory per dataset, named by the dataset's feed
 /// generation, so a replica restarted on the same file reuses its index
 /// and a new file never meets an index of another.
-fn dataset_index_dir(config: &Config, generation: &str) -> PathBuf {
+fn dataset_index_dir(settings: &Settings, generation: &str) -> PathBuf {
     let name: String = generation
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(64)
         .collect();
-    config.index_dir().join(format!("dataset-{name}"))
+    settings.index.dir.join(format!("dataset-{name}"))
 }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::open::{Opened, Role, open};
 use crate::{
-    config::Config,
+    config::Settings,
     http::{self, AppState, Routes},
     store,
 };
@@ -67,8 +67,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    pub fn of(config: &Config) -> anyhow::Result<Self> {
-        let path = store::dataset::file_of(config.database_url())?;
+    pub fn of(settings: &Settings) -> anyhow::Result<Self> {
+        let path = store::dataset::file_of(settings.database.url.expose())?;
         Ok(Self {
             opened: Identity::of(&path),
             path,
@@ -94,7 +94,7 @@ pub fn prune(root: &Path, keep: &Path) {
 /// whenever a new file verifies.
 pub async fn follow(
     routes: Routes,
-    config: Config,
+    settings: Settings,
     mut dataset: Dataset,
     index_dir: PathBuf,
     stop: CancellationToken,
@@ -131,13 +131,23 @@ pub async fn follow(
         // attempt waits for another file.
         dataset.opened = Some(seen.clone());
         let started = Instant::now();
-        match swap(&routes, &config, &dataset.path, &seen, &serving_dir, &stop).await {
+        match swap(
+            &routes,
+            &settings,
+            &dataset.path,
+            &seen,
+            &serving_dir,
+            &stop,
+        )
+        .await
+        {
             Ok(dir) => {
                 serving_dir = dir;
                 routes
                     .state()
                     .update_dataset(|d| d.swapped_at = Some(chrono::Utc::now()));
                 metrics::counter!("dataset_swaps_total", "outcome" => "swapped").increment(1);
+                crate::figures::process().dataset_swap(true);
                 metrics::gauge!("dataset_swapped_timestamp_seconds").set(unix_now());
                 tracing::info!(
                     path = %dataset.path.display(),
@@ -147,6 +157,7 @@ pub async fn follow(
             }
             Err(e) => {
                 metrics::counter!("dataset_swaps_total", "outcome" => "rejected").increment(1);
+                crate::figures::process().dataset_swap(false);
                 let why = format!("{e:#}");
                 tracing::error!(
                     path = %dataset.path.display(),
@@ -182,13 +193,13 @@ async fn settled(path: &Path, stop: &CancellationToken) -> Option<Identity> {
 /// returns the directory of its index.
 async fn swap(
     routes: &Routes,
-    config: &Config,
+    settings: &Settings,
     path: &Path,
     seen: &Identity,
     serving_dir: &Path,
     stop: &CancellationToken,
 ) -> anyhow::Result<PathBuf> {
-    let opened = open(config, Role::Api, Some(serving_dir)).await?;
+    let opened = open(settings, Role::Api, Some(serving_dir)).await?;
     let Opened {
         jobs,
         index,

@@ -4,35 +4,21 @@ use uuid::Uuid;
 
 use super::{ServiceError, ServiceResult};
 use crate::{
-    domain::{
-        keys::{ApiKey, CreatedKey, KeyRequest, generate_key},
-        timestamp,
-    },
+    domain::keys::{CreatedKey, IssuedKey, KeyRequest},
     store::{Keys, NewKey},
 };
 
 /// Validates and stores a new key; the secret is only in the answer.
 pub async fn create(store: &dyn Keys, req: KeyRequest) -> ServiceResult<CreatedKey> {
-    let (name, scopes) = req.validate().map_err(ServiceError::Invalid)?;
-    let generated = generate_key();
-    let key = ApiKey {
-        id: Uuid::now_v7(),
-        name,
-        scopes,
-        prefix: generated.prefix,
-        created_at: timestamp::now(),
-    };
+    let IssuedKey { created, hash } = req.issue().map_err(ServiceError::Invalid)?;
     store
         .create_key(NewKey {
-            key: key.clone(),
-            hash: generated.hash,
+            key: created.api_key.clone(),
+            hash,
         })
         .await?;
-    tracing::info!(key_id = %key.id, name = %key.name, "API key created");
-    Ok(CreatedKey {
-        api_key: key,
-        key: generated.secret,
-    })
+    tracing::info!(key_id = %created.api_key.id, name = %created.api_key.name, "API key created");
+    Ok(created)
 }
 
 /// Revokes a key: every replica refuses it from its next request on.

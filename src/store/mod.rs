@@ -321,12 +321,12 @@ pub struct PoolSettings {
 }
 
 impl PoolSettings {
-    pub fn new(config: &crate::config::Config) -> Self {
+    pub fn new(database: &crate::config::Database) -> Self {
         Self {
-            max_connections: config.db_max_connections,
-            connect_timeout: Duration::from_secs(config.db_connect_timeout),
-            statement_timeout: Duration::from_secs(config.db_statement_timeout),
-            read_only: config.read_only,
+            max_connections: database.max_connections,
+            connect_timeout: database.connect_timeout,
+            statement_timeout: database.statement_timeout,
+            read_only: database.read_only,
         }
     }
 }

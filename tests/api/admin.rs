@@ -176,7 +176,7 @@ async fn a_log_in_sets_a_strict_cookie_that_holds_no_key_and_log_out_ends_it() {
 
 #[tokio::test]
 async fn the_secure_flag_is_a_setting() {
-    let app = TestApp::production_with(|c| c.admin_secure_cookie = Some(false)).await;
+    let app = TestApp::production_with(|c| c.admin.admin_secure_cookie = Some(false)).await;
     let res = browser()
         .post(format!("{}/admin/login", app.base))
         .form(&[("key", MASTER)])
@@ -405,9 +405,9 @@ async fn keys_are_created_shown_once_and_revoked_from_the_ui() {
 #[tokio::test]
 async fn a_dead_job_is_shown_with_its_error_and_retried_from_the_ui() {
     let app = TestApp::production_with(|c| {
-        c.job_max_attempts = 1;
-        c.job_poll_ms = 50;
-        c.backup_destinations = vec![std::env::temp_dir().display().to_string()];
+        c.jobs.job_max_attempts = 1;
+        c.jobs.job_poll_ms = 50;
+        c.storage.backup_destinations = vec![std::env::temp_dir().display().to_string()];
     })
     .await;
     let blocker = app.db.dir().join("blocker");
@@ -456,6 +456,18 @@ async fn a_dead_job_is_shown_with_its_error_and_retried_from_the_ui() {
             .contains("<td><a href=\"/admin/jobs?status=succeeded\">succeeded</a></td><td>2</td>"),
         "{system}"
     );
+    // The figures are the process's own totals (shared by the tests that
+    // run beside this one, so at least what this test did).
+    let figure = |name: &str| -> u64 {
+        let after = system
+            .split(&format!("<dt>{name}</dt><dd>"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{name} in {system}"));
+        after.split('<').next().unwrap().parse().unwrap()
+    };
+    assert!(figure("Jobs run") >= 2, "{system}");
+    assert!(figure("Requests served") >= 5, "{system}");
+    assert!(figure("Search index lag (changes)") < 100, "{system}");
 }
 
 /// Issue 22: the search page narrows by a tag of the matches (with their
@@ -1161,7 +1173,7 @@ async fn an_upload_without_its_token_first_or_from_elsewhere_stores_nothing() {
 
 #[tokio::test]
 async fn an_oversized_upload_is_413_and_stores_nothing() {
-    let app = TestApp::production_with(|c| c.max_upload_bytes = 64 * 1024).await;
+    let app = TestApp::production_with(|c| c.storage.max_upload_bytes = 64 * 1024).await;
     let cookie = log_in(&app, MASTER).await;
     let note = app.create_note(json!({"title": "small files only"})).await;
     let id = note["id"].as_str().unwrap();
@@ -1209,7 +1221,7 @@ async fn read_only_mode_hides_the_writing_forms_and_refuses_their_posts() {
     let id = note["id"].as_str().unwrap().to_owned();
     let db = app.db.clone();
     app.shutdown().await;
-    let ro = TestApp::spawn_on(&db, |c| c.read_only = true).await;
+    let ro = TestApp::spawn_on(&db, |c| c.server.read_only = true).await;
 
     let (_, list) = page(&ro, "", "/admin/notes").await;
     assert!(!list.contains("/admin/notes/new"), "no New note link");
@@ -1377,8 +1389,8 @@ fn held_open(
 #[tokio::test]
 async fn an_admin_upload_is_shed_and_timed_out_like_the_apis() {
     let app = TestApp::production_with(|c| {
-        c.max_uploads = 1;
-        c.ingest_timeout = 6;
+        c.limits.max_uploads = 1;
+        c.limits.ingest_timeout = 6;
     })
     .await;
     let cookie = log_in(&app, MASTER).await;

@@ -245,7 +245,7 @@ async fn ranges_and_conditional_requests() {
 
 #[tokio::test]
 async fn oversized_uploads_are_413_and_leave_nothing() {
-    let app = TestApp::spawn_with(|c| c.max_upload_bytes = 1024 * 1024).await;
+    let app = TestApp::spawn_with(|c| c.storage.max_upload_bytes = 1024 * 1024).await;
     let note = note(&app).await;
     // Declared length.
     let res = upload_raw(
@@ -696,7 +696,7 @@ async fn upload_as(
 #[tokio::test]
 async fn uploads_of_every_size_and_shape_round_trip() {
     const LIMIT: u64 = 12 * 1024 * 1024 + 7;
-    let app = TestApp::spawn_with(|c| c.max_upload_bytes = LIMIT).await;
+    let app = TestApp::spawn_with(|c| c.storage.max_upload_bytes = LIMIT).await;
     let note = note(&app).await;
     let sizes = [
         0,

@@ -17,7 +17,7 @@ async fn development_mode_needs_no_key() {
 /// development-mode process with a key served every route without one.
 #[tokio::test]
 async fn a_master_key_is_enforced_in_development_mode_too() {
-    let mut app = TestApp::spawn_with(|c| c.master_key = Some(Secret::new(MASTER))).await;
+    let mut app = TestApp::spawn_with(|c| c.server.master_key = Some(Secret::new(MASTER))).await;
     let res = app.get("/api/v1/notes").send().await.unwrap();
     assert_problem(res, StatusCode::UNAUTHORIZED).await;
     app.token = Some(MASTER.to_owned());
@@ -326,7 +326,8 @@ async fn development_mode_answers_only_the_names_it_is_reached_by() {
 
     // NOTES_PUBLIC_URL names one more host.
     let public =
-        TestApp::spawn_with(|c| c.public_url = Some("https://Notes.Example.com".into())).await;
+        TestApp::spawn_with(|c| c.server.public_url = Some("https://Notes.Example.com".into()))
+            .await;
     let res = public
         .get("/api/v1/notes")
         .header("host", "notes.example.com:443")

@@ -81,14 +81,14 @@ impl TestDb {
     }
 
     pub fn apply(&self, config: &mut Config) {
-        config.data_dir = self.0.dir.path().to_path_buf();
-        config.database_url = Some(Secret::new(self.0.url.clone()));
-        config.db_max_connections = 4;
+        config.server.data_dir = self.0.dir.path().to_path_buf();
+        config.database.database_url = Some(Secret::new(self.0.url.clone()));
+        config.database.db_max_connections = 4;
         if let Some(s3) = &self.0.s3 {
             s3.apply(config);
         }
         if let Some(redis) = &self.0.redis {
-            config.queue_url = Some(Secret::new(redis.queue_url()));
+            config.jobs.queue_url = Some(Secret::new(redis.queue_url()));
         }
     }
 
@@ -183,10 +183,10 @@ impl S3Server {
     }
 
     pub fn apply(&self, config: &mut Config) {
-        config.storage_url = Some(format!("s3://{S3_BUCKET}"));
-        config.s3_endpoint = Some(format!("http://127.0.0.1:{}", self.port));
-        config.s3_access_key_id = Some(Secret::new("test-access"));
-        config.s3_secret_access_key = Some(Secret::new("test-secret"));
+        config.storage.storage_url = Some(format!("s3://{S3_BUCKET}"));
+        config.storage.s3_endpoint = Some(format!("http://127.0.0.1:{}", self.port));
+        config.storage.s3_access_key_id = Some(Secret::new("test-access"));
+        config.storage.s3_secret_access_key = Some(Secret::new("test-secret"));
     }
 }
 
@@ -235,8 +235,8 @@ impl TestApp {
 
     pub async fn production_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut app = Self::spawn_with(|c| {
-            c.env = Environment::Production;
-            c.master_key = Some(Secret::new(MASTER));
+            c.server.env = Environment::Production;
+            c.server.master_key = Some(Secret::new(MASTER));
             tweak(c);
         })
         .await;
@@ -265,9 +265,9 @@ impl TestApp {
     ) -> Self {
         init_test_logging();
         let mut config = Config::defaults();
-        config.log = "warn".into();
+        config.telemetry.log = "warn".into();
         db.apply(&mut config);
-        config.index_dir = Some(index_dir.path().to_path_buf());
+        config.index.index_dir = Some(index_dir.path().to_path_buf());
         tweak(&mut config);
         let config = config.resolve().expect("valid test config");
         let state = server::open_api(config).await.expect("state");

@@ -38,7 +38,7 @@ async fn until_closed(sock: &mut TcpStream, limit: Duration) -> (Vec<u8>, Option
 /// off at NOTES_HEADER_TIMEOUT, and so is an idle keep-alive connection.
 #[tokio::test]
 async fn slow_headers_and_idle_connections_are_closed() {
-    let app = TestApp::spawn_with(|c| c.header_timeout = 1).await;
+    let app = TestApp::spawn_with(|c| c.limits.header_timeout = 1).await;
     let mut sock = TcpStream::connect(addr(&app)).await.unwrap();
     let dribble = async {
         for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " {
@@ -71,8 +71,8 @@ async fn slow_headers_and_idle_connections_are_closed() {
 #[tokio::test]
 async fn a_silent_socket_is_closed_at_the_header_deadline() {
     let app = TestApp::spawn_with(|c| {
-        c.header_timeout = 1;
-        c.idle_timeout = 60;
+        c.limits.header_timeout = 1;
+        c.limits.idle_timeout = 60;
     })
     .await;
     let mut sock = TcpStream::connect(addr(&app)).await.unwrap();
@@ -86,7 +86,7 @@ async fn a_silent_socket_is_closed_at_the_header_deadline() {
 /// socket that has said nothing gives its slot up.
 #[tokio::test]
 async fn silent_sockets_past_the_cap_do_not_delay_healthz() {
-    let app = TestApp::spawn_with(|c| c.max_connections = 1024).await;
+    let app = TestApp::spawn_with(|c| c.limits.max_connections = 1024).await;
     let mut silent = Vec::new();
     for _ in 0..1030 {
         silent.push(TcpStream::connect(addr(&app)).await.unwrap());
@@ -118,7 +118,7 @@ async fn silent_sockets_past_the_cap_do_not_delay_healthz() {
 /// before the request timeout, and leaves nothing behind.
 #[tokio::test]
 async fn a_stalled_body_is_cut_at_the_idle_timeout() {
-    let app = TestApp::spawn_with(|c| c.idle_timeout = 1).await;
+    let app = TestApp::spawn_with(|c| c.limits.idle_timeout = 1).await;
     let mut sock = TcpStream::connect(addr(&app)).await.unwrap();
     sock.write_all(
         b"POST /api/v1/notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
@@ -137,8 +137,8 @@ async fn a_stalled_body_is_cut_at_the_idle_timeout() {
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_free_one() {
     let app = TestApp::spawn_with(|c| {
-        c.max_connections = 2;
-        c.header_timeout = 30;
+        c.limits.max_connections = 2;
+        c.limits.header_timeout = 30;
     })
     .await;
     // reqwest's pool may hold a connection from start-up: use a fresh client.
@@ -196,8 +196,8 @@ async fn an_oversized_request_head_is_refused() {
 #[tokio::test]
 async fn clients_over_their_rate_get_429_and_others_do_not() {
     let mut app = TestApp::production_with(|c| {
-        c.rate_limit = Some(1);
-        c.rate_burst = Some(5);
+        c.limits.rate_limit = Some(1);
+        c.limits.rate_burst = Some(5);
     })
     .await;
     let (_, key) = app.key(&["read"]).await; // the master key's bucket: 1 used
@@ -264,9 +264,9 @@ async fn clients_over_their_rate_get_429_and_others_do_not() {
 #[tokio::test]
 async fn a_trusted_proxy_names_the_client() {
     let app = TestApp::spawn_with(|c| {
-        c.rate_limit = Some(1);
-        c.rate_burst = Some(2);
-        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        c.limits.rate_limit = Some(1);
+        c.limits.rate_burst = Some(2);
+        c.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
     for client in ["198.51.100.1", "198.51.100.2"] {
@@ -404,8 +404,8 @@ async fn a_page_of_large_notes_ends_early_with_a_cursor() {
 #[tokio::test]
 async fn dribbling_uploads_hold_no_slot_that_others_need() {
     let app = TestApp::production_with(|c| {
-        c.max_heavy_requests = 1;
-        c.max_uploads = 8;
+        c.limits.max_heavy_requests = 1;
+        c.limits.max_uploads = 8;
     })
     .await;
     let note = app.create_note(json!({"title": "holder"})).await;
@@ -524,7 +524,7 @@ async fn dribbling_uploads_hold_no_slot_that_others_need() {
 /// refused nor a written batch leaves anything on disk.
 #[tokio::test]
 async fn a_dribbling_ingest_holds_no_ingest_slot() {
-    let app = TestApp::production_with(|c| c.max_ingests = 1).await;
+    let app = TestApp::production_with(|c| c.limits.max_ingests = 1).await;
     let (_, slow_key) = app.key(&["write"]).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
     tx.send(Ok(b"{\"title\":\"slow one\"}\n".to_vec()))
@@ -1107,9 +1107,9 @@ async fn a_redis_outage_is_503_and_nothing_is_lost() {
     let redis = OwnRedis::start();
     let url = format!("redis://127.0.0.1:{}/0", redis.port);
     let app = TestApp::spawn_with(|c| {
-        c.queue_url = Some(notes_api::config::Secret::new(url));
-        c.workers = 0;
-        c.request_timeout = 3;
+        c.jobs.queue_url = Some(notes_api::config::Secret::new(url));
+        c.jobs.workers = 0;
+        c.limits.request_timeout = 3;
     })
     .await;
     let before = app.enqueue("ping", json!({})).await;
@@ -1234,9 +1234,9 @@ async fn a_postgres_outage_is_503_and_nothing_is_lost() {
     let pg = OwnPostgres::init();
     let url = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port);
     let app = TestApp::spawn_with(|c| {
-        c.database_url = Some(notes_api::config::Secret::new(url));
-        c.db_connect_timeout = 1;
-        c.workers = 0;
+        c.database.database_url = Some(notes_api::config::Secret::new(url));
+        c.database.db_connect_timeout = 1;
+        c.jobs.workers = 0;
     })
     .await;
     let kept = app

@@ -309,7 +309,7 @@ async fn two_processes_cannot_share_an_index_directory() {
     let a = TestApp::spawn_on(&db, |_| {}).await;
     let mut config = notes_api::config::Config::defaults();
     db.apply(&mut config);
-    config.index_dir = Some(a.index_dir.path().to_path_buf());
+    config.index.index_dir = Some(a.index_dir.path().to_path_buf());
     let config = config.resolve().unwrap();
     let err = match notes_api::server::open_api(config).await {
         Ok(_) => panic!("a second process took the same index directory"),

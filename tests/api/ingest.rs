@@ -131,7 +131,7 @@ async fn duplicate_external_ids_in_one_batch_are_refused() {
 
 #[tokio::test]
 async fn oversized_batches_are_413_whether_declared_or_chunked() {
-    let app = TestApp::spawn_with(|c| c.max_ingest_bytes = 64 * 1024).await;
+    let app = TestApp::spawn_with(|c| c.limits.max_ingest_bytes = 64 * 1024).await;
     let body = lines(5000, |i| json!({"title": format!("note number {i}")}));
     assert!(body.len() > 64 * 1024);
     // Declared by Content-Length.

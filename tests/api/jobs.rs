@@ -51,7 +51,7 @@ async fn add_and_ping_run_to_their_results() {
 
 #[tokio::test]
 async fn bad_job_requests_are_refused_and_leave_nothing() {
-    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let app = TestApp::spawn_with(|c| c.jobs.workers = 0).await;
     for (body, field) in [
         (json!({"kind": "nope"}), "kind"),
         (json!({"kind": "'; DROP TABLE jobs; --"}), "kind"),
@@ -77,7 +77,7 @@ async fn bad_job_requests_are_refused_and_leave_nothing() {
             "args.to",
         ),
         (
-            json!({"kind": "backup", "args": {"to": format!("{}/../x", app.state.config().backup_to())}}),
+            json!({"kind": "backup", "args": {"to": format!("{}/../x", app.state.settings().storage.backup_to)}}),
             "args.to",
         ),
     ] {
@@ -153,7 +153,7 @@ async fn bad_job_requests_are_refused_and_leave_nothing() {
 
 #[tokio::test]
 async fn listing_filters_and_pages_newest_first() {
-    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let app = TestApp::spawn_with(|c| c.jobs.workers = 0).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let kind = if i % 2 == 0 { "ping" } else { "add" };
@@ -193,10 +193,10 @@ async fn listing_filters_and_pages_newest_first() {
 #[tokio::test]
 async fn failing_jobs_back_off_die_and_come_back_on_retry() {
     let app = TestApp::spawn_with(|c| {
-        c.job_max_attempts = 3;
-        c.job_backoff_ms = 400;
-        c.job_poll_ms = 50;
-        c.backup_destinations = vec![std::env::temp_dir().display().to_string()];
+        c.jobs.job_max_attempts = 3;
+        c.jobs.job_backoff_ms = 400;
+        c.jobs.job_poll_ms = 50;
+        c.storage.backup_destinations = vec![std::env::temp_dir().display().to_string()];
     })
     .await;
     // A backup into a directory that cannot be created (a file is in the way).
@@ -305,7 +305,7 @@ async fn retry_needs_the_admin_scope() {
 /// run uses (SQLite, PostgreSQL or Redis).
 #[tokio::test]
 async fn queue_leases_fence_stale_workers() {
-    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let app = TestApp::spawn_with(|c| c.jobs.workers = 0).await;
     let q = &app.state.queue();
     let lease = Duration::from_millis(300);
     let job = q.enqueue(new_job(JobKind::Ping, json!({}))).await.unwrap();
@@ -431,7 +431,7 @@ async fn queue_leases_fence_stale_workers() {
 
 #[tokio::test]
 async fn a_schedule_tick_is_enqueued_once() {
-    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let app = TestApp::spawn_with(|c| c.jobs.workers = 0).await;
     let q = &app.state.queue();
     let tick = Utc::now();
     let a = q
@@ -464,9 +464,9 @@ async fn a_schedule_tick_is_enqueued_once() {
 async fn three_replicas_fire_each_tick_once() {
     let db = TestDb::new().await;
     let every_second = |c: &mut notes_api::config::Config| {
-        c.schedule = "ping=* * * * * *".into();
-        c.workers = 1;
-        c.job_poll_ms = 50;
+        c.jobs.schedule = "ping=* * * * * *".into();
+        c.jobs.workers = 1;
+        c.jobs.job_poll_ms = 50;
     };
     let started = std::time::Instant::now();
     let replicas = [
@@ -501,14 +501,14 @@ async fn three_replicas_fire_each_tick_once() {
 #[tokio::test]
 async fn shutdown_finishes_short_jobs_and_releases_long_ones() {
     // Long enough to finish within the shutdown timeout: it completes.
-    let app = TestApp::spawn_with(|c| c.shutdown_timeout = 10).await;
+    let app = TestApp::spawn_with(|c| c.server.shutdown_timeout = 10).await;
     let job = app.enqueue("ping", json!({"delay_ms": 700})).await;
     let id = job["id"].as_str().unwrap().to_owned();
     app.wait_job(&id, Duration::from_secs(10), |j| j["status"] == "running")
         .await;
     let db = app.db.clone();
     app.shutdown().await;
-    let inspect = TestApp::spawn_on(&db, |c| c.workers = 0).await;
+    let inspect = TestApp::spawn_on(&db, |c| c.jobs.workers = 0).await;
     let after = inspect
         .state
         .queue()
@@ -520,7 +520,7 @@ async fn shutdown_finishes_short_jobs_and_releases_long_ones() {
 
     // Longer than the timeout: released to the queue, attempt not counted,
     // and the next process runs it.
-    let app = TestApp::spawn_on(&db, |c| c.shutdown_timeout = 1).await;
+    let app = TestApp::spawn_on(&db, |c| c.server.shutdown_timeout = 1).await;
     let job = app.enqueue("ping", json!({"delay_ms": 5000})).await;
     let id = job["id"].as_str().unwrap().to_owned();
     app.wait_job(&id, Duration::from_secs(10), |j| j["status"] == "running")
@@ -548,7 +548,7 @@ async fn shutdown_finishes_short_jobs_and_releases_long_ones() {
 
 #[tokio::test]
 async fn reindex_and_purge_do_their_work() {
-    let app = TestApp::spawn_with(|c| c.purge_grace = 0).await;
+    let app = TestApp::spawn_with(|c| c.jobs.purge_grace = 0).await;
     app.create_note(json!({"title": "Kookaburra", "body": "laughs"}))
         .await;
     let job = app.enqueue("reindex", json!({})).await;
@@ -630,7 +630,7 @@ async fn reindex_and_purge_do_their_work() {
 #[tokio::test]
 async fn backup_wipe_restore_gives_the_same_deployment() {
     let app = TestApp::production_with(|c| {
-        c.backup_destinations = vec![std::env::temp_dir().display().to_string()];
+        c.storage.backup_destinations = vec![std::env::temp_dir().display().to_string()];
     })
     .await;
     let (_, reader) = app.key(&["read"]).await;
@@ -765,8 +765,8 @@ async fn a_restart_fires_a_recent_missed_tick_once_and_never_again() {
     // the last tick (nobody fired it); replicas starting after it do not.
     let db = TestDb::new().await;
     let minutely = |c: &mut notes_api::config::Config| {
-        c.schedule = "ping=0 * * * * *".into();
-        c.workers = 0;
+        c.jobs.schedule = "ping=0 * * * * *".into();
+        c.jobs.workers = 0;
     };
     let minute = |t: chrono::DateTime<Utc>| t.timestamp() / 60;
     let start = Utc::now();
@@ -817,7 +817,7 @@ async fn submit(app: &TestApp, kind: &str, args: Value) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn long_pings_are_admin_only() {
-    let mut app = TestApp::production_with(|c| c.workers = 0).await;
+    let mut app = TestApp::production_with(|c| c.jobs.workers = 0).await;
     let (_, write) = app.key(&["read", "write"]).await;
     let (_, admin) = app.key(&["admin"]).await;
     app.token = Some(write);
@@ -856,8 +856,8 @@ async fn long_pings_are_admin_only() {
 #[tokio::test]
 async fn a_key_may_have_only_so_many_jobs_queued_or_running() {
     let mut app = TestApp::production_with(|c| {
-        c.workers = 0;
-        c.max_queued_jobs_per_key = 3;
+        c.jobs.workers = 0;
+        c.jobs.max_queued_jobs_per_key = 3;
     })
     .await;
     let (_, alice) = app.key(&["read", "write"]).await;
@@ -953,9 +953,9 @@ async fn a_key_may_have_only_so_many_jobs_queued_or_running() {
 async fn a_flood_of_client_jobs_leaves_text_extraction_prompt() {
     let mut app = TestApp::production_with(|c| {
         // The probe ran at the default two workers.
-        c.workers = 2;
-        c.rate_limit = Some(0);
-        c.shutdown_timeout = 1;
+        c.jobs.workers = 2;
+        c.limits.rate_limit = Some(0);
+        c.server.shutdown_timeout = 1;
     })
     .await;
     let (_, write) = app.key(&["read", "write"]).await;
@@ -971,7 +971,7 @@ async fn a_flood_of_client_jobs_leaves_text_extraction_prompt() {
         let (status, _) = submit(&app, "ping", json!({"delay_ms": 60_000})).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
-    let cap = app.state.config().max_queued_jobs_per_key;
+    let cap = app.state.settings().jobs.max_queued_per_key;
     let mut accepted = 0;
     let refused = loop {
         let (status, body) = submit(&app, "ping", json!({"delay_ms": 1000})).await;
@@ -1035,7 +1035,7 @@ async fn a_flood_of_client_jobs_leaves_text_extraction_prompt() {
 #[tokio::test]
 async fn a_backlog_of_internal_jobs_leaves_client_jobs_their_turn() {
     let db = TestDb::new().await;
-    let setup = TestApp::spawn_on(&db, |c| c.workers = 0).await;
+    let setup = TestApp::spawn_on(&db, |c| c.jobs.workers = 0).await;
     let q = setup.state.queue();
     let mut purges = Vec::new();
     for _ in 0..20 {
@@ -1051,7 +1051,7 @@ async fn a_backlog_of_internal_jobs_leaves_client_jobs_their_turn() {
         .enqueue(new_job(JobKind::Add, json!({"x": 1, "y": 1})))
         .await
         .unwrap();
-    let app = TestApp::spawn_on(&db, |c| c.workers = 1).await;
+    let app = TestApp::spawn_on(&db, |c| c.jobs.workers = 1).await;
     let done = app.finished(&add.id.to_string()).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let add_started = q.get(add.id).await.unwrap().unwrap().started_at.unwrap();

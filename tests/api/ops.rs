@@ -149,7 +149,7 @@ async fn read_only_mode_refuses_writes_and_serves_reads() {
         .await;
     let db = app.db.clone();
     app.shutdown().await;
-    let ro = TestApp::spawn_on(&db, |c| c.read_only = true).await;
+    let ro = TestApp::spawn_on(&db, |c| c.server.read_only = true).await;
     let res = ro.post_json("/api/v1/notes", &json!({"title": "t"})).await;
     let p = assert_problem(res, StatusCode::METHOD_NOT_ALLOWED).await;
     assert!(p["detail"].as_str().unwrap().contains("read-only"));
@@ -177,7 +177,8 @@ async fn cors_is_off_by_default_and_allow_listed_when_configured() {
         .unwrap();
     assert!(res.headers().get("access-control-allow-origin").is_none());
 
-    let app = TestApp::spawn_with(|c| c.cors_origins = vec!["https://app.example".into()]).await;
+    let app =
+        TestApp::spawn_with(|c| c.server.cors_origins = vec!["https://app.example".into()]).await;
     let res = app
         .request(Method::OPTIONS, "/api/v1/notes")
         .header("origin", "https://app.example")

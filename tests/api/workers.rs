@@ -38,7 +38,7 @@ fn worker(db: &TestDb, workers: usize) -> Child {
 #[tokio::test]
 async fn a_job_whose_worker_is_killed_runs_again_after_its_lease() {
     let db = TestDb::new().await;
-    let api = TestApp::spawn_on(&db, |c| c.workers = 0).await;
+    let api = TestApp::spawn_on(&db, |c| c.jobs.workers = 0).await;
     let job = api.enqueue("ping", json!({"delay_ms": 3000})).await;
     let id = job["id"].as_str().unwrap().to_owned();
 
@@ -64,7 +64,7 @@ async fn a_job_whose_worker_is_killed_runs_again_after_its_lease() {
 #[tokio::test]
 async fn sigterm_lets_a_running_job_finish() {
     let db = TestDb::new().await;
-    let api = TestApp::spawn_on(&db, |c| c.workers = 0).await;
+    let api = TestApp::spawn_on(&db, |c| c.jobs.workers = 0).await;
     let job = api.enqueue("ping", json!({"delay_ms": 1500})).await;
     let id = job["id"].as_str().unwrap().to_owned();
     let mut w = worker(&db, 1);
@@ -88,7 +88,7 @@ async fn sigterm_lets_a_running_job_finish() {
 async fn two_workers_share_ten_thousand_jobs_without_loss_or_repeats() {
     const JOBS: i64 = 10_000;
     let db = TestDb::new().await;
-    let api = TestApp::spawn_on(&db, |c| c.workers = 0).await;
+    let api = TestApp::spawn_on(&db, |c| c.jobs.workers = 0).await;
     let q = api.state.queue().clone();
     for chunk in (0..JOBS).collect::<Vec<_>>().chunks(100) {
         let batch = chunk.iter().map(|&i| {

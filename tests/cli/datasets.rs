@@ -449,3 +449,100 @@ fn a_file_unfit_for_serving_read_only_is_refused_with_the_reason() {
         "{stderr}"
     );
 }
+
+/// Issue 27: `dataset pack --key NAME` packs read-only keys into the
+/// dataset and prints each secret once; a replica with a master key then
+/// lets those keys read and search, refuses them any write, and refuses
+/// anonymous requests and unknown keys. Bad key names refuse the pack.
+#[test]
+fn keys_packed_into_a_dataset_let_readers_in_without_the_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let ndjson = dir.path().join("notes.ndjson");
+    std::fs::write(
+        &ndjson,
+        "{\"title\":\"a heron at dusk\",\"external_id\":\"h\"}\n",
+    )
+    .unwrap();
+    let db = dir.path().join("notes.db");
+    let out = notes_api()
+        .args(["dataset", "pack", "--key", "site build", "--key", "reader"])
+        .arg("--from")
+        .arg(&ndjson)
+        .arg("--to")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = report["keys"].as_array().expect("keys in the report");
+    assert_eq!(keys.len(), 2, "{report}");
+    assert_eq!(keys[0]["name"], "site build");
+    assert_eq!(keys[0]["scopes"], serde_json::json!(["read"]));
+    let secret = keys[0]["key"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("nk_"), "{report}");
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let master = "m".repeat(40);
+    let server = KillOnDrop(
+        serve_dataset(&db, &dir.path().join("data"), port)
+            .env("NOTES_MASTER_KEY", &master)
+            .spawn()
+            .unwrap(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        wait_up(&client, &base).await;
+        let search = format!("{base}/api/v1/search?q=heron");
+        let found = client
+            .get(&search)
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(found.status(), 200);
+        let found: serde_json::Value = found.json().await.unwrap();
+        assert_eq!(found["total"], 1, "{found}");
+        for (token, status) in [(None, 401), (Some("nk_unknown"), 401)] {
+            let mut req = client.get(&search);
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            assert_eq!(req.send().await.unwrap().status(), status, "{token:?}");
+        }
+        let write = client
+            .post(format!("{base}/api/v1/notes"))
+            .bearer_auth(&secret)
+            .json(&serde_json::json!({"title": "no"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(write.status().as_u16(), 403 | 405),
+            "{}",
+            write.status()
+        );
+    });
+    drop(server);
+
+    // A blank or repeated name: refused by name, no file made.
+    for names in [&["  "][..], &["twice", "twice"]] {
+        let to = dir.path().join("refused.db");
+        let mut cmd = notes_api();
+        cmd.args(["dataset", "pack", "--from"])
+            .arg(&ndjson)
+            .arg("--to")
+            .arg(&to);
+        for name in names {
+            cmd.args(["--key", name]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{names:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--key"),
+            "{names:?}"
+        );
+        assert!(!to.exists(), "{names:?}");
+    }
+}

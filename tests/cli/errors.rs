@@ -7,7 +7,9 @@ use crate::{
 
 /// Error tracking against a real Sentry-compatible server (Bugsink, which
 /// scripts/test.sh starts): a 5xx is reported with release and environment,
-/// and the report holds no secret and no request body.
+/// and the report holds no secret and no request body. The DSN and the
+/// master key come from files, as the kit mounts them: settings are
+/// resolved before error tracking starts.
 #[test]
 fn a_5xx_is_reported_to_bugsink_without_secrets() {
     if support::setting_or_skip("BUGSINK_URL", "Bugsink").is_none() {
@@ -33,6 +35,9 @@ fn a_5xx_is_reported_to_bugsink_without_secrets() {
     let request_id = format!("bugsink-{marker}");
 
     let dir = tempfile::tempdir().unwrap();
+    let (master_file, dsn_file) = (dir.path().join("master-key"), dir.path().join("dsn"));
+    std::fs::write(&master_file, format!("{master}\n")).unwrap();
+    std::fs::write(&dsn_file, format!("{dsn}\n")).unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     // Attachments on an S3 endpoint nothing answers: uploads are 503.
@@ -41,12 +46,12 @@ fn a_5xx_is_reported_to_bugsink_without_secrets() {
         .env("NOTES_LISTEN", format!("127.0.0.1:{port}"))
         .env("NOTES_DATA_DIR", dir.path())
         .env("NOTES_ENV", "production")
-        .env("NOTES_MASTER_KEY", &master)
+        .env("NOTES_MASTER_KEY_FILE", &master_file)
         .env("NOTES_STORAGE_URL", "s3://nowhere")
         .env("NOTES_S3_ENDPOINT", "http://127.0.0.1:1")
         .env("NOTES_S3_ACCESS_KEY_ID", "AKIDEXAMPLE")
         .env("NOTES_S3_SECRET_ACCESS_KEY", &s3_secret)
-        .env("NOTES_SENTRY_DSN", &dsn)
+        .env("NOTES_SENTRY_DSN_FILE", &dsn_file)
         .env("NOTES_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()

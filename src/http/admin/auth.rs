@@ -45,7 +45,8 @@ impl AdminUser {
 /// The hash a master-key session keeps, so a changed master key ends it.
 pub fn master_hash(state: &AppState) -> Option<String> {
     state
-        .config()
+        .settings()
+        .server
         .master_key
         .as_ref()
         .map(|k| hash_key(k.expose()))
@@ -72,7 +73,7 @@ impl FromRequestParts<AppState> for AdminUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let sessions: &Sessions = state.admin_sessions();
-        if state.config().master_key.is_none() {
+        if state.settings().server.master_key.is_none() {
             return Ok(Self {
                 principal: Principal::Development,
                 csrf: sessions.development_csrf().to_owned(),

@@ -426,7 +426,7 @@ pub async fn upload(
     let why = if status == StatusCode::PAYLOAD_TOO_LARGE {
         format!(
             "The file is larger than the limit of {}: nothing was kept.",
-            human_bytes(state.config().max_upload_bytes)
+            human_bytes(state.settings().storage.max_upload_bytes)
         )
     } else if !p.errors.is_empty() {
         let reasons: Vec<String> = p.errors.iter().map(|e| sentence(&e.message)).collect();
@@ -450,7 +450,7 @@ async fn receive(
     body: Body,
 ) -> Result<Attachment, UploadRefused> {
     note_exists(state, note_id).await?;
-    let limit = state.config().max_upload_bytes;
+    let limit = state.settings().storage.max_upload_bytes;
     declared_length_fits(headers, limit, true)?;
     let mut form = Form::new(headers, body, limit)?;
     // The page puts the token before the file input, and browsers send

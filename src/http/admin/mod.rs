@@ -35,7 +35,7 @@ const JS: &str = include_str!("../../../assets/admin/admin.js");
 /// The pages; their security headers come from [`security_headers`],
 /// which the application applies to every path under `/admin`.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let config = state.config();
+    let limits = &state.settings().limits;
     let timeout = |d| TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, d);
     let pages = Router::new()
         .route("/admin", get(pages::index))
@@ -67,14 +67,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route_layer(from_fn_with_state(state.clone(), middleware::shed))
         .layer(DefaultBodyLimit::max(forms::MAX_NOTE_FORM_BYTES))
-        .layer(timeout(config.request_timeout()));
+        .layer(timeout(limits.request_timeout));
     // Uploads as the API's: streamed and counted against the upload limit
     // (never buffered), in the upload slots, within the ingest timeout.
     let uploads = Router::new()
         .route("/admin/notes/{id}/attachments", post(forms::upload))
         .route_layer(from_fn_with_state(state.clone(), middleware::shed))
         .layer(DefaultBodyLimit::disable())
-        .layer(timeout(config.ingest_timeout()));
+        .layer(timeout(limits.ingest_timeout));
     pages.merge(notes).merge(uploads)
 }
 

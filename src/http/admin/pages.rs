@@ -39,7 +39,7 @@ pub(super) fn chrome(state: &AppState, user: &AdminUser, active: &'static str) -
         development: matches!(user.principal, Principal::Development),
         signed_in: user.session.is_some(),
         master: user.is_master(),
-        read_only: state.config().read_only,
+        read_only: state.settings().server.read_only,
     }
 }
 
@@ -68,7 +68,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
 }
 
 pub(super) fn read_only_refusal(state: &AppState) -> Result<(), ErrorPage> {
-    if state.config().read_only {
+    if state.settings().server.read_only {
         Err(ErrorPage::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "This instance serves a read-only dataset: nothing can be changed.",
@@ -83,7 +83,7 @@ pub async fn index() -> Redirect {
 }
 
 pub async fn login_page(State(state): State<AppState>) -> Response {
-    if state.config().master_key.is_none() {
+    if state.settings().server.master_key.is_none() {
         return Redirect::to("/admin/notes").into_response();
     }
     render(&Login { error: None })
@@ -99,7 +99,7 @@ fn login_refused(status: StatusCode, why: &str) -> Response {
 }
 
 pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Page {
-    if state.config().master_key.is_none() {
+    if state.settings().server.master_key.is_none() {
         return Ok(Redirect::to("/admin/notes").into_response());
     }
     same_origin(&headers)?;
@@ -140,7 +140,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Byte
 }
 
 fn set_cookie(res: &mut Response, state: &AppState, value: &str, max_age: u64) {
-    let secure = if state.config().admin_secure_cookie() {
+    let secure = if state.settings().admin.secure_cookie {
         "; Secure"
     } else {
         ""
@@ -378,7 +378,7 @@ pub(super) async fn note_page(
             more_attachments,
             notice,
             upload_error,
-            max_upload: human_bytes(state.config().max_upload_bytes),
+            max_upload: human_bytes(state.settings().storage.max_upload_bytes),
         },
     ))
 }
@@ -576,50 +576,6 @@ pub async fn revoke_key(
     Ok(Redirect::to("/admin/keys?revoked=1").into_response())
 }
 
-/// The system page's figures: a name, the metric family, and the label
-/// texts of which a series must have one (none: every series).
-const FIGURES: [(&str, &str, &[&str]); 7] = [
-    ("Requests served", "http_requests_total", &[]),
-    (
-        "Server errors (5xx)",
-        "http_requests_total",
-        &["status=\"5"],
-    ),
-    (
-        "Requests refused for load (503) or rate (429)",
-        "http_requests_total",
-        &["status=\"503\"", "status=\"429\""],
-    ),
-    ("Jobs run", "jobs_total", &[]),
-    ("Search index lag (changes)", "search_index_lag", &[]),
-    (
-        "Datasets swapped in",
-        "dataset_swaps_total",
-        &["\"swapped\""],
-    ),
-    (
-        "Datasets rejected",
-        "dataset_swaps_total",
-        &["\"rejected\""],
-    ),
-];
-
-/// Sums the samples of a metric family from the rendered exposition, so
-/// what the system page shows is what `/metrics` says.
-fn sum(metrics: &str, family: &str, any_of: &[&str]) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let name = series.split('{').next()?;
-            let wanted = any_of.is_empty() || any_of.iter().any(|label| series.contains(label));
-            (name == family && wanted).then(|| value.parse::<f64>().ok())?
-        })
-        // Not `sum()`: an empty f64 sum is -0.
-        .fold(0.0, |a, b| a + b)
-}
-
 pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
     let (ready, checks) = ready::readiness(&state).await;
     let depth = state
@@ -676,22 +632,35 @@ pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
             },
         ]
     });
-    let m = state.metrics().render();
-    let figures = FIGURES
-        .iter()
-        .map(|(name, family, any_of)| Figure {
-            name,
-            value: format!("{:.0}", sum(&m, family, any_of)),
-        })
-        .collect();
+    let t = crate::figures::process().totals();
+    let lag = match (state.index(), state.store().feed_head().await) {
+        (Some(index), Ok(head)) => (head.seq - index.status().applied).max(0).to_string(),
+        (None, _) => "no index in this process".into(),
+        (Some(_), Err(_)) => "unknown (the database does not answer)".into(),
+    };
+    let figures = [
+        ("Requests served", t.requests.to_string()),
+        ("Server errors (5xx)", t.server_errors.to_string()),
+        (
+            "Requests refused for load (503) or rate (429)",
+            t.refused.to_string(),
+        ),
+        ("Jobs run", t.jobs_run.to_string()),
+        ("Search index lag (changes)", lag),
+        ("Datasets swapped in", t.datasets_swapped.to_string()),
+        ("Datasets rejected", t.datasets_rejected.to_string()),
+    ]
+    .into_iter()
+    .map(|(name, value)| Figure { name, value })
+    .collect();
     Ok(render(&System {
         c: chrome(&state, &user, "system"),
         version: crate::VERSION,
         git_sha: crate::GIT_SHA,
         environment: format!(
             "{:?}{}",
-            state.config().env,
-            if state.config().read_only {
+            state.settings().server.env,
+            if state.settings().server.read_only {
                 ", read-only dataset"
             } else {
                 ""
@@ -713,21 +682,6 @@ pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn figures_sum_the_samples_of_one_family() {
-        let m = "# HELP http_requests_total x\n\
-                 http_requests_total{method=\"GET\",route=\"/a\",status=\"200\"} 3\n\
-                 http_requests_total{method=\"GET\",route=\"/a\",status=\"503\"} 2\n\
-                 http_requests_total_other 100\n\
-                 jobs_total{kind=\"ping\",status=\"succeeded\"} 4\n";
-        assert_eq!(sum(m, "http_requests_total", &[]), 5.0);
-        assert_eq!(sum(m, "http_requests_total", &["status=\"5"]), 2.0);
-        let either = ["status=\"200\"", "status=\"503\""];
-        assert_eq!(sum(m, "http_requests_total", &either), 5.0);
-        assert_eq!(sum(m, "jobs_total", &[]), 4.0);
-        assert_eq!(sum(m, "absent", &[]), 0.0);
-    }
 
     #[test]
     fn sizes_read_as_people_write_them() {
