@@ -15,7 +15,10 @@
 #               recorded defects (scripts/kit/fixtures/delivery); the
 #               delivery paths: Argo CD and Flux objects (check_gitops.sh),
 #               SOPS secrets and External Secrets (check_secrets.sh), the
-#               release workflows and promote step (check_pipeline.sh)
+#               release workflows and promote step (check_pipeline.sh);
+#               what the engines will do on an empty cluster: Argo CD's sync
+#               steps and health rules, Flux's dependsOn/wait, pruning
+#               (check_gitops.sh -> scripts/kit/engine_check.py)
 #   4. lint     hadolint, yamllint, shellcheck, promtool check/test rules,
 #               dashboard queries through promtool
 #   5. smoke    static binary -> FROM-scratch image -> overlays/dev under
@@ -53,7 +56,9 @@ NPM_PINS=(
 # ShellCheck 0.9, prometheus 2.42 (promtool), podman 4.3, runc 1.1; catatonit
 # is the init podman builds its pause image from (only a Recommends of podman,
 # so --no-install-recommends leaves it out and `kube play` fails without it).
-APT_PKGS=(yamllint shellcheck prometheus podman runc catatonit file curl ca-certificates python3-venv age git)
+# lua5.1 runs Argo CD's health checks (Lua 5.1, as Argo CD's gopher-lua) in
+# scripts/kit/engine_check.py.
+APT_PKGS=(yamllint shellcheck prometheus podman runc catatonit file curl ca-certificates python3-venv age git lua5.1)
 read -r -a K8S_VERSIONS <<< "${KIT_K8S_VERSIONS:-1.31 1.32 1.33 1.34 1.35 1.36 1.37}"
 
 tools=${KIT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/notes-api-kit}

@@ -24,9 +24,10 @@ they create them. One check per way the kit has failed before (issue #11):
                     (`immediate`) when its credentials are not part of the
                     same apply
   data-retention    what holds data (PersistentVolumeClaims, StatefulSets
-                    with claim templates, CloudNativePG Clusters) is never
-                    deleted by a GitOps prune (Argo CD Delete=false, Flux
-                    prune: disabled)
+                    with claim templates, CloudNativePG Clusters), and the
+                    Namespace containing it, is never deleted by a GitOps
+                    prune or an Application's deletion (Argo CD
+                    Prune=false,Delete=false; Flux prune: disabled)
   placement         a workload sharing a ReadWriteOnce claim with another one
                     is pinned to that one's node; with avoid-arm64, no
                     notes-api workload can land on arm64
@@ -270,12 +271,17 @@ class Rendered:
     def check_data_retention(self):
         holders = [d for d in self.docs if d["kind"] in ("PersistentVolumeClaim", "Cluster")
                    or (d["kind"] == "StatefulSet" and d["spec"].get("volumeClaimTemplates"))]
-        for d in holders:
+        # Deleting a Namespace deletes everything in it, protected or not.
+        spaces = {d["metadata"].get("namespace") for d in holders}
+        namespaces = [d for d in self.of_kind("Namespace") if d["metadata"]["name"] in spaces]
+        for d in holders + namespaces:
             ann = d["metadata"].get("annotations", {})
-            if "Delete=false" not in ann.get("argocd.argoproj.io/sync-options", "") \
+            opts = {o.strip() for o in ann.get("argocd.argoproj.io/sync-options", "").split(",")}
+            if not {"Prune=false", "Delete=false"} <= opts \
                     or ann.get("kustomize.toolkit.fluxcd.io/prune") != "disabled":
-                self.fail("data-retention", f"{d['kind']}/{d['metadata']['name']} holds data and a GitOps prune "
-                          "would delete it (argocd.argoproj.io/sync-options: Delete=false, "
+                what = "holds data" if d["kind"] != "Namespace" else "contains what holds data"
+                self.fail("data-retention", f"{d['kind']}/{d['metadata']['name']} {what} and a GitOps prune "
+                          "would delete it (argocd.argoproj.io/sync-options: Prune=false,Delete=false, "
                           "kustomize.toolkit.fluxcd.io/prune: disabled)")
 
     # -- placement -------------------------------------------------------------
