@@ -10,7 +10,8 @@
 #   3. policy   checkov (Kubernetes checks) + scripts/kit/policy_check.py on
 #               the rendered production overlays; scripts/kit/delivery_check.py
 #               (what a delivery would get wrong: entrypoints, effective
-#               config key by key, migration order, egress, placement) on
+#               config key by key, migration order, egress, placement,
+#               scheduling in the runbooks' states) on
 #               every overlay and combination, after its self-test on the
 #               recorded defects (scripts/kit/fixtures/delivery); the
 #               delivery paths: Argo CD and Flux objects (check_gitops.sh),
@@ -223,7 +224,7 @@ policy() {
 
 # ---- 3b. delivery ------------------------------------------------------------------
 delivery() {
-  section "3b. delivery: entrypoints, effective config, ordering, egress, placement"
+  section "3b. delivery: entrypoints, effective config, ordering, egress, placement, scheduling"
   python scripts/kit/delivery_check.py --self-test scripts/kit/fixtures/delivery || die "delivery self-test"
   local args=() f name expected
   for f in "$work"/rendered/overlay-*.yaml; do
@@ -233,7 +234,10 @@ delivery() {
     [ -f "$expected" ] || expected=$work/expected-$name.env
     args+=("$f:$expected")
   done
-  python scripts/kit/delivery_check.py --tree deploy/kustomize "${args[@]}" || die "delivery checks"
+  # The runbooks' states (a step that scales workloads to zero) for the
+  # scheduling check.
+  python scripts/kit/delivery_check.py --tree deploy/kustomize --runbook docs/gitops.md --runbook docs/deploy-k3s.md \
+    "${args[@]}" || die "delivery checks"
 }
 
 # ---- 3c. delivery paths -----------------------------------------------------------

@@ -29,15 +29,26 @@ they create them. One check per way the kit has failed before (issue #11):
                     prune or an Application's deletion (Argo CD
                     Prune=false,Delete=false; Flux prune: disabled)
   placement         a workload sharing a ReadWriteOnce claim with another one
-                    is pinned to that one's node; with avoid-arm64, no
+                    has a podAffinity to that one's node (preferred is
+                    enough: local-path volumes carry their node affinity); with avoid-arm64, no
                     notes-api workload can land on arm64
+  backup-retention  a render with the backup CronJob sets NOTES_BACKUP_KEEP
+                    (>= 1): nightly full snapshots otherwise fill the volume
+  scheduling        no pod template has a required podAffinity to pods that
+                    a runbook step scales to zero (`kubectl scale ...
+                    --replicas=0` in the docs given with --runbook): a Job
+                    made from it in that state (the restore) would stay
+                    Pending
 
 usage:
   delivery_check.py --tree deploy/kustomize RENDERED.yaml:EXPECTED.env...
       (EXPECTED.env: the configuration the docs promise for that render;
       a name ending +avoid-arm64.yaml also checks that component's effect)
   delivery_check.py --self-test scripts/kit/fixtures/delivery
-      (each fixture names the check it must fail: `# expect: <check>`)
+      (each fixture names the check it must fail: `# expect: <check>`, and
+      may name runbook steps: `# runbook: kubectl ... scale ...`)
+  --runbook DOC.md (repeated): the documents whose `kubectl ... scale` commands
+      are runbook states the scheduling check plays
 """
 
 from __future__ import annotations
@@ -299,8 +310,9 @@ class Rendered:
             for d in ds:
                 if d in owners or not owners:
                     continue
-                terms = (pod_spec(d)["spec"].get("affinity", {}).get("podAffinity", {})
-                         .get("requiredDuringSchedulingIgnoredDuringExecution", []))
+                aff = pod_spec(d)["spec"].get("affinity", {}).get("podAffinity", {})
+                terms = aff.get("requiredDuringSchedulingIgnoredDuringExecution", []) + [
+                    w["podAffinityTerm"] for w in aff.get("preferredDuringSchedulingIgnoredDuringExecution", [])]
                 owner_labels = pod_spec(owners[0])["metadata"].get("labels", {})
                 pinned = any(t.get("topologyKey") == "kubernetes.io/hostname"
                              and all(owner_labels.get(k) == v
@@ -308,8 +320,9 @@ class Rendered:
                              for t in terms)
                 if not pinned:
                     self.fail("placement", f"{d['kind']}/{d['metadata']['name']} mounts the ReadWriteOnce claim "
-                              f"{claim} of {owners[0]['kind']}/{owners[0]['metadata']['name']} without a required "
-                              "podAffinity to its node: scheduled elsewhere, it waits forever")
+                              f"{claim} of {owners[0]['kind']}/{owners[0]['metadata']['name']} without a podAffinity "
+                              "to its node (preferred: required would block it while that pod is down): on another "
+                              "node it waits for the volume forever")
         if "avoid-arm64" in self.extras:
             for d in self.of_kind(*WORKLOADS):
                 if not runs_notes_api(d):
@@ -321,7 +334,48 @@ class Rendered:
                                         for t in terms):
                     self.fail("placement", f"{d['kind']}/{d['metadata']['name']}: avoid-arm64 did not reach it")
 
-    def run(self, expected_config):
+    # -- backup retention ------------------------------------------------------
+    def check_backup_retention(self):
+        """Nightly full snapshots pile up until their volume is full: every
+        render with the backup CronJob says how many to keep."""
+        backups = [d for d in self.of_kind("CronJob") if runs_notes_api(d)
+                   and "backup" in pod_spec(d)["spec"]["containers"][0].get("args", [])[:1]]
+        keep = (self.config() or {}).get("NOTES_BACKUP_KEEP", "")
+        for d in backups:
+            if not (keep.isdigit() and int(keep) >= 1):
+                self.fail("backup-retention", f"CronJob/{d['metadata']['name']} writes a full snapshot every night "
+                          f"and NOTES_BACKUP_KEEP is {keep or 'unset'}: snapshots never expire and fill their "
+                          "volume (set it in the overlay's notes-api-config, >= 1)")
+
+    # -- scheduling ------------------------------------------------------------
+    def check_scheduling(self, runbook_steps):
+        """No pod template requires affinity to pods a runbook step scales to
+        zero: a Job made from it then (a restore) would stay Pending."""
+        zero = []
+        for step in runbook_steps:
+            m = re.search(r"kubectl\s+(?:-n\s+(\S+)\s+)?scale\s+(.*?)--replicas[= ]0\b", step)
+            if not m:
+                continue
+            target = m.group(2).split()
+            for d in self.of_kind("Deployment", "StatefulSet"):
+                kind = {"Deployment": ("deployment", "deploy", "deployments"),
+                        "StatefulSet": ("statefulset", "sts", "statefulsets")}[d["kind"]]
+                name = d["metadata"]["name"]
+                if ("--all" in target and target[0] in kind) or any(
+                        x in (f"{k}/{name}" for k in kind) for x in target) or (target[0] in kind and name in target[1:]):
+                    zero.append((d, step.strip()))
+        for d in self.of_kind(*WORKLOADS):
+            aff = pod_spec(d)["spec"].get("affinity", {}).get("podAffinity", {})
+            for term in aff.get("requiredDuringSchedulingIgnoredDuringExecution", []):
+                sel = term.get("labelSelector", {}).get("matchLabels", {})
+                for z, step in zero:
+                    labels = pod_spec(z)["metadata"].get("labels", {})
+                    if sel and all(labels.get(k) == v for k, v in sel.items()):
+                        self.fail("scheduling", f"{d['kind']}/{d['metadata']['name']} requires a pod of "
+                                  f"{z['kind']}/{z['metadata']['name']} on its node, which the runbook scales to "
+                                  f"zero (`{step}`): a Job made from it then stays Pending forever")
+
+    def run(self, expected_config, runbook_steps=()):
         self.check_entrypoint()
         self.check_config(expected_config)
         self.check_migrations()
@@ -329,6 +383,8 @@ class Rendered:
         self.check_backup_order()
         self.check_data_retention()
         self.check_placement()
+        self.check_backup_retention()
+        self.check_scheduling(runbook_steps)
         return self.errors
 
 
@@ -366,6 +422,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tree", type=pathlib.Path)
     ap.add_argument("--self-test", type=pathlib.Path)
+    ap.add_argument("--runbook", dest="runbooks", action="append", default=[], type=pathlib.Path)
     ap.add_argument("files", nargs="*")
     args = ap.parse_args()
 
@@ -376,13 +433,24 @@ def main() -> int:
             text = f.read_text()
             expect = re.search(r"^# expect: (\S+)", text, re.M).group(1)
             config = re.search(r"^# expected-config: (\S+)", text, re.M)
-            got = {c for c, _ in Rendered(f, yaml.safe_load_all(text)).run(config and config.group(1))}
+            steps = re.findall(r"^# runbook: (.+)$", text, re.M)
+            got = {c for c, _ in Rendered(f, yaml.safe_load_all(text)).run(config and config.group(1), steps)}
             if expect not in got:
                 print(f"  FAIL self-test {f.name}: the {expect} check did not catch it (got {sorted(got)})")
                 bad += 1
         print(f"  ok: delivery checks catch {len(fixtures) - bad}/{len(fixtures)} recorded defects")
         return 1 if bad else 0
 
+    # Commands may wrap across lines in prose: read each document as one line.
+    steps = [m.group(0) for doc in args.runbooks
+             for m in re.finditer(r"kubectl\s+(?:-n\s+\S+\s+)?scale\s+[^`]*?--replicas[= ]0\b",
+                                  re.sub(r"\n\s*", " ", doc.read_text()))]
+    if args.runbooks:
+        print(f"  runbook states (scheduling): {len(steps)} `kubectl scale --replicas=0` steps in "
+              f"{', '.join(str(d) for d in args.runbooks)}")
+        if not steps:
+            print("  FAIL [scheduling] no runbook step found: the docs' commands moved?")
+            return 1
     errors = 0
     if args.tree:
         overlaps = overlay_component_overlaps(args.tree)
@@ -391,7 +459,7 @@ def main() -> int:
     for arg in args.files:
         f, _, expected = arg.partition(":")
         r = Rendered(f, yaml.safe_load_all(open(f)))
-        found = r.run(expected or None)
+        found = r.run(expected or None, steps)
         report(r.path.name, found)
         errors += len(found)
         if not found:
