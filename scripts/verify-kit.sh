@@ -143,7 +143,8 @@ render() {
   # with components appended (after the overlay's own) and settings merged:
   combination production+redis production components/redis
   combination production+egress-external production components/egress-external
-  combination production+avoid-arm64 production components/avoid-arm64
+  # avoid-arm64 last, with redis so that Valkey is in the render too.
+  combination production+redis+avoid-arm64 production components/redis components/avoid-arm64
   # Error tracking to a server outside the cluster needs the egress too.
   combination production+error-tracking+egress-external production components/error-tracking \
     components/egress-external

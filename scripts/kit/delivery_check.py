@@ -31,7 +31,8 @@ they create them. One check per way the kit has failed before (issue #11):
   placement         a workload sharing a ReadWriteOnce claim with another one
                     has a podAffinity to that one's node (preferred is
                     enough: local-path volumes carry their node affinity); with avoid-arm64, no
-                    notes-api workload can land on arm64
+                    workload (notes-api's, PostgreSQL, Garage, Valkey) can
+                    land on a node that is not amd64
   backup-retention  a render with the backup CronJob sets NOTES_BACKUP_KEEP
                     (>= 1): nightly full snapshots otherwise fill the volume
   scheduling        no pod template has a required podAffinity to pods that
@@ -89,6 +90,12 @@ def wave(d):
 
 def runs_notes_api(d):
     return any(ENTRYPOINT_IMAGES[0].match(c["image"]) for c in pod_spec(d)["spec"]["containers"])
+
+
+def amd64_only(e):
+    """A node selector expression that admits amd64 nodes only, or unlabelled ones."""
+    return (e["key"] == "kubernetes.io/arch" and e["operator"] == "In" and set(e.get("values", [])) == {"amd64"}) \
+        or (e["key"] == "notes-api.io/no-workloads" and e["operator"] == "DoesNotExist")
 
 
 def parse_env(text):
@@ -324,15 +331,14 @@ class Rendered:
                               "to its node (preferred: required would block it while that pod is down): on another "
                               "node it waits for the volume forever")
         if "avoid-arm64" in self.extras:
-            for d in self.of_kind(*WORKLOADS):
-                if not runs_notes_api(d):
-                    continue
-                terms = (pod_spec(d)["spec"].get("affinity", {}).get("nodeAffinity", {})
+            for d in self.of_kind(*WORKLOADS, "Cluster"):
+                spec = d["spec"] if d["kind"] == "Cluster" else pod_spec(d)["spec"]
+                terms = (spec.get("affinity", {}).get("nodeAffinity", {})
                          .get("requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms", []))
-                if not terms or not all(any(e["key"] == "kubernetes.io/arch" and e["operator"] == "NotIn"
-                                            and "arm64" in e["values"] for e in t.get("matchExpressions", []))
-                                        for t in terms):
-                    self.fail("placement", f"{d['kind']}/{d['metadata']['name']}: avoid-arm64 did not reach it")
+                if not terms or not all(any(amd64_only(e) for e in t.get("matchExpressions", [])) for t in terms):
+                    self.fail("placement", f"{d['kind']}/{d['metadata']['name']}: avoid-arm64 did not reach it, or "
+                              "it excludes by NotIn (a 32-bit Pi is `arm`): want kubernetes.io/arch In [amd64] "
+                              "or notes-api.io/no-workloads DoesNotExist, required")
 
     # -- backup retention ------------------------------------------------------
     def check_backup_retention(self):
