@@ -47,7 +47,7 @@ BRANCH = "main"
 IN_CLUSTER = "https://kubernetes.default.svc"
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
 WAVE = "argocd.argoproj.io/sync-wave"
-IMAGE = "ghcr.io/notes-api/notes-api"
+IMAGE_ENV = "deploy/image.env"  # NOTES_IMAGE=<the image's one name>
 # The release workflow's tags (docs/release.md): sha-<commit>-<unix time>.
 TAG_PATTERN = r"^sha-(?P<sha>[a-f0-9]{7,40})-(?P<ts>[0-9]{10,})$"
 PUSH_BRANCH = "flux-image-updates"
@@ -115,6 +115,9 @@ class Checks:
         self.quiet = quiet
         self.errors: list[str] = []
         self.scopes = self._crd_scopes()
+        env = self.repo / IMAGE_ENV
+        found = re.findall(r"^NOTES_IMAGE=(\S+)$", env.read_text(), re.M) if env.is_file() else []
+        self.image = found[0] if len(found) == 1 else f"<no single NOTES_IMAGE in {IMAGE_ENV}>"
         self._digests: dict = {}
 
     # ---- helpers -------------------------------------------------------------
@@ -708,8 +711,8 @@ class Checks:
         repo = imagerepos.get((ref.get("namespace", pol["metadata"].get("namespace")), ref.get("name")))
         if repo is None:
             self.fail(where, f"imageRepositoryRef {ref.get('name')}: no such ImageRepository")
-        elif repo["spec"].get("image") != IMAGE:
-            self.fail(where, f"ImageRepository scans {repo['spec'].get('image')}, not {IMAGE}")
+        elif repo["spec"].get("image") != self.image:
+            self.fail(where, f"ImageRepository scans {repo['spec'].get('image')}, not {self.image} ({IMAGE_ENV})")
         ft = spec.get("filterTags") or {}
         if ft.get("pattern") != TAG_PATTERN or ft.get("extract") != "$ts":
             self.fail(where, f"filterTags must be pattern {TAG_PATTERN} extract $ts (the release workflow's tags)")
@@ -732,10 +735,10 @@ class Checks:
         k = self.repo / "deploy/kustomize/overlays/production/kustomization.yaml"
         doc = yaml.safe_load(k.read_text())
         images = doc.get("images", [])
-        want = {"name": "notes-api", "newName": IMAGE}
+        want = {"name": "notes-api", "newName": self.image}
         entry = next((i for i in images if i.get("name") == "notes-api"), None)
         if entry is None or {x: entry.get(x) for x in want} != want or "newTag" in entry or not re.match(r"^sha256:[0-9a-f]{64}$", str(entry.get("digest", ""))):
-            self.fail(str(k.relative_to(self.repo)), f"images: must be name notes-api, newName {IMAGE}, digest sha256:<64 hex> and no newTag")
+            self.fail(str(k.relative_to(self.repo)), f"images: must be name notes-api, newName {self.image}, digest sha256:<64 hex> and no newTag")
         lines = [ln for ln in k.read_text().splitlines() if SETTER.search(ln)]
         if len(lines) != 1 or '"flux-system:notes-api:digest"' not in lines[0]:
             self.fail(str(k.relative_to(self.repo)), 'exactly one setter line, {"$imagepolicy": "flux-system:notes-api:digest"}, on the digest')

@@ -63,8 +63,13 @@ import sys
 import yaml
 
 # Images whose ENTRYPOINT is known, so `args` alone is meaningful.
+# notes-api's image: its name in the base (notes-api), in deploy/image.env,
+# and as the recorded renders of the fixtures name it.
+_IMAGE_ENV = pathlib.Path(__file__).resolve().parents[2] / "deploy/image.env"
+_NAMES = {"notes-api", "ghcr.io/notes-api/notes-api"} | set(
+    re.findall(r"^NOTES_IMAGE=(\S+)$", _IMAGE_ENV.read_text(), re.M) if _IMAGE_ENV.is_file() else [])
 ENTRYPOINT_IMAGES = (
-    re.compile(r"^(ghcr\.io/notes-api/)?notes-api([:@].*)?$"),  # Dockerfile*: ENTRYPOINT notes-api
+    re.compile(r"^(" + "|".join(re.escape(n) for n in sorted(_NAMES)) + r")([:@].*)?$"),  # ENTRYPOINT notes-api
 )
 CONFIG = "notes-api-config"
 # Inline env that overrides the shared ConfigMap on purpose: the worker
