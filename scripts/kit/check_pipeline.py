@@ -459,6 +459,9 @@ def check_cluster(args, r: Report):
                 "traefik: ports.web.http.redirections.entryPoint = websecure, https, permanent (chart v39+, k3s' v40)")
         r.check("redirectTo" not in web and "redirections" not in web,
                 "traefik: no pre-v39 keys (ports.web.redirectTo / ports.web.redirections), which chart v40's schema rejects")
+        r.check(((values.get("service") or {}).get("spec") or {}).get("externalTrafficPolicy") == "Local",
+                "traefik: service.spec.externalTrafficPolicy: Local (k3s' ServiceLB otherwise rewrites every client's "
+                "address: one rate-limit bucket for all, and the operational paths' allow-list lets everyone in)")
 
     # ---- kube-prometheus-stack ------------------------------------------------------------
     kps = yaml.safe_load(Path(args.kps).read_text())

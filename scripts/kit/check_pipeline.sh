@@ -236,4 +236,23 @@ python scripts/kit/check_pipeline.py cluster --traefik "$r/traefik.yaml" \
   --issuers "$r/issuers.yaml" --issuers-dns01 "$r/issuers-dns01.yaml" \
   --overlay "$r/overlay-production.yaml" || die "cluster add-ons"
 
+# The defect of 81c028a: Traefik's Service without externalTrafficPolicy.
+cp -a deploy/cluster/traefik "$work/traefik-planted"
+python - "$work/traefik-planted/helmchartconfig.yaml" <<'EOF'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+cut = "    service:\n      spec:\n        externalTrafficPolicy: Local\n"
+assert cut in text
+open(path, "w").write(text.replace(cut, ""))
+EOF
+kubectl kustomize "$work/traefik-planted" > "$r/traefik-planted.yaml" || die "render the planted Traefik config"
+if python scripts/kit/check_pipeline.py cluster --traefik "$r/traefik-planted.yaml" \
+  --kps deploy/cluster/monitoring/kube-prometheus-stack-values.yaml \
+  --issuers "$r/issuers.yaml" --issuers-dns01 "$r/issuers-dns01.yaml" \
+  --overlay "$r/overlay-production.yaml" >/dev/null; then
+  die "the cluster check accepted Traefik without externalTrafficPolicy: Local"
+fi
+ok "planted (81c028a): Traefik's Service without externalTrafficPolicy: Local: caught"
+
 printf '\ncheck_pipeline: all checks passed\n'

@@ -33,6 +33,12 @@ they create them. One check per way the kit has failed before (issue #11):
                     enough: local-path volumes carry their node affinity); with avoid-arm64, no
                     workload (notes-api's, PostgreSQL, Garage, Valkey) can
                     land on a node that is not amd64
+  client-address    a render with an Ingress to notes-api trusts a proxy
+                    range (NOTES_TRUSTED_PROXIES, private CIDRs only), or
+                    every anonymous client shares Traefik's rate-limit bucket
+  public-ops        /metrics, /docs and /openapi.json are not served to
+                    anyone through the Ingress: their own paths, with a
+                    Traefik ipAllowList of private ranges
   backup-retention  a render with the backup CronJob sets NOTES_BACKUP_KEEP
                     (>= 1): nightly full snapshots otherwise fill the volume
   scheduling        no pod template has a required podAffinity to pods that
@@ -345,6 +351,64 @@ class Rendered:
                               "it excludes by NotIn (a 32-bit Pi is `arm`): want kubernetes.io/arch In [amd64] "
                               "or notes-api.io/no-workloads DoesNotExist, required")
 
+    # -- clients behind Traefik ------------------------------------------------
+    def ingresses_to_api(self):
+        return [i for i in self.of_kind("Ingress")
+                if any(path.get("backend", {}).get("service", {}).get("name") == "notes-api"
+                       for rule in i["spec"].get("rules", []) for path in rule.get("http", {}).get("paths", []))]
+
+    def check_client_address(self):
+        """Behind an Ingress every request comes from Traefik: unless its
+        X-Forwarded-For is believed, every anonymous client shares one
+        rate-limit bucket (Traefik's address)."""
+        if not self.ingresses_to_api():
+            return
+        raw = (self.config() or {}).get("NOTES_TRUSTED_PROXIES", "")
+        nets = []
+        for part in filter(None, (x.strip() for x in raw.split(","))):
+            try:
+                nets.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                self.fail("client-address", f"NOTES_TRUSTED_PROXIES: {part!r} is not an address or CIDR block")
+        if not nets:
+            self.fail("client-address", "an Ingress sends every request through Traefik and NOTES_TRUSTED_PROXIES is "
+                      "unset: every anonymous client is charged to Traefik's address (set it to the pod network, "
+                      "k3s: 10.42.0.0/16)")
+        for n in nets:
+            if not n.is_private or n.prefixlen < 8:
+                self.fail("client-address", f"NOTES_TRUSTED_PROXIES trusts {n}: anyone there can name any client in "
+                          "X-Forwarded-For (trust the pod network only)")
+
+    OPS_PATHS = ("/metrics", "/docs", "/openapi.json")
+
+    def check_public_ops(self):
+        """/metrics, /docs, /openapi.json through the Ingress: only on a path
+        of their own whose router allow-lists private addresses."""
+        mws = {f"{m['metadata'].get('namespace')}-{m['metadata']['name']}@kubernetescrd": m
+               for m in self.of_kind("Middleware")}
+        routes = []  # (path, pathType, allow-listed)
+        for i in self.ingresses_to_api():
+            names = [x.strip() for x in i["metadata"].get("annotations", {})
+                     .get("traefik.ingress.kubernetes.io/router.middlewares", "").split(",") if x.strip()]
+            ranges = [r for n in names for r in (mws.get(n, {}).get("spec", {}).get("ipAllowList") or {})
+                      .get("sourceRange", [])]
+            private = bool(ranges) and all(ipaddress.ip_network(r, strict=False).is_private for r in ranges)
+            for rule in i["spec"].get("rules", []):
+                for path in rule.get("http", {}).get("paths", []):
+                    routes.append((path.get("path", "/"), path.get("pathType", "Prefix"), private))
+        if not routes:
+            return
+        for ops in self.OPS_PATHS:
+            # Traefik (like the Ingress spec) takes the longest matching path.
+            match = [r for r in routes if (r[1] == "Exact" and r[0] == ops)
+                     or (r[1] != "Exact" and (ops == r[0] or ops.startswith(r[0].rstrip("/") + "/")))]
+            if not match:
+                continue
+            best = max(match, key=lambda r: (len(r[0]), r[1] == "Exact"))
+            if not best[2]:
+                self.fail("public-ops", f"{ops} is served to anyone through the Ingress path {best[0]!r}: give it "
+                          "a path of its own with a Traefik ipAllowList of private ranges, or leave it out")
+
     # -- backup retention ------------------------------------------------------
     def check_backup_retention(self):
         """Nightly full snapshots pile up until their volume is full: every
@@ -395,6 +459,8 @@ class Rendered:
         self.check_data_retention()
         self.check_placement()
         self.check_backup_retention()
+        self.check_client_address()
+        self.check_public_ops()
         self.check_scheduling(runbook_steps)
         return self.errors
 
