@@ -205,7 +205,8 @@ class Checks:
         listed = set()
         for k in top.rglob("kustomization.yaml"):
             doc = yaml.safe_load(k.read_text()) or {}
-            for r in doc.get("resources", []) + doc.get("components", []):
+            for r in doc.get("resources", []) + doc.get("components", []) + [
+                    x["path"] for x in doc.get("patches", []) if "path" in x]:
                 p = (k.parent / r).resolve()
                 if p.is_file():
                     listed.add(p)
@@ -332,7 +333,7 @@ class Checks:
                     self._argo_admit_object(where, proj, server, ns, o, used_cluster_kinds, used_namespaces)
             paths = [s.get("path", "") for s in sources if s.get("path")]
             tiers[name] = ("app" if any(p.startswith("deploy/kustomize/overlays/") for p in paths)
-                           else "secrets" if any(p.startswith("deploy/secrets/") for p in paths)
+                           else "secrets" if any(p.startswith(("deploy/secrets/", "deploy/external-secrets/")) for p in paths)
                            else "root" if name == root["metadata"]["name"] else "infrastructure")
             self._argo_namespace_creation(where, app, helm, rendered)
             self._argo_finalizer(where, app, helm, rendered)
@@ -565,11 +566,17 @@ class Checks:
                 out += r
         self._flux_cycles(where0, kss)
 
+        # A variant directory (production-external-secrets) delivers the
+        # layout its name starts with, its Secrets from External Secrets.
+        layout = env.removesuffix("-external-secrets")
+        eso = layout != env
         infra = [n for n, k in kss.items() if k["spec"].get("path", "").startswith("./deploy/cluster/")]
-        secrets = [n for n, k in kss.items() if k["spec"].get("path") == f"./deploy/secrets/{env}"]
-        apps = [n for n, k in kss.items() if k["spec"].get("path") == f"./deploy/kustomize/overlays/{env}"]
-        for label, names in (("infrastructure (./deploy/cluster/...)", infra), (f"secrets (./deploy/secrets/{env})", secrets),
-                             (f"apps (./deploy/kustomize/overlays/{env})", apps)):
+        want_secrets = "./deploy/external-secrets/" if eso else f"./deploy/secrets/{layout}"
+        secrets = [n for n, k in kss.items() if (k["spec"].get("path", "").startswith(want_secrets) if eso
+                                                 else k["spec"].get("path") == want_secrets)]
+        apps = [n for n, k in kss.items() if k["spec"].get("path") == f"./deploy/kustomize/overlays/{layout}"]
+        for label, names in (("infrastructure (./deploy/cluster/...)", infra), (f"secrets ({want_secrets})", secrets),
+                             (f"apps (./deploy/kustomize/overlays/{layout})", apps)):
             if not names:
                 self.fail(where0, f"no {label} Kustomization")
         for n in infra + [n for n, r in rendered.items() if any(o["kind"] == "HelmRelease" for o in r)]:
@@ -577,7 +584,7 @@ class Checks:
                 self.fail(f"{where0} Kustomization {n}", "infrastructure must wait: true (what depends on it needs it Ready)")
         for n in secrets:
             dec = kss[n]["spec"].get("decryption") or {}
-            if dec.get("provider") != "sops" or (dec.get("secretRef") or {}).get("name") != "sops-age":
+            if not eso and (dec.get("provider") != "sops" or (dec.get("secretRef") or {}).get("name") != "sops-age"):
                 self.fail(f"{where0} Kustomization {n}", "must decrypt with provider sops and secretRef sops-age")
             self._flux_secret_namespaces(where0, n, kss, rendered, objs)
         for n in apps:
@@ -592,7 +599,7 @@ class Checks:
             if spec.get("wait") is not True and not deployments <= checked:
                 self.fail(f"{where0} Kustomization {n}", f"must wait: true or healthCheck every Deployment ({', '.join(sorted(deployments - checked))})")
         self._flux_helm(where0, [o for r in rendered.values() for o in r])
-        if env == "production" and not by_kind.get("ImageUpdateAutomation"):
+        if layout == "production" and not by_kind.get("ImageUpdateAutomation"):
             self.fail(where0, "production has no image automation")
         for iua in by_kind.get("ImageUpdateAutomation", []):
             self._flux_image_automation(where0, iua, repo, by_kind)
@@ -885,6 +892,12 @@ NEGATIVE = [
     ("a setter naming a policy that does not exist",
      lambda r: _edit(r, "deploy/kustomize/overlays/production/kustomization.yaml", "flux-system:notes-api:digest", "flux-system:notes:digest"),
      "names no ImagePolicy"),
+    ("81c028a: the AppProject without ClusterSecretStore (External Secrets path)",
+     lambda r: _edit(r, "deploy/argocd/projects/notes-api.yaml", "    - group: external-secrets.io\n      kind: ClusterSecretStore\n", ""),
+     "renders cluster-scoped ClusterSecretStore notes-api, not in the clusterResourceWhitelist"),
+    ("81c028a: the AppProject without the external-secrets namespace",
+     lambda r: _edit(r, "deploy/argocd/projects/notes-api.yaml", "      namespace: external-secrets\n", "      namespace: external-secret\n"),
+     "into namespace external-secrets, not admitted by AppProject notes-api"),
     ("a chart version that differs between the engines",
      lambda r: _edit(r, "deploy/flux/infrastructure/cert-manager/helmrelease.yaml", "version: v1.20.2", "version: v1.20.1"),
      "chart cert-manager: version differs"),

@@ -470,6 +470,11 @@ NEGATIVE = [
                      "  dependsOn:\n    - name: infrastructure-controllers\n", ""),
      "applies ClusterIssuer letsencrypt-prod (cert-manager.io) but the HelmRelease installing its CRD is in "
      "infrastructure-controllers"),
+    ("Flux: the ExternalSecrets and their store before External Secrets Operator's CRDs",
+     lambda r: _edit(r, "deploy/flux/clusters/production-external-secrets/patch-secrets.yaml",
+                     "  dependsOn:\n    - name: external-secrets-controllers\n", ""),
+     "applies ClusterSecretStore notes-api (external-secrets.io) but the HelmRelease installing its CRD is in "
+     "external-secrets-controllers"),
     ("81c028a: the notes Namespace without prune protection",
      lambda r: _edit(r, "deploy/kustomize/overlays/production/namespace.yaml",
                      "    argocd.argoproj.io/sync-options: Prune=false,Delete=false\n", ""),
