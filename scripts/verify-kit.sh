@@ -240,6 +240,7 @@ delivery() {
   # The runbooks' states (a step that scales workloads to zero) for the
   # scheduling check.
   python scripts/kit/delivery_check.py --tree deploy/kustomize --runbook docs/gitops.md --runbook docs/deploy-k3s.md \
+    --runbook-script scripts/kit/garage-setup.sh \
     "${args[@]}" || die "delivery checks"
 }
 

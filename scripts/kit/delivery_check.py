@@ -41,6 +41,9 @@ they create them. One check per way the kit has failed before (issue #11):
                     Traefik ipAllowList of private ranges
   backup-retention  a render with the backup CronJob sets NOTES_BACKUP_KEEP
                     (>= 1): nightly full snapshots otherwise fill the volume
+  runbook-wait      (on the runbooks themselves) a `kubectl wait` on a pod
+                    comes after a `--for=create` wait on it: the pod of a
+                    StatefulSet does not exist yet right after the apply
   scheduling        no pod template has a required podAffinity to pods that
                     a runbook step scales to zero (`kubectl scale ...
                     --replicas=0` in the docs given with --runbook): a Job
@@ -54,6 +57,8 @@ usage:
   delivery_check.py --self-test scripts/kit/fixtures/delivery
       (each fixture names the check it must fail: `# expect: <check>`, and
       may name runbook steps: `# runbook: kubectl ... scale ...`)
+  --runbook-script SCRIPT (repeated): scripts whose `kubectl wait`s are
+      checked like the documents' (runbook-wait)
   --runbook DOC.md (repeated): the documents whose `kubectl ... scale` commands
       are runbook states the scheduling check plays
 """
@@ -490,6 +495,21 @@ def overlay_component_overlaps(tree: pathlib.Path):
     return errors
 
 
+def racing_waits(text: str) -> list[str]:
+    """`kubectl wait` on a pod that a controller creates after the apply fails
+    at once with "not found" unless a `--for=create` wait on it comes first."""
+    created, out = set(), []
+    for line in text.splitlines():
+        m = re.search(r"kubectl\s.*\bwait\b.*?\b(pods?/[a-z0-9.-]+)", line)
+        if not m:
+            continue
+        if "--for=create" in line:
+            created.add(m.group(1))
+        elif m.group(1) not in created:
+            out.append(line.strip())
+    return out
+
+
 def report(path, errors):
     for check, msg in errors:
         print(f"  FAIL [{check}] {path}: {msg}")
@@ -500,6 +520,7 @@ def main() -> int:
     ap.add_argument("--tree", type=pathlib.Path)
     ap.add_argument("--self-test", type=pathlib.Path)
     ap.add_argument("--runbook", dest="runbooks", action="append", default=[], type=pathlib.Path)
+    ap.add_argument("--runbook-script", dest="runbook_scripts", action="append", default=[], type=pathlib.Path)
     ap.add_argument("files", nargs="*")
     args = ap.parse_args()
 
@@ -528,7 +549,18 @@ def main() -> int:
         if not steps:
             print("  FAIL [scheduling] no runbook step found: the docs' commands moved?")
             return 1
-    errors = 0
+    bad_waits = [f"{doc}: {w}" for doc in args.runbooks + args.runbook_scripts for w in racing_waits(doc.read_text())]
+    for w in bad_waits:
+        print(f"  FAIL [runbook-wait] {w}")
+    planted = "kubectl apply -k deploy/kustomize/overlays/production\n" \
+        "kubectl -n notes wait --for=jsonpath='{.status.phase}'=Running pod/garage-0 --timeout=5m\n"
+    if args.runbooks and not racing_waits(planted):
+        print("  FAIL [runbook-wait] planted: 81c028a's `kubectl wait pod/garage-0` right after the apply went unnoticed")
+        return 1
+    if args.runbooks and not bad_waits:
+        print(f"  ok: runbook-wait: every `kubectl wait` on a pod in {len(args.runbooks + args.runbook_scripts)} runbooks "
+              "waits for it to exist first (81c028a's garage-0 wait, planted, is caught)")
+    errors = len(bad_waits)
     if args.tree:
         overlaps = overlay_component_overlaps(args.tree)
         report(args.tree, overlaps)
