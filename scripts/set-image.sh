@@ -2,7 +2,7 @@
 # Set the container image's name: deploy/image.env (its one definition) and
 # every copy of it the engines read without a build step: the `newName:` of
 # the notes-api entry in each overlay's `images:` and the `image:` of Flux's
-# ImageRepository. For a fork (docs/release.md, "A fork"):
+# ImageRepository; and Renovate's rule that leaves the image alone. For a fork (docs/release.md, "A fork"):
 #
 #   scripts/set-image.sh ghcr.io/<owner>/<repository>
 #
@@ -38,4 +38,9 @@ for f in "$repo"/deploy/flux/clusters/*/imagerepository.yaml; do
   sed -i "s#^  image: .*#  image: $name#" "$f"
   changed=$((changed + 1))
 done
+# Renovate leaves the image to the promote step: its rule names the image.
+if [ -f "$repo/renovate.json" ] && [ -n "$old" ]; then
+  sed -i "s#\"matchPackageNames\": \[\"$old\"\]#\"matchPackageNames\": [\"$name\"]#" "$repo/renovate.json"
+  changed=$((changed + 1))
+fi
 echo "set-image: $name in deploy/image.env and $changed files (was ${old:-unset})"

@@ -21,6 +21,7 @@ two Let's Encrypt issuers in both solver variants.
 usage: check_pipeline.py workflows DIR [--readme README.md] [--self-test]
        check_pipeline.py run-scripts DIR OUTDIR   (each `run:` as a bash file, for shellcheck)
        check_pipeline.py image --repo DIR   (one image name: deploy/image.env and its copies)
+       check_pipeline.py renovate --repo DIR   (renovate.json matches what it pins, then its self-test)
        check_pipeline.py cluster --traefik RENDERED --kps VALUES
              --issuers RENDERED --issuers-dns01 RENDERED --overlay RENDERED
 """
@@ -440,9 +441,94 @@ def check_image(repo: Path, r: Report):
                 copies.append((str(k.relative_to(repo)), i.get("newName")))
     for f in sorted((repo / "deploy/flux/clusters").glob("*/imagerepository.yaml")):
         copies.append((str(f.relative_to(repo)), (yaml.safe_load(f.read_text()).get("spec") or {}).get("image")))
+    ren = repo / "renovate.json"
+    if ren.is_file():
+        import json
+        disabled = [rule["matchPackageNames"][0] for rule in json.loads(ren.read_text()).get("packageRules", [])
+                    if rule.get("enabled") is False and len(rule.get("matchPackageNames", [])) == 1]
+        copies.append(("renovate.json", disabled[0] if disabled else None))
     differ = [f"{f}: {v}" for f, v in copies if v != name]
     r.check(copies and not differ, f"one image name, {name}, in deploy/image.env and its {len(copies)} copies"
             + (f"; differ: {', '.join(differ)} (scripts/set-image.sh)" if differ else ""))
+
+
+def check_renovate(repo: Path, r: Report, cfg: dict | None = None):
+    """renovate.json: every file pattern matches the files it is meant for,
+    every custom regex finds every pin it is meant to update, notes-api's
+    own image is left to the promote step, the charts of both engines move
+    in one pull request, actions stay pinned to SHAs."""
+    import json
+    if cfg is None:
+        path = repo / "renovate.json"
+        if not r.check(path.is_file(), "renovate.json exists"):
+            return
+        cfg = json.loads(path.read_text())
+    files = [p for top in ("deploy", "scripts", ".github") for p in (repo / top).rglob("*") if p.is_file()]
+    rel = {p: p.relative_to(repo).as_posix() for p in files}
+
+    def matched(patterns):
+        rx = [re.compile(pt.strip("/")) for pt in patterns]
+        return [p for p in files if any(x.search(rel[p]) for x in rx)]
+
+    need = {
+        "argocd": [p for p in files if rel[p].startswith("deploy/argocd/") and re.search(r"^\s+chart: ", p.read_text(), re.M)],
+        "flux": [p for p in files if rel[p].startswith("deploy/flux/") and "kind: HelmRelease" in p.read_text()],
+        "kubernetes": [p for p in files if rel[p].startswith("deploy/kustomize/") and p.suffix == ".yaml"
+                       and re.search(r"^\s+image: \S+[:@]", p.read_text(), re.M)],
+    }
+    for manager, want in need.items():
+        got = set(matched((cfg.get(manager) or {}).get("managerFilePatterns", [])))
+        missing = sorted(rel[p] for p in want if p not in got)
+        r.check(want and not missing, f"renovate.json: the {manager} manager reads every file it should "
+                f"({len(want)})" + (f"; misses {missing}" if missing else ""))
+    pins = 0
+    for cm in cfg.get("customManagers", []):
+        targets = matched(cm.get("managerFilePatterns", []))
+        for ms in cm.get("matchStrings", []):
+            rx = re.compile(ms.replace("(?<", "(?P<"))
+            hits = sum(len(rx.findall(p.read_text())) for p in targets)
+            if not r.check(targets and hits, f"renovate.json: {cm.get('description')}: {hits} pin(s) found"):
+                continue
+            pins += hits
+    script = (repo / "scripts/verify-kit.sh").read_text()
+    want_pins = len(re.findall(r"^  [a-z0-9@/-]+(==|@)[0-9]", script, re.M))
+    image_pins = len(re.findall(r"imageName: ", (repo / "deploy/kustomize/components/postgres/cluster.yaml").read_text()))
+    r.check(pins == want_pins + image_pins, f"renovate.json: the custom managers find all {want_pins} tool pins of "
+            f"verify-kit.sh and the PostgreSQL image (found {pins})")
+    env = repo / "deploy/image.env"
+    image = (re.findall(r"^NOTES_IMAGE=(\S+)$", env.read_text(), re.M) or [None])[0]
+    rules = cfg.get("packageRules", [])
+    r.check(any(rule.get("enabled") is False and rule.get("matchPackageNames") == [image] for rule in rules),
+            f"renovate.json: notes-api's own image ({image}) is disabled: the promote step moves it, by digest")
+    r.check(any({"argocd", "flux"} <= set(rule.get("matchManagers", [])) and rule.get("groupName") for rule in rules),
+            "renovate.json: the charts of Argo CD and Flux move in one group (their versions must stay equal)")
+    r.check(any("github-actions" in rule.get("matchManagers", []) and rule.get("pinDigests") is True for rule in rules),
+            "renovate.json: actions stay pinned to commit SHAs")
+
+
+def renovate_self_test(repo: Path) -> int:
+    import json
+    cfg = json.loads((repo / "renovate.json").read_text())
+    image = re.findall(r"^NOTES_IMAGE=(\S+)$", (repo / "deploy/image.env").read_text(), re.M)[0]
+    cases = {
+        "notes-api's image left to Renovate": lambda c: c["packageRules"].__setitem__(
+            0, {**c["packageRules"][0], "matchPackageNames": ["ghcr.io/other/image"]}),
+        "the Flux manager reading no HelmRelease": lambda c: c["flux"].__setitem__("managerFilePatterns", ["/^deploy/fluxx/"]),
+        "a tool pin the regex misses": lambda c: c["customManagers"][1].__setitem__(
+            "matchStrings", [c["customManagers"][1]["matchStrings"][0].replace("==", "===")]),
+    }
+    failed = 0
+    for name, plant in cases.items():
+        c = copy.deepcopy(cfg)
+        plant(c)
+        rr = Report(quiet=True)
+        check_renovate(repo, rr, c)
+        if rr.errors:
+            print(f"  ok: planted: renovate.json with {name}: caught")
+        else:
+            failed += 1
+            print(f"FAIL planted: renovate.json with {name} was not caught")
+    return failed
 
 
 def check_cluster(args, r: Report):
@@ -512,6 +598,8 @@ def main() -> int:
     d = sub.add_parser("run-scripts")
     d.add_argument("dir", type=Path)
     d.add_argument("outdir", type=Path)
+    rv = sub.add_parser("renovate")
+    rv.add_argument("--repo", type=Path, required=True)
     i = sub.add_parser("image")
     i.add_argument("--repo", type=Path, required=True)
     c = sub.add_parser("cluster")
@@ -535,6 +623,10 @@ def main() -> int:
         check_workflows(files, readme, r)
     elif args.cmd == "image":
         check_image(args.repo, r)
+    elif args.cmd == "renovate":
+        check_renovate(args.repo, r)
+        if not r.errors and renovate_self_test(args.repo):
+            return 1
     else:
         check_cluster(args, r)
     if r.errors:

@@ -16,6 +16,9 @@
 #      in the clone, a repository renamed Someone/Notes-Fork: the release
 #      workflow's image step refuses the old name, scripts/set-image.sh
 #      renames every copy, the step accepts it, every render uses it
+#   4c. renovate.json: every manager's file pattern reads the files it
+#      should, the custom regexes find every pinned tool and image, the
+#      image is left to the promote step; then planted defects
 #   5. cluster add-ons: render, strict CRD schemas + @kubernetes-models,
 #      Traefik redirect key, kube-prometheus-stack selectors, both issuers
 # Run scripts/verify-kit.sh once first: it installs the tools this uses.
@@ -97,7 +100,8 @@ git clone -q "$repo" "$clone"
 # included); staged, so that `git diff` shows only what promote.sh changes.
 cp -a deploy/. "$clone/deploy/"
 cp -a scripts/promote.sh scripts/set-image.sh "$clone/scripts/"
-git -C "$clone" add -A deploy scripts/promote.sh scripts/set-image.sh
+cp -a renovate.json "$clone/"
+git -C "$clone" add -A deploy scripts/promote.sh scripts/set-image.sh renovate.json
 target=$clone/$overlay
 old=$(grep -F "$marker_key" "$target" | grep -o 'sha256:[0-9a-f]\{64\}' || true)
 [ -n "$old" ] || die "$overlay: no marked digest line"
@@ -195,12 +199,16 @@ fi
 ok "planted (81c028a): Flux's ImageRepository still scanning $image after the rename: caught"
 # promote.sh writes deploy/image.env's name too: with only the definition
 # renamed, the overlay follows at the next promotion.
-git -C "$clone" checkout -q -- deploy
+git -C "$clone" checkout -q -- deploy renovate.json
 sed -i "s#^NOTES_IMAGE=.*#NOTES_IMAGE=$want#" "$clone/deploy/image.env"
 "$clone/scripts/promote.sh" "$new" >/dev/null || die "promote.sh after renaming deploy/image.env"
 grep -q "newName: $want\$" "$target" || die "promote.sh did not write the name of deploy/image.env"
 ok "promote.sh writes deploy/image.env's name above the digest"
 git -C "$clone" checkout -q -- deploy
+
+# ---- 4c. Renovate -------------------------------------------------------------------------
+section "4c. renovate.json: what it pins, and its planted defects"
+python scripts/kit/check_pipeline.py renovate --repo "$repo" || die "renovate.json"
 
 # ---- 5. cluster add-ons ----------------------------------------------------------------------
 section "5. cluster add-ons: Traefik, cert-manager, kube-prometheus-stack"
