@@ -482,8 +482,14 @@ class Checks:
                 # dev runs in development mode: no master key, no secrets.
                 if m and m.group(1) != "dev":
                     want = f"deploy/secrets/{m.group(1)}-argocd"
-                    if not any(s2.get("path") == want for a2, l2 in apps.values() if l2 == layout
-                               for s2 in a2["spec"].get("sources") or [a2["spec"].get("source", {})]):
+                    # Or, production with the opt-in External Secrets listed
+                    # in the root: its store and ExternalSecrets.
+                    eso = m.group(1) == "production" and any(
+                        s2.get("path", "").startswith("deploy/external-secrets/") for a2 in default
+                        if a2.get("kind") == "Application"
+                        for s2 in a2["spec"].get("sources") or [a2["spec"].get("source", {})])
+                    if not eso and not any(s2.get("path") == want for a2, l2 in apps.values() if l2 == layout
+                                           for s2 in a2["spec"].get("sources") or [a2["spec"].get("source", {})]):
                         self.fail(f"Application {name}", f"no Application in layout {layout} syncs {want}")
         # Two overlays in one namespace would fight over the same objects.
         seen: dict[str, str] = {}
