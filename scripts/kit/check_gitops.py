@@ -47,7 +47,7 @@ BRANCH = "main"
 IN_CLUSTER = "https://kubernetes.default.svc"
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
 WAVE = "argocd.argoproj.io/sync-wave"
-IMAGE = "ghcr.io/notes-api/notes-api"
+IMAGE_ENV = "deploy/image.env"  # NOTES_IMAGE=<the image's one name>
 # The release workflow's tags (docs/release.md): sha-<commit>-<unix time>.
 TAG_PATTERN = r"^sha-(?P<sha>[a-f0-9]{7,40})-(?P<ts>[0-9]{10,})$"
 PUSH_BRANCH = "flux-image-updates"
@@ -115,6 +115,9 @@ class Checks:
         self.quiet = quiet
         self.errors: list[str] = []
         self.scopes = self._crd_scopes()
+        env = self.repo / IMAGE_ENV
+        found = re.findall(r"^NOTES_IMAGE=(\S+)$", env.read_text(), re.M) if env.is_file() else []
+        self.image = found[0] if len(found) == 1 else f"<no single NOTES_IMAGE in {IMAGE_ENV}>"
         self._digests: dict = {}
 
     # ---- helpers -------------------------------------------------------------
@@ -202,7 +205,8 @@ class Checks:
         listed = set()
         for k in top.rglob("kustomization.yaml"):
             doc = yaml.safe_load(k.read_text()) or {}
-            for r in doc.get("resources", []) + doc.get("components", []):
+            for r in doc.get("resources", []) + doc.get("components", []) + [
+                    x["path"] for x in doc.get("patches", []) if "path" in x]:
                 p = (k.parent / r).resolve()
                 if p.is_file():
                     listed.add(p)
@@ -329,7 +333,7 @@ class Checks:
                     self._argo_admit_object(where, proj, server, ns, o, used_cluster_kinds, used_namespaces)
             paths = [s.get("path", "") for s in sources if s.get("path")]
             tiers[name] = ("app" if any(p.startswith("deploy/kustomize/overlays/") for p in paths)
-                           else "secrets" if any(p.startswith("deploy/secrets/") for p in paths)
+                           else "secrets" if any(p.startswith(("deploy/secrets/", "deploy/external-secrets/")) for p in paths)
                            else "root" if name == root["metadata"]["name"] else "infrastructure")
             self._argo_namespace_creation(where, app, helm, rendered)
             self._argo_finalizer(where, app, helm, rendered)
@@ -478,8 +482,14 @@ class Checks:
                 # dev runs in development mode: no master key, no secrets.
                 if m and m.group(1) != "dev":
                     want = f"deploy/secrets/{m.group(1)}-argocd"
-                    if not any(s2.get("path") == want for a2, l2 in apps.values() if l2 == layout
-                               for s2 in a2["spec"].get("sources") or [a2["spec"].get("source", {})]):
+                    # Or, production with the opt-in External Secrets listed
+                    # in the root: its store and ExternalSecrets.
+                    eso = m.group(1) == "production" and any(
+                        s2.get("path", "").startswith("deploy/external-secrets/") for a2 in default
+                        if a2.get("kind") == "Application"
+                        for s2 in a2["spec"].get("sources") or [a2["spec"].get("source", {})])
+                    if not eso and not any(s2.get("path") == want for a2, l2 in apps.values() if l2 == layout
+                                           for s2 in a2["spec"].get("sources") or [a2["spec"].get("source", {})]):
                         self.fail(f"Application {name}", f"no Application in layout {layout} syncs {want}")
         # Two overlays in one namespace would fight over the same objects.
         seen: dict[str, str] = {}
@@ -562,11 +572,17 @@ class Checks:
                 out += r
         self._flux_cycles(where0, kss)
 
+        # A variant directory (production-external-secrets) delivers the
+        # layout its name starts with, its Secrets from External Secrets.
+        layout = env.removesuffix("-external-secrets")
+        eso = layout != env
         infra = [n for n, k in kss.items() if k["spec"].get("path", "").startswith("./deploy/cluster/")]
-        secrets = [n for n, k in kss.items() if k["spec"].get("path") == f"./deploy/secrets/{env}"]
-        apps = [n for n, k in kss.items() if k["spec"].get("path") == f"./deploy/kustomize/overlays/{env}"]
-        for label, names in (("infrastructure (./deploy/cluster/...)", infra), (f"secrets (./deploy/secrets/{env})", secrets),
-                             (f"apps (./deploy/kustomize/overlays/{env})", apps)):
+        want_secrets = "./deploy/external-secrets/" if eso else f"./deploy/secrets/{layout}"
+        secrets = [n for n, k in kss.items() if (k["spec"].get("path", "").startswith(want_secrets) if eso
+                                                 else k["spec"].get("path") == want_secrets)]
+        apps = [n for n, k in kss.items() if k["spec"].get("path") == f"./deploy/kustomize/overlays/{layout}"]
+        for label, names in (("infrastructure (./deploy/cluster/...)", infra), (f"secrets ({want_secrets})", secrets),
+                             (f"apps (./deploy/kustomize/overlays/{layout})", apps)):
             if not names:
                 self.fail(where0, f"no {label} Kustomization")
         for n in infra + [n for n, r in rendered.items() if any(o["kind"] == "HelmRelease" for o in r)]:
@@ -574,7 +590,7 @@ class Checks:
                 self.fail(f"{where0} Kustomization {n}", "infrastructure must wait: true (what depends on it needs it Ready)")
         for n in secrets:
             dec = kss[n]["spec"].get("decryption") or {}
-            if dec.get("provider") != "sops" or (dec.get("secretRef") or {}).get("name") != "sops-age":
+            if not eso and (dec.get("provider") != "sops" or (dec.get("secretRef") or {}).get("name") != "sops-age"):
                 self.fail(f"{where0} Kustomization {n}", "must decrypt with provider sops and secretRef sops-age")
             self._flux_secret_namespaces(where0, n, kss, rendered, objs)
         for n in apps:
@@ -589,7 +605,7 @@ class Checks:
             if spec.get("wait") is not True and not deployments <= checked:
                 self.fail(f"{where0} Kustomization {n}", f"must wait: true or healthCheck every Deployment ({', '.join(sorted(deployments - checked))})")
         self._flux_helm(where0, [o for r in rendered.values() for o in r])
-        if env == "production" and not by_kind.get("ImageUpdateAutomation"):
+        if layout == "production" and not by_kind.get("ImageUpdateAutomation"):
             self.fail(where0, "production has no image automation")
         for iua in by_kind.get("ImageUpdateAutomation", []):
             self._flux_image_automation(where0, iua, repo, by_kind)
@@ -708,8 +724,8 @@ class Checks:
         repo = imagerepos.get((ref.get("namespace", pol["metadata"].get("namespace")), ref.get("name")))
         if repo is None:
             self.fail(where, f"imageRepositoryRef {ref.get('name')}: no such ImageRepository")
-        elif repo["spec"].get("image") != IMAGE:
-            self.fail(where, f"ImageRepository scans {repo['spec'].get('image')}, not {IMAGE}")
+        elif repo["spec"].get("image") != self.image:
+            self.fail(where, f"ImageRepository scans {repo['spec'].get('image')}, not {self.image} ({IMAGE_ENV})")
         ft = spec.get("filterTags") or {}
         if ft.get("pattern") != TAG_PATTERN or ft.get("extract") != "$ts":
             self.fail(where, f"filterTags must be pattern {TAG_PATTERN} extract $ts (the release workflow's tags)")
@@ -732,10 +748,10 @@ class Checks:
         k = self.repo / "deploy/kustomize/overlays/production/kustomization.yaml"
         doc = yaml.safe_load(k.read_text())
         images = doc.get("images", [])
-        want = {"name": "notes-api", "newName": IMAGE}
+        want = {"name": "notes-api", "newName": self.image}
         entry = next((i for i in images if i.get("name") == "notes-api"), None)
         if entry is None or {x: entry.get(x) for x in want} != want or "newTag" in entry or not re.match(r"^sha256:[0-9a-f]{64}$", str(entry.get("digest", ""))):
-            self.fail(str(k.relative_to(self.repo)), f"images: must be name notes-api, newName {IMAGE}, digest sha256:<64 hex> and no newTag")
+            self.fail(str(k.relative_to(self.repo)), f"images: must be name notes-api, newName {self.image}, digest sha256:<64 hex> and no newTag")
         lines = [ln for ln in k.read_text().splitlines() if SETTER.search(ln)]
         if len(lines) != 1 or '"flux-system:notes-api:digest"' not in lines[0]:
             self.fail(str(k.relative_to(self.repo)), 'exactly one setter line, {"$imagepolicy": "flux-system:notes-api:digest"}, on the digest')
@@ -882,6 +898,12 @@ NEGATIVE = [
     ("a setter naming a policy that does not exist",
      lambda r: _edit(r, "deploy/kustomize/overlays/production/kustomization.yaml", "flux-system:notes-api:digest", "flux-system:notes:digest"),
      "names no ImagePolicy"),
+    ("81c028a: the AppProject without ClusterSecretStore (External Secrets path)",
+     lambda r: _edit(r, "deploy/argocd/projects/notes-api.yaml", "    - group: external-secrets.io\n      kind: ClusterSecretStore\n", ""),
+     "renders cluster-scoped ClusterSecretStore notes-api, not in the clusterResourceWhitelist"),
+    ("81c028a: the AppProject without the external-secrets namespace",
+     lambda r: _edit(r, "deploy/argocd/projects/notes-api.yaml", "      namespace: external-secrets\n", "      namespace: external-secret\n"),
+     "into namespace external-secrets, not admitted by AppProject notes-api"),
     ("a chart version that differs between the engines",
      lambda r: _edit(r, "deploy/flux/infrastructure/cert-manager/helmrelease.yaml", "version: v1.20.2", "version: v1.20.1"),
      "chart cert-manager: version differs"),

@@ -11,7 +11,13 @@
 #      image automation and the setter line of overlays/production; the same
 #      charts, versions and values in both engines. Then the same checks on
 #      temporary copies with one planted defect each, which must fail.
-#   3. every Argo CD and Flux object strictly against the vendored CRD
+#   3. scripts/kit/engine_check.py: what the engines will do on an empty
+#      cluster: Argo CD's sync steps (phases, waves, hooks, PruneLast) with
+#      its health rules (the HPA's, the CronJob's through argocd-cm's Lua run
+#      by lua5.1, a workload's), Flux's dependsOn, wait and CRD order, and
+#      prune protection of data and of the Namespaces holding it; then the
+#      same with one planted defect each, which must fail.
+#   4. every Argo CD and Flux object strictly against the vendored CRD
 #      schemas (validate_manifests.py) and the @kubernetes-models validators
 #      (validate_crds.mjs).
 # Uses the tools scripts/verify-kit.sh installs (KIT_TOOLS_DIR, default
@@ -24,7 +30,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 
-for t in kubectl yamllint python node; do
+for t in kubectl yamllint python node lua5.1; do
   command -v "$t" >/dev/null || die "$t not found (scripts/verify-kit.sh installs the kit's tools into $tools)"
 done
 for m in argo-cd flux-cd; do
@@ -36,6 +42,7 @@ yamllint --strict -c .yamllint.yaml deploy/argocd deploy/flux || die "yamllint"
 ok "yamllint --strict deploy/argocd deploy/flux"
 
 python scripts/kit/check_gitops.py --repo "$repo" --render-dir "$work/rendered" || die "GitOps checks"
+python scripts/kit/engine_check.py --repo "$repo" || die "what the engines will do (engine_check.py)"
 
 python scripts/kit/validate_manifests.py --versions 1.33,1.37 --crd-dir deploy/schemas/crds \
   --dump-custom-resources "$work/custom-resources.json" "$work"/rendered/*.yaml || die "schema validation"

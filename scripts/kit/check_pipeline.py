@@ -7,8 +7,10 @@ and every job declares least-privilege permissions, only the promote job can
 write to the repository, the release cross-compiles both targets without
 QEMU and pushes a multi-arch image with SBOM and provenance and never
 `latest`, Trivy gates on fixable HIGH/CRITICAL findings before cosign signs
-the digest, the promote commit says [skip ci], and CI runs exactly the
-README's test command. `--self-test` breaks each rule in a copy of the
+the digest, the promote commit says [skip ci], CI runs exactly the
+README's test command, the image's name comes from deploy/image.env checked
+against the lower-cased repository, and a release tag's run never shares a
+concurrency group with main (or another tag). `--self-test` breaks each rule in a copy of the
 workflows and fails unless the checker notices.
 
 `cluster` checks the add-ons' values: Traefik's HTTP->HTTPS redirect key for
@@ -18,6 +20,8 @@ two Let's Encrypt issuers in both solver variants.
 
 usage: check_pipeline.py workflows DIR [--readme README.md] [--self-test]
        check_pipeline.py run-scripts DIR OUTDIR   (each `run:` as a bash file, for shellcheck)
+       check_pipeline.py image --repo DIR   (one image name: deploy/image.env and its copies)
+       check_pipeline.py renovate --repo DIR   (renovate.json matches what it pins, then its self-test)
        check_pipeline.py cluster --traefik RENDERED --kps VALUES
              --issuers RENDERED --issuers-dns01 RENDERED --overlay RENDERED
 """
@@ -223,8 +227,14 @@ def check_workflows(files: dict[str, tuple[str, dict]], readme: str | None, r: R
         r.check(str(w.get("file", "")) == "Dockerfile.release", "release.yml: image from Dockerfile.release (prebuilt binaries)")
         meta = [st for st in steps(job) if step_uses(st, "docker/metadata-action")]
         mw = (meta[0].get("with") or {}) if meta else {}
-        r.check(meta and "ghcr.io/${{ github.repository }}" in str(mw.get("images", "")).replace("${{ env.IMAGE }}", str(rel.get("env", {}).get("IMAGE"))),
-                "release.yml: image ghcr.io/${{ github.repository }}")
+        name_steps = [st for st in steps(job) if "deploy/image.env" in str(st.get("run", ""))
+                      and "${GITHUB_REPOSITORY,,}" in str(st.get("run", "")) and "GITHUB_ENV" in str(st.get("run", ""))]
+        r.check(meta and str(mw.get("images", "")).strip() == "${{ env.IMAGE }}" and name_steps
+                and steps(job).index(name_steps[0]) < steps(job).index(meta[0]),
+                "release.yml: pushes to deploy/image.env's NOTES_IMAGE, checked equal to ghcr.io/<repository, "
+                "lower-cased> (GHCR refuses upper case) before the metadata step")
+        r.check(str((job.get("outputs") or {}).get("image", "")).startswith("${{ steps."),
+                "release.yml: the build job outputs the image name for the later jobs")
         r.check(meta and "latest=false" in str(mw.get("flavor", "")).replace(" ", ""), "release.yml: never tags latest (flavor latest=false)")
         tags = str(mw.get("tags", ""))
         r.check("latest" not in tags, "release.yml: no latest tag rule")
@@ -263,6 +273,37 @@ def check_workflows(files: dict[str, tuple[str, dict]], readme: str | None, r: R
                 "release.yml: the signed digest is handed to promote (artifact release-digest) after signing")
     idtoken = [n for n, j in jobs.items() if (j.get("permissions") or {}).get("id-token") == "write"]
     r.check(idtoken == signers, f"release.yml: id-token: write only where cosign signs (got {idtoken})")
+
+    # One image name: never ghcr.io/${{ github.repository }} as is (upper case
+    # in an owner or repository name is refused by GHCR), every job using
+    # IMAGE gets it from the build job or computes it lower-cased.
+    for fname, (text, wf) in sorted(files.items()):
+        if re.search(r"ghcr\.io/\$\{\{\s*github\.repository\s*\}\}", text):
+            r.fail(f"{fname}: ghcr.io/${{{{ github.repository }}}} is not lower-cased (GHCR refuses upper case)")
+        for job_name, job in (wf.get("jobs") or {}).items():
+            uses_image = "IMAGE" in runs(job) or any("env.IMAGE" in str(st.get("with", "")) for st in steps(job))
+            sets_image = "IMAGE" in (job.get("env") or {}) or any(
+                re.search(r"IMAGE=.*>>\s*\"\$GITHUB_ENV\"", str(st.get("run", ""))) for st in steps(job))
+            if uses_image and not sets_image:
+                r.fail(f"{fname}: job {job_name} uses IMAGE and neither sets it nor gets it from the build job")
+    # Concurrency: a pending v*.*.* run must never be replaced by a push to
+    # main (GitHub keeps one pending run per group), nor by the next tag.
+    group = str((rel.get("concurrency") or {}).get("group", ""))
+    cancel = (rel.get("concurrency") or {}).get("cancel-in-progress")
+
+    def group_for(ref, ref_type, ref_name):
+        ctx = {"github.ref": ref, "github.ref_type": ref_type, "github.ref_name": ref_name, "github.workflow": "Release"}
+        out = re.sub(r"\$\{\{\s*([a-z_.]+)\s*\}\}", lambda m: ctx.get(m.group(1), "\0UNKNOWN\0"), group)
+        return None if "\0UNKNOWN\0" in out else out
+    main_g = group_for("refs/heads/main", "branch", "main")
+    tag_gs = [group_for(f"refs/tags/v1.2.{n}", "tag", f"v1.2.{n}") for n in (3, 4)]
+    r.check(None not in [main_g] + tag_gs and main_g not in tag_gs and tag_gs[0] != tag_gs[1] and cancel is False,
+            f"release.yml: concurrency groups main: {main_g!r}, tags: {tag_gs[0]!r}, {tag_gs[1]!r}: a tag run never "
+            "shares a group with main or another tag (a push to main would replace it while pending), and nothing "
+            "is cancelled in progress")
+    waits = [st for st in steps(jobs.get(builders[0], {}) if builders else {}) if "github.ref_type == 'tag'" in str(st.get("if", ""))
+             and "gh run list" in str(st.get("run", "")) and "--branch main" in str(st.get("run", ""))]
+    r.check(bool(waits), "release.yml: a tag run waits for main's run of the same commit (then reuses its image)")
 
     # ---- promote.yml ----------------------------------------------------------------
     text, pro = files["promote.yml"]
@@ -339,6 +380,12 @@ def self_test(files, readme):
             "contents", "write")),
         "CI running another command": text_sub("ci.yml", "run: ./scripts/test.sh", "run: cargo test"),
         "an input spliced into a script": text_sub("promote.yml", 'digest=$INPUT_DIGEST', 'digest="${{ inputs.digest }}"'),
+        "81c028a: tag and branch runs in one concurrency group": data("release.yml", lambda wf: wf["concurrency"].__setitem__(
+            "group", "release")),
+        "81c028a: the image named ghcr.io/${{ github.repository }} (upper case possible)": text_sub(
+            "release.yml", "RUST_TOOLCHAIN: ", "IMAGE: ghcr.io/${{ github.repository }}\n  RUST_TOOLCHAIN: "),
+        "the scan job without the build job's image name": data("release.yml", lambda wf: next(
+            j for j in wf["jobs"].values() for st in steps(j) if step_uses(st, "aquasecurity/trivy-action")).pop("env")),
     }
     failed = 0
     for name, mutate in cases.items():
@@ -376,6 +423,114 @@ def load_docs(path):
     return [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
 
 
+def check_image(repo: Path, r: Report):
+    """The image's name: defined once (deploy/image.env), copied unchanged
+    into every overlay's images: and Flux's ImageRepository."""
+    env = repo / "deploy/image.env"
+    names = re.findall(r"^NOTES_IMAGE=(\S+)$", env.read_text(), re.M) if env.is_file() else []
+    if not r.check(len(names) == 1, "deploy/image.env: one NOTES_IMAGE"):
+        return
+    name = names[0]
+    r.check(re.match(r"^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$", name),
+            f"deploy/image.env: {name} is a lower-case image name (GHCR refuses upper case)")
+    copies = []
+    for k in sorted((repo / "deploy/kustomize/overlays").glob("*/kustomization.yaml")):
+        doc = yaml.safe_load(k.read_text()) or {}
+        for i in doc.get("images", []):
+            if i.get("name") == "notes-api":
+                copies.append((str(k.relative_to(repo)), i.get("newName")))
+    for f in sorted((repo / "deploy/flux/clusters").glob("*/imagerepository.yaml")):
+        copies.append((str(f.relative_to(repo)), (yaml.safe_load(f.read_text()).get("spec") or {}).get("image")))
+    ren = repo / "renovate.json"
+    if ren.is_file():
+        import json
+        disabled = [rule["matchPackageNames"][0] for rule in json.loads(ren.read_text()).get("packageRules", [])
+                    if rule.get("enabled") is False and len(rule.get("matchPackageNames", [])) == 1]
+        copies.append(("renovate.json", disabled[0] if disabled else None))
+    differ = [f"{f}: {v}" for f, v in copies if v != name]
+    r.check(copies and not differ, f"one image name, {name}, in deploy/image.env and its {len(copies)} copies"
+            + (f"; differ: {', '.join(differ)} (scripts/set-image.sh)" if differ else ""))
+
+
+def check_renovate(repo: Path, r: Report, cfg: dict | None = None):
+    """renovate.json: every file pattern matches the files it is meant for,
+    every custom regex finds every pin it is meant to update, notes-api's
+    own image is left to the promote step, the charts of both engines move
+    in one pull request, actions stay pinned to SHAs."""
+    import json
+    if cfg is None:
+        path = repo / "renovate.json"
+        if not r.check(path.is_file(), "renovate.json exists"):
+            return
+        cfg = json.loads(path.read_text())
+    files = [p for top in ("deploy", "scripts", ".github") for p in (repo / top).rglob("*") if p.is_file()]
+    rel = {p: p.relative_to(repo).as_posix() for p in files}
+
+    def matched(patterns):
+        rx = [re.compile(pt.strip("/")) for pt in patterns]
+        return [p for p in files if any(x.search(rel[p]) for x in rx)]
+
+    need = {
+        "argocd": [p for p in files if rel[p].startswith("deploy/argocd/") and re.search(r"^\s+chart: ", p.read_text(), re.M)],
+        "flux": [p for p in files if rel[p].startswith("deploy/flux/") and "kind: HelmRelease" in p.read_text()],
+        "kubernetes": [p for p in files if rel[p].startswith("deploy/kustomize/") and p.suffix == ".yaml"
+                       and re.search(r"^\s+image: \S+[:@]", p.read_text(), re.M)],
+    }
+    for manager, want in need.items():
+        got = set(matched((cfg.get(manager) or {}).get("managerFilePatterns", [])))
+        missing = sorted(rel[p] for p in want if p not in got)
+        r.check(want and not missing, f"renovate.json: the {manager} manager reads every file it should "
+                f"({len(want)})" + (f"; misses {missing}" if missing else ""))
+    pins = 0
+    for cm in cfg.get("customManagers", []):
+        targets = matched(cm.get("managerFilePatterns", []))
+        for ms in cm.get("matchStrings", []):
+            rx = re.compile(ms.replace("(?<", "(?P<"))
+            hits = sum(len(rx.findall(p.read_text())) for p in targets)
+            if not r.check(targets and hits, f"renovate.json: {cm.get('description')}: {hits} pin(s) found"):
+                continue
+            pins += hits
+    script = (repo / "scripts/verify-kit.sh").read_text()
+    want_pins = len(re.findall(r"^  [a-z0-9@/-]+(==|@)[0-9]", script, re.M))
+    image_pins = len(re.findall(r"imageName: ", (repo / "deploy/kustomize/components/postgres/cluster.yaml").read_text()))
+    r.check(pins == want_pins + image_pins, f"renovate.json: the custom managers find all {want_pins} tool pins of "
+            f"verify-kit.sh and the PostgreSQL image (found {pins})")
+    env = repo / "deploy/image.env"
+    image = (re.findall(r"^NOTES_IMAGE=(\S+)$", env.read_text(), re.M) or [None])[0]
+    rules = cfg.get("packageRules", [])
+    r.check(any(rule.get("enabled") is False and rule.get("matchPackageNames") == [image] for rule in rules),
+            f"renovate.json: notes-api's own image ({image}) is disabled: the promote step moves it, by digest")
+    r.check(any({"argocd", "flux"} <= set(rule.get("matchManagers", [])) and rule.get("groupName") for rule in rules),
+            "renovate.json: the charts of Argo CD and Flux move in one group (their versions must stay equal)")
+    r.check(any("github-actions" in rule.get("matchManagers", []) and rule.get("pinDigests") is True for rule in rules),
+            "renovate.json: actions stay pinned to commit SHAs")
+
+
+def renovate_self_test(repo: Path) -> int:
+    import json
+    cfg = json.loads((repo / "renovate.json").read_text())
+    image = re.findall(r"^NOTES_IMAGE=(\S+)$", (repo / "deploy/image.env").read_text(), re.M)[0]
+    cases = {
+        "notes-api's image left to Renovate": lambda c: c["packageRules"].__setitem__(
+            0, {**c["packageRules"][0], "matchPackageNames": ["ghcr.io/other/image"]}),
+        "the Flux manager reading no HelmRelease": lambda c: c["flux"].__setitem__("managerFilePatterns", ["/^deploy/fluxx/"]),
+        "a tool pin the regex misses": lambda c: c["customManagers"][1].__setitem__(
+            "matchStrings", [c["customManagers"][1]["matchStrings"][0].replace("==", "===")]),
+    }
+    failed = 0
+    for name, plant in cases.items():
+        c = copy.deepcopy(cfg)
+        plant(c)
+        rr = Report(quiet=True)
+        check_renovate(repo, rr, c)
+        if rr.errors:
+            print(f"  ok: planted: renovate.json with {name}: caught")
+        else:
+            failed += 1
+            print(f"FAIL planted: renovate.json with {name} was not caught")
+    return failed
+
+
 def check_cluster(args, r: Report):
     # ---- Traefik: HTTP -> HTTPS at the entry point ---------------------------------------
     docs = load_docs(args.traefik)
@@ -390,6 +545,9 @@ def check_cluster(args, r: Report):
                 "traefik: ports.web.http.redirections.entryPoint = websecure, https, permanent (chart v39+, k3s' v40)")
         r.check("redirectTo" not in web and "redirections" not in web,
                 "traefik: no pre-v39 keys (ports.web.redirectTo / ports.web.redirections), which chart v40's schema rejects")
+        r.check(((values.get("service") or {}).get("spec") or {}).get("externalTrafficPolicy") == "Local",
+                "traefik: service.spec.externalTrafficPolicy: Local (k3s' ServiceLB otherwise rewrites every client's "
+                "address: one rate-limit bucket for all, and the operational paths' allow-list lets everyone in)")
 
     # ---- kube-prometheus-stack ------------------------------------------------------------
     kps = yaml.safe_load(Path(args.kps).read_text())
@@ -440,6 +598,10 @@ def main() -> int:
     d = sub.add_parser("run-scripts")
     d.add_argument("dir", type=Path)
     d.add_argument("outdir", type=Path)
+    rv = sub.add_parser("renovate")
+    rv.add_argument("--repo", type=Path, required=True)
+    i = sub.add_parser("image")
+    i.add_argument("--repo", type=Path, required=True)
     c = sub.add_parser("cluster")
     for opt in ("--traefik", "--kps", "--issuers", "--issuers-dns01", "--overlay"):
         c.add_argument(opt, required=True, type=Path)
@@ -459,6 +621,12 @@ def main() -> int:
         if args.self_test:
             return 1 if self_test(files, readme) else 0
         check_workflows(files, readme, r)
+    elif args.cmd == "image":
+        check_image(args.repo, r)
+    elif args.cmd == "renovate":
+        check_renovate(args.repo, r)
+        if not r.errors and renovate_self_test(args.repo):
+            return 1
     else:
         check_cluster(args, r)
     if r.errors:

@@ -12,6 +12,13 @@
 #   4. promote.sh against a throw-away clone: a one-line diff on the marked
 #      line, the rendered overlay runs the new digest, policy_check accepts
 #      it, a second run changes nothing, bad input changes nothing
+#   4b. one image name: deploy/image.env and its copies (overlays, Flux);
+#      in the clone, a repository renamed Someone/Notes-Fork: the release
+#      workflow's image step refuses the old name, scripts/set-image.sh
+#      renames every copy, the step accepts it, every render uses it
+#   4c. renovate.json: every manager's file pattern reads the files it
+#      should, the custom regexes find every pinned tool and image, the
+#      image is left to the promote step; then planted defects
 #   5. cluster add-ons: render, strict CRD schemas + @kubernetes-models,
 #      Traefik redirect key, kube-prometheus-stack selectors, both issuers
 # Run scripts/verify-kit.sh once first: it installs the tools this uses.
@@ -82,8 +89,8 @@ if ! grep -qF 'bin/${TARGETARCH}/notes-api' Dockerfile.release || grep -q '^RUN'
   die "Dockerfile.release: picks its binary by TARGETARCH and runs nothing (no QEMU needed)"
 fi
 ok "hadolint Dockerfile.release; binary picked by TARGETARCH, no RUN"
-shellcheck -x scripts/promote.sh scripts/kit/check_pipeline.sh || die shellcheck
-ok "shellcheck scripts/promote.sh scripts/kit/check_pipeline.sh"
+shellcheck -x scripts/promote.sh scripts/set-image.sh scripts/kit/check_pipeline.sh || die shellcheck
+ok "shellcheck scripts/promote.sh scripts/set-image.sh scripts/kit/check_pipeline.sh"
 
 # ---- 4. promote against a throw-away clone ------------------------------------------------
 section "4. scripts/promote.sh in a temporary clone"
@@ -92,8 +99,9 @@ git clone -q "$repo" "$clone"
 # The working tree, not HEAD, is what is being checked (uncommitted work
 # included); staged, so that `git diff` shows only what promote.sh changes.
 cp -a deploy/. "$clone/deploy/"
-cp -a scripts/promote.sh "$clone/scripts/promote.sh"
-git -C "$clone" add -A deploy scripts/promote.sh
+cp -a scripts/promote.sh scripts/set-image.sh "$clone/scripts/"
+cp -a renovate.json "$clone/"
+git -C "$clone" add -A deploy scripts/promote.sh scripts/set-image.sh renovate.json
 target=$clone/$overlay
 old=$(grep -F "$marker_key" "$target" | grep -o 'sha256:[0-9a-f]\{64\}' || true)
 [ -n "$old" ] || die "$overlay: no marked digest line"
@@ -109,10 +117,11 @@ marked=$(grep -F "$marker_key" "$target")
   || die "the new digest is not on the \$imagepolicy line: $marked"
 ok "the new digest is on the line the Flux setter marker names, marker kept"
 kubectl kustomize "$clone/deploy/kustomize/overlays/production" > "$work/promoted.yaml" || die "render promoted overlay"
-own=$(grep -c 'image: ghcr.io/notes-api/notes-api' "$work/promoted.yaml" || true)
-pinned=$(grep -c "image: ghcr.io/notes-api/notes-api@$new\$" "$work/promoted.yaml" || true)
+image=$(sed -n 's/^NOTES_IMAGE=//p' deploy/image.env)
+own=$(grep -c "image: $image" "$work/promoted.yaml" || true)
+pinned=$(grep -c "image: $image@$new\$" "$work/promoted.yaml" || true)
 if [ "$own" -eq 0 ] || [ "$own" != "$pinned" ]; then die "rendered overlay: $pinned of $own notes-api images at $new"; fi
-ok "kubectl kustomize overlays/production: all $own notes-api containers run image: ghcr.io/notes-api/notes-api@$new"
+ok "kubectl kustomize overlays/production: all $own notes-api containers run image: $image@$new"
 python scripts/kit/policy_check.py --production "$work/promoted.yaml" >/dev/null \
   || die "policy_check.py rejects the promoted overlay"
 ok "policy_check.py --production accepts the digest-pinned image"
@@ -143,6 +152,63 @@ for f in none two; do
   fi
 done
 ok "a file with no or with two marked lines: exit 1, file unchanged"
+
+# ---- 4b. the image's name: one value, and a renamed repository renames it all ----------
+section "4b. one image name (deploy/image.env), and what renaming the repository changes"
+python scripts/kit/check_pipeline.py image --repo "$repo" || die "image name"
+# A fork named Someone/Notes-Fork: the release workflow's "Image name" step,
+# run as GitHub runs it, must refuse the old name; scripts/set-image.sh with
+# the lower-cased name must change every copy; then the step accepts it,
+# every render and Flux's ImageRepository use it, and the old name is gone.
+fork=Someone/Notes-Fork
+want=ghcr.io/someone/notes-fork
+python - .github/workflows/release.yml "$work/image-step.sh" <<'EOF'
+import sys, yaml
+wf = yaml.safe_load(open(sys.argv[1]))
+step = next(st for st in wf["jobs"]["build"]["steps"] if st.get("id") == "image")
+open(sys.argv[2], "w").write("set -euo pipefail\n" + step["run"])
+EOF
+: > "$work/github_env"
+: > "$work/github_output"
+git -C "$clone" checkout -q -- deploy
+if (cd "$clone" && GITHUB_REPOSITORY=$fork GITHUB_ENV=$work/github_env GITHUB_OUTPUT=$work/github_output \
+  bash "$work/image-step.sh" >/dev/null 2>&1); then
+  die "the release workflow's image step accepted $image for repository $fork"
+fi
+ok "the release workflow's image step, for repository $fork: refuses $image (deploy/image.env not renamed)"
+"$clone/scripts/set-image.sh" "$want" >/dev/null || die "set-image.sh $want"
+(cd "$clone" && GITHUB_REPOSITORY=$fork GITHUB_ENV=$work/github_env GITHUB_OUTPUT=$work/github_output \
+  bash "$work/image-step.sh") || die "the release workflow's image step refused $want after set-image.sh"
+grep -qx "IMAGE=$want" "$work/github_env" || die "the image step did not export IMAGE=$want"
+ok "after scripts/set-image.sh $want: the image step exports IMAGE=$want"
+python scripts/kit/check_pipeline.py image --repo "$clone" >/dev/null || die "image name copies differ after set-image.sh"
+for o in "$clone"/deploy/kustomize/overlays/*/; do
+  kubectl kustomize "$o" > "$work/renamed.yaml" || die "render $o"
+  if grep -q "$image" "$work/renamed.yaml" || ! grep -q "image: ${want}[:@]" "$work/renamed.yaml"; then
+    die "overlays/$(basename "$o") after the rename: still $image, or no $want"
+  fi
+done
+grep -qx "  image: $want" "$clone/deploy/flux/clusters/production/imagerepository.yaml" || die "Flux ImageRepository not renamed"
+if grep -rq "$image" "$clone/deploy"; then die "deploy/ still names $image after the rename: $(grep -rl "$image" "$clone/deploy")"; fi
+ok "every overlay renders $want, Flux's ImageRepository scans it, deploy/ names $image nowhere"
+# The defect of 81c028a: one copy (Flux's ImageRepository) hard-coded.
+sed -i "s#^  image: .*#  image: $image#" "$clone/deploy/flux/clusters/production/imagerepository.yaml"
+if python scripts/kit/check_pipeline.py image --repo "$clone" >/dev/null; then
+  die "check_pipeline.py image accepted an ImageRepository naming $image while deploy/image.env says $want"
+fi
+ok "planted (81c028a): Flux's ImageRepository still scanning $image after the rename: caught"
+# promote.sh writes deploy/image.env's name too: with only the definition
+# renamed, the overlay follows at the next promotion.
+git -C "$clone" checkout -q -- deploy renovate.json
+sed -i "s#^NOTES_IMAGE=.*#NOTES_IMAGE=$want#" "$clone/deploy/image.env"
+"$clone/scripts/promote.sh" "$new" >/dev/null || die "promote.sh after renaming deploy/image.env"
+grep -q "newName: $want\$" "$target" || die "promote.sh did not write the name of deploy/image.env"
+ok "promote.sh writes deploy/image.env's name above the digest"
+git -C "$clone" checkout -q -- deploy
+
+# ---- 4c. Renovate -------------------------------------------------------------------------
+section "4c. renovate.json: what it pins, and its planted defects"
+python scripts/kit/check_pipeline.py renovate --repo "$repo" || die "renovate.json"
 
 # ---- 5. cluster add-ons ----------------------------------------------------------------------
 section "5. cluster add-ons: Traefik, cert-manager, kube-prometheus-stack"
@@ -177,5 +243,24 @@ python scripts/kit/check_pipeline.py cluster --traefik "$r/traefik.yaml" \
   --kps deploy/cluster/monitoring/kube-prometheus-stack-values.yaml \
   --issuers "$r/issuers.yaml" --issuers-dns01 "$r/issuers-dns01.yaml" \
   --overlay "$r/overlay-production.yaml" || die "cluster add-ons"
+
+# The defect of 81c028a: Traefik's Service without externalTrafficPolicy.
+cp -a deploy/cluster/traefik "$work/traefik-planted"
+python - "$work/traefik-planted/helmchartconfig.yaml" <<'EOF'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+cut = "    service:\n      spec:\n        externalTrafficPolicy: Local\n"
+assert cut in text
+open(path, "w").write(text.replace(cut, ""))
+EOF
+kubectl kustomize "$work/traefik-planted" > "$r/traefik-planted.yaml" || die "render the planted Traefik config"
+if python scripts/kit/check_pipeline.py cluster --traefik "$r/traefik-planted.yaml" \
+  --kps deploy/cluster/monitoring/kube-prometheus-stack-values.yaml \
+  --issuers "$r/issuers.yaml" --issuers-dns01 "$r/issuers-dns01.yaml" \
+  --overlay "$r/overlay-production.yaml" >/dev/null; then
+  die "the cluster check accepted Traefik without externalTrafficPolicy: Local"
+fi
+ok "planted (81c028a): Traefik's Service without externalTrafficPolicy: Local: caught"
 
 printf '\ncheck_pipeline: all checks passed\n'

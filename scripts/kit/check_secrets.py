@@ -266,17 +266,24 @@ def check_layout(s: dict, base: Path) -> bool:
             want = {f"{n}.sops.yaml" for n in names}
             have = {p.name for p in d.glob("*.sops.yaml")} if d.is_dir() else set()
             k = yaml.safe_load((d / "kustomization.yaml").read_text()) if (d / "kustomization.yaml").is_file() else {}
-            if have != want or set(k.get("resources") or []) != want or k.get("namespace") != s["namespace"]:
+            if have != want or set(k.get("resources") or []) != want or k.get("namespace") != s["namespaces"][env]:
                 fail(f"{d}: files {sorted(have)}, kustomization {k.get('resources')}, expected {sorted(want)}"
-                     f" in namespace {s['namespace']}")
+                     f" in namespace {s['namespaces'][env]}")
                 good = False
     return good
 
 
-def check_values(s: dict, name: str, secret: dict, where: str) -> bool:
+def secrets_namespace_mismatch(docs: list, ns: str) -> str | None:
+    """The namespace(s) an overlay's workloads run in, if not ns."""
+    spaces = sorted({d["metadata"].get("namespace") for d in docs
+                     if d["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob")} - {ns})
+    return ", ".join(spaces) or None
+
+
+def check_values(s: dict, name: str, secret: dict, where: str, ns: str) -> bool:
     keys = s["secrets"][name]
     problems = []
-    if secret["name"] != name or secret["namespace"] != s["namespace"]:
+    if secret["name"] != name or secret["namespace"] != ns:
         problems.append(f"is {secret['namespace']}/{secret['name']}")
     if set(secret["data"]) != set(keys):
         problems.append(f"keys {sorted(secret['data'])}, expected {sorted(keys)}")
@@ -328,7 +335,7 @@ def roundtrip(work: Path) -> None:
                 fail(f"{env}/{n}: decrypted kinds {plain.get('kind')}, {sops_secret.get('kind')}")
                 continue
             expected[n] = as_secret(plain)
-            check_values(s, n, expected[n], f"{env}/{n}.sops.yaml (decrypted)")
+            check_values(s, n, expected[n], f"{env}/{n}.sops.yaml (decrypted)", s["namespaces"][env])
             made = operator_secrets(sops_secret)
             if made != [expected[n]]:
                 fail(f"{env}-argocd/{n}: the operator would create {made}, the Flux form is {expected[n]}")
@@ -563,6 +570,13 @@ def examples(work: Path) -> None:
         if docs is None:
             continue
         refs = secret_refs(docs)
+        # The Secrets must be where the pods are: an overlay in another
+        # namespace than its secrets source would wait for them forever.
+        where = secrets_namespace_mismatch(docs, s["namespaces"][env])
+        if where:
+            fail(f"overlays/{env} runs in {where}, deploy/secrets/{env} puts its Secrets in {s['namespaces'][env]}")
+        if not secrets_namespace_mismatch(docs, "notes") and env == "dataset":
+            fail("planted: the dataset's Secrets in notes (as at 81c028a) went unnoticed")
         for name, keys in sorted(refs.items()):
             if name in OPERATOR_MADE:
                 continue

@@ -21,6 +21,10 @@ secret_value() {
   kubectl -n "$ns" get secret "$1" -o "jsonpath={.data.$2}" | base64 -d
 }
 
+# The StatefulSet controller creates the pod some time after the apply: a
+# wait on a pod that does not exist yet fails at once, so wait for it to
+# exist first (kubectl >= 1.31).
+kubectl -n "$ns" wait --for=create pod/garage-0 --timeout=5m
 kubectl -n "$ns" wait --for=jsonpath='{.status.phase}'=Running pod/garage-0 --timeout=5m
 
 # A node without a role shows "NO ROLE ASSIGNED"; a fresh cluster has no

@@ -146,7 +146,7 @@ resources:
   - $rel
 nameSuffix: -smoke
 images:
-  - name: ghcr.io/notes-api/notes-api
+  - name: $(sed -n 's/^NOTES_IMAGE=//p' "$repo/deploy/image.env")
     newName: $image_name
     newTag: "$image_tag"
 patches:
