@@ -70,6 +70,9 @@ impl BackupError {
 pub struct Counts {
     pub keys: u64,
     pub notes: u64,
+    /// Past states of notes; absent from snapshots made before revisions.
+    #[serde(default)]
+    pub revisions: u64,
     pub attachments: u64,
     /// Bytes of attachment objects copied.
     pub bytes: u64,
@@ -194,6 +197,7 @@ pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Creat
             match &record {
                 Record::Key { .. } => c.keys += 1,
                 Record::Note(_) => c.notes += 1,
+                Record::Revision { .. } => c.revisions += 1,
                 Record::Attachment {
                     attachment,
                     storage_key,
@@ -415,6 +419,7 @@ impl<'a> Snapshot<'a> {
         let expected = c
             .keys
             .checked_add(c.notes)
+            .and_then(|n| n.checked_add(c.revisions))
             .and_then(|n| n.checked_add(c.attachments))
             .and_then(|n| n.checked_sub(manifest.skipped.len() as u64))
             .ok_or_else(|| {

@@ -106,6 +106,46 @@ pub fn check_record(record: &Record, extract_max_bytes: u64) -> Result<(), Strin
             }
             Ok(())
         }
+        Record::Revision { note_id, revision } => {
+            let draft = NoteDraft {
+                title: revision.title.clone(),
+                body: revision.body.clone(),
+                tags: revision.tags.clone(),
+                external_id: None,
+                metadata: Some(serde_json::Value::Object(revision.metadata.clone())),
+            };
+            let valid = draft.validate().map_err(|errors| {
+                let first = errors.first().map(ToString::to_string).unwrap_or_default();
+                format!(
+                    "revision {} of note {note_id} breaks the note rules: {first}",
+                    revision.version
+                )
+            })?;
+            if valid.title != revision.title || valid.tags != revision.tags {
+                return Err(format!(
+                    "revision {} of note {note_id} is not in its normal form",
+                    revision.version
+                ));
+            }
+            if !(1..MAX_NOTE_VERSION).contains(&revision.version) {
+                return Err(format!(
+                    "revision {} of note {note_id}: a revision's version is 1 to {}",
+                    revision.version,
+                    MAX_NOTE_VERSION - 1
+                ));
+            }
+            if revision
+                .changed_by
+                .as_ref()
+                .is_some_and(|by| by.len() > 64 || by.chars().any(char::is_control))
+            {
+                return Err(format!(
+                    "revision {} of note {note_id} names an unusable author",
+                    revision.version
+                ));
+            }
+            Ok(())
+        }
         Record::Key { key, hash } => {
             let request = KeyRequest {
                 name: key.name.clone(),

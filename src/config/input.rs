@@ -256,6 +256,13 @@ pub struct JobsArgs {
     /// Hours finished jobs are kept before `purge` deletes them.
     #[arg(long, env = "NOTES_JOB_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=87_600))]
     pub job_retention_hours: u64,
+    /// Revisions `purge` keeps per note (the newest).
+    #[arg(long, env = "NOTES_REVISIONS_KEEP", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub revisions_keep: u32,
+    /// Days a revision is kept before `purge` deletes it; 0 keeps them
+    /// for good (within NOTES_REVISIONS_KEEP).
+    #[arg(long, env = "NOTES_REVISIONS_MAX_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub revisions_max_days: u32,
     /// Seconds an object without a row is left alone by `purge` (an upload
     /// writes its object before its row).
     #[arg(long, env = "NOTES_PURGE_GRACE", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]

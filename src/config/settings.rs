@@ -94,6 +94,10 @@ pub struct Jobs {
     pub poll: Duration,
     pub retention: Duration,
     pub purge_grace: Duration,
+    /// Revisions kept per note.
+    pub revisions_keep: u32,
+    /// How long a revision is kept; `None`: for good.
+    pub revisions_max_age: Option<Duration>,
     /// NOTES_SCHEDULE as given; `cli` parses it before anything starts.
     pub schedule: String,
     pub schedule_grace: Duration,
@@ -312,6 +316,9 @@ impl Settings {
                 backoff: Duration::from_millis(jobs.job_backoff_ms),
                 poll: Duration::from_millis(jobs.job_poll_ms),
                 retention: Duration::from_secs(jobs.job_retention_hours * 3600),
+                revisions_keep: jobs.revisions_keep,
+                revisions_max_age: (jobs.revisions_max_days > 0)
+                    .then(|| Duration::from_secs(u64::from(jobs.revisions_max_days) * 86_400)),
                 purge_grace: Duration::from_secs(jobs.purge_grace),
                 schedule: jobs.schedule.clone(),
                 schedule_grace: Duration::from_secs(jobs.schedule_grace),

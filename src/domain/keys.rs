@@ -178,6 +178,16 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// How a change it makes is recorded (a revision's `changed_by`): the
+    /// key's id, `master` or `dev`.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Development => "dev".into(),
+            Principal::Master => "master".into(),
+            Principal::Key { id, .. } => id.to_string(),
+        }
+    }
+
     pub fn has(&self, needed: Scope) -> bool {
         match self {
             Principal::Development | Principal::Master => true,

@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod json_shape;
 pub mod keys;
 pub mod note;
+pub mod revision;
 pub mod timestamp;
 pub mod unicode;
 pub mod validation;

@@ -157,6 +157,9 @@ pub struct NoteInput {
     pub tags: Vec<String>,
     pub external_id: Option<String>,
     pub metadata: Map<String, Value>,
+    /// Who makes this version (an API key's id, `master` or `dev`): kept
+    /// with it, and in its revision once it is replaced.
+    pub changed_by: Option<String>,
 }
 
 impl NoteDraft {
@@ -176,6 +179,7 @@ impl NoteDraft {
                 tags,
                 external_id: self.external_id,
                 metadata,
+                changed_by: None,
             })
         } else {
             Err(errors)
@@ -241,6 +245,14 @@ impl NotePatch {
 }
 
 impl NoteInput {
+    /// The same input, made by `actor`.
+    pub fn by(self, actor: &str) -> Self {
+        Self {
+            changed_by: Some(actor.to_owned()),
+            ..self
+        }
+    }
+
     /// Whether storing `self` over `note` would change nothing a client can see.
     pub fn same_content(&self, note: &Note) -> bool {
         self.title == note.title

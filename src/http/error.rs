@@ -178,7 +178,9 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
             ServiceError::Invalid(errors) => ApiError::validation(errors),
-            e @ ServiceError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            e @ (ServiceError::NotFound { .. } | ServiceError::NoRevision { .. }) => {
+                ApiError::not_found(e.to_string())
+            }
             e @ ServiceError::Contended(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }

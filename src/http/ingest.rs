@@ -52,7 +52,7 @@ const TRIM_AFTER_NOTES: u64 = 1000;
     security(("bearer" = ["write"])))]
 pub async fn ingest(
     State(state): State<AppState>,
-    _: Auth<Write>,
+    who: Auth<Write>,
     Extension(turn): Extension<IngestTurn>,
     headers: HeaderMap,
     body: Body,
@@ -164,7 +164,9 @@ pub async fn ingest(
         }
     };
     let received = batch.notes.len() as u64;
-    let counts = state.store().ingest(batch.notes).await;
+    let actor = who.0.actor();
+    let notes = batch.notes.into_iter().map(|n| n.by(&actor)).collect();
+    let counts = state.store().ingest(notes).await;
     if received >= TRIM_AFTER_NOTES {
         // The batch is freed by now; give its memory back rather than
         // keep the peak for good.

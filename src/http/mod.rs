@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod readiness;
 pub mod ready;
 pub mod response;
+pub mod revisions;
 pub mod search;
 pub mod served;
 pub mod shed;
@@ -55,6 +56,19 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/notes/{id}",
             get(notes::get).patch(notes::update).delete(notes::delete),
+        )
+        .route("/api/v1/notes/{id}/revisions", get(revisions::list))
+        .route(
+            "/api/v1/notes/{id}/revisions/{version}",
+            get(revisions::get),
+        )
+        .route(
+            "/api/v1/notes/{id}/revisions/{version}/diff",
+            get(revisions::diff),
+        )
+        .route(
+            "/api/v1/notes/{id}/revisions/{version}/restore",
+            post(revisions::restore),
         )
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/search/suggest", get(search::suggest))

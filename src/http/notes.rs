@@ -56,10 +56,10 @@ fn with_etag(status: StatusCode, note: Note) -> Response {
     security(("bearer" = ["write"])))]
 pub async fn create(
     State(state): State<AppState>,
-    _: Auth<Write>,
+    who: Auth<Write>,
     ApiJson(draft): ApiJson<NoteDraft>,
 ) -> ApiResult<Response> {
-    let note = state.notes().create(draft).await?;
+    let note = state.notes().create(draft, &who.0.actor()).await?;
     let location = HeaderValue::from_str(&format!("/api/v1/notes/{}", note.id)).expect("uuid path");
     let mut res = with_etag(StatusCode::CREATED, note);
     res.headers_mut().insert(header::LOCATION, location);
@@ -113,7 +113,7 @@ pub async fn get(
     security(("bearer" = ["write"])))]
 pub async fn update(
     State(state): State<AppState>,
-    _: Auth<Write>,
+    who: Auth<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<NotePatch>,
@@ -124,7 +124,10 @@ pub async fn update(
     let required = if_match
         .is_some()
         .then_some(&accepts as notes::RequiredVersion<'_>);
-    let note = state.notes().patch(id, &patch, required).await?;
+    let note = state
+        .notes()
+        .patch(id, &patch, required, &who.0.actor())
+        .await?;
     Ok(with_etag(StatusCode::OK, note))
 }
 

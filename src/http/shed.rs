@@ -100,6 +100,9 @@ fn class(method: &Method, route: &str) -> Class {
         | ("PATCH", "/api/v1/notes/{id}")
         | ("GET", "/api/v1/search")
         | ("POST", "/api/v1/jobs")
+        // A restore is a note write; a diff of two large bodies is CPU.
+        | ("POST", "/api/v1/notes/{id}/revisions/{version}/restore")
+        | ("GET", "/api/v1/notes/{id}/revisions/{version}/diff")
         // The admin UI's note forms: the same work as the API's.
         | ("POST", "/admin/notes/new")
         | ("POST", "/admin/notes/{id}/edit") => Class::Heavy,

@@ -214,7 +214,16 @@ async fn purge(ctx: &Context) -> Result<Value, JobError> {
         .purge(now - retention)
         .await
         .map_err(fail("purge"))?;
-    Ok(json!({ "objects": objects, "jobs": jobs }))
+    let before = jobs_settings
+        .revisions_max_age
+        .and_then(|age| chrono::Duration::from_std(age).ok())
+        .and_then(|age| now.checked_sub_signed(age));
+    let revisions = ctx
+        .store
+        .prune_revisions(jobs_settings.revisions_keep, before)
+        .await
+        .map_err(fail("purge"))?;
+    Ok(json!({ "objects": objects, "jobs": jobs, "revisions": revisions }))
 }
 
 /// Deletes orphaned attachment objects last modified before `cutoff`.

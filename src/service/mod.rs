@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod jobs;
 pub mod keys;
 pub mod notes;
+pub mod revisions;
 
 use uuid::Uuid;
 
@@ -24,6 +25,11 @@ pub enum ServiceError {
     Invalid(Vec<FieldError>),
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: Uuid },
+    /// The note exists; this past version of it does not (or no longer).
+    #[error(
+        "note {note} has no revision {version} (its revisions are listed at /api/v1/notes/{note}/revisions)"
+    )]
+    NoRevision { note: Uuid, version: i64 },
     /// A change kept losing to concurrent writers and gave up.
     #[error("the {0} is being changed concurrently; retry")]
     Contended(&'static str),

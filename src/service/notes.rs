@@ -41,10 +41,11 @@ pub struct NoteService<'a> {
 }
 
 impl NoteService<'_> {
-    /// Validates and stores a new note; returns once it is searchable.
-    pub async fn create(&self, draft: NoteDraft) -> ServiceResult<Note> {
+    /// Validates and stores a new note, made by `actor`; returns once it
+    /// is searchable.
+    pub async fn create(&self, draft: NoteDraft, actor: &str) -> ServiceResult<Note> {
         let input = draft.validate().map_err(ServiceError::Invalid)?;
-        let note = self.store.create_note(input).await?;
+        let note = self.store.create_note(input.by(actor)).await?;
         searchable(self.index).await;
         Ok(note)
     }
@@ -62,6 +63,7 @@ impl NoteService<'_> {
         id: Uuid,
         patch: &NotePatch,
         required: Option<RequiredVersion<'_>>,
+        actor: &str,
     ) -> ServiceResult<Note> {
         for _ in 0..MAX_PATCH_ATTEMPTS {
             let current = self.get(id).await?;
@@ -77,7 +79,11 @@ impl NoteService<'_> {
             if input.same_content(&current) {
                 return Ok(current);
             }
-            match self.store.update_note(id, input, current.version).await {
+            match self
+                .store
+                .update_note(id, input.by(actor), current.version)
+                .await
+            {
                 Ok(note) => {
                     searchable(self.index).await;
                     return Ok(note);

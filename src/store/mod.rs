@@ -18,6 +18,7 @@ use crate::domain::{
     ingest::IngestCounts,
     keys::{ApiKey, Scope},
     note::{MAX_NOTE_VERSION, Note, NoteInput},
+    revision::{Revision, RevisionSummary},
 };
 
 pub mod dataset;
@@ -153,9 +154,12 @@ pub struct NewKey {
 /// layer that needs one part asks for that part only: the search index
 /// follows a [`FeedReader`], a backup reads and writes through [`Backup`].
 /// Every backend implements all of them.
-pub trait Store: Maintenance + Notes + Attachments + FeedReader + Keys + Backup {}
+pub trait Store:
+    Maintenance + Notes + Revisions + Attachments + FeedReader + Keys + Backup
+{
+}
 
-impl<T: Maintenance + Notes + Attachments + FeedReader + Keys + Backup> Store for T {}
+impl<T: Maintenance + Notes + Revisions + Attachments + FeedReader + Keys + Backup> Store for T {}
 
 /// The database itself: opening, migrating, checking, closing.
 #[async_trait]
@@ -197,6 +201,34 @@ pub trait Notes: Send + Sync + 'static {
     /// Writes a whole batch in one transaction: notes with a known
     /// `external_id` are updated (or left alone when nothing changed).
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError>;
+}
+
+/// The states notes had before each change. The database keeps them itself
+/// (a trigger on every version bump), so no write path can forget one.
+#[async_trait]
+pub trait Revisions: Send + Sync + 'static {
+    /// At most `limit` of a note's revisions, newest first, older than
+    /// version `before` if given; without their bodies.
+    async fn list_revisions(
+        &self,
+        note_id: Uuid,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<RevisionSummary>, StoreError>;
+    async fn get_revision(
+        &self,
+        note_id: Uuid,
+        version: i64,
+    ) -> Result<Option<Revision>, StoreError>;
+    /// Deletes every revision past the `keep` newest of its note, and
+    /// (when given) every one made before `before`; returns how many went.
+    async fn prune_revisions(
+        &self,
+        keep: u32,
+        before: Option<DateTime<Utc>>,
+    ) -> Result<u64, StoreError>;
+    /// How many revisions are kept, all notes together.
+    async fn count_revisions(&self) -> Result<u64, StoreError>;
 }
 
 /// Attachments' records (their bytes are in `blobs`): the API, and the
@@ -301,6 +333,12 @@ pub enum Record {
         hash: String,
     },
     Note(Note),
+    /// A past state of a note, after the note.
+    Revision {
+        note_id: Uuid,
+        #[serde(flatten)]
+        revision: Revision,
+    },
     Attachment {
         #[serde(flatten)]
         attachment: Attachment,

@@ -143,12 +143,15 @@ type PgQuery = Query<'static, Postgres, PgArguments>;
 
 /// A note's text and tags as columns, in the order the statements below
 /// bind them after the id.
+/// Binds a note's fields as the next six parameters: title, body, tags,
+/// external_id, metadata, changed_by.
 fn note_fields(q: PgQuery, note: &NoteInput) -> PgQuery {
     q.arg(note.title.clone())
         .arg(note.body.clone())
         .arg(Json(note.tags.clone()))
         .arg(note.external_id.clone())
         .arg(Json(note.metadata.clone()))
+        .arg(note.changed_by.clone())
 }
 
 #[async_trait]
@@ -232,9 +235,9 @@ impl Backend for Postgres {
 
     async fn create_note(store: &PgStore, note: NoteInput) -> Result<Note, StoreError> {
         let sql = format!(
-            "{NEXT_SEQ} INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at,
-                                          updated_at, change_seq)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $7, h.head FROM h
+            "{NEXT_SEQ} INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by,
+                                          created_at, updated_at, change_seq)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8, h.head FROM h
              RETURNING {NOTE_COLUMNS}"
         );
         let q =
@@ -252,12 +255,12 @@ impl Backend for Postgres {
         // The feed is only bumped (and locked) when the version matches; a
         // mismatch leaves a gap in the numbers at worst, never a reorder.
         let sql = format!(
-            "WITH target AS (SELECT id FROM notes WHERE id = $1 AND version = $8),
+            "WITH target AS (SELECT id FROM notes WHERE id = $1 AND version = $9),
                   h AS (UPDATE search_feed SET head = head + 1
                         WHERE id = 1 AND EXISTS (SELECT 1 FROM target) RETURNING head)
              UPDATE notes SET title = $2, body = $3, tags = $4, external_id = $5, metadata = $6,
-                    updated_at = $7, version = version + 1, change_seq = h.head
-             FROM h WHERE notes.id = $1 AND notes.version = $8 RETURNING {}",
+                    changed_by = $7, updated_at = $8, version = version + 1, change_seq = h.head
+             FROM h WHERE notes.id = $1 AND notes.version = $9 RETURNING {}",
             note_columns_of("notes")
         );
         let q = note_fields(query::<Self>(&sql).arg(Id(id)), &note)
@@ -317,9 +320,10 @@ impl Backend for Postgres {
         let mut seq = take_seqs::<Self>(&mut *tx, plan.updates.len() + plan.inserts.len()).await?;
         for chunk in plan.updates.chunks(BATCH_ROWS) {
             let sql = "UPDATE notes n SET title = u.title, body = u.body, tags = u.tags, metadata = u.metadata,
-                        updated_at = $7, version = n.version + 1, change_seq = u.change_seq
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[])
-                      AS u(id, title, body, tags, metadata, change_seq)
+                        changed_by = u.changed_by, updated_at = $7, version = n.version + 1,
+                        change_seq = u.change_seq
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[], $8::text[])
+                      AS u(id, title, body, tags, metadata, change_seq, changed_by)
                  WHERE n.id = u.id";
             Columns::of(chunk.iter().map(|(id, n)| (*id, n)), &mut seq)
                 .bind(sqlx::query(sql), now)
@@ -328,10 +332,10 @@ impl Backend for Postgres {
                 .map_err(map_err)?;
         }
         for chunk in plan.inserts.chunks(BATCH_ROWS) {
-            let sql = "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, change_seq)
-                 SELECT id, title, body, tags, ext, metadata, $7, $7, change_seq
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[], $8::text[])
-                      WITH ORDINALITY AS u(id, title, body, tags, metadata, change_seq, ext, position)
+            let sql = "INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by, created_at, updated_at, change_seq)
+                 SELECT id, title, body, tags, ext, metadata, changed_by, $7, $7, change_seq
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[], $8::text[], $9::text[])
+                      WITH ORDINALITY AS u(id, title, body, tags, metadata, change_seq, changed_by, ext, position)
                  ORDER BY position";
             let columns = Columns::of(chunk.iter().map(|n| (Uuid::now_v7(), n)), &mut seq);
             let external_ids = columns.external_ids.clone();
@@ -366,6 +370,7 @@ struct Columns {
     metadata: Vec<Value>,
     external_ids: Vec<Option<String>>,
     change_seqs: Vec<i64>,
+    changed_by: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -379,6 +384,7 @@ impl Columns {
             metadata: Vec::new(),
             external_ids: Vec::new(),
             change_seqs: Vec::new(),
+            changed_by: Vec::new(),
         };
         for (id, n) in rows {
             c.ids.push(id);
@@ -388,12 +394,14 @@ impl Columns {
             c.metadata.push(Value::Object(n.metadata.clone()));
             c.external_ids.push(n.external_id.clone());
             c.change_seqs.push(*seq);
+            c.changed_by.push(n.changed_by.clone());
             *seq += 1;
         }
         c
     }
 
-    /// Binds $1..$6 (the arrays shared by inserts and updates) and $7 (now).
+    /// Binds $1..$6 (the arrays shared by inserts and updates), $7 (now)
+    /// and $8 (who makes each version).
     fn bind(self, query: PgQuery, now: DateTime<Utc>) -> PgQuery {
         query
             .bind(self.ids)
@@ -403,5 +411,6 @@ impl Columns {
             .bind(self.metadata)
             .bind(self.change_seqs)
             .bind(now)
+            .bind(self.changed_by)
     }
 }

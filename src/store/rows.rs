@@ -22,6 +22,7 @@ use crate::domain::{
     attachment::{Attachment, StoredAttachment},
     keys::{ApiKey, Scope},
     note::Note,
+    revision::{Revision, RevisionSummary},
     timestamp,
 };
 
@@ -184,6 +185,61 @@ impl NoteRow {
 
     pub fn into_note(self) -> Note {
         self.into_positioned().1
+    }
+}
+
+/// What a revision read returns, in [`RevisionRow`]'s order.
+pub const REVISION_COLUMNS: &str = "version, title, body, tags, metadata, updated_at, changed_by";
+
+#[derive(FromRow)]
+pub struct RevisionRow {
+    version: i64,
+    title: String,
+    body: String,
+    tags: Json<Vec<String>>,
+    metadata: Json<Map<String, Value>>,
+    updated_at: Time,
+    changed_by: Option<String>,
+}
+
+impl From<RevisionRow> for Revision {
+    fn from(r: RevisionRow) -> Self {
+        Self {
+            version: r.version,
+            title: r.title,
+            body: r.body,
+            tags: r.tags.0,
+            metadata: r.metadata.0,
+            updated_at: r.updated_at.0,
+            changed_by: r.changed_by,
+        }
+    }
+}
+
+/// A revision in a listing: [`REVISION_COLUMNS`] with the body's length
+/// in bytes (`body_bytes`) in place of the body.
+#[derive(FromRow)]
+pub struct RevisionSummaryRow {
+    version: i64,
+    title: String,
+    body_bytes: i64,
+    tags: Json<Vec<String>>,
+    metadata: Json<Map<String, Value>>,
+    updated_at: Time,
+    changed_by: Option<String>,
+}
+
+impl From<RevisionSummaryRow> for RevisionSummary {
+    fn from(r: RevisionSummaryRow) -> Self {
+        Self {
+            version: r.version,
+            title: r.title,
+            body_bytes: u64::try_from(r.body_bytes).unwrap_or(0),
+            tags: r.tags.0,
+            metadata: r.metadata.0,
+            updated_at: r.updated_at.0,
+            changed_by: r.changed_by,
+        }
     }
 }
 

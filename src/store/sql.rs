@@ -24,10 +24,11 @@ use uuid::Uuid;
 
 use super::{
     Attachments, BATCH_ROWS, Backup, ChangePage, FeedHead, FeedReader, Keys, ListQuery,
-    Maintenance, NewKey, Notes, Page, Record, StoreError, merge_changes, new_generation,
+    Maintenance, NewKey, Notes, Page, Record, Revisions, StoreError, merge_changes, new_generation,
     rows::{
         ATTACHMENT_COLUMNS, AttachmentRow, Bind, ExportAttachmentRow, ExportKeyRow, FeedRow, Id,
-        KEY_COLUMNS, KeyRow, NOTE_COLUMNS, NoteRow, Rows, Time,
+        KEY_COLUMNS, KeyRow, NOTE_COLUMNS, NoteRow, REVISION_COLUMNS, RevisionRow,
+        RevisionSummaryRow, Rows, Time,
     },
     send, versions,
 };
@@ -36,6 +37,7 @@ use crate::domain::{
     ingest::IngestCounts,
     keys::{ApiKey, Scope},
     note::{Note, NoteInput},
+    revision::{Revision, RevisionSummary},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +285,24 @@ fn insert_attachment<B: Backend>(
         .arg(Time(a.created_at))
         .arg(search_text.to_owned())
         .arg(Id(a.note_id))
+}
+
+/// A revision as a backup holds it; inserts nothing when its note is not
+/// there (the import then refuses the snapshot).
+fn insert_revision<B: Backend>(note_id: Uuid, r: &Revision) -> Query<'static, B, B::Arguments> {
+    query::<B>(
+        "INSERT INTO note_revisions (note_id, version, title, body, tags, metadata, updated_at,
+                                     changed_by)
+         SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM notes WHERE id = $1",
+    )
+    .arg(Id(note_id))
+    .arg(r.version)
+    .arg(r.title.clone())
+    .arg(r.body.clone())
+    .arg(Json(r.tags.clone()))
+    .arg(Json(r.metadata.clone()))
+    .arg(Time(r.updated_at))
+    .arg(r.changed_by.clone())
 }
 
 fn insert_key<B: Backend>(key: &ApiKey, hash: &str) -> Query<'static, B, B::Arguments> {
@@ -710,6 +730,20 @@ impl<B: Backend> Backup for SqlStore<B> {
             send(&out, Record::Note(row.into_note())).await?;
         }
         drop(notes);
+        let revisions = query::<B>(&format!(
+            "SELECT note_id, {REVISION_COLUMNS} FROM note_revisions ORDER BY note_id, version"
+        ));
+        let mut revisions = revisions.fetch(B::exec(&mut *tx));
+        while let Some(row) = revisions.try_next().await.map_err(B::map_err)? {
+            let (note_id,): (Id,) = B::decode(&row).map_err(B::map_err)?;
+            let revision: RevisionRow = B::decode(&row).map_err(B::map_err)?;
+            let record = Record::Revision {
+                note_id: note_id.0,
+                revision: revision.into(),
+            };
+            send(&out, record).await?;
+        }
+        drop(revisions);
         let attachments = query::<B>(&format!(
             "SELECT {ATTACHMENT_COLUMNS}, search_text FROM attachments ORDER BY id"
         ));
@@ -740,6 +774,7 @@ impl<B: Backend> Backup for SqlStore<B> {
             let q = match &record {
                 Record::Key { key, hash } => insert_key::<B>(key, hash),
                 Record::Note(note) => insert_exported_note::<B>(note),
+                Record::Revision { note_id, revision } => insert_revision::<B>(*note_id, revision),
                 Record::Attachment {
                     attachment,
                     storage_key,
@@ -784,6 +819,91 @@ impl<B: Backend> Backup for SqlStore<B> {
         )
         .await?;
         Ok(!any)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Revisions for SqlStore<B> {
+    async fn list_revisions(
+        &self,
+        note_id: Uuid,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<RevisionSummary>, StoreError> {
+        let body_bytes = match B::DIALECT {
+            Dialect::Sqlite => "length(CAST(body AS BLOB))",
+            Dialect::Postgres => "octet_length(body)::bigint",
+        };
+        let rows: Vec<RevisionSummaryRow> = fetch_all(
+            &mut *self.read().await?,
+            query::<B>(&format!(
+                "SELECT version, title, {body_bytes} AS body_bytes, tags, metadata, updated_at,
+                        changed_by
+                 FROM note_revisions WHERE note_id = $1 AND version < $2
+                 ORDER BY version DESC LIMIT $3"
+            ))
+            .arg(Id(note_id))
+            .arg(before.unwrap_or(i64::MAX))
+            .arg(i64::from(limit)),
+        )
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn get_revision(
+        &self,
+        note_id: Uuid,
+        version: i64,
+    ) -> Result<Option<Revision>, StoreError> {
+        let row: Option<RevisionRow> = fetch_optional(
+            &mut *self.read().await?,
+            query::<B>(&format!(
+                "SELECT {REVISION_COLUMNS} FROM note_revisions WHERE note_id = $1 AND version = $2"
+            ))
+            .arg(Id(note_id))
+            .arg(version),
+        )
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn prune_revisions(
+        &self,
+        keep: u32,
+        before: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<u64, StoreError> {
+        let mut c = self.write().await?;
+        // Past the `keep` newest of each note, ranked in one pass.
+        let mut pruned = execute(
+            &mut *c,
+            query::<B>(
+                "DELETE FROM note_revisions WHERE (note_id, version) IN (
+                     SELECT note_id, version FROM (
+                         SELECT note_id, version,
+                                row_number() OVER (PARTITION BY note_id ORDER BY version DESC) AS r
+                         FROM note_revisions) ranked
+                     WHERE r > $1)",
+            )
+            .arg(i64::from(keep)),
+        )
+        .await?;
+        if let Some(before) = before {
+            pruned += execute(
+                &mut *c,
+                query::<B>("DELETE FROM note_revisions WHERE updated_at < $1").arg(Time(before)),
+            )
+            .await?;
+        }
+        Ok(pruned)
+    }
+
+    async fn count_revisions(&self) -> Result<u64, StoreError> {
+        let (n,): (i64,) = fetch_one(
+            &mut *self.read().await?,
+            query::<B>("SELECT count(*) FROM note_revisions"),
+        )
+        .await?;
+        Ok(n as u64)
     }
 }
 

@@ -125,12 +125,15 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A note's text and tags as columns, in `INSERT_NOTE`'s order after the id.
+/// Binds a note's fields as the next six parameters: title, body, tags,
+/// external_id, metadata, changed_by.
 fn note_fields(q: Query<'static, Sqlite, SqliteArguments>, note: &NoteInput) -> SqliteQuery {
     q.arg(note.title.clone())
         .arg(note.body.clone())
         .arg(Json(note.tags.clone()))
         .arg(note.external_id.clone())
         .arg(Json(note.metadata.clone()))
+        .arg(note.changed_by.clone())
 }
 
 type SqliteQuery = Query<'static, Sqlite, SqliteArguments>;
@@ -220,9 +223,9 @@ impl Backend for Sqlite {
         let mut tx = Self::begin_write(store).await?;
         let seq = take_seqs::<Self>(&mut *tx, 1).await?;
         let sql = format!(
-            "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at,
-                                updated_at, change_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING {NOTE_COLUMNS}"
+            "INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by,
+                                created_at, updated_at, change_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING {NOTE_COLUMNS}"
         );
         let q = note_fields(query::<Self>(&sql).arg(Id(Uuid::now_v7())), &note)
             .arg(Time(now))
@@ -242,8 +245,8 @@ impl Backend for Sqlite {
         let seq = take_seqs::<Self>(&mut *tx, 1).await?;
         let sql = format!(
             "UPDATE notes SET title = $2, body = $3, tags = $4, external_id = $5, metadata = $6,
-                    updated_at = $7, version = version + 1, change_seq = $8
-             WHERE id = $1 AND version = $9 RETURNING {NOTE_COLUMNS}"
+                    changed_by = $7, updated_at = $8, version = version + 1, change_seq = $9
+             WHERE id = $1 AND version = $10 RETURNING {NOTE_COLUMNS}"
         );
         let q = note_fields(query::<Self>(&sql).arg(Id(id)), &note)
             .arg(Time(timestamp::now()))
@@ -295,7 +298,7 @@ impl Backend for Sqlite {
         for (id, note) in &plan.updates {
             query::<Self>(
                 "UPDATE notes SET title = $1, body = $2, tags = $3, metadata = $4,
-                        updated_at = $5, version = version + 1, change_seq = $6
+                        updated_at = $5, version = version + 1, change_seq = $6, changed_by = $8
                  WHERE id = $7",
             )
             .arg(note.title.clone())
@@ -305,6 +308,7 @@ impl Backend for Sqlite {
             .arg(Time(now))
             .arg(seq)
             .arg(Id(*id))
+            .arg(note.changed_by.clone())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
@@ -313,7 +317,7 @@ impl Backend for Sqlite {
         // Multi-row inserts: SQLite has no arrays to unnest.
         for chunk in plan.inserts.chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at, updated_at, change_seq) ",
+                "INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by, created_at, updated_at, change_seq) ",
             );
             qb.push_values(chunk, |mut row, note| {
                 seq += 1;
@@ -323,6 +327,7 @@ impl Backend for Sqlite {
                     .push_bind(Json(note.tags.clone()))
                     .push_bind(note.external_id.clone())
                     .push_bind(Json(note.metadata.clone()))
+                    .push_bind(note.changed_by.clone())
                     .push_bind(Time(now))
                     .push_bind(Time(now))
                     .push_bind(seq - 1);

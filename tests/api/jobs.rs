@@ -638,6 +638,14 @@ async fn backup_wipe_restore_gives_the_same_deployment() {
     app.create_note(json!({"title": "Échidna", "body": "also lays eggs"}))
         .await;
     let note_id = note["id"].as_str().unwrap();
+    // One change, so the note has a revision for the backup to carry.
+    let res = app
+        .request(Method::PATCH, &format!("/api/v1/notes/{note_id}"))
+        .json(&json!({"body": "lays eggs, and swims"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let upload = |name: &str, ct: &str, body: Vec<u8>| {
         app.request(
@@ -715,7 +723,13 @@ async fn backup_wipe_restore_gives_the_same_deployment() {
         .await
         .unwrap();
     assert_eq!(manifest.counts.notes, 2);
+    assert_eq!(manifest.counts.revisions, 1);
     assert_eq!(snapshot(&fresh, note_id).await, before);
+    let (_, v1) = fresh
+        .get_json(&format!("/api/v1/notes/{note_id}/revisions/1"))
+        .await;
+    assert_eq!(v1["body"], "lays eggs", "the history came back: {v1}");
+    assert_eq!(v1["changed_by"], "master");
     let res = fresh
         .get(&format!(
             "/api/v1/attachments/{}/content",

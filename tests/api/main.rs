@@ -10,6 +10,7 @@ mod ingest;
 mod jobs;
 mod notes;
 mod ops;
+mod revisions;
 mod search;
 mod shutdown;
 #[path = "../support/mod.rs"]

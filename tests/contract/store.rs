@@ -53,6 +53,11 @@ contract_tests! {
     watch_feed_announces_a_change_where_the_backend_can: sqlite, postgres;
     is_empty_means_no_notes_attachments_or_keys: sqlite, postgres;
     export_sends_keys_then_notes_then_attachments: sqlite, postgres;
+    an_update_keeps_the_state_it_replaced_as_a_revision: sqlite, postgres;
+    an_ingest_update_keeps_a_revision_and_an_unchanged_one_none: sqlite, postgres;
+    a_refused_update_keeps_no_revision: sqlite, postgres;
+    prune_revisions_keeps_the_newest_and_drops_the_old: sqlite, postgres;
+    a_deleted_note_takes_its_revisions: sqlite, postgres;
     import_restores_an_export_as_it_was: sqlite, postgres;
     import_rolls_back_when_the_producer_fails: sqlite, postgres;
     import_of_an_attachment_without_its_note_fails: sqlite, postgres;
@@ -66,6 +71,7 @@ fn input(title: &str) -> NoteInput {
         tags: vec![],
         external_id: None,
         metadata: Map::new(),
+        changed_by: None,
     }
 }
 
@@ -258,6 +264,7 @@ async fn created_note_reads_back(s: DynStore) {
         tags: vec!["work".into(), "ideas".into()],
         external_id: Some("ext-1".into()),
         metadata,
+        changed_by: None,
     };
     let note = create(&s, note_in.clone()).await;
     assert!(note_in.same_content(&note));
@@ -1047,7 +1054,19 @@ async fn export_sends_keys_then_notes_then_attachments(s: DynStore) {
             hash: k.hash,
         })
         .collect();
+    // `fill` changed the second note once: its first version is a revision.
+    let second = notes[1].id;
+    let revision = s
+        .get_revision(second, 1)
+        .await
+        .unwrap()
+        .expect("version 1 kept");
+    assert_eq!((revision.title.as_str(), revision.version), ("second", 1));
     want.extend(notes.into_iter().map(Record::Note));
+    want.push(Record::Revision {
+        note_id: second,
+        revision,
+    });
     want.extend(
         sorted_by_id(&attachments, |a| a.attachment.id)
             .into_iter()
@@ -1251,4 +1270,109 @@ async fn import_of_a_duplicate_names_what_is_duplicated(s: DynStore) {
         );
         assert!(s.is_empty().await.unwrap(), "{expect}: rows kept");
     }
+}
+
+async fn an_update_keeps_the_state_it_replaced_as_a_revision(s: DynStore) {
+    let v1 = create(&s, tagged("one", &["a"]).by("alice")).await;
+    let v2 = s
+        .update_note(v1.id, tagged("two", &["b"]).by("bob"), 1)
+        .await
+        .unwrap();
+    s.update_note(v1.id, input("three").by("carol"), 2)
+        .await
+        .unwrap();
+    let listed = s.list_revisions(v1.id, None, 10).await.unwrap();
+    let versions: Vec<(i64, Option<&str>)> = listed
+        .iter()
+        .map(|r| (r.version, r.changed_by.as_deref()))
+        .collect();
+    assert_eq!(versions, [(2, Some("bob")), (1, Some("alice"))]);
+    assert_eq!(listed[1].body_bytes, "body of one".len() as u64);
+    let one = s.get_revision(v1.id, 1).await.unwrap().unwrap();
+    assert_eq!(one.title, "one");
+    assert_eq!(one.body, "body of one");
+    assert_eq!(one.tags, ["a"]);
+    assert_eq!(one.updated_at, v1.updated_at);
+    assert_eq!(
+        s.get_revision(v1.id, 2).await.unwrap().unwrap().updated_at,
+        v2.updated_at
+    );
+    // Paging: older than version 2, and a limit.
+    let older = s.list_revisions(v1.id, Some(2), 10).await.unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].version, 1);
+    assert_eq!(s.list_revisions(v1.id, None, 1).await.unwrap().len(), 1);
+    // The current version is not a revision; an unknown one is none.
+    assert!(s.get_revision(v1.id, 3).await.unwrap().is_none());
+    assert!(s.get_revision(Uuid::now_v7(), 1).await.unwrap().is_none());
+    assert_eq!(s.count_revisions().await.unwrap(), 2);
+}
+
+async fn an_ingest_update_keeps_a_revision_and_an_unchanged_one_none(s: DynStore) {
+    s.ingest(vec![external("doc", "d-1").by("first")])
+        .await
+        .unwrap();
+    s.ingest(vec![external("doc", "d-1").by("again")])
+        .await
+        .unwrap();
+    assert_eq!(s.count_revisions().await.unwrap(), 0, "nothing changed");
+    s.ingest(vec![external("doc v2", "d-1").by("second")])
+        .await
+        .unwrap();
+    let query = ListQuery {
+        tag: None,
+        limit: 10,
+        after: None,
+    };
+    let id = s.list_notes(&query).await.unwrap().items[0].id;
+    let listed = s.list_revisions(id, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].title, "doc");
+    assert_eq!(listed[0].changed_by.as_deref(), Some("first"));
+}
+
+async fn a_refused_update_keeps_no_revision(s: DynStore) {
+    let note = create(&s, input("one")).await;
+    let stale = s.update_note(note.id, input("two"), 7).await;
+    assert!(
+        matches!(stale, Err(StoreError::VersionMismatch { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(s.count_revisions().await.unwrap(), 0);
+}
+
+async fn prune_revisions_keeps_the_newest_and_drops_the_old(s: DynStore) {
+    let a = create(&s, input("a0")).await;
+    let b = create(&s, input("b0")).await;
+    for v in 1..=4 {
+        s.update_note(a.id, input(&format!("a{v}")), v)
+            .await
+            .unwrap();
+    }
+    s.update_note(b.id, input("b1"), 1).await.unwrap();
+    assert_eq!(s.count_revisions().await.unwrap(), 5);
+    assert_eq!(s.prune_revisions(2, None).await.unwrap(), 2);
+    let kept: Vec<i64> = s
+        .list_revisions(a.id, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(kept, [4, 3]);
+    assert_eq!(s.list_revisions(b.id, None, 10).await.unwrap().len(), 1);
+    // By age: a cut-off before every revision removes none, after all of them every one.
+    let past = timestamp::now() - chrono::Duration::days(1);
+    assert_eq!(s.prune_revisions(100, Some(past)).await.unwrap(), 0);
+    let future = timestamp::now() + chrono::Duration::seconds(1);
+    assert_eq!(s.prune_revisions(100, Some(future)).await.unwrap(), 3);
+    assert_eq!(s.count_revisions().await.unwrap(), 0);
+}
+
+async fn a_deleted_note_takes_its_revisions(s: DynStore) {
+    let note = create(&s, input("one")).await;
+    s.update_note(note.id, input("two"), 1).await.unwrap();
+    assert_eq!(s.count_revisions().await.unwrap(), 1);
+    s.delete_note(note.id).await.unwrap();
+    assert_eq!(s.count_revisions().await.unwrap(), 0);
 }

@@ -257,7 +257,12 @@ pub async fn create_note(
         external_id: None,
         metadata: None,
     };
-    match state.notes().create(draft).await.map_err(ApiError::from) {
+    match state
+        .notes()
+        .create(draft, &user.principal.actor())
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(note) => {
             tracing::info!(note_id = %note.id, "admin UI: note created");
             Ok(Redirect::to(&format!("/admin/notes/{}?created=1", note.id)).into_response())
@@ -340,7 +345,7 @@ pub async fn save_note(
             let opened_on = move |current: i64| current == version;
             state
                 .notes()
-                .patch(id, &patch, Some(&opened_on))
+                .patch(id, &patch, Some(&opened_on), &user.principal.actor())
                 .await
                 .map_err(ApiError::from)
         }

@@ -638,6 +638,11 @@ pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
         (None, _) => "no index in this process".into(),
         (Some(_), Err(_)) => "unknown (the database does not answer)".into(),
     };
+    let revisions = state
+        .store()
+        .count_revisions()
+        .await
+        .map_or_else(|_| "unknown".into(), |n| n.to_string());
     let figures = [
         ("Requests served", t.requests.to_string()),
         ("Server errors (5xx)", t.server_errors.to_string()),
@@ -647,6 +652,7 @@ pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
         ),
         ("Jobs run", t.jobs_run.to_string()),
         ("Search index lag (changes)", lag),
+        ("Note revisions kept", revisions),
         ("Datasets swapped in", t.datasets_swapped.to_string()),
         ("Datasets rejected", t.datasets_rejected.to_string()),
     ]
