@@ -77,9 +77,8 @@ impl Revision {
 pub struct FieldChange {
     /// `title`, `tags` or `metadata`.
     pub field: String,
-    #[schema(value_type = Object)]
+    /// A string (title), an array (tags) or an object (metadata).
     pub from: Value,
-    #[schema(value_type = Object)]
     pub to: Value,
 }
 

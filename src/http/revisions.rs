@@ -41,7 +41,7 @@ pub struct RevisionListParams {
 #[into_params(parameter_in = Query)]
 pub struct DiffParams {
     /// The version to compare with; default: the current one.
-    #[param(value_type = Option<i64>, minimum = 1)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 9007199254740991.0)]
     pub against: Option<String>,
 }
 
@@ -68,7 +68,7 @@ pub async fn list(
 
 /// The note as it was at one version (its current version included).
 #[utoipa::path(get, path = "/api/v1/notes/{id}/revisions/{version}", operation_id = "get_revision", tag = "revisions",
-    params(("id" = String, Path, description = "Note id"), ("version" = i64, Path, minimum = 1, description = "Version")),
+    params(("id" = String, Path, description = "Note id"), ("version" = i64, Path, minimum = 1, maximum = 9007199254740991.0, description = "Version")),
     responses((status = 200, body = Revision), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = ["read"])))]
 pub async fn get(
@@ -86,7 +86,7 @@ pub async fn get(
 /// What changed from one version to another: a unified diff of the body
 /// and every other field that differs.
 #[utoipa::path(get, path = "/api/v1/notes/{id}/revisions/{version}/diff", operation_id = "diff_revision", tag = "revisions",
-    params(("id" = String, Path, description = "Note id"), ("version" = i64, Path, minimum = 1, description = "Version"), DiffParams),
+    params(("id" = String, Path, description = "Note id"), ("version" = i64, Path, minimum = 1, maximum = 9007199254740991.0, description = "Version"), DiffParams),
     responses((status = 200, body = RevisionDiff), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = ["read"])))]
 pub async fn diff(
@@ -109,7 +109,7 @@ pub async fn diff(
 
 /// Make a revision's content the note's next version. Honours `If-Match`.
 #[utoipa::path(post, path = "/api/v1/notes/{id}/revisions/{version}/restore", operation_id = "restore_revision", tag = "revisions",
-    params(("id" = String, Path, description = "Note id"), ("version" = i64, Path, minimum = 1, description = "Version"),
+    params(("id" = String, Path, description = "Note id"), ("version" = i64, Path, minimum = 1, maximum = 9007199254740991.0, description = "Version"),
            ("If-Match" = Option<String>, Header, description = "`\"<version>\"` the note must be at")),
     responses((status = 200, body = Note, description = "The note at its new version; `ETag` set"),
               (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem),
