@@ -105,7 +105,8 @@ fn class(method: &Method, route: &str) -> Class {
         | ("GET", "/api/v1/notes/{id}/revisions/{version}/diff")
         // The admin UI's note forms: the same work as the API's.
         | ("POST", "/admin/notes/new")
-        | ("POST", "/admin/notes/{id}/edit") => Class::Heavy,
+        | ("POST", "/admin/notes/{id}/edit")
+        | ("POST", "/admin/notes/{id}/history/{version}/restore") => Class::Heavy,
         _ => Class::Light,
     }
 }

@@ -216,6 +216,18 @@ async function main() {
   assert.equal(stored.version, 2);
   assert.equal(stored.body, "Sowed tomatoes.\nWatered twice.\nFirst shoots!");
 
+  // Its history: version 1 beside what changed since, restored and back.
+  await Promise.all([page.waitForURL(/\/history$/), page.click("text=History")]);
+  await inspect(page, "note-history");
+  await Promise.all([page.waitForURL(/\/history\/1$/), page.click(`a[href$="/history/1"]`)]);
+  assert.match(await page.textContent("pre.diff"), /\+First shoots!/);
+  await inspect(page, "note-revision");
+  await Promise.all([page.waitForURL(/\?restored=1$/), page.click("text=Restore version 1")]);
+  assert.equal((await page.textContent(".notice")).trim(), "Version 1 is restored, as a new version.");
+  stored = (await api("GET", `/api/v1/notes/${created}`)).json;
+  assert.equal(stored.version, 3);
+  assert.equal(stored.body, "Sowed tomatoes.\nWatered twice.");
+
   // Upload 5 MB through the note's form, download it, compare.
   const big = crypto.randomBytes(5 * 1024 * 1024);
   await page.setInputFiles("#file", { name: "seeds.bin", mimeType: "application/octet-stream", buffer: big });

@@ -1461,3 +1461,71 @@ async fn an_admin_upload_is_shed_and_timed_out_like_the_apis() {
     assert_eq!(app.db.stored_objects(), 0);
     assert_eq!(app.count_notes().await, 3);
 }
+
+/// Issue 25: a note's history in the admin UI: the revisions with who made
+/// them, one beside what changed since (escaped), and a restore that needs
+/// the form's token and the version the page showed.
+#[tokio::test]
+async fn a_notes_history_shows_revisions_and_restores_one() {
+    let app = TestApp::production().await;
+    let note = app
+        .create_note(json!({"title": "Plan <b>", "body": "one\ntwo\n"}))
+        .await;
+    let id = note["id"].as_str().unwrap();
+    let res = app
+        .request(Method::PATCH, &format!("/api/v1/notes/{id}"))
+        .json(&json!({"body": "one\n<i>2</i>\n"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = log_in(&app, MASTER).await;
+    let (_, shown) = page(&app, &cookie, &format!("/admin/notes/{id}")).await;
+    assert!(shown.contains(&format!("href=\"/admin/notes/{id}/history\"")));
+
+    let (status, history) = page(&app, &cookie, &format!("/admin/notes/{id}/history")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(history.contains("The current version is 2"), "{history}");
+    assert!(history.contains(&format!("href=\"/admin/notes/{id}/history/1\"")));
+    assert!(history.contains("<code>master</code>"));
+    assert!(
+        history.contains("Plan &#60;b&#62;") || history.contains("Plan &lt;b&gt;"),
+        "escaped: {history}"
+    );
+
+    let revision = format!("/admin/notes/{id}/history/1");
+    let (status, html) = page(&app, &cookie, &revision).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("-two"), "{html}");
+    assert!(!html.contains("<i>2</i>"), "the diff is escaped: {html}");
+    let token = csrf(&html);
+    let restore = format!("{revision}/restore");
+
+    // Without the token: refused, nothing changes.
+    let res = post_form(&app, &cookie, &restore, &[("current", "2")], None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // From a page that showed another current version: a conflict.
+    let stale = [("csrf", token.as_str()), ("current", "1")];
+    let res = post_form(&app, &cookie, &restore, &stale, None).await;
+    assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
+    let (_, now) = app.get_json(&format!("/api/v1/notes/{id}")).await;
+    assert_eq!(now["version"], 2);
+
+    let ok = [("csrf", token.as_str()), ("current", "2")];
+    let res = post_form(&app, &cookie, &restore, &ok, None).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("/admin/notes/{id}?restored=1"));
+    let (_, now) = app.get_json(&format!("/api/v1/notes/{id}")).await;
+    assert_eq!(
+        (now["body"].as_str(), now["version"].as_i64()),
+        (Some("one\ntwo\n"), Some(3))
+    );
+    let (_, shown) = page(&app, &cookie, &format!("/admin/notes/{id}?restored=1")).await;
+    assert!(shown.contains("Version 1 is restored, as a new version."));
+
+    // Unknown and malformed versions.
+    let (status, _) = page(&app, &cookie, &format!("/admin/notes/{id}/history/9")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = page(&app, &cookie, &format!("/admin/notes/{id}/history/-1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -17,6 +17,7 @@ use crate::http::{middleware, state::AppState};
 
 pub mod auth;
 mod forms;
+mod history;
 mod pages;
 pub mod session;
 mod views;
@@ -44,6 +45,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/logout", post(pages::logout))
         .route("/admin/notes", get(pages::notes))
         .route("/admin/notes/{id}", get(pages::note))
+        .route("/admin/notes/{id}/history", get(history::history))
+        .route(
+            "/admin/notes/{id}/history/{version}",
+            get(history::revision),
+        )
         .route("/admin/search", get(pages::search))
         .route("/admin/attachments/{id}/content", get(pages::download))
         .route("/admin/jobs", get(pages::jobs))
@@ -64,6 +70,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/admin/notes/{id}/edit",
             get(forms::edit_note).post(forms::save_note),
+        )
+        .route(
+            "/admin/notes/{id}/history/{version}/restore",
+            post(history::restore),
         )
         .route_layer(from_fn_with_state(state.clone(), middleware::shed))
         .layer(DefaultBodyLimit::max(forms::MAX_NOTE_FORM_BYTES))

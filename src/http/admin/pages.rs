@@ -316,6 +316,7 @@ pub struct NoteQuery {
     created: Option<String>,
     saved: Option<String>,
     uploaded: Option<String>,
+    restored: Option<String>,
 }
 
 pub async fn note(
@@ -326,24 +327,19 @@ pub async fn note(
 ) -> Page {
     let q: NoteQuery = query(q)?;
     let notice = if q.created.is_some() {
-        Some("The note is created.")
+        Some("The note is created.".to_owned())
     } else if q.saved.is_some() {
-        Some("Your changes are saved.")
+        Some("Your changes are saved.".to_owned())
     } else if q.uploaded.is_some() {
-        Some("The file is uploaded.")
+        Some("The file is uploaded.".to_owned())
     } else {
-        None
+        q.restored
+            .as_deref()
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|v| format!("Version {v} is restored, as a new version."))
     };
     let id = parse_id(&id, "note")?;
-    note_page(
-        &state,
-        &user,
-        id,
-        notice.map(str::to_owned),
-        None,
-        StatusCode::OK,
-    )
-    .await
+    note_page(&state, &user, id, notice, None, StatusCode::OK).await
 }
 
 /// A note's page; `upload_error` is a refused upload's reason, shown by

@@ -10,7 +10,12 @@ use axum::{
 };
 
 use crate::{
-    domain::{attachment::Attachment, keys::ApiKey, note::Note},
+    domain::{
+        attachment::Attachment,
+        keys::ApiKey,
+        note::Note,
+        revision::{Revision, RevisionDiff, RevisionSummary},
+    },
     http::error::ApiError,
     queue::Job,
     search::SearchHit,
@@ -108,6 +113,25 @@ pub struct NoteDetail {
     pub upload_error: Option<String>,
     /// The largest file the upload form takes, for people.
     pub max_upload: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/history.html")]
+pub struct History {
+    pub c: Chrome,
+    pub note: Note,
+    pub revisions: Vec<RevisionSummary>,
+    pub next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/revision.html")]
+pub struct RevisionDetail {
+    pub c: Chrome,
+    pub note: Note,
+    pub revision: Revision,
+    pub diff: RevisionDiff,
+    pub metadata: String,
 }
 
 /// The form that creates a note (`editing: None`) or edits one.
