@@ -57,6 +57,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ))
     };
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| malformed(&e))?;
+    // Every body this API reads is an object. serde would also build a
+    // struct from an array of its fields in order (`["title"]` as a note,
+    // `[]` as an empty patch), which no client means.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "",
+            "the body must be a JSON object",
+        )]));
+    }
     // Trailing characters were refused by the first pass.
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| match e.inner().classify() {

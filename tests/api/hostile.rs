@@ -1267,3 +1267,55 @@ async fn a_postgres_outage_is_503_and_nothing_is_lost() {
     app.create_note(json!({"title": "after"})).await;
     assert_eq!(app.count_notes().await, 2);
 }
+
+/// Every JSON body is an object: an array (which serde would read as a
+/// struct's fields in order) or a scalar is 422, and nothing is written.
+#[tokio::test]
+async fn json_bodies_that_are_not_objects_are_refused() {
+    let app = TestApp::production().await;
+    let note = app.create_note(json!({"title": "kept"})).await;
+    let id = note["id"].as_str().unwrap();
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/notes".to_owned(),
+            "[\"from an array\"]",
+        ),
+        (Method::POST, "/api/v1/notes".to_owned(), "\"a string\""),
+        (Method::POST, "/api/v1/notes".to_owned(), " 42"),
+        (Method::PATCH, format!("/api/v1/notes/{id}"), "[]"),
+        (
+            Method::PATCH,
+            format!("/api/v1/notes/{id}"),
+            "[\"renamed\"]",
+        ),
+        (Method::POST, "/api/v1/jobs".to_owned(), "[\"ping\", {}]"),
+        (
+            Method::POST,
+            "/api/v1/keys".to_owned(),
+            "[\"k\", [\"admin\"]]",
+        ),
+    ] {
+        let res = app
+            .request(method.clone(), &path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(
+            problem["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("JSON object"),
+            "{method} {path} {body}: {problem}"
+        );
+    }
+    assert_eq!(app.count_notes().await, 1);
+    let (_, now) = app.get_json(&format!("/api/v1/notes/{id}")).await;
+    assert_eq!(
+        (now["title"].as_str(), now["version"].as_i64()),
+        (Some("kept"), Some(1))
+    );
+}
