@@ -193,6 +193,10 @@ fn describe() {
     );
     describe_gauge!("jobs_queued", "Jobs waiting to run (queued or failed)");
     describe_gauge!(
+        "notes_trashed",
+        "Deleted notes waiting in the trash (until restored, emptied or purged)"
+    );
+    describe_gauge!(
         "notes_build_info",
         "Version and git commit of the running binary"
     );

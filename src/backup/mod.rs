@@ -73,6 +73,9 @@ pub struct Counts {
     /// Past states of notes; absent from snapshots made before revisions.
     #[serde(default)]
     pub revisions: u64,
+    /// Notes in the trash (counted in `notes` too; one marker record each).
+    #[serde(default)]
+    pub trashed: u64,
     pub attachments: u64,
     /// Bytes of attachment objects copied.
     pub bytes: u64,
@@ -198,6 +201,7 @@ pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Creat
                 Record::Key { .. } => c.keys += 1,
                 Record::Note(_) => c.notes += 1,
                 Record::Revision { .. } => c.revisions += 1,
+                Record::Trashed { .. } => c.trashed += 1,
                 Record::Attachment {
                     attachment,
                     storage_key,
@@ -420,6 +424,7 @@ impl<'a> Snapshot<'a> {
             .keys
             .checked_add(c.notes)
             .and_then(|n| n.checked_add(c.revisions))
+            .and_then(|n| n.checked_add(c.trashed))
             .and_then(|n| n.checked_add(c.attachments))
             .and_then(|n| n.checked_sub(manifest.skipped.len() as u64))
             .ok_or_else(|| {

@@ -106,6 +106,19 @@ pub fn check_record(record: &Record, extract_max_bytes: u64) -> Result<(), Strin
             }
             Ok(())
         }
+        Record::Trashed {
+            note_id,
+            deleted_by,
+            ..
+        } => {
+            if deleted_by
+                .as_ref()
+                .is_some_and(|by| by.len() > 64 || by.chars().any(char::is_control))
+            {
+                return Err(format!("trashed note {note_id} names an unusable author"));
+            }
+            Ok(())
+        }
         Record::Revision { note_id, revision } => {
             let draft = NoteDraft {
                 title: revision.title.clone(),

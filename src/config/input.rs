@@ -263,6 +263,10 @@ pub struct JobsArgs {
     /// for good (within NOTES_REVISIONS_KEEP).
     #[arg(long, env = "NOTES_REVISIONS_MAX_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub revisions_max_days: u32,
+    /// Days a deleted note waits in the trash before `purge` deletes it for
+    /// good; 0 keeps the trash until it is emptied.
+    #[arg(long, env = "NOTES_TRASH_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub trash_retention_days: u32,
     /// Seconds an object without a row is left alone by `purge` (an upload
     /// writes its object before its row).
     #[arg(long, env = "NOTES_PURGE_GRACE", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]

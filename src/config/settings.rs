@@ -98,6 +98,8 @@ pub struct Jobs {
     pub revisions_keep: u32,
     /// How long a revision is kept; `None`: for good.
     pub revisions_max_age: Option<Duration>,
+    /// How long a note stays in the trash; `None`: until it is emptied.
+    pub trash_retention: Option<Duration>,
     /// NOTES_SCHEDULE as given; `cli` parses it before anything starts.
     pub schedule: String,
     pub schedule_grace: Duration,
@@ -317,8 +319,8 @@ impl Settings {
                 poll: Duration::from_millis(jobs.job_poll_ms),
                 retention: Duration::from_secs(jobs.job_retention_hours * 3600),
                 revisions_keep: jobs.revisions_keep,
-                revisions_max_age: (jobs.revisions_max_days > 0)
-                    .then(|| Duration::from_secs(u64::from(jobs.revisions_max_days) * 86_400)),
+                revisions_max_age: days(jobs.revisions_max_days),
+                trash_retention: days(jobs.trash_retention_days),
                 purge_grace: Duration::from_secs(jobs.purge_grace),
                 schedule: jobs.schedule.clone(),
                 schedule_grace: Duration::from_secs(jobs.schedule_grace),
@@ -443,6 +445,11 @@ impl Storage {
             ))
         }
     }
+}
+
+/// `n` days; 0 is "for good".
+fn days(n: u32) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(u64::from(n) * 86_400))
 }
 
 /// The host of an `http(s)://` URL, lowercase, without port or brackets.

@@ -149,6 +149,18 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A note in the trash: the note as it was, and when and by whom it was
+/// deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TrashedNote {
+    #[serde(flatten)]
+    pub note: Note,
+    #[serde(with = "timestamp")]
+    pub deleted_at: DateTime<Utc>,
+    /// Who deleted it: an API key's id, `master` or `dev`.
+    pub deleted_by: Option<String>,
+}
+
 /// A note that passed validation: the only thing the store accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoteInput {

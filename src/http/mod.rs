@@ -25,6 +25,7 @@ pub mod served;
 pub mod shed;
 pub mod state;
 pub mod transfer;
+pub mod trash;
 
 use axum::{
     Router,
@@ -58,6 +59,9 @@ pub fn router(state: AppState) -> Router {
             get(notes::get).patch(notes::update).delete(notes::delete),
         )
         .route("/api/v1/notes/{id}/revisions", get(revisions::list))
+        .route("/api/v1/trash", get(trash::list).delete(trash::empty))
+        .route("/api/v1/trash/{id}/restore", post(trash::restore))
+        .route("/api/v1/trash/{id}", axum::routing::delete(trash::delete))
         .route(
             "/api/v1/notes/{id}/revisions/{version}",
             get(revisions::get),

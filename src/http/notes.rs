@@ -16,8 +16,11 @@ use super::{
     state::AppState,
 };
 use crate::{
-    domain::note::{Note, NoteDraft, NotePatch},
-    http::error::{ApiResult, Problem},
+    domain::{
+        keys::Scope,
+        note::{Note, NoteDraft, NotePatch},
+    },
+    http::error::{ApiError, ApiResult, Problem},
     service::{
         PageRequest,
         notes::{self, NotePage},
@@ -131,16 +134,36 @@ pub async fn update(
     Ok(with_etag(StatusCode::OK, note))
 }
 
-/// Delete a note.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// `true` (admin scope): delete for good, skipping the trash.
+    pub permanent: Option<bool>,
+}
+
+/// Delete a note: it moves to the trash with its attachments and history.
 #[utoipa::path(delete, path = "/api/v1/notes/{id}", operation_id = "delete_note", tag = "notes",
-    params(("id" = String, Path, description = "Note id")),
-    responses((status = 204, description = "Deleted, with its attachments"), (status = 404, body = Problem)),
+    params(("id" = String, Path, description = "Note id"), DeleteParams),
+    responses((status = 204, description = "In the trash (or, with `permanent=true`, deleted for good with its attachments)"),
+              (status = 403, body = Problem, description = "`permanent=true` without the admin scope"),
+              (status = 404, body = Problem)),
     security(("bearer" = ["write"])))]
 pub async fn delete(
     State(state): State<AppState>,
-    _: Auth<Write>,
+    who: Auth<Write>,
     Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> ApiResult<StatusCode> {
-    state.notes().delete(parse_id(&id, "note")?).await?;
+    let id = parse_id(&id, "note")?;
+    if params.permanent == Some(true) {
+        if !who.0.has(Scope::Admin) {
+            return Err(ApiError::forbidden(
+                "deleting for good (permanent=true) needs the 'admin' scope",
+            ));
+        }
+        state.notes().delete_permanently(id).await?;
+    } else {
+        state.notes().trash(id, &who.0.actor()).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ use crate::{
     backup,
     domain::attachment,
     queue::{JobKind, NewJob, model::JobArgs},
+    service::{ServiceError, notes::NoteService, trash},
 };
 
 /// Why an attempt failed. Its text (`Display`) is what the job record
@@ -127,6 +128,15 @@ impl Cause for crate::queue::QueueError {
         JobError::Queue { what, source: self }
     }
 }
+impl Cause for ServiceError {
+    fn failed(self, what: &'static str) -> JobError {
+        match self {
+            ServiceError::Store(source) => JobError::Store { what, source },
+            ServiceError::Queue(source) => JobError::Queue { what, source },
+            other => JobError::Refused(format!("{what} failed: {other}")),
+        }
+    }
+}
 impl Cause for backup::BackupError {
     fn failed(self, what: &'static str) -> JobError {
         JobError::Backup { what, source: self }
@@ -214,16 +224,32 @@ async fn purge(ctx: &Context) -> Result<Value, JobError> {
         .purge(now - retention)
         .await
         .map_err(fail("purge"))?;
-    let before = jobs_settings
-        .revisions_max_age
-        .and_then(|age| chrono::Duration::from_std(age).ok())
-        .and_then(|age| now.checked_sub_signed(age));
+    let cutoff = |age: Option<std::time::Duration>| {
+        age.and_then(|age| chrono::Duration::from_std(age).ok())
+            .and_then(|age| now.checked_sub_signed(age))
+    };
     let revisions = ctx
         .store
-        .prune_revisions(jobs_settings.revisions_keep, before)
+        .prune_revisions(
+            jobs_settings.revisions_keep,
+            cutoff(jobs_settings.revisions_max_age),
+        )
         .await
         .map_err(fail("purge"))?;
-    Ok(json!({ "objects": objects, "jobs": jobs, "revisions": revisions }))
+    let trashed = match cutoff(jobs_settings.trash_retention) {
+        Some(before) => {
+            let notes = NoteService {
+                store: ctx.store.as_ref(),
+                index: None,
+                blobs: &ctx.blobs,
+            };
+            trash::purge(&notes, Some(before))
+                .await
+                .map_err(fail("purge"))?
+        }
+        None => 0,
+    };
+    Ok(json!({ "objects": objects, "jobs": jobs, "revisions": revisions, "trash": trashed }))
 }
 
 /// Deletes orphaned attachment objects last modified before `cutoff`.

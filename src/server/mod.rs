@@ -244,6 +244,10 @@ fn spawn_metrics_upkeep(routes: Routes, stop: CancellationToken) -> tokio::task:
                     if let Ok(n) = state.queue().queued().await {
                         metrics::gauge!("jobs_queued").set(n as f64);
                     }
+                    // A partial index holds only trashed notes: a cheap count.
+                    if let Ok(n) = state.store().count_trashed().await {
+                        metrics::gauge!("notes_trashed").set(n as f64);
+                    }
                 }
                 () = stop.cancelled() => break,
             }

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod keys;
 pub mod notes;
 pub mod revisions;
+pub mod trash;
 
 use uuid::Uuid;
 

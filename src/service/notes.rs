@@ -95,8 +95,19 @@ impl NoteService<'_> {
         Err(ServiceError::Contended("note"))
     }
 
-    /// Deletes the note, then its attachments' objects.
-    pub async fn delete(&self, id: Uuid) -> ServiceResult<()> {
+    /// Moves the note (and with it its attachments and history) to the
+    /// trash; returns once it is out of search.
+    pub async fn trash(&self, id: Uuid, actor: &str) -> ServiceResult<()> {
+        if !self.store.trash_note(id, actor).await? {
+            return Err(not_found(id));
+        }
+        searchable(self.index).await;
+        Ok(())
+    }
+
+    /// Deletes the note for good, trash skipped, then its attachments'
+    /// objects.
+    pub async fn delete_permanently(&self, id: Uuid) -> ServiceResult<()> {
         let keys = self.store.delete_note(id).await?.ok_or(not_found(id))?;
         searchable(self.index).await;
         self.blobs.delete_all(&keys).await;

@@ -17,7 +17,7 @@ use crate::domain::{
     attachment::{Attachment, StoredAttachment},
     ingest::IngestCounts,
     keys::{ApiKey, Scope},
-    note::{MAX_NOTE_VERSION, Note, NoteInput},
+    note::{MAX_NOTE_VERSION, Note, NoteInput, TrashedNote},
     revision::{Revision, RevisionSummary},
 };
 
@@ -155,11 +155,14 @@ pub struct NewKey {
 /// follows a [`FeedReader`], a backup reads and writes through [`Backup`].
 /// Every backend implements all of them.
 pub trait Store:
-    Maintenance + Notes + Revisions + Attachments + FeedReader + Keys + Backup
+    Maintenance + Notes + Revisions + Trash + Attachments + FeedReader + Keys + Backup
 {
 }
 
-impl<T: Maintenance + Notes + Revisions + Attachments + FeedReader + Keys + Backup> Store for T {}
+impl<T> Store for T where
+    T: Maintenance + Notes + Revisions + Trash + Attachments + FeedReader + Keys + Backup
+{
+}
 
 /// The database itself: opening, migrating, checking, closing.
 #[async_trait]
@@ -229,6 +232,39 @@ pub trait Revisions: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// How many revisions are kept, all notes together.
     async fn count_revisions(&self) -> Result<u64, StoreError>;
+}
+
+/// Deleted notes, kept until they are restored or deleted for good. A
+/// trashed note is out of every read of [`Notes`] and [`Attachments`], and
+/// the feed reports it deleted; its revisions and attachments stay with it.
+#[async_trait]
+pub trait Trash: Send + Sync + 'static {
+    /// Moves the note to the trash; `false` when no note outside the trash
+    /// has this id.
+    async fn trash_note(&self, id: Uuid, by: &str) -> Result<bool, StoreError>;
+    /// Brings a trashed note back as it was (same id, version, tags,
+    /// attachments, history); `None` when it is not in the trash.
+    async fn restore_note(&self, id: Uuid) -> Result<Option<Note>, StoreError>;
+    /// At most `limit` trashed notes, most recently trashed first, after
+    /// position `after` (a previous page's `next`).
+    async fn list_trash(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<TrashedNote>, StoreError>;
+    /// Deletes a trashed note for good: its row, revisions and attachment
+    /// rows; returns the attachments' storage keys (the objects go next),
+    /// or `None` when it is not in the trash.
+    async fn purge_trashed(&self, id: Uuid) -> Result<Option<Vec<String>>, StoreError>;
+    /// Deletes for good up to `limit` trashed notes, oldest first (only
+    /// those trashed before `before`, if given); returns how many, and
+    /// their attachments' storage keys.
+    async fn purge_trash(
+        &self,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<(u64, Vec<String>), StoreError>;
+    async fn count_trashed(&self) -> Result<u64, StoreError>;
 }
 
 /// Attachments' records (their bytes are in `blobs`): the API, and the
@@ -333,6 +369,13 @@ pub enum Record {
         hash: String,
     },
     Note(Note),
+    /// A note that is in the trash, after the note.
+    Trashed {
+        note_id: Uuid,
+        #[serde(with = "crate::domain::timestamp")]
+        deleted_at: DateTime<Utc>,
+        deleted_by: Option<String>,
+    },
     /// A past state of a note, after the note.
     Revision {
         note_id: Uuid,
@@ -401,12 +444,20 @@ pub fn check_changeable(id: Uuid, version: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A stored note an ingest names by its external id.
+pub struct Existing {
+    pub note: Note,
+    /// In the trash: an upsert brings it back (and updates it), so it is
+    /// written even when its content does not change.
+    pub trashed: bool,
+}
+
 impl IngestPlan {
     /// `existing` holds the stored notes whose external ids the batch names.
     /// A batch that would change a note at the highest version is refused.
     pub fn new(
         notes: Vec<NoteInput>,
-        existing: &HashMap<String, Note>,
+        existing: &HashMap<String, Existing>,
     ) -> Result<Self, StoreError> {
         let mut plan = Self {
             inserts: Vec::new(),
@@ -415,8 +466,11 @@ impl IngestPlan {
         };
         for note in notes {
             match note.external_id.as_ref().and_then(|ext| existing.get(ext)) {
-                Some(current) if note.same_content(current) => plan.unchanged += 1,
-                Some(current) => {
+                Some(Existing {
+                    note: current,
+                    trashed: false,
+                }) if note.same_content(current) => plan.unchanged += 1,
+                Some(Existing { note: current, .. }) => {
                     check_changeable(current.id, current.version)?;
                     plan.updates.push((current.id, note));
                 }

@@ -164,13 +164,14 @@ impl Backend for Postgres {
     const INSERT_ATTACHMENT: &'static str =
         "INSERT INTO attachments (id, note_id, filename, content_type, size, sha256, storage_key,
                                   created_at, search_text)
-         SELECT $1, id, $2, $3, $4, $5, $6, $7, $8 FROM notes WHERE id = $9 FOR KEY SHARE";
+         SELECT $1, id, $2, $3, $4, $5, $6, $7, $8 FROM notes
+         WHERE id = $9 AND deleted_at IS NULL FOR KEY SHARE";
     const FEED_NOTES: &'static str = "SELECT n.change_seq, n.id, n.title, n.body, n.tags,
                 coalesce((SELECT string_agg(a.search_text, ' ') FROM attachments a
                           WHERE a.note_id = n.id AND a.search_text != ''), '') AS extra,
                 n.created_at, n.updated_at,
                 (SELECT count(*) FROM attachments a WHERE a.note_id = n.id) AS attachments
-         FROM notes n WHERE n.change_seq > $1 AND n.change_seq <= $2
+         FROM notes n WHERE n.change_seq > $1 AND n.change_seq <= $2 AND n.deleted_at IS NULL
          ORDER BY n.change_seq LIMIT $3";
     const IN_LIST: &'static str = "= ANY($1)";
     const LOCK_ROWS: &'static str = "FOR UPDATE";
@@ -255,12 +256,14 @@ impl Backend for Postgres {
         // The feed is only bumped (and locked) when the version matches; a
         // mismatch leaves a gap in the numbers at worst, never a reorder.
         let sql = format!(
-            "WITH target AS (SELECT id FROM notes WHERE id = $1 AND version = $9),
+            "WITH target AS (SELECT id FROM notes
+                             WHERE id = $1 AND version = $9 AND deleted_at IS NULL),
                   h AS (UPDATE search_feed SET head = head + 1
                         WHERE id = 1 AND EXISTS (SELECT 1 FROM target) RETURNING head)
              UPDATE notes SET title = $2, body = $3, tags = $4, external_id = $5, metadata = $6,
                     changed_by = $7, updated_at = $8, version = version + 1, change_seq = h.head
-             FROM h WHERE notes.id = $1 AND notes.version = $9 RETURNING {}",
+             FROM h WHERE notes.id = $1 AND notes.version = $9 AND notes.deleted_at IS NULL
+             RETURNING {}",
             note_columns_of("notes")
         );
         let q = note_fields(query::<Self>(&sql).arg(Id(id)), &note)
@@ -281,7 +284,8 @@ impl Backend for Postgres {
             ""
         };
         let sql = format!(
-            "SELECT {NOTE_COLUMNS} FROM notes WHERE seq < $1 {tag_filter} ORDER BY seq DESC LIMIT $2"
+            "SELECT {NOTE_COLUMNS} FROM notes WHERE seq < $1 AND deleted_at IS NULL {tag_filter}
+             ORDER BY seq DESC LIMIT $2"
         );
         let mut query = sqlx::query_as::<_, NoteRow>(AssertSqlSafe(sql))
             .bind(after)
@@ -321,7 +325,7 @@ impl Backend for Postgres {
         for chunk in plan.updates.chunks(BATCH_ROWS) {
             let sql = "UPDATE notes n SET title = u.title, body = u.body, tags = u.tags, metadata = u.metadata,
                         changed_by = u.changed_by, updated_at = $7, version = n.version + 1,
-                        change_seq = u.change_seq
+                        change_seq = u.change_seq, deleted_at = NULL, deleted_by = NULL
                  FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[], $8::text[])
                       AS u(id, title, body, tags, metadata, change_seq, changed_by)
                  WHERE n.id = u.id";

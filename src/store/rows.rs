@@ -21,7 +21,7 @@ use super::{Change, IndexDoc};
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
     keys::{ApiKey, Scope},
-    note::Note,
+    note::{Note, TrashedNote},
     revision::{Revision, RevisionSummary},
     timestamp,
 };
@@ -275,6 +275,40 @@ impl AttachmentRow {
             // Not needed after the write; kept in the database for the index.
             search_text: String::new(),
         }
+    }
+}
+
+/// A note an ingest names: trashed or not.
+#[derive(FromRow)]
+pub struct ExistingRow {
+    #[sqlx(flatten)]
+    pub note: NoteRow,
+    pub trashed: bool,
+}
+
+/// What a trash read returns: [`NOTE_COLUMNS`], then `change_seq` (its
+/// place in the trash), `deleted_at`, `deleted_by`.
+pub const TRASHED_COLUMNS: &str = "change_seq, deleted_at, deleted_by";
+
+#[derive(FromRow)]
+pub struct TrashedRow {
+    #[sqlx(flatten)]
+    pub note: NoteRow,
+    pub change_seq: i64,
+    pub deleted_at: Time,
+    pub deleted_by: Option<String>,
+}
+
+impl TrashedRow {
+    pub fn into_positioned(self) -> (i64, TrashedNote) {
+        (
+            self.change_seq,
+            TrashedNote {
+                note: self.note.into_note(),
+                deleted_at: self.deleted_at.0,
+                deleted_by: self.deleted_by,
+            },
+        )
     }
 }
 

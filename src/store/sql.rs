@@ -23,12 +23,13 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    Attachments, BATCH_ROWS, Backup, ChangePage, FeedHead, FeedReader, Keys, ListQuery,
-    Maintenance, NewKey, Notes, Page, Record, Revisions, StoreError, merge_changes, new_generation,
+    Attachments, BATCH_ROWS, Backup, ChangePage, Existing, FeedHead, FeedReader, Keys, ListQuery,
+    Maintenance, NewKey, Notes, Page, Record, Revisions, StoreError, Trash, merge_changes,
+    new_generation,
     rows::{
-        ATTACHMENT_COLUMNS, AttachmentRow, Bind, ExportAttachmentRow, ExportKeyRow, FeedRow, Id,
-        KEY_COLUMNS, KeyRow, NOTE_COLUMNS, NoteRow, REVISION_COLUMNS, RevisionRow,
-        RevisionSummaryRow, Rows, Time,
+        ATTACHMENT_COLUMNS, AttachmentRow, Bind, ExistingRow, ExportAttachmentRow, ExportKeyRow,
+        FeedRow, Id, KEY_COLUMNS, KeyRow, NOTE_COLUMNS, NoteRow, REVISION_COLUMNS, RevisionRow,
+        RevisionSummaryRow, Rows, TRASHED_COLUMNS, Time, TrashedRow,
     },
     send, versions,
 };
@@ -36,8 +37,9 @@ use crate::domain::{
     attachment::{Attachment, StoredAttachment},
     ingest::IngestCounts,
     keys::{ApiKey, Scope},
-    note::{Note, NoteInput},
+    note::{Note, NoteInput, TrashedNote},
     revision::{Revision, RevisionSummary},
+    timestamp,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,26 +338,34 @@ fn insert_exported_note<B: Backend>(n: &Note) -> Query<'static, B, B::Arguments>
     .arg(n.version)
 }
 
-/// The stored notes with these external ids (an ingest's upserts), read
-/// in position order and locked as the backend locks rows for a write.
+/// An attachment row whose note is not in the trash: a trashed note's
+/// attachments are out of every read until it comes back.
+const NOTE_NOT_TRASHED: &str = "NOT EXISTS (SELECT 1 FROM notes tn
+    WHERE tn.id = attachments.note_id AND tn.deleted_at IS NOT NULL)";
+
+/// The stored notes with these external ids (an ingest's upserts), trashed
+/// ones included, read in position order and locked as the backend locks
+/// rows for a write.
 pub(crate) async fn notes_by_external_id<B: Backend>(
     c: &mut B::Connection,
     ids: &[String],
-) -> Result<HashMap<String, Note>, StoreError> {
+) -> Result<HashMap<String, Existing>, StoreError> {
     let sql = format!(
-        "SELECT {NOTE_COLUMNS} FROM notes WHERE external_id {} ORDER BY seq {}",
+        "SELECT {NOTE_COLUMNS}, deleted_at IS NOT NULL AS trashed FROM notes
+         WHERE external_id {} ORDER BY seq {}",
         B::IN_LIST,
         B::LOCK_ROWS
     );
     let mut existing = HashMap::new();
     for chunk in ids.chunks(BATCH_ROWS) {
         let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let rows: Vec<NoteRow> =
+        let rows: Vec<ExistingRow> =
             fetch_all(&mut *c, query::<B>(&sql).bind(B::text_list(&chunk))).await?;
         for row in rows {
-            let note = row.into_note();
+            let note = row.note.into_note();
             if let Some(ext) = note.external_id.clone() {
-                existing.insert(ext, note);
+                let trashed = row.trashed;
+                existing.insert(ext, Existing { note, trashed });
             }
         }
     }
@@ -366,7 +376,7 @@ pub(crate) async fn notes_by_external_id<B: Backend>(
 async fn update_refused<B: Backend>(c: &mut B::Connection, id: Uuid) -> StoreError {
     let current: Result<Option<(i64,)>, _> = fetch_optional(
         c,
-        query::<B>("SELECT version FROM notes WHERE id = $1").arg(Id(id)),
+        query::<B>("SELECT version FROM notes WHERE id = $1 AND deleted_at IS NULL").arg(Id(id)),
     )
     .await;
     match current {
@@ -461,7 +471,10 @@ impl<B: Backend> Notes for SqlStore<B> {
     async fn get_note(&self, id: Uuid) -> Result<Option<Note>, StoreError> {
         let row: Option<NoteRow> = fetch_optional(
             &mut *self.read().await?,
-            query::<B>(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = $1")).arg(Id(id)),
+            query::<B>(&format!(
+                "SELECT {NOTE_COLUMNS} FROM notes WHERE id = $1 AND deleted_at IS NULL"
+            ))
+            .arg(Id(id)),
         )
         .await?;
         Ok(row.map(NoteRow::into_note))
@@ -544,7 +557,8 @@ impl<B: Backend> Attachments for SqlStore<B> {
             &mut *self.read().await?,
             query::<B>(&format!(
                 "SELECT {ATTACHMENT_COLUMNS} FROM attachments
-                 WHERE note_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+                 WHERE note_id = $1 AND ($2 IS NULL OR id > $2) AND {NOTE_NOT_TRASHED}
+                 ORDER BY id LIMIT $3"
             ))
             .arg(Id(note_id))
             .arg(after.map(Id))
@@ -561,7 +575,7 @@ impl<B: Backend> Attachments for SqlStore<B> {
         let row: Option<AttachmentRow> = fetch_optional(
             &mut *self.read().await?,
             query::<B>(&format!(
-                "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE id = $1"
+                "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE id = $1 AND {NOTE_NOT_TRASHED}"
             ))
             .arg(Id(id)),
         )
@@ -573,8 +587,11 @@ impl<B: Backend> Attachments for SqlStore<B> {
         let mut tx = B::begin_write(self).await?;
         let deleted: Option<(String, Id)> = fetch_optional(
             &mut *tx,
-            query::<B>("DELETE FROM attachments WHERE id = $1 RETURNING storage_key, note_id")
-                .arg(Id(id)),
+            query::<B>(&format!(
+                "DELETE FROM attachments WHERE id = $1 AND {NOTE_NOT_TRASHED}
+                 RETURNING storage_key, note_id"
+            ))
+            .arg(Id(id)),
         )
         .await?;
         let Some((key, note_id)) = deleted else {
@@ -696,7 +713,7 @@ impl<B: Backend> FeedReader for SqlStore<B> {
     async fn count_notes(&self) -> Result<u64, StoreError> {
         let (n,): (i64,) = fetch_one(
             &mut *self.read().await?,
-            query::<B>("SELECT count(*) FROM notes"),
+            query::<B>("SELECT count(*) FROM notes WHERE deleted_at IS NULL"),
         )
         .await?;
         Ok(n as u64)
@@ -730,6 +747,20 @@ impl<B: Backend> Backup for SqlStore<B> {
             send(&out, Record::Note(row.into_note())).await?;
         }
         drop(notes);
+        let trashed = query::<B>(
+            "SELECT id, deleted_at, deleted_by FROM notes WHERE deleted_at IS NOT NULL ORDER BY seq",
+        );
+        let mut trashed = trashed.fetch(B::exec(&mut *tx));
+        while let Some(row) = trashed.try_next().await.map_err(B::map_err)? {
+            let (id, at, by): (Id, Time, Option<String>) = B::decode(&row).map_err(B::map_err)?;
+            let record = Record::Trashed {
+                note_id: id.0,
+                deleted_at: at.0,
+                deleted_by: by,
+            };
+            send(&out, record).await?;
+        }
+        drop(trashed);
         let revisions = query::<B>(&format!(
             "SELECT note_id, {REVISION_COLUMNS} FROM note_revisions ORDER BY note_id, version"
         ));
@@ -775,6 +806,17 @@ impl<B: Backend> Backup for SqlStore<B> {
                 Record::Key { key, hash } => insert_key::<B>(key, hash),
                 Record::Note(note) => insert_exported_note::<B>(note),
                 Record::Revision { note_id, revision } => insert_revision::<B>(*note_id, revision),
+                Record::Trashed {
+                    note_id,
+                    deleted_at,
+                    deleted_by,
+                } => query::<B>(
+                    "UPDATE notes SET deleted_at = $1, deleted_by = $2
+                     WHERE id = $3 AND deleted_at IS NULL",
+                )
+                .arg(Time(*deleted_at))
+                .arg(deleted_by.clone())
+                .arg(Id(*note_id)),
                 Record::Attachment {
                     attachment,
                     storage_key,
@@ -819,6 +861,145 @@ impl<B: Backend> Backup for SqlStore<B> {
         )
         .await?;
         Ok(!any)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Trash for SqlStore<B> {
+    async fn trash_note(&self, id: Uuid, by: &str) -> Result<bool, StoreError> {
+        let mut tx = B::begin_write(self).await?;
+        // Numbered first, as every note write: the feed's order is commit order.
+        let seq = take_seqs::<B>(&mut *tx, 1).await?;
+        let trashed = execute(
+            &mut *tx,
+            query::<B>(
+                "UPDATE notes SET deleted_at = $1, deleted_by = $2, change_seq = $3
+                 WHERE id = $4 AND deleted_at IS NULL",
+            )
+            .arg(Time(timestamp::now()))
+            .arg(by.to_owned())
+            .arg(seq)
+            .arg(Id(id)),
+        )
+        .await?;
+        if trashed == 0 {
+            return Ok(false);
+        }
+        // The index drops it as it drops a deleted note.
+        execute(
+            &mut *tx,
+            query::<B>("INSERT INTO note_tombstones (change_seq, note_id) VALUES ($1, $2)")
+                .arg(seq)
+                .arg(Id(id)),
+        )
+        .await?;
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(true)
+    }
+
+    async fn restore_note(&self, id: Uuid) -> Result<Option<Note>, StoreError> {
+        let mut tx = B::begin_write(self).await?;
+        let seq = take_seqs::<B>(&mut *tx, 1).await?;
+        let row: Option<NoteRow> = fetch_optional(
+            &mut *tx,
+            query::<B>(&format!(
+                "UPDATE notes SET deleted_at = NULL, deleted_by = NULL, change_seq = $1
+                 WHERE id = $2 AND deleted_at IS NOT NULL RETURNING {NOTE_COLUMNS}"
+            ))
+            .arg(seq)
+            .arg(Id(id)),
+        )
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(Some(row.into_note()))
+    }
+
+    async fn list_trash(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<TrashedNote>, StoreError> {
+        let rows: Vec<TrashedRow> = fetch_all(
+            &mut *self.read().await?,
+            query::<B>(&format!(
+                "SELECT {NOTE_COLUMNS}, {TRASHED_COLUMNS} FROM notes
+                 WHERE deleted_at IS NOT NULL AND change_seq < $1
+                 ORDER BY change_seq DESC LIMIT $2"
+            ))
+            .arg(after.unwrap_or(i64::MAX))
+            .arg(i64::from(limit) + 1),
+        )
+        .await?;
+        let rows = rows.into_iter().map(TrashedRow::into_positioned).collect();
+        Ok(Page::from_rows(rows, limit as usize))
+    }
+
+    async fn purge_trashed(&self, id: Uuid) -> Result<Option<Vec<String>>, StoreError> {
+        let mut tx = B::begin_write(self).await?;
+        let keys: Vec<(String,)> = fetch_all(
+            &mut *tx,
+            query::<B>(
+                "SELECT storage_key FROM attachments WHERE note_id = $1
+                 AND EXISTS (SELECT 1 FROM notes WHERE id = $1 AND deleted_at IS NOT NULL)",
+            )
+            .arg(Id(id)),
+        )
+        .await?;
+        // Its tombstone is already in the feed: nothing else to tell the index.
+        let deleted = execute(
+            &mut *tx,
+            query::<B>("DELETE FROM notes WHERE id = $1 AND deleted_at IS NOT NULL").arg(Id(id)),
+        )
+        .await?;
+        if deleted == 0 {
+            return Ok(None);
+        }
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(Some(keys.into_iter().map(|(k,)| k).collect()))
+    }
+
+    async fn purge_trash(
+        &self,
+        before: Option<chrono::DateTime<chrono::Utc>>,
+        limit: u32,
+    ) -> Result<(u64, Vec<String>), StoreError> {
+        let mut tx = B::begin_write(self).await?;
+        let ids: Vec<(Id,)> = fetch_all(
+            &mut *tx,
+            query::<B>(
+                "SELECT id FROM notes WHERE deleted_at IS NOT NULL AND ($1 IS NULL OR deleted_at < $1)
+                 ORDER BY change_seq LIMIT $2",
+            )
+            .arg(before.map(Time))
+            .arg(i64::from(limit)),
+        )
+        .await?;
+        let mut keys = Vec::new();
+        for (id,) in &ids {
+            let rows: Vec<(String,)> = fetch_all(
+                &mut *tx,
+                query::<B>("SELECT storage_key FROM attachments WHERE note_id = $1").arg(*id),
+            )
+            .await?;
+            keys.extend(rows.into_iter().map(|(k,)| k));
+            execute(
+                &mut *tx,
+                query::<B>("DELETE FROM notes WHERE id = $1").arg(*id),
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(B::map_err)?;
+        Ok((ids.len() as u64, keys))
+    }
+
+    async fn count_trashed(&self) -> Result<u64, StoreError> {
+        let (n,): (i64,) = fetch_one(
+            &mut *self.read().await?,
+            query::<B>("SELECT count(*) FROM notes WHERE deleted_at IS NOT NULL"),
+        )
+        .await?;
+        Ok(n as u64)
     }
 }
 

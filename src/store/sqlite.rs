@@ -146,13 +146,14 @@ impl Backend for Sqlite {
     const INSERT_ATTACHMENT: &'static str =
         "INSERT INTO attachments (id, note_seq, note_id, filename, content_type, size, sha256,
                                   storage_key, created_at, search_text)
-         SELECT $1, seq, id, $2, $3, $4, $5, $6, $7, $8 FROM notes WHERE id = $9";
+         SELECT $1, seq, id, $2, $3, $4, $5, $6, $7, $8 FROM notes
+         WHERE id = $9 AND deleted_at IS NULL";
     const FEED_NOTES: &'static str = "SELECT n.change_seq, n.id, n.title, n.body, n.tags,
                 coalesce((SELECT group_concat(a.search_text, ' ') FROM attachments a
                           WHERE a.note_seq = n.seq AND a.search_text != ''), '') AS extra,
                 n.created_at, n.updated_at,
                 (SELECT count(*) FROM attachments a WHERE a.note_seq = n.seq) AS attachments
-         FROM notes n WHERE n.change_seq > $1 AND n.change_seq <= $2
+         FROM notes n WHERE n.change_seq > $1 AND n.change_seq <= $2 AND n.deleted_at IS NULL
          ORDER BY n.change_seq LIMIT $3";
     const IN_LIST: &'static str = "IN (SELECT value FROM json_each($1))";
     // The one writer connection already keeps other writers out.
@@ -246,7 +247,7 @@ impl Backend for Sqlite {
         let sql = format!(
             "UPDATE notes SET title = $2, body = $3, tags = $4, external_id = $5, metadata = $6,
                     changed_by = $7, updated_at = $8, version = version + 1, change_seq = $9
-             WHERE id = $1 AND version = $10 RETURNING {NOTE_COLUMNS}"
+             WHERE id = $1 AND version = $10 AND deleted_at IS NULL RETURNING {NOTE_COLUMNS}"
         );
         let q = note_fields(query::<Self>(&sql).arg(Id(id)), &note)
             .arg(Time(timestamp::now()))
@@ -266,13 +267,15 @@ impl Backend for Sqlite {
         // ordered by tag and position.
         let query = match &q.tag {
             None => query::<Self>(&format!(
-                "SELECT {NOTE_COLUMNS} FROM notes WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
+                "SELECT {NOTE_COLUMNS} FROM notes WHERE seq < $1 AND deleted_at IS NULL
+                 ORDER BY seq DESC LIMIT $2"
             ))
             .arg(after)
             .arg(fetch),
             Some(tag) => query::<Self>(&format!(
                 "SELECT {} FROM note_tags t JOIN notes n ON n.seq = t.note_seq
-                 WHERE t.note_seq < $1 AND t.tag = $3 ORDER BY t.note_seq DESC LIMIT $2",
+                 WHERE t.note_seq < $1 AND t.tag = $3 AND n.deleted_at IS NULL
+                 ORDER BY t.note_seq DESC LIMIT $2",
                 note_columns_of("n")
             ))
             .arg(after)
@@ -298,7 +301,8 @@ impl Backend for Sqlite {
         for (id, note) in &plan.updates {
             query::<Self>(
                 "UPDATE notes SET title = $1, body = $2, tags = $3, metadata = $4,
-                        updated_at = $5, version = version + 1, change_seq = $6, changed_by = $8
+                        updated_at = $5, version = version + 1, change_seq = $6, changed_by = $8,
+                        deleted_at = NULL, deleted_by = NULL
                  WHERE id = $7",
             )
             .arg(note.title.clone())

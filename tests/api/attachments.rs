@@ -360,8 +360,17 @@ async fn deleting_an_attachment_or_its_note_removes_the_objects() {
         .unwrap();
     assert_problem(res, StatusCode::NOT_FOUND).await;
 
+    // A deleted note waits in the trash with its files; deleted for good,
+    // they go too.
     let res = app
         .request(Method::DELETE, &format!("/api/v1/notes/{note}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.db.stored_objects(), 2);
+    let res = app
+        .request(Method::DELETE, &format!("/api/v1/trash/{note}"))
         .send()
         .await
         .unwrap();

@@ -15,4 +15,5 @@ mod search;
 mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
+mod trash;
 mod workers;

@@ -342,7 +342,8 @@ async fn bad_versions_are_refused_by_name_and_unknown_ones_are_404() {
     .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 
-    // A deleted note takes its history with it (until the trash lands).
+    // A trashed note's history is out of reach until it comes back, and
+    // goes with it when it is deleted for good.
     let res = app
         .request(Method::DELETE, &format!("/api/v1/notes/{id}"))
         .send()
@@ -355,6 +356,13 @@ async fn bad_versions_are_refused_by_name_and_unknown_ones_are_404() {
         .await
         .unwrap();
     assert_problem(res, StatusCode::NOT_FOUND).await;
+    assert_eq!(app.state.store().count_revisions().await.unwrap(), 1);
+    let res = app
+        .request(Method::DELETE, &format!("/api/v1/trash/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.state.store().count_revisions().await.unwrap(), 0);
 }
 

@@ -58,6 +58,10 @@ contract_tests! {
     a_refused_update_keeps_no_revision: sqlite, postgres;
     prune_revisions_keeps_the_newest_and_drops_the_old: sqlite, postgres;
     a_deleted_note_takes_its_revisions: sqlite, postgres;
+    a_trashed_note_leaves_reads_and_the_feed_and_comes_back: sqlite, postgres;
+    the_trash_lists_newest_first_and_purges_oldest_first: sqlite, postgres;
+    an_ingest_brings_a_trashed_note_back: sqlite, postgres;
+    export_and_import_carry_the_trash: sqlite, postgres;
     import_restores_an_export_as_it_was: sqlite, postgres;
     import_rolls_back_when_the_producer_fails: sqlite, postgres;
     import_of_an_attachment_without_its_note_fails: sqlite, postgres;
@@ -1375,4 +1379,123 @@ async fn a_deleted_note_takes_its_revisions(s: DynStore) {
     assert_eq!(s.count_revisions().await.unwrap(), 1);
     s.delete_note(note.id).await.unwrap();
     assert_eq!(s.count_revisions().await.unwrap(), 0);
+}
+
+async fn a_trashed_note_leaves_reads_and_the_feed_and_comes_back(s: DynStore) {
+    let note = create(&s, tagged("wombat", &["zoo"])).await;
+    let a = attachment(note.id, "text/plain", 4, "burrow");
+    attach(&s, &a).await;
+    let before = s.feed_head().await.unwrap();
+    assert!(s.trash_note(note.id, "alice").await.unwrap());
+    assert!(
+        !s.trash_note(note.id, "alice").await.unwrap(),
+        "already in the trash"
+    );
+    assert!(s.get_note(note.id).await.unwrap().is_none());
+    assert!(s.get_attachment(a.attachment.id).await.unwrap().is_none());
+    assert!(
+        s.list_attachments(note.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.count_notes().await.unwrap(), 0);
+    let changed = s.update_note(note.id, input("x"), 1).await;
+    assert!(matches!(changed, Err(StoreError::NotFound)), "{changed:?}");
+    // The feed reports it deleted, and an index built from scratch skips it.
+    let page = s.feed_changes(before.seq, None, 100, true).await.unwrap();
+    assert_eq!(changes(&page), [(before.seq + 1, note.id, true)]);
+    let all = s.feed_changes(0, None, 100, false).await.unwrap();
+    assert!(changes(&all).is_empty(), "{:?}", changes(&all));
+
+    let back = s.restore_note(note.id).await.unwrap().expect("restored");
+    assert_eq!(back, note, "the same note, same version");
+    assert!(s.restore_note(note.id).await.unwrap().is_none());
+    assert!(s.get_attachment(a.attachment.id).await.unwrap().is_some());
+    let page = s
+        .feed_changes(before.seq + 1, None, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(changes(&page), [(before.seq + 2, note.id, false)]);
+}
+
+async fn the_trash_lists_newest_first_and_purges_oldest_first(s: DynStore) {
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let n = create(&s, input(&format!("n{i}"))).await;
+        let a = attachment(n.id, "image/png", 3, "");
+        attach(&s, &a).await;
+        s.trash_note(n.id, "bob").await.unwrap();
+        ids.push((n.id, a.storage_key));
+    }
+    let page = s.list_trash(None, 2).await.unwrap();
+    let listed: Vec<Uuid> = page.items.iter().map(|t| t.note.id).collect();
+    assert_eq!(listed, [ids[2].0, ids[1].0]);
+    assert_eq!(page.items[0].deleted_by.as_deref(), Some("bob"));
+    let rest = s.list_trash(page.next, 2).await.unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.next.is_none());
+    assert_eq!(s.count_trashed().await.unwrap(), 3);
+
+    let keys = s
+        .purge_trashed(ids[1].0)
+        .await
+        .unwrap()
+        .expect("was trashed");
+    assert_eq!(keys, [ids[1].1.clone()]);
+    assert!(s.purge_trashed(ids[1].0).await.unwrap().is_none());
+    let past = timestamp::now() - chrono::Duration::days(1);
+    assert_eq!(s.purge_trash(Some(past), 10).await.unwrap().0, 0);
+    let (n, keys) = s.purge_trash(None, 1).await.unwrap();
+    assert_eq!((n, keys), (1, vec![ids[0].1.clone()]), "oldest first");
+    assert_eq!(s.count_trashed().await.unwrap(), 1);
+}
+
+async fn an_ingest_brings_a_trashed_note_back(s: DynStore) {
+    s.ingest(vec![external("doc", "d-1")]).await.unwrap();
+    let query = ListQuery {
+        tag: None,
+        limit: 10,
+        after: None,
+    };
+    let id = s.list_notes(&query).await.unwrap().items[0].id;
+    s.trash_note(id, "alice").await.unwrap();
+    let counts = s.ingest(vec![external("doc", "d-1")]).await.unwrap();
+    assert_eq!(
+        counts,
+        IngestCounts {
+            created: 0,
+            updated: 1,
+            unchanged: 0
+        }
+    );
+    let back = get(&s, id).await;
+    assert_eq!(back.title, "doc");
+    assert_eq!(s.count_trashed().await.unwrap(), 0);
+}
+
+async fn export_and_import_carry_the_trash(s: DynStore) {
+    let kept = create(&s, input("kept")).await;
+    let trashed = create(&s, input("trashed")).await;
+    s.trash_note(trashed.id, "carol").await.unwrap();
+    let exported = export(&s).await;
+    assert!(
+        exported
+            .iter()
+            .any(|r| matches!(r, Record::Trashed { note_id, deleted_by, .. }
+        if *note_id == trashed.id && deleted_by.as_deref() == Some("carol")))
+    );
+    s.delete_note(kept.id).await.unwrap();
+    s.delete_note(trashed.id).await.unwrap();
+    import(&s, exported.into_iter().map(Ok).collect())
+        .await
+        .expect("import");
+    assert_eq!(get(&s, kept.id).await.title, "kept");
+    assert!(
+        s.get_note(trashed.id).await.unwrap().is_none(),
+        "still trashed"
+    );
+    let trash = s.list_trash(None, 10).await.unwrap();
+    assert_eq!(trash.items.len(), 1);
+    assert_eq!(trash.items[0].note.id, trashed.id);
 }

@@ -639,6 +639,11 @@ pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
         .count_revisions()
         .await
         .map_or_else(|_| "unknown".into(), |n| n.to_string());
+    let trashed = state
+        .store()
+        .count_trashed()
+        .await
+        .map_or_else(|_| "unknown".into(), |n| n.to_string());
     let figures = [
         ("Requests served", t.requests.to_string()),
         ("Server errors (5xx)", t.server_errors.to_string()),
@@ -649,6 +654,7 @@ pub async fn system(State(state): State<AppState>, user: AdminUser) -> Page {
         ("Jobs run", t.jobs_run.to_string()),
         ("Search index lag (changes)", lag),
         ("Note revisions kept", revisions),
+        ("Notes in the trash", trashed),
         ("Datasets swapped in", t.datasets_swapped.to_string()),
         ("Datasets rejected", t.datasets_rejected.to_string()),
     ]
