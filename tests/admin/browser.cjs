@@ -228,6 +228,13 @@ async function main() {
   assert.equal(stored.version, 3);
   assert.equal(stored.body, "Sowed tomatoes.\nWatered twice.");
 
+  // To the trash and back.
+  await Promise.all([page.waitForURL(/\/admin\/trash\?deleted=1$/), page.click("text=Move to the trash")]);
+  assert.equal((await api("GET", `/api/v1/notes/${created}`)).status, 404);
+  await inspect(page, "trash");
+  await Promise.all([page.waitForURL(/\?restored_from_trash=1$/), page.click("form[action$='/restore'] button")]);
+  assert.equal((await page.textContent(".notice")).trim(), "The note is back from the trash.");
+
   // Upload 5 MB through the note's form, download it, compare.
   const big = crypto.randomBytes(5 * 1024 * 1024);
   await page.setInputFiles("#file", { name: "seeds.bin", mimeType: "application/octet-stream", buffer: big });

@@ -94,7 +94,9 @@ async fn without_a_session_every_page_sends_to_the_log_in_form() {
         "/admin/jobs",
         "/admin/keys",
         "/admin/system",
+        "/admin/trash",
         "/admin/notes/0190a000-0000-7000-8000-000000000000",
+        "/admin/notes/0190a000-0000-7000-8000-000000000000/history",
     ] {
         let res = browser()
             .get(format!("{}{path}", app.base))
@@ -1528,4 +1530,65 @@ async fn a_notes_history_shows_revisions_and_restores_one() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = page(&app, &cookie, &format!("/admin/notes/{id}/history/-1")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Issue 25: the admin's delete moves a note to the trash; the trash page
+/// lists it (escaped) and restores it or deletes it for good, each a form
+/// that needs the session's token.
+#[tokio::test]
+async fn the_trash_page_restores_and_deletes_for_good() {
+    let app = TestApp::production().await;
+    let note = app
+        .create_note(json!({"title": "<img src=x onerror=alert(1)> kept"}))
+        .await;
+    let id = note["id"].as_str().unwrap();
+    let cookie = log_in(&app, MASTER).await;
+    let (_, shown) = page(&app, &cookie, &format!("/admin/notes/{id}")).await;
+    let token = csrf(&shown);
+    let delete = format!("/admin/notes/{id}/delete");
+    let res = post_form(&app, &cookie, &delete, &[], None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "no token, no delete");
+    let res = post_form(&app, &cookie, &delete, &[("csrf", &token)], None).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/admin/trash?deleted=1");
+    assert_eq!(app.count_notes().await, 0);
+
+    let (status, trash) = page(&app, &cookie, "/admin/trash?deleted=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(trash.contains("The note is in the trash."));
+    assert!(!trash.contains("<img src=x"), "escaped: {trash}");
+    assert!(trash.contains(&format!("action=\"/admin/trash/{id}/restore\"")));
+    let res = post_form(
+        &app,
+        &cookie,
+        &format!("/admin/trash/{id}/restore"),
+        &[("csrf", &token)],
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&res),
+        format!("/admin/notes/{id}?restored_from_trash=1")
+    );
+    assert_eq!(app.count_notes().await, 1);
+    let (_, back) = page(
+        &app,
+        &cookie,
+        &format!("/admin/notes/{id}?restored_from_trash=1"),
+    )
+    .await;
+    assert!(back.contains("The note is back from the trash."));
+
+    post_form(&app, &cookie, &delete, &[("csrf", &token)], None).await;
+    let purge = format!("/admin/trash/{id}/delete");
+    let res = post_form(&app, &cookie, &purge, &[("csrf", "wrong")], None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = post_form(&app, &cookie, &purge, &[("csrf", &token)], None).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, empty) = page(&app, &cookie, "/admin/trash?purged=1").await;
+    assert!(empty.contains("The trash is empty."));
+    assert!(empty.contains("deleted for good"));
+    let res = post_form(&app, &cookie, &purge, &[("csrf", &token)], None).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "already gone");
 }

@@ -20,6 +20,7 @@ mod forms;
 mod history;
 mod pages;
 pub mod session;
+mod trash;
 mod views;
 
 /// Forms carry a key, a name or a token: small.
@@ -46,6 +47,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/notes", get(pages::notes))
         .route("/admin/notes/{id}", get(pages::note))
         .route("/admin/notes/{id}/history", get(history::history))
+        .route("/admin/trash", get(trash::list))
+        .route("/admin/trash/{id}/restore", post(trash::restore))
+        .route("/admin/trash/{id}/delete", post(trash::purge))
+        .route("/admin/notes/{id}/delete", post(trash::delete_note))
         .route(
             "/admin/notes/{id}/history/{version}",
             get(history::revision),

@@ -317,6 +317,7 @@ pub struct NoteQuery {
     saved: Option<String>,
     uploaded: Option<String>,
     restored: Option<String>,
+    restored_from_trash: Option<String>,
 }
 
 pub async fn note(
@@ -332,6 +333,8 @@ pub async fn note(
         Some("Your changes are saved.".to_owned())
     } else if q.uploaded.is_some() {
         Some("The file is uploaded.".to_owned())
+    } else if q.restored_from_trash.is_some() {
+        Some("The note is back from the trash.".to_owned())
     } else {
         q.restored
             .as_deref()

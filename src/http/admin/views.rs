@@ -13,7 +13,7 @@ use crate::{
     domain::{
         attachment::Attachment,
         keys::ApiKey,
-        note::Note,
+        note::{Note, TrashedNote},
         revision::{Revision, RevisionDiff, RevisionSummary},
     },
     http::error::ApiError,
@@ -113,6 +113,15 @@ pub struct NoteDetail {
     pub upload_error: Option<String>,
     /// The largest file the upload form takes, for people.
     pub max_upload: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/trash.html")]
+pub struct TrashList {
+    pub c: Chrome,
+    pub notes: Vec<TrashedNote>,
+    pub next: Option<String>,
+    pub notice: Option<&'static str>,
 }
 
 #[derive(Template)]
