@@ -7,6 +7,13 @@
 //! clause: title^4 OR body^1 OR extra^0.5; term, phrase or phrase-prefix),
 //! top 20 by score plus an exact `Count`. No change feed, no HTTP, no
 //! snippets, no async runtime: what a search costs in tantivy itself.
+//!
+//! Why a copy of the query building at all: this is the reference the
+//! service is measured against, so it must be tantivy's queries built
+//! directly, without the service's layers (its query planner, typo
+//! expansion memo, snippet marks). The weights, the tokenizer and the
+//! expansion bound are the service's own, imported, so the two cannot
+//! drift apart.
 
 use std::{
     fs::File,
@@ -37,10 +44,8 @@ use notes_api::text::query::{self, Clause, Tolerance};
 use crate::stats;
 
 pub const TOKENIZER: &str = notes_api::index::tokenizer::NAME;
-const TITLE_BOOST: Score = 4.0;
-const BODY_BOOST: Score = 1.0;
-const EXTRA_BOOST: Score = 0.5;
-const PHRASE_PREFIX_EXPANSIONS: u32 = 256;
+// The service's own weights and expansion bound, not copies.
+use notes_api::index::{BODY_BOOST, EXTRA_BOOST, PHRASE_PREFIX_EXPANSIONS, TITLE_BOOST};
 
 /// The service's own analyzer, so the reference indexes and matches the
 /// same words.

@@ -51,12 +51,14 @@ pub const FORMAT: u32 = 2;
 
 /// Field weights: a title hit outranks a body hit, which outranks a hit in
 /// an attachment's text.
-const TITLE_BOOST: Score = 4.0;
-const BODY_BOOST: Score = 1.0;
-const EXTRA_BOOST: Score = 0.5;
+/// Public so that the raw-tantivy reference in `bench/` ranks with the
+/// same weights instead of a copy of them.
+pub const TITLE_BOOST: Score = 4.0;
+pub const BODY_BOOST: Score = 1.0;
+pub const EXTRA_BOOST: Score = 0.5;
 /// Words a prefix inside a phrase (`"new yo*"`) may stand for. A lone
 /// prefix (`yo*`) has no such limit: it is a range of the term dictionary.
-const PHRASE_PREFIX_EXPANSIONS: u32 = 256;
+pub const PHRASE_PREFIX_EXPANSIONS: u32 = 256;
 /// A word matched through a typo, or as the completion of a word being
 /// typed, scores this share of what the word as typed would.
 const TYPO_WEIGHT: Score = 0.5;

@@ -24,6 +24,7 @@ mod tantivy_index;
 pub mod tokenizer;
 mod writer;
 
+pub use engine::{BODY_BOOST, EXTRA_BOOST, PHRASE_PREFIX_EXPANSIONS, TITLE_BOOST};
 pub use facets::MAX_VALUES as MAX_FACET_VALUES;
 pub use shared::IndexSettings;
 pub use tantivy_index::TantivyIndex;

@@ -232,6 +232,12 @@ pub(crate) async fn execute<B: Backend>(
 }
 
 impl<B: Backend> SqlStore<B> {
+    /// The one number a `SELECT count(*) …` answers.
+    async fn count(&self, sql: &str) -> Result<u64, StoreError> {
+        let (n,): (i64,) = fetch_one(&mut *self.read().await?, query::<B>(sql)).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn read(&self) -> Result<sqlx::pool::PoolConnection<B>, StoreError> {
         self.reader.acquire().await.map_err(B::map_err)
     }
@@ -386,6 +392,14 @@ async fn update_refused<B: Backend>(c: &mut B::Connection, id: Uuid) -> StoreErr
     }
 }
 
+/// What tells every index that note `id` is gone (deleted, or trashed):
+/// change `seq` of the feed.
+fn tombstone<B: Backend>(seq: i64, id: Uuid) -> Query<'static, B, B::Arguments> {
+    query::<B>("INSERT INTO note_tombstones (change_seq, note_id) VALUES ($1, $2)")
+        .arg(seq)
+        .arg(Id(id))
+}
+
 async fn feed_head<B: Backend>(c: &mut B::Connection) -> Result<FeedHead, StoreError> {
     let (generation, seq): (String, i64) = fetch_one(
         c,
@@ -513,13 +527,7 @@ impl<B: Backend> Notes for SqlStore<B> {
             return Ok(None);
         }
         let seq = take_seqs::<B>(&mut *tx, 1).await?;
-        execute(
-            &mut *tx,
-            query::<B>("INSERT INTO note_tombstones (change_seq, note_id) VALUES ($1, $2)")
-                .arg(seq)
-                .arg(Id(id)),
-        )
-        .await?;
+        execute(&mut *tx, tombstone::<B>(seq, id)).await?;
         tx.commit().await.map_err(B::map_err)?;
         Ok(Some(keys.into_iter().map(|(k,)| k).collect()))
     }
@@ -711,12 +719,8 @@ impl<B: Backend> FeedReader for SqlStore<B> {
         B::watch_feed(self, changed)
     }
     async fn count_notes(&self) -> Result<u64, StoreError> {
-        let (n,): (i64,) = fetch_one(
-            &mut *self.read().await?,
-            query::<B>("SELECT count(*) FROM notes WHERE deleted_at IS NULL"),
-        )
-        .await?;
-        Ok(n as u64)
+        self.count("SELECT count(*) FROM notes WHERE deleted_at IS NULL")
+            .await
     }
 }
 
@@ -886,13 +890,7 @@ impl<B: Backend> Trash for SqlStore<B> {
             return Ok(false);
         }
         // The index drops it as it drops a deleted note.
-        execute(
-            &mut *tx,
-            query::<B>("INSERT INTO note_tombstones (change_seq, note_id) VALUES ($1, $2)")
-                .arg(seq)
-                .arg(Id(id)),
-        )
-        .await?;
+        execute(&mut *tx, tombstone::<B>(seq, id)).await?;
         tx.commit().await.map_err(B::map_err)?;
         Ok(true)
     }
@@ -994,12 +992,8 @@ impl<B: Backend> Trash for SqlStore<B> {
     }
 
     async fn count_trashed(&self) -> Result<u64, StoreError> {
-        let (n,): (i64,) = fetch_one(
-            &mut *self.read().await?,
-            query::<B>("SELECT count(*) FROM notes WHERE deleted_at IS NOT NULL"),
-        )
-        .await?;
-        Ok(n as u64)
+        self.count("SELECT count(*) FROM notes WHERE deleted_at IS NOT NULL")
+            .await
     }
 }
 
@@ -1079,12 +1073,7 @@ impl<B: Backend> Revisions for SqlStore<B> {
     }
 
     async fn count_revisions(&self) -> Result<u64, StoreError> {
-        let (n,): (i64,) = fetch_one(
-            &mut *self.read().await?,
-            query::<B>("SELECT count(*) FROM note_revisions"),
-        )
-        .await?;
-        Ok(n as u64)
+        self.count("SELECT count(*) FROM note_revisions").await
     }
 }
 
