@@ -55,7 +55,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -439,11 +438,7 @@ def run(repo: Path, quiet: bool = False) -> list[str]:
     return e.errors
 
 
-def _edit(root: Path, rel: str, old: str, new: str) -> None:
-    p = root / rel
-    text = p.read_text()
-    assert old in text, f"negative test setup: {old!r} not in {rel}"
-    p.write_text(text.replace(old, new, 1))
+_edit = check_gitops._edit
 
 
 NEGATIVE = [
@@ -483,19 +478,7 @@ NEGATIVE = [
 
 
 def negative(repo: Path) -> int:
-    failures = 0
-    for what, plant, expect in NEGATIVE:
-        with tempfile.TemporaryDirectory(prefix="engine-check-") as tmp:
-            root = Path(tmp)
-            shutil.copytree(repo / "deploy", root / "deploy")
-            plant(root)
-            errors = run(root, quiet=True)
-            if any(expect in e for e in errors):
-                print(f"  ok: planted: {what}: caught")
-            else:
-                failures += 1
-                print(f"FAIL planted: {what} was not caught (expected {expect!r}); got: {errors or 'no error'}")
-    return failures
+    return check_gitops.run_planted(repo, NEGATIVE, lambda root: run(root, quiet=True), "engine-check")
 
 
 def main() -> int:

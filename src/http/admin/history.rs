@@ -10,8 +10,8 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    auth::{AdminUser, check_form},
-    pages::{Page, chrome, field, parse_id, query, read_only_refusal},
+    auth::AdminUser,
+    pages::{Page, accept_write, chrome, field, parse_id, query},
     views::{History, RevisionDetail, render},
 };
 use crate::{
@@ -85,9 +85,7 @@ pub async fn restore(
     headers: HeaderMap,
     body: Bytes,
 ) -> Page {
-    check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
-    read_only_refusal(&state)?;
-    let id = parse_id(&id, "note")?;
+    let id = accept_write(&state, &user, &headers, &body, &id, "note")?;
     let version = parse_version(&version, "version")?;
     let shown = field(&body, "current").parse::<i64>().ok();
     let opened_on = move |current: i64| Some(current) == shown;

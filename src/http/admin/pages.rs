@@ -470,6 +470,21 @@ pub async fn job(
     }))
 }
 
+/// What every admin form that writes passes first: its token and origin, a
+/// writable process, and the id its path names.
+pub(super) fn accept_write(
+    state: &AppState,
+    user: &AdminUser,
+    headers: &HeaderMap,
+    body: &[u8],
+    id: &str,
+    what: &str,
+) -> Result<uuid::Uuid, ErrorPage> {
+    check_form(headers, &field(body, "csrf"), &user.csrf)?;
+    read_only_refusal(state)?;
+    parse_id(id, what)
+}
+
 pub async fn retry(
     State(state): State<AppState>,
     user: AdminUser,
@@ -477,9 +492,8 @@ pub async fn retry(
     headers: HeaderMap,
     body: Bytes,
 ) -> Page {
-    check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
-    read_only_refusal(&state)?;
-    let job = service::jobs::retry(state.queue().as_ref(), parse_id(&id, "job")?).await?;
+    let id = accept_write(&state, &user, &headers, &body, &id, "job")?;
+    let job = service::jobs::retry(state.queue().as_ref(), id).await?;
     tracing::info!(job_id = %job.id, "admin UI: dead job retried");
     Ok(Redirect::to(&format!("/admin/jobs/{}?retried=1", job.id)).into_response())
 }

@@ -10,8 +10,8 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    auth::{AdminUser, check_form},
-    pages::{Page, chrome, field, parse_id, query, read_only_refusal},
+    auth::AdminUser,
+    pages::{Page, accept_write, chrome, query},
     views::{TrashList, render},
 };
 use crate::{
@@ -61,9 +61,7 @@ pub async fn delete_note(
     headers: HeaderMap,
     body: Bytes,
 ) -> Page {
-    check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
-    read_only_refusal(&state)?;
-    let id = parse_id(&id, "note")?;
+    let id = accept_write(&state, &user, &headers, &body, &id, "note")?;
     state.notes().trash(id, &user.principal.actor()).await?;
     tracing::info!(note_id = %id, "admin UI: note moved to the trash");
     Ok(Redirect::to("/admin/trash?deleted=1").into_response())
@@ -76,9 +74,7 @@ pub async fn restore(
     headers: HeaderMap,
     body: Bytes,
 ) -> Page {
-    check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
-    read_only_refusal(&state)?;
-    let id = parse_id(&id, "note")?;
+    let id = accept_write(&state, &user, &headers, &body, &id, "note")?;
     trash::restore(&state.notes(), id).await?;
     Ok(Redirect::to(&format!("/admin/notes/{id}?restored_from_trash=1")).into_response())
 }
@@ -90,9 +86,7 @@ pub async fn purge(
     headers: HeaderMap,
     body: Bytes,
 ) -> Page {
-    check_form(&headers, &field(&body, "csrf"), &user.csrf)?;
-    read_only_refusal(&state)?;
-    let id = parse_id(&id, "note")?;
+    let id = accept_write(&state, &user, &headers, &body, &id, "note")?;
     trash::delete(&state.notes(), id).await?;
     tracing::info!(note_id = %id, "admin UI: note deleted for good");
     Ok(Redirect::to("/admin/trash?purged=1").into_response())
