@@ -76,7 +76,9 @@ pub struct SqlStore<DB: Database> {
 /// What one SQL backend does its own way. Implemented by sqlx's `Sqlite` and
 /// `Postgres`; everything else is [`SqlStore`]'s, written once.
 #[async_trait]
-pub trait Backend: Database<Arguments: IntoArguments<Self>> {
+pub trait Backend:
+    Database<Arguments: IntoArguments<Self>> + sqlx::database::HasStatementCache
+{
     /// `sqlite` or `postgres`: for logs and `/readyz`.
     const BACKEND: &'static str;
     const DIALECT: Dialect;
@@ -365,8 +367,18 @@ pub(crate) async fn notes_by_external_id<B: Backend>(
     let mut existing = HashMap::new();
     for chunk in ids.chunks(BATCH_ROWS) {
         let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let rows: Vec<ExistingRow> =
-            fetch_all(&mut *c, query::<B>(&sql).bind(B::text_list(&chunk))).await?;
+        let rows: Vec<ExistingRow> = fetch_all(
+            &mut *c,
+            // Planned for these ids each time, not cached: PostgreSQL's
+            // cached generic plan, made while `notes` was small and
+            // never re-planned, scanned the whole table for every chunk
+            // (ingest into PostgreSQL fell to a third of its speed once
+            // the trash's columns changed the row-width estimate).
+            query::<B>(&sql)
+                .bind(B::text_list(&chunk))
+                .persistent(false),
+        )
+        .await?;
         for row in rows {
             let note = row.note.into_note();
             if let Some(ext) = note.external_id.clone() {
