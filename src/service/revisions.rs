@@ -91,28 +91,10 @@ pub async fn restore(
     required: Option<RequiredVersion<'_>>,
     actor: &str,
 ) -> ServiceResult<Note> {
+    // The current version included: its content is the note's, so the
+    // patch path makes no new version, and still checks the If-Match.
     let current = notes.get(note_id).await?;
-    if version == current.version {
-        // Nothing to go back to, but an If-Match still has its say.
-        if let Some(accepts) = required
-            && !accepts(current.version)
-        {
-            return Err(crate::store::StoreError::VersionMismatch {
-                current: current.version,
-            }
-            .into());
-        }
-        return Ok(current);
-    }
-    let revision =
-        notes
-            .store
-            .get_revision(note_id, version)
-            .await?
-            .ok_or(ServiceError::NoRevision {
-                note: note_id,
-                version,
-            })?;
+    let revision = at(notes.store, &current, version).await?;
     let patch = NotePatch {
         title: Some(Some(revision.title)),
         body: Some(Some(revision.body)),
