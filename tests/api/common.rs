@@ -502,6 +502,14 @@ fn init_test_logging() {
 }
 
 /// Asserts a problem+json answer with this status, returning its body.
+/// One NDJSON ingest line: a note titled "Doc" with this external id and body.
+pub fn doc_line(external_id: &str, body: &str) -> String {
+    format!(
+        "{}\n",
+        json!({"title": "Doc", "body": body, "external_id": external_id})
+    )
+}
+
 pub async fn assert_problem(res: Response, status: StatusCode) -> Value {
     let got = res.status();
     let ct = res

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{MASTER, TestApp, assert_problem};
+use crate::common::{MASTER, TestApp, assert_problem, doc_line};
 
 /// A request with `token` alone (not the app's default one).
 fn as_key(app: &TestApp, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
@@ -201,12 +201,7 @@ async fn restoring_a_revision_makes_a_new_version_and_honours_if_match() {
 #[tokio::test]
 async fn an_ingest_upsert_keeps_the_replaced_state() {
     let app = TestApp::production().await;
-    let line = |body: &str| {
-        format!(
-            "{}\n",
-            json!({"title": "Doc", "body": body, "external_id": "doc-1"})
-        )
-    };
+    let line = |body: &str| doc_line("doc-1", body);
     assert_eq!(app.ingest_ndjson(line("v1")).await.status(), StatusCode::OK);
     assert_eq!(app.ingest_ndjson(line("v1")).await.status(), StatusCode::OK);
     assert_eq!(app.ingest_ndjson(line("v2")).await.status(), StatusCode::OK);

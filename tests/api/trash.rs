@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, assert_problem};
+use crate::common::{TestApp, assert_problem, doc_line};
 
 async fn send(app: &TestApp, method: Method, path: &str) -> reqwest::Response {
     app.request(method, path).send().await.unwrap()
@@ -212,12 +212,7 @@ async fn deleting_for_good_removes_rows_revisions_and_objects() {
 #[tokio::test]
 async fn an_ingest_of_a_trashed_external_id_restores_it() {
     let app = TestApp::production().await;
-    let line = |body: &str| {
-        format!(
-            "{}\n",
-            json!({"title": "Doc", "body": body, "external_id": "doc-1"})
-        )
-    };
+    let line = |body: &str| doc_line("doc-1", body);
     assert_eq!(app.ingest_ndjson(line("v1")).await.status(), StatusCode::OK);
     let (_, page) = app.get_json("/api/v1/notes").await;
     let id = page["items"][0]["id"].as_str().unwrap().to_owned();
