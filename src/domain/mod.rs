@@ -3,6 +3,7 @@
 
 pub mod attachment;
 pub mod bounded;
+pub mod change;
 pub mod ingest;
 pub mod json_shape;
 pub mod keys;

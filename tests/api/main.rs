@@ -3,6 +3,7 @@
 mod admin;
 mod attachments;
 mod auth;
+mod changes;
 mod common;
 mod hostile;
 mod index;
