@@ -720,11 +720,14 @@ async fn attachment_of_a_missing_note_is_not_found(s: DynStore) {
     }
 }
 
-/// The note's current document on the feed: (change number, extra text).
+/// The note's current document on the feed, as a follower reads it last:
+/// (change number, extra text). An attachment's change re-reads the note
+/// at the attachment event's number.
 async fn feed_doc(s: &DynStore, id: Uuid) -> (i64, String) {
-    let page = s.feed_changes(0, None, 1000, false).await.unwrap();
+    let page = s.feed_changes(0, None, 1000, true).await.unwrap();
     page.changes
         .iter()
+        .rev()
         .find_map(|(seq, change)| match change {
             Change::Upsert(doc) if doc.id == id => Some((*seq, doc.extra.clone())),
             _ => None,
