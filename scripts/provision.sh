@@ -159,7 +159,8 @@ ensure_schemathesis() {
 # openapi-typescript with the TypeScript compiler that checks its output.
 OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
 CLIENTS_VENV=${CLIENTS_VENV:-$HOME/.cache/notes-api/clients-venv}
-CLIENTS_NPM_PINS=(openapi-typescript@7.13.0 typescript@5.9.3)
+# eventsource 3: the last line that runs on Debian 12's Node 18.
+CLIENTS_NPM_PINS=(openapi-typescript@7.13.0 typescript@5.9.3 eventsource@3.0.7)
 CLIENTS_NPM=${CLIENTS_NPM:-$HOME/.cache/notes-api/client-tools}
 
 ensure_clients() {
