@@ -12,3 +12,4 @@ pub mod revision;
 pub mod timestamp;
 pub mod unicode;
 pub mod validation;
+pub mod webhook;

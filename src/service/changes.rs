@@ -153,7 +153,7 @@ pub fn view(epoch: &str, e: ChangeEntry) -> ChangeView {
 /// What a follower of the feed hands on.
 #[derive(Debug)]
 pub enum Followed {
-    Change(ChangeView),
+    Change(Box<ChangeView>),
     /// The feed can no longer continue from where the follower is: the
     /// last item.
     Expired(Expired),
@@ -211,7 +211,7 @@ impl Follower {
     async fn next(mut self) -> Option<(Followed, Self)> {
         loop {
             if let Some(change) = self.queue.pop_front() {
-                return Some((Followed::Change(change), self));
+                return Some((Followed::Change(Box::new(change)), self));
             }
             if self.done || self.wake.stop.is_cancelled() {
                 return None;
