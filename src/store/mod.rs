@@ -223,6 +223,8 @@ pub trait Revisions: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<RevisionSummary>, StoreError>;
+    /// Version `version` of the note, whole: a revision, or the note as it
+    /// is when that is its current version.
     async fn get_revision(
         &self,
         note_id: Uuid,

@@ -1105,8 +1105,12 @@ impl<B: Backend> Revisions for SqlStore<B> {
     ) -> Result<Option<Revision>, StoreError> {
         let row: Option<RevisionRow> = fetch_optional(
             &mut *self.read().await?,
+            // The current version is the note itself, with who made it.
             query::<B>(&format!(
-                "SELECT {REVISION_COLUMNS} FROM note_revisions WHERE note_id = $1 AND version = $2"
+                "SELECT {REVISION_COLUMNS} FROM note_revisions WHERE note_id = $1 AND version = $2
+                 UNION ALL
+                 SELECT {REVISION_COLUMNS} FROM notes
+                 WHERE id = $1 AND version = $2 AND deleted_at IS NULL"
             ))
             .arg(Id(note_id))
             .arg(version),
