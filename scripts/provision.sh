@@ -169,6 +169,16 @@ ensure_clients() {
   export CLIENTS_VENV CLIENTS_NPM
 }
 
+# The webhook tests' receiver verifies deliveries with the Standard Webhooks
+# reference library (PyPI `standardwebhooks`), pinned.
+STANDARDWEBHOOKS_VERSION=1.3.0
+WEBHOOK_VENV=${WEBHOOK_VENV:-$HOME/.cache/notes-api/webhook-venv}
+
+ensure_webhook_receiver() {
+  pip_venv "$WEBHOOK_VENV" standardwebhooks "$STANDARDWEBHOOKS_VERSION" || return 1
+  export WEBHOOK_PYTHON="$WEBHOOK_VENV/bin/python"
+}
+
 bugsink_manage() { (cd "$BUGSINK_DIR" && DJANGO_SETTINGS_MODULE=bugsink_conf "$BUGSINK_VENV/bin/bugsink-manage" "$@"); }
 bugsink_ok() { curl -fsS -o /dev/null --max-time 2 "$BUGSINK_URL/health/ready" 2>/dev/null; }
 

@@ -17,4 +17,5 @@ mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
 mod trash;
+mod webhooks;
 mod workers;
