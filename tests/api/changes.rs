@@ -37,6 +37,17 @@ async fn drain(
     panic!("the feed never ended");
 }
 
+/// A second replica on `a`'s database, in production with the same key.
+async fn replica_of(a: &TestApp) -> TestApp {
+    let mut b = TestApp::spawn_on(&a.db, |c| {
+        c.server.env = Environment::Production;
+        c.server.master_key = Some(Secret::new(MASTER));
+    })
+    .await;
+    b.token = a.token.clone();
+    b
+}
+
 /// The cursor of the feed's head: what a client holds after syncing.
 async fn head(app: &TestApp) -> String {
     drain(app, None, 1000, "").await.1
@@ -69,6 +80,15 @@ async fn patch(app: &TestApp, id: &str, body: &str) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// Deletes what `path` names, which must answer 204.
+async fn delete(app: &TestApp, path: &str) {
+    assert_eq!(
+        send(app, Method::DELETE, path).await,
+        StatusCode::NO_CONTENT,
+        "DELETE {path}"
+    );
 }
 
 async fn send(app: &TestApp, method: Method, path: &str) -> StatusCode {
@@ -124,20 +144,9 @@ async fn the_feed_pages_through_every_change_oldest_first() {
     // each once, in the order they happened.
     let at = head(&app).await;
     patch(&app, &ids[0], "changed").await;
-    assert_eq!(
-        send(&app, Method::DELETE, &format!("/api/v1/notes/{}", ids[1])).await,
-        StatusCode::NO_CONTENT
-    );
+    delete(&app, &format!("/api/v1/notes/{}", ids[1])).await;
     let attachment = upload(&app, &ids[2], "tusks.txt").await;
-    assert_eq!(
-        send(
-            &app,
-            Method::DELETE,
-            &format!("/api/v1/attachments/{attachment}")
-        )
-        .await,
-        StatusCode::NO_CONTENT
-    );
+    delete(&app, &format!("/api/v1/attachments/{attachment}")).await;
     let (after, end) = drain(&app, Some(&at), 100, "").await;
     assert_eq!(
         kinds(&after),
@@ -226,10 +235,7 @@ async fn a_delete_after_an_update_is_seen_as_a_delete_and_a_restore_as_a_restore
     let id = create(&app, "dugong").await;
     let at = head(&app).await;
     patch(&app, &id, "seagrass").await;
-    assert_eq!(
-        send(&app, Method::DELETE, &format!("/api/v1/notes/{id}")).await,
-        StatusCode::NO_CONTENT
-    );
+    delete(&app, &format!("/api/v1/notes/{id}")).await;
     let (changes, after_delete) = drain(&app, Some(&at), 100, "").await;
     assert_eq!(kinds(&changes), [("note.deleted".to_owned(), id.clone())]);
 
@@ -250,15 +256,7 @@ async fn a_delete_after_an_update_is_seen_as_a_delete_and_a_restore_as_a_restore
         ]
     );
     // Deleted for good from the trash: the deletion it already had is all.
-    assert_eq!(
-        send(
-            &app,
-            Method::DELETE,
-            &format!("/api/v1/notes/{id}?permanent=true")
-        )
-        .await,
-        StatusCode::NO_CONTENT
-    );
+    delete(&app, &format!("/api/v1/notes/{id}?permanent=true")).await;
     let (changes, _) = drain(&app, Some(&at), 100, "").await;
     assert_eq!(
         kinds(&changes)[1..],
@@ -271,10 +269,7 @@ async fn a_cursor_older_than_the_kept_deletions_is_gone_and_says_resync() {
     let app = TestApp::production().await;
     let id = create(&app, "manatee").await;
     let old = head(&app).await;
-    assert_eq!(
-        send(&app, Method::DELETE, &format!("/api/v1/notes/{id}")).await,
-        StatusCode::NO_CONTENT
-    );
+    delete(&app, &format!("/api/v1/notes/{id}")).await;
     create(&app, "sirenian").await;
     let pruned = app
         .state
@@ -330,12 +325,7 @@ async fn a_cursor_of_another_deployment_is_gone() {
 #[tokio::test]
 async fn a_write_that_returned_is_in_the_feed_of_another_replica() {
     let a = TestApp::production().await;
-    let mut b = TestApp::spawn_on(&a.db, |c| {
-        c.server.env = Environment::Production;
-        c.server.master_key = Some(Secret::new(MASTER));
-    })
-    .await;
-    b.token = a.token.clone();
+    let b = replica_of(&a).await;
     let mut at = head(&b).await;
     for i in 0..20 {
         let id = create(&a, &format!("replica {i}")).await;
@@ -495,10 +485,7 @@ async fn a_stream_delivers_creates_updates_and_deletes_as_they_happen() {
 
     let id = create(&app, "seal").await;
     patch(&app, &id, "whiskers").await;
-    assert_eq!(
-        send(&app, Method::DELETE, &format!("/api/v1/notes/{id}")).await,
-        StatusCode::NO_CONTENT
-    );
+    delete(&app, &format!("/api/v1/notes/{id}")).await;
     let mut seen = Vec::new();
     for _ in 0..3 {
         let e = events.expect().await;
@@ -561,12 +548,7 @@ async fn a_stream_outlives_the_idle_timeout_and_ends_cleanly_on_shutdown() {
 #[tokio::test]
 async fn a_stream_on_one_replica_sees_writes_on_another() {
     let a = TestApp::production().await;
-    let mut b = TestApp::spawn_on(&a.db, |c| {
-        c.server.env = Environment::Production;
-        c.server.master_key = Some(Secret::new(MASTER));
-    })
-    .await;
-    b.token = a.token.clone();
+    let b = replica_of(&a).await;
     let at = head(&b).await;
     let mut events = EventStream::open(&b, &format!("since={at}"), None).await;
     for i in 0..5 {
