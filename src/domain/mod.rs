@@ -11,3 +11,4 @@ pub mod revision;
 pub mod timestamp;
 pub mod unicode;
 pub mod validation;
+pub mod vault;

@@ -11,7 +11,7 @@ use utoipa::{
 
 use super::error::PROBLEM_JSON;
 
-use super::{attachments, ingest, jobs, keys, notes, ops, revisions, search, trash};
+use super::{attachments, export, ingest, jobs, keys, notes, ops, revisions, search, trash};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,12 +27,13 @@ use super::{attachments, ingest, jobs, keys, notes, ops, revisions, search, tras
         attachments::upload, attachments::list, attachments::get, attachments::content, attachments::delete,
         jobs::create, jobs::get, jobs::list, jobs::retry,
         keys::create, keys::list, keys::delete,
+        export::export,
     ),
     // Referenced only from parameters (`tag`, `any_tag`, `not_tag`), which
     // utoipa does not collect schemas from.
     components(schemas(crate::search::TagFilter)),
     modifiers(&BearerAuth, &ErrorResponses, &EmptyUpload),
-    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"),
+    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"), (name = "export", description = "Notes out as an Obsidian vault or NDJSON"),
          (name = "operations", description = "Never require a key")),
 )]
 pub struct ApiDoc;

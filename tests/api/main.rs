@@ -4,6 +4,7 @@ mod admin;
 mod attachments;
 mod auth;
 mod common;
+mod export;
 mod hostile;
 mod index;
 mod ingest;
