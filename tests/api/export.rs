@@ -10,7 +10,7 @@ use std::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
+use crate::common::{S3Server, TestApp};
 
 /// A zip's entries in order, with their bytes.
 fn entries(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
@@ -541,4 +541,41 @@ async fn a_failure_mid_stream_cuts_the_body_off() {
         }
     }
     assert!(outcome.is_err(), "the body ended as if complete");
+}
+
+/// Object storage going away part-way is a failure too (a missing object
+/// is not: it is listed in the manifest), and it cuts the body off.
+#[tokio::test]
+async fn a_storage_outage_mid_stream_cuts_the_body_off() {
+    let mut s3 = S3Server::start();
+    let app = TestApp::spawn_with(|c| s3.apply(c)).await;
+    for i in 0..2 {
+        let note = app.create_note(json!({"title": format!("note {i}")})).await;
+        let data = noise(&format!("att {i}"), 12 << 20);
+        upload(
+            &app,
+            note["id"].as_str().unwrap(),
+            "a.bin",
+            "application/octet-stream",
+            data,
+        )
+        .await;
+    }
+    let mut res = app.get("/api/v1/export").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.chunk().await.unwrap().is_some());
+    s3.stop();
+    let mut outcome = Ok(());
+    loop {
+        match res.chunk().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    assert!(outcome.is_err(), "the body ended as if complete");
+    s3.resume();
 }
