@@ -28,6 +28,12 @@ use crate::{
 /// Chunks of the zip in flight between the writer and the connection.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
+/// A zip's bytes, as the OpenAPI document describes the answer.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary, content_media_type = "application/zip")]
+#[allow(dead_code)]
+pub struct ZipBytes(Vec<u8>);
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
@@ -47,7 +53,7 @@ pub struct ExportParams {
     responses(
         (status = 200, description = "A zip, streamed (no Content-Length); \
             `notes-api-export.json` is its last entry. A failure after the headers cuts the body off.",
-            content_type = "application/zip", body = Vec<u8>),
+            content_type = "application/zip", body = ZipBytes),
         (status = 422, body = Problem)),
     security(("bearer" = ["read"])))]
 pub async fn export(
