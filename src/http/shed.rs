@@ -101,7 +101,8 @@ fn class(method: &Method, route: &str) -> Class {
         ("POST", "/api/v1/notes/{id}/attachments" | "/admin/notes/{id}/attachments") => {
             Class::Upload
         }
-        ("GET", "/api/v1/export") => Class::Export,
+        // HEAD runs the handler too (axum answers it from the GET route).
+        ("GET" | "HEAD", "/api/v1/export") => Class::Export,
         ("GET" | "POST", "/api/v1/notes")
         | ("PATCH", "/api/v1/notes/{id}")
         | ("GET", "/api/v1/search")
@@ -432,6 +433,7 @@ mod tests {
         assert_eq!(class(&Method::GET, "/api/v1/notes/{id}"), Class::Light);
         assert_eq!(class(&Method::GET, "/readyz"), Class::Light);
         assert_eq!(class(&Method::GET, "/api/v1/export"), Class::Export);
+        assert_eq!(class(&Method::HEAD, "/api/v1/export"), Class::Export);
         let admin_upload = "/admin/notes/{id}/attachments";
         assert_eq!(class(&Method::POST, admin_upload), Class::Upload);
         assert_eq!(class(&Method::POST, "/admin/notes/{id}/edit"), Class::Heavy);
