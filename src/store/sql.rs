@@ -935,11 +935,19 @@ impl<B: Backend> Backup for SqlStore<B> {
             .bind(B::id_list(ids)),
         )
         .await?;
+        // Through each backend's index of attachments by note: SQLite's is
+        // on `note_seq`, PostgreSQL's on `note_id`.
+        let by_note = match B::DIALECT {
+            Dialect::Sqlite => format!(
+                "note_seq IN (SELECT seq FROM notes WHERE id {})",
+                B::IN_LIST
+            ),
+            Dialect::Postgres => format!("note_id {}", B::IN_LIST),
+        };
         let attachments: Vec<AttachmentRow> = fetch_all(
             &mut *c,
             query::<B>(&format!(
-                "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE note_id {} ORDER BY id",
-                B::IN_LIST
+                "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE {by_note} ORDER BY id"
             ))
             .bind(B::id_list(ids)),
         )

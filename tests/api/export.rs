@@ -446,7 +446,11 @@ async fn bad_parameters_methods_and_keys_are_refused_as_problems() {
         assert_eq!(res.headers()["content-type"], "application/problem+json");
     }
     // HEAD answers the GET's headers (and starts no export it keeps running).
-    let res = app.request(Method::HEAD, "/api/v1/export").send().await.unwrap();
+    let res = app
+        .request(Method::HEAD, "/api/v1/export")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/zip");
     // No key, a made-up key: 401. Every scope includes read, so any real
