@@ -196,9 +196,10 @@ struct NdjsonAttachment<'a> {
     sha256: &'a str,
 }
 
-/// The time given to files that belong to no note (the manifest, an
-/// empty export's files): the newest note's, so two exports of the same
-/// data are the same bytes.
+/// The earliest time a zip can hold (1980-01-01): the files that belong to
+/// no note (the manifest, `notes.ndjson`) carry the newest note's
+/// `updated`, or this when there is none, so two exports of the same data
+/// are the same bytes.
 fn epoch() -> DateTime<Utc> {
     DateTime::from_timestamp(315_532_800, 0).expect("1980-01-01 is a valid time")
 }

@@ -12,6 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
+use tracing::Instrument;
 use utoipa::IntoParams;
 
 use super::{
@@ -78,7 +79,7 @@ pub async fn export(
 
     let held = slot.and_then(|Extension(s)| s.take());
     let (writer, abort, body) = export::pipe(CHUNKS_IN_FLIGHT);
-    tokio::spawn(async move {
+    let task = async move {
         let _held = held;
         let mut sink = ZipSink::new(writer);
         match export.write(&mut sink).await {
@@ -98,7 +99,9 @@ pub async fn export(
                 abort.fail(std::io::Error::other(e.to_string())).await;
             }
         }
-    });
+    };
+    // The request's span (its id) goes with the body's writer.
+    tokio::spawn(task.instrument(tracing::Span::current()));
 
     let name = format!(
         "notes-{}{}-{}.zip",
