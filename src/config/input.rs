@@ -339,8 +339,8 @@ pub struct LimitsArgs {
     #[arg(long, env = "NOTES_MAX_EXPORTS", default_value_t = 2)]
     pub max_exports: usize,
     /// Uploads, ingests and exports one client (an API key, else an
-    /// address) may run at once; more are 429. Keeps one client from holding every
-    /// upload slot. 0 turns it off. Default: 2 in production, off in
+    /// address) may run at once; more are 429. Keeps one client from
+    /// holding every upload slot. 0 turns it off. Default: 2 in production, off in
     /// development (one person, one address), as the rate limit.
     #[arg(long, env = "NOTES_MAX_UPLOADS_PER_CLIENT")]
     pub max_uploads_per_client: Option<usize>,
