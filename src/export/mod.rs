@@ -52,6 +52,9 @@ const KEYS_PER_PAGE: u32 = 10_000;
 /// Notes read at once: a note is at most about 1.1 MB (body and metadata),
 /// so this bounds what one read holds.
 pub const NOTES_AT_ONCE: usize = 8;
+/// How often a long export says how far it got (a log line: the server's
+/// log, the command line's stderr).
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Missing attachment objects listed by name in the manifest; past this
 /// only counted.
 const MISSING_LISTED: usize = 1_000;
@@ -239,6 +242,7 @@ impl Export {
             missing: Vec::new(),
         };
         let mut newest = epoch();
+        let mut last_report = std::time::Instant::now();
         let mut stems = NameSet::default();
         // NDJSON lines wait in a file until the attachments are written:
         // a zip takes its entries one after the other.
@@ -287,6 +291,15 @@ impl Export {
                     summary.notes += 1;
                     for p in placed {
                         self.attachment(sink, &note, p, &mut summary).await?;
+                    }
+                    if last_report.elapsed() >= REPORT_EVERY {
+                        last_report = std::time::Instant::now();
+                        tracing::info!(
+                            notes = summary.notes,
+                            attachments = summary.attachments,
+                            attachment_bytes = summary.attachment_bytes,
+                            "export in progress"
+                        );
                     }
                 }
             }
