@@ -6,7 +6,8 @@
 # an operation out (tests/clients/generator_warnings.py). Then the Python
 # client works against the server (tests/clients/python_client.py) and a
 # TypeScript file written against the types compiles with `tsc --strict`
-# (tests/clients/typescript/check.ts). Generated code goes to $CLIENTS_OUT
+# (tests/clients/typescript/check.ts), and the `eventsource` npm package
+# follows the change stream (tests/clients/eventsource.mjs). Generated code goes to $CLIENTS_OUT
 # (default target/clients), never into the tree. Used by scripts/test.sh
 # after provisioning (ensure_clients).
 #
@@ -41,6 +42,10 @@ echo "openapi-typescript: $out/typescript/notes-api.d.ts"
 "$python" tests/clients/generator_warnings.py typescript "$out/typescript.log"
 
 BASE="http://127.0.0.1:$port" KEY=$key PYTHONPATH="$out/python" "$python" tests/clients/python_client.py ||
+  { echo "--- server log"; tail -n 50 "$dir/server.log"; exit 1; }
+
+# A real EventSource client follows the change stream.
+BASE="http://127.0.0.1:$port" KEY=$key CLIENTS_NPM=$CLIENTS_NPM node tests/clients/eventsource.mjs ||
   { echo "--- server log"; tail -n 50 "$dir/server.log"; exit 1; }
 
 # The generated file and the one written against it, compiled together.

@@ -159,13 +159,24 @@ ensure_schemathesis() {
 # openapi-typescript with the TypeScript compiler that checks its output.
 OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
 CLIENTS_VENV=${CLIENTS_VENV:-$HOME/.cache/notes-api/clients-venv}
-CLIENTS_NPM_PINS=(openapi-typescript@7.13.0 typescript@5.9.3)
+# eventsource 3: the last line that runs on Debian 12's Node 18.
+CLIENTS_NPM_PINS=(openapi-typescript@7.13.0 typescript@5.9.3 eventsource@3.0.7)
 CLIENTS_NPM=${CLIENTS_NPM:-$HOME/.cache/notes-api/client-tools}
 
 ensure_clients() {
   pip_venv "$CLIENTS_VENV" openapi-python-client "$OPENAPI_PYTHON_CLIENT_VERSION" || return 1
   npm_dir "$CLIENTS_NPM" "${CLIENTS_NPM_PINS[@]}" || return 1
   export CLIENTS_VENV CLIENTS_NPM
+}
+
+# The webhook tests' receiver verifies deliveries with the Standard Webhooks
+# reference library (PyPI `standardwebhooks`), pinned.
+STANDARDWEBHOOKS_VERSION=1.3.0
+WEBHOOK_VENV=${WEBHOOK_VENV:-$HOME/.cache/notes-api/webhook-venv}
+
+ensure_webhook_receiver() {
+  pip_venv "$WEBHOOK_VENV" standardwebhooks "$STANDARDWEBHOOKS_VERSION" || return 1
+  export WEBHOOK_PYTHON="$WEBHOOK_VENV/bin/python"
 }
 
 bugsink_manage() { (cd "$BUGSINK_DIR" && DJANGO_SETTINGS_MODULE=bugsink_conf "$BUGSINK_VENV/bin/bugsink-manage" "$@"); }

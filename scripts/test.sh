@@ -20,6 +20,7 @@ ensure_s3s_fs
 ensure_bugsink
 ensure_schemathesis
 ensure_clients
+ensure_webhook_receiver
 ensure_browser
 
 step "cargo fmt --check"

@@ -11,6 +11,7 @@
 //!   each behind one trait with one module per backend;
 //! - `index` is the search index derived from the store, `search` the
 //!   search use-case over it, `backup` snapshots of store and blobs;
+//! - `webhooks` sends one signed delivery where the address policy allows;
 //! - `jobs` runs the queue's jobs on a `jobs::Context`;
 //! - `http` is the thin HTTP edge; `server` wires a process together and
 //!   `cli` is the command line.
@@ -35,6 +36,7 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod text;
+pub mod webhooks;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Set at build time (build.rs): `NOTES_GIT_SHA`, else `git rev-parse`, else "unknown".

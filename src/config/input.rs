@@ -267,6 +267,11 @@ pub struct JobsArgs {
     /// good; 0 keeps the trash until it is emptied.
     #[arg(long, env = "NOTES_TRASH_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub trash_retention_days: u32,
+    /// Days the change feed keeps deletions and attachment events before
+    /// `purge` prunes them (a client's cursor older than that is answered
+    /// 410: resync); 0 keeps them for good.
+    #[arg(long, env = "NOTES_CHANGES_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub changes_retention_days: u32,
     /// Seconds an object without a row is left alone by `purge` (an upload
     /// writes its object before its row).
     #[arg(long, env = "NOTES_PURGE_GRACE", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
@@ -349,6 +354,14 @@ pub struct LimitsArgs {
     /// the check off.
     #[arg(long, env = "NOTES_MIN_BODY_RATE", default_value_t = 1024)]
     pub min_body_rate: u64,
+    /// Live change streams (`/api/v1/changes/stream`) a process serves at
+    /// once; more are 503.
+    #[arg(long, env = "NOTES_MAX_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_streams: u64,
+    /// Live change streams one key (or, without keys, one address) may hold
+    /// open on a process; more are 429.
+    #[arg(long, env = "NOTES_MAX_STREAMS_PER_KEY", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_streams_per_key: u64,
 }
 
 /// The admin UI's sessions.

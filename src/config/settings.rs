@@ -100,6 +100,8 @@ pub struct Jobs {
     pub revisions_max_age: Option<Duration>,
     /// How long a note stays in the trash; `None`: until it is emptied.
     pub trash_retention: Option<Duration>,
+    /// How long the change feed keeps its events; `None`: for good.
+    pub changes_retention: Option<Duration>,
     /// NOTES_SCHEDULE as given; `cli` parses it before anything starts.
     pub schedule: String,
     pub schedule_grace: Duration,
@@ -124,6 +126,8 @@ pub struct Limits {
     /// `usize::MAX` when off.
     pub max_uploads_per_client: usize,
     pub min_body_rate: u64,
+    pub max_streams: usize,
+    pub max_streams_per_key: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -322,6 +326,7 @@ impl Settings {
                 revisions_keep: jobs.revisions_keep,
                 revisions_max_age: days(jobs.revisions_max_days),
                 trash_retention: days(jobs.trash_retention_days),
+                changes_retention: days(jobs.changes_retention_days),
                 purge_grace: Duration::from_secs(jobs.purge_grace),
                 schedule: jobs.schedule.clone(),
                 schedule_grace: Duration::from_secs(jobs.schedule_grace),
@@ -349,6 +354,8 @@ impl Settings {
                     None => usize::MAX,
                 },
                 min_body_rate: limits.min_body_rate,
+                max_streams: limits.max_streams as usize,
+                max_streams_per_key: limits.max_streams_per_key as usize,
             },
             admin: Admin {
                 secure_cookie: admin.admin_secure_cookie.unwrap_or(production),

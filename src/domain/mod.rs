@@ -3,6 +3,7 @@
 
 pub mod attachment;
 pub mod bounded;
+pub mod change;
 pub mod ingest;
 pub mod json_shape;
 pub mod keys;
@@ -12,3 +13,4 @@ pub mod timestamp;
 pub mod unicode;
 pub mod validation;
 pub mod vault;
+pub mod webhook;

@@ -21,6 +21,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use tower_http::timeout::TimeoutBody;
 
 use super::served::Routes;
 use crate::config;
@@ -122,12 +123,18 @@ pub async fn serve(
                 drop(permit);
                 return;
             }
+            // A response the client stops reading is cut at the idle
+            // timeout. Reads are timed on the request body instead of the
+            // socket: hyper keeps a read pending while it writes a response,
+            // so a socket read timeout would also cut a long response to a
+            // client with nothing more to send (a change stream).
             let mut stream = TimeoutStream::new(stream);
-            stream.set_read_timeout(Some(limits.idle_timeout));
             stream.set_write_timeout(Some(limits.idle_timeout));
             let io = TokioIo::new(Box::pin(stream));
+            let idle = limits.idle_timeout;
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                let req = req.map(|body| axum::body::Body::new(TimeoutBody::new(idle, body)));
                 routes.router().oneshot(req)
             });
             let conn = builder.serve_connection_with_upgrades(io, service);

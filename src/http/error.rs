@@ -184,6 +184,9 @@ impl From<ServiceError> for ApiError {
             e @ ServiceError::Contended(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            e @ ServiceError::ChangesExpired(_) => {
+                ApiError::new(StatusCode::GONE, "changes-expired", e.to_string())
+            }
             ServiceError::Store(e) => e.into(),
             ServiceError::Queue(e) => e.into(),
         }

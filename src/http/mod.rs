@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod attachments;
+pub mod changes;
 pub mod connections;
 pub mod error;
 pub mod etag;
@@ -25,6 +26,7 @@ pub mod search;
 pub mod served;
 pub mod shed;
 pub mod state;
+pub mod streams;
 pub mod transfer;
 pub mod trash;
 
@@ -75,6 +77,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/notes/{id}/revisions/{version}/restore",
             post(revisions::restore),
         )
+        .route("/api/v1/changes", get(changes::list))
+        .route("/api/v1/changes/stream", get(changes::stream))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/search/suggest", get(search::suggest))
         .route(

@@ -11,7 +11,9 @@ use utoipa::{
 
 use super::error::PROBLEM_JSON;
 
-use super::{attachments, export, ingest, jobs, keys, notes, ops, revisions, search, trash};
+use super::{
+    attachments, changes, export, ingest, jobs, keys, notes, ops, revisions, search, trash,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +25,7 @@ use super::{attachments, export, ingest, jobs, keys, notes, ops, revisions, sear
         notes::create, notes::list, notes::get, notes::update, notes::delete,
         revisions::list, revisions::get, revisions::diff, revisions::restore,
         trash::list, trash::restore, trash::delete, trash::empty,
+        changes::list, changes::stream,
         ingest::ingest, search::search, search::suggest,
         attachments::upload, attachments::list, attachments::get, attachments::content, attachments::delete,
         jobs::create, jobs::get, jobs::list, jobs::retry,
@@ -33,7 +36,7 @@ use super::{attachments, export, ingest, jobs, keys, notes, ops, revisions, sear
     // utoipa does not collect schemas from.
     components(schemas(crate::search::TagFilter)),
     modifiers(&BearerAuth, &ErrorResponses, &EmptyUpload),
-    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"), (name = "export", description = "Notes out as an Obsidian vault or NDJSON"),
+    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "changes", description = "What changed since a cursor: sync and live updates"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"), (name = "export", description = "Notes out as an Obsidian vault or NDJSON"),
          (name = "operations", description = "Never require a key")),
 )]
 pub struct ApiDoc;

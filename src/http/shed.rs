@@ -106,6 +106,8 @@ fn class(method: &Method, route: &str) -> Class {
         ("GET" | "POST", "/api/v1/notes")
         | ("PATCH", "/api/v1/notes/{id}")
         | ("GET", "/api/v1/search")
+        // A page of the feed may carry 8 MiB of notes.
+        | ("GET", "/api/v1/changes")
         | ("POST", "/api/v1/jobs")
         // A restore is a note write; a diff of two large bodies is CPU.
         | ("POST", "/api/v1/notes/{id}/revisions/{version}/restore")

@@ -11,8 +11,11 @@ use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
 use uuid::Uuid;
 
+use tokio_util::sync::CancellationToken;
+
 use super::{
     admin::session::Sessions, rate_limit::RateLimits, readiness::ReadinessCache, shed::Slots,
+    streams::StreamSlots,
 };
 use crate::{
     blobs::Blobs,
@@ -43,6 +46,10 @@ struct Process {
     readiness: ReadinessCache,
     slots: Slots,
     admin_sessions: Sessions,
+    streams: StreamSlots,
+    /// Cancelled when the process begins to shut down: long-lived answers
+    /// (the change streams) end, so the server can drain.
+    stopping: CancellationToken,
     /// Read-only processes only.
     dataset: std::sync::Mutex<Option<DatasetState>>,
 }
@@ -64,6 +71,8 @@ impl AppState {
             rate_limits: RateLimits::new(&jobs.settings.limits, &jobs.settings.server),
             readiness: ReadinessCache::default(),
             slots: Slots::new(&jobs.settings.limits),
+            streams: StreamSlots::new(&jobs.settings.limits),
+            stopping: CancellationToken::new(),
             dataset: std::sync::Mutex::new(None),
             admin_sessions: Sessions::new(
                 std::time::Duration::from_secs(8 * 3600),
@@ -124,6 +133,13 @@ impl AppState {
     pub fn slots(&self) -> &Slots {
         &self.0.process.slots
     }
+    pub fn streams(&self) -> &StreamSlots {
+        &self.0.process.streams
+    }
+    /// Cancelled once the process begins to shut down.
+    pub fn stopping(&self) -> CancellationToken {
+        self.0.process.stopping.clone()
+    }
     /// The admin UI's sessions: the process's, so they outlive a dataset swap.
     pub fn admin_sessions(&self) -> &Sessions {
         &self.0.process.admin_sessions
@@ -144,6 +160,7 @@ impl AppState {
     /// Readiness answers 503 from now on, so load balancers stop sending traffic.
     pub fn begin_shutdown(&self) {
         self.0.process.shutting_down.store(true, Ordering::SeqCst);
+        self.0.process.stopping.cancel();
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -231,6 +231,10 @@ pub trait SearchIndex: Send + Sync + 'static {
     /// the most frequent first; no refresh (a search box asks often).
     async fn suggest(&self, prefix: &str, limit: usize) -> Result<Vec<Suggestion>, IndexError>;
     fn status(&self) -> IndexStatus;
+    /// The status as it changes: `applied` moves each time the index has
+    /// read further changes of the feed, which this process's followers of
+    /// the feed (the change streams) take as their wake-up.
+    fn watch_status(&self) -> tokio::sync::watch::Receiver<IndexStatus>;
     /// Stops following the feed and releases the index (its writer lock).
     async fn close(&self);
 }

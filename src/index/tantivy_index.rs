@@ -173,6 +173,10 @@ impl SearchIndex for TantivyIndex {
         self.shared.status.borrow().clone()
     }
 
+    fn watch_status(&self) -> watch::Receiver<IndexStatus> {
+        self.shared.status.subscribe()
+    }
+
     async fn close(&self) {
         if let Some(w) = &self.watch {
             w.abort();

@@ -108,10 +108,12 @@ impl Writer {
             tracing::warn!("search index is ahead of the database's feed: rebuilding");
             self.retire_current();
         }
+        // Behind the feed's floor: events it never read (deletions) have
+        // been pruned. It serves on while a build from the notes replaces it.
         let stale = self
             .current
             .as_ref()
-            .is_none_or(|c| c.generation != head.generation);
+            .is_none_or(|c| c.generation != head.generation || c.applied < head.floor);
         let building_other = self
             .build
             .as_ref()

@@ -249,7 +249,32 @@ async fn purge(ctx: &Context) -> Result<Value, JobError> {
         }
         None => 0,
     };
-    Ok(json!({ "objects": objects, "jobs": jobs, "revisions": revisions, "trash": trashed }))
+    let changes = match cutoff(jobs_settings.changes_retention) {
+        Some(before) => prune_changes(ctx, before).await?,
+        None => 0,
+    };
+    Ok(json!({
+        "objects": objects, "jobs": jobs, "revisions": revisions, "trash": trashed,
+        "changes": changes,
+    }))
+}
+
+/// Prunes the change feed's events made before `before`, a batch at a time
+/// (each batch a short write).
+async fn prune_changes(ctx: &Context, before: chrono::DateTime<Utc>) -> Result<u64, JobError> {
+    let batch = crate::store::BATCH_ROWS as u32 * 10;
+    let mut pruned = 0;
+    loop {
+        let n = ctx
+            .store
+            .prune_changes(before, batch)
+            .await
+            .map_err(fail("purge"))?;
+        pruned += n;
+        if n < u64::from(batch) {
+            return Ok(pruned);
+        }
+    }
 }
 
 /// Deletes orphaned attachment objects last modified before `cutoff`.

@@ -4,6 +4,7 @@
 //! `http::error` turns that into problem+json and the admin UI into its
 //! pages, so neither imports the other's handlers.
 
+pub mod changes;
 pub mod cursor;
 pub mod jobs;
 pub mod keys;
@@ -14,7 +15,10 @@ pub mod trash;
 use uuid::Uuid;
 
 use crate::{
-    domain::validation::FieldError, index::DynIndex, queue::QueueError, store::StoreError,
+    domain::{change::Expired, validation::FieldError},
+    index::DynIndex,
+    queue::QueueError,
+    store::StoreError,
 };
 
 pub use cursor::PageRequest;
@@ -34,6 +38,9 @@ pub enum ServiceError {
     /// A change kept losing to concurrent writers and gave up.
     #[error("the {0} is being changed concurrently; retry")]
     Contended(&'static str),
+    /// The change feed cannot continue from the client's cursor.
+    #[error("{}", .0.detail())]
+    ChangesExpired(Expired),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -113,9 +113,6 @@ async fn note(store: &dyn Store, id: Uuid) -> ServiceResult<Note> {
 }
 
 async fn at(store: &dyn Store, current: &Note, version: i64) -> ServiceResult<Revision> {
-    if version == current.version {
-        return Ok(Revision::current(current, None));
-    }
     store
         .get_revision(current.id, version)
         .await?

@@ -15,12 +15,14 @@ use uuid::Uuid;
 
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
+    change::ChangeEntry,
     ingest::IngestCounts,
     keys::{ApiKey, Scope},
     note::{MAX_NOTE_VERSION, Note, NoteInput, TrashedNote},
     revision::{Revision, RevisionSummary},
 };
 
+mod changes;
 pub mod dataset;
 mod open;
 mod schema;
@@ -110,6 +112,9 @@ pub struct FeedHead {
     /// The last change number handed out by a committed write; every change
     /// up to it is visible to the next read.
     pub seq: i64,
+    /// The newest event pruned from the feed's log: a follower that has
+    /// not read up to it has missed deletions, and must start over.
+    pub floor: i64,
 }
 
 /// What a search index needs of a note: its text and tags.
@@ -155,12 +160,12 @@ pub struct NewKey {
 /// follows a [`FeedReader`], a backup reads and writes through [`Backup`].
 /// Every backend implements all of them.
 pub trait Store:
-    Maintenance + Notes + Revisions + Trash + Attachments + FeedReader + Keys + Backup
+    Maintenance + Notes + Revisions + Trash + Attachments + FeedReader + Changes + Keys + Backup
 {
 }
 
 impl<T> Store for T where
-    T: Maintenance + Notes + Revisions + Trash + Attachments + FeedReader + Keys + Backup
+    T: Maintenance + Notes + Revisions + Trash + Attachments + FeedReader + Changes + Keys + Backup
 {
 }
 
@@ -218,6 +223,8 @@ pub trait Revisions: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<RevisionSummary>, StoreError>;
+    /// Version `version` of the note, whole: a revision, or the note as it
+    /// is when that is its current version.
     async fn get_revision(
         &self,
         note_id: Uuid,
@@ -326,6 +333,42 @@ pub trait FeedReader: Send + Sync + 'static {
     }
     /// How many notes there are: what a rebuild from the feed will read.
     async fn count_notes(&self) -> Result<u64, StoreError>;
+}
+
+/// A page of the change feed as clients read it (see [`Changes`]).
+#[derive(Debug)]
+pub struct ChangesPage {
+    pub entries: Vec<ChangeEntry>,
+    /// The page is complete up to here: the next one starts after it.
+    pub through: i64,
+    /// The feed's head when the page was read.
+    pub head: i64,
+    /// Changes when the numbers start over (a restore): a cursor of
+    /// another epoch means nothing here.
+    pub epoch: String,
+    /// The newest event pruned: a reader that has not read up to it has
+    /// missed deletions.
+    pub floor: i64,
+}
+
+/// The change feed as clients sync from it: every live note once, at its
+/// last change, then the events (deletions, attachments) of the retention
+/// window, in change order.
+#[async_trait]
+pub trait Changes: Send + Sync + 'static {
+    /// At most `limit` entries after change `after`, read from one
+    /// snapshot. With `notes`, each note's entry carries the note, until
+    /// their text passes `budget` bytes: the page then ends early (it holds
+    /// at least one entry).
+    async fn changes(
+        &self,
+        after: i64,
+        limit: u32,
+        notes: Option<usize>,
+    ) -> Result<ChangesPage, StoreError>;
+    /// Prunes up to `limit` of the oldest events made before `before`, and
+    /// raises the feed's floor past them; returns how many went.
+    async fn prune_changes(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// API keys: the authentication extractor and the key endpoints.
@@ -596,35 +639,41 @@ pub async fn send(out: &mpsc::Sender<Record>, record: Record) -> Result<(), Stor
 /// statement overhead, far below every backend's bound-parameter limit.
 pub const BATCH_ROWS: usize = 500;
 
-/// Merges one page of upserts and one of deletions (each in feed order, each
-/// cut at `limit`) into a page that is complete up to its `through`.
-pub fn merge_changes(
-    upserts: Vec<(i64, Change)>,
-    deletes: Vec<(i64, Change)>,
+/// Merges pages read from several sources (each in feed order, each cut
+/// at `limit`) into one that is complete up to the returned `through`: a
+/// full source is complete only to its last change.
+pub fn merge_pages<T>(
+    sources: Vec<Vec<(i64, T)>>,
     through: i64,
     limit: usize,
-) -> ChangePage {
+) -> (Vec<(i64, T)>, i64) {
     let mut through = through;
-    for list in [&upserts, &deletes] {
+    for list in &sources {
         if list.len() >= limit
             && let Some((last, _)) = list.last()
         {
             through = through.min(*last);
         }
     }
-    let mut changes: Vec<(i64, Change)> = upserts
+    let mut merged: Vec<(i64, T)> = sources
         .into_iter()
-        .chain(deletes)
+        .flatten()
         .filter(|(seq, _)| *seq <= through)
         .collect();
-    changes.sort_by_key(|(seq, _)| *seq);
-    ChangePage { changes, through }
+    merged.sort_by_key(|(seq, _)| *seq);
+    (merged, through)
 }
 
 /// Generation names are random: a new database, or a reindex, never
 /// reuses one an index was built for.
 pub fn new_generation() -> String {
     Uuid::new_v4().simple().to_string()
+}
+
+/// An epoch of the feed's numbers (see [`ChangesPage::epoch`]): short, as
+/// every cursor carries it, and random, so two databases never share one.
+pub fn new_epoch() -> String {
+    Uuid::new_v4().simple().to_string()[..16].to_owned()
 }
 
 #[cfg(test)]
@@ -647,6 +696,16 @@ mod tests {
 
     fn del(seq: i64) -> (i64, Change) {
         (seq, Change::Delete(Uuid::nil()))
+    }
+
+    fn merge_changes(
+        upserts: Vec<(i64, Change)>,
+        deletes: Vec<(i64, Change)>,
+        through: i64,
+        limit: usize,
+    ) -> ChangePage {
+        let (changes, through) = merge_pages(vec![upserts, deletes], through, limit);
+        ChangePage { changes, through }
     }
 
     fn seqs(page: &ChangePage) -> Vec<i64> {

@@ -166,13 +166,11 @@ impl Backend for Postgres {
                                   created_at, search_text)
          SELECT $1, id, $2, $3, $4, $5, $6, $7, $8 FROM notes
          WHERE id = $9 AND deleted_at IS NULL FOR KEY SHARE";
-    const FEED_NOTES: &'static str = "SELECT n.change_seq, n.id, n.title, n.body, n.tags,
+    const FEED_DOC: &'static str = "n.id, n.title, n.body, n.tags,
                 coalesce((SELECT string_agg(a.search_text, ' ') FROM attachments a
                           WHERE a.note_id = n.id AND a.search_text != ''), '') AS extra,
                 n.created_at, n.updated_at,
-                (SELECT count(*) FROM attachments a WHERE a.note_id = n.id) AS attachments
-         FROM notes n WHERE n.change_seq > $1 AND n.change_seq <= $2 AND n.deleted_at IS NULL
-         ORDER BY n.change_seq LIMIT $3";
+                (SELECT count(*) FROM attachments a WHERE a.note_id = n.id) AS attachments";
     const IN_LIST: &'static str = "= ANY($1)";
     const LOCK_ROWS: &'static str = "FOR UPDATE";
     const MIGRATIONS_EXIST: &'static str = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
@@ -237,8 +235,8 @@ impl Backend for Postgres {
     async fn create_note(store: &PgStore, note: NoteInput) -> Result<Note, StoreError> {
         let sql = format!(
             "{NEXT_SEQ} INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by,
-                                          created_at, updated_at, change_seq)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8, h.head FROM h
+                                          created_at, updated_at, change_seq, created_seq)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8, h.head, h.head FROM h
              RETURNING {NOTE_COLUMNS}"
         );
         let q =
@@ -325,7 +323,10 @@ impl Backend for Postgres {
         for chunk in plan.updates.chunks(BATCH_ROWS) {
             let sql = "UPDATE notes n SET title = u.title, body = u.body, tags = u.tags, metadata = u.metadata,
                         changed_by = u.changed_by, updated_at = $7, version = n.version + 1,
-                        change_seq = u.change_seq, deleted_at = NULL, deleted_by = NULL
+                        change_seq = u.change_seq,
+                        restored_seq = CASE WHEN n.deleted_at IS NULL THEN n.restored_seq ELSE u.change_seq END,
+                        restored_at = CASE WHEN n.deleted_at IS NULL THEN n.restored_at ELSE $7 END,
+                        deleted_at = NULL, deleted_by = NULL
                  FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[], $8::text[])
                       AS u(id, title, body, tags, metadata, change_seq, changed_by)
                  WHERE n.id = u.id";
@@ -336,8 +337,8 @@ impl Backend for Postgres {
                 .map_err(map_err)?;
         }
         for chunk in plan.inserts.chunks(BATCH_ROWS) {
-            let sql = "INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by, created_at, updated_at, change_seq)
-                 SELECT id, title, body, tags, ext, metadata, changed_by, $7, $7, change_seq
+            let sql = "INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by, created_at, updated_at, change_seq, created_seq)
+                 SELECT id, title, body, tags, ext, metadata, changed_by, $7, $7, change_seq, change_seq
                  FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[], $8::text[], $9::text[])
                       WITH ORDINALITY AS u(id, title, body, tags, metadata, change_seq, changed_by, ext, position)
                  ORDER BY position";

@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::{Change, IndexDoc};
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
+    change::{ChangeEntry, ChangeKind},
     keys::{ApiKey, Scope},
     note::{Note, TrashedNote},
     revision::{Revision, RevisionSummary},
@@ -379,5 +380,63 @@ impl FeedRow {
             attachments: u32::try_from(self.attachments).unwrap_or(u32::MAX),
         };
         (self.change_seq, Change::Upsert(doc))
+    }
+}
+
+/// A live note as the change feed lists it: where it stands, not its text.
+#[derive(FromRow)]
+pub struct ChangedNoteRow {
+    change_seq: i64,
+    id: Id,
+    version: i64,
+    updated_at: Time,
+    created_seq: i64,
+    restored_seq: Option<i64>,
+    restored_at: Option<Time>,
+}
+
+impl ChangedNoteRow {
+    /// Its entry to a reader who has seen every change up to `after`.
+    pub fn into_entry(self, after: i64) -> (i64, ChangeEntry) {
+        let at = match self.restored_at {
+            Some(r) if r.0 > self.updated_at.0 => r.0,
+            _ => self.updated_at.0,
+        };
+        let entry = ChangeEntry {
+            seq: self.change_seq,
+            kind: ChangeKind::of_note(after, self.created_seq, self.restored_seq),
+            note_id: self.id.0,
+            attachment_id: None,
+            version: Some(self.version),
+            at,
+            note: None,
+        };
+        (self.change_seq, entry)
+    }
+}
+
+/// An event of the feed's log: a deletion, an attachment's.
+#[derive(FromRow)]
+pub struct EventRow {
+    change_seq: i64,
+    kind: String,
+    note_id: Id,
+    attachment_id: Option<Id>,
+    at: Time,
+}
+
+impl EventRow {
+    /// `None` for a kind clients are not shown.
+    pub fn into_entry(self) -> Option<(i64, ChangeEntry)> {
+        let entry = ChangeEntry {
+            seq: self.change_seq,
+            kind: ChangeKind::parse(&self.kind)?,
+            note_id: self.note_id.0,
+            attachment_id: self.attachment_id.map(|a| a.0),
+            version: None,
+            at: self.at.0,
+            note: None,
+        };
+        Some((self.change_seq, entry))
     }
 }

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::{
     Attachments, BATCH_ROWS, Backup, ChangePage, Existing, FeedHead, FeedReader, Keys, ListQuery,
-    Maintenance, NewKey, Notes, Page, Record, Revisions, StoreError, Trash, merge_changes,
+    Maintenance, NewKey, Notes, Page, Record, Revisions, StoreError, Trash, merge_pages, new_epoch,
     new_generation,
     rows::{
         ATTACHMENT_COLUMNS, AttachmentRow, Bind, ExistingRow, ExportAttachmentRow, ExportKeyRow,
@@ -35,6 +35,7 @@ use super::{
 };
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
+    change::ChangeKind,
     ingest::IngestCounts,
     keys::{ApiKey, Scope},
     note::{Note, NoteInput, TrashedNote},
@@ -86,9 +87,9 @@ pub trait Backend:
     /// sha256, storage_key, created_at, search_text, note id) only if its
     /// note exists, so a missing note inserts nothing.
     const INSERT_ATTACHMENT: &'static str;
-    /// Notes changed after $1 and up to $2, at most $3, as [`FeedRow`]s,
-    /// with their attachments' text and count.
-    const FEED_NOTES: &'static str;
+    /// A note `n` as the search index takes it: [`FeedRow`]'s columns after
+    /// `change_seq`, with its attachments' text and count.
+    const FEED_DOC: &'static str;
     /// `column IN` the list bound at `$1` (see [`Self::id_list`]).
     const IN_LIST: &'static str;
     /// The locking clause of a read that decides a write (an ingest's
@@ -266,19 +267,46 @@ pub(crate) async fn take_seqs<B: Backend>(
     Ok(last - n as i64 + 1)
 }
 
-/// Gives the note a new change number: its search document changed
-/// although its row did not (its attachments).
-async fn touch_note<B: Backend>(c: &mut B::Connection, note_id: Uuid) -> Result<(), StoreError> {
+/// An attachment's text changed: the index re-reads its note, clients are
+/// not told (the feed's readers never see this kind).
+pub(crate) const ATTACHMENT_TEXT: &str = "attachment.text";
+
+/// Records an event in the feed's log under a new change number. An
+/// attachment's events also make every index re-read its note (whether a
+/// note has attachments, and their text, are in its search document),
+/// without giving the note itself a new number: to clients, it did not
+/// change.
+async fn log_event<B: Backend>(
+    c: &mut B::Connection,
+    kind: &str,
+    note_id: Uuid,
+    attachment_id: Option<Uuid>,
+) -> Result<(), StoreError> {
     let seq = take_seqs::<B>(&mut *c, 1).await?;
-    execute(
-        c,
-        query::<B>("UPDATE notes SET change_seq = $1 WHERE id = $2")
-            .arg(seq)
-            .arg(Id(note_id)),
-    )
-    .await?;
+    execute(c, feed_event::<B>(seq, kind, note_id, attachment_id)).await?;
     Ok(())
 }
+
+/// Event `kind` at change `seq` of the feed's log. A `note.deleted` also
+/// tells every index that the note is gone.
+fn feed_event<B: Backend>(
+    seq: i64,
+    kind: &str,
+    note_id: Uuid,
+    attachment_id: Option<Uuid>,
+) -> Query<'static, B, B::Arguments> {
+    query::<B>(
+        "INSERT INTO feed_events (change_seq, kind, note_id, attachment_id, at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .arg(seq)
+    .arg(kind.to_owned())
+    .arg(Id(note_id))
+    .arg(attachment_id.map(Id))
+    .arg(Time(timestamp::now()))
+}
+
+const NOTE_DELETED: &str = "note.deleted";
 
 fn insert_attachment<B: Backend>(
     a: &Attachment,
@@ -404,21 +432,23 @@ async fn update_refused<B: Backend>(c: &mut B::Connection, id: Uuid) -> StoreErr
     }
 }
 
-/// What tells every index that note `id` is gone (deleted, or trashed):
-/// change `seq` of the feed.
+/// What tells every index, and every client, that note `id` is gone
+/// (deleted, or trashed): change `seq` of the feed.
 fn tombstone<B: Backend>(seq: i64, id: Uuid) -> Query<'static, B, B::Arguments> {
-    query::<B>("INSERT INTO note_tombstones (change_seq, note_id) VALUES ($1, $2)")
-        .arg(seq)
-        .arg(Id(id))
+    feed_event::<B>(seq, NOTE_DELETED, id, None)
 }
 
 async fn feed_head<B: Backend>(c: &mut B::Connection) -> Result<FeedHead, StoreError> {
-    let (generation, seq): (String, i64) = fetch_one(
+    let (generation, seq, floor): (String, i64, i64) = fetch_one(
         c,
-        query::<B>("SELECT generation, head FROM search_feed WHERE id = 1"),
+        query::<B>("SELECT generation, head, floor FROM search_feed WHERE id = 1"),
     )
     .await?;
-    Ok(FeedHead { generation, seq })
+    Ok(FeedHead {
+        generation,
+        seq,
+        floor,
+    })
 }
 
 fn parse_ids(ids: Vec<(Id,)>) -> HashSet<Uuid> {
@@ -476,15 +506,20 @@ impl<B: Backend> Maintenance for SqlStore<B> {
         self.writer.close().await;
     }
     async fn renew_feed(&self) -> Result<FeedHead, StoreError> {
-        let (generation, seq): (String, i64) = fetch_one(
+        let (generation, seq, floor): (String, i64, i64) = fetch_one(
             &mut *self.write().await?,
             query::<B>(
-                "UPDATE search_feed SET generation = $1 WHERE id = 1 RETURNING generation, head",
+                "UPDATE search_feed SET generation = $1 WHERE id = 1
+                 RETURNING generation, head, floor",
             )
             .arg(new_generation()),
         )
         .await?;
-        Ok(FeedHead { generation, seq })
+        Ok(FeedHead {
+            generation,
+            seq,
+            floor,
+        })
     }
 }
 
@@ -562,8 +597,8 @@ impl<B: Backend> Attachments for SqlStore<B> {
         if inserted == 0 {
             return Err(StoreError::NotFound);
         }
-        // Always: whether a note has attachments is in its search document.
-        touch_note::<B>(&mut *tx, a.note_id).await?;
+        let kind = ChangeKind::AttachmentCreated.as_str();
+        log_event::<B>(&mut *tx, kind, a.note_id, Some(a.id)).await?;
         tx.commit().await.map_err(B::map_err)
     }
 
@@ -617,7 +652,8 @@ impl<B: Backend> Attachments for SqlStore<B> {
         let Some((key, note_id)) = deleted else {
             return Ok(None);
         };
-        touch_note::<B>(&mut *tx, note_id.0).await?;
+        let kind = ChangeKind::AttachmentDeleted.as_str();
+        log_event::<B>(&mut *tx, kind, note_id.0, Some(id)).await?;
         tx.commit().await.map_err(B::map_err)?;
         Ok(Some(key))
     }
@@ -634,7 +670,7 @@ impl<B: Backend> Attachments for SqlStore<B> {
         let Some((note_id,)) = changed else {
             return Ok(false);
         };
-        touch_note::<B>(&mut *tx, note_id.0).await?;
+        log_event::<B>(&mut *tx, ATTACHMENT_TEXT, note_id.0, Some(id)).await?;
         tx.commit().await.map_err(B::map_err)?;
         Ok(true)
     }
@@ -693,35 +729,57 @@ impl<B: Backend> FeedReader for SqlStore<B> {
         let mut tx = B::begin_snapshot(self, false).await?;
         let head = feed_head::<B>(&mut *tx).await?.seq;
         let through = head.min(upto.unwrap_or(i64::MAX));
-        let rows: Vec<FeedRow> = fetch_all(
-            &mut *tx,
-            query::<B>(B::FEED_NOTES)
+        let page = |sql: String| {
+            query::<B>(&sql)
                 .arg(after)
                 .arg(through)
-                .arg(i64::from(limit)),
+                .arg(i64::from(limit))
+        };
+        let rows: Vec<FeedRow> = fetch_all(
+            &mut *tx,
+            page(format!(
+                "SELECT n.change_seq, {} FROM notes n
+                 WHERE n.change_seq > $1 AND n.change_seq <= $2 AND n.deleted_at IS NULL
+                 ORDER BY n.change_seq LIMIT $3",
+                B::FEED_DOC
+            )),
         )
         .await?;
-        let upserts = rows.into_iter().map(FeedRow::into_change).collect();
-        let mut removed = Vec::new();
+        let mut sources = vec![rows.into_iter().map(FeedRow::into_change).collect()];
         if deletes {
             let rows: Vec<(i64, Id)> = fetch_all(
                 &mut *tx,
-                query::<B>(
-                    "SELECT change_seq, note_id FROM note_tombstones
-                     WHERE change_seq > $1 AND change_seq <= $2 ORDER BY change_seq LIMIT $3",
-                )
-                .arg(after)
-                .arg(through)
-                .arg(i64::from(limit)),
+                page(format!(
+                    "SELECT change_seq, note_id FROM feed_events
+                     WHERE change_seq > $1 AND change_seq <= $2 AND kind = '{NOTE_DELETED}'
+                     ORDER BY change_seq LIMIT $3"
+                )),
             )
             .await?;
-            removed = rows
-                .into_iter()
-                .map(|(seq, id)| (seq, super::Change::Delete(id.0)))
-                .collect();
+            sources.push(
+                rows.into_iter()
+                    .map(|(seq, id)| (seq, super::Change::Delete(id.0)))
+                    .collect(),
+            );
+            // A note whose attachments changed is read again as it is now,
+            // at the event's number (a note gone since has its deletion
+            // later in the feed).
+            let rows: Vec<FeedRow> = fetch_all(
+                &mut *tx,
+                page(format!(
+                    "SELECT e.change_seq, {} FROM feed_events e JOIN notes n ON n.id = e.note_id
+                     WHERE e.change_seq > $1 AND e.change_seq <= $2 AND e.kind <> '{NOTE_DELETED}'
+                       AND n.deleted_at IS NULL
+                     ORDER BY e.change_seq LIMIT $3",
+                    B::FEED_DOC
+                )),
+            )
+            .await?;
+            sources.push(rows.into_iter().map(FeedRow::into_change).collect());
         }
         tx.commit().await.map_err(B::map_err)?;
-        Ok(merge_changes(upserts, removed, through, limit as usize))
+        let (changes, through) = merge_pages(sources, through, limit as usize);
+        Ok(ChangePage { changes, through })
     }
 
     fn watch_feed(
@@ -851,16 +909,17 @@ impl<B: Backend> Backup for SqlStore<B> {
         let head = take_seqs::<B>(&mut *tx, 0).await? - 1;
         execute(
             &mut *tx,
-            query::<B>("UPDATE notes SET change_seq = $1 + seq").arg(head),
+            query::<B>("UPDATE notes SET change_seq = $1 + seq, created_seq = $1 + seq").arg(head),
         )
         .await?;
         execute(
             &mut *tx,
             query::<B>(
-                "UPDATE search_feed SET generation = $1,
+                "UPDATE search_feed SET generation = $1, epoch = $2, floor = 0,
                         head = head + coalesce((SELECT max(seq) FROM notes), 0) WHERE id = 1",
             )
-            .arg(new_generation()),
+            .arg(new_generation())
+            .arg(new_epoch()),
         )
         .await?;
         tx.commit().await.map_err(B::map_err)?;
@@ -1000,11 +1059,13 @@ impl<B: Backend> Trash for SqlStore<B> {
         let row: Option<NoteRow> = fetch_optional(
             &mut *tx,
             query::<B>(&format!(
-                "UPDATE notes SET deleted_at = NULL, deleted_by = NULL, change_seq = $1
+                "UPDATE notes SET deleted_at = NULL, deleted_by = NULL, change_seq = $1,
+                        restored_seq = $1, restored_at = $3
                  WHERE id = $2 AND deleted_at IS NOT NULL RETURNING {NOTE_COLUMNS}"
             ))
             .arg(seq)
-            .arg(Id(id)),
+            .arg(Id(id))
+            .arg(Time(timestamp::now())),
         )
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -1131,8 +1192,12 @@ impl<B: Backend> Revisions for SqlStore<B> {
     ) -> Result<Option<Revision>, StoreError> {
         let row: Option<RevisionRow> = fetch_optional(
             &mut *self.read().await?,
+            // The current version is the note itself, with who made it.
             query::<B>(&format!(
-                "SELECT {REVISION_COLUMNS} FROM note_revisions WHERE note_id = $1 AND version = $2"
+                "SELECT {REVISION_COLUMNS} FROM note_revisions WHERE note_id = $1 AND version = $2
+                 UNION ALL
+                 SELECT {REVISION_COLUMNS} FROM notes
+                 WHERE id = $1 AND version = $2 AND deleted_at IS NULL"
             ))
             .arg(Id(note_id))
             .arg(version),

@@ -148,13 +148,11 @@ impl Backend for Sqlite {
                                   storage_key, created_at, search_text)
          SELECT $1, seq, id, $2, $3, $4, $5, $6, $7, $8 FROM notes
          WHERE id = $9 AND deleted_at IS NULL";
-    const FEED_NOTES: &'static str = "SELECT n.change_seq, n.id, n.title, n.body, n.tags,
+    const FEED_DOC: &'static str = "n.id, n.title, n.body, n.tags,
                 coalesce((SELECT group_concat(a.search_text, ' ') FROM attachments a
                           WHERE a.note_seq = n.seq AND a.search_text != ''), '') AS extra,
                 n.created_at, n.updated_at,
-                (SELECT count(*) FROM attachments a WHERE a.note_seq = n.seq) AS attachments
-         FROM notes n WHERE n.change_seq > $1 AND n.change_seq <= $2 AND n.deleted_at IS NULL
-         ORDER BY n.change_seq LIMIT $3";
+                (SELECT count(*) FROM attachments a WHERE a.note_seq = n.seq) AS attachments";
     const IN_LIST: &'static str = "IN (SELECT value FROM json_each($1))";
     // The one writer connection already keeps other writers out.
     const LOCK_ROWS: &'static str = "";
@@ -225,8 +223,8 @@ impl Backend for Sqlite {
         let seq = take_seqs::<Self>(&mut *tx, 1).await?;
         let sql = format!(
             "INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by,
-                                created_at, updated_at, change_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING {NOTE_COLUMNS}"
+                                created_at, updated_at, change_seq, created_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9) RETURNING {NOTE_COLUMNS}"
         );
         let q = note_fields(query::<Self>(&sql).arg(Id(Uuid::now_v7())), &note)
             .arg(Time(now))
@@ -302,6 +300,8 @@ impl Backend for Sqlite {
             query::<Self>(
                 "UPDATE notes SET title = $1, body = $2, tags = $3, metadata = $4,
                         updated_at = $5, version = version + 1, change_seq = $6, changed_by = $8,
+                        restored_seq = CASE WHEN deleted_at IS NULL THEN restored_seq ELSE $6 END,
+                        restored_at = CASE WHEN deleted_at IS NULL THEN restored_at ELSE $5 END,
                         deleted_at = NULL, deleted_by = NULL
                  WHERE id = $7",
             )
@@ -321,7 +321,7 @@ impl Backend for Sqlite {
         // Multi-row inserts: SQLite has no arrays to unnest.
         for chunk in plan.inserts.chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by, created_at, updated_at, change_seq) ",
+                "INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by, created_at, updated_at, change_seq, created_seq) ",
             );
             qb.push_values(chunk, |mut row, note| {
                 seq += 1;
@@ -334,6 +334,7 @@ impl Backend for Sqlite {
                     .push_bind(note.changed_by.clone())
                     .push_bind(Time(now))
                     .push_bind(Time(now))
+                    .push_bind(seq - 1)
                     .push_bind(seq - 1);
             });
             qb.build().execute(&mut *tx).await.map_err(map_err)?;

@@ -52,6 +52,26 @@ async fn seeded_db(n: usize) -> (TestDb, Arc<tempfile::TempDir>) {
 }
 
 /// The build directories under the index directory.
+/// Deletes the note titled `title` through the API.
+async fn delete_titled(app: &TestApp, title: &str) {
+    let (_, list) = app.get_json("/api/v1/notes?limit=100").await;
+    let victim = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["title"] == title)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .request(Method::DELETE, &format!("/api/v1/notes/{victim}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}
+
 fn builds(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -155,22 +175,7 @@ async fn a_restart_catches_up_with_what_was_written_meanwhile() {
     other
         .create_note(json!({"title": "written while down", "body": "pelican"}))
         .await;
-    let (_, list) = other.get_json("/api/v1/notes?limit=100").await;
-    let victim = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["title"] == "note 3")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let res = other
-        .request(Method::DELETE, &format!("/api/v1/notes/{victim}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    delete_titled(&other, "note 3").await;
     other.shutdown().await;
 
     let before = builds(dir.path());
@@ -180,6 +185,40 @@ async fn a_restart_catches_up_with_what_was_written_meanwhile() {
     assert_eq!(total(&app, "w3").await, 0);
     assert_eq!(total(&app, "common").await, 9);
     assert_eq!(builds(dir.path()), before, "caught up, not rebuilt");
+}
+
+/// A replica down for longer than the feed keeps its events missed
+/// deletions it can no longer read: it rebuilds from the notes instead of
+/// catching up (and serving a note that is gone).
+#[tokio::test]
+async fn a_restart_behind_the_pruned_events_rebuilds() {
+    let (db, dir) = seeded_db(10).await;
+    let other = TestApp::spawn_on(&db, |_| {}).await;
+    delete_titled(&other, "note 4").await;
+    // The deletion is pruned as if the retention had passed.
+    let pruned = other
+        .state
+        .store()
+        .prune_changes(chrono::Utc::now() + chrono::Duration::seconds(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    other.shutdown().await;
+
+    let before = builds(dir.path());
+    let app = TestApp::spawn_with_index(&db, dir.clone(), |_| {}).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while builds(dir.path()) == before || !app.state.index().unwrap().status().serving {
+        assert!(Instant::now() < deadline, "never rebuilt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Rebuilt from the notes: the deleted one is gone, the rest are there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total(&app, "common").await != 9 {
+        assert!(Instant::now() < deadline, "the rebuild never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(total(&app, "w4").await, 0);
 }
 
 /// Every write that has returned is found by a search that starts after it,

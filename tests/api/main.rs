@@ -3,6 +3,7 @@
 mod admin;
 mod attachments;
 mod auth;
+mod changes;
 mod common;
 mod export;
 mod hostile;
@@ -17,4 +18,5 @@ mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
 mod trash;
+mod webhooks;
 mod workers;

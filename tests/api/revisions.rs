@@ -79,6 +79,13 @@ async fn three_patches_keep_three_revisions_with_their_authors() {
     assert_eq!(v1["body"], "one\ntwo\n");
     assert_eq!(v1["title"], "Plan");
     assert_eq!(v1["metadata"], json!({"n": 1}));
+    // The current version reads the same way, with who made it.
+    let (status, v4) = app
+        .get_json(&format!("/api/v1/notes/{id}/revisions/4"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v4["metadata"], json!({"n": 2}));
+    assert_eq!(v4["changed_by"], alice_id.as_str());
 
     // Diff from version 1 to the current one: the body's lines and the fields.
     let (status, d) = app

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use notes_api::{
     domain::{
         attachment::{Attachment, StoredAttachment, storage_key},
+        change::ChangeKind,
         ingest::IngestCounts,
         keys::{ApiKey, Scope, generate_key},
         note::{MAX_NOTE_VERSION, Note, NoteInput},
@@ -67,6 +68,10 @@ contract_tests! {
     import_rolls_back_when_the_producer_fails: sqlite, postgres;
     import_of_an_attachment_without_its_note_fails: sqlite, postgres;
     import_of_a_duplicate_names_what_is_duplicated: sqlite, postgres;
+    changes_list_each_note_once_as_its_reader_sees_it: sqlite, postgres;
+    changes_keep_events_until_pruned_and_raise_the_floor: sqlite, postgres;
+    changes_carry_notes_within_a_budget: sqlite, postgres;
+    an_import_starts_a_new_epoch_of_the_feed: sqlite, postgres;
 }
 
 fn input(title: &str) -> NoteInput {
@@ -721,11 +726,14 @@ async fn attachment_of_a_missing_note_is_not_found(s: DynStore) {
     }
 }
 
-/// The note's current document on the feed: (change number, extra text).
+/// The note's current document on the feed, as a follower reads it last:
+/// (change number, extra text). An attachment's change re-reads the note
+/// at the attachment event's number.
 async fn feed_doc(s: &DynStore, id: Uuid) -> (i64, String) {
-    let page = s.feed_changes(0, None, 1000, false).await.unwrap();
+    let page = s.feed_changes(0, None, 1000, true).await.unwrap();
     page.changes
         .iter()
+        .rev()
         .find_map(|(seq, change)| match change {
             Change::Upsert(doc) if doc.id == id => Some((*seq, doc.extra.clone())),
             _ => None,
@@ -1283,7 +1291,8 @@ async fn an_update_keeps_the_state_it_replaced_as_a_revision(s: DynStore) {
         .update_note(v1.id, tagged("two", &["b"]).by("bob"), 1)
         .await
         .unwrap();
-    s.update_note(v1.id, input("three").by("carol"), 2)
+    let v3 = s
+        .update_note(v1.id, input("three").by("carol"), 2)
         .await
         .unwrap();
     let listed = s.list_revisions(v1.id, None, 10).await.unwrap();
@@ -1307,8 +1316,13 @@ async fn an_update_keeps_the_state_it_replaced_as_a_revision(s: DynStore) {
     assert_eq!(older.len(), 1);
     assert_eq!(older[0].version, 1);
     assert_eq!(s.list_revisions(v1.id, None, 1).await.unwrap().len(), 1);
-    // The current version is not a revision; an unknown one is none.
-    assert!(s.get_revision(v1.id, 3).await.unwrap().is_none());
+    // The current version reads as the note is (it is not a stored
+    // revision: the count says two); an unknown one is none.
+    let current = s.get_revision(v1.id, 3).await.unwrap().unwrap();
+    assert_eq!(current.version, 3);
+    assert_eq!(current.updated_at, v3.updated_at);
+    assert_eq!(current.changed_by.as_deref(), Some("carol"));
+    assert!(s.get_revision(v1.id, 4).await.unwrap().is_none());
     assert!(s.get_revision(Uuid::now_v7(), 1).await.unwrap().is_none());
     assert_eq!(s.count_revisions().await.unwrap(), 2);
 }
@@ -1499,6 +1513,126 @@ async fn export_and_import_carry_the_trash(s: DynStore) {
     let trash = s.list_trash(None, 10).await.unwrap();
     assert_eq!(trash.items.len(), 1);
     assert_eq!(trash.items[0].note.id, trashed.id);
+}
+
+/// Every change after `after`: (kind, note id, attachment id), in order.
+async fn changes_after(s: &DynStore, after: i64) -> Vec<(ChangeKind, Uuid, Option<Uuid>)> {
+    let page = s.changes(after, 1000, None).await.unwrap();
+    assert_eq!(page.through, page.head, "one page holds them all");
+    page.entries
+        .iter()
+        .map(|e| (e.kind, e.note_id, e.attachment_id))
+        .collect()
+}
+
+async fn changes_list_each_note_once_as_its_reader_sees_it(s: DynStore) {
+    let start = s.changes(0, 1, None).await.unwrap().head;
+    let a = create(&s, input("a")).await;
+    let b = create(&s, input("b")).await;
+    let mid = s.changes(0, 1, None).await.unwrap().head;
+    s.update_note(a.id, input("a2"), 1).await.unwrap();
+    let file = attachment(b.id, "text/plain", 3, "abc");
+    attach(&s, &file).await;
+    s.trash_note(b.id, "x").await.unwrap();
+    s.restore_note(b.id).await.unwrap();
+    use ChangeKind::*;
+    // From before both: each note once, created, at its latest change,
+    // among the events, in change order.
+    assert_eq!(
+        changes_after(&s, start).await,
+        [
+            (NoteCreated, a.id, None),
+            (AttachmentCreated, b.id, Some(file.attachment.id)),
+            (NoteDeleted, b.id, None),
+            (NoteCreated, b.id, None),
+        ]
+    );
+    // From between: what happened to them since.
+    assert_eq!(
+        changes_after(&s, mid).await,
+        [
+            (NoteUpdated, a.id, None),
+            (AttachmentCreated, b.id, Some(file.attachment.id)),
+            (NoteDeleted, b.id, None),
+            (NoteRestored, b.id, None),
+        ]
+    );
+    let page = s.changes(mid, 1000, None).await.unwrap();
+    let a_entry = page.entries.iter().find(|e| e.note_id == a.id).unwrap();
+    assert_eq!(a_entry.version, Some(2));
+    assert!(a_entry.note.is_none(), "no note unless asked");
+}
+
+async fn changes_keep_events_until_pruned_and_raise_the_floor(s: DynStore) {
+    let note = create(&s, input("gone")).await;
+    s.delete_note(note.id).await.unwrap();
+    let before = s.changes(0, 1000, None).await.unwrap();
+    assert_eq!(before.floor, 0);
+    let deletion = before
+        .entries
+        .iter()
+        .find(|e| e.kind == ChangeKind::NoteDeleted && e.note_id == note.id)
+        .expect("the deletion is in the feed")
+        .seq;
+    // Nothing is old enough yet.
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(s.prune_changes(an_hour_ago, 100).await.unwrap(), 0);
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert!(s.prune_changes(soon, 100).await.unwrap() >= 1);
+    let after = s.changes(0, 1000, None).await.unwrap();
+    assert!(after.floor >= deletion, "{} < {deletion}", after.floor);
+    assert!(after.entries.iter().all(|e| e.note_id != note.id));
+    assert_eq!(after.epoch, before.epoch, "pruning keeps the numbering");
+    // The index's view of the feed knows the floor too.
+    assert_eq!(s.feed_head().await.unwrap().floor, after.floor);
+}
+
+async fn changes_carry_notes_within_a_budget(s: DynStore) {
+    let start = s.changes(0, 1, None).await.unwrap().head;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut n = input(&format!("n{i}"));
+        n.body = "x".repeat(1000);
+        ids.push(create(&s, n).await.id);
+    }
+    let all = s.changes(start, 100, Some(1_000_000)).await.unwrap();
+    let got: Vec<Uuid> = all
+        .entries
+        .iter()
+        .map(|e| e.note.as_ref().unwrap().id)
+        .collect();
+    assert_eq!(got, ids);
+    assert_eq!(all.through, all.head);
+    // A budget of about two notes' text: the page ends after two, and says
+    // where, so the next one goes on.
+    let part = s.changes(start, 100, Some(2_500)).await.unwrap();
+    assert_eq!(part.entries.len(), 2);
+    assert_eq!(part.through, part.entries[1].seq);
+    let rest = s.changes(part.through, 100, Some(1_000_000)).await.unwrap();
+    assert_eq!(rest.entries.len(), 3);
+    // Even a budget smaller than one note gives that note.
+    let one = s.changes(start, 100, Some(1)).await.unwrap();
+    assert_eq!(one.entries.len(), 1);
+}
+
+async fn an_import_starts_a_new_epoch_of_the_feed(s: DynStore) {
+    let note = create(&s, input("kept")).await;
+    let exported = export(&s).await;
+    let before = s.changes(0, 1000, None).await.unwrap();
+    s.delete_note(note.id).await.unwrap();
+    import(&s, exported.into_iter().map(Ok).collect())
+        .await
+        .expect("import");
+    let after = s.changes(0, 1000, None).await.unwrap();
+    assert_ne!(after.epoch, before.epoch);
+    assert_eq!(after.floor, 0);
+    let created: Vec<_> = after
+        .entries
+        .iter()
+        .filter(|e| e.kind == ChangeKind::NoteCreated)
+        .map(|e| e.note_id)
+        .collect();
+    assert_eq!(created, [note.id]);
 }
 
 /// An export's reads (issue #26): keys of the notes outside the trash by
