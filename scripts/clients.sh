@@ -30,6 +30,7 @@ curl -fsS "http://127.0.0.1:$port/openapi.json" -o "$out/openapi.json"
 # The generator formats its output with ruff, which its venv carries.
 echo "openapi-python-client: $out/python/notes_api_client"
 PATH="$CLIENTS_VENV/bin:$PATH" openapi-python-client generate --path "$out/openapi.json" \
+  --config tests/clients/python_generator.yaml \
   --output-path "$out/python/notes_api_client" --meta none >"$out/python.log" 2>&1 ||
   { cat "$out/python.log"; exit 1; }
 "$python" tests/clients/generator_warnings.py python "$out/python.log"

@@ -8,7 +8,8 @@ use crate::{
     backup,
     blobs::Blobs,
     config::{Config, Settings},
-    healthcheck,
+    domain::note::normalize_tag_filter,
+    export, healthcheck,
     jobs::schedule::Schedule,
     server,
     store::{self, DynStore, PoolSettings},
@@ -61,6 +62,23 @@ pub enum Command {
         config: Config,
         #[arg(long)]
         from: String,
+    },
+    /// Write every note outside the trash (or a tag's) as an Obsidian
+    /// vault (Markdown with front matter) or NDJSON, with the attachments:
+    /// to FILE.zip, or into a new or empty folder (docs/export.md).
+    Export {
+        #[command(flatten)]
+        config: Config,
+        /// A path ending in .zip (which must not exist), else a folder
+        /// (new, or empty).
+        #[arg(long)]
+        to: PathBuf,
+        /// markdown (an Obsidian vault) or ndjson (as ingest reads it).
+        #[arg(long, default_value = "markdown")]
+        format: export::Format,
+        /// Only notes with this tag.
+        #[arg(long)]
+        tag: Option<String>,
     },
     /// Exit 0 when the local server answers /readyz with 200, else 1.
     Healthcheck {
@@ -155,6 +173,35 @@ impl Cli {
                         "{}",
                         serde_json::to_string_pretty(&manifest.summary(&from))?
                     );
+                    Ok(())
+                })
+                .await
+            }
+            Command::Export {
+                config,
+                to,
+                format,
+                tag,
+            } => {
+                with_config(config, |config| async move {
+                    let tag = tag
+                        .as_deref()
+                        .map(normalize_tag_filter)
+                        .transpose()
+                        .map_err(|e| anyhow::anyhow!("--tag: {}", e.message))?;
+                    let (store, blobs) = open_data(&config).await?;
+                    let options = export::Options {
+                        format,
+                        tag,
+                        spool_dir: config.server.data_dir.join("spool"),
+                    };
+                    let written = match export::Export::begin(store.clone(), blobs, options).await {
+                        Ok(export) => export::write_to_path(export, &to).await,
+                        Err(e) => Err(e),
+                    };
+                    store.close().await;
+                    let summary = written?;
+                    println!("{}", serde_json::to_string_pretty(&summary)?);
                     Ok(())
                 })
                 .await

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod domain;
+pub mod export;
 pub mod figures;
 pub mod healthcheck;
 pub mod http;

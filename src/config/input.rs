@@ -338,9 +338,14 @@ pub struct LimitsArgs {
     /// 20 MiB of parts in flight); more wait a second, then get 503.
     #[arg(long, env = "NOTES_MAX_UPLOADS", default_value_t = 8)]
     pub max_uploads: usize,
-    /// Uploads and ingests one client (an API key, else an address) may
-    /// run at once; more are 429. Keeps one client from holding every
-    /// upload slot. 0 turns it off. Default: 2 in production, off in
+    /// Exports (`GET /api/v1/export`) streaming at once; more wait a
+    /// second, then get 503. An export holds its slot until its last byte
+    /// is sent, so it has a pool of its own and cannot take the uploads'.
+    #[arg(long, env = "NOTES_MAX_EXPORTS", default_value_t = 2)]
+    pub max_exports: usize,
+    /// Uploads, ingests and exports one client (an API key, else an
+    /// address) may run at once; more are 429. Keeps one client from
+    /// holding every upload slot. 0 turns it off. Default: 2 in production, off in
     /// development (one person, one address), as the rate limit.
     #[arg(long, env = "NOTES_MAX_UPLOADS_PER_CLIENT")]
     pub max_uploads_per_client: Option<usize>,

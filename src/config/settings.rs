@@ -122,6 +122,7 @@ pub struct Limits {
     pub max_ingests: usize,
     pub max_heavy_requests: usize,
     pub max_uploads: usize,
+    pub max_exports: usize,
     /// `usize::MAX` when off.
     pub max_uploads_per_client: usize,
     pub min_body_rate: u64,
@@ -345,6 +346,7 @@ impl Settings {
                 max_ingests: limits.max_ingests,
                 max_heavy_requests: limits.max_heavy_requests,
                 max_uploads: limits.max_uploads,
+                max_exports: limits.max_exports,
                 max_uploads_per_client: match limits.max_uploads_per_client {
                     Some(0) => usize::MAX,
                     Some(n) => n,

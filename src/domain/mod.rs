@@ -12,4 +12,5 @@ pub mod revision;
 pub mod timestamp;
 pub mod unicode;
 pub mod validation;
+pub mod vault;
 pub mod webhook;

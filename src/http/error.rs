@@ -10,8 +10,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    blobs::BlobError, domain::validation::FieldError, index::IndexError, queue::QueueError,
-    service::ServiceError, store::StoreError,
+    blobs::BlobError, domain::validation::FieldError, export::ExportError, index::IndexError,
+    queue::QueueError, service::ServiceError, store::StoreError,
 };
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -239,6 +239,20 @@ impl From<BlobError> for ApiError {
             BlobError::Config(detail) => {
                 tracing::error!(%detail, "object storage misconfigured");
                 ApiError::internal()
+            }
+        }
+    }
+}
+
+/// Only what fails before an export's first byte reaches here; a failure
+/// later cuts its body off (`http::export`).
+impl From<ExportError> for ApiError {
+    fn from(err: ExportError) -> Self {
+        match err {
+            ExportError::Store(e) => e.into(),
+            ExportError::Blob { source, .. } => source.into(),
+            e @ (ExportError::Write(_) | ExportError::Zip(_) | ExportError::Destination(_)) => {
+                failed("export", &e)
             }
         }
     }

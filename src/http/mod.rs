@@ -6,6 +6,7 @@ pub mod changes;
 pub mod connections;
 pub mod error;
 pub mod etag;
+pub mod export;
 pub mod extract;
 pub mod host;
 pub mod ingest;
@@ -93,6 +94,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::delete))
+        // Streams its zip after the answer; holds an export slot until done.
+        .route("/api/v1/export", get(export::export))
         .route_layer(from_fn_with_state(state.clone(), middleware::shed))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(timeout(settings.limits.request_timeout));

@@ -11,7 +11,9 @@ use utoipa::{
 
 use super::error::PROBLEM_JSON;
 
-use super::{attachments, changes, ingest, jobs, keys, notes, ops, revisions, search, trash};
+use super::{
+    attachments, changes, export, ingest, jobs, keys, notes, ops, revisions, search, trash,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,12 +30,13 @@ use super::{attachments, changes, ingest, jobs, keys, notes, ops, revisions, sea
         attachments::upload, attachments::list, attachments::get, attachments::content, attachments::delete,
         jobs::create, jobs::get, jobs::list, jobs::retry,
         keys::create, keys::list, keys::delete,
+        export::export,
     ),
     // Referenced only from parameters (`tag`, `any_tag`, `not_tag`), which
     // utoipa does not collect schemas from.
     components(schemas(crate::search::TagFilter)),
     modifiers(&BearerAuth, &ErrorResponses, &EmptyUpload),
-    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "changes", description = "What changed since a cursor: sync and live updates"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"),
+    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "changes", description = "What changed since a cursor: sync and live updates"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"), (name = "export", description = "Notes out as an Obsidian vault or NDJSON"),
          (name = "operations", description = "Never require a key")),
 )]
 pub struct ApiDoc;

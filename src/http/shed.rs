@@ -59,6 +59,9 @@ pub struct Slots {
     /// Streams: attachment uploads (each with a few object parts in
     /// flight) and ingest batches on their way to disk.
     uploads: Arc<Semaphore>,
+    /// Exports: each holds its slot until the last byte of its response
+    /// (see [`StreamSlot`]).
+    exports: Arc<Semaphore>,
     read_ahead: Arc<Semaphore>,
     /// Uploads and ingests each client runs now.
     streaming: Arc<Mutex<HashMap<u64, usize>>>,
@@ -73,6 +76,7 @@ impl Slots {
             ingest: Arc::new(Semaphore::new(limits.max_ingests.max(1))),
             heavy: Arc::new(Semaphore::new(limits.max_heavy_requests.max(1))),
             uploads: Arc::new(Semaphore::new(limits.max_uploads.max(1))),
+            exports: Arc::new(Semaphore::new(limits.max_exports.max(1))),
             read_ahead: Arc::new(Semaphore::new(READ_AHEAD_BUDGET)),
             streaming: Arc::default(),
             per_client: limits.max_uploads_per_client,
@@ -86,6 +90,7 @@ impl Slots {
 enum Class {
     Ingest,
     Upload,
+    Export,
     Heavy,
     Light,
 }
@@ -96,6 +101,8 @@ fn class(method: &Method, route: &str) -> Class {
         ("POST", "/api/v1/notes/{id}/attachments" | "/admin/notes/{id}/attachments") => {
             Class::Upload
         }
+        // HEAD runs the handler too (axum answers it from the GET route).
+        ("GET" | "HEAD", "/api/v1/export") => Class::Export,
         ("GET" | "POST", "/api/v1/notes")
         | ("PATCH", "/api/v1/notes/{id}")
         | ("GET", "/api/v1/search")
@@ -129,6 +136,21 @@ impl Slots {
                     Err(e) => return e.into_response(),
                 };
                 self.in_slot(&self.heavy, route, next(req)).await
+            }
+            Class::Export => {
+                let Some(share) = self.share(&req) else {
+                    return too_many_streams(self.per_client).into_response();
+                };
+                let Some(slot) = take(&self.exports, route, WAIT).await else {
+                    return overloaded().into_response();
+                };
+                let mut req = req;
+                req.extensions_mut()
+                    .insert(StreamSlot(Arc::new(Mutex::new(Some(Held {
+                        _slot: slot,
+                        _share: share,
+                    })))));
+                next(req).await
             }
             class @ (Class::Ingest | Class::Upload) => {
                 let Some(_share) = self.share(&req) else {
@@ -293,6 +315,25 @@ impl IngestTurn {
     }
 }
 
+/// A streamed response's slot and its client's share, in its request's
+/// extensions: the handler moves them ([`StreamSlot::take`]) into the task
+/// that writes the body, so they are held until its last byte is sent or
+/// the client goes away, not only until the headers are.
+#[derive(Clone)]
+pub struct StreamSlot(Arc<Mutex<Option<Held>>>);
+
+/// Held while a response streams; released when dropped.
+pub struct Held {
+    _slot: OwnedSemaphorePermit,
+    _share: Share,
+}
+
+impl StreamSlot {
+    pub fn take(&self) -> Option<Held> {
+        self.0.lock().expect("never poisoned").take()
+    }
+}
+
 struct Share {
     streaming: Arc<Mutex<HashMap<u64, usize>>>,
     client: u64,
@@ -361,7 +402,7 @@ fn too_many_streams(per_client: usize) -> ApiError {
         StatusCode::TOO_MANY_REQUESTS,
         "too-many-requests",
         format!(
-            "this client already runs {per_client} uploads or ingests, the most it may run at once \
+            "this client already runs {per_client} uploads, ingests or exports, the most it may run at once \
              (NOTES_MAX_UPLOADS_PER_CLIENT); retry when one has finished"
         ),
     )
@@ -393,6 +434,8 @@ mod tests {
         assert_eq!(class(&Method::PATCH, "/api/v1/notes/{id}"), Class::Heavy);
         assert_eq!(class(&Method::GET, "/api/v1/notes/{id}"), Class::Light);
         assert_eq!(class(&Method::GET, "/readyz"), Class::Light);
+        assert_eq!(class(&Method::GET, "/api/v1/export"), Class::Export);
+        assert_eq!(class(&Method::HEAD, "/api/v1/export"), Class::Export);
         let admin_upload = "/admin/notes/{id}/attachments";
         assert_eq!(class(&Method::POST, admin_upload), Class::Upload);
         assert_eq!(class(&Method::POST, "/admin/notes/{id}/edit"), Class::Heavy);

@@ -396,6 +396,29 @@ pub trait Backup: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// No notes, attachments or keys: a deployment a restore may fill.
     async fn is_empty(&self) -> Result<bool, StoreError>;
+    /// An export's (issue #26) order: up to `limit` notes outside the
+    /// trash (only those tagged `tag`, if given) after `after`, by
+    /// (`created_at`, `id`). Keys only, so a page is small whatever the
+    /// notes hold.
+    async fn export_keys(
+        &self,
+        tag: Option<&str>,
+        after: Option<ExportKey>,
+        limit: u32,
+    ) -> Result<Vec<ExportKey>, StoreError>;
+    /// The notes of `ids` still outside the trash, in the order of `ids`,
+    /// each with its attachments (storage keys included) in upload order.
+    async fn export_notes(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<Vec<(Note, Vec<StoredAttachment>)>, StoreError>;
+}
+
+/// A note's place in an export's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportKey {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
 }
 
 pub type DynStore = Arc<dyn Store>;

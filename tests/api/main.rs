@@ -5,6 +5,7 @@ mod attachments;
 mod auth;
 mod changes;
 mod common;
+mod export;
 mod hostile;
 mod index;
 mod ingest;

@@ -5,6 +5,7 @@ mod common;
 mod datasets;
 mod durability;
 mod errors;
+mod export;
 mod hostile;
 mod startup;
 #[path = "../support/mod.rs"]

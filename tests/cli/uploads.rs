@@ -6,7 +6,7 @@ use crate::common::{free_port, serve};
 
 /// `notes-api serve` on `data` and a free port, once it is ready; its
 /// base URL.
-fn serve_ready(data: &std::path::Path) -> (std::process::Child, String) {
+pub fn serve_ready(data: &std::path::Path) -> (std::process::Child, String) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let server = serve(data, port);
@@ -22,7 +22,7 @@ fn serve_ready(data: &std::path::Path) -> (std::process::Child, String) {
 }
 
 /// `curl` with `args` against the server; (HTTP status, body).
-fn curl(args: &[&str]) -> (u16, Vec<u8>) {
+pub fn curl(args: &[&str]) -> (u16, Vec<u8>) {
     let to_stdout: &[&str] = if args.contains(&"-o") {
         &[]
     } else {
@@ -49,7 +49,7 @@ fn curl(args: &[&str]) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-fn status_kb(pid: u32, field: &str) -> u64 {
+pub fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()

@@ -10,11 +10,14 @@ usage: BASE=http://127.0.0.1:PORT KEY=MASTER_KEY PYTHONPATH=GENERATED python_cli
 
 import hashlib
 import io
+import json
 import os
 import time
+import zipfile
 
 from notes_api_client import AuthenticatedClient
 from notes_api_client.api.attachments import content, upload
+from notes_api_client.api.export import export_notes
 from notes_api_client.api.ingest import ingest
 from notes_api_client.api.jobs import create_job, get_job
 from notes_api_client.api.notes import create_note, get_note, update
@@ -147,6 +150,18 @@ check(back.status_code == 200 and back.content == data, "the content is the byte
 # The same operation with a raw body.
 raw = upload.sync(id=str(note.id), client=client, body=File(payload=io.BytesIO(b"\x00\x01raw")), filename="raw.bin")
 check(isinstance(raw, Attachment) and (raw.filename, raw.size) == ("raw.bin", 5), "a raw upload", raw)
+
+# Export: the zip comes back as a File, and it is a zip.
+exported = export_notes.sync_detailed(client=client)
+check(exported.status_code == 200, "GET /export answers 200", exported.status_code)
+check(
+    isinstance(exported.parsed, File) and exported.parsed.payload.read() == exported.content,
+    "the zip is handed back as a File",
+    type(exported.parsed),
+)
+with zipfile.ZipFile(io.BytesIO(exported.content)) as z:
+    manifest = json.loads(z.read(z.namelist()[-1]))
+check(manifest["notes"] >= 1 and manifest["format"] == "markdown", "the zip ends with its manifest", manifest)
 
 # Jobs: typed arguments per kind; the worker's result comes back.
 job = create_job.sync(client=client, body=AddJobRequest(kind="add", args=AddArgs(x=2, y=3)))

@@ -17,7 +17,7 @@ use notes_api::{
         note::{MAX_NOTE_VERSION, Note, NoteInput},
         timestamp,
     },
-    store::{Change, ChangePage, DynStore, ListQuery, NewKey, Record, StoreError},
+    store::{Change, ChangePage, DynStore, ExportKey, ListQuery, NewKey, Record, StoreError},
 };
 
 contract_tests! {
@@ -54,6 +54,7 @@ contract_tests! {
     watch_feed_announces_a_change_where_the_backend_can: sqlite, postgres;
     is_empty_means_no_notes_attachments_or_keys: sqlite, postgres;
     export_sends_keys_then_notes_then_attachments: sqlite, postgres;
+    export_keys_page_live_notes_by_creation_then_id: sqlite, postgres;
     an_update_keeps_the_state_it_replaced_as_a_revision: sqlite, postgres;
     an_ingest_update_keeps_a_revision_and_an_unchanged_one_none: sqlite, postgres;
     a_refused_update_keeps_no_revision: sqlite, postgres;
@@ -1634,4 +1635,67 @@ async fn an_import_starts_a_new_epoch_of_the_feed(s: DynStore) {
         .map(|e| e.note_id)
         .collect();
     assert_eq!(created, [note.id]);
+}
+
+/// An export's reads (issue #26): keys of the notes outside the trash by
+/// (created_at, id), paged after a key, filtered by tag; then those notes
+/// in the order asked, each with its attachments in upload order.
+async fn export_keys_page_live_notes_by_creation_then_id(s: DynStore) {
+    // One batch shares its creation time: the id orders it.
+    let batch: Vec<NoteInput> = (0..5)
+        .map(|i| {
+            tagged(
+                &format!("batch {i}"),
+                if i % 2 == 0 { &["even"] } else { &[] },
+            )
+        })
+        .collect();
+    s.ingest(batch).await.unwrap();
+    let later = create(&s, tagged("later", &["even"])).await;
+    let trashed = create(&s, tagged("trashed", &["even"])).await;
+    assert!(s.trash_note(trashed.id, "alice").await.unwrap());
+
+    let all = s.export_keys(None, None, 100).await.unwrap();
+    assert_eq!(all.len(), 6, "the trashed note is left out");
+    let mut sorted = all.clone();
+    sorted.sort_by_key(|k| (k.created_at, k.id));
+    assert_eq!(all, sorted);
+    assert_eq!(all.last().unwrap().id, later.id);
+    assert!(all[..5].iter().all(|k| k.created_at == all[0].created_at));
+
+    let mut paged: Vec<ExportKey> = Vec::new();
+    loop {
+        let page = s.export_keys(None, paged.last().copied(), 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+
+    let even = s.export_keys(Some("even"), None, 100).await.unwrap();
+    assert_eq!(even.len(), 4, "batch 0, 2, 4 and later");
+    let after_first = s
+        .export_keys(Some("even"), Some(even[0]), 100)
+        .await
+        .unwrap();
+    assert_eq!(after_first, even[1..]);
+
+    let a1 = attachment(later.id, "text/plain", 3, "");
+    let a2 = attachment(later.id, "image/png", 4, "");
+    attach(&s, &a1).await;
+    attach(&s, &a2).await;
+    let ids = [later.id, trashed.id, all[0].id];
+    let notes = s.export_notes(&ids).await.unwrap();
+    let got: Vec<Uuid> = notes.iter().map(|(n, _)| n.id).collect();
+    assert_eq!(
+        got,
+        [later.id, all[0].id],
+        "in the order asked, trashed left out"
+    );
+    let attachments: Vec<Uuid> = notes[0].1.iter().map(|a| a.attachment.id).collect();
+    assert_eq!(attachments, [a1.attachment.id, a2.attachment.id]);
+    assert_eq!(notes[0].1[0].storage_key, a1.storage_key);
+    assert!(notes[1].1.is_empty());
+    assert_eq!(notes[0].0.body, "body of later");
 }
