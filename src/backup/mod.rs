@@ -77,6 +77,9 @@ pub struct Counts {
     #[serde(default)]
     pub trashed: u64,
     pub attachments: u64,
+    /// Webhooks; absent from snapshots made before webhooks.
+    #[serde(default)]
+    pub webhooks: u64,
     /// Bytes of attachment objects copied.
     pub bytes: u64,
 }
@@ -202,6 +205,7 @@ pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Creat
                 Record::Note(_) => c.notes += 1,
                 Record::Revision { .. } => c.revisions += 1,
                 Record::Trashed { .. } => c.trashed += 1,
+                Record::Webhook { .. } => c.webhooks += 1,
                 Record::Attachment {
                     attachment,
                     storage_key,

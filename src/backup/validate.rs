@@ -159,6 +159,24 @@ pub fn check_record(record: &Record, extract_max_bytes: u64) -> Result<(), Strin
             }
             Ok(())
         }
+        Record::Webhook {
+            webhook,
+            sealed_secret,
+        } => {
+            let patch = crate::domain::webhook::WebhookPatch {
+                url: Some(webhook.url.clone()),
+                events: Some(webhook.events.clone()),
+                description: webhook.description.clone(),
+                ..Default::default()
+            };
+            patch
+                .validate()
+                .map_err(|_| format!("webhook {} breaks the webhook rules", webhook.id))?;
+            if !sealed_secret.starts_with("v1.") || sealed_secret.len() > 256 {
+                return Err(format!("webhook {} has a malformed secret", webhook.id));
+            }
+            Ok(())
+        }
         Record::Key { key, hash } => {
             let request = KeyRequest {
                 name: key.name.clone(),

@@ -49,6 +49,9 @@ pub struct Config {
     #[command(flatten, next_help_heading = "Admin UI")]
     #[serde(flatten)]
     pub admin: AdminArgs,
+    #[command(flatten, next_help_heading = "Webhooks")]
+    #[serde(flatten)]
+    pub webhooks: WebhooksArgs,
     #[command(flatten, next_help_heading = "Logs and error reports")]
     #[serde(flatten)]
     pub telemetry: TelemetryArgs,
@@ -376,6 +379,49 @@ pub struct AdminArgs {
     /// 8 hours in any case).
     #[arg(long, env = "NOTES_ADMIN_SESSION_IDLE_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=480))]
     pub admin_session_idle_minutes: u64,
+}
+
+/// Webhooks: where deliveries may go, how their secrets are kept, and how
+/// long a failing one is retried.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct WebhooksArgs {
+    /// Key that seals webhook signing secrets in the database (≥ 32
+    /// bytes); the master key when unset. Changing it: give the old one in
+    /// NOTES_SECRET_KEY_PREVIOUS until every secret was used once.
+    #[arg(long, env = "NOTES_SECRET_KEY", hide_env_values = true)]
+    #[serde(serialize_with = "redact_opt")]
+    pub secret_key: Option<Secret>,
+    #[arg(long, env = "NOTES_SECRET_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key_file: Option<PathBuf>,
+    /// The key secrets were sealed with before NOTES_SECRET_KEY changed:
+    /// they are opened with it and sealed again with the new one.
+    #[arg(long, env = "NOTES_SECRET_KEY_PREVIOUS", hide_env_values = true)]
+    #[serde(serialize_with = "redact_opt")]
+    pub secret_key_previous: Option<Secret>,
+    #[arg(long, env = "NOTES_SECRET_KEY_PREVIOUS_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key_previous_file: Option<PathBuf>,
+    /// Networks (CIDR, comma-separated) webhooks may deliver to although
+    /// they are loopback, private or link-local: the cluster's pod and
+    /// service ranges, for receivers inside it. Empty by default.
+    #[arg(long, env = "NOTES_WEBHOOK_ALLOW_NETWORKS", value_delimiter = ',')]
+    pub webhook_allow_networks: Vec<ipnet::IpNet>,
+    /// Delays between a failed delivery attempt and the next one
+    /// (`5s,5m,2h`: s, m, h or d each); after the last, the delivery fails.
+    #[arg(
+        long,
+        env = "NOTES_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h"
+    )]
+    pub webhook_retry_schedule: String,
+    /// A webhook whose every attempt failed for this long is disabled
+    /// (`3d`, `12h`, …).
+    #[arg(long, env = "NOTES_WEBHOOK_DISABLE_AFTER", default_value = "3d")]
+    pub webhook_disable_after: String,
+    /// Days finished deliveries are listed before `purge` deletes them.
+    #[arg(long, env = "NOTES_WEBHOOK_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub webhook_retention_days: u32,
 }
 
 /// Logs and error reports.

@@ -16,12 +16,12 @@ mod settings;
 pub use error::{ConfigError, MIN_MASTER_KEY_BYTES};
 pub use input::{
     AdminArgs, Config, DatabaseArgs, Environment, IndexArgs, JobsArgs, LimitsArgs, LogFormat,
-    ServerArgs, StorageArgs, TelemetryArgs,
+    ServerArgs, StorageArgs, TelemetryArgs, WebhooksArgs,
 };
 pub use secret::Secret;
 pub use settings::{
     Admin, DEFAULT_RATE_LIMIT, Database, Index, Jobs, Limits, S3, Server, Settings, Storage,
-    Telemetry,
+    Telemetry, Webhooks, durations,
 };
 
 #[cfg(test)]
@@ -32,6 +32,47 @@ mod tests {
         let mut c = Config::defaults();
         c.server.env = Environment::Production;
         c
+    }
+
+    #[test]
+    fn the_default_webhook_schedule_retries_for_about_a_day() {
+        let s = Config::defaults().resolve().unwrap();
+        let w = &s.webhooks;
+        assert_eq!(w.retry_schedule.len() + 1, 8);
+        let total: u64 = w.retry_schedule.iter().map(|d| d.as_secs()).sum();
+        assert_eq!(total, 5 + 300 + 1800 + 7200 + 18_000 + 36_000 + 36_000);
+        assert_eq!(w.disable_after.as_secs(), 3 * 86_400);
+        assert!(w.development_key && !w.require_https);
+    }
+
+    #[test]
+    fn a_bad_duration_list_says_which_part() {
+        for bad in ["5", "5x", "s", "-1s", "9d", "1.5h"] {
+            let err = durations(bad).unwrap_err();
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
+        assert_eq!(durations(" 1s , 2m,").unwrap().len(), 2);
+        assert!(durations("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn webhook_secrets_are_sealed_with_the_secret_key_else_the_master_key() {
+        let mut c = production();
+        c.server.master_key = Some(Secret::new("m".repeat(32)));
+        let s = c.clone().resolve().unwrap();
+        assert_eq!(s.webhooks.secret_key.expose(), "m".repeat(32));
+        assert!(s.webhooks.require_https && !s.webhooks.development_key);
+        c.webhooks.secret_key = Some(Secret::new("s".repeat(32)));
+        let s = c.clone().resolve().unwrap();
+        assert_eq!(s.webhooks.secret_key.expose(), "s".repeat(32));
+        assert!(s.secrets().contains(&"s".repeat(32)));
+        c.webhooks.secret_key = Some(Secret::new("short"));
+        assert!(
+            c.resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("NOTES_SECRET_KEY")
+        );
     }
 
     #[test]

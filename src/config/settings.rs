@@ -19,6 +19,7 @@ pub struct Settings {
     pub jobs: Jobs,
     pub limits: Limits,
     pub admin: Admin,
+    pub webhooks: Webhooks,
     pub telemetry: Telemetry,
     /// What was given, with the defaults and secret files filled in: what
     /// `notes-api config` prints, key by key under the names operators set.
@@ -137,6 +138,22 @@ pub struct Admin {
 }
 
 #[derive(Debug, Clone)]
+pub struct Webhooks {
+    /// What seals signing secrets: NOTES_SECRET_KEY, else the master key,
+    /// else (development without keys) a fixed development key.
+    pub secret_key: Secret,
+    pub secret_key_previous: Option<Secret>,
+    /// Whether `secret_key` is the development key (said at start-up).
+    pub development_key: bool,
+    pub allow_networks: Vec<ipnet::IpNet>,
+    /// Production: `http://` targets only inside the allowed networks.
+    pub require_https: bool,
+    pub retry_schedule: Vec<Duration>,
+    pub disable_after: Duration,
+    pub retention: Duration,
+}
+
+#[derive(Debug, Clone)]
 pub struct Telemetry {
     pub log: String,
     pub log_format: LogFormat,
@@ -185,6 +202,16 @@ impl Config {
             s.jobs.queue_url.take(),
             s.jobs.queue_url_file.as_deref(),
         )?;
+        s.webhooks.secret_key = secret::resolve(
+            "NOTES_SECRET_KEY",
+            s.webhooks.secret_key.take(),
+            s.webhooks.secret_key_file.as_deref(),
+        )?;
+        s.webhooks.secret_key_previous = secret::resolve(
+            "NOTES_SECRET_KEY_PREVIOUS",
+            s.webhooks.secret_key_previous.take(),
+            s.webhooks.secret_key_previous_file.as_deref(),
+        )?;
         s.telemetry.sentry_dsn = secret::resolve(
             "NOTES_SENTRY_DSN",
             s.telemetry.sentry_dsn.take(),
@@ -227,6 +254,7 @@ impl Settings {
             &given.admin,
             &given.telemetry,
         );
+        let webhooks = webhooks(&given, production)?;
         if index.index_memory_mb < 15 {
             return Err(ConfigError::Invalid(
                 "NOTES_INDEX_MEMORY_MB",
@@ -361,6 +389,7 @@ impl Settings {
                 secure_cookie: admin.admin_secure_cookie.unwrap_or(production),
                 session_idle: Duration::from_secs(admin.admin_session_idle_minutes * 60),
             },
+            webhooks,
             telemetry: Telemetry {
                 log: telemetry.log.clone(),
                 log_format: telemetry.log_format,
@@ -388,6 +417,8 @@ impl Settings {
             self.storage.s3.secret_access_key.as_ref(),
             self.jobs.queue_url.as_ref(),
             self.telemetry.sentry_dsn.as_ref(),
+            Some(&self.webhooks.secret_key),
+            self.webhooks.secret_key_previous.as_ref(),
         ]
         .into_iter()
         .flatten()
@@ -404,6 +435,87 @@ impl Settings {
         .filter(|s| s.len() >= 6)
         .collect()
     }
+}
+
+/// The key a development server without a master key seals webhook secrets
+/// with: nothing is protected then, and start-up says so.
+const DEVELOPMENT_SECRET_KEY: &str = "notes-api development key: webhook secrets are not protected";
+
+fn webhooks(given: &Config, production: bool) -> Result<Webhooks, ConfigError> {
+    let w = &given.webhooks;
+    for (name, key) in [
+        ("NOTES_SECRET_KEY", &w.secret_key),
+        ("NOTES_SECRET_KEY_PREVIOUS", &w.secret_key_previous),
+    ] {
+        if let Some(key) = key
+            && key.expose().len() < MIN_MASTER_KEY_BYTES
+        {
+            return Err(ConfigError::Invalid(
+                name,
+                format!("must be at least {MIN_MASTER_KEY_BYTES} bytes"),
+            ));
+        }
+    }
+    let (secret_key, development_key) = match (&w.secret_key, &given.server.master_key) {
+        (Some(key), _) | (None, Some(key)) => (key.clone(), false),
+        (None, None) => (Secret::new(DEVELOPMENT_SECRET_KEY), true),
+    };
+    let retry_schedule = durations(&w.webhook_retry_schedule)
+        .map_err(|e| ConfigError::Invalid("NOTES_WEBHOOK_RETRY_SCHEDULE", e))?;
+    if retry_schedule.len() > 20 {
+        return Err(ConfigError::Invalid(
+            "NOTES_WEBHOOK_RETRY_SCHEDULE",
+            "at most 20 retries".into(),
+        ));
+    }
+    let disable_after = match durations(&w.webhook_disable_after).as_deref() {
+        Ok([one]) => *one,
+        _ => {
+            return Err(ConfigError::Invalid(
+                "NOTES_WEBHOOK_DISABLE_AFTER",
+                format!(
+                    "{:?} is not one duration (e.g. 3d, 12h)",
+                    w.webhook_disable_after
+                ),
+            ));
+        }
+    };
+    Ok(Webhooks {
+        secret_key,
+        secret_key_previous: w.secret_key_previous.clone(),
+        development_key,
+        allow_networks: w.webhook_allow_networks.clone(),
+        require_https: production,
+        retry_schedule,
+        disable_after,
+        retention: Duration::from_secs(u64::from(w.webhook_retention_days) * 86_400),
+    })
+}
+
+/// `5s,5m,2h,1d`: a number and a unit (s, m, h or d) each, at most a week
+/// each; empty is none.
+pub fn durations(text: &str) -> Result<Vec<Duration>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("{part:?} is not a number and a unit (s, m, h, d)");
+        let split = part
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(part.len());
+        let (n, unit) = part.split_at(split);
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        let secs = match unit {
+            "s" => n,
+            "m" => n.saturating_mul(60),
+            "h" => n.saturating_mul(3600),
+            "d" => n.saturating_mul(86_400),
+            _ => return Err(bad()),
+        };
+        if secs > 7 * 86_400 {
+            return Err(format!("{part:?} is longer than a week"));
+        }
+        out.push(Duration::from_secs(secs));
+    }
+    Ok(out)
 }
 
 impl Server {

@@ -4,6 +4,7 @@
 pub mod attachment;
 pub mod bounded;
 pub mod change;
+pub mod delivery;
 pub mod ingest;
 pub mod json_shape;
 pub mod keys;

@@ -1,12 +1,15 @@
-//! Webhooks' rules, independent of HTTP and the database: what a target
+//! Webhooks' rules, independent of HTTP and the database: what a webhook
+//! is and how a request to create or change one is checked, what a target
 //! URL and an event filter may be, which addresses a delivery may reach,
 //! how a delivery is signed (the Standard Webhooks specification), and how
 //! a signing secret is kept at rest.
-//!
-//! Not wired yet: the webhook endpoints and deliveries (issue #24's third
-//! part) build on this.
 
 use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 use base64::{
     Engine,
@@ -20,7 +23,7 @@ use hmac::{Hmac, Mac};
 use ipnet::IpNet;
 use sha2::Sha256;
 
-use super::change::ChangeKind;
+use super::{change::ChangeKind, timestamp, validation::FieldError};
 
 /// What a signing secret looks like to its owner: `whsec_` and base64 of
 /// 24 random bytes, as the Standard Webhooks libraries take it.
@@ -50,6 +53,182 @@ pub enum WebhookError {
     NoEvents,
     #[error("this secret was sealed with another NOTES_SECRET_KEY, or is damaged")]
     Unsealable,
+}
+
+/// A webhook as it is listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    /// Event names, or `["*"]` for every event.
+    pub events: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub enabled: bool,
+    /// Why it was disabled, when the service disabled it (its deliveries
+    /// kept failing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// Since when every attempt has failed, if the last one did.
+    #[serde(
+        with = "timestamp::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failing_since: Option<DateTime<Utc>>,
+    #[serde(with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "timestamp")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A webhook as the store keeps it: with its sealed secret and the change
+/// after which it listens.
+#[derive(Debug, Clone)]
+pub struct StoredWebhook {
+    pub webhook: Webhook,
+    /// Sealed by [`SecretBox`].
+    pub secret: String,
+    /// Changes numbered after this are delivered to it.
+    pub from_seq: i64,
+}
+
+impl StoredWebhook {
+    pub fn filter(&self) -> EventFilter {
+        // Stored names were checked when written; an unknown one (from a
+        // newer version) is ignored rather than refusing every event.
+        let names = &self.webhook.events;
+        if names.iter().any(|n| n == "*") {
+            return EventFilter::All;
+        }
+        EventFilter::Only(names.iter().filter_map(|n| ChangeKind::parse(n)).collect())
+    }
+}
+
+/// The answer to a creation or a secret rotation: the only time the
+/// secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// The signing secret (`whsec_…`): store it now, it cannot be shown
+    /// again.
+    pub secret: String,
+}
+
+/// Most webhooks one deployment may have: each is a delivery per event.
+pub const MAX_WEBHOOKS: u64 = 100;
+const MAX_DESCRIPTION_CHARS: usize = 500;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// An absolute `https://` URL (`http://` outside production, or inside
+    /// NOTES_WEBHOOK_ALLOW_NETWORKS), without credentials or `#fragment`.
+    #[schema(max_length = 2048)]
+    pub url: String,
+    /// Event names (`note.created`, `note.updated`, `note.deleted`,
+    /// `note.restored`, `attachment.created`, `attachment.deleted`), or
+    /// `["*"]`.
+    #[schema(min_items = 1, max_items = 16)]
+    pub events: Vec<String>,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+}
+
+/// A change to a webhook: what is given changes, the rest stays.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    #[schema(max_length = 2048)]
+    pub url: Option<String>,
+    #[schema(min_items = 1, max_items = 16)]
+    pub events: Option<Vec<String>>,
+    /// An empty string removes it.
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+    /// Enabling a webhook again delivers what happens from then on, not
+    /// what happened while it was disabled.
+    pub enabled: Option<bool>,
+    /// `true`: a new signing secret, in this answer only; the old one stops
+    /// verifying at once.
+    pub rotate_secret: Option<bool>,
+}
+
+/// A checked webhook's fields, as the store writes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookFields {
+    pub url: Option<Target>,
+    pub events: Option<EventFilter>,
+    /// `Some(None)` removes the description.
+    pub description: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    /// A new sealed secret.
+    pub secret: Option<String>,
+}
+
+impl WebhookRequest {
+    pub fn validate(self) -> Result<(Target, EventFilter, Option<String>), Vec<FieldError>> {
+        let patch = WebhookPatch {
+            url: Some(self.url),
+            events: Some(self.events),
+            description: self.description,
+            ..WebhookPatch::default()
+        };
+        let fields = patch.validate()?;
+        Ok((
+            fields.url.expect("given"),
+            fields.events.expect("given"),
+            fields.description.flatten(),
+        ))
+    }
+}
+
+impl WebhookPatch {
+    /// The fields checked (the secret is left to the caller).
+    pub fn validate(self) -> Result<WebhookFields, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut fields = WebhookFields {
+            enabled: self.enabled,
+            ..WebhookFields::default()
+        };
+        if let Some(url) = &self.url {
+            match Target::parse(url) {
+                Ok(t) => fields.url = Some(t),
+                Err(e) => errors.push(FieldError::new("url", e.to_string())),
+            }
+        }
+        if let Some(events) = &self.events {
+            if events.len() > 16 {
+                errors.push(FieldError::new("events", "at most 16 names"));
+            } else {
+                match EventFilter::parse(events) {
+                    Ok(f) => fields.events = Some(f),
+                    Err(e) => errors.push(FieldError::new("events", e.to_string())),
+                }
+            }
+        }
+        if let Some(d) = self.description {
+            if d.chars().count() > MAX_DESCRIPTION_CHARS {
+                errors.push(FieldError::new(
+                    "description",
+                    format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+                ));
+            } else if d.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                errors.push(FieldError::new(
+                    "description",
+                    "must not contain control characters",
+                ));
+            } else {
+                fields.description = Some((!d.trim().is_empty()).then_some(d));
+            }
+        }
+        if errors.is_empty() {
+            Ok(fields)
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 /// A target as given: checked for its form. Where it may connect is

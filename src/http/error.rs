@@ -181,6 +181,9 @@ impl From<ServiceError> for ApiError {
             e @ (ServiceError::NotFound { .. } | ServiceError::NoRevision { .. }) => {
                 ApiError::not_found(e.to_string())
             }
+            ServiceError::Conflict(detail) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", detail)
+            }
             e @ ServiceError::Contended(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }

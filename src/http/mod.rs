@@ -29,6 +29,7 @@ pub mod state;
 pub mod streams;
 pub mod transfer;
 pub mod trash;
+pub mod webhooks;
 
 use axum::{
     Router,
@@ -94,6 +95,25 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::delete))
+        .route(
+            "/api/v1/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route("/api/v1/webhooks/{id}/ping", post(webhooks::ping))
         // Streams its zip after the answer; holds an export slot until done.
         .route("/api/v1/export", get(export::export))
         .route_layer(from_fn_with_state(state.clone(), middleware::shed))

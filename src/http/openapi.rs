@@ -13,6 +13,7 @@ use super::error::PROBLEM_JSON;
 
 use super::{
     attachments, changes, export, ingest, jobs, keys, notes, ops, revisions, search, trash,
+    webhooks,
 };
 
 #[derive(OpenApi)]
@@ -30,13 +31,15 @@ use super::{
         attachments::upload, attachments::list, attachments::get, attachments::content, attachments::delete,
         jobs::create, jobs::get, jobs::list, jobs::retry,
         keys::create, keys::list, keys::delete,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::deliveries, webhooks::redeliver, webhooks::ping,
         export::export,
     ),
     // Referenced only from parameters (`tag`, `any_tag`, `not_tag`), which
     // utoipa does not collect schemas from.
     components(schemas(crate::search::TagFilter)),
     modifiers(&BearerAuth, &ErrorResponses, &EmptyUpload),
-    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "changes", description = "What changed since a cursor: sync and live updates"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"), (name = "export", description = "Notes out as an Obsidian vault or NDJSON"),
+    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "changes", description = "What changed since a cursor: sync and live updates"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"), (name = "webhooks", description = "Signed deliveries of the change feed's events (Standard Webhooks); admin scope"), (name = "export", description = "Notes out as an Obsidian vault or NDJSON"),
          (name = "operations", description = "Never require a key")),
 )]
 pub struct ApiDoc;

@@ -9,9 +9,10 @@ use crate::{
     backup,
     blobs::Blobs,
     config::Settings,
-    domain::timestamp,
+    domain::{delivery::RetrySchedule, timestamp, webhook::AddressPolicy},
     queue::{DynQueue, Job, NewJob, QueueError, Quota},
     store::DynStore,
+    webhooks::{DeliveryPolicy, Secrets, Sender},
 };
 
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct Context {
     pub blobs: Blobs,
     pub queue: DynQueue,
     pub settings: Arc<Settings>,
+    /// How webhook deliveries are sent and their secrets sealed.
+    pub sender: Arc<Sender>,
 }
 
 impl Context {
@@ -28,6 +31,7 @@ impl Context {
             store,
             blobs,
             queue,
+            sender: Arc::new(sender(&settings)),
             settings: Arc::new(settings),
         }
     }
@@ -56,6 +60,25 @@ impl Context {
     pub async fn close(&self) {
         self.queue.close().await;
         self.store.close().await;
+    }
+}
+
+/// The webhook sender the settings describe.
+fn sender(settings: &Settings) -> Sender {
+    let w = &settings.webhooks;
+    let addresses = AddressPolicy {
+        allowed: w.allow_networks.clone(),
+    };
+    Sender {
+        policy: DeliveryPolicy::new(addresses, w.require_https),
+        secrets: Secrets::new(
+            w.secret_key.expose().as_bytes(),
+            w.secret_key_previous
+                .as_ref()
+                .map(|k| k.expose().as_bytes()),
+        ),
+        schedule: RetrySchedule(w.retry_schedule.clone()),
+        disable_after: w.disable_after,
     }
 }
 

@@ -9,7 +9,12 @@ use crate::{
     backup,
     domain::attachment,
     queue::{JobKind, NewJob, model::JobArgs},
-    service::{ServiceError, notes::NoteService, trash},
+    service::{
+        ServiceError,
+        notes::NoteService,
+        trash,
+        webhooks::{self, AttemptOutcome},
+    },
 };
 
 /// Why an attempt failed. Its text (`Display`) is what the job record
@@ -50,6 +55,13 @@ pub enum JobError {
     /// The job panicked (the panic's message is in the log).
     #[error("the job panicked")]
     Panicked,
+    /// Not done: run again at `at` (a webhook delivery's own schedule,
+    /// rather than the queue's backoff).
+    #[error("{error}")]
+    RetryAt {
+        error: String,
+        at: chrono::DateTime<Utc>,
+    },
 }
 
 /// Runs one job to its result.
@@ -105,6 +117,18 @@ pub async fn execute(ctx: &Context, args: JobArgs) -> Result<Value, JobError> {
             Ok(result)
         }
         JobArgs::Purge => purge(ctx).await,
+        JobArgs::DeliverWebhook { delivery_id } => deliver_webhook(ctx, delivery_id).await,
+    }
+}
+
+async fn deliver_webhook(ctx: &Context, id: uuid::Uuid) -> Result<Value, JobError> {
+    let outcome = webhooks::attempt(ctx.store.as_ref(), &ctx.sender, id)
+        .await
+        .map_err(fail("webhook delivery"))?;
+    match outcome {
+        AttemptOutcome::Settled(status) => Ok(json!({ "delivery": status.as_str() })),
+        AttemptOutcome::Gone => Ok(json!({ "delivery": "deleted" })),
+        AttemptOutcome::RetryAt { at, error } => Err(JobError::RetryAt { error, at }),
     }
 }
 
@@ -253,23 +277,37 @@ async fn purge(ctx: &Context) -> Result<Value, JobError> {
         Some(before) => prune_changes(ctx, before).await?,
         None => 0,
     };
+    let deliveries = match cutoff(Some(ctx.settings.webhooks.retention)) {
+        Some(before) => prune_deliveries(ctx, before).await?,
+        None => 0,
+    };
     Ok(json!({
         "objects": objects, "jobs": jobs, "revisions": revisions, "trash": trashed,
-        "changes": changes,
+        "changes": changes, "webhook_deliveries": deliveries,
     }))
 }
 
-/// Prunes the change feed's events made before `before`, a batch at a time
-/// (each batch a short write).
+/// Prunes the change feed's events made before `before`.
 async fn prune_changes(ctx: &Context, before: chrono::DateTime<Utc>) -> Result<u64, JobError> {
+    in_batches(|batch| ctx.store.prune_changes(before, batch)).await
+}
+
+/// Deletes webhook deliveries that finished before `before`.
+async fn prune_deliveries(ctx: &Context, before: chrono::DateTime<Utc>) -> Result<u64, JobError> {
+    in_batches(|batch| ctx.store.prune_deliveries(before, batch)).await
+}
+
+/// Runs `prune` a batch at a time (each batch a short write) until a batch
+/// comes back short; answers how many rows went.
+async fn in_batches<F, Fut>(mut prune: F) -> Result<u64, JobError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, crate::store::StoreError>>,
+{
     let batch = crate::store::BATCH_ROWS as u32 * 10;
     let mut pruned = 0;
     loop {
-        let n = ctx
-            .store
-            .prune_changes(before, batch)
-            .await
-            .map_err(fail("purge"))?;
+        let n = prune(batch).await.map_err(fail("purge"))?;
         pruned += n;
         if n < u64::from(batch) {
             return Ok(pruned);

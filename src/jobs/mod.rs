@@ -4,6 +4,7 @@
 //! knows of HTTP.
 
 pub mod context;
+pub mod dispatcher;
 pub mod kinds;
 pub mod schedule;
 pub mod scheduler;

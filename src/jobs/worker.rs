@@ -186,6 +186,9 @@ async fn run_one(
         let outcome = tokio::select! {
             res = &mut run => Some(match res {
                 Ok(Ok(value)) => Outcome::Succeeded(value),
+                Ok(Err(super::kinds::JobError::RetryAt { error, at })) if job.attempts < job.max_attempts => {
+                    Outcome::Retry { error, at }
+                }
                 Ok(Err(error)) => after_failure(&job, error.to_string(), settings.backoff, BACKOFF_CAP, Utc::now()),
                 Err(e) => {
                     tracing::error!(job = %job.id, kind, error = %e, "job panicked");

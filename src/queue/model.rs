@@ -81,16 +81,18 @@ pub enum JobKind {
     ExtractText,
     Backup,
     Purge,
+    DeliverWebhook,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         Self::Ping,
         Self::Add,
         Self::Reindex,
         Self::ExtractText,
         Self::Backup,
         Self::Purge,
+        Self::DeliverWebhook,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +103,7 @@ impl JobKind {
             Self::ExtractText => "extract_text",
             Self::Backup => "backup",
             Self::Purge => "purge",
+            Self::DeliverWebhook => "deliver_webhook",
         }
     }
 }
@@ -111,12 +114,22 @@ impl JobKind {
         matches!(self, Self::Reindex | Self::Backup | Self::Purge)
     }
 
+    /// Kinds only the admin scope may enqueue: maintenance, and a webhook
+    /// delivery (an admin's thing, queued by the service itself).
+    pub fn needs_admin(self) -> bool {
+        self.is_maintenance() || self == Self::DeliverWebhook
+    }
+
     /// The lane a job of this kind waits in: the service's own work never
     /// queues behind what API clients submit.
     pub fn lane(self) -> Lane {
         match self {
             Self::Ping | Self::Add => Lane::User,
-            Self::Reindex | Self::ExtractText | Self::Backup | Self::Purge => Lane::Internal,
+            Self::Reindex
+            | Self::ExtractText
+            | Self::Backup
+            | Self::Purge
+            | Self::DeliverWebhook => Lane::Internal,
         }
     }
 }
@@ -189,6 +202,9 @@ pub enum JobArgs {
         to: Option<String>,
     },
     Purge,
+    DeliverWebhook {
+        delivery_id: Uuid,
+    },
 }
 
 // The arguments of each kind as they are read, and as the OpenAPI document
@@ -215,6 +231,14 @@ fn json_number() -> Schema {
 #[serde(deny_unknown_fields)]
 struct ExtractTextArgs {
     attachment_id: Uuid,
+}
+
+/// `deliver_webhook`: the delivery to attempt (queued by the service for
+/// each event a webhook listens to).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DeliverWebhookArgs {
+    delivery_id: Uuid,
 }
 
 /// `backup`: where the snapshot goes.
@@ -302,6 +326,11 @@ impl JobArgs {
                 Self::Backup { to: a.to }
             }
             JobKind::Purge => de::<NoArgs>(args).map(|_| Self::Purge)?,
+            JobKind::DeliverWebhook => {
+                de::<DeliverWebhookArgs>(args).map(|a| Self::DeliverWebhook {
+                    delivery_id: a.delivery_id,
+                })?
+            }
         })
     }
 }
@@ -361,6 +390,7 @@ fn args_schema(kind: JobKind) -> ArgsSchema {
         JobKind::Reindex | JobKind::Purge => of::<NoArgs>(),
         JobKind::ExtractText => of::<ExtractTextArgs>(),
         JobKind::Backup => of::<BackupArgs>(),
+        JobKind::DeliverWebhook => of::<DeliverWebhookArgs>(),
     }
 }
 
@@ -382,6 +412,10 @@ impl JobKind {
             Self::Purge => {
                 "Removes orphaned attachment objects and finished jobs past \
                  their retention (admin scope)."
+            }
+            Self::DeliverWebhook => {
+                "Attempts a webhook delivery that is due (queued by the \
+                 server for each event; admin scope)."
             }
         }
     }
@@ -496,7 +530,7 @@ impl NewJob {
     /// enqueued with write: maintenance kinds act on the whole deployment,
     /// and a long `ping` holds a worker for as long as it asks.
     pub fn admin_only(&self) -> Option<String> {
-        if self.kind.is_maintenance() {
+        if self.kind.needs_admin() {
             return Some(format!("a {} job needs the 'admin' scope", self.kind));
         }
         let delay = self.args.get("delay_ms").and_then(Value::as_u64);
@@ -748,6 +782,9 @@ mod tests {
             let why = admin_only(json!({"kind": kind})).expect(kind);
             assert!(why.contains(kind), "{why}");
         }
+        let delivery = json!({"kind": "deliver_webhook", "args": {"delivery_id": Uuid::nil()}});
+        let why = admin_only(delivery).expect("deliver_webhook");
+        assert!(why.contains("deliver_webhook"), "{why}");
     }
 
     #[test]
@@ -755,7 +792,11 @@ mod tests {
         for kind in JobKind::ALL {
             let internal = matches!(
                 kind,
-                JobKind::ExtractText | JobKind::Backup | JobKind::Purge | JobKind::Reindex
+                JobKind::ExtractText
+                    | JobKind::Backup
+                    | JobKind::Purge
+                    | JobKind::Reindex
+                    | JobKind::DeliverWebhook
             );
             assert_eq!(kind.lane() == Lane::Internal, internal, "{kind}");
         }

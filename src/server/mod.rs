@@ -171,8 +171,18 @@ async fn serve_role_until(
             stop.clone(),
         ))
     });
-    let scheduler = (!state.settings().server.read_only)
-        .then(|| tokio::spawn(jobs::scheduler::run(state.jobs().clone(), stop.clone())));
+    let scheduler = (!state.settings().server.read_only).then(|| {
+        let (ctx, stop) = (state.jobs().clone(), stop.clone());
+        let wake = state.index().map(|i| i.watch_status());
+        // The dispatcher turns the feed into webhook deliveries: beside the
+        // scheduler, on every process that may write.
+        tokio::spawn(async move {
+            tokio::join!(
+                jobs::scheduler::run(ctx.clone(), stop.clone()),
+                jobs::dispatcher::run(ctx, wake, stop),
+            );
+        })
+    });
     // From here on the state is whatever `routes` serves at the moment.
     drop(state);
 

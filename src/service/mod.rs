@@ -11,6 +11,7 @@ pub mod keys;
 pub mod notes;
 pub mod revisions;
 pub mod trash;
+pub mod webhooks;
 
 use uuid::Uuid;
 
@@ -38,6 +39,10 @@ pub enum ServiceError {
     /// A change kept losing to concurrent writers and gave up.
     #[error("the {0} is being changed concurrently; retry")]
     Contended(&'static str),
+    /// The request conflicts with the state of what it names (a webhook
+    /// that is disabled, a limit reached).
+    #[error("{0}")]
+    Conflict(String),
     /// The change feed cannot continue from the client's cursor.
     #[error("{}", .0.detail())]
     ChangesExpired(Expired),

@@ -16,10 +16,12 @@ use uuid::Uuid;
 use crate::domain::{
     attachment::{Attachment, StoredAttachment},
     change::ChangeEntry,
+    delivery::{AttemptRecord, Delivery, NewDelivery, Next, Outgoing},
     ingest::IngestCounts,
     keys::{ApiKey, Scope},
     note::{MAX_NOTE_VERSION, Note, NoteInput, TrashedNote},
     revision::{Revision, RevisionSummary},
+    webhook::{StoredWebhook, WebhookFields},
 };
 
 mod changes;
@@ -27,6 +29,7 @@ pub mod dataset;
 mod open;
 mod schema;
 mod versions;
+mod webhooks;
 pub use schema::{SchemaError, require_current, require_exact};
 pub use versions::SchemaVersions;
 pub mod postgres;
@@ -160,12 +163,30 @@ pub struct NewKey {
 /// follows a [`FeedReader`], a backup reads and writes through [`Backup`].
 /// Every backend implements all of them.
 pub trait Store:
-    Maintenance + Notes + Revisions + Trash + Attachments + FeedReader + Changes + Keys + Backup
+    Maintenance
+    + Notes
+    + Revisions
+    + Trash
+    + Attachments
+    + FeedReader
+    + Changes
+    + Keys
+    + Webhooks
+    + Backup
 {
 }
 
 impl<T> Store for T where
-    T: Maintenance + Notes + Revisions + Trash + Attachments + FeedReader + Changes + Keys + Backup
+    T: Maintenance
+        + Notes
+        + Revisions
+        + Trash
+        + Attachments
+        + FeedReader
+        + Changes
+        + Keys
+        + Webhooks
+        + Backup
 {
 }
 
@@ -372,6 +393,88 @@ pub trait Changes: Send + Sync + 'static {
 }
 
 /// API keys: the authentication extractor and the key endpoints.
+/// Where the webhook dispatcher stands in the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchCursor {
+    pub epoch: String,
+    pub seq: i64,
+}
+
+/// Webhooks, their deliveries and the dispatcher's place in the feed.
+#[async_trait]
+pub trait Webhooks: Send + Sync + 'static {
+    /// Stores a new webhook (`fields` all given), listening from the
+    /// feed's head as it is now.
+    async fn create_webhook(
+        &self,
+        id: Uuid,
+        fields: WebhookFields,
+        now: DateTime<Utc>,
+    ) -> Result<StoredWebhook, StoreError>;
+    /// Every webhook, oldest first (there are at most a hundred).
+    async fn list_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError>;
+    async fn get_webhook(&self, id: Uuid) -> Result<Option<StoredWebhook>, StoreError>;
+    /// Changes what `fields` gives; enabling a disabled webhook makes it
+    /// listen from the feed's head again and forgets its failures.
+    async fn update_webhook(
+        &self,
+        id: Uuid,
+        fields: WebhookFields,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredWebhook>, StoreError>;
+    /// Deletes it with its deliveries.
+    async fn delete_webhook(&self, id: Uuid) -> Result<bool, StoreError>;
+    async fn count_webhooks(&self) -> Result<u64, StoreError>;
+
+    async fn dispatch_cursor(&self) -> Result<DispatchCursor, StoreError>;
+    /// Moves the dispatcher from `from` to `to` and stores `deliveries`
+    /// (those whose webhook still exists and is enabled), if it is still at
+    /// `from`: `false` when another dispatcher got there first, and nothing
+    /// was written.
+    async fn commit_dispatch(
+        &self,
+        from: &DispatchCursor,
+        to: &DispatchCursor,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<bool, StoreError>;
+    /// Stores one delivery (a ping, a redelivery); `false` when its webhook
+    /// is gone.
+    async fn add_delivery(&self, delivery: NewDelivery) -> Result<bool, StoreError>;
+    async fn get_delivery(&self, id: Uuid) -> Result<Option<Outgoing>, StoreError>;
+    /// A webhook's deliveries, newest first, each with its attempts;
+    /// strictly before the delivery `before` when given.
+    async fn list_deliveries(
+        &self,
+        webhook_id: Uuid,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Records attempt `attempts + 1` of a pending delivery and what
+    /// follows it, if nobody recorded it first (`None` then); tracks the
+    /// webhook's failures and disables it when they have lasted
+    /// `disable_after` (its pending deliveries, this one too, fail then).
+    /// Answers whether the webhook was disabled by this.
+    async fn record_attempt(
+        &self,
+        id: Uuid,
+        attempts: u32,
+        attempt: &AttemptRecord,
+        next: Next,
+        disable_after: Duration,
+    ) -> Result<Option<bool>, StoreError>;
+    /// Notes that the deliveries' jobs were queued at `at`.
+    async fn mark_enqueued(&self, ids: &[Uuid], at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Pending deliveries due before `before` whose job was last queued
+    /// before then too (or never): their job was lost.
+    async fn stale_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError>;
+    /// Deletes finished deliveries older than `before`, at most `limit`.
+    async fn prune_deliveries(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
+}
+
 #[async_trait]
 pub trait Keys: Send + Sync + 'static {
     async fn create_key(&self, key: NewKey) -> Result<(), StoreError>;
@@ -453,6 +556,14 @@ pub enum Record {
         attachment: Attachment,
         storage_key: String,
         search_text: String,
+    },
+    /// A webhook, its secret sealed as the database holds it (opened with
+    /// the same NOTES_SECRET_KEY only). Its deliveries are history, and
+    /// are not kept.
+    Webhook {
+        #[serde(flatten)]
+        webhook: crate::domain::webhook::Webhook,
+        sealed_secret: String,
     },
 }
 

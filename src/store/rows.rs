@@ -25,6 +25,7 @@ use crate::domain::{
     note::{Note, TrashedNote},
     revision::{Revision, RevisionSummary},
     timestamp,
+    webhook::{StoredWebhook, Webhook},
 };
 
 /// A value both backends can bind.
@@ -438,5 +439,43 @@ impl EventRow {
             note: None,
         };
         Some((self.change_seq, entry))
+    }
+}
+
+pub const WEBHOOK_COLUMNS: &str = "id, url, events, description, secret, enabled, disabled_reason, \
+     from_seq, failing_since, created_at, updated_at";
+
+#[derive(FromRow)]
+pub struct WebhookRow {
+    id: Id,
+    url: String,
+    events: Json<Vec<String>>,
+    description: Option<String>,
+    secret: String,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    from_seq: i64,
+    failing_since: Option<Time>,
+    created_at: Time,
+    updated_at: Time,
+}
+
+impl WebhookRow {
+    pub fn into_stored(self) -> StoredWebhook {
+        StoredWebhook {
+            webhook: Webhook {
+                id: self.id.0,
+                url: self.url,
+                events: self.events.0,
+                description: self.description,
+                enabled: self.enabled,
+                disabled_reason: self.disabled_reason,
+                failing_since: self.failing_since.map(|t| t.0),
+                created_at: self.created_at.0,
+                updated_at: self.updated_at.0,
+            },
+            secret: self.secret,
+            from_seq: self.from_seq,
+        }
     }
 }

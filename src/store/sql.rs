@@ -29,7 +29,7 @@ use super::{
     rows::{
         ATTACHMENT_COLUMNS, AttachmentRow, Bind, ExistingRow, ExportAttachmentRow, ExportKeyRow,
         FeedRow, Id, KEY_COLUMNS, KeyRow, NOTE_COLUMNS, NoteRow, REVISION_COLUMNS, RevisionRow,
-        RevisionSummaryRow, Rows, TRASHED_COLUMNS, Time, TrashedRow,
+        RevisionSummaryRow, Rows, TRASHED_COLUMNS, Time, TrashedRow, WEBHOOK_COLUMNS, WebhookRow,
     },
     send, versions,
 };
@@ -236,16 +236,16 @@ pub(crate) async fn execute<B: Backend>(
 
 impl<B: Backend> SqlStore<B> {
     /// The one number a `SELECT count(*) …` answers.
-    async fn count(&self, sql: &str) -> Result<u64, StoreError> {
+    pub(super) async fn count(&self, sql: &str) -> Result<u64, StoreError> {
         let (n,): (i64,) = fetch_one(&mut *self.read().await?, query::<B>(sql)).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn read(&self) -> Result<sqlx::pool::PoolConnection<B>, StoreError> {
+    pub(super) async fn read(&self) -> Result<sqlx::pool::PoolConnection<B>, StoreError> {
         self.reader.acquire().await.map_err(B::map_err)
     }
 
-    async fn write(&self) -> Result<sqlx::pool::PoolConnection<B>, StoreError> {
+    pub(super) async fn write(&self) -> Result<sqlx::pool::PoolConnection<B>, StoreError> {
         self.writer.acquire().await.map_err(B::map_err)
     }
 }
@@ -357,6 +357,28 @@ fn insert_key<B: Backend>(key: &ApiKey, hash: &str) -> Query<'static, B, B::Argu
 }
 
 /// A note as a backup holds it, written back as it was.
+/// A webhook from a backup; its `from_seq` is set when the import ends.
+fn insert_webhook<B: Backend>(
+    w: &crate::domain::webhook::Webhook,
+    sealed_secret: &str,
+) -> sqlx::query::Query<'static, B, B::Arguments> {
+    query::<B>(
+        "INSERT INTO webhooks (id, url, events, description, secret, enabled, disabled_reason,
+                               from_seq, failing_since, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10)",
+    )
+    .arg(Id(w.id))
+    .arg(w.url.clone())
+    .arg(Json(w.events.clone()))
+    .arg(w.description.clone())
+    .arg(sealed_secret.to_owned())
+    .arg(w.enabled)
+    .arg(w.disabled_reason.clone())
+    .arg(w.failing_since.map(Time))
+    .arg(Time(w.created_at))
+    .arg(Time(w.updated_at))
+}
+
 fn insert_exported_note<B: Backend>(n: &Note) -> Query<'static, B, B::Arguments> {
     query::<B>(
         "INSERT INTO notes (id, title, body, tags, external_id, metadata, created_at,
@@ -864,6 +886,20 @@ impl<B: Backend> Backup for SqlStore<B> {
             send(&out, record).await?;
         }
         drop(attachments);
+        let hooks: Vec<WebhookRow> = fetch_all(
+            &mut *tx,
+            query::<B>(&format!(
+                "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at, id"
+            )),
+        )
+        .await?;
+        for hook in hooks.into_iter().map(WebhookRow::into_stored) {
+            let record = Record::Webhook {
+                webhook: hook.webhook,
+                sealed_secret: hook.secret,
+            };
+            send(&out, record).await?;
+        }
         tx.commit().await.map_err(B::map_err)
     }
 
@@ -896,6 +932,10 @@ impl<B: Backend> Backup for SqlStore<B> {
                     storage_key,
                     search_text,
                 } => insert_attachment::<B>(attachment, storage_key, search_text),
+                Record::Webhook {
+                    webhook,
+                    sealed_secret,
+                } => insert_webhook::<B>(webhook, sealed_secret),
             };
             // An attachment whose note is not in the batch inserts nothing.
             if execute(&mut *tx, q).await? != 1 {
@@ -920,6 +960,15 @@ impl<B: Backend> Backup for SqlStore<B> {
             )
             .arg(new_generation())
             .arg(new_epoch()),
+        )
+        .await?;
+        // Restored webhooks hear of what happens from now on, not of every
+        // restored note (the dispatcher starts over at the new epoch's head).
+        execute(
+            &mut *tx,
+            query::<B>(
+                "UPDATE webhooks SET from_seq = (SELECT head FROM search_feed WHERE id = 1)",
+            ),
         )
         .await?;
         tx.commit().await.map_err(B::map_err)?;

@@ -2,18 +2,75 @@
 //! checked on the addresses the name resolves to when it is sent, and the
 //! connection pinned to those addresses, so a name cannot resolve to a
 //! checked address for the check and an inside one for the connection),
-//! how it is signed (Standard Webhooks), and how long it may take.
-//!
-//! Not wired yet: the webhook endpoints, the dispatcher that turns the
-//! change feed into deliveries, and their retries (issue #24's third part)
-//! build on [`deliver`].
+//! how it is signed (Standard Webhooks), how long it may take, and how the
+//! signing secrets are sealed. What to send and when (the dispatcher, the
+//! retries) is `service::webhooks`'.
 
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
 };
 
-use crate::domain::webhook::{AddressPolicy, Target, signature};
+use crate::domain::{
+    delivery::{AttemptRecord, RetrySchedule},
+    webhook::{AddressPolicy, SecretBox, Target, WebhookError, signature},
+};
+
+/// Everything a process needs to send deliveries, built once from the
+/// settings.
+pub struct Sender {
+    pub policy: DeliveryPolicy,
+    pub secrets: Secrets,
+    pub schedule: RetrySchedule,
+    /// A webhook whose every attempt failed this long is disabled.
+    pub disable_after: Duration,
+}
+
+/// Seals signing secrets with the current key; opens them with it, or
+/// with the previous one while a key change is under way.
+pub struct Secrets {
+    current: SecretBox,
+    previous: Option<SecretBox>,
+}
+
+impl Secrets {
+    pub fn new(current: &[u8], previous: Option<&[u8]>) -> Self {
+        Self {
+            current: SecretBox::new(current),
+            previous: previous.map(SecretBox::new),
+        }
+    }
+
+    pub fn seal(&self, secret: &str) -> String {
+        self.current.seal(secret)
+    }
+
+    /// The secret, and whether it was sealed with the previous key (and
+    /// should be sealed again with the current one).
+    pub fn open(&self, sealed: &str) -> Result<(String, bool), WebhookError> {
+        match self.current.open(sealed) {
+            Ok(secret) => Ok((secret, false)),
+            Err(e) => match &self.previous {
+                Some(previous) => previous.open(sealed).map(|s| (s, true)),
+                None => Err(e),
+            },
+        }
+    }
+}
+
+/// Why a target cannot be delivered to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// Its form: not an http(s) URL, credentials in it, …
+    #[error("the URL {0}")]
+    Invalid(WebhookError),
+    /// Its name does not resolve (now: it may later).
+    #[error("{0}")]
+    Unresolved(String),
+    /// It is, or resolves to, an address deliveries may not reach.
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// How a delivery is made.
 #[derive(Debug, Clone)]
@@ -63,6 +120,18 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// The attempt as the deliveries' record keeps it.
+    pub fn record(&self, at: chrono::DateTime<chrono::Utc>) -> AttemptRecord {
+        AttemptRecord {
+            at,
+            succeeded: self.succeeded,
+            status_code: self.status,
+            duration: self.duration,
+            error: self.error.clone(),
+            sent: true,
+        }
+    }
+
     fn refused(why: String, started: Instant) -> Self {
         Self {
             succeeded: false,
@@ -78,35 +147,40 @@ impl Attempt {
 pub async fn check_target(
     policy: &DeliveryPolicy,
     url: &str,
-) -> Result<(Target, Vec<SocketAddr>), String> {
-    let target = Target::parse(url).map_err(|e| format!("the URL {e}"))?;
+) -> Result<(Target, Vec<SocketAddr>), TargetError> {
+    let target = Target::parse(url).map_err(TargetError::Invalid)?;
     let addrs: Vec<SocketAddr> = match target.literal_ip() {
         Some(ip) => vec![SocketAddr::new(ip, target.port)],
         None => {
             let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
+            let unresolved =
+                |why: String| TargetError::Unresolved(format!("{} {why}", target.host));
             match tokio::time::timeout(policy.connect_timeout, lookup).await {
                 Ok(Ok(found)) => found.collect(),
-                Ok(Err(e)) => return Err(format!("{} does not resolve ({e})", target.host)),
-                Err(_) => return Err(format!("{} did not resolve in time", target.host)),
+                Ok(Err(e)) => return Err(unresolved(format!("does not resolve ({e})"))),
+                Err(_) => return Err(unresolved("did not resolve in time".into())),
             }
         }
     };
     if addrs.is_empty() {
-        return Err(format!("{} resolves to no address", target.host));
+        return Err(TargetError::Unresolved(format!(
+            "{} resolves to no address",
+            target.host
+        )));
     }
     for addr in &addrs {
         if let Some(why) = policy.addresses.refuses(addr.ip()) {
-            return Err(format!(
+            return Err(TargetError::Refused(format!(
                 "{} is {why} ({}); allow its network in NOTES_WEBHOOK_ALLOW_NETWORKS to deliver there",
                 target.host,
                 addr.ip()
-            ));
+            )));
         }
     }
     if policy.require_https && !target.https {
         let inside = addrs.iter().all(|a| policy.addresses.allows(a.ip()));
         if !inside {
-            return Err("http:// is refused in production outside NOTES_WEBHOOK_ALLOW_NETWORKS; use https://".into());
+            return Err(TargetError::Refused("http:// is refused in production outside NOTES_WEBHOOK_ALLOW_NETWORKS; use https://".into()));
         }
     }
     Ok((target, addrs))
@@ -123,7 +197,9 @@ pub async fn deliver(
     let started = Instant::now();
     let (target, addrs) = match check_target(policy, url).await {
         Ok(checked) => checked,
-        Err(why) => return Attempt::refused(why, started),
+        // A name may resolve again: retried like a receiver that is down.
+        Err(TargetError::Unresolved(why)) => return failed(None, why, started),
+        Err(why) => return Attempt::refused(why.to_string(), started),
     };
     let Some(signed) = signature(secret, &message.id, message.timestamp, &message.body) else {
         return Attempt::refused("the signing secret is not a whsec_ secret".into(), started);

@@ -1592,3 +1592,49 @@ async fn the_trash_page_restores_and_deletes_for_good() {
     let res = post_form(&app, &cookie, &purge, &[("csrf", &token)], None).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND, "already gone");
 }
+
+#[tokio::test]
+async fn the_webhooks_page_shows_deliveries_and_sends_one_again() {
+    let app = TestApp::production().await;
+    let res = app
+        .post_json(
+            "/api/v1/webhooks",
+            &json!({"url": "https://hooks.example.org/<b>in</b>", "events": ["*"], "description": "<script>x</script>"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let hook: serde_json::Value = res.json().await.unwrap();
+    let id = hook["id"].as_str().unwrap();
+    let res = app
+        .request(Method::POST, &format!("/api/v1/webhooks/{id}/ping"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let ping: serde_json::Value = res.json().await.unwrap();
+    let delivery = ping["id"].as_str().unwrap();
+
+    let cookie = log_in(&app, MASTER).await;
+    let (status, shown) = page(&app, &cookie, "/admin/webhooks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(shown.contains("hooks.example.org"), "{shown}");
+    assert!(!shown.contains("<script>x"), "escaped: {shown}");
+    assert!(shown.contains("<code>ping</code>"), "{shown}");
+    assert!(
+        !shown.contains(hook["secret"].as_str().unwrap()),
+        "never the secret"
+    );
+    let token = csrf(&shown);
+    let again = format!("/admin/webhooks/{id}/deliveries/{delivery}/redeliver");
+    let res = post_form(&app, &cookie, &again, &[], None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "no token, no send");
+    let res = post_form(&app, &cookie, &again, &[("csrf", &token)], None).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/admin/webhooks?redelivered=1");
+    let (_, page2) = page(&app, &cookie, "/admin/webhooks?redelivered=1").await;
+    assert!(page2.contains("queued to be sent again"));
+    assert_eq!(page2.matches("<code>ping</code>").count(), 2, "{page2}");
+    let bad = format!("/admin/webhooks/{id}/deliveries/nope/redeliver");
+    let res = post_form(&app, &cookie, &bad, &[("csrf", &token)], None).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

@@ -18,5 +18,6 @@ mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
 mod trash;
+mod webhook_deliveries;
 mod webhooks;
 mod workers;

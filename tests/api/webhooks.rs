@@ -1,6 +1,7 @@
-//! Issue 24, webhooks, step 1: one delivery, made by `notes_api::webhooks`
-//! to a real receiver that verifies it with the `standardwebhooks` library,
-//! and refused where the address policy says so.
+//! Issue 24, webhooks: one delivery, made by `notes_api::webhooks` to a
+//! real receiver that verifies it with the `standardwebhooks` library, and
+//! refused where the address policy says so. The API and the deliveries
+//! that follow the feed are in `webhook_deliveries.rs`.
 
 use std::{
     io::{BufRead, BufReader},
@@ -17,14 +18,14 @@ use serde_json::Value;
 use crate::support;
 
 /// The receiver (tests/webhooks/receiver.py), on 127.0.0.1.
-struct Receiver {
+pub struct Receiver {
     child: Child,
-    port: u16,
+    pub port: u16,
     records: tempfile::NamedTempFile,
 }
 
 impl Receiver {
-    fn start(secret: &str, old_secret: Option<&str>) -> Option<Self> {
+    pub fn start(secret: &str, old_secret: Option<&str>) -> Option<Self> {
         let python = support::setting_or_skip(
             "WEBHOOK_PYTHON",
             "a Python with the standardwebhooks library (scripts/provision.sh ensure_webhook_receiver)",
@@ -54,11 +55,11 @@ impl Receiver {
         })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn records(&self) -> Vec<Value> {
+    pub fn records(&self) -> Vec<Value> {
         std::fs::read_to_string(self.records.path())
             .unwrap()
             .lines()
@@ -261,8 +262,10 @@ async fn production_refuses_plain_http_outside_allowed_networks() {
         &message("p"),
     )
     .await;
+    // A name that does not resolve may resolve later: a failure worth a
+    // retry, not a refusal.
     assert!(
-        attempt.refused && attempt.error.as_deref().unwrap().contains("resolve"),
+        !attempt.refused && attempt.error.as_deref().unwrap().contains("resolve"),
         "{attempt:?}"
     );
 }

@@ -14,7 +14,7 @@ use crate::common::{TestApp, TestDb};
 
 /// A worker process on `db`, with a short lease so a dead worker's job
 /// comes back quickly.
-fn worker(db: &TestDb, workers: usize) -> Child {
+pub fn worker(db: &TestDb, workers: usize) -> Child {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -29,6 +29,8 @@ fn worker(db: &TestDb, workers: usize) -> Child {
         .env("NOTES_JOB_POLL_MS", "100")
         .env("NOTES_SHUTDOWN_TIMEOUT", "10")
         .env("NOTES_LOG", "warn")
+        // Webhook receivers in the tests listen on loopback.
+        .env("NOTES_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -37,3 +37,4 @@ mod queue;
 mod store;
 #[path = "../support/mod.rs"]
 mod support;
+mod webhooks;

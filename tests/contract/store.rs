@@ -74,7 +74,7 @@ contract_tests! {
     an_import_starts_a_new_epoch_of_the_feed: sqlite, postgres;
 }
 
-fn input(title: &str) -> NoteInput {
+pub(crate) fn input(title: &str) -> NoteInput {
     NoteInput {
         title: title.to_owned(),
         body: format!("body of {title}"),
@@ -99,7 +99,7 @@ fn external(title: &str, ext: &str) -> NoteInput {
     }
 }
 
-async fn create(s: &DynStore, note: NoteInput) -> Note {
+pub(crate) async fn create(s: &DynStore, note: NoteInput) -> Note {
     s.create_note(note).await.expect("create_note")
 }
 
@@ -173,7 +173,7 @@ fn changes(page: &ChangePage) -> Vec<(i64, Uuid, bool)> {
         .collect()
 }
 
-async fn export(s: &DynStore) -> Vec<Record> {
+pub(crate) async fn export(s: &DynStore) -> Vec<Record> {
     let (tx, mut rx) = mpsc::channel(16);
     let store = s.clone();
     let producer = tokio::spawn(async move { store.export(tx).await });
@@ -236,7 +236,10 @@ async fn a_postgres_export_outlasts_the_statement_timeout() {
     fresh.it.close().await;
 }
 
-async fn import(s: &DynStore, records: Vec<Result<Record, StoreError>>) -> Result<u64, StoreError> {
+pub(crate) async fn import(
+    s: &DynStore,
+    records: Vec<Result<Record, StoreError>>,
+) -> Result<u64, StoreError> {
     let (tx, rx) = mpsc::channel(16);
     let feeder = tokio::spawn(async move {
         for record in records {

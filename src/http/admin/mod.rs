@@ -22,6 +22,7 @@ mod pages;
 pub mod session;
 mod trash;
 mod views;
+mod webhooks;
 
 /// Forms carry a key, a name or a token: small.
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -57,6 +58,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/search", get(pages::search))
         .route("/admin/attachments/{id}/content", get(pages::download))
+        .route("/admin/webhooks", get(webhooks::list))
+        .route(
+            "/admin/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(webhooks::redeliver),
+        )
         .route("/admin/jobs", get(pages::jobs))
         .route("/admin/jobs/{id}", get(pages::job))
         .route("/admin/jobs/{id}/retry", post(pages::retry))

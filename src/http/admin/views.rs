@@ -12,9 +12,11 @@ use axum::{
 use crate::{
     domain::{
         attachment::Attachment,
+        delivery::Delivery,
         keys::ApiKey,
         note::{Note, TrashedNote},
         revision::{Revision, RevisionDiff, RevisionSummary},
+        webhook::Webhook,
     },
     http::error::ApiError,
     queue::Job,
@@ -113,6 +115,20 @@ pub struct NoteDetail {
     pub upload_error: Option<String>,
     /// The largest file the upload form takes, for people.
     pub max_upload: String,
+}
+
+/// A webhook and its recent deliveries.
+pub struct WebhookRow {
+    pub webhook: Webhook,
+    pub deliveries: Vec<Delivery>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/webhooks.html")]
+pub struct WebhookList {
+    pub c: Chrome,
+    pub hooks: Vec<WebhookRow>,
+    pub notice: Option<&'static str>,
 }
 
 #[derive(Template)]
