@@ -14,6 +14,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// A webhook attempt: a receiver's answer, up to the 15 s timeout.
+const DELIVERY_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0];
+
 /// Jobs run from milliseconds (`add`) to many minutes (`backup`).
 const JOB_BUCKETS: &[f64] = &[
     0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
@@ -153,6 +156,11 @@ pub fn metrics() -> PrometheusHandle {
                 .expect("buckets are non-empty")
                 .set_buckets_for_metric(Matcher::Full("job_duration_seconds".into()), JOB_BUCKETS)
                 .expect("buckets are non-empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("webhook_delivery_duration_seconds".into()),
+                    DELIVERY_BUCKETS,
+                )
+                .expect("buckets are non-empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             describe();
@@ -199,6 +207,23 @@ fn describe() {
     describe_gauge!(
         "notes_build_info",
         "Version and git commit of the running binary"
+    );
+    describe_counter!(
+        "webhook_deliveries_total",
+        "Webhook delivery attempts recorded, by outcome (succeeded, failed: no more attempts, retrying)"
+    );
+    describe_histogram!(
+        "webhook_delivery_duration_seconds",
+        Unit::Seconds,
+        "Time a webhook delivery attempt took, to the receiver's answer or the error"
+    );
+    describe_counter!(
+        "webhooks_disabled_total",
+        "Webhooks disabled because their deliveries kept failing (NOTES_WEBHOOK_DISABLE_AFTER)"
+    );
+    describe_gauge!(
+        "changes_streams",
+        "Live change streams (/api/v1/changes/stream) this process serves"
     );
     describe_counter!(
         "dataset_swaps_total",

@@ -326,7 +326,7 @@ async fn every_change_arrives_signed_in_order_and_verified() {
         metrics.contains("webhook_deliveries_total{outcome=\"succeeded\"}"),
         "{metrics}"
     );
-    assert!(metrics.contains("webhook_delivery_duration_seconds"));
+    assert!(metrics.contains("webhook_delivery_duration_seconds_bucket"));
 }
 
 #[tokio::test]
