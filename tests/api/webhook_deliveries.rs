@@ -81,6 +81,18 @@ async fn wait_settled(app: &TestApp, hook: &str) -> Value {
     }
 }
 
+/// A webhook for `events`, delivering to a receiver started with its
+/// secret (known only once the webhook exists) at `path`: its id, its
+/// secret and the receiver; `None` without the receiver's Python.
+async fn hooked(app: &TestApp, events: Value, path: &str) -> Option<(String, String, Receiver)> {
+    let hook = create_hook(app, "https://placeholder.example.org/", events).await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let receiver = Receiver::start(&secret, None)?;
+    patch_hook(app, &id, json!({"url": receiver.url(path)})).await;
+    Some((id, secret, receiver))
+}
+
 fn body(record: &Value) -> Value {
     serde_json::from_str(record["body"].as_str().unwrap()).unwrap()
 }
@@ -264,12 +276,9 @@ async fn every_change_arrives_signed_in_order_and_verified() {
     let app = app_with("").await;
     // The secret is known only once the webhook exists: create it, then
     // start the receiver with it and point the webhook there.
-    let hook = create_hook(&app, "https://placeholder.example.org/", json!(["*"])).await;
-    let id = hook["id"].as_str().unwrap().to_owned();
-    let Some(receiver) = Receiver::start(hook["secret"].as_str().unwrap(), None) else {
+    let Some((id, _, receiver)) = hooked(&app, json!(["*"]), "/ok").await else {
         return;
     };
-    patch_hook(&app, &id, json!({"url": receiver.url("/ok")})).await;
 
     let note = app
         .create_note(json!({"title": "hooked", "body": "b"}))
@@ -332,17 +341,9 @@ async fn every_change_arrives_signed_in_order_and_verified() {
 #[tokio::test]
 async fn a_failing_receiver_gets_the_event_once_it_answers() {
     let app = app_with("1s,1s,1s").await;
-    let hook = create_hook(
-        &app,
-        "https://placeholder.example.org/",
-        json!(["note.created"]),
-    )
-    .await;
-    let id = hook["id"].as_str().unwrap().to_owned();
-    let Some(receiver) = Receiver::start(hook["secret"].as_str().unwrap(), None) else {
+    let Some((id, _, receiver)) = hooked(&app, json!(["note.created"]), "/fail/2/k").await else {
         return;
     };
-    patch_hook(&app, &id, json!({"url": receiver.url("/fail/2/k")})).await;
     let note = app
         .create_note(json!({"title": "persistent", "body": "b"}))
         .await;
@@ -376,18 +377,9 @@ async fn a_failing_receiver_gets_the_event_once_it_answers() {
 #[tokio::test]
 async fn ping_redeliver_and_rotation_follow_the_secret() {
     let app = app_with("").await;
-    let hook = create_hook(
-        &app,
-        "https://placeholder.example.org/",
-        json!(["note.created"]),
-    )
-    .await;
-    let id = hook["id"].as_str().unwrap().to_owned();
-    let old = hook["secret"].as_str().unwrap().to_owned();
-    let Some(receiver) = Receiver::start(&old, None) else {
+    let Some((id, old, receiver)) = hooked(&app, json!(["note.created"]), "/ok").await else {
         return;
     };
-    patch_hook(&app, &id, json!({"url": receiver.url("/ok")})).await;
 
     let res = app
         .request(Method::POST, &format!("/api/v1/webhooks/{id}/ping"))
@@ -482,18 +474,15 @@ async fn a_redirect_is_not_followed_and_a_webhook_that_keeps_failing_is_disabled
         c.webhooks.webhook_disable_after = "2s".into();
     })
     .await;
-    let hook = create_hook(
+    let Some((id, _, receiver)) = hooked(
         &app,
-        "https://placeholder.example.org/",
         json!(["note.created"]),
+        "/redirect?to=http://10.0.0.1/steal",
     )
-    .await;
-    let id = hook["id"].as_str().unwrap().to_owned();
-    let Some(receiver) = Receiver::start(hook["secret"].as_str().unwrap(), None) else {
+    .await
+    else {
         return;
     };
-    let to = receiver.url("/redirect?to=http://10.0.0.1/steal");
-    patch_hook(&app, &id, json!({"url": to})).await;
     app.create_note(json!({"title": "lured", "body": "b"}))
         .await;
 
@@ -546,17 +535,9 @@ async fn two_replicas_deliver_each_event_exactly_once() {
     })
     .await;
     b.token = a.token.clone();
-    let hook = create_hook(
-        &a,
-        "https://placeholder.example.org/",
-        json!(["note.created"]),
-    )
-    .await;
-    let id = hook["id"].as_str().unwrap().to_owned();
-    let Some(receiver) = Receiver::start(hook["secret"].as_str().unwrap(), None) else {
+    let Some((id, _, receiver)) = hooked(&a, json!(["note.created"]), "/ok").await else {
         return;
     };
-    patch_hook(&a, &id, json!({"url": receiver.url("/ok")})).await;
 
     let mut notes = std::collections::HashSet::new();
     for i in 0..20 {
@@ -589,18 +570,10 @@ async fn a_delivery_whose_worker_is_killed_completes_after_its_lease() {
         c.webhooks.webhook_allow_networks = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
-    let hook = create_hook(
-        &api,
-        "https://placeholder.example.org/",
-        json!(["note.created"]),
-    )
-    .await;
-    let id = hook["id"].as_str().unwrap().to_owned();
-    let Some(receiver) = Receiver::start(hook["secret"].as_str().unwrap(), None) else {
+    // The receiver takes 3 s to answer: time to kill the worker mid-send.
+    let Some((id, _, receiver)) = hooked(&api, json!(["note.created"]), "/slow").await else {
         return;
     };
-    // The receiver takes 3 s to answer: time to kill the worker mid-send.
-    patch_hook(&api, &id, json!({"url": receiver.url("/slow")})).await;
     api.create_note(json!({"title": "interrupted", "body": "b"}))
         .await;
 
