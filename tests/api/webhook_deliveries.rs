@@ -535,7 +535,7 @@ async fn two_replicas_deliver_each_event_exactly_once() {
     })
     .await;
     b.token = a.token.clone();
-    let Some((id, _, receiver)) = hooked(&a, json!(["note.created"]), "/ok").await else {
+    let Some((_, _, receiver)) = hooked(&a, json!(["note.created"]), "/ok").await else {
         return;
     };
 
