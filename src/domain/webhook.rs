@@ -287,8 +287,11 @@ impl Target {
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
+    // `get`, not indexing: the prefix's length may fall inside a character
+    // of a hostile URL ("00\u{80}\u{10000}" once took a request down).
+    s.get(..prefix.len())
+        .filter(|head| head.eq_ignore_ascii_case(prefix))
+        .and_then(|_| s.get(prefix.len()..))
 }
 
 fn split_port(authority: &str) -> Result<(&str, Option<u16>), WebhookError> {
@@ -537,6 +540,10 @@ mod tests {
                 "https://example.org/\r\nX-Injected: 1",
                 WebhookError::NotHttp,
             ),
+            // A scheme's length falling inside a character.
+            ("00\u{80}\u{10000}", WebhookError::NotHttp),
+            ("htt\u{e9}://x", WebhookError::NotHttp),
+            ("\u{10000}\u{10000}", WebhookError::NotHttp),
         ] {
             assert_eq!(Target::parse(bad), Err(why), "{bad}");
         }

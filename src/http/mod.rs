@@ -39,6 +39,7 @@ use axum::{
     routing::{get, post},
 };
 use tower_http::{
+    catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
@@ -158,13 +159,26 @@ pub fn ops_router(state: AppState) -> Router {
 }
 
 fn common_layers(app: Router<AppState>, state: AppState) -> Router {
-    app.layer(from_fn(middleware::problem_json))
+    app.layer(CatchPanicLayer::custom(panicked))
+        .layer(from_fn(middleware::problem_json))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
         .layer(from_fn(middleware::observe))
         .with_state(state)
+}
+
+/// A handler that panicked answers 500 as any failure does, and is logged
+/// (and reported) with what it said, instead of dropping the connection.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let said = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    tracing::error!(panic = %said, "a request handler panicked");
+    axum::response::IntoResponse::into_response(error::ApiError::internal())
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -191,4 +205,29 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static(middleware::REQUEST_ID),
             ]),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_problem_json() {
+        let app: Router = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panicked));
+        let res = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], error::PROBLEM_JSON);
+    }
 }
