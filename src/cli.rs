@@ -9,7 +9,7 @@ use crate::{
     blobs::Blobs,
     config::{Config, Settings},
     domain::note::normalize_tag_filter,
-    export, healthcheck,
+    export, healthcheck, import,
     jobs::schedule::Schedule,
     server,
     store::{self, DynStore, PoolSettings},
@@ -79,6 +79,26 @@ pub enum Command {
         /// Only notes with this tag.
         #[arg(long)]
         tag: Option<String>,
+    },
+    /// Read a Markdown folder, an Obsidian vault or a notes-api export
+    /// (a folder or a .zip) into the database; prints the report as JSON
+    /// (docs/export.md). Importing the same files again changes nothing.
+    Import {
+        #[command(flatten)]
+        config: Config,
+        /// A folder, or a zip file.
+        #[arg(long)]
+        from: PathBuf,
+        /// auto (an NDJSON export if notes.ndjson is there, else Markdown),
+        /// markdown, obsidian or ndjson.
+        #[arg(long, default_value = "auto")]
+        format: import::Format,
+        /// Add this tag to every imported note.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Read everything and report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Exit 0 when the local server answers /readyz with 200, else 1.
     Healthcheck {
@@ -202,6 +222,71 @@ impl Cli {
                     store.close().await;
                     let summary = written?;
                     println!("{}", serde_json::to_string_pretty(&summary)?);
+                    Ok(())
+                })
+                .await
+            }
+            Command::Import {
+                config,
+                from,
+                format,
+                tag,
+                dry_run,
+            } => {
+                with_config(config, |config| async move {
+                    let tag = tag
+                        .as_deref()
+                        .map(normalize_tag_filter)
+                        .transpose()
+                        .map_err(|e| anyhow::anyhow!("--tag: {}", e.message))?;
+                    let limits = import::Limits {
+                        max_bytes: config.limits.import_max_bytes,
+                        max_files: config.limits.import_max_files,
+                    };
+                    let source = import::Source::open(&from, limits).await?;
+                    let (store, blobs) = open_data(&config).await?;
+                    let (progress, mut watch) =
+                        tokio::sync::watch::channel(import::Report::default());
+                    // A log line every few seconds: stderr, never stdout,
+                    // which holds the report.
+                    let logger = tokio::spawn(async move {
+                        let mut last = std::time::Instant::now();
+                        while watch.changed().await.is_ok() {
+                            if last.elapsed() >= Duration::from_secs(5) {
+                                last = std::time::Instant::now();
+                                let r = watch.borrow_and_update().clone();
+                                tracing::info!(
+                                    done = r.done,
+                                    total = r.total,
+                                    created = r.created,
+                                    updated = r.updated,
+                                    unchanged = r.unchanged,
+                                    errors = r.errors_total,
+                                    "import in progress"
+                                );
+                            }
+                        }
+                    });
+                    let run = import::Import {
+                        store: store.clone(),
+                        blobs,
+                        options: import::Options {
+                            format,
+                            tag,
+                            dry_run,
+                            max_upload_bytes: config.storage.max_upload_bytes,
+                        },
+                        // The next `reindex` queues the text extraction of
+                        // what a command-line import stored.
+                        after_attachment: None,
+                        progress,
+                    };
+                    let report = run.run(&source).await;
+                    drop(run);
+                    let _ = logger.await;
+                    store.close().await;
+                    let report = report?;
+                    println!("{}", serde_json::to_string_pretty(&report)?);
                     Ok(())
                 })
                 .await
