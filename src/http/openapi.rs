@@ -12,7 +12,7 @@ use utoipa::{
 use super::error::PROBLEM_JSON;
 
 use super::{
-    attachments, changes, export, ingest, jobs, keys, notes, ops, revisions, search, trash,
+    attachments, changes, export, import, ingest, jobs, keys, notes, ops, revisions, search, trash,
 };
 
 #[derive(OpenApi)]
@@ -30,13 +30,13 @@ use super::{
         attachments::upload, attachments::list, attachments::get, attachments::content, attachments::delete,
         jobs::create, jobs::get, jobs::list, jobs::retry,
         keys::create, keys::list, keys::delete,
-        export::export,
+        export::export, import::import,
     ),
     // Referenced only from parameters (`tag`, `any_tag`, `not_tag`), which
     // utoipa does not collect schemas from.
     components(schemas(crate::search::TagFilter)),
     modifiers(&BearerAuth, &ErrorResponses, &EmptyUpload),
-    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "changes", description = "What changed since a cursor: sync and live updates"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"), (name = "export", description = "Notes out as an Obsidian vault or NDJSON"),
+    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "changes", description = "What changed since a cursor: sync and live updates"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"), (name = "export", description = "Notes out as an Obsidian vault or NDJSON, and back in"),
          (name = "operations", description = "Never require a key")),
 )]
 pub struct ApiDoc;

@@ -4,6 +4,7 @@
 //! knows of HTTP.
 
 pub mod context;
+pub mod import;
 pub mod kinds;
 pub mod schedule;
 pub mod scheduler;

@@ -81,16 +81,18 @@ pub enum JobKind {
     ExtractText,
     Backup,
     Purge,
+    Import,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         Self::Ping,
         Self::Add,
         Self::Reindex,
         Self::ExtractText,
         Self::Backup,
         Self::Purge,
+        Self::Import,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +103,7 @@ impl JobKind {
             Self::ExtractText => "extract_text",
             Self::Backup => "backup",
             Self::Purge => "purge",
+            Self::Import => "import",
         }
     }
 }
@@ -108,7 +111,10 @@ impl JobKind {
 impl JobKind {
     /// Kinds that act on the whole deployment: enqueued with the admin scope.
     pub fn is_maintenance(self) -> bool {
-        matches!(self, Self::Reindex | Self::Backup | Self::Purge)
+        matches!(
+            self,
+            Self::Reindex | Self::Backup | Self::Purge | Self::Import
+        )
     }
 
     /// The lane a job of this kind waits in: the service's own work never
@@ -116,7 +122,9 @@ impl JobKind {
     pub fn lane(self) -> Lane {
         match self {
             Self::Ping | Self::Add => Lane::User,
-            Self::Reindex | Self::ExtractText | Self::Backup | Self::Purge => Lane::Internal,
+            Self::Reindex | Self::ExtractText | Self::Backup | Self::Purge | Self::Import => {
+                Lane::Internal
+            }
         }
     }
 }
@@ -189,6 +197,13 @@ pub enum JobArgs {
         to: Option<String>,
     },
     Purge,
+    /// The zip `POST /api/v1/import` staged (`import_key(upload)`), read
+    /// as `format`, `tag` added to every note.
+    Import {
+        upload: Uuid,
+        format: Option<String>,
+        tag: Option<String>,
+    },
 }
 
 // The arguments of each kind as they are read, and as the OpenAPI document
@@ -227,6 +242,21 @@ struct BackupArgs {
     /// otherwise). Absent or null: the configured default (NOTES_BACKUP_TO).
     #[schema(min_length = 1, max_length = 1024, pattern = r"^[^\u0000]*$")]
     to: Option<String>,
+}
+
+/// `import`: a zip `POST /api/v1/import` staged. Queued by that route;
+/// a job naming an upload that is not staged fails.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ImportArgs {
+    /// The staged upload's id.
+    upload: Uuid,
+    /// `auto` (default), `markdown`, `obsidian` or `ndjson`.
+    #[schema(pattern = "^(auto|markdown|obsidian|ndjson)$")]
+    format: Option<String>,
+    /// A tag added to every imported note.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    tag: Option<String>,
 }
 
 /// `reindex` and `purge` take no arguments.
@@ -302,6 +332,31 @@ impl JobArgs {
                 Self::Backup { to: a.to }
             }
             JobKind::Purge => de::<NoArgs>(args).map(|_| Self::Purge)?,
+            JobKind::Import => {
+                let a = de::<ImportArgs>(args)?;
+                if let Some(f) = &a.format
+                    && !matches!(f.as_str(), "auto" | "markdown" | "obsidian" | "ndjson")
+                {
+                    return Err(vec![FieldError::new(
+                        "args.format",
+                        "must be auto, markdown, obsidian or ndjson",
+                    )]);
+                }
+                let tag = a
+                    .tag
+                    .as_deref()
+                    .map(crate::domain::note::normalize_tag_filter)
+                    .transpose()
+                    .map_err(|mut e| {
+                        e.field = "args.tag".into();
+                        vec![e]
+                    })?;
+                Self::Import {
+                    upload: a.upload,
+                    format: a.format,
+                    tag,
+                }
+            }
         })
     }
 }
@@ -361,6 +416,7 @@ fn args_schema(kind: JobKind) -> ArgsSchema {
         JobKind::Reindex | JobKind::Purge => of::<NoArgs>(),
         JobKind::ExtractText => of::<ExtractTextArgs>(),
         JobKind::Backup => of::<BackupArgs>(),
+        JobKind::Import => of::<ImportArgs>(),
     }
 }
 
@@ -382,6 +438,10 @@ impl JobKind {
             Self::Purge => {
                 "Removes orphaned attachment objects and finished jobs past \
                  their retention (admin scope)."
+            }
+            Self::Import => {
+                "Imports a zip staged by `POST /api/v1/import` (admin scope; \
+                 that route queues it); reports its progress in `result`."
             }
         }
     }
@@ -755,7 +815,11 @@ mod tests {
         for kind in JobKind::ALL {
             let internal = matches!(
                 kind,
-                JobKind::ExtractText | JobKind::Backup | JobKind::Purge | JobKind::Reindex
+                JobKind::ExtractText
+                    | JobKind::Backup
+                    | JobKind::Purge
+                    | JobKind::Reindex
+                    | JobKind::Import
             );
             assert_eq!(kind.lane() == Lane::Internal, internal, "{kind}");
         }

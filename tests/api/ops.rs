@@ -267,7 +267,15 @@ async fn the_spec_gives_generators_typed_jobs_notes_ingest_and_uploads() {
         .collect();
     assert_eq!(
         kinds,
-        ["add", "backup", "extract_text", "ping", "purge", "reindex"]
+        [
+            "add",
+            "backup",
+            "extract_text",
+            "import",
+            "ping",
+            "purge",
+            "reindex"
+        ]
     );
     let add = &schemas["AddJobRequest"];
     assert_eq!(add["properties"]["kind"]["const"], "add");
