@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    note::{MAX_BODY_BYTES, NoteDraft, NoteInput, normalize_tag},
+    note::{MAX_BODY_BYTES, MAX_TAGS, NoteDraft, NoteInput, normalize_tag},
     timestamp,
 };
 
@@ -264,9 +264,11 @@ pub fn parse_note(source: &NoteSource<'_>, bytes: &[u8]) -> Result<ParsedNote, F
     let mut unmapped: Vec<Value> = Vec::new();
     for raw in raw_tags {
         match tag_of(&raw) {
-            Some(t) if !tags.contains(&t) => tags.push(t),
-            Some(_) => {}
-            None => {
+            // Past the most a note holds, a tag is kept with the others
+            // that could not be: the note is still imported.
+            Some(t) if !tags.contains(&t) && tags.len() < MAX_TAGS => tags.push(t),
+            Some(t) if tags.contains(&t) => {}
+            Some(_) | None => {
                 let v = Value::String(raw);
                 if !unmapped.contains(&v) {
                     unmapped.push(v);
@@ -461,7 +463,7 @@ pub fn tag_of(raw: &str) -> Option<String> {
 /// no space).
 pub fn inline_tags(body: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for line in prose_lines(body) {
+    for line in prose_lines(body).filter(|l| !is_link_definition(l)) {
         let mut in_code = false;
         let mut prev: Option<char> = None;
         let mut chars = line.char_indices().peekable();
@@ -489,6 +491,13 @@ pub fn inline_tags(body: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// A link reference definition (`[label]: #anchor "title"`): its
+/// destination is a URL, a `#fragment` there is no tag.
+fn is_link_definition(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with('[') && t.find("]:").is_some_and(|i| i > 1)
 }
 
 /// The lines of a body outside fenced code blocks (``` or ~~~) and
@@ -541,6 +550,12 @@ pub fn find_embeds(body: &str) -> Vec<Embed> {
             let after = &rest[i + 2..];
             let Some(end) = after.find("]]") else { break };
             let inner = &after[..end];
+            // `[[` that opens no wiki link (a link inside brackets, code):
+            // a target never holds brackets or backticks.
+            if inner.contains(['[', ']', '`']) {
+                rest = after;
+                continue;
+            }
             let target = inner
                 .split(['|', '#', '^'])
                 .next()
@@ -818,6 +833,14 @@ mod tests {
         let n = parse("t.md", "---\ntags: [日本語, ok]\n---\n");
         assert_eq!(n.input.tags, ["ok"]);
         assert_eq!(n.input.metadata["unmapped_tags"], json!(["日本語"]));
+        // More tags than a note holds: the note is kept, the rest listed.
+        let many: String = (0..70).map(|i| format!("#t{i} ")).collect();
+        let n = parse("many.md", &many);
+        assert_eq!(n.input.tags.len(), MAX_TAGS);
+        assert_eq!(
+            n.input.metadata["unmapped_tags"].as_array().unwrap().len(),
+            6
+        );
     }
 
     #[test]
@@ -857,6 +880,8 @@ mod tests {
                     see http://x.org/page#frag and [l](#anchor)\n\
                     `#notcode` here\n```\n#incode\n```\n    #indented\n##not\n";
         assert_eq!(inline_tags(body), ["top", "a/b/c", "Mixed_Case", "v2"]);
+        // A link reference definition's destination is a URL.
+        assert!(inline_tags("[Error handling]: #error-handling\n  [x]: #y").is_empty());
         assert_eq!(tag_of("a/b/c").as_deref(), Some("a.b.c"));
         assert_eq!(tag_of("#Mixed_Case").as_deref(), Some("mixed_case"));
         assert_eq!(tag_of("日本"), None);
@@ -867,7 +892,8 @@ mod tests {
         let body = "![[photo.png]] and ![[img/diagram.svg|300]] and [[paper.pdf#page=2]]\n\
                     [[Other note]] ![[Other note]] [[note.md]]\n\
                     ![alt](rel/a%20b.jpg \"t\") ![x](https://e.org/x.png) ![y](<sp ace.gif>)\n\
-                    ```\n![[incode.png]]\n```\n";
+                    ```\n![[incode.png]]\n```\n\
+                    [[`492e`](https://x.org/c)] - add write(string\\[, position\\[, enc.txt]]\n";
         let targets: Vec<_> = find_embeds(body).into_iter().map(|e| e.target).collect();
         assert_eq!(
             targets,

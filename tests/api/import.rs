@@ -600,3 +600,42 @@ async fn staged(app: &TestApp) -> usize {
         .unwrap()
         .len()
 }
+
+/// The job's `result` shows how far it got while it runs: the admin UI
+/// and clients draw a bar from `done` and `total`.
+#[tokio::test]
+async fn the_job_reports_its_progress_while_it_runs() {
+    let app = TestApp::spawn().await;
+    let notes: Vec<(String, Vec<u8>)> = (0..1500)
+        .map(|i| {
+            (
+                format!("n/{i:04}.md"),
+                format!("note {i} #bulk").into_bytes(),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &[u8])> = notes
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_slice()))
+        .collect();
+    let job = post_import(&app, "", zip_of(&files)).await;
+    let id = job["id"].as_str().unwrap();
+    let running = app
+        .wait_job(id, std::time::Duration::from_secs(60), |j| {
+            j["status"] == "succeeded" || (j["status"] == "running" && j["result"]["total"] == 1500)
+        })
+        .await;
+    if running["status"] == "running" {
+        let done = running["result"]["done"].as_u64().unwrap();
+        assert!(done < 1500, "{running}");
+        assert_eq!(running["result"]["errors"], json!([]));
+    } else {
+        // A machine fast enough to finish before the first look: the
+        // outcome is still the whole report.
+        eprintln!("the import finished before its progress was seen");
+    }
+    let finished = app.finished(id).await;
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    assert_eq!(finished["result"]["done"], 1500);
+    assert_eq!(finished["result"]["created"], 1500);
+}
