@@ -457,6 +457,25 @@ async fn refused(app: &TestApp, zip: Vec<u8>, expect: &str) {
     let error = job["error"].as_str().unwrap();
     assert!(error.contains(expect), "{expect:?} not in {error:?}");
     assert_eq!(app.count_notes().await, 0, "nothing was imported");
+    assert_eq!(staged(app).await, 0, "the staged zip is removed");
+}
+
+/// `zip` with every size field of its entries (local header and central
+/// directory) rewritten to `size`: a bomb whose headers lie.
+fn lying_sizes(mut zip: Vec<u8>, size: u32) -> Vec<u8> {
+    let mut i = 0;
+    while i + 4 <= zip.len() {
+        let at = match &zip[i..i + 4] {
+            b"PK\x03\x04" => Some(i + 22),
+            b"PK\x01\x02" => Some(i + 24),
+            _ => None,
+        };
+        if let Some(at) = at {
+            zip[at..at + 4].copy_from_slice(&size.to_le_bytes());
+        }
+        i += 1;
+    }
+    zip
 }
 
 #[tokio::test]
@@ -493,6 +512,20 @@ async fn hostile_zips_are_refused_with_the_entry_named_and_nothing_written() {
     });
     assert!(bomb.len() < 64 * 1024);
     refused(&app, bomb, "unpacks to more than 1048576 bytes").await;
+    // The same bomb, its headers claiming 10 bytes: stopped as it unpacks.
+    let liar = lying_sizes(
+        raw_zip(|w| {
+            w.start_file("lie.md", opts).unwrap();
+            w.write_all(&vec![b'a'; 8 * 1024 * 1024]).unwrap();
+        }),
+        10,
+    );
+    refused(
+        &app,
+        liar,
+        "entry \"lie.md\" unpacks to more than the 10 bytes it declares",
+    )
+    .await;
     let many = raw_zip(|w| {
         for i in 0..200 {
             w.start_file(format!("n{i}.md"), opts).unwrap();
