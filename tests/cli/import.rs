@@ -188,3 +188,81 @@ fn a_vault_of_debians_markdown_documentation_imports_every_file_accounted_for() 
     assert_eq!(again["unchanged"], notes, "{again}");
     assert_eq!(again["created"], 0);
 }
+
+/// An import of a zip holding a 64 MiB attachment through a real server
+/// streams it twice (the upload into storage, then from the zip into
+/// storage again): the server's peak memory stays near where it was, and
+/// the attachment arrives byte for byte.
+#[test]
+fn importing_a_large_attachment_through_the_server_keeps_memory_flat() {
+    use sha2::{Digest, Sha256};
+
+    use crate::uploads::{curl, serve_ready, status_kb};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, base) = serve_ready(dir.path());
+    let pid = server.id();
+    let size = 64 * 1024 * 1024;
+    let mut data = Vec::with_capacity(size);
+    let mut block = Sha256::digest(b"video");
+    while data.len() < size {
+        block = Sha256::digest(block);
+        data.extend_from_slice(&block);
+    }
+    let sha = hex::encode(Sha256::digest(&data));
+    let zip_path = dir.path().join("vault.zip");
+    let mut w = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    w.start_file("Trip.md", stored).unwrap();
+    w.write_all(b"The video: ![[video.mp4]]\n").unwrap();
+    w.start_file("media/video.mp4", stored.large_file(false))
+        .unwrap();
+    w.write_all(&data).unwrap();
+    w.finish().unwrap();
+    drop(data);
+
+    let reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
+    let before = status_kb(pid, "VmRSS");
+    let (status, out) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/zip",
+        "--data-binary",
+        &format!("@{}", zip_path.display()),
+        &format!("{base}/api/v1/import"),
+    ]);
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&out));
+    let job: Value = serde_json::from_slice(&out).unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let job = (0..600)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let (_, out) = curl(&[&format!("{base}/api/v1/jobs/{id}")]);
+            let job: Value = serde_json::from_slice(&out).unwrap();
+            (job["status"] == "succeeded" || job["status"] == "dead").then_some(job)
+        })
+        .expect("the import finished");
+    let peak = status_kb(pid, "VmHWM");
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["result"]["attachments"], 1, "{job}");
+
+    let (_, out) = curl(&[&format!("{base}/api/v1/notes")]);
+    let notes: Value = serde_json::from_slice(&out).unwrap();
+    let note = notes["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, out) = curl(&[&format!("{base}/api/v1/notes/{note}/attachments")]);
+    let list: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(list[0]["sha256"], sha.as_str());
+    assert_eq!(list[0]["size"], size as u64);
+    server.kill().unwrap();
+    let _ = server.wait();
+    eprintln!("import of 64 MiB: RSS {before} kB before, peak {peak} kB (peak reset: {reset})");
+    if reset {
+        let added_mib = peak.saturating_sub(before) / 1024;
+        assert!(
+            added_mib < 32,
+            "a 64 MiB import took the server from {before} kB to a peak of {peak} kB"
+        );
+    }
+}
