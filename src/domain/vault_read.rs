@@ -8,10 +8,11 @@
 //! reading an export gives back the notes it was written from (see
 //! [`parse_note`] for the link block an export appends).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
+use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use super::{
@@ -645,11 +646,19 @@ fn strip_export_links(body: &str, stem: &str) -> (String, Vec<Embed>) {
 /// The files of a vault, for resolving embeds as Obsidian does: the path
 /// as written relative to the note's folder, then relative to the vault's
 /// root, then the file of that name anywhere (the first in path order).
+/// Paths are compared in Unicode NFC: a zip made on macOS names `café`
+/// with a combining accent where the note's link has the composed one.
 /// Holds paths only, never content.
 #[derive(Default)]
 pub struct VaultIndex {
-    paths: HashSet<String>,
+    /// NFC path → the path as the vault spells it.
+    paths: HashMap<String, String>,
+    /// Lower-cased NFC file name → the first path in order with it.
     by_name: HashMap<String, String>,
+}
+
+fn nfc(s: &str) -> String {
+    s.nfc().collect()
 }
 
 impl VaultIndex {
@@ -657,10 +666,10 @@ impl VaultIndex {
         let sorted: BTreeMap<&str, ()> = paths.into_iter().map(|p| (p, ())).collect();
         let mut index = Self::default();
         for p in sorted.keys() {
-            index.paths.insert((*p).to_owned());
+            index.paths.entry(nfc(p)).or_insert_with(|| (*p).to_owned());
             index
                 .by_name
-                .entry(file_name(p).to_lowercase())
+                .entry(nfc(file_name(p)).to_lowercase())
                 .or_insert_with(|| (*p).to_owned());
         }
         index
@@ -674,13 +683,14 @@ impl VaultIndex {
         } else {
             normalize(&format!("{dir}/{target}"))
         };
-        if let Some(p) = relative.filter(|p| self.paths.contains(p)) {
-            return Some(p);
+        for candidate in [relative, normalize(target)].into_iter().flatten() {
+            if let Some(p) = self.paths.get(&nfc(&candidate)) {
+                return Some(p.clone());
+            }
         }
-        if let Some(p) = normalize(target).filter(|p| self.paths.contains(p)) {
-            return Some(p);
-        }
-        self.by_name.get(&file_name(target).to_lowercase()).cloned()
+        self.by_name
+            .get(&nfc(file_name(target)).to_lowercase())
+            .cloned()
     }
 }
 
@@ -931,6 +941,18 @@ mod tests {
             Some("b/photo.png")
         );
         assert_eq!(index.resolve("n.md", "missing.png"), None);
+        // A macOS zip's decomposed name, a link's composed one.
+        let index = VaultIndex::new(["Caf\u{65}\u{301}/photo \u{e9}.png"]);
+        assert_eq!(
+            index
+                .resolve("Caf\u{e9}/n.md", "photo \u{e9}.png")
+                .as_deref(),
+            Some("Caf\u{65}\u{301}/photo \u{e9}.png")
+        );
+        assert_eq!(
+            index.resolve("x.md", "PHOTO \u{c9}.png").as_deref(),
+            Some("Caf\u{65}\u{301}/photo \u{e9}.png")
+        );
     }
 
     #[test]

@@ -165,7 +165,22 @@ fn vault(alpha_body: &str) -> (Vec<u8>, BTreeMap<&'static str, Vec<u8>>) {
 async fn a_vault_imports_with_every_file_accounted_for_and_again_changes_nothing() {
     let app = TestApp::spawn().await;
     let (zip, files) = vault("Alpha body #inline/Nested");
-    let result = import_ok(&app, "?tag=imported", zip).await;
+    let job = import(&app, "?tag=imported", zip).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let result = job["result"].clone();
+    // The admin UI's job page draws the progress.
+    let html = app
+        .get(&format!("/admin/jobs/{}", job["id"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(r#"<progress value="8" max="8""#) && html.contains("· 7 created"),
+        "{html}"
+    );
     assert_eq!(result["format"], "markdown", "{result}");
     assert_eq!(result["total"], 8, "{result}");
     assert_eq!(result["done"], 8);
