@@ -266,3 +266,43 @@ fn importing_a_large_attachment_through_the_server_keeps_memory_flat() {
         );
     }
 }
+
+/// On a terminal (a pseudo-terminal from `script`), the import draws its
+/// progress on one line of stderr: the count, the rate, the time left.
+#[test]
+fn on_a_terminal_the_import_draws_its_progress() {
+    let Ok(probe) = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("no `script` (util-linux) to make a pseudo-terminal; skipped");
+        return;
+    };
+    assert!(probe.status.success());
+    let data = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    vault(src.path());
+    let command = format!(
+        "{} import --from {}",
+        env!("CARGO_BIN_EXE_notes-api"),
+        src.path().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("NOTES_DATA_DIR", data.path())
+        .env("NOTES_LOG", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("import: 0/3 notes (0%), 0 notes/s, time left")
+            && text.contains("\x1b[Kimport: 3/3 notes (100%)")
+            && text.contains("notes/s, nothing left\r\n"),
+        "{text:?}"
+    );
+    // The report follows, after the progress line is ended.
+    assert!(text.contains("\"created\": 2"), "{text}");
+}
