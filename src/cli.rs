@@ -96,6 +96,10 @@ pub enum Command {
         /// Add this tag to every imported note.
         #[arg(long)]
         tag: Option<String>,
+        /// Also tag each note with its folder (`Projects/2024` becomes
+        /// `projects.2024`); the folder is kept in metadata.path either way.
+        #[arg(long)]
+        folder_tags: bool,
         /// Read everything and report what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -231,6 +235,7 @@ impl Cli {
                 from,
                 format,
                 tag,
+                folder_tags,
                 dry_run,
             } => {
                 with_config(config, |config| async move {
@@ -254,6 +259,7 @@ impl Cli {
                         options: import::Options {
                             format,
                             tag,
+                            folder_tags,
                             dry_run,
                             max_upload_bytes: config.storage.max_upload_bytes,
                         },

@@ -179,6 +179,8 @@ pub struct NoteSource<'a> {
     pub path: &'a str,
     /// A tag added to every note (already normalized).
     pub extra_tag: Option<&'a str>,
+    /// The folder becomes a tag too (`Projects/2024` → `projects.2024`).
+    pub folder_tag: bool,
 }
 
 /// Reads one Markdown or Obsidian note file.
@@ -258,6 +260,11 @@ pub fn parse_note(source: &NoteSource<'_>, bytes: &[u8]) -> Result<ParsedNote, F
     if !from_export {
         raw_tags.extend(inline_tags(&body));
     }
+    let dir = folder(source.path);
+    if source.folder_tag && !dir.is_empty() {
+        // Folder names hold spaces, which no tag does.
+        raw_tags.push(dir.replace(char::is_whitespace, "-"));
+    }
     if let Some(tag) = source.extra_tag {
         raw_tags.push(tag.to_owned());
     }
@@ -287,7 +294,6 @@ pub fn parse_note(source: &NoteSource<'_>, bytes: &[u8]) -> Result<ParsedNote, F
             .entry("unmapped_tags")
             .or_insert(Value::Array(unmapped));
     }
-    let dir = folder(source.path);
     if !dir.is_empty() {
         metadata
             .entry("path")
@@ -750,6 +756,7 @@ mod tests {
             &NoteSource {
                 path,
                 extra_tag: None,
+                folder_tag: false,
             },
             text.as_bytes(),
         )
@@ -858,6 +865,7 @@ mod tests {
         let src = NoteSource {
             path: "x.md",
             extra_tag: None,
+            folder_tag: false,
         };
         assert!(matches!(
             parse_note(&src, b"ok \xff bad"),
@@ -1014,11 +1022,23 @@ mod tests {
             &NoteSource {
                 path: "x.md",
                 extra_tag: Some("imported"),
+                folder_tag: false,
             },
             b"#a",
         )
         .unwrap();
         assert_eq!(n.input.tags, ["a", "imported"]);
+        let n = parse_note(
+            &NoteSource {
+                path: "My Projects/2024/x.md",
+                extra_tag: None,
+                folder_tag: true,
+            },
+            b"#a",
+        )
+        .unwrap();
+        assert_eq!(n.input.tags, ["a", "my-projects.2024"]);
+        assert_eq!(n.input.metadata["path"], "My Projects/2024");
         assert_eq!(content_type_of("x/Y.PNG"), "image/png");
         assert_eq!(content_type_of("x.unknown"), "application/octet-stream");
     }

@@ -44,6 +44,9 @@ pub struct ImportParams {
     /// A tag added to every imported note.
     #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub tag: Option<String>,
+    /// `true`: each note is also tagged with its folder (`Projects/2024`
+    /// becomes `projects.2024`); it is kept in `metadata.path` either way.
+    pub folder_tags: Option<bool>,
 }
 
 /// The OpenAPI shape of a multipart import.
@@ -164,6 +167,7 @@ pub async fn import(
             "upload": upload,
             "format": format.map(|f| serde_json::to_value(f).expect("a format serializes")),
             "tag": tag,
+            "folder_tags": params.folder_tags.unwrap_or(false),
         }),
     );
     let job = match state.enqueue(job).await {

@@ -65,6 +65,8 @@ pub struct Options {
     pub format: Format,
     /// Added to every note (already normalized).
     pub tag: Option<String>,
+    /// A note's folder becomes one of its tags too (Markdown).
+    pub folder_tags: bool,
     /// Decide everything, write nothing.
     pub dry_run: bool,
     /// The largest attachment (NOTES_MAX_UPLOAD_BYTES).
@@ -185,6 +187,7 @@ impl Import {
                 &NoteSource {
                     path: &entry.path,
                     extra_tag: self.options.tag.as_deref(),
+                    folder_tag: self.options.folder_tags,
                 },
                 &bytes,
             ) {

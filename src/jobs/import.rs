@@ -72,9 +72,10 @@ pub async fn run(
     upload: Uuid,
     format: Option<String>,
     tag: Option<String>,
+    folder_tags: bool,
 ) -> Result<Value, Failed> {
     let key = staged_key(upload);
-    let outcome = import_staged(ctx, running, &key, format, tag).await;
+    let outcome = import_staged(ctx, running, &key, format, tag, folder_tags).await;
     // Removed once it has been read through, once it is refused (no
     // attempt reads it better), or when no attempt follows; a failure
     // that may pass (the database, storage) leaves it for the retry.
@@ -118,6 +119,7 @@ async fn import_staged(
     key: &str,
     format: Option<String>,
     tag: Option<String>,
+    folder_tags: bool,
 ) -> Result<Report, Failure> {
     let format = format
         .as_deref()
@@ -182,6 +184,7 @@ async fn import_staged(
         options: import::Options {
             format,
             tag,
+            folder_tags,
             dry_run: false,
             max_upload_bytes: ctx.settings.storage.max_upload_bytes,
         },

@@ -124,7 +124,8 @@ pub async fn execute(ctx: &Context, args: JobArgs, running: Running) -> Result<V
             upload,
             format,
             tag,
-        } => super::import::run(ctx, running, upload, format, tag)
+            folder_tags,
+        } => super::import::run(ctx, running, upload, format, tag, folder_tags)
             .await
             .map_err(|e| match e {
                 ImportFailed::Rejected(why) => JobError::Rejected(why),

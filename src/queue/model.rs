@@ -203,6 +203,7 @@ pub enum JobArgs {
         upload: Uuid,
         format: Option<String>,
         tag: Option<String>,
+        folder_tags: bool,
     },
 }
 
@@ -257,6 +258,9 @@ struct ImportArgs {
     /// A tag added to every imported note.
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     tag: Option<String>,
+    /// Tag each note with its folder too.
+    #[serde(default)]
+    folder_tags: Option<bool>,
 }
 
 /// `reindex` and `purge` take no arguments.
@@ -355,6 +359,7 @@ impl JobArgs {
                     upload: a.upload,
                     format: a.format,
                     tag,
+                    folder_tags: a.folder_tags.unwrap_or(false),
                 }
             }
         })

@@ -687,3 +687,16 @@ async fn the_job_reports_its_progress_while_it_runs() {
     assert_eq!(finished["result"]["done"], 1500);
     assert_eq!(finished["result"]["created"], 1500);
 }
+
+#[tokio::test]
+async fn folder_tags_tag_each_note_with_its_folder() {
+    let app = TestApp::spawn().await;
+    let zip = zip_of(&[("Work/Deep Dive/x.md", b"#a"), ("top.md", b"b")]);
+    let result = import_ok(&app, "?folder_tags=true", zip).await;
+    assert_eq!(result["created"], 2, "{result}");
+    let all = notes(&app).await;
+    let x = by_external_id(&all, "vault:Work/Deep Dive/x.md");
+    assert_eq!(x["tags"], json!(["a", "work.deep-dive"]));
+    assert_eq!(x["metadata"]["path"], "Work/Deep Dive");
+    assert_eq!(by_external_id(&all, "vault:top.md")["tags"], json!([]));
+}
