@@ -181,6 +181,11 @@ macro_rules! forward_to_sqlx {
 }
 pub(crate) use forward_to_sqlx;
 
+/// The advisory lock PostgreSQL's ingests with external ids, and imports,
+/// take in turn ("notes-api ingest" as an int8; nothing else in the
+/// database uses one-key advisory locks).
+pub(crate) const INGEST_LOCK: i64 = 0x6e6f_7465_735f_696e;
+
 /// A statement of this module, numbered for `B`.
 pub(crate) fn query<B: Backend>(sql: &str) -> Query<'static, B, B::Arguments> {
     sqlx::query(AssertSqlSafe(B::DIALECT.sql(sql).0.into_owned()))
@@ -596,6 +601,17 @@ impl<B: Backend> Notes for SqlStore<B> {
         } = imported;
         let now = timestamp::now();
         let mut tx = B::begin_write(self).await?;
+        // Imports and ingests naming the same ids take turns on
+        // PostgreSQL, as ingests do among themselves: a concurrent one
+        // then finds the note this one made instead of inserting it twice
+        // (a unique violation). SQLite's one writer already serializes.
+        if B::DIALECT == Dialect::Postgres {
+            execute(
+                &mut *tx,
+                query::<B>("SELECT pg_advisory_xact_lock($1)").arg(INGEST_LOCK),
+            )
+            .await?;
+        }
         let by_id = match id {
             Some(id) => {
                 let row: Option<ExistingRow> = fetch_optional(

@@ -41,6 +41,7 @@ contract_tests! {
     ingest_creates_updates_and_leaves_alone_by_external_id: sqlite, postgres;
     import_note_keeps_the_id_and_times_and_upserts_by_id_then_external_id: sqlite, postgres;
     import_note_dry_run_writes_nothing: sqlite, postgres;
+    concurrent_imports_of_one_note_create_it_once: sqlite, postgres;
     ingest_of_a_large_batch_upserts_every_note: sqlite, postgres;
     ingest_that_fails_writes_nothing: sqlite, postgres;
     concurrent_ingests_of_the_same_ids_in_opposite_orders_both_land: sqlite, postgres;
@@ -690,6 +691,34 @@ async fn import_note_keeps_the_id_and_times_and_upserts_by_id_then_external_id(s
     assert_eq!(outcome, Upserted::Updated);
     assert_eq!(c.id, a.id);
     assert_eq!(get(&s, a.id).await.title, "a2");
+}
+
+async fn concurrent_imports_of_one_note_create_it_once(s: DynStore) {
+    // Rounds of writers racing on one new external id each: the window
+    // between looking a note up and inserting it is small.
+    for round in 0..10 {
+        let ext = format!("vault:same-{round}.md");
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, ext) = (s.clone(), ext.clone());
+                tokio::spawn(async move {
+                    s.import_note(imported(None, external("same", &ext), None), false)
+                        .await
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for t in tasks {
+            let (_, outcome) = t.await.unwrap().expect("no conflict");
+            if outcome == Upserted::Created {
+                created += 1;
+            } else {
+                assert_eq!(outcome, Upserted::Unchanged);
+            }
+        }
+        assert_eq!(created, 1, "round {round}");
+    }
+    assert_eq!(s.count_notes().await.unwrap(), 10);
 }
 
 async fn import_note_dry_run_writes_nothing(s: DynStore) {
