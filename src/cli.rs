@@ -9,7 +9,7 @@ use crate::{
     blobs::Blobs,
     config::{Config, Settings},
     domain::note::normalize_tag_filter,
-    export, healthcheck,
+    export, healthcheck, import,
     jobs::schedule::Schedule,
     server,
     store::{self, DynStore, PoolSettings},
@@ -79,6 +79,30 @@ pub enum Command {
         /// Only notes with this tag.
         #[arg(long)]
         tag: Option<String>,
+    },
+    /// Read a Markdown folder, an Obsidian vault or a notes-api export
+    /// (a folder or a .zip) into the database; prints the report as JSON
+    /// (docs/export.md). Importing the same files again changes nothing.
+    Import {
+        #[command(flatten)]
+        config: Config,
+        /// A folder, or a zip file.
+        #[arg(long)]
+        from: PathBuf,
+        /// auto (an NDJSON export if notes.ndjson is there, else Markdown),
+        /// markdown, obsidian or ndjson.
+        #[arg(long, default_value = "auto")]
+        format: import::Format,
+        /// Add this tag to every imported note.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Also tag each note with its folder (`Projects/2024` becomes
+        /// `projects.2024`); the folder is kept in metadata.path either way.
+        #[arg(long)]
+        folder_tags: bool,
+        /// Read everything and report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Exit 0 when the local server answers /readyz with 200, else 1.
     Healthcheck {
@@ -206,6 +230,54 @@ impl Cli {
                 })
                 .await
             }
+            Command::Import {
+                config,
+                from,
+                format,
+                tag,
+                folder_tags,
+                dry_run,
+            } => {
+                with_config(config, |config| async move {
+                    let tag = tag
+                        .as_deref()
+                        .map(normalize_tag_filter)
+                        .transpose()
+                        .map_err(|e| anyhow::anyhow!("--tag: {}", e.message))?;
+                    let limits = import::Limits {
+                        max_bytes: config.limits.import_max_bytes,
+                        max_files: config.limits.import_max_files,
+                    };
+                    let source = import::Source::open(&from, limits).await?;
+                    let (store, blobs) = open_data(&config).await?;
+                    let (progress, watch) = tokio::sync::watch::channel(import::Report::default());
+                    // Progress on stderr, never stdout, which holds the report.
+                    let logger = tokio::spawn(show_progress(watch));
+                    let run = import::Import {
+                        store: store.clone(),
+                        blobs,
+                        options: import::Options {
+                            format,
+                            tag,
+                            folder_tags,
+                            dry_run,
+                            max_upload_bytes: config.storage.max_upload_bytes,
+                        },
+                        // The next `reindex` queues the text extraction of
+                        // what a command-line import stored.
+                        after_attachment: None,
+                        progress,
+                    };
+                    let report = run.run(&source).await;
+                    drop(run);
+                    let _ = logger.await;
+                    store.close().await;
+                    let report = report?;
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    Ok(())
+                })
+                .await
+            }
             Command::Dataset(DatasetCommand::Pack { from, to, keys }) => {
                 pack(&from, &to, &keys).await
             }
@@ -281,6 +353,67 @@ fn fail(err: &dyn std::fmt::Display) -> ExitCode {
 
 /// What a backup or a restore needs, and nothing more: the database
 /// (migrated when configured, as a serving process would) and the blobs.
+/// Shows an import's progress on stderr: on a terminal, one line redrawn
+/// in place with the count, the rate and the time left; otherwise a log
+/// line every 5 seconds. (Hand-written: `indicatif` is not in the tree,
+/// and this is one line of text.)
+async fn show_progress(mut watch: tokio::sync::watch::Receiver<import::Report>) {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    let every = if tty {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(5)
+    };
+    let started = std::time::Instant::now();
+    let mut last: Option<std::time::Instant> = None;
+    while watch.changed().await.is_ok() {
+        // Marked seen every time, or `changed` would answer at once again.
+        let r = watch.borrow_and_update().clone();
+        let finished = r.total > 0 && r.done == r.total;
+        let due = last.is_none_or(|t| t.elapsed() >= every);
+        if tty && (due || finished) {
+            last = Some(std::time::Instant::now());
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let rate = r.done as f64 / secs;
+            let left = r.total.saturating_sub(r.done) as f64 / rate.max(0.001);
+            let percent = if r.total == 0 {
+                100.0
+            } else {
+                r.done as f64 * 100.0 / r.total as f64
+            };
+            eprint!(
+                "\r\x1b[Kimport: {}/{} notes ({percent:.0}%), {rate:.0} notes/s, {} left",
+                r.done,
+                r.total,
+                if finished {
+                    "nothing".to_owned()
+                } else if r.done == 0 {
+                    "time".to_owned()
+                } else {
+                    format!("about {left:.0} s")
+                }
+            );
+        } else if !tty && last.is_some_and(|t| t.elapsed() >= every) {
+            last = Some(std::time::Instant::now());
+            tracing::info!(
+                done = r.done,
+                total = r.total,
+                created = r.created,
+                updated = r.updated,
+                unchanged = r.unchanged,
+                errors = r.errors_total,
+                "import in progress"
+            );
+        } else if last.is_none() {
+            last = Some(std::time::Instant::now());
+        }
+    }
+    if tty && last.is_some() {
+        eprintln!();
+    }
+}
+
 async fn open_data(settings: &Settings) -> anyhow::Result<(DynStore, Blobs)> {
     let store = connect(settings).await?;
     if settings.server.migrate_on_start && !settings.server.read_only {

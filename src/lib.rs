@@ -27,6 +27,7 @@ pub mod export;
 pub mod figures;
 pub mod healthcheck;
 pub mod http;
+pub mod import;
 pub mod index;
 pub mod jobs;
 pub mod queue;

@@ -300,6 +300,14 @@ pub struct LimitsArgs {
     /// small the note: bytes alone do not bound it.
     #[arg(long, env = "NOTES_MAX_INGEST_NOTES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_ingest_notes: u64,
+    /// Largest import (issue #26): the zip upload, and the bytes its
+    /// files unpack to, all together. A zip bomb stops here.
+    #[arg(long, env = "NOTES_IMPORT_MAX_BYTES", default_value_t = 10 * 1024 * 1024 * 1024)]
+    pub import_max_bytes: u64,
+    /// Most files (entries) one import may hold: a zip of a million empty
+    /// files costs its central directory in memory, so it stops here.
+    #[arg(long, env = "NOTES_IMPORT_MAX_FILES", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub import_max_files: u64,
     /// Seconds a request may take before it is answered 503.
     #[arg(long, env = "NOTES_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,

@@ -112,6 +112,8 @@ pub struct Jobs {
 pub struct Limits {
     pub max_ingest_bytes: u64,
     pub max_ingest_notes: u64,
+    pub import_max_bytes: u64,
+    pub import_max_files: u64,
     pub request_timeout: Duration,
     pub ingest_timeout: Duration,
     pub header_timeout: Duration,
@@ -362,6 +364,8 @@ impl Settings {
             limits: Limits {
                 max_ingest_bytes: limits.max_ingest_bytes,
                 max_ingest_notes: limits.max_ingest_notes,
+                import_max_bytes: limits.import_max_bytes,
+                import_max_files: limits.import_max_files,
                 request_timeout: Duration::from_secs(limits.request_timeout),
                 ingest_timeout: Duration::from_secs(limits.ingest_timeout),
                 header_timeout: Duration::from_secs(limits.header_timeout),

@@ -14,4 +14,5 @@ pub mod timestamp;
 pub mod unicode;
 pub mod validation;
 pub mod vault;
+pub mod vault_read;
 pub mod webhook;

@@ -9,6 +9,7 @@ pub mod etag;
 pub mod export;
 pub mod extract;
 pub mod host;
+pub mod import;
 pub mod ingest;
 pub mod jobs;
 pub mod keys;
@@ -125,6 +126,8 @@ pub fn router(state: AppState) -> Router {
     // may take long on slow links.
     let ingest = Router::new()
         .route("/api/v1/ingest", post(ingest::ingest))
+        // Stages the zip as it arrives, counted against NOTES_IMPORT_MAX_BYTES.
+        .route("/api/v1/import", post(import::import))
         .route(
             "/api/v1/notes/{id}/attachments",
             get(attachments::list).post(attachments::upload),

@@ -12,7 +12,7 @@ use utoipa::{
 use super::error::PROBLEM_JSON;
 
 use super::{
-    attachments, changes, export, ingest, jobs, keys, notes, ops, revisions, search, trash,
+    attachments, changes, export, import, ingest, jobs, keys, notes, ops, revisions, search, trash,
     webhooks,
 };
 
@@ -33,13 +33,13 @@ use super::{
         keys::create, keys::list, keys::delete,
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::deliveries, webhooks::redeliver, webhooks::ping,
-        export::export,
+        export::export, import::import,
     ),
     // Referenced only from parameters (`tag`, `any_tag`, `not_tag`), which
     // utoipa does not collect schemas from.
     components(schemas(crate::search::TagFilter)),
     modifiers(&BearerAuth, &ErrorResponses, &EmptyUpload),
-    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "changes", description = "What changed since a cursor: sync and live updates"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"), (name = "webhooks", description = "Signed deliveries of the change feed's events (Standard Webhooks); admin scope"), (name = "export", description = "Notes out as an Obsidian vault or NDJSON"),
+    tags((name = "notes"), (name = "revisions", description = "A note's history"), (name = "trash", description = "Deleted notes, until restored or deleted for good"), (name = "changes", description = "What changed since a cursor: sync and live updates"), (name = "ingest"), (name = "attachments"), (name = "search"), (name = "jobs"), (name = "keys", description = "Master key only"), (name = "webhooks", description = "Signed deliveries of the change feed's events (Standard Webhooks); admin scope"), (name = "export", description = "Notes out as an Obsidian vault or NDJSON, and back in"),
          (name = "operations", description = "Never require a key")),
 )]
 pub struct ApiDoc;

@@ -98,9 +98,11 @@ enum Class {
 fn class(method: &Method, route: &str) -> Class {
     match (method.as_str(), route) {
         ("POST", "/api/v1/ingest") => Class::Ingest,
-        ("POST", "/api/v1/notes/{id}/attachments" | "/admin/notes/{id}/attachments") => {
-            Class::Upload
-        }
+        // An import's zip streams to storage like an attachment.
+        (
+            "POST",
+            "/api/v1/notes/{id}/attachments" | "/admin/notes/{id}/attachments" | "/api/v1/import",
+        ) => Class::Upload,
         // HEAD runs the handler too (axum answers it from the GET route).
         ("GET" | "HEAD", "/api/v1/export") => Class::Export,
         ("GET" | "POST", "/api/v1/notes")

@@ -4,7 +4,10 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
-use super::Context;
+use super::{
+    Context,
+    import::{Failed as ImportFailed, Running},
+};
 use crate::{
     backup,
     domain::attachment,
@@ -62,10 +65,22 @@ pub enum JobError {
         error: String,
         at: chrono::DateTime<Utc>,
     },
+    /// The input cannot be worked with however often it is tried (an
+    /// import of a file that is not a zip): no retry, the job is dead.
+    #[error("{0}")]
+    Rejected(String),
 }
 
-/// Runs one job to its result.
-pub async fn execute(ctx: &Context, args: JobArgs) -> Result<Value, JobError> {
+impl JobError {
+    /// Whether another attempt cannot do better.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Rejected(_))
+    }
+}
+
+/// Runs one job to its result; `running` is the attempt (a job that
+/// reports progress writes it under its lease).
+pub async fn execute(ctx: &Context, args: JobArgs, running: Running) -> Result<Value, JobError> {
     match args {
         JobArgs::Ping { delay_ms } => {
             tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
@@ -117,6 +132,25 @@ pub async fn execute(ctx: &Context, args: JobArgs) -> Result<Value, JobError> {
             Ok(result)
         }
         JobArgs::Purge => purge(ctx).await,
+        JobArgs::Import {
+            upload,
+            format,
+            tag,
+            folder_tags,
+        } => super::import::run(ctx, running, upload, format, tag, folder_tags)
+            .await
+            .map_err(|e| match e {
+                ImportFailed::Rejected(why) => JobError::Rejected(why),
+                ImportFailed::Store(source) => JobError::Store {
+                    what: "import",
+                    source,
+                },
+                ImportFailed::Storage(source) => JobError::Storage {
+                    what: "import",
+                    source,
+                },
+                ImportFailed::Other(why) => JobError::Refused(format!("import failed: {why}")),
+            }),
         JobArgs::DeliverWebhook { delivery_id } => deliver_webhook(ctx, delivery_id).await,
     }
 }

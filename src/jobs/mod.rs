@@ -5,6 +5,7 @@
 
 pub mod context;
 pub mod dispatcher;
+pub mod import;
 pub mod kinds;
 pub mod schedule;
 pub mod scheduler;

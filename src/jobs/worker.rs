@@ -173,9 +173,14 @@ async fn run_one(
         let mut run = tokio::spawn({
             let ctx = ctx.clone();
             let (kind, args) = (job.kind, job.args.clone());
+            let running = super::import::Running {
+                id: job.id,
+                token,
+                last_attempt: job.attempts >= job.max_attempts,
+            };
             async move {
                 match JobArgs::parse(kind, &args) {
-                    Ok(args) => super::kinds::execute(&ctx, args).await,
+                    Ok(args) => super::kinds::execute(&ctx, args, running).await,
                     Err(errors) => Err(super::kinds::JobError::Refused(format!(
                         "invalid arguments: {}",
                         errors[0]
@@ -189,6 +194,7 @@ async fn run_one(
                 Ok(Err(super::kinds::JobError::RetryAt { error, at })) if job.attempts < job.max_attempts => {
                     Outcome::Retry { error, at }
                 }
+                Ok(Err(error)) if error.is_final() => Outcome::Dead(error.to_string()),
                 Ok(Err(error)) => after_failure(&job, error.to_string(), settings.backoff, BACKOFF_CAP, Utc::now()),
                 Err(e) => {
                     tracing::error!(job = %job.id, kind, error = %e, "job panicked");

@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -72,6 +73,9 @@ pub trait Queue: Send + Sync + 'static {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<bool, QueueError>;
+    /// Sets a running job's `result` while it runs (an import's progress);
+    /// `false` when the lease was lost. The outcome replaces it.
+    async fn progress(&self, id: Uuid, token: Uuid, result: &Value) -> Result<bool, QueueError>;
     /// Records how the attempt ended; `false` when the lease was lost (the
     /// outcome is then not recorded: the job belongs to another worker).
     async fn finish(

@@ -82,10 +82,11 @@ pub enum JobKind {
     Backup,
     Purge,
     DeliverWebhook,
+    Import,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         Self::Ping,
         Self::Add,
         Self::Reindex,
@@ -93,6 +94,7 @@ impl JobKind {
         Self::Backup,
         Self::Purge,
         Self::DeliverWebhook,
+        Self::Import,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +106,7 @@ impl JobKind {
             Self::Backup => "backup",
             Self::Purge => "purge",
             Self::DeliverWebhook => "deliver_webhook",
+            Self::Import => "import",
         }
     }
 }
@@ -111,7 +114,10 @@ impl JobKind {
 impl JobKind {
     /// Kinds that act on the whole deployment: enqueued with the admin scope.
     pub fn is_maintenance(self) -> bool {
-        matches!(self, Self::Reindex | Self::Backup | Self::Purge)
+        matches!(
+            self,
+            Self::Reindex | Self::Backup | Self::Purge | Self::Import
+        )
     }
 
     /// Kinds only the admin scope may enqueue: maintenance, and a webhook
@@ -129,7 +135,8 @@ impl JobKind {
             | Self::ExtractText
             | Self::Backup
             | Self::Purge
-            | Self::DeliverWebhook => Lane::Internal,
+            | Self::DeliverWebhook
+            | Self::Import => Lane::Internal,
         }
     }
 }
@@ -205,6 +212,14 @@ pub enum JobArgs {
     DeliverWebhook {
         delivery_id: Uuid,
     },
+    /// The zip `POST /api/v1/import` staged (`import_key(upload)`), read
+    /// as `format`, `tag` added to every note.
+    Import {
+        upload: Uuid,
+        format: Option<String>,
+        tag: Option<String>,
+        folder_tags: bool,
+    },
 }
 
 // The arguments of each kind as they are read, and as the OpenAPI document
@@ -251,6 +266,24 @@ struct BackupArgs {
     /// otherwise). Absent or null: the configured default (NOTES_BACKUP_TO).
     #[schema(min_length = 1, max_length = 1024, pattern = r"^[^\u0000]*$")]
     to: Option<String>,
+}
+
+/// `import`: a zip `POST /api/v1/import` staged. Queued by that route;
+/// a job naming an upload that is not staged fails.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ImportArgs {
+    /// The staged upload's id.
+    upload: Uuid,
+    /// `auto` (default), `markdown`, `obsidian` or `ndjson`.
+    #[schema(pattern = "^(auto|markdown|obsidian|ndjson)$")]
+    format: Option<String>,
+    /// A tag added to every imported note.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    tag: Option<String>,
+    /// Tag each note with its folder too.
+    #[serde(default)]
+    folder_tags: Option<bool>,
 }
 
 /// `reindex` and `purge` take no arguments.
@@ -331,6 +364,32 @@ impl JobArgs {
                     delivery_id: a.delivery_id,
                 })?
             }
+            JobKind::Import => {
+                let a = de::<ImportArgs>(args)?;
+                if let Some(f) = &a.format
+                    && !matches!(f.as_str(), "auto" | "markdown" | "obsidian" | "ndjson")
+                {
+                    return Err(vec![FieldError::new(
+                        "args.format",
+                        "must be auto, markdown, obsidian or ndjson",
+                    )]);
+                }
+                let tag = a
+                    .tag
+                    .as_deref()
+                    .map(crate::domain::note::normalize_tag_filter)
+                    .transpose()
+                    .map_err(|mut e| {
+                        e.field = "args.tag".into();
+                        vec![e]
+                    })?;
+                Self::Import {
+                    upload: a.upload,
+                    format: a.format,
+                    tag,
+                    folder_tags: a.folder_tags.unwrap_or(false),
+                }
+            }
         })
     }
 }
@@ -391,6 +450,7 @@ fn args_schema(kind: JobKind) -> ArgsSchema {
         JobKind::ExtractText => of::<ExtractTextArgs>(),
         JobKind::Backup => of::<BackupArgs>(),
         JobKind::DeliverWebhook => of::<DeliverWebhookArgs>(),
+        JobKind::Import => of::<ImportArgs>(),
     }
 }
 
@@ -416,6 +476,10 @@ impl JobKind {
             Self::DeliverWebhook => {
                 "Attempts a webhook delivery that is due (queued by the \
                  server for each event; admin scope)."
+            }
+            Self::Import => {
+                "Imports a zip staged by `POST /api/v1/import` (admin scope; \
+                 that route queues it); reports its progress in `result`."
             }
         }
     }
@@ -797,6 +861,7 @@ mod tests {
                     | JobKind::Purge
                     | JobKind::Reindex
                     | JobKind::DeliverWebhook
+                    | JobKind::Import
             );
             assert_eq!(kind.lane() == Lane::Internal, internal, "{kind}");
         }

@@ -348,6 +348,17 @@ impl Queue for PgQueue {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn progress(&self, id: Uuid, token: Uuid, result: &Value) -> Result<bool, QueueError> {
+        let done = sqlx::query(SQL.sql(sql::PROGRESS))
+            .bind(result.clone())
+            .bind(id)
+            .bind(token)
+            .execute(&self.workers)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn finish(
         &self,
         id: Uuid,

@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use serde_json::Value;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -57,6 +58,7 @@ struct Scripts {
     enqueue_within: Script,
     claim: Script,
     renew: Script,
+    progress: Script,
     finish: Script,
     release: Script,
     retry: Script,
@@ -182,6 +184,14 @@ local key = ARGV[1] .. ':job:' .. ARGV[2]
 if redis.call('HGET', key, 'token') ~= ARGV[3] then return 0 end
 redis.call('HSET', key, 'due_at', ARGV[4])
 redis.call('ZADD', due_of(ARGV[1], key), ARGV[4], ARGV[2])
+return 1",
+            ),
+            // ARGV: prefix, id, token, result
+            progress: script(
+                r"
+local key = ARGV[1] .. ':job:' .. ARGV[2]
+if redis.call('HGET', key, 'token') ~= ARGV[3] then return 0 end
+redis.call('HSET', key, 'result', ARGV[4])
 return 1",
             ),
             // ARGV: prefix, id, token, status, result|'', error|'', due_ms, finished_at, finished_ms
@@ -584,6 +594,20 @@ impl Queue for RedisQueue {
             .arg(id.to_string())
             .arg(token.to_string())
             .arg(millis(now) + lease.as_millis() as i64)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
+    async fn progress(&self, id: Uuid, token: Uuid, result: &Value) -> Result<bool, QueueError> {
+        let n: i64 = self
+            .scripts
+            .progress
+            .arg(&self.prefix)
+            .arg(id.to_string())
+            .arg(token.to_string())
+            .arg(result.to_string())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;

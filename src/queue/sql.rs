@@ -124,6 +124,10 @@ pub const PING: &str = "SELECT 1 FROM jobs LIMIT 1";
 pub const RENEW: &str =
     "UPDATE jobs SET due_at = $1 WHERE id = $2 AND lease_token = $3 AND status = 'running'";
 
+/// Binds: result, id, token.
+pub const PROGRESS: &str =
+    "UPDATE jobs SET result = $1 WHERE id = $2 AND lease_token = $3 AND status = 'running'";
+
 /// Binds: status, result, error, due_at, finished_at, id, token (see
 /// [`super::model::outcome_columns`]).
 pub const FINISH: &str = "UPDATE jobs SET status = $1, result = $2, error = $3, due_at = $4, \

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::{AssertSqlSafe, SqlitePool};
 use uuid::Uuid;
 
@@ -205,6 +206,17 @@ impl Queue for SqliteQueue {
     ) -> Result<bool, QueueError> {
         let done = sqlx::query(SQL.sql(sql::RENEW))
             .bind(millis(now) + lease.as_millis() as i64)
+            .bind(id.to_string())
+            .bind(token.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn progress(&self, id: Uuid, token: Uuid, result: &Value) -> Result<bool, QueueError> {
+        let done = sqlx::query(SQL.sql(sql::PROGRESS))
+            .bind(result.to_string())
             .bind(id.to_string())
             .bind(token.to_string())
             .execute(&self.writer)

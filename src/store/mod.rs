@@ -230,6 +230,35 @@ pub trait Notes: Send + Sync + 'static {
     /// Writes a whole batch in one transaction: notes with a known
     /// `external_id` are updated (or left alone when nothing changed).
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError>;
+    /// Upserts one note of an import (issue #26) in its own transaction:
+    /// the note of `id` (trashed ones too), else of `external_id`, is
+    /// updated (brought back from the trash) or left alone when nothing
+    /// changed; else a note is created with that id and those times, so a
+    /// re-imported export keeps them. With `dry_run` the transaction is
+    /// rolled back: the outcome is what the import would do.
+    async fn import_note(
+        &self,
+        note: ImportedNote,
+        dry_run: bool,
+    ) -> Result<(Note, Upserted), StoreError>;
+}
+
+/// A note as an import brings it (see [`Notes::import_note`]).
+#[derive(Debug, Clone)]
+pub struct ImportedNote {
+    pub id: Option<Uuid>,
+    pub input: NoteInput,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// What an upsert did to a note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
 }
 
 /// The states notes had before each change. The database keeps them itself

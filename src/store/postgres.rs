@@ -22,8 +22,8 @@ use super::{
     BATCH_ROWS, IngestPlan, ListQuery, Page, PoolSettings, StoreError, external_ids,
     rows::{Id, NOTE_COLUMNS, NoteRow, note_columns_of},
     sql::{
-        Args, Backend, Dialect, SqlStore, fetch_optional, forward_to_sqlx, notes_by_external_id,
-        query, take_seqs,
+        Args, Backend, Dialect, INGEST_LOCK, SqlStore, fetch_optional, forward_to_sqlx,
+        notes_by_external_id, query, take_seqs,
     },
 };
 use crate::domain::{
@@ -33,11 +33,6 @@ use crate::domain::{
 };
 
 pub type PgStore = SqlStore<Postgres>;
-
-/// The advisory lock ingests with external ids take in turn ("notes-api
-/// ingest" as an int8; nothing else in the database uses one-key advisory
-/// locks).
-const INGEST_LOCK: i64 = 0x6e6f_7465_735f_696e;
 
 /// One statement that numbers a single-note write: the feed's row lock is
 /// taken first and held to commit (see `sql::take_seqs`).

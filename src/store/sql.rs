@@ -23,9 +23,9 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    Attachments, BATCH_ROWS, Backup, ChangePage, Existing, FeedHead, FeedReader, Keys, ListQuery,
-    Maintenance, NewKey, Notes, Page, Record, Revisions, StoreError, Trash, merge_pages, new_epoch,
-    new_generation,
+    Attachments, BATCH_ROWS, Backup, ChangePage, Existing, FeedHead, FeedReader, ImportedNote,
+    Keys, ListQuery, Maintenance, NewKey, Notes, Page, Record, Revisions, StoreError, Trash,
+    Upserted, merge_pages, new_epoch, new_generation,
     rows::{
         ATTACHMENT_COLUMNS, AttachmentRow, Bind, ExistingRow, ExportAttachmentRow, ExportKeyRow,
         FeedRow, Id, KEY_COLUMNS, KeyRow, NOTE_COLUMNS, NoteRow, REVISION_COLUMNS, RevisionRow,
@@ -180,6 +180,11 @@ macro_rules! forward_to_sqlx {
     };
 }
 pub(crate) use forward_to_sqlx;
+
+/// The advisory lock PostgreSQL's ingests with external ids, and imports,
+/// take in turn ("notes-api ingest" as an int8; nothing else in the
+/// database uses one-key advisory locks).
+pub(crate) const INGEST_LOCK: i64 = 0x6e6f_7465_735f_696e;
 
 /// A statement of this module, numbered for `B`.
 pub(crate) fn query<B: Backend>(sql: &str) -> Query<'static, B, B::Arguments> {
@@ -603,6 +608,128 @@ impl<B: Backend> Notes for SqlStore<B> {
 
     async fn ingest(&self, notes: Vec<NoteInput>) -> Result<IngestCounts, StoreError> {
         B::ingest(self, notes).await
+    }
+
+    async fn import_note(
+        &self,
+        imported: ImportedNote,
+        dry_run: bool,
+    ) -> Result<(Note, Upserted), StoreError> {
+        let ImportedNote {
+            id,
+            input,
+            created_at,
+            updated_at,
+        } = imported;
+        let now = timestamp::now();
+        let mut tx = B::begin_write(self).await?;
+        // Imports and ingests naming the same ids take turns on
+        // PostgreSQL, as ingests do among themselves: a concurrent one
+        // then finds the note this one made instead of inserting it twice
+        // (a unique violation). SQLite's one writer already serializes.
+        if B::DIALECT == Dialect::Postgres {
+            execute(
+                &mut *tx,
+                query::<B>("SELECT pg_advisory_xact_lock($1)").arg(INGEST_LOCK),
+            )
+            .await?;
+        }
+        let by_id = match id {
+            Some(id) => {
+                let row: Option<ExistingRow> = fetch_optional(
+                    &mut *tx,
+                    query::<B>(&format!(
+                        "SELECT {NOTE_COLUMNS}, deleted_at IS NOT NULL AS trashed FROM notes
+                         WHERE id = $1 {}",
+                        B::LOCK_ROWS
+                    ))
+                    .arg(Id(id)),
+                )
+                .await?;
+                row.map(|r| Existing {
+                    trashed: r.trashed,
+                    note: r.note.into_note(),
+                })
+            }
+            None => None,
+        };
+        let existing = match (by_id, &input.external_id) {
+            (Some(e), _) => Some(e),
+            (None, Some(ext)) => notes_by_external_id::<B>(&mut tx, std::slice::from_ref(ext))
+                .await?
+                .remove(ext),
+            (None, None) => None,
+        };
+        let (target, outcome) = match existing {
+            Some(Existing {
+                note,
+                trashed: false,
+            }) if input.same_content(&note) => return Ok((note, Upserted::Unchanged)),
+            Some(Existing { note, .. }) => {
+                super::check_changeable(note.id, note.version)?;
+                let seq = take_seqs::<B>(&mut *tx, 1).await?;
+                execute(
+                    &mut *tx,
+                    query::<B>(
+                        "UPDATE notes SET title = $1, body = $2, tags = $3, metadata = $4,
+                                external_id = $9, updated_at = $5, version = version + 1,
+                                change_seq = $6, changed_by = $8,
+                                restored_seq = CASE WHEN deleted_at IS NULL THEN restored_seq ELSE $6 END,
+                                restored_at = CASE WHEN deleted_at IS NULL THEN restored_at ELSE $5 END,
+                                deleted_at = NULL, deleted_by = NULL
+                         WHERE id = $7",
+                    )
+                    .arg(input.title.clone())
+                    .arg(input.body.clone())
+                    .arg(Json(input.tags.clone()))
+                    .arg(Json(input.metadata.clone()))
+                    .arg(Time(now))
+                    .arg(seq)
+                    .arg(Id(note.id))
+                    .arg(input.changed_by.clone())
+                    .arg(input.external_id.clone()),
+                )
+                .await?;
+                (note.id, Upserted::Updated)
+            }
+            None => {
+                let id = id.unwrap_or_else(Uuid::now_v7);
+                let created = created_at.unwrap_or(now);
+                let updated = updated_at.unwrap_or(created).max(created);
+                let seq = take_seqs::<B>(&mut *tx, 1).await?;
+                execute(
+                    &mut *tx,
+                    query::<B>(
+                        "INSERT INTO notes (id, title, body, tags, external_id, metadata, changed_by,
+                                            created_at, updated_at, change_seq, created_seq)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                    )
+                    .arg(Id(id))
+                    .arg(input.title.clone())
+                    .arg(input.body.clone())
+                    .arg(Json(input.tags.clone()))
+                    .arg(input.external_id.clone())
+                    .arg(Json(input.metadata.clone()))
+                    .arg(input.changed_by.clone())
+                    .arg(Time(created))
+                    .arg(Time(updated))
+                    .arg(seq),
+                )
+                .await?;
+                (id, Upserted::Created)
+            }
+        };
+        let row: NoteRow = fetch_one(
+            &mut *tx,
+            query::<B>(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = $1")).arg(Id(target)),
+        )
+        .await?;
+        if dry_run {
+            tx.rollback().await.map_err(B::map_err)?;
+        } else {
+            tx.commit().await.map_err(B::map_err)?;
+        }
+        Ok((row.into_note(), outcome))
     }
 }
 

@@ -7,6 +7,7 @@ mod changes;
 mod common;
 mod export;
 mod hostile;
+mod import;
 mod index;
 mod ingest;
 mod jobs;

@@ -272,6 +272,7 @@ async fn the_spec_gives_generators_typed_jobs_notes_ingest_and_uploads() {
             "backup",
             "deliver_webhook",
             "extract_text",
+            "import",
             "ping",
             "purge",
             "reindex"

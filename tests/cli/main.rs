@@ -7,6 +7,7 @@ mod durability;
 mod errors;
 mod export;
 mod hostile;
+mod import;
 mod startup;
 #[path = "../support/mod.rs"]
 mod support;

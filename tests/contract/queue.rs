@@ -34,6 +34,7 @@ contract_tests! {
     renew_extends_the_lease: sqlite, postgres, redis;
     renew_with_a_wrong_token_is_false_and_keeps_the_lease: sqlite, postgres, redis;
     renew_after_the_lease_was_lost_is_false: sqlite, postgres, redis;
+    progress_sets_a_running_jobs_result_under_its_lease: sqlite, postgres, redis;
     finish_succeeded_records_the_result: sqlite, postgres, redis;
     finish_retry_records_the_error_and_when_to_run_again: sqlite, postgres, redis;
     finish_dead_records_the_error_and_never_runs_again: sqlite, postgres, redis;
@@ -425,6 +426,41 @@ async fn renew_after_the_lease_was_lost_is_false(q: DynQueue) {
         .await
         .unwrap();
     assert!(!after_finish);
+}
+
+async fn progress_sets_a_running_jobs_result_under_its_lease(q: DynQueue) {
+    let t = now();
+    let job = enqueue(&q, new_job(JobKind::Ping, t)).await;
+    let first = claim(&q, t).await.expect("claimable");
+    let half = json!({"done": 1, "total": 2, "errors": []});
+    assert!(q.progress(job.id, first.token, &half).await.unwrap());
+    let stored = get(&q, job.id).await;
+    assert_eq!(stored.result, Some(half.clone()));
+    assert_eq!(stored.status, JobStatus::Running, "progress is no outcome");
+    // A wrong token, an unknown job: nothing changes.
+    let other = json!({"done": 99});
+    assert!(!q.progress(job.id, Uuid::new_v4(), &other).await.unwrap());
+    assert!(
+        !q.progress(Uuid::now_v7(), first.token, &other)
+            .await
+            .unwrap()
+    );
+    assert_eq!(get(&q, job.id).await.result, Some(half));
+    // The lease lost, the old holder's progress is refused.
+    let second = claim(&q, t + secs(31)).await.expect("the lease expired");
+    assert!(!q.progress(job.id, first.token, &other).await.unwrap());
+    // The outcome replaces the progress, and progress ends with it.
+    let outcome = Outcome::Succeeded(json!({"done": 2, "total": 2}));
+    assert!(
+        q.finish(job.id, second.token, &outcome, t + secs(40))
+            .await
+            .unwrap()
+    );
+    assert!(!q.progress(job.id, second.token, &other).await.unwrap());
+    assert_eq!(
+        get(&q, job.id).await.result,
+        Some(json!({"done": 2, "total": 2}))
+    );
 }
 
 async fn finish_succeeded_records_the_result(q: DynQueue) {

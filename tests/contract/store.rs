@@ -17,7 +17,10 @@ use notes_api::{
         note::{MAX_NOTE_VERSION, Note, NoteInput},
         timestamp,
     },
-    store::{Change, ChangePage, DynStore, ExportKey, ListQuery, NewKey, Record, StoreError},
+    store::{
+        Change, ChangePage, DynStore, ExportKey, ImportedNote, ListQuery, NewKey, Record,
+        StoreError, Upserted,
+    },
 };
 
 contract_tests! {
@@ -36,6 +39,9 @@ contract_tests! {
     list_is_newest_first_and_pages_with_a_cursor: sqlite, postgres;
     list_filters_by_tag_and_pages: sqlite, postgres;
     ingest_creates_updates_and_leaves_alone_by_external_id: sqlite, postgres;
+    import_note_keeps_the_id_and_times_and_upserts_by_id_then_external_id: sqlite, postgres;
+    import_note_dry_run_writes_nothing: sqlite, postgres;
+    concurrent_imports_of_one_note_create_it_once: sqlite, postgres;
     ingest_of_a_large_batch_upserts_every_note: sqlite, postgres;
     ingest_that_fails_writes_nothing: sqlite, postgres;
     concurrent_ingests_of_the_same_ids_in_opposite_orders_both_land: sqlite, postgres;
@@ -604,6 +610,140 @@ async fn concurrent_ingests_of_the_same_ids_in_opposite_orders_both_land(s: DynS
         b.unwrap_or_else(|e| panic!("round {round}: {e}"));
     }
     assert_eq!(s.count_notes().await.unwrap(), 1_200);
+}
+
+fn imported(id: Option<Uuid>, note: NoteInput, created: Option<&str>) -> ImportedNote {
+    let created = created.map(|t| timestamp::parse(t).unwrap());
+    ImportedNote {
+        id,
+        input: note,
+        created_at: created,
+        updated_at: created.map(|t| t + chrono::Duration::hours(1)),
+    }
+}
+
+async fn import_note_keeps_the_id_and_times_and_upserts_by_id_then_external_id(s: DynStore) {
+    let id = Uuid::now_v7();
+    let head = s.feed_head().await.unwrap();
+    let (note, outcome) = s
+        .import_note(
+            imported(
+                Some(id),
+                input("exported"),
+                Some("2020-01-02T03:04:05.000006Z"),
+            ),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, Upserted::Created);
+    assert_eq!(note.id, id);
+    assert_eq!(note.version, 1);
+    assert_eq!(
+        timestamp::format(&note.created_at),
+        "2020-01-02T03:04:05.000006Z"
+    );
+    assert_eq!(
+        timestamp::format(&note.updated_at),
+        "2020-01-02T04:04:05.000006Z"
+    );
+    assert_eq!(get(&s, id).await, note);
+    // In the feed, as every write is.
+    let page = s.feed_changes(head.seq, None, 100, true).await.unwrap();
+    assert_eq!(page.changes.len(), 1);
+
+    // The same again: unchanged, untouched.
+    let (same, outcome) = s
+        .import_note(imported(Some(id), input("exported"), None), false)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Upserted::Unchanged);
+    assert_eq!(same, note);
+    // Changed: updated by its id, a new version.
+    let changed = NoteInput {
+        body: "new body".into(),
+        ..input("exported")
+    };
+    let (after, outcome) = s
+        .import_note(imported(Some(id), changed, None), false)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Upserted::Updated);
+    assert_eq!((after.id, after.version), (id, 2));
+    assert_eq!(after.body, "new body");
+    assert_eq!(after.created_at, note.created_at);
+
+    // Without an id, by external_id.
+    let (a, outcome) = s
+        .import_note(imported(None, external("a", "vault:a.md"), None), false)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Upserted::Created);
+    let (b, outcome) = s
+        .import_note(imported(None, external("a2", "vault:a.md"), None), false)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Upserted::Updated);
+    assert_eq!((b.id, b.title.as_str()), (a.id, "a2"));
+    // A trashed note is brought back by an import naming it.
+    assert!(s.trash_note(a.id, "test").await.unwrap());
+    let (c, outcome) = s
+        .import_note(imported(None, external("a2", "vault:a.md"), None), false)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Upserted::Updated);
+    assert_eq!(c.id, a.id);
+    assert_eq!(get(&s, a.id).await.title, "a2");
+}
+
+async fn concurrent_imports_of_one_note_create_it_once(s: DynStore) {
+    // Rounds of writers racing on one new external id each: the window
+    // between looking a note up and inserting it is small.
+    for round in 0..10 {
+        let ext = format!("vault:same-{round}.md");
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, ext) = (s.clone(), ext.clone());
+                tokio::spawn(async move {
+                    s.import_note(imported(None, external("same", &ext), None), false)
+                        .await
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for t in tasks {
+            let (_, outcome) = t.await.unwrap().expect("no conflict");
+            if outcome == Upserted::Created {
+                created += 1;
+            } else {
+                assert_eq!(outcome, Upserted::Unchanged);
+            }
+        }
+        assert_eq!(created, 1, "round {round}");
+    }
+    assert_eq!(s.count_notes().await.unwrap(), 10);
+}
+
+async fn import_note_dry_run_writes_nothing(s: DynStore) {
+    let (note, outcome) = s
+        .import_note(imported(None, external("dry", "vault:dry.md"), None), true)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Upserted::Created);
+    assert!(s.get_note(note.id).await.unwrap().is_none());
+    assert_eq!(s.count_notes().await.unwrap(), 0);
+    let (kept, _) = s
+        .import_note(imported(None, external("dry", "vault:dry.md"), None), false)
+        .await
+        .unwrap();
+    let changed = external("dry, changed", "vault:dry.md");
+    let (would, outcome) = s
+        .import_note(imported(None, changed, None), true)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Upserted::Updated);
+    assert_eq!(would.title, "dry, changed");
+    assert_eq!(get(&s, kept.id).await, kept);
 }
 
 async fn ingest_of_a_large_batch_upserts_every_note(s: DynStore) {

@@ -466,6 +466,7 @@ pub async fn job(
         notice: q
             .retried
             .map(|_| "The job is queued again, its attempts reset.".to_owned()),
+        progress: job.result.as_ref().and_then(super::views::Progress::of),
         job,
     }))
 }

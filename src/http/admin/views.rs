@@ -213,6 +213,38 @@ pub struct JobDetail {
     pub args: String,
     pub result: String,
     pub notice: Option<String>,
+    /// How far a job that reports its progress got (an import).
+    pub progress: Option<Progress>,
+}
+
+/// `done` of `total`, and the counts beside them, from a job's result.
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+    pub counts: Vec<(&'static str, u64)>,
+}
+
+impl Progress {
+    /// From a result holding `done` and `total` (an import's report).
+    pub fn of(result: &serde_json::Value) -> Option<Self> {
+        let done = result.get("done")?.as_u64()?;
+        let total = result.get("total")?.as_u64()?;
+        let counts = [
+            "created",
+            "updated",
+            "unchanged",
+            "errors_total",
+            "skipped_total",
+        ]
+        .into_iter()
+        .filter_map(|k| Some((k.trim_end_matches("_total"), result.get(k)?.as_u64()?)))
+        .collect();
+        Some(Self {
+            done,
+            total,
+            counts,
+        })
+    }
 }
 
 #[derive(Template)]
