@@ -6,8 +6,10 @@
 # an operation out (tests/clients/generator_warnings.py). Then the Python
 # client works against the server (tests/clients/python_client.py) and a
 # TypeScript file written against the types compiles with `tsc --strict`
-# (tests/clients/typescript/check.ts), and the `eventsource` npm package
-# follows the change stream (tests/clients/eventsource.mjs). Generated code goes to $CLIENTS_OUT
+# (tests/clients/typescript/check.ts), the `eventsource` npm package
+# follows the change stream (tests/clients/eventsource.mjs), and the
+# `standardwebhooks` npm package verifies webhook deliveries
+# (tests/clients/webhook.mjs). Generated code goes to $CLIENTS_OUT
 # (default target/clients), never into the tree. Used by scripts/test.sh
 # after provisioning (ensure_clients).
 #
@@ -24,7 +26,8 @@ python=$CLIENTS_VENV/bin/python
 
 # shellcheck source=scripts/test-server.sh
 . scripts/test-server.sh
-start_test_server "$binary"
+# Webhook receivers in these tests listen on loopback.
+start_test_server "$binary" NOTES_WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8
 curl -fsS "http://127.0.0.1:$port/openapi.json" -o "$out/openapi.json"
 
 # The generator formats its output with ruff, which its venv carries.
@@ -46,6 +49,10 @@ BASE="http://127.0.0.1:$port" KEY=$key PYTHONPATH="$out/python" "$python" tests/
 
 # A real EventSource client follows the change stream.
 BASE="http://127.0.0.1:$port" KEY=$key CLIENTS_NPM=$CLIENTS_NPM node tests/clients/eventsource.mjs ||
+  { echo "--- server log"; tail -n 50 "$dir/server.log"; exit 1; }
+
+# A webhook receiver verifies every delivery with the npm reference library.
+BASE="http://127.0.0.1:$port" KEY=$key CLIENTS_NPM=$CLIENTS_NPM node tests/clients/webhook.mjs ||
   { echo "--- server log"; tail -n 50 "$dir/server.log"; exit 1; }
 
 # The generated file and the one written against it, compiled together.

@@ -160,7 +160,9 @@ ensure_schemathesis() {
 OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
 CLIENTS_VENV=${CLIENTS_VENV:-$HOME/.cache/notes-api/clients-venv}
 # eventsource 3: the last line that runs on Debian 12's Node 18.
-CLIENTS_NPM_PINS=(openapi-typescript@7.13.0 typescript@5.9.3 eventsource@3.0.7)
+# standardwebhooks: the Standard Webhooks reference library for Node, the
+# same version as the Python one the API tests verify with.
+CLIENTS_NPM_PINS=(openapi-typescript@7.13.0 typescript@5.9.3 eventsource@3.0.7 standardwebhooks@1.3.0)
 CLIENTS_NPM=${CLIENTS_NPM:-$HOME/.cache/notes-api/client-tools}
 
 ensure_clients() {
