@@ -31,11 +31,12 @@ CREATE TABLE webhook_deliveries (
     status       TEXT        NOT NULL,   -- pending, succeeded, failed
     attempts     INTEGER     NOT NULL,
     next_at      TIMESTAMPTZ,            -- when a pending one is due
-    enqueued_at  TIMESTAMPTZ,            -- when its job was last queued
+    enqueued_at  TIMESTAMPTZ,            -- when its job was last queued (or due)
+    locked_until TIMESTAMPTZ,            -- an attempt is being sent until then
     created_at   TIMESTAMPTZ NOT NULL,
     finished_at  TIMESTAMPTZ
 );
-CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at DESC, id DESC);
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id DESC);
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (finished_at) WHERE status <> 'pending';
 

@@ -17,7 +17,7 @@ const POLL: Duration = Duration::from_secs(1);
 /// How often overdue deliveries are looked for, and how overdue they must
 /// be: a job lost with a crash, or never queued.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
-const SWEEP_GRACE: Duration = Duration::from_secs(120);
+const SWEEP_GRACE: Duration = Duration::from_secs(300);
 /// After a failed round (the database is down): wait this long.
 const AFTER_ERROR: Duration = Duration::from_secs(5);
 

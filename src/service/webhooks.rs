@@ -48,7 +48,7 @@ async fn check_url(sender: &Sender, fields: &WebhookFields) -> ServiceResult<()>
     match check_target(&sender.policy, &target.url).await {
         Ok(_) => Ok(()),
         Err(TargetError::Unresolved(why)) => {
-            tracing::info!(url = %target.url, %why, "webhook target does not resolve yet");
+            tracing::info!(host = %target.host, %why, "webhook target does not resolve yet");
             Ok(())
         }
         Err(e) => Err(ServiceError::invalid("url", e.to_string())),
@@ -77,7 +77,7 @@ pub async fn create(
         )));
     }
     let stored = store.create_webhook(Uuid::now_v7(), fields, now).await?;
-    tracing::info!(webhook_id = %stored.webhook.id, url = %stored.webhook.url, "webhook created");
+    tracing::info!(webhook_id = %stored.webhook.id, host = %host_of(&stored.webhook.url), "webhook created");
     Ok(WebhookWithSecret {
         webhook: stored.webhook,
         secret,
@@ -374,16 +374,19 @@ async fn enabled(store: &dyn Webhooks) -> ServiceResult<impl Iterator<Item = Sto
         .filter(|h| h.webhook.enabled))
 }
 
-/// Queues again the pending deliveries overdue by `grace` whose job was
-/// lost (queued before a crash that lost it, or never queued).
+/// Queues again the pending deliveries overdue by `grace`: their job was
+/// lost (queued before a crash that lost it, or never queued), or is that
+/// late. One replica takes each; a copy of a job that is still there finds
+/// the delivery claimed or done, and sends nothing.
 pub async fn sweep(
     store: &dyn Webhooks,
     queue: &dyn Queue,
     sender: &Sender,
     grace: std::time::Duration,
 ) -> ServiceResult<usize> {
-    let before = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
-    let stale = store.stale_deliveries(before, 1000).await?;
+    let now = Utc::now();
+    let before = now - chrono::Duration::from_std(grace).unwrap_or_default();
+    let stale = store.claim_stale(before, now, 1000).await?;
     if !stale.is_empty() {
         tracing::warn!(
             deliveries = stale.len(),
@@ -449,16 +452,29 @@ pub async fn attempt(
             }
             Err(e) => {
                 tracing::error!(webhook_id = %hook.webhook.id, error = %e, "a webhook's signing secret cannot be opened");
-                Err(not_sent(
-                    "the signing secret cannot be opened (NOTES_SECRET_KEY changed without NOTES_SECRET_KEY_PREVIOUS?); rotate it",
+                Err((
+                    not_sent(
+                        "the signing secret cannot be opened (NOTES_SECRET_KEY changed without NOTES_SECRET_KEY_PREVIOUS?); rotate it",
+                    ),
+                    true,
                 ))
             }
         }
     } else {
-        Err(not_sent("the webhook is disabled"))
+        Err((not_sent("the webhook is disabled"), false))
     };
     let (record, next) = match secret {
         Ok(secret) => {
+            // One run sends an attempt at a time: a copy of this job (the
+            // sweep's) waits until this one is done or has died.
+            let hold = sender.policy.total_timeout + std::time::Duration::from_secs(5);
+            let until = now + chrono::Duration::from_std(hold).unwrap_or_default();
+            if !store.claim_delivery(id, d.attempts, now, until).await? {
+                return Ok(AttemptOutcome::RetryAt {
+                    at: until,
+                    error: "another run is sending it".into(),
+                });
+            }
             let message = Message {
                 id: d.message_id.clone(),
                 timestamp: now.timestamp(),
@@ -477,7 +493,16 @@ pub async fn attempt(
                 .record(sent.duration.as_secs_f64());
             (sent.record(at), next)
         }
-        Err(record) => (record, Next::Done(DeliveryStatus::Failed)),
+        // Not sent: a disabled webhook's delivery fails; one whose secret
+        // cannot be opened (a key change rolling out) is tried again later.
+        Err((record, retry)) => {
+            let next = if retry {
+                sender.schedule.after_failure(d.attempts + 1, now)
+            } else {
+                Next::Done(DeliveryStatus::Failed)
+            };
+            (record, next)
+        }
     };
     let outcome = match next {
         Next::Done(DeliveryStatus::Succeeded) => "succeeded",
@@ -494,7 +519,7 @@ pub async fn attempt(
     metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(1);
     if disabled {
         metrics::counter!("webhooks_disabled_total").increment(1);
-        tracing::warn!(webhook_id = %hook.webhook.id, url = %hook.webhook.url, "webhook disabled: its deliveries kept failing");
+        tracing::warn!(webhook_id = %hook.webhook.id, host = %host_of(&hook.webhook.url), "webhook disabled: its deliveries kept failing");
     }
     let error = record.error.unwrap_or_default();
     if !record.succeeded {
@@ -507,16 +532,20 @@ pub async fn attempt(
     })
 }
 
-/// Seals a secret opened with the previous key again with the current one.
+/// Seals a secret opened with the previous key again with the current one,
+/// unless it was rotated meanwhile.
 async fn reseal(store: &dyn Webhooks, sender: &Sender, hook: &StoredWebhook, secret: &str) {
-    let fields = WebhookFields {
-        secret: Some(sender.secrets.seal(secret)),
-        ..WebhookFields::default()
-    };
+    let sealed = sender.secrets.seal(secret);
     if let Err(e) = store
-        .update_webhook(hook.webhook.id, fields, Utc::now())
+        .reseal_secret(hook.webhook.id, &hook.secret, &sealed)
         .await
     {
         tracing::warn!(webhook_id = %hook.webhook.id, error = %e, "sealing a webhook secret with the new key failed");
     }
+}
+
+/// A URL's host, for logs: paths and queries may carry tokens (Slack's,
+/// n8n's and Zapier's hooks do).
+fn host_of(url: &str) -> String {
+    crate::domain::webhook::Target::parse(url).map_or_else(|_| "?".into(), |t| t.host)
 }

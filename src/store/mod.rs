@@ -493,13 +493,28 @@ pub trait Webhooks: Send + Sync + 'static {
     ) -> Result<Option<bool>, StoreError>;
     /// Notes that the deliveries' jobs were queued at `at`.
     async fn mark_enqueued(&self, ids: &[Uuid], at: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Pending deliveries due before `before` whose job was last queued
-    /// before then too (or never): their job was lost.
-    async fn stale_deliveries(
+    /// Takes, for queueing again, the pending deliveries due before
+    /// `before` whose job was queued (or last due) before then too: their
+    /// job was lost, or is that late. Each is taken by one caller only
+    /// (marked queued at `now`).
+    async fn claim_stale(
         &self,
         before: DateTime<Utc>,
+        now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Uuid>, StoreError>;
+    /// Takes attempt `attempts + 1` of a pending delivery until `until`,
+    /// unless another run holds it: `false` then, and it must not be sent.
+    async fn claim_delivery(
+        &self,
+        id: Uuid,
+        attempts: u32,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Replaces a sealed secret with `new` if it is still `old` (a
+    /// rotation in between wins).
+    async fn reseal_secret(&self, id: Uuid, old: &str, new: &str) -> Result<bool, StoreError>;
     /// Deletes finished deliveries older than `before`, at most `limit`.
     async fn prune_deliveries(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 }

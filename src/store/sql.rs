@@ -1090,11 +1090,13 @@ impl<B: Backend> Backup for SqlStore<B> {
         )
         .await?;
         // Restored webhooks hear of what happens from now on, not of every
-        // restored note (the dispatcher starts over at the new epoch's head).
+        // restored note (the dispatcher starts over at the new epoch's head),
+        // and their failures before the backup are not held against them.
         execute(
             &mut *tx,
             query::<B>(
-                "UPDATE webhooks SET from_seq = (SELECT head FROM search_feed WHERE id = 1)",
+                "UPDATE webhooks SET from_seq = (SELECT head FROM search_feed WHERE id = 1),
+                        failing_since = NULL",
             ),
         )
         .await?;

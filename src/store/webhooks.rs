@@ -126,14 +126,19 @@ async fn all<B: Backend>(c: &mut B::Connection) -> Result<Vec<StoredWebhook>, St
     Ok(rows.into_iter().map(WebhookRow::into_stored).collect())
 }
 
+/// The webhook `id`; with `lock`, its row stays locked to the end of the
+/// transaction (PostgreSQL; SQLite's writer is alone anyway), so a change
+/// that reads it, then writes it, loses no concurrent change.
 async fn get_hook<B: Backend>(
     c: &mut B::Connection,
     id: Uuid,
+    lock: bool,
 ) -> Result<Option<StoredWebhook>, StoreError> {
+    let lock = if lock { B::LOCK_ROWS } else { "" };
     let row: Option<WebhookRow> = fetch_optional(
         c,
         query::<B>(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 {lock}"
         ))
         .arg(Id(id)),
     )
@@ -167,7 +172,7 @@ impl<B: Backend> Webhooks for SqlStore<B> {
             .arg(Time(now)),
         )
         .await?;
-        let hook = get_hook::<B>(&mut tx, id)
+        let hook = get_hook::<B>(&mut tx, id, false)
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await.map_err(B::map_err)?;
@@ -179,7 +184,7 @@ impl<B: Backend> Webhooks for SqlStore<B> {
     }
 
     async fn get_webhook(&self, id: Uuid) -> Result<Option<StoredWebhook>, StoreError> {
-        get_hook::<B>(&mut *self.read().await?, id).await
+        get_hook::<B>(&mut *self.read().await?, id, false).await
     }
 
     async fn update_webhook(
@@ -189,7 +194,7 @@ impl<B: Backend> Webhooks for SqlStore<B> {
         now: DateTime<Utc>,
     ) -> Result<Option<StoredWebhook>, StoreError> {
         let mut tx = B::begin_write(self).await?;
-        let Some(current) = get_hook::<B>(&mut tx, id).await? else {
+        let Some(current) = get_hook::<B>(&mut tx, id, true).await? else {
             return Ok(None);
         };
         let was = current.webhook;
@@ -216,7 +221,7 @@ impl<B: Backend> Webhooks for SqlStore<B> {
             .arg(enabling),
         )
         .await?;
-        let hook = get_hook::<B>(&mut tx, id).await?;
+        let hook = get_hook::<B>(&mut tx, id, false).await?;
         tx.commit().await.map_err(B::map_err)?;
         Ok(hook)
     }
@@ -364,7 +369,8 @@ impl<B: Backend> Webhooks for SqlStore<B> {
             &mut *tx,
             query::<B>(
                 "UPDATE webhook_deliveries SET attempts = $3, status = $4, next_at = $5,
-                        finished_at = $6
+                        finished_at = $6, locked_until = NULL,
+                        enqueued_at = CASE WHEN $5 IS NULL THEN enqueued_at ELSE $5 END
                  WHERE id = $1 AND attempts = $2 AND status = 'pending'",
             )
             .arg(Id(id))
@@ -481,24 +487,67 @@ impl<B: Backend> Webhooks for SqlStore<B> {
         Ok(())
     }
 
-    async fn stale_deliveries(
+    async fn claim_stale(
         &self,
         before: DateTime<Utc>,
+        now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Uuid>, StoreError> {
+        // The condition is repeated outside the sub-select: a replica whose
+        // UPDATE waited for another's (PostgreSQL) sees the row it changed,
+        // and takes none of them.
         let rows: Vec<(Id,)> = fetch_all(
-            &mut *self.read().await?,
+            &mut *self.write().await?,
             query::<B>(
-                "SELECT id FROM webhook_deliveries
-                 WHERE status = 'pending' AND next_at < $1
-                   AND (enqueued_at IS NULL OR enqueued_at < $1)
-                 ORDER BY next_at LIMIT $2",
+                "UPDATE webhook_deliveries SET enqueued_at = $2
+                 WHERE id IN (SELECT id FROM webhook_deliveries
+                              WHERE status = 'pending' AND next_at < $1
+                                AND (enqueued_at IS NULL OR enqueued_at < $1)
+                              ORDER BY next_at LIMIT $3)
+                   AND status = 'pending' AND (enqueued_at IS NULL OR enqueued_at < $1)
+                 RETURNING id",
             )
             .arg(Time(before))
+            .arg(Time(now))
             .arg(i64::from(limit)),
         )
         .await?;
         Ok(rows.into_iter().map(|(id,)| id.0).collect())
+    }
+
+    async fn claim_delivery(
+        &self,
+        id: Uuid,
+        attempts: u32,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let claimed = execute(
+            &mut *self.write().await?,
+            query::<B>(
+                "UPDATE webhook_deliveries SET locked_until = $4
+                 WHERE id = $1 AND attempts = $2 AND status = 'pending'
+                   AND (locked_until IS NULL OR locked_until < $3)",
+            )
+            .arg(Id(id))
+            .arg(i32::try_from(attempts).unwrap_or(i32::MAX))
+            .arg(Time(now))
+            .arg(Time(until)),
+        )
+        .await?;
+        Ok(claimed > 0)
+    }
+
+    async fn reseal_secret(&self, id: Uuid, old: &str, new: &str) -> Result<bool, StoreError> {
+        let changed = execute(
+            &mut *self.write().await?,
+            query::<B>("UPDATE webhooks SET secret = $3 WHERE id = $1 AND secret = $2")
+                .arg(Id(id))
+                .arg(old.to_owned())
+                .arg(new.to_owned()),
+        )
+        .await?;
+        Ok(changed > 0)
     }
 
     async fn prune_deliveries(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {

@@ -186,8 +186,9 @@ pub async fn check_target(
     Ok((target, addrs))
 }
 
-/// Sends `message` to `url`, signed with `secret`, once. Never follows a
-/// redirect; reads at most `max_response_bytes` of the answer.
+/// Sends `message` to `url`, signed with `secret`, once, within the total
+/// timeout (name resolution included). Never follows a redirect; reads at
+/// most `max_response_bytes` of the answer.
 pub async fn deliver(
     policy: &DeliveryPolicy,
     url: &str,
@@ -195,6 +196,24 @@ pub async fn deliver(
     message: &Message,
 ) -> Attempt {
     let started = Instant::now();
+    match tokio::time::timeout(
+        policy.total_timeout,
+        send(policy, url, secret, message, started),
+    )
+    .await
+    {
+        Ok(attempt) => attempt,
+        Err(_) => failed(None, "timed out".into(), started),
+    }
+}
+
+async fn send(
+    policy: &DeliveryPolicy,
+    url: &str,
+    secret: &str,
+    message: &Message,
+    started: Instant,
+) -> Attempt {
     let (target, addrs) = match check_target(policy, url).await {
         Ok(checked) => checked,
         // A name may resolve again: retried like a receiver that is down.

@@ -139,6 +139,16 @@ async fn an_attempt_is_recorded_once_and_lasting_failures_disable_the_webhook(s:
     let t0 = timestamp::now();
     let retry = Next::RetryAt(t0 + chrono::Duration::seconds(5));
     let day = Duration::from_secs(86_400);
+    // One run holds an attempt at a time, until its hold ends.
+    let hold = t0 + chrono::Duration::seconds(20);
+    assert!(s.claim_delivery(d.id, 0, t0, hold).await.unwrap());
+    assert!(!s.claim_delivery(d.id, 0, t0, hold).await.unwrap());
+    let after = hold + chrono::Duration::seconds(1);
+    assert!(s.claim_delivery(d.id, 0, after, after).await.unwrap());
+    assert!(
+        !s.claim_delivery(d.id, 1, after, after).await.unwrap(),
+        "not that attempt"
+    );
     assert_eq!(
         s.record_attempt(d.id, 0, &failed_at(t0), retry, day)
             .await
@@ -157,6 +167,24 @@ async fn an_attempt_is_recorded_once_and_lasting_failures_disable_the_webhook(s:
     assert_eq!(out.next_at, Some(t0 + chrono::Duration::seconds(5)));
     let hooked = s.get_webhook(h.webhook.id).await.unwrap().unwrap();
     assert_eq!(hooked.webhook.failing_since, Some(t0));
+    // A recorded attempt ends the hold: the next one may be claimed.
+    let t_next = t0 + chrono::Duration::seconds(5);
+    assert!(s.claim_delivery(d.id, 1, t_next, t_next).await.unwrap());
+    // A re-seal loses to a rotation made in between.
+    assert!(
+        !s.reseal_secret(h.webhook.id, "v1.other", "v1.new")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.reseal_secret(h.webhook.id, "v1.sealed", "v1.new")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_webhook(h.webhook.id).await.unwrap().unwrap().secret,
+        "v1.new"
+    );
     // Failing for longer than the limit: the webhook is disabled.
     let t1 = t0 + chrono::Duration::seconds(90);
     let failed = Next::Done(DeliveryStatus::Failed);
@@ -254,12 +282,22 @@ async fn lost_deliveries_are_found_and_finished_ones_pruned(s: DynStore) {
     let d = delivery(&h, "note.created");
     s.add_delivery(d.clone()).await.unwrap();
     let later = timestamp::now() + chrono::Duration::seconds(10);
-    // Never queued, due before `later`: lost.
-    assert_eq!(s.stale_deliveries(later, 10).await.unwrap(), [d.id]);
-    s.mark_enqueued(&[d.id], later).await.unwrap();
-    assert!(s.stale_deliveries(later, 10).await.unwrap().is_empty());
+    // Never queued, due before `later`: lost, and taken by one caller only.
+    assert_eq!(s.claim_stale(later, later, 10).await.unwrap(), [d.id]);
+    assert!(s.claim_stale(later, later, 10).await.unwrap().is_empty());
     let much_later = later + chrono::Duration::seconds(10);
-    assert_eq!(s.stale_deliveries(much_later, 10).await.unwrap(), [d.id]);
+    s.mark_enqueued(&[d.id], much_later).await.unwrap();
+    assert!(
+        s.claim_stale(much_later, much_later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let even_later = much_later + chrono::Duration::seconds(10);
+    assert_eq!(
+        s.claim_stale(even_later, even_later, 10).await.unwrap(),
+        [d.id]
+    );
 
     // Finished: pruned once older than the cutoff, pending ones never.
     let pending = delivery(&h, "note.updated");
@@ -280,7 +318,7 @@ async fn lost_deliveries_are_found_and_finished_ones_pruned(s: DynStore) {
         0,
         "not older yet"
     );
-    assert_eq!(s.prune_deliveries(much_later, 10).await.unwrap(), 1);
+    assert_eq!(s.prune_deliveries(even_later, 10).await.unwrap(), 1);
     assert!(s.get_delivery(d.id).await.unwrap().is_none());
     assert!(s.get_delivery(pending.id).await.unwrap().is_some());
 }
