@@ -374,6 +374,12 @@ fn forbidden_range(ip: IpAddr) -> Option<&'static str> {
                 Some("an unspecified address")
             } else if a == 100 && (64..128).contains(&b) {
                 Some("a shared (carrier-grade NAT) address")
+            } else if a == 192 && b == 0 && v4.octets()[2] == 0 {
+                Some("an IETF protocol address (a cloud metadata service lives there)")
+            } else if a == 198 && (18..20).contains(&b) {
+                Some("a benchmarking address")
+            } else if a >= 240 {
+                Some("a reserved address")
             } else {
                 None
             }
@@ -388,13 +394,28 @@ fn forbidden_range(ip: IpAddr) -> Option<&'static str> {
                 Some("a multicast address")
             } else if first & 0xfe00 == 0xfc00 {
                 Some("a unique-local address")
-            } else if first & 0xffc0 == 0xfe80 {
-                Some("a link-local address")
+            } else if first & 0xffc0 == 0xfe80 || first & 0xffc0 == 0xfec0 {
+                Some("a link-local or site-local address")
+            } else if let Some(v4) = nat64(v6) {
+                // NAT64 reaches the IPv4 address inside: judge that one.
+                forbidden_range(IpAddr::V4(v4))
             } else {
                 None
             }
         }
     }
+}
+
+/// The IPv4 address inside a NAT64 address (64:ff9b::/96, and the local-
+/// use 64:ff9b:1::/48 with the address in its last 32 bits).
+fn nat64(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let seg = v6.segments();
+    let well_known = seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    let local = seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1;
+    (well_known || local).then(|| {
+        let [.., a, b, c, d] = v6.octets();
+        std::net::Ipv4Addr::new(a, b, c, d)
+    })
 }
 
 /// The events a webhook asks for: named kinds, or every kind (`*`).
@@ -571,11 +592,22 @@ mod tests {
             "ff02::1",
             "::ffff:127.0.0.1",
             "::ffff:10.1.2.3",
+            "192.0.0.192",
+            "198.18.0.1",
+            "240.0.0.1",
+            "fec0::1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::7f00:1",
         ] {
             let ip: IpAddr = inside.parse().unwrap();
             assert!(policy.refuses(ip).is_some(), "{inside}");
         }
-        for outside in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+        for outside in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "64:ff9b::5db8:d822",
+        ] {
             assert_eq!(policy.refuses(outside.parse().unwrap()), None, "{outside}");
         }
         let cluster = AddressPolicy {

@@ -149,6 +149,17 @@ pub async fn check_target(
     url: &str,
 ) -> Result<(Target, Vec<SocketAddr>), TargetError> {
     let target = Target::parse(url).map_err(TargetError::Invalid)?;
+    // The HTTP client reads the URL by the WHATWG rules (IDNA, percent-
+    // decoding, `\`, short IPv4 forms): a host it reads differently from
+    // the one checked here would be connected to unchecked, past the pin.
+    let read = reqwest::Url::parse(&target.url).ok();
+    let as_read = read.as_ref().and_then(|u| u.host_str()).unwrap_or_default();
+    if as_read != target.host {
+        return Err(TargetError::Refused(format!(
+            "the URL's host {:?} is read as {as_read:?} by HTTP clients; write it that way",
+            target.host
+        )));
+    }
     let addrs: Vec<SocketAddr> = match target.literal_ip() {
         Some(ip) => vec![SocketAddr::new(ip, target.port)],
         None => {
