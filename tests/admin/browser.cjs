@@ -274,6 +274,18 @@ async function main() {
   assert.ok((await page.textContent("main")).includes("Readiness checks"));
   await inspect(page, "system");
 
+  // Webhooks: one made through the API, pinged, shown, and its ping sent again.
+  const hook = (await json("POST", "/api/v1/webhooks", { url: "https://hooks.example.org/in", events: ["*"] })).json;
+  assert.ok(hook.secret.startsWith("whsec_"));
+  assert.equal((await api("POST", `/api/v1/webhooks/${hook.id}/ping`)).status, 202);
+  await page.goto(`${BASE}/admin/webhooks`);
+  assert.ok((await page.textContent("main")).includes("hooks.example.org"));
+  assert.ok(!(await page.content()).includes(hook.secret), "the secret is never shown");
+  await inspect(page, "webhooks");
+  await Promise.all([page.waitForURL(/redelivered=1$/), page.click("text=Send again")]);
+  assert.equal((await page.textContent(".notice")).trim(), "The message is queued to be sent again.");
+  assert.equal(await page.locator("tbody tr").count(), 2);
+
   // Phone-sized and dark: readable, no sideways scrolling, still accessible.
   await page.setViewportSize({ width: 375, height: 740 });
   await page.emulateMedia({ colorScheme: "dark" });
