@@ -190,6 +190,16 @@ impl AppState {
         }
     }
 
+    /// What sends webhook deliveries on request (ping, redelivery).
+    pub fn outbox(&self) -> crate::service::webhooks::Outbox<'_> {
+        let jobs = self.jobs();
+        crate::service::webhooks::Outbox {
+            store: jobs.store.as_ref(),
+            queue: jobs.queue.as_ref(),
+            sender: &jobs.sender,
+        }
+    }
+
     /// Enqueues a validated job with the configured attempt budget.
     pub async fn enqueue(&self, job: NewJob) -> Result<Job, QueueError> {
         self.0.jobs.enqueue(job).await

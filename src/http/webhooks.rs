@@ -169,16 +169,10 @@ pub async fn redeliver(
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
     let id = parse_id(&id, "webhook")?;
     let delivery_id = parse_id(&delivery_id, "delivery")?;
-    let jobs = state.jobs();
-    let delivery = webhooks::redeliver(
-        jobs.store.as_ref(),
-        jobs.queue.as_ref(),
-        &jobs.sender,
-        id,
-        delivery_id,
-        timestamp::now(),
-    )
-    .await?;
+    let delivery = state
+        .outbox()
+        .redeliver(id, delivery_id, timestamp::now())
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)))
 }
 
@@ -194,14 +188,6 @@ pub async fn ping(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
     let id = parse_id(&id, "webhook")?;
-    let jobs = state.jobs();
-    let delivery = webhooks::ping(
-        jobs.store.as_ref(),
-        jobs.queue.as_ref(),
-        &jobs.sender,
-        id,
-        timestamp::now(),
-    )
-    .await?;
+    let delivery = state.outbox().ping(id, timestamp::now()).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)))
 }

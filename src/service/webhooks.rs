@@ -217,68 +217,66 @@ fn job_attempts(sender: &Sender) -> u32 {
     sender.schedule.attempts() + 5
 }
 
-/// Stores and queues one delivery of `body` to the webhook `id`.
-async fn send_one(
-    store: &dyn Webhooks,
-    queue: &dyn Queue,
-    sender: &Sender,
-    delivery: NewDelivery,
-) -> ServiceResult<Delivery> {
-    let id = delivery.webhook_id;
-    if !store.add_delivery(delivery.clone()).await? {
-        return Err(ServiceError::Conflict(format!(
-            "webhook {id} is disabled: enable it first (PATCH {{\"enabled\": true}})"
-        )));
+/// What sends a delivery on request (a ping, a redelivery): the API and
+/// the admin UI take one from their state.
+pub struct Outbox<'a> {
+    pub store: &'a dyn Webhooks,
+    pub queue: &'a dyn Queue,
+    pub sender: &'a Sender,
+}
+
+impl Outbox<'_> {
+    /// Sends a `ping` event to the webhook.
+    pub async fn ping(&self, id: Uuid, now: DateTime<Utc>) -> ServiceResult<Delivery> {
+        stored(self.store, id).await?;
+        let delivery = NewDelivery::new(id, "ping", ping_body(id, now), now);
+        self.send_one(delivery).await
     }
-    enqueue(store, queue, sender, &[delivery.id]).await;
-    Ok(Delivery {
-        id: delivery.id,
-        webhook_id: id,
-        message_id: delivery.message_id,
-        event: delivery.event,
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        next_at: Some(delivery.created_at),
-        created_at: delivery.created_at,
-        finished_at: None,
-        attempt_log: Vec::new(),
-    })
-}
 
-/// Sends a `ping` event to the webhook.
-pub async fn ping(
-    store: &dyn Webhooks,
-    queue: &dyn Queue,
-    sender: &Sender,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> ServiceResult<Delivery> {
-    stored(store, id).await?;
-    let delivery = NewDelivery::new(id, "ping", ping_body(id, now), now);
-    send_one(store, queue, sender, delivery).await
-}
+    /// Sends a delivery's message again, as a new delivery with the same
+    /// message id and body (a receiver that deduplicates sees it once).
+    pub async fn redeliver(
+        &self,
+        webhook_id: Uuid,
+        delivery_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<Delivery> {
+        let old = self
+            .store
+            .get_delivery(delivery_id)
+            .await?
+            .filter(|d| d.webhook_id == webhook_id)
+            .ok_or(ServiceError::NotFound {
+                what: "delivery",
+                id: delivery_id,
+            })?;
+        let mut delivery = NewDelivery::new(webhook_id, &old.event, old.body, now);
+        delivery.message_id = old.message_id;
+        self.send_one(delivery).await
+    }
 
-/// Sends a delivery's message again, as a new delivery with the same
-/// message id and body (a receiver that deduplicates sees it once).
-pub async fn redeliver(
-    store: &dyn Webhooks,
-    queue: &dyn Queue,
-    sender: &Sender,
-    webhook_id: Uuid,
-    delivery_id: Uuid,
-    now: DateTime<Utc>,
-) -> ServiceResult<Delivery> {
-    let old = store
-        .get_delivery(delivery_id)
-        .await?
-        .filter(|d| d.webhook_id == webhook_id)
-        .ok_or(ServiceError::NotFound {
-            what: "delivery",
-            id: delivery_id,
-        })?;
-    let mut delivery = NewDelivery::new(webhook_id, &old.event, old.body, now);
-    delivery.message_id = old.message_id;
-    send_one(store, queue, sender, delivery).await
+    /// Stores and queues one delivery.
+    async fn send_one(&self, delivery: NewDelivery) -> ServiceResult<Delivery> {
+        let id = delivery.webhook_id;
+        if !self.store.add_delivery(delivery.clone()).await? {
+            return Err(ServiceError::Conflict(format!(
+                "webhook {id} is disabled: enable it first (PATCH {{\"enabled\": true}})"
+            )));
+        }
+        enqueue(self.store, self.queue, self.sender, &[delivery.id]).await;
+        Ok(Delivery {
+            id: delivery.id,
+            webhook_id: id,
+            message_id: delivery.message_id,
+            event: delivery.event,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_at: Some(delivery.created_at),
+            created_at: delivery.created_at,
+            finished_at: None,
+            attempt_log: Vec::new(),
+        })
+    }
 }
 
 /// Turns the next changes of the feed into deliveries, once across every

@@ -85,7 +85,7 @@ async fn wait_settled(app: &TestApp, hook: &str) -> Value {
 /// secret (known only once the webhook exists) at `path`: its id, its
 /// secret and the receiver; `None` without the receiver's Python.
 async fn hooked(app: &TestApp, events: Value, path: &str) -> Option<(String, String, Receiver)> {
-    let hook = create_hook(app, "https://placeholder.example.org/", events).await;
+    let hook = create_hook(app, "https://receiver-starts-later.example.org/", events).await;
     let id = hook["id"].as_str().unwrap().to_owned();
     let secret = hook["secret"].as_str().unwrap().to_owned();
     let receiver = Receiver::start(&secret, None)?;

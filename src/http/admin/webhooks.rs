@@ -63,16 +63,10 @@ pub async fn redeliver(
 ) -> Page {
     let id = accept_write(&state, &user, &headers, &body, &id, "webhook")?;
     let delivery_id = super::pages::parse_id(&delivery_id, "delivery")?;
-    let jobs = state.jobs();
-    let delivery = webhooks::redeliver(
-        jobs.store.as_ref(),
-        jobs.queue.as_ref(),
-        &jobs.sender,
-        id,
-        delivery_id,
-        timestamp::now(),
-    )
-    .await?;
+    let delivery = state
+        .outbox()
+        .redeliver(id, delivery_id, timestamp::now())
+        .await?;
     tracing::info!(webhook_id = %id, delivery_id = %delivery.id, "admin UI: webhook delivery sent again");
     Ok(Redirect::to("/admin/webhooks?redelivered=1").into_response())
 }
