@@ -208,11 +208,7 @@ impl Cli {
                 tag,
             } => {
                 with_config(config, |config| async move {
-                    let tag = tag
-                        .as_deref()
-                        .map(normalize_tag_filter)
-                        .transpose()
-                        .map_err(|e| anyhow::anyhow!("--tag: {}", e.message))?;
+                    let tag = tag_option(tag.as_deref())?;
                     let (store, blobs) = open_data(&config).await?;
                     let options = export::Options {
                         format,
@@ -239,11 +235,7 @@ impl Cli {
                 dry_run,
             } => {
                 with_config(config, |config| async move {
-                    let tag = tag
-                        .as_deref()
-                        .map(normalize_tag_filter)
-                        .transpose()
-                        .map_err(|e| anyhow::anyhow!("--tag: {}", e.message))?;
+                    let tag = tag_option(tag.as_deref())?;
                     let limits = import::Limits {
                         max_bytes: config.limits.import_max_bytes,
                         max_files: config.limits.import_max_files,
@@ -492,4 +484,11 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!(backend = store.backend(), "migrations applied");
     Ok(())
+}
+
+/// `--tag`, normalized by the tag rules, or why it breaks them.
+fn tag_option(tag: Option<&str>) -> anyhow::Result<Option<String>> {
+    tag.map(normalize_tag_filter)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--tag: {}", e.message))
 }
