@@ -7,13 +7,17 @@ use clap::{Parser, Subcommand};
 use crate::{
     backup,
     blobs::Blobs,
-    config::{Config, Settings},
+    config::{Config, Settings, TelemetryArgs},
     domain::note::normalize_tag_filter,
     export, healthcheck, import,
     jobs::schedule::Schedule,
+    progress::{
+        Progress,
+        display::{self, Mode},
+    },
     server,
     store::{self, DynStore, PoolSettings},
-    telemetry,
+    telemetry::{self, LogTo},
 };
 
 #[derive(Debug, Parser)]
@@ -139,6 +143,8 @@ pub enum DatasetCommand {
         /// once, in the report.
         #[arg(long = "key", value_name = "NAME")]
         keys: Vec<String>,
+        #[command(flatten)]
+        telemetry: TelemetryArgs,
     },
 }
 
@@ -151,19 +157,19 @@ impl Cli {
                     None => unreachable!("serve was given"),
                 });
         match command {
-            Command::Serve(config) => with_config(config, server::run_api).await,
-            Command::Worker(config) => with_config(config, server::run_worker).await,
+            Command::Serve(config) => with_config(config, LogTo::Stdout, server::run_api).await,
+            Command::Worker(config) => with_config(config, LogTo::Stdout, server::run_worker).await,
             Command::Migrate {
                 config,
                 check: false,
                 ..
-            } => with_config(config, migrate).await,
+            } => with_config(config, LogTo::Stderr, migrate).await,
             Command::Migrate {
                 config,
                 check: true,
                 wait,
             } => {
-                with_config(config, |config| async move {
+                with_config(config, LogTo::Stderr, |config| async move {
                     wait_for_schema(config, Duration::from_secs(wait)).await
                 })
                 .await
@@ -176,10 +182,16 @@ impl Cli {
                 if let Some(keep) = keep {
                     config.storage.backup_keep = keep;
                 }
-                with_config(config, |config| async move {
+                with_config(config, LogTo::Stderr, |config| async move {
                     let to = to.unwrap_or_else(|| config.storage.backup_to.clone());
                     let (store, blobs) = open_data(&config).await?;
-                    let created = backup::create(target(&store, &blobs, &config), &to).await;
+                    let progress = Progress::new("backup");
+                    let created = showing(
+                        &progress,
+                        &config,
+                        backup::create(target(&store, &blobs, &config, &progress), &to),
+                    )
+                    .await;
                     store.close().await;
                     let created = created?;
                     println!("{}", serde_json::to_string_pretty(&created.summary(&to))?);
@@ -188,9 +200,15 @@ impl Cli {
                 .await
             }
             Command::Restore { config, from } => {
-                with_config(config, |config| async move {
+                with_config(config, LogTo::Stderr, |config| async move {
                     let (store, blobs) = open_data(&config).await?;
-                    let manifest = backup::restore(target(&store, &blobs, &config), &from).await;
+                    let progress = Progress::new("restore");
+                    let manifest = showing(
+                        &progress,
+                        &config,
+                        backup::restore(target(&store, &blobs, &config, &progress), &from),
+                    )
+                    .await;
                     store.close().await;
                     let manifest = manifest?;
                     println!(
@@ -207,7 +225,7 @@ impl Cli {
                 format,
                 tag,
             } => {
-                with_config(config, |config| async move {
+                with_config(config, LogTo::Stderr, |config| async move {
                     let tag = tag_option(tag.as_deref())?;
                     let (store, blobs) = open_data(&config).await?;
                     let options = export::Options {
@@ -216,7 +234,10 @@ impl Cli {
                         spool_dir: config.server.data_dir.join("spool"),
                     };
                     let written = match export::Export::begin(store.clone(), blobs, options).await {
-                        Ok(export) => export::write_to_path(export, &to).await,
+                        Ok(export) => {
+                            let progress = export.progress().clone();
+                            showing(&progress, &config, export::write_to_path(export, &to)).await
+                        }
                         Err(e) => Err(e),
                     };
                     store.close().await;
@@ -234,7 +255,7 @@ impl Cli {
                 folder_tags,
                 dry_run,
             } => {
-                with_config(config, |config| async move {
+                with_config(config, LogTo::Stderr, |config| async move {
                     let tag = tag_option(tag.as_deref())?;
                     let limits = import::Limits {
                         max_bytes: config.limits.import_max_bytes,
@@ -242,9 +263,7 @@ impl Cli {
                     };
                     let source = import::Source::open(&from, limits).await?;
                     let (store, blobs) = open_data(&config).await?;
-                    let (progress, watch) = tokio::sync::watch::channel(import::Report::default());
-                    // Progress on stderr, never stdout, which holds the report.
-                    let logger = tokio::spawn(show_progress(watch));
+                    let progress = Progress::new("import");
                     let run = import::Import {
                         store: store.clone(),
                         blobs,
@@ -258,11 +277,12 @@ impl Cli {
                         // The next `reindex` queues the text extraction of
                         // what a command-line import stored.
                         after_attachment: None,
-                        progress,
+                        // The report is printed at the end; meanwhile the
+                        // count is shown.
+                        report: tokio::sync::watch::channel(import::Report::default()).0,
+                        progress: progress.clone(),
                     };
-                    let report = run.run(&source).await;
-                    drop(run);
-                    let _ = logger.await;
+                    let report = showing(&progress, &config, run.run(&source)).await;
                     store.close().await;
                     let report = report?;
                     println!("{}", serde_json::to_string_pretty(&report)?);
@@ -270,8 +290,19 @@ impl Cli {
                 })
                 .await
             }
-            Command::Dataset(DatasetCommand::Pack { from, to, keys }) => {
-                pack(&from, &to, &keys).await
+            Command::Dataset(DatasetCommand::Pack {
+                from,
+                to,
+                keys,
+                telemetry,
+            }) => {
+                telemetry::init_logging_unresolved(&telemetry, LogTo::Stderr);
+                let progress = Progress::new("dataset pack");
+                let every = Duration::from_secs(telemetry.progress_every);
+                let shown = display::show(&progress, Mode::detect(every));
+                let code = pack(&from, &to, &keys, &progress).await;
+                shown.finish().await;
+                code
             }
             Command::Config(config) => match check(config) {
                 Ok(settings) => {
@@ -305,7 +336,7 @@ impl Cli {
     }
 }
 
-async fn with_config<F, Fut>(config: Config, run: F) -> ExitCode
+async fn with_config<F, Fut>(config: Config, log_to: LogTo, run: F) -> ExitCode
 where
     F: FnOnce(Settings) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -314,11 +345,11 @@ where
     let settings = match check(config) {
         Ok(settings) => settings,
         Err(e) => {
-            telemetry::init_logging_unresolved(&telemetry);
+            telemetry::init_logging_unresolved(&telemetry, log_to);
             return fail(&e);
         }
     };
-    telemetry::init_logging(&settings);
+    telemetry::init_logging(&settings, log_to);
     let code = match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&*e),
@@ -343,69 +374,17 @@ fn fail(err: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// What a backup or a restore needs, and nothing more: the database
-/// (migrated when configured, as a serving process would) and the blobs.
-/// Shows an import's progress on stderr: on a terminal, one line redrawn
-/// in place with the count, the rate and the time left; otherwise a log
-/// line every 5 seconds. (Hand-written: `indicatif` is not in the tree,
-/// and this is one line of text.)
-async fn show_progress(mut watch: tokio::sync::watch::Receiver<import::Report>) {
-    use std::io::IsTerminal;
-    let tty = std::io::stderr().is_terminal();
-    let every = if tty {
-        Duration::from_millis(200)
-    } else {
-        Duration::from_secs(5)
-    };
-    let started = std::time::Instant::now();
-    let mut last: Option<std::time::Instant> = None;
-    while watch.changed().await.is_ok() {
-        // Marked seen every time, or `changed` would answer at once again.
-        let r = watch.borrow_and_update().clone();
-        let finished = r.total > 0 && r.done == r.total;
-        let due = last.is_none_or(|t| t.elapsed() >= every);
-        if tty && (due || finished) {
-            last = Some(std::time::Instant::now());
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            let rate = r.done as f64 / secs;
-            let left = r.total.saturating_sub(r.done) as f64 / rate.max(0.001);
-            let percent = if r.total == 0 {
-                100.0
-            } else {
-                r.done as f64 * 100.0 / r.total as f64
-            };
-            eprint!(
-                "\r\x1b[Kimport: {}/{} notes ({percent:.0}%), {rate:.0} notes/s, {} left",
-                r.done,
-                r.total,
-                if finished {
-                    "nothing".to_owned()
-                } else if r.done == 0 {
-                    "time".to_owned()
-                } else {
-                    format!("about {left:.0} s")
-                }
-            );
-        } else if !tty && last.is_some_and(|t| t.elapsed() >= every) {
-            last = Some(std::time::Instant::now());
-            tracing::info!(
-                done = r.done,
-                total = r.total,
-                created = r.created,
-                updated = r.updated,
-                unchanged = r.unchanged,
-                errors = r.errors_total,
-                "import in progress"
-            );
-        } else if last.is_none() {
-            last = Some(std::time::Instant::now());
-        }
-    }
-    if tty && last.is_some() {
-        eprintln!();
-    }
+/// Runs `work` while `progress` is shown on stderr: a bar on a
+/// terminal, else a log line every NOTES_PROGRESS_EVERY.
+async fn showing<T>(progress: &Progress, settings: &Settings, work: impl Future<Output = T>) -> T {
+    let shown = display::show(progress, Mode::detect(settings.telemetry.progress_every));
+    let out = work.await;
+    shown.finish().await;
+    out
 }
 
+/// What a backup or a restore needs, and nothing more: the database
+/// (migrated when configured, as a serving process would) and the blobs.
 async fn open_data(settings: &Settings) -> anyhow::Result<(DynStore, Blobs)> {
     let store = connect(settings).await?;
     if settings.server.migrate_on_start && !settings.server.read_only {
@@ -419,16 +398,27 @@ async fn connect(settings: &Settings) -> Result<DynStore, store::StoreError> {
     store::connect(db.url.expose(), &PoolSettings::new(db)).await
 }
 
-fn target<'a>(store: &'a DynStore, blobs: &'a Blobs, settings: &'a Settings) -> backup::Target<'a> {
+fn target<'a>(
+    store: &'a DynStore,
+    blobs: &'a Blobs,
+    settings: &'a Settings,
+    progress: &Progress,
+) -> backup::Target<'a> {
     backup::Target {
         store,
         blobs,
         storage: &settings.storage,
+        progress: Some(progress.clone()),
     }
 }
 
-async fn pack(from: &std::path::Path, to: &std::path::Path, keys: &[String]) -> ExitCode {
-    match crate::dataset::pack(from, to, keys).await {
+async fn pack(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    keys: &[String],
+    progress: &Progress,
+) -> ExitCode {
+    match crate::dataset::pack(from, to, keys, progress).await {
         Ok(report) => {
             println!(
                 "{}",

@@ -18,6 +18,7 @@ use crate::{
         note::MAX_NOTE_JSON_BYTES,
         validation::FieldError,
     },
+    progress::{Progress, Unit},
     store::{self, Keys, Maintenance, NewKey, Notes, Store, StoreError, dataset},
 };
 
@@ -59,7 +60,14 @@ pub struct PackReport {
 /// Each of `key_names` becomes a read-only API key inside the dataset, so
 /// that its readers need no master key: replicas check keys against the
 /// dataset they serve, and a new file brings its own keys.
-pub async fn pack(from: &Path, to: &Path, key_names: &[String]) -> Result<PackReport, PackError> {
+///
+/// `progress` counts the input's bytes read.
+pub async fn pack(
+    from: &Path,
+    to: &Path,
+    key_names: &[String],
+    progress: &Progress,
+) -> Result<PackReport, PackError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| PackError::Io { path, source }
@@ -72,9 +80,11 @@ pub async fn pack(from: &Path, to: &Path, key_names: &[String]) -> Result<PackRe
     }
     let keys = read_keys(key_names)?;
     let input = std::fs::File::open(from).map_err(io(from))?;
+    let size = input.metadata().map_err(io(from))?.len();
     let partial = partial_path(to);
     let _ = std::fs::remove_file(&partial);
-    let outcome = fill(BufReader::new(input), &partial, from, &keys).await;
+    progress.stage("reading notes", Unit::Bytes, Some(size));
+    let outcome = fill(BufReader::new(input), &partial, from, &keys, progress).await;
     let notes = match outcome {
         Ok(notes) => notes,
         Err(e) => {
@@ -137,6 +147,7 @@ async fn fill<R: BufRead>(
     partial: &Path,
     from: &Path,
     keys: &[IssuedKey],
+    progress: &Progress,
 ) -> Result<u64, PackError> {
     let db = dataset::create(partial).await?;
     let mut errors = Vec::new();
@@ -152,6 +163,7 @@ async fn fill<R: BufRead>(
                 path: from.to_owned(),
                 source,
             })?;
+        progress.add(chunk.len() as u64);
         match read_batch(&chunk[..], Format::Ndjson) {
             Ok(batch) if total == 0 => {
                 let received = batch.notes.len() as u64;

@@ -30,6 +30,7 @@ pub mod http;
 pub mod import;
 pub mod index;
 pub mod jobs;
+pub mod progress;
 pub mod queue;
 pub mod search;
 pub mod server;

@@ -109,34 +109,53 @@ pub fn flush_errors() {
 
 /// Logs, and error reports when a DSN is set: from the resolved settings,
 /// so that a DSN and secrets mounted as files are read first.
-pub fn init_logging(settings: &Settings) {
+pub fn init_logging(settings: &Settings, to: LogTo) {
     let t = &settings.telemetry;
-    init(&t.log, t.log_format, init_sentry(settings));
+    init(&t.log, t.log_format, init_sentry(settings), to);
+}
+
+/// Where log lines go: a server's to stdout, its container's log; a
+/// one-shot command's (`backup`, `export`, …) to stderr, beside its
+/// progress, so that its stdout is its report alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTo {
+    Stdout,
+    Stderr,
 }
 
 /// Logs alone, for a process whose settings do not resolve: it can still
 /// say why, in the format asked for.
-pub fn init_logging_unresolved(given: &TelemetryArgs) {
-    init(&given.log, given.log_format, None);
+pub fn init_logging_unresolved(given: &TelemetryArgs, to: LogTo) {
+    init(&given.log, given.log_format, None, to);
 }
 
-fn init(log: &str, format: LogFormat, sentry: Option<Box<dyn Layer<Registry> + Send + Sync>>) {
+fn init(
+    log: &str,
+    format: LogFormat,
+    sentry: Option<Box<dyn Layer<Registry> + Send + Sync>>,
+    to: LogTo,
+) {
     let filter = EnvFilter::try_new(log).unwrap_or_else(|e| {
         eprintln!("invalid NOTES_LOG filter {log:?} ({e}); using \"info\"");
         EnvFilter::new("info")
     });
     let registry = tracing_subscriber::registry().with(sentry).with(filter);
+    let writer = match to {
+        LogTo::Stdout => fmt::writer::BoxMakeWriter::new(std::io::stdout),
+        LogTo::Stderr => fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
     let result = match format {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
+                    .with_writer(writer)
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false),
             )
             .try_init(),
-        LogFormat::Text => registry.with(fmt::layer()).try_init(),
+        LogFormat::Text => registry.with(fmt::layer().with_writer(writer)).try_init(),
     };
     // A second init (tests starting several apps) keeps the first subscriber.
     let _ = result;

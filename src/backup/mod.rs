@@ -35,6 +35,7 @@ use crate::{
     blobs::{BlobError, Blobs},
     config::Storage,
     domain::timestamp,
+    progress::{Progress, Unit},
     store::{DynStore, Record, StoreError},
 };
 
@@ -153,6 +154,15 @@ pub struct Target<'a> {
     pub store: &'a DynStore,
     pub blobs: &'a Blobs,
     pub storage: &'a Storage,
+    /// Counts the work in stages (records, then attachment bytes), for
+    /// whoever shows it; none when nobody does.
+    pub progress: Option<Progress>,
+}
+
+impl Target<'_> {
+    fn progress(&self, task: &'static str) -> Progress {
+        self.progress.clone().unwrap_or_else(|| Progress::new(task))
+    }
 }
 
 /// A snapshot written, and what the retention removed after it.
@@ -183,6 +193,7 @@ impl Created {
 /// retry would only write another.
 pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Created, BackupError> {
     let t = target.into();
+    let progress = t.progress("backup");
     let dest = Blobs::open_url(to, &t.storage.s3)?;
     let now = Utc::now();
     let snapshot = format!(
@@ -195,10 +206,13 @@ pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Creat
     let (tx, mut rx) = mpsc::channel::<Record>(256);
     let counts = Arc::new(Mutex::new(Counts::default()));
     let attachments = Arc::new(Mutex::new(Vec::<(String, u64, String)>::new()));
+    progress.stage("records", Unit::Items("records"), None);
     let lines = {
         let counts = counts.clone();
         let attachments = attachments.clone();
+        let progress = progress.clone();
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(move |record| {
+            progress.add(1);
             let mut c = counts.lock().expect("not poisoned");
             match &record {
                 Record::Key { .. } => c.keys += 1,
@@ -236,6 +250,11 @@ pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Creat
     let attachments = std::mem::take(&mut *attachments.lock().expect("not poisoned"));
     let mut objects = Vec::with_capacity(attachments.len());
     let mut skipped = Vec::new();
+    progress.stage(
+        "attachments",
+        Unit::Bytes,
+        Some(attachments.iter().map(|(_, size, _)| size).sum()),
+    );
     for (key, size, sha256) in attachments {
         match t
             .blobs
@@ -257,6 +276,7 @@ pub async fn create<'a>(target: impl Into<Target<'a>>, to: &str) -> Result<Creat
             Err(BlobError::NotFound) => skipped.push(key),
             Err(e) => return Err(e.into()),
         }
+        progress.add(size);
     }
 
     let manifest = Manifest {
@@ -344,7 +364,19 @@ pub async fn restore<'a>(
     if !t.store.is_empty().await? {
         return Err(BackupError::NotEmpty);
     }
-    let snapshot = Snapshot::new(&src, &dir, &manifest, t.storage.extract_max_bytes)?;
+    let progress = t.progress("restore");
+    let snapshot = Snapshot::new(
+        &src,
+        &dir,
+        &manifest,
+        t.storage.extract_max_bytes,
+        &progress,
+    )?;
+    progress.stage(
+        "checking records",
+        Unit::Items("records"),
+        Some(snapshot.expected),
+    );
     snapshot.read_records(None).await?;
 
     // Objects before rows, so that no committed row lacks its object. A
@@ -353,7 +385,17 @@ pub async fn restore<'a>(
     // copy starts: a copy that fails after writing must go too.
     let mut copied = Vec::new();
     let written = async {
+        progress.stage(
+            "copying attachments",
+            Unit::Bytes,
+            Some(manifest.objects.iter().map(|o| o.size).sum()),
+        );
         snapshot.copy_objects(t.blobs, &mut copied).await?;
+        progress.stage(
+            "writing records",
+            Unit::Items("records"),
+            Some(snapshot.expected),
+        );
         snapshot.import(t.store).await
     }
     .await;
@@ -412,6 +454,7 @@ struct Snapshot<'a> {
     /// Records to write (skipped attachments left out).
     expected: u64,
     extract_max: u64,
+    progress: &'a Progress,
 }
 
 type Sink = mpsc::Sender<Result<Record, StoreError>>;
@@ -422,6 +465,7 @@ impl<'a> Snapshot<'a> {
         dir: &'a str,
         manifest: &'a Manifest,
         extract_max: u64,
+        progress: &'a Progress,
     ) -> Result<Self, BackupError> {
         let c = &manifest.counts;
         let expected = c
@@ -446,6 +490,7 @@ impl<'a> Snapshot<'a> {
             skipped: manifest.skipped.iter().map(String::as_str).collect(),
             expected,
             extract_max,
+            progress,
         })
     }
 
@@ -469,6 +514,7 @@ impl<'a> Snapshot<'a> {
                 return Ok(true);
             };
             sent += 1;
+            self.progress.add(1);
             Ok(match sink {
                 // The import is gone (it failed): its error is the answer.
                 Some(sink) => sink.send(Ok(record)).await.is_ok(),
@@ -621,6 +667,7 @@ impl<'a> Snapshot<'a> {
                     w.sha256, o.sha256
                 )));
             }
+            self.progress.add(o.size);
         }
         Ok(())
     }

@@ -451,4 +451,9 @@ pub struct TelemetryArgs {
     /// The environment events are filed under; default NOTES_ENV.
     #[arg(long, env = "NOTES_SENTRY_ENVIRONMENT")]
     pub sentry_environment: Option<String>,
+    /// Seconds between two progress lines of a long command (`export`,
+    /// `backup`, …) whose stderr is not a terminal, and of a server's index
+    /// build; 0 logs at every look (ten a second).
+    #[arg(long, env = "NOTES_PROGRESS_EVERY", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub progress_every: u64,
 }

@@ -162,6 +162,8 @@ pub struct Telemetry {
     pub sentry_dsn: Option<Secret>,
     /// What error reports are filed under: NOTES_SENTRY_ENVIRONMENT, else the mode.
     pub sentry_environment: String,
+    /// Between two progress lines in a log.
+    pub progress_every: Duration,
 }
 
 /// Requests per second per client in production unless NOTES_RATE_LIMIT
@@ -402,6 +404,7 @@ impl Settings {
                     .sentry_environment
                     .clone()
                     .unwrap_or_else(|| format!("{:?}", server.env).to_lowercase()),
+                progress_every: Duration::from_secs(telemetry.progress_every),
             },
             given,
         })

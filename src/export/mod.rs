@@ -36,6 +36,7 @@ use crate::{
         timestamp,
         vault::{self, FrontMatter, NameSet},
     },
+    progress::{Progress, Unit},
     store::{DynStore, ExportKey, StoreError},
 };
 
@@ -52,9 +53,6 @@ const KEYS_PER_PAGE: u32 = 10_000;
 /// Notes read at once: a note is at most about 1.1 MB (body and metadata),
 /// so this bounds what one read holds.
 pub const NOTES_AT_ONCE: usize = 8;
-/// How often a long export says how far it got (a log line: the server's
-/// log, the command line's stderr).
-const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Missing attachment objects listed by name in the manifest; past this
 /// only counted.
 const MISSING_LISTED: usize = 1_000;
@@ -164,6 +162,7 @@ pub struct Export {
     blobs: Blobs,
     options: Options,
     first: Vec<ExportKey>,
+    progress: Progress,
 }
 
 /// One attachment as the export lays it out.
@@ -221,11 +220,18 @@ impl Export {
             blobs,
             options,
             first,
+            progress: Progress::new("export"),
         })
     }
 
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// Counts the notes written, towards their number when the export
+    /// began; whoever runs the export shows it.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     /// Writes every file into `sink` and finishes it; the manifest last.
@@ -242,7 +248,9 @@ impl Export {
             missing: Vec::new(),
         };
         let mut newest = epoch();
-        let mut last_report = std::time::Instant::now();
+        let total = self.store.export_count(self.options.tag.as_deref()).await?;
+        self.progress
+            .stage("notes", Unit::Items("notes"), Some(total));
         let mut stems = NameSet::default();
         // NDJSON lines wait in a file until the attachments are written:
         // a zip takes its entries one after the other.
@@ -292,15 +300,7 @@ impl Export {
                     for p in placed {
                         self.attachment(sink, &note, p, &mut summary).await?;
                     }
-                    if last_report.elapsed() >= REPORT_EVERY {
-                        last_report = std::time::Instant::now();
-                        tracing::info!(
-                            notes = summary.notes,
-                            attachments = summary.attachments,
-                            attachment_bytes = summary.attachment_bytes,
-                            "export in progress"
-                        );
-                    }
+                    self.progress.add(1);
                 }
             }
             if page.len() < KEYS_PER_PAGE as usize {

@@ -24,6 +24,7 @@ use super::{
 use crate::{
     domain::{note::normalize_tag_filter, timestamp},
     export::{self, Export, Format, Options, ZipSink},
+    progress::display::{self, Mode},
 };
 
 /// Chunks of the zip in flight between the writer and the connection.
@@ -79,10 +80,17 @@ pub async fn export(
 
     let held = slot.and_then(|Extension(s)| s.take());
     let (writer, abort, body) = export::pipe(CHUNKS_IN_FLIGHT);
+    // A long export says how far it got in the server's log.
+    let shown = display::show(
+        export.progress(),
+        Mode::Log(state.settings().telemetry.progress_every),
+    );
     let task = async move {
         let _held = held;
         let mut sink = ZipSink::new(writer);
-        match export.write(&mut sink).await {
+        let written = export.write(&mut sink).await;
+        shown.finish().await;
+        match written {
             Ok(summary) => tracing::info!(
                 format = format.as_str(),
                 notes = summary.notes,

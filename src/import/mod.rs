@@ -43,6 +43,7 @@ use crate::{
         timestamp,
         vault_read::{self, NoteSource, VaultIndex, content_type_of, file_name, is_note},
     },
+    progress::{Progress, Unit},
     store::{DynStore, ImportedNote, StoreError, Upserted},
 };
 use source::Entry;
@@ -86,8 +87,10 @@ pub struct Import {
     pub blobs: Blobs,
     pub options: Options,
     pub after_attachment: Option<Arc<dyn AfterAttachment>>,
-    /// Receives the report as it grows.
-    pub progress: watch::Sender<Report>,
+    /// Receives the report as it grows (a job's result).
+    pub report: watch::Sender<Report>,
+    /// Counts the notes read (a command's progress bar).
+    pub progress: Progress,
 }
 
 /// A file a note wants as an attachment.
@@ -103,6 +106,7 @@ impl Import {
     /// archive is hostile or too large, the database or storage is down).
     pub async fn run(&self, source: &Source) -> Result<Report, ImportError> {
         let started = std::time::Instant::now();
+        self.progress.stage("notes", Unit::Items("notes"), None);
         let mut report = Report {
             dry_run: self.options.dry_run,
             ..Report::default()
@@ -143,14 +147,22 @@ impl Import {
             report.skip(Skipped::new(&e.path, reason));
         }
         report.took_ms = timestamp::elapsed_ms(started);
-        self.progress.send_replace(report.clone());
+        self.announce(&report);
         Ok(report)
     }
 
+    /// Sends the report now.
+    fn announce(&self, report: &Report) {
+        self.progress.set(report.done, Some(report.total));
+        self.report.send_replace(report.clone());
+    }
+
+    /// Counts at once; sends the report if [`PUBLISH_EVERY`] has passed.
     fn publish(&self, report: &Report, last: &mut std::time::Instant) {
+        self.progress.set(report.done, Some(report.total));
         if last.elapsed() >= PUBLISH_EVERY {
             *last = std::time::Instant::now();
-            self.progress.send_replace(report.clone());
+            self.report.send_replace(report.clone());
         }
     }
 
@@ -164,7 +176,7 @@ impl Import {
         let index = VaultIndex::new(source.entries.iter().map(|e| e.path.as_str()));
         let notes: Vec<&Entry> = source.entries.iter().filter(|e| is_note(&e.path)).collect();
         report.total = notes.len() as u64;
-        self.progress.send_replace(report.clone());
+        self.announce(report);
         for entry in notes {
             used.insert(entry.path.clone());
             report.done += 1;
@@ -257,7 +269,7 @@ impl Import {
             }
         }
         report.total = total;
-        self.progress.send_replace(report.clone());
+        self.announce(report);
         let mut reader = tokio::io::BufReader::new(source.open_entry(entry).await?);
         let mut line_no = 0;
         let mut buf = Vec::new();

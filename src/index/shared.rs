@@ -23,6 +23,8 @@ pub struct IndexSettings {
     pub poll: Duration,
     /// How long a refresh waits for the index to catch up.
     pub refresh_timeout: Duration,
+    /// Between two log lines of a build's progress.
+    pub progress_every: Duration,
 }
 
 impl IndexSettings {
@@ -32,6 +34,7 @@ impl IndexSettings {
             memory_bytes: memory_mb as usize * 1024 * 1024,
             poll: Duration::from_secs(1),
             refresh_timeout: Duration::from_secs(30),
+            progress_every: Duration::from_secs(5),
         }
     }
 }

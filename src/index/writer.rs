@@ -22,7 +22,10 @@ use super::{
     engine_error,
     shared::Shared,
 };
-use crate::store::{Change, FeedHead};
+use crate::{
+    progress::{LogLines, Progress, Unit},
+    store::{Change, FeedHead},
+};
 
 /// Notes read from the store per query while catching up or building.
 const PAGE: u32 = 1000;
@@ -50,6 +53,10 @@ struct Build {
     target: i64,
     done: u64,
     of: u64,
+    /// The log's view of `done` of `of` (a build of a large database
+    /// takes minutes).
+    progress: Progress,
+    lines: LogLines,
 }
 
 /// The writer thread's state.
@@ -233,6 +240,12 @@ impl Writer {
             target: head.seq,
             done: 0,
             of,
+            progress: {
+                let p = Progress::new("search index");
+                p.stage("building", Unit::Items("notes"), Some(of));
+                p
+            },
+            lines: LogLines::new(self.shared.settings.progress_every),
         });
         self.publish();
         Ok(())
@@ -275,11 +288,14 @@ impl Writer {
         // The build's cursor lives uncommitted until the build commits.
         build.live.applied = cursor;
         build.done += added;
+        build.progress.add(added);
+        build.lines.tick(&build.progress);
         if cursor < build.target {
             self.build = Some(build);
             self.publish();
             return Ok(());
         }
+        build.lines.finish(&build.progress);
         commit(&mut build.live, build.target)?;
         self.catch_up(&mut build.live, head.seq)?;
         tracing::info!(

@@ -88,6 +88,7 @@ impl<'a> From<&'a Context> for backup::Target<'a> {
             store: &ctx.store,
             blobs: &ctx.blobs,
             storage: &ctx.settings.storage,
+            progress: None,
         }
     }
 }

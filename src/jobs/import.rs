@@ -15,7 +15,8 @@ use crate::{
     blobs::BlobError,
     domain::attachment::Attachment,
     import::{self, AfterAttachment, Import, ImportError, Limits, Report, Source},
-    queue::{JobKind, NewJob},
+    progress::Progress,
+    queue::{JobKind, JobListQuery, JobStatus, NewJob},
     store::StoreError,
 };
 
@@ -28,6 +29,70 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// The object a staged upload is stored as: chosen by the server.
 pub fn staged_key(upload: Uuid) -> String {
     format!("{STAGED_PREFIX}{upload}.zip")
+}
+
+/// Removes staged uploads last written before `cutoff` that no import job
+/// will read: their job finished, died, or was never queued (a server
+/// killed between storing the upload and queueing it). A job killed on
+/// its last attempt never reaches its own clean-up; this is that clean-up.
+/// Answers how many went.
+pub async fn purge_staged(
+    ctx: &Context,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, PurgeError> {
+    let old: Vec<_> = ctx
+        .blobs
+        .list(STAGED_PREFIX)
+        .await?
+        .into_iter()
+        .filter(|o| o.last_modified < cutoff)
+        .collect();
+    if old.is_empty() {
+        return Ok(0);
+    }
+    // Uploads an import job may still read: queued, running, or failed
+    // with an attempt to come. Few at any time.
+    let mut awaited = std::collections::HashSet::new();
+    for status in [JobStatus::Queued, JobStatus::Running, JobStatus::Failed] {
+        let mut after = None;
+        loop {
+            let page = ctx
+                .queue
+                .list(&JobListQuery {
+                    status: Some(status),
+                    kind: Some(JobKind::Import),
+                    limit: 500,
+                    after,
+                })
+                .await?;
+            awaited.extend(page.items.iter().filter_map(|j| {
+                j.args["upload"]
+                    .as_str()
+                    .and_then(|u| u.parse::<Uuid>().ok())
+                    .map(staged_key)
+            }));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    let mut removed = 0;
+    for object in old.into_iter().filter(|o| !awaited.contains(&o.key)) {
+        ctx.blobs.delete(&object.key).await?;
+        tracing::info!(key = %object.key, "removed a staged import no job will read");
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Why [`purge_staged`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error(transparent)]
+    Storage(#[from] BlobError),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
 }
 
 /// The attempt under way: the progress is written under its lease.
@@ -164,7 +229,7 @@ async fn import_staged(
         max_files: ctx.settings.limits.import_max_files,
     };
     let source = Source::open(local.path(), limits).await.map_err(failure)?;
-    let (progress, mut watch) = tokio::sync::watch::channel(Report::default());
+    let (report, mut watch) = tokio::sync::watch::channel(Report::default());
     let reporter = tokio::spawn({
         let queue = ctx.queue.clone();
         async move {
@@ -189,7 +254,9 @@ async fn import_staged(
             max_upload_bytes: ctx.settings.storage.max_upload_bytes,
         },
         after_attachment: Some(Arc::new(QueueExtraction(ctx.clone()))),
-        progress,
+        report,
+        // The job's result shows the progress; the log, the outcome.
+        progress: Progress::new("import"),
     };
     let report = import.run(&source).await;
     drop(import);

@@ -11,6 +11,10 @@ use super::{
 use crate::{
     backup,
     domain::attachment,
+    progress::{
+        Progress,
+        display::{self, Mode},
+    },
     queue::{JobKind, NewJob, model::JobArgs},
     service::{
         ServiceError,
@@ -116,7 +120,16 @@ pub async fn execute(ctx: &Context, args: JobArgs, running: Running) -> Result<V
                     .map_err(|e| JobError::Refused(format!("backup destination {to:?} {e}")))?;
             }
             let to = to.unwrap_or_else(|| ctx.settings.storage.backup_to.clone());
-            let created = backup::create(ctx, &to).await.map_err(fail("backup"))?;
+            // A long backup says how far it got in the worker's log.
+            let progress = Progress::new("backup");
+            let shown = display::show(&progress, Mode::Log(ctx.settings.telemetry.progress_every));
+            let target = backup::Target {
+                progress: Some(progress),
+                ..backup::Target::from(ctx)
+            };
+            let created = backup::create(target, &to).await;
+            shown.finish().await;
+            let created = created.map_err(fail("backup"))?;
             let counts = &created.manifest.counts;
             let mut result = json!({
                 "to": to,
@@ -195,6 +208,14 @@ impl Cause for ServiceError {
         }
     }
 }
+impl Cause for super::import::PurgeError {
+    fn failed(self, what: &'static str) -> JobError {
+        match self {
+            Self::Storage(e) => e.failed(what),
+            Self::Queue(e) => e.failed(what),
+        }
+    }
+}
 impl Cause for backup::BackupError {
     fn failed(self, what: &'static str) -> JobError {
         JobError::Backup { what, source: self }
@@ -265,14 +286,17 @@ async fn extract_text(ctx: &Context, id: uuid::Uuid) -> Result<Value, JobError> 
     Ok(json!({ "chars": chars }))
 }
 
-/// Objects under `attachments/` with no row, older than the grace period
-/// (an upload writes its object before its row), and finished jobs past
-/// their retention.
+/// Objects under `attachments/` with no row and staged imports no job
+/// will read, older than the grace period (an upload writes its object
+/// before its row or its job), and finished jobs past their retention.
 async fn purge(ctx: &Context) -> Result<Value, JobError> {
     let now = Utc::now();
     let jobs_settings = &ctx.settings.jobs;
     let cutoff = now - chrono::Duration::from_std(jobs_settings.purge_grace).unwrap_or_default();
     let objects = purge_orphans(ctx, cutoff).await?;
+    let staged_imports = super::import::purge_staged(ctx, cutoff)
+        .await
+        .map_err(fail("purge"))?;
     // Tick records must outlive the schedule's grace, or a restart within it
     // would fire a tick again.
     let keep = jobs_settings.retention.max(jobs_settings.schedule_grace);
@@ -317,7 +341,7 @@ async fn purge(ctx: &Context) -> Result<Value, JobError> {
     };
     Ok(json!({
         "objects": objects, "jobs": jobs, "revisions": revisions, "trash": trashed,
-        "changes": changes, "webhook_deliveries": deliveries,
+        "changes": changes, "webhook_deliveries": deliveries, "staged_imports": staged_imports,
     }))
 }
 

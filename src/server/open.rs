@@ -74,7 +74,10 @@ pub async fn open(settings: &Settings, role: Role, busy: Option<&Path>) -> anyho
             let dir = index_dir
                 .clone()
                 .unwrap_or_else(|| settings.index.dir.clone());
-            let index_settings = IndexSettings::new(dir, settings.index.memory_mb);
+            let index_settings = IndexSettings {
+                progress_every: settings.telemetry.progress_every,
+                ..IndexSettings::new(dir, settings.index.memory_mb)
+            };
             match TantivyIndex::open(store.clone(), index_settings) {
                 Ok(index) => Some(Arc::new(index)),
                 Err(e) => {

@@ -553,6 +553,9 @@ pub trait Backup: Send + Sync + 'static {
         after: Option<ExportKey>,
         limit: u32,
     ) -> Result<Vec<ExportKey>, StoreError>;
+    /// How many notes [`Backup::export_keys`] pages through, for a
+    /// progress's total: a count, no sort.
+    async fn export_count(&self, tag: Option<&str>) -> Result<u64, StoreError>;
     /// The notes of `ids` still outside the trash, in the order of `ids`,
     /// each with its attachments (storage keys included) in upload order.
     async fn export_notes(

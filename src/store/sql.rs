@@ -943,6 +943,19 @@ impl<B: Backend> FeedReader for SqlStore<B> {
     }
 }
 
+/// An export's tag condition on `notes`, the tag bound as text at `$n`:
+/// SQLite looks it up in `note_tags` (kept by a trigger), PostgreSQL on
+/// the tags' GIN index.
+fn export_tag_filter<B: Backend>(tag: Option<&str>, n: u8) -> String {
+    match (tag, B::DIALECT) {
+        (None, _) => String::new(),
+        (Some(_), Dialect::Sqlite) => format!(
+            "AND EXISTS (SELECT 1 FROM note_tags t WHERE t.note_seq = notes.seq AND t.tag = ${n})"
+        ),
+        (Some(_), Dialect::Postgres) => format!("AND tags @> jsonb_build_array(${n}::text)"),
+    }
+}
+
 #[async_trait]
 impl<B: Backend> Backup for SqlStore<B> {
     async fn export(&self, out: mpsc::Sender<Record>) -> Result<(), StoreError> {
@@ -1126,20 +1139,12 @@ impl<B: Backend> Backup for SqlStore<B> {
         after: Option<super::ExportKey>,
         limit: u32,
     ) -> Result<Vec<super::ExportKey>, StoreError> {
-        // Both bind the tag as text: SQLite looks it up in `note_tags`
-        // (kept by a trigger), PostgreSQL on the tags' GIN index.
-        let tag_filter = match (tag, B::DIALECT) {
-            (None, _) => "",
-            (Some(_), Dialect::Sqlite) => {
-                "AND EXISTS (SELECT 1 FROM note_tags t WHERE t.note_seq = notes.seq AND t.tag = $4)"
-            }
-            (Some(_), Dialect::Postgres) => "AND tags @> jsonb_build_array($4::text)",
-        };
         let sql = format!(
             "SELECT created_at, id FROM notes
-             WHERE deleted_at IS NULL {tag_filter}
+             WHERE deleted_at IS NULL {}
                AND ($1 IS NULL OR created_at > $1 OR (created_at = $1 AND id > $2))
-             ORDER BY created_at, id LIMIT $3"
+             ORDER BY created_at, id LIMIT $3",
+            export_tag_filter::<B>(tag, 4)
         );
         let mut q = query::<B>(&sql)
             .arg(after.map(|k| Time(k.created_at)))
@@ -1156,6 +1161,19 @@ impl<B: Backend> Backup for SqlStore<B> {
                 id: id.0,
             })
             .collect())
+    }
+
+    async fn export_count(&self, tag: Option<&str>) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT count(*) FROM notes WHERE deleted_at IS NULL {}",
+            export_tag_filter::<B>(tag, 1)
+        );
+        let mut q = query::<B>(&sql);
+        if let Some(tag) = tag {
+            q = q.arg(tag.to_owned());
+        }
+        let (n,): (i64,) = fetch_one(&mut *self.read().await?, q).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn export_notes(

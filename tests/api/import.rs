@@ -700,3 +700,66 @@ async fn folder_tags_tag_each_note_with_its_folder() {
     assert_eq!(x["metadata"]["path"], "Work/Deep Dive");
     assert_eq!(by_external_id(&all, "vault:top.md")["tags"], json!([]));
 }
+
+/// A staged upload whose job will never read it (the job was killed on
+/// its last attempt, or never queued) is removed by `purge` past the
+/// grace period; one that a queued job still waits for is kept.
+#[tokio::test]
+async fn purge_removes_staged_imports_no_job_will_read() {
+    use notes_api::{
+        jobs::import::staged_key,
+        queue::{Job, JobKind, NewJob},
+    };
+    let app = TestApp::spawn_with(|c| c.jobs.purge_grace = 0).await;
+    let put = async |key: &str| {
+        app.state
+            .blobs()
+            .put_stream(
+                key,
+                futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+                    b"PK\x03\x04",
+                ))]),
+                10,
+            )
+            .await
+            .unwrap();
+    };
+    let (forgotten, awaited) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    put(&staged_key(forgotten)).await;
+    put(&staged_key(awaited)).await;
+    // An import due tomorrow still reads its upload then.
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    app.state
+        .queue()
+        .enqueue(Job::queued(
+            NewJob::new(JobKind::Import, json!({ "upload": awaited })),
+            3,
+            later,
+        ))
+        .await
+        .unwrap();
+    // Within the grace period nothing goes.
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let removed = notes_api::jobs::import::purge_staged(app.state.jobs(), an_hour_ago)
+        .await
+        .unwrap();
+    assert_eq!(removed, 0);
+    assert_eq!(staged(&app).await, 2);
+
+    // Objects are dated to the second: past it, `purge` (grace 0) takes
+    // the one no job will read.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let job = app.enqueue("purge", json!({})).await;
+    let done = app.finished(job["id"].as_str().unwrap()).await;
+    assert_eq!(done["result"]["staged_imports"], 1, "{done}");
+    let left: Vec<String> = app
+        .state
+        .blobs()
+        .list(notes_api::jobs::import::STAGED_PREFIX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(left, vec![staged_key(awaited)]);
+}

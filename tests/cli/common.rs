@@ -58,3 +58,31 @@ pub async fn wait_up(client: &reqwest::Client, base: &str) {
     }
     panic!("the server never became ready");
 }
+
+/// Runs the binary with `args` on a pseudo-terminal (`script`, from
+/// util-linux): its stdout and stderr as the terminal showed them, and
+/// whether it succeeded. `None` when there is no `script` to run.
+pub fn on_a_terminal(args: &[&str], env: &[(&str, &str)]) -> Option<(bool, String)> {
+    let probe = Command::new("script").arg("--version").output().ok()?;
+    assert!(probe.status.success());
+    let command = std::iter::once(env!("CARGO_BIN_EXE_notes-api"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        // As a terminal sets it: without TERM a bar is not drawn.
+        .env("TERM", "xterm")
+        .env("NOTES_LOG", "error");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}

@@ -8,6 +8,7 @@ mod errors;
 mod export;
 mod hostile;
 mod import;
+mod progress;
 mod startup;
 #[path = "../support/mod.rs"]
 mod support;

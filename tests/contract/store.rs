@@ -1818,6 +1818,10 @@ async fn export_keys_page_live_notes_by_creation_then_id(s: DynStore) {
 
     let even = s.export_keys(Some("even"), None, 100).await.unwrap();
     assert_eq!(even.len(), 4, "batch 0, 2, 4 and later");
+    // The count a progress shows is what the pages hold.
+    assert_eq!(s.export_count(None).await.unwrap(), 6);
+    assert_eq!(s.export_count(Some("even")).await.unwrap(), 4);
+    assert_eq!(s.export_count(Some("no such tag")).await.unwrap(), 0);
     let after_first = s
         .export_keys(Some("even"), Some(even[0]), 100)
         .await
