@@ -260,10 +260,21 @@ async function main() {
   await inspect(page, "job");
   fs.unlinkSync(BLOCKER);
   await Promise.all([page.waitForURL(/retried=1/), page.click("text=Retry this job")]);
-  await until("the retried job succeeds", async () => {
-    await page.reload();
-    return (await page.locator(".facts .status").textContent()) === "succeeded";
-  });
+  // The page follows the job it shows while it is queued or running: no
+  // reload here.
+  await until("the retried job's page shows it succeeded", async () =>
+    (await page.locator(".facts .status").textContent()) === "succeeded");
+  assert.equal(await page.locator("[data-follow]").count(), 0, "a finished job's page stops following");
+  // A job that runs for 4 s: its page, opened while it runs, turns to
+  // succeeded by itself.
+  const slow = await json("POST", "/api/v1/jobs", { kind: "ping", args: { delay_ms: 4000 } });
+  await until("the slow ping runs", async () => (await api("GET", `/api/v1/jobs/${slow.json.id}`)).json.status === "running");
+  await page.goto(`${BASE}/admin/jobs/${slow.json.id}`);
+  assert.equal(await page.locator(".facts .status").textContent(), "running");
+  assert.equal(await page.locator("[data-follow]").count(), 1);
+  await until("the slow ping's page shows it succeeded", async () =>
+    (await page.locator(".facts .status").textContent()) === "succeeded");
+  assert.ok((await page.textContent("main")).includes("pong"), "the result came with it");
 
   // An admin key is not the master key: no keys page.
   const keysPage = await page.goto(`${BASE}/admin/keys`);
