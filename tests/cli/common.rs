@@ -24,6 +24,13 @@ pub fn notes_api() -> Command {
     cmd
 }
 
+/// Writes `data` at `rel` under `root`, making the folders on the way.
+pub fn write(root: &std::path::Path, rel: &str, data: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::common::notes_api;
+use crate::common::{notes_api, write};
 
 fn import(data: &Path, args: &[&str]) -> std::process::Output {
     notes_api()
@@ -31,12 +31,6 @@ fn import_ok(data: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
     })
-}
-
-fn write(root: &Path, rel: &str, data: &[u8]) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
 }
 
 /// A small vault on disk: notes in folders, an embed, a bad file, settings.

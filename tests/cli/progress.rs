@@ -7,13 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{assert_ok, free_port, notes_api, on_a_terminal, wait_up};
-
-fn write(root: &Path, rel: &str, data: &[u8]) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
-}
+use crate::common::{assert_ok, free_port, notes_api, on_a_terminal, wait_up, write};
 
 /// Three notes, one of them with an image.
 fn vault(root: &Path) {
