@@ -7,10 +7,9 @@
 //! Memory stays bounded whatever the deployment holds: notes are read a
 //! page of keys at a time and then a few notes at a time
 //! ([`NOTES_AT_ONCE`]), attachments stream from storage into the output in
-//! chunks, the NDJSON file is spooled to an unnamed file, and the output
-//! goes to its [`Sink`] as it is made. What grows with the export is the
-//! set of names taken (16 bytes a note) and the zip's central directory
-//! (a few hundred bytes an entry), which a zip can only write at its end.
+//! chunks, the NDJSON file and the zip's directory are spooled to unnamed
+//! files, and the output goes to its [`Sink`] as it is made. What grows
+//! with the export is the set of names taken (16 bytes a note).
 //!
 //! The manifest, `notes-api-export.json`, is written last: an export
 //! without one is incomplete.
@@ -24,6 +23,7 @@ use uuid::Uuid;
 
 mod pipe;
 mod sink;
+mod zip;
 
 pub use pipe::{PipeAbort, PipeWriter, pipe};
 pub use sink::{DirSink, Sink, ZipSink, write_to_path};
@@ -113,8 +113,6 @@ pub enum ExportError {
     },
     #[error("writing the export failed: {0}")]
     Write(#[from] std::io::Error),
-    #[error("writing the zip failed: {0}")]
-    Zip(#[from] async_zip::error::ZipError),
     /// The destination cannot take an export (the command line's `--to`).
     #[error("{0}")]
     Destination(String),
@@ -125,8 +123,6 @@ impl ExportError {
     /// not the server's failure.
     pub fn is_disconnect(&self) -> bool {
         matches!(self, Self::Write(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
-            || matches!(self, Self::Zip(async_zip::error::ZipError::UpstreamReadError(e))
-                if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 
@@ -198,6 +194,19 @@ struct NdjsonAttachment<'a> {
     sha256: &'a str,
 }
 
+/// An unnamed file under `dir` (created if missing), gone when closed:
+/// where an export stages what cannot go out yet (the NDJSON lines, the
+/// zip's directory), on the data volume rather than in memory or `/tmp`.
+pub async fn spool_file(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        tempfile::tempfile_in(&dir)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 /// The earliest time a zip can hold (1980-01-01): the files that belong to
 /// no note (the manifest, `notes.ndjson`) carry the newest note's
 /// `updated`, or this when there is none, so two exports of the same data
@@ -256,13 +265,7 @@ impl Export {
         // a zip takes its entries one after the other.
         let mut spool = match self.options.format {
             Format::Ndjson => {
-                let dir = self.options.spool_dir.clone();
-                let file = tokio::task::spawn_blocking(move || {
-                    std::fs::create_dir_all(&dir)?;
-                    tempfile::tempfile_in(&dir)
-                })
-                .await
-                .map_err(std::io::Error::other)??;
+                let file = spool_file(&self.options.spool_dir).await?;
                 Some(tokio::io::BufWriter::new(tokio::fs::File::from_std(file)))
             }
             Format::Markdown => None,

@@ -7,14 +7,12 @@ use std::{
 };
 
 use async_trait::async_trait;
-use async_zip::{Compression, ZipDateTime, ZipEntryBuilder, base::write::ZipFileWriter};
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, Utc};
-use futures::{StreamExt, io::AsyncWriteExt as _, stream::BoxStream};
+use futures::{StreamExt, stream::BoxStream};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio_util::compat::Compat;
 
-use super::{Export, ExportError, Summary};
+use super::{Export, ExportError, Summary, zip::ZipWriter};
 
 /// The files of an export, one after the other. Paths are relative, with
 /// `/` between components each of which `domain::vault` made safe.
@@ -41,17 +39,18 @@ pub trait Sink: Send {
     async fn finish(&mut self) -> Result<(), ExportError>;
 }
 
-/// A zip written front to back onto `W`, never seeking: entries of unknown
-/// size carry a data descriptor after their bytes.
+/// A zip written front to back onto `W`, never seeking, its directory
+/// spooled to a file until the end ([`super::zip`]).
 pub struct ZipSink<W: AsyncWrite + Unpin + Send> {
-    zip: Option<ZipFileWriter<Compat<W>>>,
+    zip: Option<ZipWriter<W>>,
     done: Option<W>,
 }
 
 impl<W: AsyncWrite + Unpin + Send> ZipSink<W> {
-    pub fn new(out: W) -> Self {
+    /// `spool`: an unnamed file for the directory ([`super::spool_file`]).
+    pub fn new(out: W, spool: std::fs::File) -> Self {
         Self {
-            zip: Some(ZipFileWriter::with_tokio(out)),
+            zip: Some(ZipWriter::new(out, spool)),
             done: None,
         }
     }
@@ -61,29 +60,20 @@ impl<W: AsyncWrite + Unpin + Send> ZipSink<W> {
         self.done
     }
 
-    fn zip(&mut self) -> Result<&mut ZipFileWriter<Compat<W>>, ExportError> {
+    fn zip(&mut self) -> Result<&mut ZipWriter<W>, ExportError> {
         self.zip
             .as_mut()
             .ok_or_else(|| ExportError::Destination("the zip is already finished".into()))
     }
 }
 
-/// A zip entry's header. A zip keeps local time to two seconds from 1980
-/// on; the note's UTC time is written as it is.
-fn entry(path: &str, modified: DateTime<Utc>, compress: bool) -> ZipEntryBuilder {
-    let method = if compress {
-        Compression::Deflate
-    } else {
-        Compression::Stored
-    };
-    let modified = if modified.year() < 1980 {
+/// A zip keeps time from 1980 on: earlier notes get the epoch.
+fn zip_time(modified: DateTime<Utc>) -> DateTime<Utc> {
+    if modified.year() < 1980 {
         super::epoch()
     } else {
         modified
-    };
-    ZipEntryBuilder::new(path.to_owned().into(), method)
-        .last_modification_date(ZipDateTime::from_chrono(&modified))
-        .unix_permissions(0o644)
+    }
 }
 
 #[async_trait]
@@ -95,8 +85,9 @@ impl<W: AsyncWrite + Unpin + Send> Sink for ZipSink<W> {
         compress: bool,
         data: Vec<u8>,
     ) -> Result<(), ExportError> {
+        let body = futures::stream::iter([Ok(Bytes::from(data))]);
         self.zip()?
-            .write_entry_whole(entry(path, modified, compress), &data)
+            .entry(path, zip_time(modified), compress, body)
             .await?;
         Ok(())
     }
@@ -106,20 +97,11 @@ impl<W: AsyncWrite + Unpin + Send> Sink for ZipSink<W> {
         path: &str,
         modified: DateTime<Utc>,
         compress: bool,
-        mut body: BoxStream<'static, Result<Bytes, ExportError>>,
+        body: BoxStream<'static, Result<Bytes, ExportError>>,
     ) -> Result<u64, ExportError> {
-        let mut writer = self
-            .zip()?
-            .write_entry_stream(entry(path, modified, compress))
-            .await?;
-        let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            writer.write_all(&chunk).await?;
-            size += chunk.len() as u64;
-        }
-        writer.close().await?;
-        Ok(size)
+        self.zip()?
+            .entry(path, zip_time(modified), compress, body)
+            .await
     }
 
     async fn finish(&mut self) -> Result<(), ExportError> {
@@ -127,7 +109,7 @@ impl<W: AsyncWrite + Unpin + Send> Sink for ZipSink<W> {
             .zip
             .take()
             .ok_or_else(|| ExportError::Destination("the zip is already finished".into()))?;
-        let mut out = zip.close().await?.into_inner();
+        let mut out = zip.finish().await?;
         out.shutdown().await?;
         self.done = Some(out);
         Ok(())
@@ -233,7 +215,8 @@ pub async fn write_to_path(export: Export, to: &Path) -> Result<Summary, ExportE
         partial.push(".partial");
         let partial = PathBuf::from(partial);
         let file = tokio::fs::File::create(&partial).await?;
-        let mut sink = ZipSink::new(tokio::io::BufWriter::with_capacity(256 * 1024, file));
+        let spool = super::spool_file(&export.options().spool_dir).await?;
+        let mut sink = ZipSink::new(tokio::io::BufWriter::with_capacity(256 * 1024, file), spool);
         let written = export.write(&mut sink).await;
         let summary = match written {
             Ok(summary) => summary,

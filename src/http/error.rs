@@ -254,9 +254,7 @@ impl From<ExportError> for ApiError {
         match err {
             ExportError::Store(e) => e.into(),
             ExportError::Blob { source, .. } => source.into(),
-            e @ (ExportError::Write(_) | ExportError::Zip(_) | ExportError::Destination(_)) => {
-                failed("export", &e)
-            }
+            e @ (ExportError::Write(_) | ExportError::Destination(_)) => failed("export", &e),
         }
     }
 }

@@ -77,6 +77,9 @@ pub async fn export(
         spool_dir: state.settings().server.data_dir.join("spool"),
     };
     let export = Export::begin(state.store().clone(), state.blobs().clone(), options).await?;
+    let spool = export::spool_file(&export.options().spool_dir)
+        .await
+        .map_err(|e| ApiError::from(export::ExportError::from(e)))?;
 
     let held = slot.and_then(|Extension(s)| s.take());
     let (writer, abort, body) = export::pipe(CHUNKS_IN_FLIGHT);
@@ -87,7 +90,7 @@ pub async fn export(
     );
     let task = async move {
         let _held = held;
-        let mut sink = ZipSink::new(writer);
+        let mut sink = ZipSink::new(writer, spool);
         let written = export.write(&mut sink).await;
         shown.finish().await;
         match written {
