@@ -112,8 +112,9 @@ type Found = (
     Option<HashMap<String, u64>>,
 );
 
-/// How far a search pass looks beyond the words as typed.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// How far a search pass looks beyond the words as typed; each looks as
+/// far as the one before it and further.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Tolerate {
     /// Completions of a last word that is not common; no typos.
     AsTyped,
@@ -121,6 +122,8 @@ enum Tolerate {
     Completions,
     /// Every typo and completion the query allows.
     All,
+    /// And a letter more for the words one letter short of a typo.
+    Stretched,
 }
 
 /// What a pass left out that a more tolerant one would look for.
@@ -128,6 +131,7 @@ enum Tolerate {
 struct Withheld {
     typos: bool,
     completions: bool,
+    letters: bool,
 }
 
 /// A pass's query, what it left out, and the typo neighbours it searched
@@ -354,7 +358,9 @@ impl Engine {
     /// again with every completion; when nothing matched, again with every
     /// typo the query allows. The last is Typesense's `typo_tokens_threshold`
     /// at its default (1): a query whose words match as typed costs what it
-    /// did before typos existed.
+    /// did before typos existed. When even that found nothing, once more
+    /// with a letter inserted into the words one letter short of a typo
+    /// ([`crate::text::typo::may_gain_a_letter`]).
     pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, IndexError> {
         let searcher = self.reader.searcher();
         let words = Words {
@@ -370,6 +376,11 @@ impl Engine {
         if withheld.typos && found.1 == 0 {
             let query;
             (query, _, neighbours) = self.query(&words, q, Tolerate::All)?;
+            found = self.collect(&searcher, &query, q)?;
+        }
+        if withheld.letters && found.1 == 0 {
+            let query;
+            (query, _, neighbours) = self.query(&words, q, Tolerate::Stretched)?;
             found = self.collect(&searcher, &query, q)?;
         }
         let (hits, total, tags) = found;
@@ -535,6 +546,7 @@ impl Engine {
                     let (clause, held, found) = self.clause(words, c, tolerate)?;
                     withheld.typos |= held.typos;
                     withheld.completions |= held.completions;
+                    withheld.letters |= held.letters;
                     neighbours.extend(found);
                     clauses.push((Occur::Must, clause));
                 }
@@ -608,7 +620,7 @@ impl Engine {
         let [word] = c.tokens.as_slice() else {
             return Ok((self.exact_clause(c), none, Vec::new()));
         };
-        if c.prefix || (c.typos == 0 && !c.completes) {
+        if c.prefix || (c.typos == 0 && !c.completes && !c.gains_a_letter) {
             return Ok((self.exact_clause(c), none, Vec::new()));
         }
         let (searcher, lexicon) = (words.searcher, words.lexicon.as_deref());
@@ -626,10 +638,17 @@ impl Engine {
             // meant: the query missed through another word, and a common
             // word's neighbours are common words too, long posting lists
             // to merge for notes that rank below every note with it.
-            if tolerate != Tolerate::All {
+            if tolerate < Tolerate::All {
                 withheld.typos = true;
             } else if self.notes_with(searcher, &walked, word)? < common {
                 neighbours = expand::typos(searcher, lexicon, &walked, word, c.typos, KEEP_TYPOS)?;
+            }
+        }
+        if c.gains_a_letter {
+            if tolerate != Tolerate::Stretched {
+                withheld.letters = true;
+            } else if self.notes_with(searcher, &walked, word)? < common {
+                neighbours = expand::insertions(searcher, lexicon, &walked, word, KEEP_TYPOS)?;
             }
         }
         let mut completions = Vec::new();

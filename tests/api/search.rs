@@ -468,6 +468,33 @@ async fn the_last_word_completes_as_it_is_typed() {
     assert_eq!(search(&app, "q=deploy").await["total"], 100);
 }
 
+/// Issue 22: a dropped letter is the most common typo of a 5-letter
+/// word, and leaves a 4-letter word, which the typo rule keeps exact.
+/// When nothing matches otherwise, such a word may gain one letter.
+#[tokio::test]
+async fn a_word_with_a_letter_dropped_is_found_when_nothing_else_is() {
+    let app = TestApp::spawn().await;
+    app.create_note(json!({"title": "HFSC scheduler", "body": "each class has a service curve"}))
+        .await;
+    app.create_note(json!({"title": "Remedies", "body": "a cure for the cold"}))
+        .await;
+    let res = search(&app, "q=hfsc%20cure").await;
+    assert_eq!(res["total"], 1, "{res}");
+    assert_eq!(res["hits"][0]["title"], "HFSC scheduler");
+    let snippet = res["hits"][0]["snippet"].as_str().unwrap();
+    assert!(snippet.contains("<mark>curve</mark>"), "{snippet}");
+    assert_eq!(search(&app, "q=hfsc%20cure&typos=false").await["total"], 0);
+    // Something matches as typed: no letter is added.
+    assert_eq!(titles(&app, "q=cure").await, ["Remedies"]);
+    // Any word one letter short, the letter anywhere.
+    assert_eq!(titles(&app, "q=clss%20hfsc").await, ["HFSC scheduler"]);
+    assert_eq!(titles(&app, "q=hfsc%20cuve").await, ["HFSC scheduler"]);
+    // A letter inserted, nothing else: "crue" has two letters swapped.
+    assert_eq!(search(&app, "q=hfsc%20crue").await["total"], 0);
+    // Three letters stay exact.
+    assert_eq!(search(&app, "q=hfsc%20eah%20").await["total"], 0);
+}
+
 /// Tag counts are over every match, not the page: at most 100, by count
 /// then by value.
 #[tokio::test]
