@@ -325,7 +325,7 @@ where
 
 /// The smallest byte string above every string that starts with `prefix`
 /// (`None`: there is none, the prefix is all 0xFF).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {
