@@ -35,6 +35,7 @@ use uuid::Uuid;
 use super::{
     Excerpt, Filter, IndexError, SearchQuery, SearchResults, SearchRow, Sort, Suggestion,
     TimeRange,
+    completing::Completing,
     directory::NoSyncDirectory,
     engine_error,
     expand::{self, Lexicon},
@@ -69,6 +70,10 @@ const COMPLETION_WEIGHT: Score = 0.6;
 /// few more, since a prefix has more of them than a word has neighbours.
 const KEEP_TYPOS: usize = 4;
 const KEEP_COMPLETIONS: usize = 8;
+/// A word being typed needs this many letters before its completions in
+/// the titles are searched ([`Completing`]): one or two letters say too
+/// little to pick a note, and have the most completions to read.
+const TITLE_COMPLETIONS_FROM_CHARS: usize = 3;
 /// A last word found as typed in this share of the notes or more is taken
 /// as finished: its notes already fill the first pages, and completing it
 /// (include: included, includes, including) would merge and count posting
@@ -112,8 +117,9 @@ type Found = (
     Option<HashMap<String, u64>>,
 );
 
-/// How far a search pass looks beyond the words as typed.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// How far a search pass looks beyond the words as typed; each looks as
+/// far as the one before it and further.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Tolerate {
     /// Completions of a last word that is not common; no typos.
     AsTyped,
@@ -121,6 +127,8 @@ enum Tolerate {
     Completions,
     /// Every typo and completion the query allows.
     All,
+    /// And a letter more for the words one letter short of a typo.
+    Stretched,
 }
 
 /// What a pass left out that a more tolerant one would look for.
@@ -128,6 +136,7 @@ enum Tolerate {
 struct Withheld {
     typos: bool,
     completions: bool,
+    letters: bool,
 }
 
 /// A pass's query, what it left out, and the typo neighbours it searched
@@ -354,7 +363,9 @@ impl Engine {
     /// again with every completion; when nothing matched, again with every
     /// typo the query allows. The last is Typesense's `typo_tokens_threshold`
     /// at its default (1): a query whose words match as typed costs what it
-    /// did before typos existed.
+    /// did before typos existed. When even that found nothing, once more
+    /// with a letter inserted into the words one letter short of a typo
+    /// ([`crate::text::typo::may_gain_a_letter`]).
     pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, IndexError> {
         let searcher = self.reader.searcher();
         let words = Words {
@@ -370,6 +381,11 @@ impl Engine {
         if withheld.typos && found.1 == 0 {
             let query;
             (query, _, neighbours) = self.query(&words, q, Tolerate::All)?;
+            found = self.collect(&searcher, &query, q)?;
+        }
+        if withheld.letters && found.1 == 0 {
+            let query;
+            (query, _, neighbours) = self.query(&words, q, Tolerate::Stretched)?;
             found = self.collect(&searcher, &query, q)?;
         }
         let (hits, total, tags) = found;
@@ -531,10 +547,20 @@ impl Engine {
         let mut neighbours = Vec::new();
         match &q.query {
             Some(Parsed { include, exclude }) if !include.is_empty() => {
+                // The lone words of the query: none stands for another.
+                let lone: Vec<&str> = include
+                    .iter()
+                    .filter_map(|c| match c.tokens.as_slice() {
+                        [w] if !c.prefix => Some(w.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let others = include.len() > 1;
                 for c in include {
-                    let (clause, held, found) = self.clause(words, c, tolerate)?;
+                    let (clause, held, found) = self.clause(words, c, others, &lone, tolerate)?;
                     withheld.typos |= held.typos;
                     withheld.completions |= held.completions;
+                    withheld.letters |= held.letters;
                     neighbours.extend(found);
                     clauses.push((Occur::Must, clause));
                 }
@@ -598,17 +624,28 @@ impl Engine {
     /// theirs (a disjunction-max, so neighbours never add to an exact
     /// match's score). Also says what it left out for a later pass, and
     /// which neighbours it searched.
+    ///
+    /// With `others` (the query has other words), a word being typed also
+    /// matches every completion in the titles, each by its own BM25 (also
+    /// at [`COMPLETION_WEIGHT`]), in every pass: the other words choose
+    /// the notes, and among them the one whose title holds a rare
+    /// completion is most likely the one meant, while the most frequent
+    /// completions kept for all fields are the least telling. It also
+    /// keeps the page from being filled by the word as typed alone when it
+    /// is itself a common word ("conf" for "config").
     fn clause(
         &self,
         words: &Words,
         c: &Clause,
+        others: bool,
+        lone: &[&str],
         tolerate: Tolerate,
     ) -> Result<BuiltClause, IndexError> {
         let none = Withheld::default();
         let [word] = c.tokens.as_slice() else {
             return Ok((self.exact_clause(c), none, Vec::new()));
         };
-        if c.prefix || (c.typos == 0 && !c.completes) {
+        if c.prefix || (c.typos == 0 && !c.completes && !c.gains_a_letter) {
             return Ok((self.exact_clause(c), none, Vec::new()));
         }
         let (searcher, lexicon) = (words.searcher, words.lexicon.as_deref());
@@ -626,10 +663,17 @@ impl Engine {
             // meant: the query missed through another word, and a common
             // word's neighbours are common words too, long posting lists
             // to merge for notes that rank below every note with it.
-            if tolerate != Tolerate::All {
+            if tolerate < Tolerate::All {
                 withheld.typos = true;
             } else if self.notes_with(searcher, &walked, word)? < common {
                 neighbours = expand::typos(searcher, lexicon, &walked, word, c.typos, KEEP_TYPOS)?;
+            }
+        }
+        if c.gains_a_letter {
+            if tolerate != Tolerate::Stretched {
+                withheld.letters = true;
+            } else if self.notes_with(searcher, &walked, word)? < common {
+                neighbours = expand::insertions(searcher, lexicon, &walked, word, KEEP_TYPOS)?;
             }
         }
         let mut completions = Vec::new();
@@ -642,15 +686,45 @@ impl Engine {
             }
         }
         neighbours.retain(|(n, _)| !completions.iter().any(|(c, _)| c == n));
-        if neighbours.is_empty() && completions.is_empty() {
+        // Another word of the query is not what this one stands for
+        // ("backup back" is not after "backup" twice): counted again, it
+        // would rank highest the notes that repeat it.
+        let elsewhere: Vec<String> = lone
+            .iter()
+            .filter(|l| **l != word)
+            .map(|l| (*l).to_owned())
+            .collect();
+        neighbours.retain(|(n, _)| !elsewhere.contains(n));
+        completions.retain(|(n, _)| !elsewhere.contains(n));
+        let in_titles =
+            if c.completes && others && word.chars().count() >= TITLE_COMPLETIONS_FROM_CHARS {
+                let boost = TITLE_BOOST * COMPLETION_WEIGHT;
+                Completing::find(searcher, f.title, word, boost, elsewhere).map_err(engine_error)?
+            } else {
+                None
+            };
+        if neighbours.is_empty() && completions.is_empty() && in_titles.is_none() {
             return Ok((self.exact_clause(c), withheld, Vec::new()));
         }
         // The word as typed and its completions, scored.
         let mut typed: Vec<Box<dyn Query>> = Vec::new();
         let mut typed_any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut exact: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut completed: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut otherwise: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // A word being typed is one word: a note scores as the best word
+        // it could be (summed over the fields that hold it), not the sum
+        // of every completion it holds, which ranked highest the notes
+        // that hold many ("multiple multi multiplex" for "mult").
+        for (t, _) in &completions {
+            let per_field = [(f.title, TITLE_BOOST), (f.body, BODY_BOOST)]
+                .into_iter()
+                .map(|(field, boost)| {
+                    let q = scored(field, t, boost * COMPLETION_WEIGHT);
+                    (Occur::Should, q)
+                })
+                .collect();
+            typed.push(Box::new(BooleanQuery::new(per_field)));
+        }
         for (field, boost) in self.weighted() {
             exact.push((Occur::Should, scored(field, word, boost)));
             typed_any.push((Occur::Should, present(field, word)));
@@ -660,7 +734,6 @@ impl Engine {
                 continue;
             }
             for (t, _) in &completions {
-                completed.push((Occur::Should, scored(field, t, boost * COMPLETION_WEIGHT)));
                 typed_any.push((Occur::Should, present(field, t)));
             }
             for (t, _) in &neighbours {
@@ -668,8 +741,9 @@ impl Engine {
             }
         }
         typed.push(Box::new(BooleanQuery::new(exact)));
-        if !completed.is_empty() {
-            typed.push(Box::new(BooleanQuery::new(completed)));
+        if let Some(in_titles) = in_titles {
+            typed_any.push((Occur::Should, Box::new(in_titles.clone())));
+            typed.push(Box::new(in_titles));
         }
         let typed = DisjunctionMaxQuery::new(typed);
         if otherwise.is_empty() {

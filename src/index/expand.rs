@@ -149,6 +149,24 @@ pub fn typos(
     )
 }
 
+/// Words of `fields` that are `word` with one letter inserted, as
+/// [`typos`] finds and counts them: the walk is the 1-edit one (and
+/// remembered as such), of which only the words one letter longer are
+/// kept, the `keep` most frequent.
+pub fn insertions(
+    searcher: &Searcher,
+    lexicon: Option<&Lexicon>,
+    fields: &[Field],
+    word: &str,
+    keep: usize,
+) -> Result<Vec<(String, u64)>, IndexError> {
+    let longer = word.chars().count() + 1;
+    let mut found = typos(searcher, lexicon, fields, word, 1, usize::MAX)?;
+    found.retain(|(w, _)| w.chars().count() == longer);
+    found.truncate(keep);
+    Ok(found)
+}
+
 /// Words of `fields` that start with `prefix`, `prefix` itself left out,
 /// with their documents as [`typos`] counts them.
 pub fn completions(
@@ -307,7 +325,7 @@ where
 
 /// The smallest byte string above every string that starts with `prefix`
 /// (`None`: there is none, the prefix is all 0xFF).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::{store::StoreError, text::query::Query};
 
+mod completing;
 mod directory;
 mod engine;
 mod expand;

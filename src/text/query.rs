@@ -20,6 +20,9 @@ pub struct Clause {
     /// A lone last word being typed: it matches as typed and, ranked
     /// below, as the start of a longer word.
     pub completes: bool,
+    /// A lone word that may also match a word with one more letter when
+    /// nothing matches otherwise ([`super::typo::may_gain_a_letter`]).
+    pub gains_a_letter: bool,
 }
 
 /// What a query tolerates besides the words as typed (the API's `typos`
@@ -97,6 +100,7 @@ pub fn parse_with(q: &str, tolerance: Tolerance) -> Result<Query, QueryError> {
                 && !c.prefix
             {
                 c.typos = super::typo::max_edits(word);
+                c.gains_a_letter = super::typo::may_gain_a_letter(word);
             }
         }
     }
@@ -519,6 +523,21 @@ mod tests {
         assert_eq!(q.exclude[0].typos, 0);
         let q = parse_with(r#"linux "kern"#, t).unwrap();
         assert_eq!(shape(&q), vec![(1, false), (0, false)]);
+        let gains = |q: &str| {
+            parse_with(q, t)
+                .unwrap()
+                .include
+                .iter()
+                .map(|c| c.gains_a_letter)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(gains("hfsc cure curve"), [true, true, false]);
+        assert_eq!(gains(r#""hfsc cure" cure* x11a"#), [false, false, false]);
+        let off = Tolerance {
+            typos: false,
+            prefix_last: true,
+        };
+        assert!(!parse_with("cure", off).unwrap().include[0].gains_a_letter);
         // Off: exactly what parse gives.
         let q = parse_with("kubernetes pod", Tolerance::default()).unwrap();
         assert_eq!(q, parse("kubernetes pod").unwrap());

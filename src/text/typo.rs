@@ -18,6 +18,18 @@ pub const TWO_TYPOS_CHARS: usize = 9;
 /// that finds a word's neighbours grows with its length.
 pub const MAX_TYPO_CHARS: usize = 32;
 
+/// Whether a normalized query word one letter short of [`ONE_TYPO_CHARS`]
+/// may stand for a word with one more letter, as a last resort: when no
+/// note matches the query otherwise. A dropped letter is the most common
+/// typo of a 5-letter word, and it leaves 4 letters, which the rule keeps
+/// exact; so the note is lost outright. Only an insertion is allowed (a
+/// 4-letter word has too many substitutions and swaps that are other
+/// words), and only then, so that every query that finds something
+/// still follows the rule above.
+pub fn may_gain_a_letter(word: &str) -> bool {
+    word.chars().all(char::is_alphabetic) && word.chars().count() == ONE_TYPO_CHARS - 1
+}
+
 /// The edits a normalized query word may be away from a matching word.
 pub fn max_edits(word: &str) -> u8 {
     if word.chars().any(|c| c.is_ascii_digit()) || !word.chars().all(char::is_alphabetic) {
@@ -45,5 +57,14 @@ mod tests {
         assert_eq!(max_edits("python3"), 0, "so do words with digits");
         assert_eq!(max_edits(&"a".repeat(33)), 0, "and words past any real one");
         assert_eq!(max_edits("größer"), 1, "characters, not bytes");
+    }
+
+    #[test]
+    fn only_a_word_one_letter_short_of_a_typo_may_gain_a_letter() {
+        assert!(may_gain_a_letter("cure"));
+        assert!(may_gain_a_letter("größ"));
+        assert!(!may_gain_a_letter("cur"));
+        assert!(!may_gain_a_letter("curve"), "it has its typo already");
+        assert!(!may_gain_a_letter("x11a"), "words with digits stay exact");
     }
 }

@@ -468,6 +468,82 @@ async fn the_last_word_completes_as_it_is_typed() {
     assert_eq!(search(&app, "q=deploy").await["total"], 100);
 }
 
+/// Issue 22: a word being typed after other words also matches its
+/// completions in the titles, each by its own weight. The word as typed
+/// can be a common word ("conf" while typing "config") whose notes fill
+/// the page, and the completion that names the note can be a rare word
+/// that the few most frequent completions leave out; either way the note
+/// whose title completes it is found, and ranks first here.
+#[tokio::test]
+async fn a_rare_completion_in_a_title_is_found_while_typing() {
+    let app = TestApp::spawn().await;
+    // 100 notes (1 % of a larger index) hold "conf" as typed, each with
+    // "firewall": they alone would fill the page.
+    let batch: String = (0..100)
+        .map(|i| format!("{{\"title\":\"rsyncd conf {i}\",\"body\":\"firewall conf\"}}\n"))
+        .collect();
+    assert_eq!(app.ingest_ndjson(batch).await.status(), StatusCode::OK);
+    app.create_note(json!({"title": "Firewall rules config", "body": "manage them"}))
+        .await;
+    let res = search(&app, "q=firewall%20conf&limit=10").await;
+    assert_eq!(res["hits"][0]["title"], "Firewall rules config", "{res}");
+    assert_eq!(res["total"], 101);
+    assert_eq!(
+        res["hits"][0]["title_html"],
+        "<mark>Firewall</mark> rules <mark>config</mark>"
+    );
+    let res = search(&app, "q=firewall%20conf%20&limit=10").await;
+    assert_eq!(res["total"], 100, "a finished word does not complete");
+
+    // Twenty notes with "multicast" in their titles; nine completions of
+    // "mult" more frequent than the one word that names the note.
+    let common =
+        "multiple multi multiplex multiply multiplier multitude multimedia multicore multiuser";
+    for i in 0..20 {
+        app.create_note(json!({"title": format!("Multicast routing {i}"), "body": "routes"}))
+            .await;
+        app.create_note(json!({"title": format!("Words {i}"), "body": common}))
+            .await;
+    }
+    app.create_note(json!({"title": "Network services MulticastGroups", "body": "multicast"}))
+        .await;
+    let got = titles(&app, "q=multicast%20mult&limit=10").await;
+    assert_eq!(got[0], "Network services MulticastGroups", "{got:?}");
+    // Exact matches of the word being typed still rank above its
+    // completions in the same field.
+    app.create_note(json!({"title": "Multicast mult", "body": "x"}))
+        .await;
+    let got = titles(&app, "q=multicast%20mult&limit=10").await;
+    assert_eq!(got[0], "Multicast mult", "{got:?}");
+}
+
+/// Issue 22: a dropped letter is the most common typo of a 5-letter
+/// word, and leaves a 4-letter word, which the typo rule keeps exact.
+/// When nothing matches otherwise, such a word may gain one letter.
+#[tokio::test]
+async fn a_word_with_a_letter_dropped_is_found_when_nothing_else_is() {
+    let app = TestApp::spawn().await;
+    app.create_note(json!({"title": "HFSC scheduler", "body": "each class has a service curve"}))
+        .await;
+    app.create_note(json!({"title": "Remedies", "body": "a cure for the cold"}))
+        .await;
+    let res = search(&app, "q=hfsc%20cure").await;
+    assert_eq!(res["total"], 1, "{res}");
+    assert_eq!(res["hits"][0]["title"], "HFSC scheduler");
+    let snippet = res["hits"][0]["snippet"].as_str().unwrap();
+    assert!(snippet.contains("<mark>curve</mark>"), "{snippet}");
+    assert_eq!(search(&app, "q=hfsc%20cure&typos=false").await["total"], 0);
+    // Something matches as typed: no letter is added.
+    assert_eq!(titles(&app, "q=cure").await, ["Remedies"]);
+    // Any word one letter short, the letter anywhere.
+    assert_eq!(titles(&app, "q=clss%20hfsc").await, ["HFSC scheduler"]);
+    assert_eq!(titles(&app, "q=hfsc%20cuve").await, ["HFSC scheduler"]);
+    // A letter inserted, nothing else: "crue" has two letters swapped.
+    assert_eq!(search(&app, "q=hfsc%20crue").await["total"], 0);
+    // Three letters stay exact.
+    assert_eq!(search(&app, "q=hfsc%20eah%20").await["total"], 0);
+}
+
 /// Tag counts are over every match, not the page: at most 100, by count
 /// then by value.
 #[tokio::test]
