@@ -188,7 +188,7 @@ impl Cli {
                     let progress = Progress::new("backup");
                     let created = showing(
                         &progress,
-                        &config,
+                        config.telemetry.progress_every,
                         backup::create(target(&store, &blobs, &config, &progress), &to),
                     )
                     .await;
@@ -205,7 +205,7 @@ impl Cli {
                     let progress = Progress::new("restore");
                     let manifest = showing(
                         &progress,
-                        &config,
+                        config.telemetry.progress_every,
                         backup::restore(target(&store, &blobs, &config, &progress), &from),
                     )
                     .await;
@@ -236,7 +236,12 @@ impl Cli {
                     let written = match export::Export::begin(store.clone(), blobs, options).await {
                         Ok(export) => {
                             let progress = export.progress().clone();
-                            showing(&progress, &config, export::write_to_path(export, &to)).await
+                            showing(
+                                &progress,
+                                config.telemetry.progress_every,
+                                export::write_to_path(export, &to),
+                            )
+                            .await
                         }
                         Err(e) => Err(e),
                     };
@@ -282,7 +287,8 @@ impl Cli {
                         report: tokio::sync::watch::channel(import::Report::default()).0,
                         progress: progress.clone(),
                     };
-                    let report = showing(&progress, &config, run.run(&source)).await;
+                    let report =
+                        showing(&progress, config.telemetry.progress_every, run.run(&source)).await;
                     store.close().await;
                     let report = report?;
                     println!("{}", serde_json::to_string_pretty(&report)?);
@@ -299,10 +305,7 @@ impl Cli {
                 telemetry::init_logging_unresolved(&telemetry, LogTo::Stderr);
                 let progress = Progress::new("dataset pack");
                 let every = Duration::from_secs(telemetry.progress_every);
-                let shown = display::show(&progress, Mode::detect(every));
-                let code = pack(&from, &to, &keys, &progress).await;
-                shown.finish().await;
-                code
+                showing(&progress, every, pack(&from, &to, &keys, &progress)).await
             }
             Command::Config(config) => match check(config) {
                 Ok(settings) => {
@@ -376,8 +379,8 @@ fn fail(err: &dyn std::fmt::Display) -> ExitCode {
 
 /// Runs `work` while `progress` is shown on stderr: a bar on a
 /// terminal, else a log line every NOTES_PROGRESS_EVERY.
-async fn showing<T>(progress: &Progress, settings: &Settings, work: impl Future<Output = T>) -> T {
-    let shown = display::show(progress, Mode::detect(settings.telemetry.progress_every));
+async fn showing<T>(progress: &Progress, every: Duration, work: impl Future<Output = T>) -> T {
+    let shown = display::show(progress, Mode::detect(every));
     let out = work.await;
     shown.finish().await;
     out
