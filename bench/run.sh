@@ -14,7 +14,10 @@
 # packages are installed here), split into ~2.5 KB notes
 # (bench/target/corpus-real). Its reference is raw tantivy in-process on
 # the same notes and queries. search-1m generates 1,000,000 synthetic notes
-# (bench/target/corpus-1m, ~1 GB) and ingests them once (data-1m is reused).
+# (bench/target/corpus-1m, ~1 GB) and ingests them once (data-1m is reused),
+# then runs the exact-word mixes and the known-item ones of search-tolerant
+# (exact, typo, as-you-type, mixed, suggest; drawn from the 1M notes' own
+# titles) against raw tantivy on the service's index files.
 #
 # ingest-pg and search-pg are ingest and search with the service on the local
 # PostgreSQL server (127.0.0.1:5432, databases notes_bench_100k and

@@ -36,6 +36,43 @@ use crate::{
 pub const MEILI_ADDR: &str = "127.0.0.1:18700";
 const MEILI_INDEX: &str = "notes";
 
+/// One run of the known-item mixes on a corpus: wrk through the service
+/// and raw tantivy on the same query files.
+pub(super) struct TolerantRun {
+    /// Where the query files are.
+    pub dir: PathBuf,
+    /// The generator's report and command.
+    pub mixes: Value,
+    pub http: Map<String, Value>,
+    pub http_cmds: Map<String, Value>,
+    /// Average hits and zero-hit share per kind.
+    pub hits: Map<String, Value>,
+    pub refs: Map<String, Value>,
+    pub ref_cmds: Map<String, Value>,
+    pub svc_cmd: String,
+    /// What ingest reported if the data dir was filled by this run.
+    pub ingested: Option<(Value, Vec<String>)>,
+}
+
+impl TolerantRun {
+    /// Its figures and commands into a benchmark's details.
+    pub fn into_detail(self, detail: &mut Map<String, Value>) {
+        detail.insert("mixes".into(), self.mixes);
+        detail.insert("http".into(), Value::Object(self.http));
+        detail.insert("http_commands".into(), Value::Object(self.http_cmds));
+        detail.insert("hits".into(), Value::Object(self.hits));
+        detail.insert("references".into(), Value::Object(self.refs));
+        detail.insert("reference_commands".into(), Value::Object(self.ref_cmds));
+        detail.insert(
+            "ingested_now".into(),
+            json!(
+                self.ingested
+                    .map(|(v, c)| json!({"client": v, "commands": c}))
+            ),
+        );
+    }
+}
+
 /// The relevance targets: success@10 per kind.
 fn success_target(kind: &str) -> f64 {
     match kind {
@@ -395,6 +432,188 @@ impl Ctx {
         })
     }
 
+    /// The known-item mixes of corpus `c` (exact, exact-strict, typo,
+    /// as-you-type, mixed, suggest) through this binary on its data dir of
+    /// `c`, then the same queries in raw tantivy in-process on `ref_index`
+    /// (fuzzy/prefix automata; plain terms for exact-strict).
+    pub(super) fn tolerant_on(&mut self, c: &CorpusSet, ref_index: &Path) -> Result<TolerantRun> {
+        let dur = self.set.search_duration_s;
+        let conns = self.set.search_connections;
+        let dir = match c.label {
+            "real" => self.work.join("tolerant-mixes"),
+            other => self.work.join(format!("tolerant-mixes-{other}")),
+        };
+        let (mv, mixes_cmd) = self.sub(&[
+            "tolerant-mixes".into(),
+            "--corpus".into(),
+            c.dir.display().to_string(),
+            "--out".into(),
+            dir.display().to_string(),
+            "--items".into(),
+            self.set.tolerant_queries.to_string(),
+        ])?;
+        let ingested = self.ensure_data(c, Backend::Sqlite)?;
+        let spec = self.service_on(
+            c,
+            Backend::Sqlite,
+            &format!("service-tolerant-mixes-{}", c.label),
+        );
+        let mut server = spec.spawn()?;
+        server.wait_ready(
+            "/readyz",
+            Duration::from_millis(5),
+            Duration::from_secs(300),
+        )?;
+        let url = format!("http://{SERVICE_ADDR}/");
+        let names = ["exact-strict", "exact", "typo", "typing", "mixed"];
+        let mut files: Vec<(&str, PathBuf)> = names
+            .iter()
+            .map(|k| (*k, dir.join(format!("queries-{k}.paths"))))
+            .collect();
+        files.push(("suggest", dir.join("suggest.paths")));
+        self.wrk(
+            None,
+            conns,
+            3,
+            "search.lua",
+            &url,
+            &[files[3].1.display().to_string()],
+            &format!("wrk-tolerant-{}-warmup", c.label),
+        )?;
+        let (mut http, mut http_cmds) = (Map::new(), Map::new());
+        self.wrk_set(
+            &url,
+            &files,
+            dur,
+            &format!("new-{}", c.label),
+            &mut http,
+            &mut http_cmds,
+        )?;
+        // Sanity: what each kind finds on average (first 200 queries).
+        let mut hits = Map::new();
+        for k in names {
+            let lines = fs::read_to_string(dir.join(format!("queries-{k}.paths")))?;
+            let (mut total, mut zero, mut n) = (0u64, 0u64, 0u64);
+            for p in lines.lines().take(200) {
+                let r = client::get(SERVICE_ADDR, p, Duration::from_secs(30))?;
+                let t = r.json()?["total"].as_u64().context("no total")?;
+                total += t;
+                zero += u64::from(t == 0);
+                n += 1;
+            }
+            hits.insert(k.into(), json!({"avg_total": total as f64 / n as f64, "zero_hit_share": zero as f64 / n as f64}));
+        }
+        server.stop()?;
+        let (mut refs, mut ref_cmds) = (Map::new(), Map::new());
+        for (k, mode) in [
+            ("exact-strict", "tantivy"),
+            ("exact", "tantivy-tolerant"),
+            ("typo", "tantivy-tolerant"),
+            ("typing", "tantivy-tolerant"),
+            ("mixed", "tantivy-tolerant"),
+        ] {
+            let (v, cmd) = self.sub(&[
+                "search-ref".into(),
+                "--queries".into(),
+                dir.join(format!("queries-{k}.txt")).display().to_string(),
+                "--mode".into(),
+                mode.into(),
+                "--concurrency".into(),
+                conns.to_string(),
+                "--duration".into(),
+                dur.to_string(),
+                "--index".into(),
+                ref_index.display().to_string(),
+            ])?;
+            refs.insert(k.into(), v);
+            ref_cmds.insert(k.into(), json!(cmd));
+        }
+        Ok(TolerantRun {
+            mixes: json!({"report": mv, "command": mixes_cmd}),
+            dir,
+            http,
+            http_cmds,
+            hits,
+            refs,
+            ref_cmds,
+            svc_cmd: spec.command_line(),
+            ingested,
+        })
+    }
+
+    /// The figures of a tolerant run `t` on corpus `cname`: q/s of each
+    /// kind against raw tantivy, the typo and as-you-type p99 against the
+    /// exact words', and suggest against `one_term` (1-term search, same
+    /// binary and corpus). `id` goes into the figures' ids after `tolerant`.
+    pub(super) fn tolerant_figures(
+        &mut self,
+        t: &TolerantRun,
+        id: &str,
+        cname: &str,
+        one_term: &Value,
+        one_term_cmd: &str,
+    ) {
+        let conns = self.set.search_connections;
+        let qps = |v: &Value| f(v, &["rps"]);
+        let p99 = |v: &Value| f(v, &["latency_us", "p99"]) / 1000.0;
+        let p50 = |v: &Value| f(v, &["latency_us", "p50"]) / 1000.0;
+        let cmd = |m: &Map<String, Value>, k: &str| m[k].as_str().unwrap_or_default().to_owned();
+        let strict = &t.http["exact-strict"];
+        for k in ["exact", "typo", "typing", "mixed"] {
+            let h = &t.http[k];
+            let r = &t.refs[k];
+            self.push(Figure {
+                id: format!("tolerant{id}_{k}_qps"),
+                name: format!("Search {k} (known-item generator, {} queries), {cname}, HTTP, {conns} connections, defaults: q/s (p50 {:.2} ms, p99 {:.2} ms; avg hits {:.0})", self.set.tolerant_queries, p50(h), p99(h), f(&t.hits[k], &["avg_total"])),
+                value: qps(h),
+                unit: "q/s".into(),
+                target: "(reported)".into(),
+                pass: None,
+                reference: "raw tantivy in-process, FuzzyTermQuery (transpositions 1) / prefix automata, top 20 + Count + docs: q/s".into(),
+                reference_value: Some(f(r, &["qps"])),
+                ratio: Some(qps(h) / f(r, &["qps"])),
+                commands: vec![t.svc_cmd.clone(), cmd(&t.http_cmds, k), cmd(&t.ref_cmds, k)],
+            });
+        }
+        for k in ["typo", "typing"] {
+            let h = &t.http[k];
+            let ratio = p99(h) / p99(strict);
+            self.push(Figure {
+                id: format!("tolerant{id}_{k}_p99_over_exact"),
+                name: format!(
+                    "Search {k}, {cname}, HTTP, {conns} connections: p99 (p50 {:.2} ms)",
+                    p50(h)
+                ),
+                value: p99(h),
+                unit: "ms".into(),
+                target: "<= 2x the exact-word p99".into(),
+                pass: Some(ratio <= 2.0),
+                reference: "the same words typed exactly, typos=false&prefix_last=false: p99 ms"
+                    .into(),
+                reference_value: Some(p99(strict)),
+                ratio: Some(ratio),
+                commands: vec![
+                    t.svc_cmd.clone(),
+                    cmd(&t.http_cmds, k),
+                    cmd(&t.http_cmds, "exact-strict"),
+                ],
+            });
+        }
+        let s = &t.http["suggest"];
+        self.push(Figure {
+            id: format!("tolerant{id}_suggest_qps"),
+            name: format!("Suggest, 2-4 letter prefixes, {cname}, HTTP, {conns} connections: q/s (p50 {:.2} ms, p99 {:.2} ms)", p50(s), p99(s)),
+            value: qps(s),
+            unit: "q/s".into(),
+            target: ">= 1-term search q/s".into(),
+            pass: Some(qps(s) >= qps(one_term)),
+            reference: format!("1-term search, {cname}, same binary, same run: q/s"),
+            reference_value: Some(qps(one_term)),
+            ratio: Some(qps(s) / qps(one_term)),
+            commands: vec![t.svc_cmd.clone(), cmd(&t.http_cmds, "suggest"), one_term_cmd.to_owned()],
+        });
+    }
+
     /// search-tolerant: the speed of typo tolerance and as-you-type.
     pub fn search_tolerant(&mut self) -> Result<()> {
         let real = self.real()?;
@@ -402,18 +621,6 @@ impl Ctx {
         let dur = self.set.search_duration_s;
         let conns = self.set.search_connections;
         let mut detail = Map::new();
-        // The query files.
-        let mixes = self.work.join("tolerant-mixes");
-        let (mv, mixes_cmd) = self.sub(&[
-            "tolerant-mixes".into(),
-            "--corpus".into(),
-            real.dir.display().to_string(),
-            "--out".into(),
-            mixes.display().to_string(),
-            "--items".into(),
-            self.set.tolerant_queries.to_string(),
-        ])?;
-        detail.insert("mixes".into(), json!({"report": mv, "command": mixes_cmd}));
         // 1. The exact-word mixes, this binary and the old one, both corpora.
         let me = self.service.clone();
         let mut exact = Map::new();
@@ -432,75 +639,10 @@ impl Ctx {
                 exact_cmds.insert(format!("{who}-{}", c.label), Value::Object(cmds));
             }
         }
-        // 2. The tolerant mixes and suggest on this binary (real text).
-        let ready_data = self.ensure_data(&real, Backend::Sqlite)?;
-        let spec = self.service_on(&real, Backend::Sqlite, "service-tolerant-mixes");
-        let mut server = spec.spawn()?;
-        server.wait_ready(
-            "/readyz",
-            Duration::from_millis(5),
-            Duration::from_secs(300),
-        )?;
-        let url = format!("http://{SERVICE_ADDR}/");
-        let names = ["exact-strict", "exact", "typo", "typing", "mixed"];
-        let mut files: Vec<(&str, PathBuf)> = names
-            .iter()
-            .map(|k| (*k, mixes.join(format!("queries-{k}.paths"))))
-            .collect();
-        files.push(("suggest", mixes.join("suggest.paths")));
-        self.wrk(
-            None,
-            conns,
-            3,
-            "search.lua",
-            &url,
-            &[files[3].1.display().to_string()],
-            "wrk-tolerant-warmup",
-        )?;
-        let (mut http, mut http_cmds) = (Map::new(), Map::new());
-        self.wrk_set(&url, &files, dur, "new-real", &mut http, &mut http_cmds)?;
-        // Sanity: what each kind finds on average (first 200 queries).
-        let mut hits = Map::new();
-        for k in names {
-            let lines = fs::read_to_string(mixes.join(format!("queries-{k}.paths")))?;
-            let (mut total, mut zero, mut n) = (0u64, 0u64, 0u64);
-            for p in lines.lines().take(200) {
-                let r = client::get(SERVICE_ADDR, p, Duration::from_secs(30))?;
-                let t = r.json()?["total"].as_u64().context("no total")?;
-                total += t;
-                zero += u64::from(t == 0);
-                n += 1;
-            }
-            hits.insert(k.into(), json!({"avg_total": total as f64 / n as f64, "zero_hit_share": zero as f64 / n as f64}));
-        }
-        server.stop()?;
-        // 3. Raw tantivy in-process: fuzzy/prefix automata on the tolerant
-        //    kinds, plain terms on the exact-strict one.
+        // 2, 3. The tolerant mixes and suggest on this binary (real text),
+        //    against raw tantivy on the bench's own index of the same notes.
         let (index, _, _) = self.ensure_tantivy(&real)?;
-        let (mut refs, mut ref_cmds) = (Map::new(), Map::new());
-        for (k, mode) in [
-            ("exact-strict", "tantivy"),
-            ("exact", "tantivy-tolerant"),
-            ("typo", "tantivy-tolerant"),
-            ("typing", "tantivy-tolerant"),
-            ("mixed", "tantivy-tolerant"),
-        ] {
-            let (v, cmd) = self.sub(&[
-                "search-ref".into(),
-                "--queries".into(),
-                mixes.join(format!("queries-{k}.txt")).display().to_string(),
-                "--mode".into(),
-                mode.into(),
-                "--concurrency".into(),
-                conns.to_string(),
-                "--duration".into(),
-                dur.to_string(),
-                "--index".into(),
-                index.display().to_string(),
-            ])?;
-            refs.insert(k.into(), v);
-            ref_cmds.insert(k.into(), json!(cmd));
-        }
+        let t = self.tolerant_on(&real, &index)?;
         // 4. Meilisearch on the same queries (its defaults).
         let mut meili = Map::new();
         let mut meili_cmds = Map::new();
@@ -509,7 +651,7 @@ impl Ctx {
             let murl = format!("http://{MEILI_ADDR}/");
             let mfiles: Vec<(&str, PathBuf)> = ["typo", "typing", "mixed"]
                 .iter()
-                .map(|k| (*k, mixes.join(format!("meili-{k}.paths"))))
+                .map(|k| (*k, t.dir.join(format!("meili-{k}.paths"))))
                 .collect();
             self.wrk(
                 None,
@@ -526,7 +668,6 @@ impl Ctx {
             meili_cmds.insert("server".into(), json!(cmd));
         }
         // Figures.
-        let svc_cmd = spec.command_line();
         let qps = |v: &Value| f(v, &["rps"]);
         let p99 = |v: &Value| f(v, &["latency_us", "p99"]) / 1000.0;
         let p50 = |v: &Value| f(v, &["latency_us", "p50"]) / 1000.0;
@@ -579,67 +720,20 @@ impl Ctx {
                 }
             }
         }
-        let strict = &http["exact-strict"];
-        for k in ["exact", "typo", "typing", "mixed"] {
-            let h = &http[k];
-            let r = &refs[k];
-            self.push(Figure {
-                id: format!("tolerant_{k}_qps"),
-                name: format!("Search {k} (known-item generator, {} queries), real-text 100k, HTTP, {conns} connections, defaults: q/s (p50 {:.2} ms, p99 {:.2} ms; avg hits {:.0})", self.set.tolerant_queries, p50(h), p99(h), f(&hits[k], &["avg_total"])),
-                value: qps(h),
-                unit: "q/s".into(),
-                target: "(reported)".into(),
-                pass: None,
-                reference: "raw tantivy in-process, FuzzyTermQuery (transpositions 1) / prefix automata, top 20 + Count + docs: q/s".into(),
-                reference_value: Some(f(r, &["qps"])),
-                ratio: Some(qps(h) / f(r, &["qps"])),
-                commands: vec![svc_cmd.clone(), http_cmds[k].as_str().unwrap_or_default().to_owned(), ref_cmds[k].as_str().unwrap_or_default().to_owned()],
-            });
-        }
-        for k in ["typo", "typing"] {
-            let h = &http[k];
-            let ratio = p99(h) / p99(strict);
-            self.push(Figure {
-                id: format!("tolerant_{k}_p99_over_exact"),
-                name: format!(
-                    "Search {k}, real-text 100k, HTTP, {conns} connections: p99 (p50 {:.2} ms)",
-                    p50(h)
-                ),
-                value: p99(h),
-                unit: "ms".into(),
-                target: "<= 2x the exact-word p99".into(),
-                pass: Some(ratio <= 2.0),
-                reference: "the same words typed exactly, typos=false&prefix_last=false: p99 ms"
-                    .into(),
-                reference_value: Some(p99(strict)),
-                ratio: Some(ratio),
-                commands: vec![
-                    svc_cmd.clone(),
-                    http_cmds[k].as_str().unwrap_or_default().to_owned(),
-                    http_cmds["exact-strict"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                ],
-            });
-        }
-        let s = &http["suggest"];
-        let one = &exact["new-real"]["1term"];
-        self.push(Figure {
-            id: "tolerant_suggest_qps".into(),
-            name: format!("Suggest, 2-4 letter prefixes, real-text 100k, HTTP, {conns} connections: q/s (p50 {:.2} ms, p99 {:.2} ms)", p50(s), p99(s)),
-            value: qps(s),
-            unit: "q/s".into(),
-            target: ">= 1-term search q/s".into(),
-            pass: Some(qps(s) >= qps(one)),
-            reference: "1-term search, real-text, same binary, same run: q/s".into(),
-            reference_value: Some(qps(one)),
-            ratio: Some(qps(s) / qps(one)),
-            commands: vec![svc_cmd.clone(), http_cmds["suggest"].as_str().unwrap_or_default().to_owned(), exact_cmds["new-real"]["1term"].as_str().unwrap_or_default().to_owned()],
-        });
+        let one_cmd = exact_cmds["new-real"]["1term"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.tolerant_figures(
+            &t,
+            "",
+            "real-text 100k",
+            &exact["new-real"]["1term"],
+            &one_cmd,
+        );
         if !meili.is_empty() {
             for k in ["mixed", "typo", "typing"] {
-                let h = &http[k];
+                let h = &t.http[k];
                 let m = &meili[k];
                 let r = qps(h) / qps(m);
                 self.push(Figure {
@@ -652,26 +746,18 @@ impl Ctx {
                     reference: "Meilisearch (defaults: typos, last word prefix), same notes and queries, 20 hits with title/body highlighted and the body cropped to 24 words: q/s".into(),
                     reference_value: Some(qps(m)),
                     ratio: Some(r),
-                    commands: vec![svc_cmd.clone(), http_cmds[k].as_str().unwrap_or_default().to_owned(), meili_cmds["server"].as_str().unwrap_or_default().to_owned(), meili_cmds[k].as_str().unwrap_or_default().to_owned()],
+                    commands: vec![t.svc_cmd.clone(), t.http_cmds[k].as_str().unwrap_or_default().to_owned(), meili_cmds["server"].as_str().unwrap_or_default().to_owned(), meili_cmds[k].as_str().unwrap_or_default().to_owned()],
                 });
             }
         }
         detail.insert("exact_mixes".into(), Value::Object(exact));
         detail.insert("exact_mix_commands".into(), Value::Object(exact_cmds));
-        detail.insert("http".into(), Value::Object(http));
-        detail.insert("http_commands".into(), Value::Object(http_cmds));
-        detail.insert("hits".into(), Value::Object(hits));
-        detail.insert("references".into(), Value::Object(refs));
-        detail.insert("reference_commands".into(), Value::Object(ref_cmds));
+        t.into_detail(&mut detail);
         detail.insert(
             "meilisearch".into(),
             json!({"http": meili, "commands": meili_cmds, "report": meili_report}),
         );
         detail.insert("old_service_bin".into(), json!(self.set.old_service_bin));
-        detail.insert(
-            "ingested_now".into(),
-            json!(ready_data.map(|(v, c)| json!({"client": v, "commands": c}))),
-        );
         self.details
             .insert(self.current.clone(), Value::Object(detail));
         Ok(())
