@@ -9,7 +9,9 @@ use uuid::Uuid;
 use super::{
     Changes, ChangesPage, StoreError, merge_pages,
     rows::{ChangedNoteRow, EventRow, NOTE_COLUMNS, NoteRow, Time},
-    sql::{ATTACHMENT_TEXT, Args, Backend, SqlStore, execute, fetch_all, fetch_one, query},
+    sql::{
+        ATTACHMENT_TEXT, Args, Backend, SqlStore, execute, fetch_all, fetch_one, list_query, query,
+    },
 };
 use crate::domain::{change::ChangeEntry, note::Note};
 
@@ -128,7 +130,7 @@ async fn include_notes<B: Backend>(
         }
         let rows: Vec<NoteRow> = fetch_all(
             &mut **tx,
-            query::<B>(&format!(
+            list_query::<B>(&format!(
                 "SELECT {NOTE_COLUMNS} FROM notes WHERE id {}",
                 B::IN_LIST
             ))

@@ -191,6 +191,17 @@ pub(crate) fn query<B: Backend>(sql: &str) -> Query<'static, B, B::Arguments> {
     sqlx::query(AssertSqlSafe(B::DIALECT.sql(sql).0.into_owned()))
 }
 
+/// A statement over the list bound at `$1` ([`Backend::IN_LIST`]), planned
+/// for its list each time instead of cached. After five runs PostgreSQL
+/// may keep a generic plan of a prepared statement, made without the
+/// list; for `= ANY($1)` on a table that was small or never analyzed when
+/// it was made, that plan is a sequential scan, and it is kept while the
+/// table grows: ingest into a new database fell to a third of its speed
+/// that way, every 500-id look-up reading the whole table.
+pub(crate) fn list_query<B: Backend>(sql: &str) -> Query<'static, B, B::Arguments> {
+    query::<B>(sql).persistent(false)
+}
+
 /// `.arg(v)`: binds through the backend, so shared code binds [`Id`] and
 /// [`Time`] without naming the database.
 pub(crate) trait Args: Sized {
@@ -422,18 +433,8 @@ pub(crate) async fn notes_by_external_id<B: Backend>(
     let mut existing = HashMap::new();
     for chunk in ids.chunks(BATCH_ROWS) {
         let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let rows: Vec<ExistingRow> = fetch_all(
-            &mut *c,
-            // Planned for these ids each time, not cached: PostgreSQL's
-            // cached generic plan, made while `notes` was small and
-            // never re-planned, scanned the whole table for every chunk
-            // (ingest into PostgreSQL fell to a third of its speed once
-            // the trash's columns changed the row-width estimate).
-            query::<B>(&sql)
-                .bind(B::text_list(&chunk))
-                .persistent(false),
-        )
-        .await?;
+        let rows: Vec<ExistingRow> =
+            fetch_all(&mut *c, list_query::<B>(&sql).bind(B::text_list(&chunk))).await?;
         for row in rows {
             let note = row.note.into_note();
             if let Some(ext) = note.external_id.clone() {
@@ -828,7 +829,7 @@ impl<B: Backend> Attachments for SqlStore<B> {
         let list = B::id_list(ids);
         let rows: Vec<(Id,)> = fetch_all(
             &mut *self.read().await?,
-            query::<B>(&format!(
+            list_query::<B>(&format!(
                 "SELECT id FROM attachments WHERE id {}",
                 B::IN_LIST
             ))
@@ -845,7 +846,7 @@ impl<B: Backend> Attachments for SqlStore<B> {
         let list = B::text_list(content_types);
         let rows: Vec<(Id,)> = fetch_all(
             &mut *self.read().await?,
-            query::<B>(&format!(
+            list_query::<B>(&format!(
                 "SELECT id FROM attachments WHERE search_text = '' AND size > 0
                    AND content_type {}",
                 B::IN_LIST
@@ -1183,7 +1184,7 @@ impl<B: Backend> Backup for SqlStore<B> {
         let mut c = self.read().await?;
         let rows: Vec<NoteRow> = fetch_all(
             &mut *c,
-            query::<B>(&format!(
+            list_query::<B>(&format!(
                 "SELECT {NOTE_COLUMNS} FROM notes WHERE id {} AND deleted_at IS NULL",
                 B::IN_LIST
             ))
@@ -1201,7 +1202,7 @@ impl<B: Backend> Backup for SqlStore<B> {
         };
         let attachments: Vec<AttachmentRow> = fetch_all(
             &mut *c,
-            query::<B>(&format!(
+            list_query::<B>(&format!(
                 "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE {by_note} ORDER BY id"
             ))
             .bind(B::id_list(ids)),
