@@ -38,7 +38,7 @@ pub struct SearchParams {
     /// left out only with a `sort` other than `relevance`.
     pub q: Option<String>,
     /// Words of 5 to 8 characters also match with 1 typo, 9 or more with
-    /// 2 (default true).
+    /// 2 when no word is 1 away (default true).
     pub typos: Option<bool>,
     /// Unless `q` ends in white space, its last word also matches as the
     /// start of a longer word (default true).

@@ -655,27 +655,8 @@ impl Engine {
         // bodies hold nearly all of the words, at a third less of the work.
         let walked = [f.title, f.body];
         let mut withheld = none;
-        let mut neighbours = Vec::new();
         let common =
             (searcher.num_docs() / COMPLETE_BELOW_SHARE).max(COMPLETE_BELOW_NOTES_AT_LEAST);
-        if c.typos > 0 {
-            // A word found as typed in 1 % of the notes or more is taken as
-            // meant: the query missed through another word, and a common
-            // word's neighbours are common words too, long posting lists
-            // to merge for notes that rank below every note with it.
-            if tolerate < Tolerate::All {
-                withheld.typos = true;
-            } else if self.notes_with(searcher, &walked, word)? < common {
-                neighbours = expand::typos(searcher, lexicon, &walked, word, c.typos, KEEP_TYPOS)?;
-            }
-        }
-        if c.gains_a_letter {
-            if tolerate != Tolerate::Stretched {
-                withheld.letters = true;
-            } else if self.notes_with(searcher, &walked, word)? < common {
-                neighbours = expand::insertions(searcher, lexicon, &walked, word, KEEP_TYPOS)?;
-            }
-        }
         let mut completions = Vec::new();
         if c.completes {
             if tolerate != Tolerate::AsTyped || self.notes_with(searcher, &walked, word)? < common {
@@ -685,7 +666,6 @@ impl Engine {
                 withheld.completions = true;
             }
         }
-        neighbours.retain(|(n, _)| !completions.iter().any(|(c, _)| c == n));
         // Another word of the query is not what this one stands for
         // ("backup back" is not after "backup" twice): counted again, it
         // would rank highest the notes that repeat it.
@@ -694,8 +674,46 @@ impl Engine {
             .filter(|l| **l != word)
             .map(|l| (*l).to_owned())
             .collect();
-        neighbours.retain(|(n, _)| !elsewhere.contains(n));
         completions.retain(|(n, _)| !elsewhere.contains(n));
+        // Neither a completion nor another word of the query.
+        let other = |found: Vec<(String, u64)>| -> Vec<(String, u64)> {
+            found
+                .into_iter()
+                .filter(|(n, _)| !completions.iter().any(|(c, _)| c == n) && !elsewhere.contains(n))
+                .collect()
+        };
+        let mut neighbours = Vec::new();
+        if c.typos > 0 {
+            // A word found as typed in 1 % of the notes or more is taken as
+            // meant: the query missed through another word, and a common
+            // word's neighbours are common words too, long posting lists
+            // to merge for notes that rank below every note with it.
+            if tolerate < Tolerate::All {
+                withheld.typos = true;
+            } else if self.notes_with(searcher, &walked, word)? < common {
+                // The nearest words first, as Typesense widens its typos:
+                // a word allowed 2 edits matches the words 2 away only
+                // when none is 1 away. One typo is what people make most,
+                // and the 1-edit walk costs a fraction of the 2-edit one.
+                for edits in 1..=c.typos {
+                    neighbours = other(expand::typos(
+                        searcher, lexicon, &walked, word, edits, KEEP_TYPOS,
+                    )?);
+                    if !neighbours.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        if c.gains_a_letter {
+            if tolerate != Tolerate::Stretched {
+                withheld.letters = true;
+            } else if self.notes_with(searcher, &walked, word)? < common {
+                neighbours = other(expand::insertions(
+                    searcher, lexicon, &walked, word, KEEP_TYPOS,
+                )?);
+            }
+        }
         let in_titles =
             if c.completes && others && word.chars().count() >= TITLE_COMPLETIONS_FROM_CHARS {
                 let boost = TITLE_BOOST * COMPLETION_WEIGHT;

@@ -31,6 +31,8 @@ pub fn may_gain_a_letter(word: &str) -> bool {
 }
 
 /// The edits a normalized query word may be away from a matching word.
+/// The engine looks at the nearest first: a word allowed 2 matches the
+/// words 2 away only when none is 1 away.
 pub fn max_edits(word: &str) -> u8 {
     if word.chars().any(|c| c.is_ascii_digit()) || !word.chars().all(char::is_alphabetic) {
         return 0;

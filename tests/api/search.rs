@@ -396,6 +396,24 @@ async fn a_word_with_a_typo_still_finds_the_note() {
     assert!(titles(&app, "q=upgarde*").await.is_empty(), "prefixes too");
 }
 
+/// A word allowed 2 edits (9 letters or more) matches the words 2 edits
+/// away only when no word of the index is 1 away: the nearest words first,
+/// as Typesense widens its typos.
+#[tokio::test]
+async fn a_long_word_matches_two_edits_away_only_when_nothing_is_one_away() {
+    let app = TestApp::spawn().await;
+    app.create_note(json!({"title": "Deployment guide", "body": "how to roll out a deployment"}))
+        .await;
+    app.create_note(json!({"title": "Deployments list", "body": "all of them"}))
+        .await;
+    // "deployments" is 1 edit away, "deployment" 2.
+    assert_eq!(titles(&app, "q=deploymnts").await, ["Deployments list"]);
+    // Both are 2 edits away, and nothing is nearer.
+    let mut got = titles(&app, "q=deplymentt").await;
+    got.sort();
+    assert_eq!(got, ["Deployment guide", "Deployments list"]);
+}
+
 /// Typos are looked for when nothing matches as typed (Typesense's
 /// `typo_tokens_threshold` at its default). Then a note with more words as
 /// typed ranks above every note that needs more typos, however strongly
